@@ -1,0 +1,3 @@
+from pstkit.cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""The whole source/sink contract, in one file.
+
+Data flows one way: Source -> pipeline.export -> Store -> pipeline.import_ -> Sink.
+Sources never see the store; sinks never see sources. Converters are
+constructed as `Cls(location, options)` (see `converters/__init__.py`) and
+must be closed. Each converter module ends with
+`if TYPE_CHECKING: _: type[Source] = TheClass` so mypy proves it fits.
+
+Errors: a converter raises only `pstkit.errors` classes. A problem with one
+message is yielded as `Skipped` (sources) or returned as `Failed` (sinks); a
+problem with the whole connection raises `ConnectorError` (and `AuthError`
+is never retried). Transient faults are retried inside the converter with
+capped backoff, and must never deliver or store an item twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pstkit.model import Delivered, FetchResult, FolderInfo, FolderPath, Role, StoredMessage
+from pstkit.options import FetchFilter
+
+
+class Source(Protocol):
+    """Reads mail from somewhere. Never changes anything there, except
+    `committed()` for sources told to delete after export (POP3)."""
+
+    #: identity without secrets, e.g. "imaps://bob@mail.example.com:993";
+    #: the store keys cursors by it.
+    key: str
+    #: how many folders may be fetched concurrently (from different threads).
+    max_connections: int
+
+    def folders(self) -> list[FolderInfo]:
+        """Every folder, parents before children, with roles where known."""
+        ...
+
+    def fetch(
+        self, folder: FolderInfo, cursor: str | None, filt: FetchFilter
+    ) -> Iterator[FetchResult]:
+        """Yield the folder's messages after `cursor` (None = from the start).
+
+        Each result may carry the cursor valid once it is durable; the
+        pipeline stores it only after the message and all earlier ones are.
+        """
+        ...
+
+    def committed(self, folder: FolderInfo, source_ids: Sequence[str]) -> None:
+        """Called after these messages are durable in the store."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A sink could not deliver one message; the run goes on."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class TargetItem:
+    """One item found in a target folder (for `verify` and duplicate checks)."""
+
+    target_id: str
+    size: int | None = None
+    subject: str = ""
+    message_id: str = ""
+    stable_key: str = ""  # StoredMessage.stable_key if pstkit stamped it
+    sha256: str = ""  # when the sink can read the bytes cheaply
+
+
+@dataclass(frozen=True)
+class BatchLimit:
+    max_items: int = 1
+    max_bytes: int = 64 * 1024 * 1024
+
+
+class Sink(Protocol):
+    """Delivers stored messages somewhere."""
+
+    #: identity without secrets; the delivery ledger is keyed by it.
+    key: str
+    max_connections: int
+    batch_limit: BatchLimit
+
+    def folders(self) -> list[FolderInfo]:
+        """Folders that exist in the target now, with roles where known."""
+        ...
+
+    def ensure_folder(self, path: FolderPath, role: Role | None) -> None:
+        """Create `path` (and parents) unless it exists."""
+        ...
+
+    def put_batch(
+        self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
+    ) -> list[Delivered | Failed]:
+        """Deliver a batch; one result per item, in order. Returns only once
+        every `Delivered` item is durable in the target."""
+        ...
+
+    def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
+        """Target ids of items in `folder` that are this message already."""
+        ...
+
+    def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None: ...
+
+    def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
+        """Every item in a target folder (for verify)."""
+        ...
+
+    def close(self) -> None: ...

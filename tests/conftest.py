@@ -1,0 +1,30 @@
+"""Shared fixtures. The real-mail corpus is read from ../shared/corpus (never copied)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def corpus_root() -> Path:
+    return Path(os.environ.get("PSTKIT_CORPUS", REPO.parent / "shared" / "corpus"))
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    root = corpus_root()
+    if not root.is_dir():
+        pytest.skip(f"corpus not found at {root}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ews_schema_dir() -> Path:
+    root = Path(os.environ.get("PSTKIT_EWS_SCHEMA", REPO.parent / "shared" / "ews-schema"))
+    if not root.is_dir():
+        pytest.skip(f"EWS schema not found at {root}")
+    return root
