@@ -15,7 +15,7 @@ capped backoff, and must never deliver or store an item twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,9 +38,17 @@ class Source(Protocol):
         ...
 
     def fetch(
-        self, folder: FolderInfo, cursor: str | None, filt: FetchFilter
+        self,
+        folder: FolderInfo,
+        cursor: str | None,
+        filt: FetchFilter,
+        known: Container[tuple[str, str]],
     ) -> Iterator[FetchResult]:
         """Yield the folder's messages after `cursor` (None = from the start).
+
+        `known` holds the (source_epoch, source_id) pairs the store already
+        has in this folder: a source should not read those again (the
+        pipeline drops them anyway).
 
         Each result may carry the cursor valid once it is durable; the
         pipeline stores it only after the message and all earlier ones are.
