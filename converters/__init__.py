@@ -43,8 +43,12 @@ def _load(loc: Location, role: str) -> type[Any]:
     entry = REGISTRY.get(loc.scheme)
     name = None if entry is None else (entry.source if role == "source" else entry.sink)
     if entry is None or name is None:
-        usable = sorted(s for s, e in REGISTRY.items() if (e.source if role == "source" else e.sink))
-        raise BadLocation(loc.display(), f"cannot be used as a {role} (use one of: {', '.join(usable)})")
+        usable = sorted(
+            s for s, e in REGISTRY.items() if (e.source if role == "source" else e.sink)
+        )
+        raise BadLocation(
+            loc.display(), f"cannot be used as a {role} (use one of: {', '.join(usable)})"
+        )
     for req in entry.requires:
         try:
             importlib.import_module(req)

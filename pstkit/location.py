@@ -92,7 +92,9 @@ def sniff_path(path: Path) -> str:
             return "maildir"
         if any(p.suffix.lower() in (".eml", ".msg", ".txt") for p in path.iterdir()):
             return "eml"
-        raise BadLocation(str(path), "a directory that is neither a store, a Maildir nor .eml files")
+        raise BadLocation(
+            str(path), "a directory that is neither a store, a Maildir nor .eml files"
+        )
     if path.is_file():
         head = _head(path)
         if head.startswith(b"!BDN"):
@@ -104,11 +106,15 @@ def sniff_path(path: Path) -> str:
         if path.suffix.lower() in (".mbox", ".mbx"):
             return "mbox"
         raise BadLocation(str(path), "not a PST/OST, mbox or Maildir")
-    raise BadLocation(str(path), "no such file or directory; name new targets as maildir:PATH or mbox:PATH")
+    raise BadLocation(
+        str(path), "no such file or directory; name new targets as maildir:PATH or mbox:PATH"
+    )
 
 
 def _has_maildirpp_child(path: Path) -> bool:
-    return any(p.name.startswith(".") and (p / "cur").is_dir() for p in path.iterdir() if p.is_dir())
+    return any(
+        p.name.startswith(".") and (p / "cur").is_dir() for p in path.iterdir() if p.is_dir()
+    )
 
 
 def _head(path: Path) -> bytes:

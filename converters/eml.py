@@ -1,0 +1,99 @@
+"""A directory of single-message files (.eml, .msg text, Apple .emlx) as a source.
+
+The directory is one folder named after it; subdirectories are subfolders.
+A file that does not start like an RFC 5322 message (a header line, or an
+mbox "From " line) is reported as a skip, not guessed at. Apple Mail's
+.emlx is unwrapped: its first line is the byte count of the message that
+follows, then an XML property list that is not part of the message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pstkit.errors import SourceError
+from pstkit.headers import sent_date
+from pstkit.location import Location
+from pstkit.model import Fetched, FetchResult, FolderInfo, FolderPath, MessageMeta, Skipped
+from pstkit.options import ConnectOptions, FetchFilter
+
+_HEADER_LINE = re.compile(rb"^(From |[!-9;-~]+[ \t]*:)")
+
+
+def unwrap_emlx(data: bytes) -> bytes | None:
+    first, _, rest = data.partition(b"\n")
+    if not first.strip().isdigit():
+        return None
+    count = int(first.strip())
+    return rest[:count] if count <= len(rest) else None
+
+
+def looks_like_message(data: bytes) -> bool:
+    return bool(_HEADER_LINE.match(data))
+
+
+class EmlSource:
+    max_connections = 2
+
+    def __init__(self, location: Location, options: ConnectOptions) -> None:
+        self.root = Path(location.path).absolute()
+        if not self.root.is_dir():
+            raise SourceError(self.root, "not a directory of message files")
+        self.key = f"eml:{self.root}"
+        self._dirs: dict[FolderPath, Path] = {}
+        self._scan(self.root, (self.root.name or "eml",))
+
+    def _scan(self, directory: Path, path: FolderPath) -> None:
+        self._dirs[path] = directory
+        for sub in sorted(
+            p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
+        ):
+            self._scan(sub, (*path, sub.name))
+
+    def folders(self) -> list[FolderInfo]:
+        return [FolderInfo(p, None, str(d)) for p, d in sorted(self._dirs.items())]
+
+    def fetch(
+        self, folder: FolderInfo, cursor: str | None, filt: FetchFilter,
+        known: Container[tuple[str, str]],
+    ) -> Iterator[FetchResult]:  # fmt: skip
+        directory = self._dirs[folder.path]
+        files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+        for path in files:
+            source_id = str(path.relative_to(self.root))
+            if ("", source_id) not in known:
+                yield self._read(folder.path, path, source_id)
+
+    def _read(self, folder: FolderPath, path: Path, source_id: str) -> FetchResult:
+        meta = MessageMeta(folder=folder, source_id=source_id)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            return Skipped(meta, f"cannot read {path.name}: {e.strerror or e}")
+        if path.suffix.lower() == ".emlx":
+            inner = unwrap_emlx(data)
+            if inner is None:
+                return Skipped(meta, "not an Apple .emlx file (bad byte-count line)")
+            data = inner
+        if not data:
+            return Skipped(meta, "empty file")
+        if not looks_like_message(data):
+            return Skipped(meta, "not an RFC 5322 message (does not start with a header line)")
+        return Fetched(
+            MessageMeta(folder, source_id, received=sent_date(data), size=len(data)), data
+        )
+
+    def committed(self, folder: FolderInfo, source_ids: Sequence[str]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+if TYPE_CHECKING:
+    from pstkit.protocols import Source
+
+    _source: type[Source] = EmlSource

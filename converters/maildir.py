@@ -1,0 +1,287 @@
+"""Maildir source and sink (Maildir++ `.a.b` layout and nested `a/b/` layout).
+
+Source: the root maildir is INBOX; dotfiles are skipped; flags come from the
+info suffix (":2,FS", or "!2,FS" as written on FAT media); Dovecot keyword
+letters are resolved through its `dovecot-keywords` file; the received date
+is the file's mtime, as Dovecot itself uses it.
+Sink: one file per message, named from the item's stable key, so a resent
+item overwrites itself instead of appearing twice; mtime = received date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Container, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pstkit.errors import SourceError, TargetWriteError
+from pstkit.fsutil import sync_tree, write_new
+from pstkit.headers import summary
+from pstkit.location import Location
+from pstkit.model import (
+    Delivered,
+    Fetched,
+    FetchResult,
+    FolderInfo,
+    FolderPath,
+    MessageMeta,
+    Role,
+    Skipped,
+    StoredMessage,
+)
+from pstkit.names import (
+    escape_segment,
+    flags_to_info,
+    info_to_flags,
+    maildirpp_dirname,
+    maildirpp_path,
+    split_maildir_name,
+    unescape_segment,
+)
+from pstkit.options import ConnectOptions, FetchFilter
+from pstkit.protocols import BatchLimit, Failed, TargetItem
+
+INBOX: FolderPath = ("INBOX",)
+_SUBDIRS = ("cur", "new", "tmp")
+
+
+def _is_maildir(path: Path) -> bool:
+    return (path / "cur").is_dir() or (path / "new").is_dir()
+
+
+def scan(root: Path) -> dict[FolderPath, Path]:
+    """Every folder of a Maildir tree in either layout -> its directory."""
+    found: dict[FolderPath, Path] = {}
+    if _is_maildir(root):
+        found[INBOX] = root
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not entry.is_dir() or entry.name in _SUBDIRS:
+            continue
+        if entry.name.startswith("."):
+            if entry.name not in (".", "..") and _is_maildir(Path(entry.path)):
+                found[maildirpp_path(entry.name)] = Path(entry.path)
+        else:
+            _scan_nested(Path(entry.path), (unescape_segment(entry.name),), found)
+    return found
+
+
+def _scan_nested(path: Path, prefix: FolderPath, found: dict[FolderPath, Path]) -> None:
+    if _is_maildir(path):
+        found[prefix] = path
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        if entry.is_dir() and entry.name not in _SUBDIRS and not entry.name.startswith("."):
+            _scan_nested(Path(entry.path), (*prefix, unescape_segment(entry.name)), found)
+
+
+def _keywords_table(folder_dir: Path) -> dict[str, str]:
+    """Dovecot stores keywords as letters a-z indexed by `dovecot-keywords`."""
+    try:
+        lines = (folder_dir / "dovecot-keywords").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    table = {}
+    for line in lines:
+        idx, _, name = line.partition(" ")
+        if idx.isdigit() and int(idx) < 26 and name:
+            table[chr(ord("a") + int(idx))] = name
+    return table
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    unique: str
+    info: str
+
+
+def _entries(folder_dir: Path) -> list[_Entry]:
+    out = []
+    for sub in ("new", "cur"):
+        try:
+            names = sorted(os.listdir(folder_dir / sub))
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if name.startswith("."):
+                continue
+            unique, info = split_maildir_name(name)
+            out.append(_Entry(folder_dir / sub / name, unique, info))
+    return out
+
+
+class MaildirSource:
+    max_connections = 4
+
+    def __init__(self, location: Location, options: ConnectOptions) -> None:
+        self.root = Path(location.path).absolute()
+        if not self.root.is_dir():
+            raise SourceError(self.root, "not a directory")
+        self.key = f"maildir:{self.root}"
+        self._dirs = scan(self.root)
+        if not self._dirs:
+            raise SourceError(self.root, "no Maildir folders (cur/ and new/) found")
+
+    def folders(self) -> list[FolderInfo]:
+        return [
+            FolderInfo(path, Role.INBOX if path == INBOX else None, str(d.relative_to(self.root)))
+            for path, d in sorted(self._dirs.items())
+        ]
+
+    def fetch(
+        self, folder: FolderInfo, cursor: str | None, filt: FetchFilter,
+        known: Container[tuple[str, str]],
+    ) -> Iterator[FetchResult]:  # fmt: skip
+        folder_dir = self._dirs[folder.path]
+        keywords = _keywords_table(folder_dir)
+        for entry in _entries(folder_dir):
+            if ("", entry.unique) in known:
+                continue
+            yield self._read(folder.path, entry, keywords)
+
+    def _read(self, folder: FolderPath, entry: _Entry, keywords: dict[str, str]) -> FetchResult:
+        flags, letters = info_to_flags(entry.info)
+        meta = MessageMeta(
+            folder=folder,
+            source_id=entry.unique,
+            flags=flags,
+            keywords=frozenset(keywords[c] for c in letters if c in keywords),
+        )
+        try:
+            raw = entry.path.read_bytes()
+            mtime = entry.path.stat().st_mtime
+        except OSError as e:
+            return Skipped(meta, f"cannot read {entry.path.name}: {e.strerror or e}")
+        received = datetime.fromtimestamp(mtime, UTC)
+        return Fetched(replace(meta, received=received, size=len(raw)), raw)
+
+    def committed(self, folder: FolderInfo, source_ids: Sequence[str]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MaildirSink:
+    """`maildir:PATH` target. Options: `--opt layout=fs` for nested folders,
+    `--opt colon=!` for an info separator FAT media accept."""
+
+    def __init__(self, location: Location, options: ConnectOptions) -> None:
+        self.root = Path(location.path).absolute()
+        self.key = f"maildir:{self.root}"
+        self.nested = options.extra.get("layout", "maildir++") == "fs"
+        self.colon = options.extra.get("colon", ":")
+        self.max_connections = max(1, options.connections)
+        self.batch_limit = BatchLimit(max_items=500, max_bytes=64 * 1024 * 1024)
+        self._lock = threading.Lock()
+        self._index: dict[FolderPath, dict[str, list[str]]] = {}
+        try:
+            for sub in _SUBDIRS:
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            probe = self.root / "tmp" / f".pstkit-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise TargetWriteError(self.root, e.strerror or str(e)) from e
+        self._dirs = scan(self.root)
+
+    def folders(self) -> list[FolderInfo]:
+        return [FolderInfo(p, Role.INBOX if p == INBOX else None) for p in sorted(self._dirs)]
+
+    def _dir_for(self, path: FolderPath) -> Path:
+        if path in self._dirs:
+            return self._dirs[path]
+        if self.nested:
+            return self.root.joinpath(*(escape_segment(s, extra="") for s in path))
+        return self.root / maildirpp_dirname(path)
+
+    def ensure_folder(self, path: FolderPath, role: Role | None) -> None:
+        with self._lock:
+            target = self._dir_for(path)
+            try:
+                for sub in _SUBDIRS:
+                    (target / sub).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise TargetWriteError(target, e.strerror or str(e)) from e
+            self._dirs[path] = target
+
+    def put_batch(
+        self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
+    ) -> list[Delivered | Failed]:
+        target = self._dirs[folder]
+        results: list[Delivered | Failed] = []
+        written: list[Path] = []
+        for msg, raw in batch:
+            name = hashlib.sha256(msg.stable_key.encode()).hexdigest()[:32]
+            final = target / "cur" / f"{name}{self.colon}{flags_to_info(msg.flags)}"
+            try:
+                write_new(final, target / "tmp" / name, raw)
+                if msg.received is not None:
+                    stamp = msg.received.timestamp()
+                    os.utime(final, (stamp, stamp))
+            except (OSError, TargetWriteError) as e:
+                raise TargetWriteError(final, str(e)) from e
+            written.append(final)
+            self._remember(folder, raw, final.name)
+            results.append(Delivered(str(final.relative_to(self.root))))
+        if written:
+            sync_tree(self.root, written, [target / "cur"])
+        return results
+
+    def _dup_key(self, raw: bytes) -> str:
+        message_id = summary(raw)[0]
+        return f"id:{message_id}" if message_id else f"sha:{hashlib.sha256(raw).hexdigest()}"
+
+    def _folder_index(self, folder: FolderPath) -> dict[str, list[str]]:
+        if folder not in self._index:
+            index: dict[str, list[str]] = {}
+            for entry in _entries(self._dirs[folder]):
+                try:
+                    key = self._dup_key(entry.path.read_bytes())
+                except OSError:
+                    continue
+                index.setdefault(key, []).append(entry.path.name)
+            self._index[folder] = index
+        return self._index[folder]
+
+    def _remember(self, folder: FolderPath, raw: bytes, name: str) -> None:
+        if folder in self._index:
+            self._index[folder].setdefault(self._dup_key(raw), []).append(name)
+
+    def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
+        names = self._folder_index(folder).get(self._dup_key(raw), [])
+        base = self._dirs[folder]
+        return [
+            str(p.relative_to(self.root))
+            for n in names
+            for p in (base / "cur" / n, base / "new" / n)
+            if p.exists()
+        ]
+
+    def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
+        for tid in target_ids:
+            (self.root / tid).unlink(missing_ok=True)
+        self._index.pop(folder, None)
+
+    def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
+        for entry in _entries(self._dirs.get(folder, self._dir_for(folder))):
+            raw = entry.path.read_bytes()
+            message_id, subject = summary(raw)
+            yield TargetItem(
+                target_id=str(entry.path.relative_to(self.root)), size=len(raw), subject=subject,
+                message_id=message_id, sha256=hashlib.sha256(raw).hexdigest(),
+            )  # fmt: skip
+
+    def close(self) -> None:
+        pass
+
+
+if TYPE_CHECKING:
+    from pstkit.protocols import Sink, Source
+
+    _source: type[Source] = MaildirSource
+    _sink: type[Sink] = MaildirSink

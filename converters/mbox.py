@@ -1,0 +1,274 @@
+"""mbox source and sink.
+
+Source: one mbox file, or a Thunderbird-style tree (`Name` files with
+`Name.sbd/` subfolder directories). Separators: mboxo/mboxrd "From sender
+date" and Thunderbird's "From - date"; bodies are un-quoted as mboxrd.
+Bytes before the first separator, or a file with none, are reported, never
+dropped silently. Flags are read from Status/X-Status/X-Mozilla-Status
+headers (the bytes are not changed). The id of a message is its SHA-256 plus
+its occurrence count, which stays stable when messages are appended.
+Sink: a Thunderbird-style tree of mboxrd files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import re
+import threading
+from collections.abc import Container, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pstkit.errors import SourceError, TargetWriteError
+from pstkit.fsutil import fsync_path
+from pstkit.headers import header_block, summary
+from pstkit.location import Location
+from pstkit.mboxfmt import frame, split_mbox
+from pstkit.model import (
+    Delivered,
+    Fetched,
+    FetchResult,
+    Flag,
+    FolderInfo,
+    FolderPath,
+    MessageMeta,
+    Role,
+    Skipped,
+    StoredMessage,
+)
+from pstkit.names import escape_segment, unescape_segment
+from pstkit.options import ConnectOptions, FetchFilter
+from pstkit.protocols import BatchLimit, Failed, TargetItem
+
+_SKIP_SUFFIXES = (".msf", ".dat", ".json", ".sqlite", ".lock")
+
+
+def scan_tree(root: Path) -> dict[FolderPath, Path]:
+    """A file is one folder; a directory is a Thunderbird tree."""
+    if root.is_file():
+        return {(root.stem if root.suffix.lower() in (".mbox", ".mbx") else root.name,): root}
+    found: dict[FolderPath, Path] = {}
+    _scan_dir(root, (), found)
+    return found
+
+
+def _scan_dir(directory: Path, prefix: FolderPath, found: dict[FolderPath, Path]) -> None:
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        name = entry.name
+        if name.startswith(".") or name.lower().endswith(_SKIP_SUFFIXES):
+            continue
+        if entry.is_file():
+            stem = name[:-5] if name.lower().endswith(".mbox") else name
+            found[(*prefix, unescape_segment(stem))] = Path(entry.path)
+        elif entry.is_dir() and name.endswith(".sbd"):
+            _scan_dir(Path(entry.path), (*prefix, unescape_segment(name[:-4])), found)
+
+
+def _asctime(line: bytes) -> datetime | None:
+    parts = line.decode("ascii", "replace").split()
+    try:
+        return datetime.strptime(" ".join(parts[2:7]), "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
+    except (ValueError, IndexError):
+        return None
+
+
+_X_STATUS = ((b"A", Flag.ANSWERED), (b"F", Flag.FLAGGED), (b"D", Flag.DELETED), (b"T", Flag.DRAFT))
+_STATUS = re.compile(
+    rb"^(Status|X-Status|X-Mozilla-Status):[ \t]*(\S*)", re.MULTILINE | re.IGNORECASE
+)
+
+
+def status_flags(raw: bytes) -> frozenset[Flag]:
+    """Flags from the status headers mail programs keep inside mbox files."""
+    flags: set[Flag] = set()
+    for name, value in _STATUS.findall(header_block(raw)):
+        key = name.lower()
+        if key == b"status" and b"R" in value:
+            flags.add(Flag.SEEN)
+        elif key == b"x-status":
+            flags |= {f for c, f in _X_STATUS if c in value}
+        elif key == b"x-mozilla-status":
+            flags |= _mozilla_flags(value)
+    return frozenset(flags)
+
+
+def _mozilla_flags(value: bytes) -> set[Flag]:
+    try:
+        bits = int(value, 16)
+    except ValueError:
+        return set()
+    table = ((0x1, Flag.SEEN), (0x2, Flag.ANSWERED), (0x4, Flag.FLAGGED),
+             (0x8, Flag.DELETED), (0x1000, Flag.FORWARDED))  # fmt: skip
+    return {f for bit, f in table if bits & bit}
+
+
+class MboxSource:
+    max_connections = 2
+
+    def __init__(self, location: Location, options: ConnectOptions) -> None:
+        self.root = Path(location.path).absolute()
+        if not self.root.exists():
+            raise SourceError(self.root, "no such file or directory")
+        self.key = f"mbox:{self.root}"
+        self._files = scan_tree(self.root)
+
+    def folders(self) -> list[FolderInfo]:
+        return [FolderInfo(p, None, str(f)) for p, f in sorted(self._files.items())]
+
+    def fetch(
+        self, folder: FolderInfo, cursor: str | None, filt: FetchFilter,
+        known: Container[tuple[str, str]],
+    ) -> Iterator[FetchResult]:  # fmt: skip
+        path = self._files[folder.path]
+        try:
+            with open(path, "rb") as f:
+                if os.fstat(f.fileno()).st_size == 0:
+                    return
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                    yield from self._messages(folder.path, data, known)
+        except OSError as e:
+            yield Skipped(
+                MessageMeta(folder.path, path.name), f"cannot read mbox: {e.strerror or e}"
+            )
+
+    def _messages(
+        self, folder: FolderPath, data: mmap.mmap, known: Container[tuple[str, str]]
+    ) -> Iterator[FetchResult]:
+        if data[:5] != b"From ":
+            first = data.find(b"\n\nFrom ")
+            lost = len(data) if first < 0 else first + 2
+            reason = (
+                "not an mbox file: no 'From ' separator line"
+                if first < 0
+                else f"{lost} bytes before the first 'From ' line are not a message"
+            )
+            yield Skipped(MessageMeta(folder, f"offset:0+{lost}", size=lost), reason)
+        seen: dict[str, int] = {}
+        for offset, separator, raw in split_mbox(data):
+            if offset == 0 and data[:5] != b"From ":
+                continue
+            digest = hashlib.sha256(raw).hexdigest()
+            seen[digest] = seen.get(digest, 0) + 1
+            source_id = f"{digest[:32]}.{seen[digest]}"
+            if ("", source_id) in known:
+                continue
+            meta = MessageMeta(
+                folder=folder, source_id=source_id, flags=status_flags(raw),
+                received=_asctime(separator), size=len(raw),
+            )  # fmt: skip
+            yield Fetched(meta, raw)
+
+    def committed(self, folder: FolderInfo, source_ids: Sequence[str]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MboxSink:
+    """`mbox:DIR` target: one mboxrd file per folder, subfolders in `Name.sbd/`."""
+
+    def __init__(self, location: Location, options: ConnectOptions) -> None:
+        self.root = Path(location.path).absolute()
+        self.key = f"mbox:{self.root}"
+        self.max_connections = max(1, options.connections)
+        self.batch_limit = BatchLimit(max_items=500, max_bytes=64 * 1024 * 1024)
+        self._index: dict[FolderPath, dict[str, list[str]]] = {}
+        self._lock = threading.Lock()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK):
+                raise PermissionError(13, "Permission denied")
+        except OSError as e:
+            raise TargetWriteError(self.root, e.strerror or str(e)) from e
+        self._files = scan_tree(self.root)
+
+    def folders(self) -> list[FolderInfo]:
+        return [FolderInfo(p) for p in sorted(self._files)]
+
+    def _file_for(self, path: FolderPath) -> Path:
+        if path in self._files:
+            return self._files[path]
+        parts = [escape_segment(s) + ".sbd" for s in path[:-1]] + [escape_segment(path[-1])]
+        return self.root.joinpath(*parts)
+
+    def ensure_folder(self, path: FolderPath, role: Role | None) -> None:
+        with self._lock:
+            target = self._file_for(path)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.touch()
+            except OSError as e:
+                raise TargetWriteError(target, e.strerror or str(e)) from e
+            self._files[path] = target
+
+    def put_batch(
+        self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
+    ) -> list[Delivered | Failed]:
+        target = self._files[folder]
+        results: list[Delivered | Failed] = []
+        try:
+            with open(target, "ab") as f:
+                for msg, raw in batch:
+                    target_id = f"{target.relative_to(self.root)}@{f.tell()}"
+                    f.write(frame(raw, "-", msg.received))
+                    self._remember(folder, raw, target_id)
+                    results.append(Delivered(target_id))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise TargetWriteError(target, e.strerror or str(e)) from e
+        fsync_path(target.parent)
+        return results
+
+    def _dup_key(self, raw: bytes) -> str:
+        message_id = summary(raw)[0]
+        return f"id:{message_id}" if message_id else f"sha:{hashlib.sha256(raw).hexdigest()}"
+
+    def _folder_index(self, folder: FolderPath) -> dict[str, list[str]]:
+        if folder not in self._index:
+            index: dict[str, list[str]] = {}
+            for item in self.inventory(folder):
+                index.setdefault(
+                    f"id:{item.message_id}" if item.message_id else f"sha:{item.sha256}", []
+                ).append(item.target_id)
+            self._index[folder] = index
+        return self._index[folder]
+
+    def _remember(self, folder: FolderPath, raw: bytes, target_id: str) -> None:
+        if folder in self._index:
+            self._index[folder].setdefault(self._dup_key(raw), []).append(target_id)
+
+    def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
+        return list(self._folder_index(folder).get(self._dup_key(raw), []))
+
+    def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
+        raise TargetWriteError(
+            self._files[folder],
+            "the mbox target cannot replace messages; use --duplicates skip or allow",
+        )
+
+    def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
+        path = self._files.get(folder)
+        if path is None or not path.exists() or path.stat().st_size == 0:
+            return
+        data = path.read_bytes()
+        for offset, _, raw in split_mbox(data):
+            message_id, subject = summary(raw)
+            yield TargetItem(
+                target_id=f"{path.relative_to(self.root)}@{offset}", size=len(raw),
+                subject=subject, message_id=message_id, sha256=hashlib.sha256(raw).hexdigest(),
+            )  # fmt: skip
+
+    def close(self) -> None:
+        pass
+
+
+if TYPE_CHECKING:
+    from pstkit.protocols import Sink, Source
+
+    _source: type[Source] = MboxSource
+    _sink: type[Sink] = MboxSink

@@ -1,0 +1,414 @@
+"""The store's SQLite catalog: schema and queries, nothing else.
+
+`journal_mode=DELETE` (never WAL): a WAL catalog lives in three files, and a
+store copied to removable media without its -wal file silently loses its
+newest commits. `synchronous=FULL` makes every commit durable.
+One connection is shared by threads, serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pstkit.errors import StoreError, StoreWriteError
+from pstkit.model import FolderInfo, FolderPath, ItemKind, Role, StoredMessage
+from pstkit.names import flags_text, parse_flags_text
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS folders(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    role TEXT,
+    source_name TEXT NOT NULL DEFAULT '',
+    container_class TEXT NOT NULL DEFAULT '',
+    dirname TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS runs(
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT,
+    status TEXT NOT NULL DEFAULT 'running',
+    stats TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS messages(
+    id INTEGER PRIMARY KEY,
+    folder_id INTEGER NOT NULL REFERENCES folders(id),
+    file TEXT NOT NULL,
+    offset INTEGER,
+    length INTEGER,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',
+    keywords TEXT NOT NULL DEFAULT '[]',
+    received TEXT,
+    message_id TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT 'mail',
+    source_key TEXT NOT NULL,
+    source_epoch TEXT NOT NULL DEFAULT '',
+    source_id TEXT NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    UNIQUE(folder_id, source_key, source_epoch, source_id)
+);
+CREATE INDEX IF NOT EXISTS messages_digest ON messages(folder_id, sha256);
+CREATE TABLE IF NOT EXISTS cursors(
+    source_key TEXT NOT NULL,
+    folder_id INTEGER NOT NULL REFERENCES folders(id),
+    cursor TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    PRIMARY KEY(source_key, folder_id)
+);
+CREATE TABLE IF NOT EXISTS deliveries(
+    sink_key TEXT NOT NULL,
+    message INTEGER NOT NULL REFERENCES messages(id),
+    target_folder TEXT NOT NULL,
+    target_id TEXT NOT NULL DEFAULT '',
+    how TEXT NOT NULL DEFAULT 'delivered',
+    run_id INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY(sink_key, message)
+);
+CREATE TABLE IF NOT EXISTS problems(
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    item TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+MESSAGE_COLUMNS = (
+    "m.id, f.path, m.sha256, m.size, m.flags, m.keywords, m.received, m.message_id, "
+    "m.subject, m.source_id, m.source_epoch, m.kind, m.file, m.offset, m.length"
+)
+
+
+def path_to_text(path: FolderPath) -> str:
+    return json.dumps(list(path), ensure_ascii=False)
+
+
+def text_to_path(text: str) -> FolderPath:
+    return tuple(json.loads(text))
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class FolderRow:
+    id: int
+    info: FolderInfo
+    dirname: str
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """A catalog row plus where its bytes are (`file`, and mbox offsets)."""
+
+    msg: StoredMessage
+    file: str
+    offset: int | None
+    length: int | None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A row waiting for its file to become durable."""
+
+    folder_id: int
+    file: str
+    offset: int | None
+    length: int | None
+    size: int
+    sha256: str
+    flags: str
+    keywords: str
+    received: str | None
+    message_id: str
+    subject: str
+    kind: str
+    source_key: str
+    source_epoch: str
+    source_id: str
+
+
+class Catalog:
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        if not create and not path.exists():
+            raise StoreError(f"catalog {path} is missing")
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=DELETE")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if create:
+                self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"catalog {path} is unreadable: {e}") from e
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _q(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as e:
+                raise StoreWriteError("catalog", str(e)) from e
+
+    # --- meta / runs -----------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._q("SELECT value FROM meta WHERE key=?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._q("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    def begin_run(self, kind: str, peer: str) -> int:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO runs(kind, peer, started) VALUES(?, ?, ?)", (kind, peer, now_text())
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, stats: dict[str, int]) -> None:
+        self._q(
+            "UPDATE runs SET finished=?, status=?, stats=? WHERE id=?",
+            (now_text(), status, json.dumps(stats), run_id),
+        )
+
+    def runs(self) -> list[tuple[object, ...]]:
+        return self._q(
+            "SELECT id, kind, peer, started, finished, status, stats FROM runs ORDER BY id"
+        )
+
+    # --- folders ---------------------------------------------------------
+
+    def folders(self) -> list[FolderRow]:
+        rows = self._q(
+            "SELECT id, path, role, source_name, container_class, dirname"
+            " FROM folders ORDER BY path"
+        )
+        return [_folder_row(r) for r in rows]
+
+    def add_folder(self, info: FolderInfo, dirname: str) -> int:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO folders(path, role, source_name, container_class, dirname)"
+                " VALUES(?, ?, ?, ?, ?)",
+                (path_to_text(info.path), info.role.value if info.role else None,
+                 info.source_name, info.container_class, dirname),
+            )  # fmt: skip
+            return int(cur.lastrowid or 0)
+
+    def set_folder_role(self, folder_id: int, role: Role) -> None:
+        self._q("UPDATE folders SET role=? WHERE id=? AND role IS NULL", (role.value, folder_id))
+
+    # --- messages --------------------------------------------------------
+
+    def has_source_id(self, folder_id: int, source_key: str, epoch: str, source_id: str) -> bool:
+        return bool(
+            self._q(
+                "SELECT 1 FROM messages WHERE folder_id=? AND source_key=? AND source_epoch=?"
+                " AND source_id=?",
+                (folder_id, source_key, epoch, source_id),
+            )
+        )
+
+    def stale_copy(
+        self, folder_id: int, source_key: str, epoch: str, sha256: str, claimed: set[int]
+    ) -> int | None:
+        """A row with the same bytes from an older epoch of this source, not yet
+        matched in this run (see pipeline: UIDVALIDITY changes)."""
+        rows = self._q(
+            "SELECT id FROM messages WHERE folder_id=? AND source_key=? AND sha256=?"
+            " AND source_epoch<>? ORDER BY id",
+            (folder_id, source_key, sha256, epoch),
+        )
+        for (row_id,) in rows:
+            if int(str(row_id)) not in claimed:
+                return int(str(row_id))
+        return None
+
+    def commit_batch(
+        self,
+        run_id: int,
+        rows: Sequence[NewMessage],
+        rekeys: Sequence[tuple[int, str, str]],
+        cursors: dict[tuple[str, int], str],
+        problems: Sequence[tuple[str, str, str, str]],
+    ) -> None:
+        """One transaction: new rows, re-keyed rows, cursors, problems."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT INTO messages(folder_id, file, offset, length, size, sha256, flags,"
+                    " keywords, received, message_id, subject, kind, source_key, source_epoch,"
+                    " source_id, run_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [(*_row_values(r), run_id) for r in rows],
+                )
+                self._db.executemany(
+                    "UPDATE messages SET source_epoch=?, source_id=? WHERE id=?",
+                    [(epoch, sid, row_id) for row_id, epoch, sid in rekeys],
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO cursors(source_key, folder_id, cursor, run_id)"
+                    " VALUES(?,?,?,?)",
+                    [(k, f, c, run_id) for (k, f), c in cursors.items()],
+                )
+                self._add_problems(run_id, problems)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._db.execute("ROLLBACK")
+                raise StoreWriteError("catalog", str(e)) from e
+
+    def _add_problems(self, run_id: int, problems: Sequence[tuple[str, str, str, str]]) -> None:
+        at = now_text()
+        self._db.executemany(
+            "INSERT INTO problems(run_id, stage, folder, item, reason, at) VALUES(?,?,?,?,?,?)",
+            [(run_id, stage, folder, item, reason, at) for stage, folder, item, reason in problems],
+        )
+
+    def add_problems(self, run_id: int, problems: Sequence[tuple[str, str, str, str]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._add_problems(run_id, problems)
+            self._db.execute("COMMIT")
+
+    def cursor(self, source_key: str, folder_id: int) -> str | None:
+        rows = self._q(
+            "SELECT cursor FROM cursors WHERE source_key=? AND folder_id=?", (source_key, folder_id)
+        )
+        return str(rows[0][0]) if rows else None
+
+    def messages(self, folder_id: int | None = None) -> Iterator[MessageRow]:
+        """All rows (of one folder), in id order, fetched in pages to keep memory flat."""
+        last = 0
+        where = "AND m.folder_id=?" if folder_id is not None else ""
+        while True:
+            args: list[object] = [last] if folder_id is None else [last, folder_id]
+            page = self._q(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages m JOIN folders f ON f.id=m.folder_id"
+                f" WHERE m.id>? {where} ORDER BY m.id LIMIT 1000",
+                args,
+            )
+            if not page:
+                return
+            for r in page:
+                yield _message_row(r)
+            last = int(str(page[-1][0]))
+
+    def counts(self) -> dict[int, tuple[int, int]]:
+        rows = self._q("SELECT folder_id, COUNT(*), COALESCE(SUM(size),0) FROM messages GROUP BY 1")
+        return {int(str(f)): (int(str(n)), int(str(b))) for f, n, b in rows}
+
+    def max_mbox_end(self, file: str) -> int:
+        rows = self._q("SELECT MAX(offset + length) FROM messages WHERE file=?", (file,))
+        return int(str(rows[0][0])) if rows and rows[0][0] is not None else 0
+
+    def update_file(self, row_id: int, file: str, flags: str) -> None:
+        self._q("UPDATE messages SET file=?, flags=? WHERE id=?", (file, flags, row_id))
+
+    # --- deliveries (the ledger) ----------------------------------------------
+
+    def delivered_ids(self, sink_key: str) -> set[int]:
+        rows = self._q("SELECT message FROM deliveries WHERE sink_key=?", (sink_key,))
+        return {int(str(r[0])) for r in rows}
+
+    def deliveries(self, sink_key: str) -> dict[int, tuple[str, str, str]]:
+        rows = self._q(
+            "SELECT message, target_folder, target_id, how FROM deliveries WHERE sink_key=?",
+            (sink_key,),
+        )
+        return {int(str(m)): (str(f), str(t), str(h)) for m, f, t, h in rows}
+
+    def record_deliveries(
+        self,
+        run_id: int,
+        sink_key: str,
+        done: Sequence[tuple[int, FolderPath, str, str]],
+        problems: Sequence[tuple[str, str, str, str]] = (),
+    ) -> None:
+        at = now_text()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO deliveries(sink_key, message, target_folder, target_id,"
+                    " how, run_id, at) VALUES(?,?,?,?,?,?,?)",
+                    [(sink_key, m, path_to_text(f), t, h, run_id, at) for m, f, t, h in done],
+                )
+                self._add_problems(run_id, problems)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._db.execute("ROLLBACK")
+                raise StoreWriteError("catalog", str(e)) from e
+
+    def problems(self, run_id: int | None = None) -> list[tuple[object, ...]]:
+        where, args = ("WHERE run_id=?", (run_id,)) if run_id is not None else ("", ())
+        return self._q(
+            f"SELECT run_id, stage, folder, item, reason, at FROM problems {where} ORDER BY id",
+            args,
+        )
+
+    def integrity_check(self) -> str:
+        return str(self._q("PRAGMA integrity_check")[0][0])
+
+
+def _folder_row(r: tuple[object, ...]) -> FolderRow:
+    fid, path, role, source_name, cclass, dirname = r
+    info = FolderInfo(
+        path=text_to_path(str(path)),
+        role=Role(str(role)) if role else None,
+        source_name=str(source_name),
+        container_class=str(cclass),
+    )
+    return FolderRow(int(str(fid)), info, str(dirname))
+
+
+def _message_row(r: tuple[object, ...]) -> MessageRow:
+    (mid, path, sha, size, flags, kw, received, msgid, subject, sid, epoch, kind, file, off, ln) = r
+    msg = StoredMessage(
+        id=int(str(mid)),
+        folder=text_to_path(str(path)),
+        sha256=str(sha),
+        size=int(str(size)),
+        flags=parse_flags_text(str(flags)),
+        keywords=frozenset(json.loads(str(kw))),
+        received=datetime.fromisoformat(str(received)) if received else None,
+        message_id=str(msgid),
+        subject=str(subject),
+        source_id=str(sid),
+        source_epoch=str(epoch),
+        kind=ItemKind(str(kind)),
+    )
+    return MessageRow(
+        msg, str(file), int(str(off)) if off is not None else None,
+        int(str(ln)) if ln is not None else None,
+    )  # fmt: skip
+
+
+def _row_values(r: NewMessage) -> tuple[object, ...]:
+    return (
+        r.folder_id, r.file, r.offset, r.length, r.size, r.sha256, r.flags, r.keywords,
+        r.received, r.message_id, r.subject, r.kind, r.source_key, r.source_epoch, r.source_id,
+    )  # fmt: skip
+
+
+__all__ = ["Catalog", "FolderRow", "MessageRow", "NewMessage", "flags_text"]

@@ -1,0 +1,59 @@
+"""The command line: the only code that knows typer, tqdm and the terminal.
+
+Results go to stdout (`--json` for scripts), logs and progress to stderr.
+One handler turns every PstkitError into `pstkit: error: …` + `hint: …` and
+its exit code; tracebacks only with `--debug`, never with local variables.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+import typer
+
+from pstkit.cli import commands
+from pstkit.cli.app import app
+from pstkit.cli.env import Env, print_json
+from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
+
+EXIT_INTERNAL = 70
+_ = commands  # importing it registers the commands on `app`
+
+
+def main(argv: list[str] | None = None, env: Env | None = None) -> int:
+    """Run the CLI; returns the exit code (and exits with it when argv is None)."""
+    env = env or Env()
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        command = typer.main.get_command(app)
+        result = command.main(args, prog_name="pstkit", standalone_mode=False, obj=env)
+        code = result if isinstance(result, int) else 0
+    except PstkitError as e:
+        code = report(env, e.message, e.hint_text(), e.exit_code, e)
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        code = report(env, "interrupted", "re-run the same command to resume", EXIT_INTERRUPTED, None)
+    except click.ClickException as e:
+        code = report(env, e.format_message(), "see `pstkit COMMAND --help`", EXIT_USAGE, None)
+    except Exception as e:  # the last line of defence: one line, no traceback
+        text = " ".join(str(e).split())
+        code = report(env, f"internal error: {type(e).__name__}: {text}",
+                      "re-run with --debug and report the traceback", EXIT_INTERNAL, e)  # fmt: skip
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def report(env: Env, message: str, hint: str, code: int, exc: BaseException | None) -> int:
+    if env.debug and exc is not None:
+        # Never with local variables: they may hold passwords.
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=env.stderr)
+    if env.json:
+        print_json(env, {"error": message, "hint": hint, "exit_code": code})
+    print(f"pstkit: error: {message}", file=env.stderr)
+    if hint:
+        print(f"hint: {hint}", file=env.stderr)
+    return code

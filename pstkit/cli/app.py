@@ -1,0 +1,43 @@
+"""The typer application and its global options."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from pstkit.cli.env import Env
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Move mailboxes between IMAP/POP3, PST/OST, Maildir/mbox and Exchange "
+    "through a verifiable store on disk.",
+)
+
+
+def env_of(ctx: typer.Context) -> Env:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Env):
+        root.obj = Env()
+    return root.obj
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More log lines on stderr.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    env = env_of(ctx)
+    env.json, env.debug, env.quiet = json_out, debug, quiet
+    logger = logging.getLogger("pstkit")
+    logger.handlers[:] = [logging.StreamHandler(env.stderr)]
+    logger.handlers[0].setFormatter(logging.Formatter("pstkit: %(message)s"))
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logger.propagate = False

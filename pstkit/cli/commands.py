@@ -1,0 +1,291 @@
+"""The verbs: folders, export, ls, check, plan, import, verify, unlock."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from converters import open_sink, open_source
+from pstkit import lock
+from pstkit.check import check as check_store
+from pstkit.cli.app import app, env_of
+from pstkit.cli.env import TqdmProgress, print_json
+from pstkit.cli.opts import (
+    Auth,
+    CaFile,
+    Connections,
+    Insecure,
+    Opt,
+    PasswordCommand,
+    PasswordEnv,
+    PasswordFile,
+    TokenCommand,
+    TokenFile,
+    connect_options,
+    fetch_filter,
+    mapping_options,
+    pick_connect,
+)
+from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
+from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_PROBLEMS, StoreNotFound, UsageError
+from pstkit.importing import make_plan
+from pstkit.location import parse_location
+from pstkit.mapping import path_text
+from pstkit.options import ConnectOptions
+from pstkit.pipeline import export as run_export
+from pstkit.pipeline import import_ as run_import
+from pstkit.pipeline import verify as run_verify
+from pstkit.store import LOCK, Layout, Store, read_marker
+
+Include = Annotated[list[str] | None, typer.Option("--folder", help="Only folders matching this glob (repeatable), e.g. 'INBOX*'.")]
+Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Leave out folders matching this glob (repeatable).")]
+Codepage = Annotated[str | None, typer.Option(help="PST: code page of ANSI text (default: the file's).")]
+Gmail = Annotated[bool | None, typer.Option("--gmail/--no-gmail", help="IMAP: Gmail mode (default: detect).")]
+DeleteAfter = Annotated[bool, typer.Option(help="POP3: delete messages once they are safely stored.")]
+Mailbox = Annotated[str | None, typer.Option(help="EWS/Graph: the target mailbox (SMTP address or UPN).")]
+Impersonate = Annotated[bool, typer.Option(help="EWS: act as --mailbox through impersonation.")]
+Tenant = Annotated[str | None, typer.Option(help="Graph: the tenant (directory) id.")]
+ClientId = Annotated[str | None, typer.Option(help="OAuth2 application (client) id.")]
+ClientSecretEnv = Annotated[str | None, typer.Option(help="Environment variable holding the client secret.")]
+ClientSecretFile = Annotated[Path | None, typer.Option(help="File holding the client secret.")]
+ClientCert = Annotated[Path | None, typer.Option(help="Client certificate (PEM) for app-only auth.")]
+Root = Annotated[str | None, typer.Option("--root", help="Put everything under this target folder, e.g. 'Imported/2024'.")]
+Select = Annotated[str | None, typer.Option("--select", help="Import only this store folder, e.g. 'Inbox/Projects'.")]
+Subfolders = Annotated[bool, typer.Option("--subfolders/--no-subfolders", help="With --select: include its subfolders.")]
+Duplicates = Annotated[str, typer.Option(help="skip (do not import duplicates), allow, or replace.")]
+ByRole = Annotated[bool, typer.Option("--by-role/--by-name", help="Map special folders by role (Sent -> Sent Items).")]
+
+
+def _store(text: str, writable: bool = False, command: str = "") -> Store:
+    return Store.open(Path(text.removeprefix("store:")).expanduser(), writable, command)
+
+
+def _source(text: str, options: ConnectOptions) -> Any:
+    return open_source(parse_location(text), options)
+
+
+def _sink(text: str, options: ConnectOptions) -> Any:
+    loc = parse_location(text)
+    if loc.scheme == "store":
+        raise UsageError(f"{text} is a pstkit store, not an import target")
+    return open_sink(loc, options)
+
+
+@app.command()
+def folders(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="e.g. file.pst, maildir:DIR, imaps://user@host")],
+    password_env: PasswordEnv = "PSTKIT_PASSWORD", password_file: PasswordFile = None,
+    password_command: PasswordCommand = None, token_file: TokenFile = None,
+    token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
+    insecure: Insecure = False, opt: Opt = None, codepage: Codepage = None, gmail: Gmail = None,
+) -> int:  # fmt: skip
+    """List a source's folders with their roles and message counts."""
+    env = env_of(ctx)
+    src = _source(source, connect_options(**pick_connect(locals())))
+    try:
+        infos = src.folders()
+    finally:
+        src.close()
+    print_folders(env, infos)
+    return EXIT_OK
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="e.g. file.pst, maildir:DIR, mbox:FILE, imaps://user@host")],
+    store: Annotated[str, typer.Argument(help="Store directory (created if new).")],
+    fmt: Annotated[Layout, typer.Option("--format", help="Mail layout of a new store.")] = Layout.MAILDIR,
+    include: Include = None, exclude: Exclude = None,
+    since: Annotated[str | None, typer.Option(help="Only mail received on/after YYYY-MM-DD.")] = None,
+    before: Annotated[str | None, typer.Option(help="Only mail received before YYYY-MM-DD.")] = None,
+    max_size: Annotated[str | None, typer.Option(help="Skip (and report) larger messages, e.g. 35MB.")] = None,
+    newest_first: Annotated[bool, typer.Option(help="Fetch newest messages first.")] = False,
+    password_env: PasswordEnv = "PSTKIT_PASSWORD", password_file: PasswordFile = None,
+    password_command: PasswordCommand = None, token_file: TokenFile = None,
+    token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
+    insecure: Insecure = False, connections: Connections = 1, opt: Opt = None,
+    codepage: Codepage = None, gmail: Gmail = None, delete_after_export: DeleteAfter = False,
+) -> int:  # fmt: skip
+    """Copy mail from SOURCE into STORE (resumable; a re-run fetches only what is new)."""
+    env = env_of(ctx)
+    filt = fetch_filter(include, exclude, since, before, max_size, newest_first)
+    src = _source(source, connect_options(**pick_connect(locals())))
+    try:
+        with Store.create(Path(store).expanduser(), fmt, command=f"export {src.key}") as st:
+            result = run_export(src, st, filt, TqdmProgress(env), connections)
+    finally:
+        src.close()
+    print_run(env, result, f"exported from {src.key} into {store}")
+    return result.exit_code
+
+
+@app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    store: Annotated[str, typer.Argument(help="A store, or a PST/mbox/Maildir to import directly.")],
+    target: Annotated[str, typer.Argument(help="e.g. maildir:DIR, imaps://user@host, ews://host/EWS/Exchange.asmx")],
+    root: Root = None, select: Select = None, subfolders: Subfolders = True,
+    exclude: Exclude = None, duplicates: Duplicates = "skip", by_role: ByRole = True,
+    work_store: Annotated[Path | None, typer.Option(help="Direct import: the store to stage into (default: a cache folder).")] = None,
+    password_env: PasswordEnv = "PSTKIT_PASSWORD", password_file: PasswordFile = None,
+    password_command: PasswordCommand = None, token_file: TokenFile = None,
+    token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
+    insecure: Insecure = False, connections: Connections = 1, opt: Opt = None,
+    mailbox: Mailbox = None, impersonate: Impersonate = False, tenant: Tenant = None,
+    client_id: ClientId = None, client_secret_env: ClientSecretEnv = None,
+    client_secret_file: ClientSecretFile = None, client_cert: ClientCert = None,
+    codepage: Codepage = None,
+) -> int:  # fmt: skip
+    """Deliver a store's mail to TARGET, each folder into its counterpart."""
+    env = env_of(ctx)
+    mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
+    store_dir = _stage_direct(env, store, work_store, codepage)
+    sink = _sink(target, connect_options(**pick_connect(locals())))
+    try:
+        with Store.open(store_dir, writable=True, command=f"import {sink.key}") as st:
+            result = run_import(st, sink, mopts, TqdmProgress(env), connections)
+    finally:
+        sink.close()
+    print_run(env, result, f"imported from {store_dir} into {sink.key}")
+    return result.exit_code
+
+
+def _stage_direct(env: Any, text: str, work_store: Path | None, codepage: str | None) -> Path:
+    """A PST (or other file source) given to `import`: export it into a work
+    store first, so the direct path resumes and de-duplicates like any other."""
+    loc = parse_location(text)
+    if loc.scheme == "store":
+        return Path(loc.path)
+    if loc.is_url:
+        raise UsageError("import reads a store or a file source; export from servers first")
+    src = _source(text, connect_options(codepage=codepage))
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pstkit" / "direct"
+    path = work_store or default / hashlib.sha256(src.key.encode()).hexdigest()[:16]
+    try:
+        with Store.create(path, command=f"export {src.key}") as st:
+            result = run_export(src, st, None, TqdmProgress(env))
+    finally:
+        src.close()
+    print_run(env, result, f"staged {src.key} into {path}")
+    return path
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    store: Annotated[str, typer.Argument(help="The store.")],
+    target: Annotated[str, typer.Argument(help="The import target.")],
+    root: Root = None, select: Select = None, subfolders: Subfolders = True,
+    exclude: Exclude = None, duplicates: Duplicates = "skip", by_role: ByRole = True,
+    password_env: PasswordEnv = "PSTKIT_PASSWORD", password_file: PasswordFile = None,
+    password_command: PasswordCommand = None, token_file: TokenFile = None,
+    token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
+    insecure: Insecure = False, opt: Opt = None, mailbox: Mailbox = None,
+    impersonate: Impersonate = False, tenant: Tenant = None, client_id: ClientId = None,
+    client_secret_env: ClientSecretEnv = None, client_secret_file: ClientSecretFile = None,
+    client_cert: ClientCert = None,
+) -> int:  # fmt: skip
+    """Show where each store folder would go and how many messages; writes nothing."""
+    env = env_of(ctx)
+    mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
+    with _store(store) as st:
+        sink = _sink(target, connect_options(**pick_connect(locals())))
+        try:
+            entries = make_plan(st, sink, mopts)
+            delivered = st.catalog.delivered_ids(sink.key)
+        finally:
+            sink.close()
+        pending = {e.source.id: sum(1 for r in st.rows(e.source.id) if r.msg.id not in delivered) for e in entries}
+    print_plan(env, entries, pending)
+    return EXIT_OK
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    store: Annotated[str, typer.Argument(help="The store.")],
+    target: Annotated[str, typer.Argument(help="The import target to compare with.")],
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the report as CSV.")] = None,
+    root: Root = None, select: Select = None, subfolders: Subfolders = True,
+    exclude: Exclude = None, by_role: ByRole = True,
+    password_env: PasswordEnv = "PSTKIT_PASSWORD", password_file: PasswordFile = None,
+    password_command: PasswordCommand = None, token_file: TokenFile = None,
+    token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
+    insecure: Insecure = False, opt: Opt = None, mailbox: Mailbox = None,
+    impersonate: Impersonate = False, tenant: Tenant = None, client_id: ClientId = None,
+    client_secret_env: ClientSecretEnv = None, client_secret_file: ClientSecretFile = None,
+    client_cert: ClientCert = None,
+) -> int:  # fmt: skip
+    """Compare a store with a target: = same, - missing, + extra, * differs."""
+    env = env_of(ctx)
+    mopts = mapping_options(root, select, subfolders, exclude, "skip", by_role)
+    with _store(store) as st:
+        sink = _sink(target, connect_options(**pick_connect(locals())))
+        try:
+            lines = list(run_verify(st, sink, mopts))
+        finally:
+            sink.close()
+    rows = [(v.mark, path_text(v.folder), v.item, v.detail) for v in lines]
+    if csv_file:
+        with open(csv_file, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([("mark", "folder", "item", "detail"), *rows])
+    if env.json:
+        print_json(env, [dict(zip(("mark", "folder", "item", "detail"), r, strict=True)) for r in rows])
+    else:
+        for mark, folder, item, detail in rows:
+            env.out(f"{mark} {folder} {item} {detail}".rstrip())
+    bad = sum(1 for r in rows if r[0] != "=")
+    return EXIT_OK if not bad else EXIT_PROBLEMS
+
+
+@app.command()
+def ls(ctx: typer.Context, store: Annotated[str, typer.Argument(help="The store.")]) -> int:
+    """Folder tree with counts, runs and problems of a store."""
+    with _store(store) as st:
+        print_ls(env_of(ctx), st)
+    return EXIT_OK
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    store: Annotated[str, typer.Argument(help="The store.")],
+    read_data: Annotated[bool, typer.Option(help="Also read every message and compare its SHA-256.")] = False,
+) -> int:
+    """Verify a store (after copying it, say): every file, size and digest."""
+    env = env_of(ctx)
+    with _store(store) as st:
+        findings = list(check_store(st, read_data))
+    if env.json:
+        print_json(env, [f.__dict__ for f in findings])
+    else:
+        for f in findings:
+            env.out(f"{'DAMAGE' if f.damage else 'warn'}  {f.code:<10} {f.where}  {f.detail}")
+        env.out(f"{sum(f.damage for f in findings)} damaged, {sum(not f.damage for f in findings)} warnings")
+    return EXIT_INTEGRITY if any(f.damage for f in findings) else EXIT_OK
+
+
+@app.command()
+def unlock(ctx: typer.Context, store: Annotated[str, typer.Argument(help="The store.")]) -> int:
+    """Remove a store's lock left by a process that is gone."""
+    root = Path(store).expanduser()
+    read_marker(root)
+    held = lock.read_lock(root / LOCK)
+    if held is None:
+        env_of(ctx).out("not locked")
+        return EXIT_OK
+    if not held.is_stale() and held.host == os.uname().nodename:
+        raise UsageError(f"{held.describe()} is still running; stop it first")
+    (root / LOCK).unlink(missing_ok=True)
+    env_of(ctx).out(f"removed lock of {held.describe()}")
+    return EXIT_OK
+
+
+__all__ = ["StoreNotFound"]

@@ -1,0 +1,139 @@
+"""Typer option types shared by the commands, and their translation into the
+plain option records of `pstkit.options` (secrets are never options' values)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pstkit.errors import UsageError
+from pstkit.model import DuplicatePolicy
+from pstkit.options import ConnectOptions, FetchFilter, MappingOptions, SecretSpec
+
+PasswordEnv = Annotated[str, typer.Option(help="Environment variable holding the password.", rich_help_panel="Connection")]
+PasswordFile = Annotated[Path | None, typer.Option(help="File holding the password.", rich_help_panel="Connection")]
+PasswordCommand = Annotated[str | None, typer.Option(help="Command printing the password.", rich_help_panel="Connection")]
+TokenFile = Annotated[Path | None, typer.Option(help="File holding an OAuth2 access token.", rich_help_panel="Connection")]
+TokenCommand = Annotated[str | None, typer.Option(help="Command printing an OAuth2 access token.", rich_help_panel="Connection")]
+Auth = Annotated[str, typer.Option(help="auto, password, xoauth2, oauthbearer, ntlm, basic, oauth2, client-credentials, device-code.", rich_help_panel="Connection")]
+CaFile = Annotated[Path | None, typer.Option(help="Trust this CA certificate (PEM).", rich_help_panel="Connection")]
+Insecure = Annotated[bool, typer.Option(help="Do not verify TLS certificates.", rich_help_panel="Connection")]
+Connections = Annotated[int, typer.Option(min=1, max=27, help="Parallel connections (across folders).", rich_help_panel="Connection")]
+Opt = Annotated[list[str] | None, typer.Option("--opt", help="Converter option KEY=VALUE (repeatable).", rich_help_panel="Connection")]
+
+
+def parse_size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise UsageError(f"cannot read size {text!r} (use e.g. 35MB, 500k)")
+    unit = (m.group(2) or "").lower().rstrip("b").rstrip("i")
+    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+    return int(float(m.group(1)) * factor)
+
+
+def parse_date(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise UsageError(f"cannot read date {text!r} (use YYYY-MM-DD)") from e
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_opts(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--opt needs KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def secret(env: str | None, file: Path | None, command: str | None, label: str, prompt: bool) -> SecretSpec:
+    return SecretSpec(env=env, file=file, command=command, prompt=prompt, label=label)
+
+
+def folder_path(text: str | None) -> tuple[str, ...] | None:
+    """"Inbox/Project" -> ("Inbox", "Project"); "" -> the root ()."""
+    if text is None:
+        return None
+    return tuple(p for p in text.split("/") if p)
+
+
+def connect_options(
+    *,
+    password_env: str = "PSTKIT_PASSWORD",
+    password_file: Path | None = None,
+    password_command: str | None = None,
+    token_file: Path | None = None,
+    token_command: str | None = None,
+    auth: str = "auto",
+    ca_file: Path | None = None,
+    insecure: bool = False,
+    connections: int = 1,
+    opt: list[str] | None = None,
+    codepage: str | None = None,
+    gmail: bool | None = None,
+    delete_after_export: bool = False,
+    mailbox: str | None = None,
+    impersonate: bool = False,
+    tenant: str | None = None,
+    client_id: str | None = None,
+    client_secret_env: str | None = None,
+    client_secret_file: Path | None = None,
+    client_cert: Path | None = None,
+) -> ConnectOptions:
+    token = None
+    if token_file or token_command:
+        token = secret(None, token_file, token_command, "token", False)
+    client_secret = None
+    if client_secret_env or client_secret_file:
+        client_secret = secret(client_secret_env, client_secret_file, None, "client secret", False)
+    return ConnectOptions(
+        password=secret(password_env, password_file, password_command, "password", True),
+        token=token, auth=auth, ca_file=ca_file, insecure=insecure, connections=connections,
+        codepage=codepage, mailbox=mailbox, impersonate=impersonate, tenant=tenant,
+        client_id=client_id, client_secret=client_secret, client_cert=client_cert, gmail=gmail,
+        delete_after_export=delete_after_export, extra=parse_opts(opt),
+    )  # fmt: skip
+
+
+CONNECT_KEYS = frozenset(connect_options.__kwdefaults__ or {})
+
+
+def pick_connect(values: dict[str, Any]) -> dict[str, Any]:
+    """The connection options among a command's arguments."""
+    return {k: v for k, v in values.items() if k in CONNECT_KEYS}
+
+
+def fetch_filter(
+    include: list[str] | None, exclude: list[str] | None, since: str | None,
+    before: str | None, max_size: str | None, newest_first: bool,
+) -> FetchFilter:  # fmt: skip
+    return FetchFilter(
+        include=tuple(include or ()), exclude=tuple(exclude or ()), since=parse_date(since),
+        before=parse_date(before), max_size=parse_size(max_size), newest_first=newest_first,
+    )  # fmt: skip
+
+
+def mapping_options(
+    root: str | None, select: str | None, subfolders: bool, exclude: list[str] | None,
+    duplicates: str, by_role: bool,
+) -> MappingOptions:  # fmt: skip
+    try:
+        policy = DuplicatePolicy(duplicates)
+    except ValueError as e:
+        raise UsageError(f"--duplicates must be skip, allow or replace, not {duplicates!r}") from e
+    return MappingOptions(
+        target_root=folder_path(root) or (), select=folder_path(select),
+        include_subfolders=subfolders, exclude=tuple(exclude or ()), by_role=by_role,
+        duplicates=policy,
+    )  # fmt: skip

@@ -1,0 +1,86 @@
+"""How results look on stdout: text for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from pstkit.cli.env import Env, print_json
+from pstkit.importing import store_folders
+from pstkit.mapping import PlanEntry, effective_role, path_text
+from pstkit.model import FolderInfo
+from pstkit.runs import RunResult
+from pstkit.store import Store
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def print_run(env: Env, result: RunResult, what: str) -> None:
+    problems = [
+        {"stage": p.stage, "folder": path_text(p.folder), "item": p.item, "reason": p.reason}
+        for p in result.problems
+    ]
+    if env.json:
+        print_json(env, {"run": result.run_id, "kind": result.kind, "what": what,
+                         "stats": dict(result.stats), "problems": problems})  # fmt: skip
+        return
+    stats = dict(result.stats)
+    nbytes = stats.pop("bytes", 0)
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(stats.items())) or "nothing to do"
+    env.out(f"{what}: {counts} ({_mb(nbytes)}) [run {result.run_id}]")
+    for p in problems:
+        env.out(f"  skipped {p['folder']} {p['item']}: {p['reason']}")
+
+
+def print_folders(env: Env, infos: Sequence[FolderInfo]) -> None:
+    if env.json:
+        print_json(env, [{"path": list(i.path), "role": (effective_role(i) or ""),
+                          "messages": i.message_count, "selectable": i.selectable,
+                          "source_name": i.source_name, "class": i.container_class}
+                         for i in infos])  # fmt: skip
+        return
+    for i in infos:
+        role = effective_role(i)
+        count = "" if i.message_count is None else f"{i.message_count:>7}  "
+        flags = ("" if i.selectable else " (no messages)") + (f" [{role.value}]" if role else "")
+        env.out(f"{count}{'  ' * (len(i.path) - 1)}{i.path[-1] if i.path else '/'}{flags}")
+
+
+def print_ls(env: Env, store: Store) -> None:
+    folders = store_folders(store)
+    runs = store.catalog.runs()
+    problems = store.catalog.problems()
+    if env.json:
+        print_json(env, {
+            "store": str(store.root), "id": store.id, "layout": store.layout.value,
+            "folders": [{"path": list(f.info.path), "role": f.info.role, "messages": f.count,
+                         "bytes": f.size} for f in folders],
+            "runs": [dict(zip(("id", "kind", "peer", "started", "finished", "status", "stats"),
+                              (*r[:6], json.loads(str(r[6]))), strict=True)) for r in runs],
+            "problems": [dict(zip(("run", "stage", "folder", "item", "reason", "at"), p, strict=True))
+                         for p in problems],
+        })  # fmt: skip
+        return
+    env.out(f"store {store.root} ({store.layout.value}, id {store.id})")
+    for f in folders:
+        role = f" [{f.info.role.value}]" if f.info.role else ""
+        env.out(f"{f.count:>7}  {_mb(f.size):>10}  {path_text(f.info.path)}{role}")
+    env.out(f"{sum(f.count for f in folders)} messages in {len(folders)} folders")
+    for r in runs:
+        env.out(f"run {r[0]}: {r[1]} {r[2]} {r[3]} -> {r[5]} {r[6]}")
+    for p in problems:
+        env.out(f"problem (run {p[0]}, {p[1]}) {p[2]} {p[3]}: {p[4]}")
+
+
+def print_plan(env: Env, entries: Sequence[PlanEntry], pending: dict[int, int]) -> None:
+    if env.json:
+        print_json(env, [{"from": list(e.source.info.path), "to": list(e.target), "how": e.how,
+                          "messages": e.source.count, "pending": pending.get(e.source.id, 0)}
+                         for e in entries])  # fmt: skip
+        return
+    for e in entries:
+        env.out(f"{path_text(e.source.info.path)} -> {path_text(e.target) or '/'} "
+                f"({e.how}; {pending.get(e.source.id, 0)} of {e.source.count} to import)")  # fmt: skip
+    env.out(f"{sum(pending.values())} messages to import into {len(entries)} folders")

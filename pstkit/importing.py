@@ -1,0 +1,200 @@
+"""Stage 2: store -> sink, with the delivery ledger; and `verify`.
+
+The ledger (catalog table `deliveries`) is written only after the sink said
+a batch is durable, so a killed import re-sends at most the one batch that
+was in flight, and sinks de-duplicate that by the key stamped on each item.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from pstkit.catalog import MessageRow, path_to_text
+from pstkit.errors import IntegrityError, Interrupted
+from pstkit.mapping import PlanEntry, StoreFolder, plan
+from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
+from pstkit.options import MappingOptions
+from pstkit.protocols import Failed, Sink, TargetItem
+from pstkit.runs import NullProgress, Progress, RunResult
+from pstkit.store import Store
+
+
+def store_folders(store: Store) -> list[StoreFolder]:
+    counts = store.catalog.counts()
+    return [StoreFolder(f.id, f.info, *counts.get(f.id, (0, 0))) for f in store.folders()]
+
+
+def make_plan(store: Store, sink: Sink, opts: MappingOptions) -> list[PlanEntry]:
+    return plan(store_folders(store), sink.folders(), opts)
+
+
+def import_(
+    store: Store,
+    sink: Sink,
+    opts: MappingOptions | None = None,
+    progress: Progress | None = None,
+    connections: int = 1,
+) -> RunResult:
+    opts = opts or MappingOptions()
+    progress = progress or NullProgress()
+    result = RunResult(store.catalog.begin_run("import", sink.key), "import")
+    status = "failed"
+    try:
+        entries = make_plan(store, sink, opts)
+        for entry in entries:  # parents first, on one thread: creation order matters
+            sink.ensure_folder(entry.target, entry.role)
+        delivered = store.catalog.delivered_ids(sink.key)
+        progress.start("import", sum(e.source.count for e in entries) - len(delivered) or None)
+        job = _ImportJob(store, sink, opts.duplicates, result, progress, delivered)
+        n = max(1, min(connections, sink.max_connections))
+        if n == 1:
+            for entry in entries:
+                job.folder(entry)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(n) as pool:
+                for fut in [pool.submit(job.folder, e) for e in entries]:
+                    fut.result()
+        status = "ok" if not result.problems else "problems"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise Interrupted() from None
+    finally:
+        store.catalog.finish_run(result.run_id, status, dict(result.stats))
+        progress.done()
+    return result
+
+
+@dataclass
+class _ImportJob:
+    store: Store
+    sink: Sink
+    policy: DuplicatePolicy
+    result: RunResult
+    progress: Progress
+    delivered: set[int]
+
+    def folder(self, entry: PlanEntry) -> None:
+        for batch in self._batches(entry):
+            self._deliver(entry.target, batch)
+
+    def _batches(self, entry: PlanEntry) -> Iterator[list[MessageRow]]:
+        limit = self.sink.batch_limit
+        batch: list[MessageRow] = []
+        size = 0
+        for row in self.store.rows(entry.source.id):
+            if row.msg.id in self.delivered:
+                continue
+            if batch and (len(batch) >= limit.max_items or size + row.msg.size > limit.max_bytes):
+                yield batch
+                batch, size = [], 0
+            batch.append(row)
+            size += row.msg.size
+        if batch:
+            yield batch
+
+    def _deliver(self, target: FolderPath, rows: list[MessageRow]) -> None:
+        done: list[tuple[int, FolderPath, str, str]] = []
+        problems: list[tuple[str, str, str, str]] = []
+        send: list[tuple[StoredMessage, bytes]] = []
+        for row in rows:
+            try:
+                raw = self.store.read(row)
+            except IntegrityError as e:
+                problems.append(self._problem(row.msg, f"store file damaged: {e}"))
+                continue
+            dups = (
+                []
+                if self.policy is DuplicatePolicy.ALLOW
+                else self.sink.find_duplicates(row.msg, raw, target)
+            )
+            if dups and self.policy is DuplicatePolicy.SKIP:
+                done.append((row.msg.id, target, dups[0], "duplicate"))
+                continue
+            if dups:
+                self.sink.delete(target, dups)
+                self.result.stats["replaced"] += 1
+            send.append((row.msg, raw))
+        results = self.sink.put_batch(target, send) if send else []
+        for (msg, raw), res in zip(send, results, strict=True):
+            if isinstance(res, Failed):
+                problems.append(self._problem(msg, res.reason))
+            else:
+                done.append((msg.id, target, res.target_id, "delivered"))
+                self.result.stats["bytes"] += len(raw)
+        self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, done, problems)
+        self._count(done, len(rows))
+
+    def _problem(self, msg: StoredMessage, reason: str) -> tuple[str, str, str, str]:
+        self.result.problems.append(Problem("import", msg.folder, str(msg.id), reason))
+        self.result.stats["failed"] += 1
+        return ("import", path_to_text(msg.folder), str(msg.id), reason)
+
+    def _count(self, done: Sequence[tuple[int, FolderPath, str, str]], n: int) -> None:
+        for _, _, _, how in done:
+            self.result.stats[how] += 1
+        self.progress.advance(n)
+
+
+# --- verify ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyLine:
+    """One `rclone check`-style line: = same, - missing in target,
+    + only in target, * differs, ! could not be compared."""
+
+    mark: str
+    folder: FolderPath
+    item: str
+    detail: str = ""
+
+
+def verify(store: Store, sink: Sink, opts: MappingOptions | None = None) -> Iterator[VerifyLine]:
+    opts = opts or MappingOptions()
+    ledger = store.catalog.deliveries(sink.key)
+    existing = {f.path for f in sink.folders()}
+    for entry in make_plan(store, sink, opts):
+        if entry.target not in existing:
+            for row in store.rows(entry.source.id):
+                yield VerifyLine("-", entry.target, str(row.msg.id), "folder missing in target")
+            continue
+        yield from _verify_folder(store, sink, entry, ledger)
+
+
+def _verify_folder(
+    store: Store, sink: Sink, entry: PlanEntry, ledger: dict[int, tuple[str, str, str]]
+) -> Iterator[VerifyLine]:
+    items = list(sink.inventory(entry.target))
+    by_id = {i.target_id: i for i in items if i.target_id}
+    by_key = {i.stable_key: i for i in items if i.stable_key}
+    by_mid = {(i.message_id, i.size): i for i in items if i.message_id}
+    used: set[str] = set()
+    for row in store.rows(entry.source.id):
+        msg = row.msg
+        target_id = ledger.get(msg.id, ("", "", ""))[1]
+        found = (
+            by_id.get(target_id)
+            or by_key.get(msg.stable_key)
+            or by_mid.get((msg.message_id, msg.size))
+        )
+        if found is None:
+            yield VerifyLine("-", entry.target, str(msg.id), msg.subject)
+            continue
+        used.add(found.target_id)
+        yield _compare(entry.target, msg, found)
+    for item in items:
+        if item.target_id not in used:
+            yield VerifyLine("+", entry.target, item.target_id, item.subject)
+
+
+def _compare(folder: FolderPath, msg: StoredMessage, item: TargetItem) -> VerifyLine:
+    if item.sha256 and item.sha256 != msg.sha256:
+        return VerifyLine("*", folder, str(msg.id), "content differs")
+    if item.subject and msg.subject and item.subject != msg.subject:
+        return VerifyLine("*", folder, str(msg.id), f"subject {item.subject!r} != {msg.subject!r}")
+    return VerifyLine("=", folder, str(msg.id), msg.subject)
+
+
+__all__ = ["Delivered", "VerifyLine", "import_", "make_plan", "verify"]

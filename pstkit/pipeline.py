@@ -1,0 +1,223 @@
+"""The two stages: export (source -> store) and import (store -> sink).
+
+Neither knows the terminal: progress goes to a `Progress` object the caller
+passes in (the CLI gives a tqdm one, tests a silent one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Container, Iterator
+
+from pstkit.catalog import FolderRow
+from pstkit.check import recover
+from pstkit.errors import Interrupted
+from pstkit.importing import import_, verify
+from pstkit.mapping import selected
+from pstkit.model import Fetched, FetchResult, FolderInfo, Problem, Skipped
+from pstkit.options import FetchFilter
+from pstkit.protocols import Source
+from pstkit.runs import NullProgress, Progress, RunResult
+from pstkit.store import Store
+from pstkit.writer import StoreWriter
+
+
+class _Known:
+    """The (epoch, source id) pairs a folder already holds, asked lazily."""
+
+    def __init__(self, store: Store, folder_id: int, source_key: str) -> None:
+        self.store, self.folder_id, self.source_key = store, folder_id, source_key
+
+    def __contains__(self, pair: object) -> bool:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            return False
+        epoch, source_id = pair
+        return self.store.catalog.has_source_id(
+            self.folder_id, self.source_key, str(epoch), str(source_id)
+        )
+
+
+# --- export ----------------------------------------------------------------
+
+
+def export(
+    source: Source,
+    store: Store,
+    filt: FetchFilter | None = None,
+    progress: Progress | None = None,
+    connections: int = 1,
+) -> RunResult:
+    """Copy every selected folder of `source` into `store`; resumable."""
+    filt = filt or FetchFilter()
+    progress = progress or NullProgress()
+    if _interrupted_runs(store):
+        recover(store)
+    result = RunResult(store.catalog.begin_run("export", source.key), "export")
+    status = "failed"
+    try:
+        folders = [f for f in source.folders() if selected(f.path, filt.include, filt.exclude)]
+        rows = {f.path: store.ensure_folder(f) for f in folders}
+        by_id = {rows[f.path].id: f for f in folders}
+        writer = StoreWriter(
+            store, result.run_id, source.key,
+            on_commit=lambda fid, ids: source.committed(by_id[fid], ids),
+        )  # fmt: skip
+        try:
+            work = [(f, rows[f.path]) for f in folders if f.selectable]
+            progress.start("export", sum(f.message_count or 0 for f, _ in work) or None)
+            n = max(1, min(connections, source.max_connections))
+            stream = (
+                _parallel(source, store, work, filt, n)
+                if n > 1
+                else _serial(source, store, work, filt)
+            )
+            for row, item in stream:
+                _take(writer, row, item, filt, result, progress)
+        finally:
+            writer.close()
+        status = "ok" if not result.problems else "problems"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise Interrupted() from None
+    finally:
+        store.catalog.finish_run(result.run_id, status, dict(result.stats))
+        progress.done()
+    return result
+
+
+def _interrupted_runs(store: Store) -> bool:
+    """Runs still marked running: their process died (we hold the lock now)."""
+    stale = [r for r in store.catalog.runs() if r[5] == "running"]
+    for r in stale:
+        store.catalog.finish_run(int(str(r[0])), "interrupted", {})
+    return bool(stale)
+
+
+def _fetch(
+    source: Source, store: Store, info: FolderInfo, row: FolderRow, filt: FetchFilter
+) -> Iterator[FetchResult]:
+    cursor = store.catalog.cursor(source.key, row.id)
+    known: Container[tuple[str, str]] = _Known(store, row.id, source.key)
+    return source.fetch(info, cursor, filt, known)
+
+
+def _serial(
+    source: Source, store: Store, work: list[tuple[FolderInfo, FolderRow]], filt: FetchFilter
+) -> Iterator[tuple[FolderRow, FetchResult]]:
+    for info, row in work:
+        for item in _fetch(source, store, info, row, filt):
+            yield row, item
+
+
+_DONE = object()
+
+
+def _fetch_worker(
+    source: Source,
+    store: Store,
+    todo: queue.Queue[tuple[FolderInfo, FolderRow]],
+    out: queue.Queue[object],
+    filt: FetchFilter,
+    stop: threading.Event,
+) -> None:
+    try:
+        while not stop.is_set():
+            try:
+                info, row = todo.get_nowait()
+            except queue.Empty:
+                return
+            for item in _fetch(source, store, info, row, filt):
+                if stop.is_set():
+                    return
+                out.put((row, item))
+    except BaseException as e:  # handed to the writer thread, which re-raises
+        out.put(e)
+    finally:
+        out.put(_DONE)
+
+
+def _parallel(
+    source: Source,
+    store: Store,
+    work: list[tuple[FolderInfo, FolderRow]],
+    filt: FetchFilter,
+    n: int,
+) -> Iterator[tuple[FolderRow, FetchResult]]:
+    """Fetch folders on `n` threads; the caller's thread stays the only writer.
+
+    The queue is bounded, so a slow disk holds the fetchers back and memory
+    stays flat whatever the mailbox size.
+    """
+    todo: queue.Queue[tuple[FolderInfo, FolderRow]] = queue.Queue()
+    for w in work:
+        todo.put(w)
+    out: queue.Queue[object] = queue.Queue(maxsize=4 * n)
+    stop = threading.Event()
+    args = (source, store, todo, out, filt, stop)
+    threads = [threading.Thread(target=_fetch_worker, args=args, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    finished = 0
+    try:
+        while finished < n:
+            got = out.get()
+            if got is _DONE:
+                finished += 1
+            elif isinstance(got, BaseException):
+                raise got
+            else:
+                yield got  # type: ignore[misc]
+    finally:
+        stop.set()
+        _drain(out, threads)
+
+
+def _drain(out: queue.Queue[object], threads: list[threading.Thread]) -> None:
+    """Unblock fetchers stuck on a full queue so they can see `stop`."""
+    while any(t.is_alive() for t in threads):
+        with contextlib.suppress(queue.Empty):
+            out.get(timeout=0.1)
+
+
+def _take(
+    writer: StoreWriter,
+    row: FolderRow,
+    item: FetchResult,
+    filt: FetchFilter,
+    result: RunResult,
+    progress: Progress,
+) -> None:
+    if isinstance(item, Fetched):
+        if _outside_dates(item, filt):
+            writer.advance(row, item.cursor)  # excluded on purpose: counted, not a problem
+            result.stats["filtered"] += 1
+            return
+        if filt.max_size is not None and len(item.raw) > filt.max_size:
+            reason = f"larger than --max-size ({len(item.raw)} > {filt.max_size} bytes)"
+            item = Skipped(item.meta, reason, item.cursor)
+    if isinstance(item, Skipped):
+        writer.skip(row, item)
+        result.stats["skipped"] += 1
+        result.problems.append(Problem("export", row.info.path, item.meta.source_id, item.reason))
+    else:
+        outcome = writer.add(row, item)
+        result.stats[outcome] += 1
+        if outcome == "stored":
+            result.stats["bytes"] += len(item.raw)
+    progress.advance(1, len(item.raw) if isinstance(item, Fetched) else 0)
+
+
+def _outside_dates(item: Fetched, filt: FetchFilter) -> bool:
+    """The pipeline re-checks the date filter, so a source that cannot apply
+    it server-side stays correct."""
+    received = item.meta.received
+    if received is None:
+        return False
+    if filt.since is not None and received < filt.since:
+        return True
+    return filt.before is not None and received >= filt.before
+
+
+__all__ = ["NullProgress", "Progress", "RunResult", "export", "import_", "verify"]

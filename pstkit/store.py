@@ -1,0 +1,213 @@
+"""The on-disk store: a self-contained folder (format described in README.md).
+
+    STORE/pstkit-store.json   format marker: name, version, store id, layout
+    STORE/catalog.sqlite      the catalog (truth for names, flags, digests)
+    STORE/lock                present while a writer runs
+    STORE/mail/               Maildir++ tree (default) or mbox tree
+
+Everything else about writing lives in `pstkit.writer`, checking in
+`pstkit.check`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+
+from pstkit import lock
+from pstkit.catalog import Catalog, FolderRow, MessageRow, now_text
+from pstkit.errors import (
+    IntegrityError,
+    StoreError,
+    StoreExists,
+    StoreNotFound,
+    StoreVersionError,
+    StoreWriteError,
+)
+from pstkit.fsutil import write_error
+from pstkit.mboxfmt import unframe
+from pstkit.model import FolderInfo, FolderPath, Role, StoredMessage
+from pstkit.names import escape_segment, fit_name, maildirpp_dirname
+
+FORMAT_NAME = "pstkit-store"
+FORMAT_VERSION = 1
+MARKER = "pstkit-store.json"
+CATALOG = "catalog.sqlite"
+LOCK = "lock"
+MAIL = "mail"
+
+
+class Layout(enum.StrEnum):
+    MAILDIR = "maildir"
+    MBOX = "mbox"
+
+
+class Store:
+    """An open store. Use `Store.open`/`Store.create`, and close it (or `with`)."""
+
+    def __init__(self, root: Path, marker: dict[str, object], writable: bool) -> None:
+        self.root = root
+        self.id = str(marker["id"])
+        self.layout = Layout(str(marker["layout"]))
+        self.writable = writable
+        self.mail = root / MAIL
+        self.catalog = Catalog(root / CATALOG)
+
+    # --- opening -----------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: Path, layout: Layout = Layout.MAILDIR, command: str = "") -> Store:
+        if (root / MARKER).exists():
+            return cls.open(root, writable=True, command=command)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise StoreExists(root)
+        marker: dict[str, object] = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "id": str(uuid.uuid4()),
+            "layout": layout.value,
+            "created": now_text(),
+        }
+        try:
+            (root / MAIL).mkdir(parents=True, exist_ok=True)
+            Catalog(root / CATALOG, create=True).close()
+            # The marker comes last: a folder without it is not (yet) a store.
+            (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise write_error(root, e) from e
+        return cls.open(root, writable=True, command=command)
+
+    @classmethod
+    def open(cls, root: Path, writable: bool = False, command: str = "") -> Store:
+        marker = read_marker(root)
+        if writable:
+            lock.acquire(root / LOCK, str(root), command or "pstkit")
+        try:
+            store = cls(root, marker, writable)
+        except BaseException:
+            if writable:
+                lock.release(root / LOCK)
+            raise
+        return store
+
+    def close(self) -> None:
+        self.catalog.close()
+        if self.writable:
+            lock.release(self.root / LOCK)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- folders -----------------------------------------------------------
+
+    def folders(self) -> list[FolderRow]:
+        return self.catalog.folders()
+
+    def folder(self, path: FolderPath) -> FolderRow | None:
+        return next((f for f in self.folders() if f.info.path == path), None)
+
+    def ensure_folder(self, info: FolderInfo) -> FolderRow:
+        """The folder's row, creating it (and its parents) if needed."""
+        existing = self.folder(info.path)
+        if existing is not None:
+            if info.role and existing.info.role is None:
+                self.catalog.set_folder_role(existing.id, info.role)
+            return existing
+        if len(info.path) > 1:
+            self.ensure_folder(FolderInfo(path=info.path[:-1]))
+        dirname = self._allocate_dirname(info)
+        self._make_folder_dir(dirname)
+        self.catalog.add_folder(info, dirname)
+        row = self.folder(info.path)
+        assert row is not None
+        return row
+
+    def _allocate_dirname(self, info: FolderInfo) -> str:
+        taken = [f.dirname for f in self.folders()]
+        if self.layout is Layout.MAILDIR:
+            if info.role is Role.INBOX and len(info.path) == 1 and "" not in taken:
+                return ""  # Maildir++: the root maildir is the INBOX
+            return fit_name(maildirpp_dirname(info.path), taken)
+        parent = self.folder(info.path[:-1]) if len(info.path) > 1 else None
+        prefix = f"{parent.dirname}.sbd/" if parent else ""
+        siblings = [
+            t[len(prefix) :] for t in taken if t.startswith(prefix) and "/" not in t[len(prefix) :]
+        ]
+        return prefix + fit_name(escape_segment(info.path[-1]), siblings)
+
+    def _make_folder_dir(self, dirname: str) -> None:
+        try:
+            if self.layout is Layout.MAILDIR:
+                for sub in ("cur", "new", "tmp"):
+                    (self.mail / dirname / sub).mkdir(parents=True, exist_ok=True)
+            else:
+                (self.mail / dirname).parent.mkdir(parents=True, exist_ok=True)
+                (self.mail / dirname).touch()
+        except OSError as e:
+            raise write_error(self.mail / dirname, e) from e
+
+    # --- messages ----------------------------------------------------------
+
+    def rows(self, folder_id: int | None = None) -> Iterator[MessageRow]:
+        for row in self.catalog.messages(folder_id):
+            yield replace(row, msg=replace(row.msg, store_id=self.id))
+
+    def read(self, row: MessageRow, verify: bool = True) -> bytes:
+        """A message's exact bytes; with `verify`, checked against the catalog."""
+        path = self.mail / row.file
+        try:
+            if row.offset is None:
+                data = path.read_bytes()
+            else:
+                with open(path, "rb") as f:
+                    f.seek(row.offset)
+                    data = unframe(f.read(row.length or 0), row.msg.size)
+        except OSError as e:
+            raise IntegrityError(f"{row.file}: {e.strerror or e}") from e
+        if verify:
+            verify_bytes(row, data)
+        return data
+
+    def message_path(self, row: MessageRow) -> Path:
+        return self.mail / row.file
+
+
+def verify_bytes(row: MessageRow, data: bytes) -> None:
+    if len(data) != row.msg.size or hashlib.sha256(data).hexdigest() != row.msg.sha256:
+        raise IntegrityError(f"{row.file}: content does not match its SHA-256 in the catalog")
+
+
+def read_marker(root: Path) -> dict[str, object]:
+    try:
+        marker = json.loads((root / MARKER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StoreNotFound(root) from None
+    except (OSError, ValueError) as e:
+        raise StoreError(f"{root / MARKER} is unreadable: {e}") from e
+    if not isinstance(marker, dict) or marker.get("format") != FORMAT_NAME:
+        raise StoreError(f"{root / MARKER} is not a pstkit store marker")
+    version = marker.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise StoreVersionError(root, version, FORMAT_VERSION)
+    if marker.get("layout") not in {m.value for m in Layout} or not marker.get("id"):
+        raise StoreError(f"{root / MARKER} has no valid layout or id")
+    return marker
+
+
+def messages(store: Store, folder_id: int | None = None) -> Iterator[StoredMessage]:
+    for row in store.rows(folder_id):
+        yield row.msg
+
+
+__all__ = ["Layout", "Store", "StoreWriteError"]

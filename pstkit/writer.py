@@ -1,0 +1,214 @@
+"""Writing messages into a store, in durable batches.
+
+Write order (the store's one promise): message files first; then, once a
+batch is durable (one syncfs), its catalog rows, re-keyed rows, folder
+cursors and problems in one transaction. A crash can leave files without
+rows (removed by `recover` on the next write), never a row without its
+file, never a cursor ahead of the rows it covers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from pstkit.catalog import FolderRow, NewMessage, path_to_text
+from pstkit.fsutil import sync_tree, write_error, write_new
+from pstkit.headers import summary
+from pstkit.mboxfmt import frame
+from pstkit.model import Fetched, Skipped
+from pstkit.names import flags_text, flags_to_info
+from pstkit.store import Layout, Store
+
+log = logging.getLogger("pstkit")
+
+FAT32_MAX_FILE = 4 * 1024**3 - 1
+OnCommit = Callable[[int, list[str]], None]
+
+
+def file_key(source_key: str, epoch: str, source_id: str) -> str:
+    """Deterministic file name: a re-run after a crash rewrites the same file
+    instead of leaving a second copy next to the first."""
+    digest = hashlib.sha256(f"{source_key}\0{epoch}\0{source_id}".encode()).hexdigest()
+    return digest[:32]
+
+
+@dataclass
+class _Batch:
+    rows: list[NewMessage] = field(default_factory=list)
+    keys: set[tuple[int, str, str]] = field(default_factory=set)
+    files: list[Path] = field(default_factory=list)
+    dirs: set[Path] = field(default_factory=set)
+    rekeys: list[tuple[int, str, str]] = field(default_factory=list)
+    cursors: dict[tuple[str, int], str] = field(default_factory=dict)
+    problems: list[tuple[str, str, str, str]] = field(default_factory=list)
+    done: dict[int, list[str]] = field(default_factory=dict)
+    items: int = 0
+    nbytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class StoreWriter:
+    """Adds fetched messages to a store. Not thread-safe: one writer thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: int,
+        source_key: str,
+        on_commit: OnCommit | None = None,
+        max_items: int = 2000,
+        max_bytes: int = 256 * 1024 * 1024,
+        max_seconds: float = 5.0,
+    ) -> None:
+        self.store, self.run_id, self.source_key = store, run_id, source_key
+        self.on_commit = on_commit
+        self.limits = (max_items, max_bytes, max_seconds)
+        self._batch = _Batch()
+        self._claimed: set[int] = set()
+        self._mbox: dict[str, BinaryIO] = {}
+
+    # --- adding ------------------------------------------------------------
+
+    def add(self, folder: FolderRow, item: Fetched) -> str:
+        """Store one message. Returns "stored", "known" (already in the store
+        under this id) or "matched" (same bytes from an older source epoch,
+        re-keyed instead of stored twice)."""
+        meta = item.meta
+        key = (folder.id, meta.source_epoch, meta.source_id)
+        if key in self._batch.keys or self.store.catalog.has_source_id(
+            folder.id, self.source_key, meta.source_epoch, meta.source_id
+        ):
+            self.advance(folder, item.cursor)
+            return "known"
+        digest = hashlib.sha256(item.raw).hexdigest()
+        stale = self.store.catalog.stale_copy(
+            folder.id, self.source_key, meta.source_epoch, digest, self._claimed
+        )
+        if stale is not None:
+            self._claimed.add(stale)
+            self._batch.rekeys.append((stale, meta.source_epoch, meta.source_id))
+            self._batch.keys.add(key)
+            self._finish_item(folder, meta.source_id, item.cursor, 0)
+            return "matched"
+        file, offset, length = self._write_file(folder, item, digest)
+        message_id, subject = summary(item.raw)
+        self._batch.rows.append(
+            NewMessage(
+                folder_id=folder.id,
+                file=file,
+                offset=offset,
+                length=length,
+                size=len(item.raw),
+                sha256=digest,
+                flags=flags_text(meta.flags),
+                keywords=json.dumps(sorted(meta.keywords), ensure_ascii=False),
+                received=meta.received.isoformat() if meta.received else None,
+                message_id=message_id,
+                subject=meta.subject or subject,
+                kind=meta.kind.value,
+                source_key=self.source_key,
+                source_epoch=meta.source_epoch,
+                source_id=meta.source_id,
+            )
+        )
+        self._batch.keys.add(key)
+        self._finish_item(folder, meta.source_id, item.cursor, len(item.raw))
+        return "stored"
+
+    def skip(self, folder: FolderRow, item: Skipped) -> None:
+        self.problem(folder, item.meta.source_id, item.reason)
+        self.advance(folder, item.cursor)
+        self._maybe_flush()
+
+    def problem(self, folder: FolderRow, item: str, reason: str) -> None:
+        self._batch.problems.append(("export", path_to_text(folder.info.path), item, reason))
+
+    def _finish_item(self, folder: FolderRow, source_id: str, cursor: str | None, n: int) -> None:
+        self._batch.done.setdefault(folder.id, []).append(source_id)
+        self._batch.items += 1
+        self._batch.nbytes += n
+        self.advance(folder, cursor)
+        self._maybe_flush()
+
+    def advance(self, folder: FolderRow, cursor: str | None) -> None:
+        if cursor is not None:
+            self._batch.cursors[(self.source_key, folder.id)] = cursor
+
+    def _write_file(
+        self, folder: FolderRow, item: Fetched, digest: str
+    ) -> tuple[str, int | None, int | None]:
+        if len(item.raw) > FAT32_MAX_FILE:
+            raise write_error(Path(folder.dirname), OSError(27, "message over 4 GiB"))
+        name = file_key(self.source_key, item.meta.source_epoch, item.meta.source_id)
+        if self.store.layout is Layout.MAILDIR:
+            base = self.store.mail / folder.dirname
+            final = base / "cur" / f"{name}!{flags_to_info(item.meta.flags)}"
+            write_new(final, base / "tmp" / name, item.raw)
+            self._batch.files.append(final)
+            self._batch.dirs.add(base / "cur")
+            return str(final.relative_to(self.store.mail)), None, None
+        handle = self._mbox_handle(folder.dirname)
+        offset = handle.tell()
+        chunk = frame(item.raw, "-", item.meta.received)
+        try:
+            handle.write(chunk)
+        except OSError as e:
+            raise write_error(self.store.mail / folder.dirname, e) from e
+        self._batch.files.append(self.store.mail / folder.dirname)
+        return folder.dirname, offset, len(chunk)
+
+    def _mbox_handle(self, dirname: str) -> BinaryIO:
+        if dirname not in self._mbox:
+            path = self.store.mail / dirname
+            try:
+                handle = open(path, "r+b")  # noqa: SIM115 - kept open for the run
+                handle.seek(self.store.catalog.max_mbox_end(dirname))
+                handle.truncate()  # drop any uncommitted tail of a crashed run
+            except OSError as e:
+                raise write_error(path, e) from e
+            self._mbox[dirname] = handle
+        return self._mbox[dirname]
+
+    # --- committing --------------------------------------------------------
+
+    def _maybe_flush(self) -> None:
+        b, (max_items, max_bytes, max_seconds) = self._batch, self.limits
+        if (
+            b.items >= max_items
+            or b.nbytes >= max_bytes
+            or time.monotonic() - b.started >= max_seconds
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self._batch = self._batch, _Batch()
+        if not (batch.rows or batch.rekeys or batch.cursors or batch.problems):
+            return
+        for handle in self._mbox.values():
+            try:
+                handle.flush()
+            except OSError as e:
+                raise write_error(Path(handle.name), e) from e
+        if batch.files:
+            sync_tree(self.store.mail, batch.files, batch.dirs)
+        self.store.catalog.commit_batch(
+            self.run_id, batch.rows, batch.rekeys, batch.cursors, batch.problems
+        )
+        if self.on_commit:
+            for folder_id, ids in batch.done.items():
+                self.on_commit(folder_id, ids)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            for handle in self._mbox.values():
+                handle.close()
+            self._mbox.clear()
