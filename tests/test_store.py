@@ -1,0 +1,185 @@
+"""The store: write order, identity of stored bytes, locks, versions, check."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pstkit.check import check
+from pstkit.errors import StoreLocked, StoreVersionError
+from pstkit.model import Flag
+from pstkit.pipeline import export
+from pstkit.store import Layout, Store
+from tests.helpers import cli, make_message, sha
+from tests.listsource import Item, ListSource
+
+FAT_FORBIDDEN = set('<>:"\\|?*')
+
+
+def _source(n: int = 5) -> ListSource:
+    return ListSource({
+        ("INBOX",): [Item(i, make_message(i), frozenset({Flag.SEEN}) if i % 2 else frozenset()) for i in range(1, n + 1)],
+        ("Work",): [Item(100, make_message(100))],
+        ("work",): [Item(101, make_message(101))],
+        ("Projekte", "a.b/c:d"): [Item(200, make_message(200))],
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", list(Layout))
+def test_bytes_flags_and_names_survive(tmp_path: Path, layout: Layout) -> None:
+    src = _source()
+    with Store.create(tmp_path / "st", layout) as st:
+        result = export(src, st)
+        assert result.stats["stored"] == 8 and not result.problems
+        rows = {(r.msg.folder, r.msg.source_id): r for r in st.rows()}
+        for path, items in src.folders_.items():
+            for item in items:
+                row = rows[(path, str(item.uid))]
+                assert st.read(row) == item.raw
+                assert row.msg.flags == item.flags
+        # Parents are created too, so the tree is complete in every target.
+        assert sorted(f.info.path for f in st.folders()) == sorted([*src.folders_, ("Projekte",)])
+    for p in (tmp_path / "st").rglob("*"):
+        assert not (set(p.name) & FAT_FORBIDDEN), p
+
+
+def test_case_colliding_folders_get_distinct_directories(tmp_path: Path) -> None:
+    with Store.create(tmp_path / "st") as st:
+        export(_source(), st)
+        dirs = {f.info.path: f.dirname for f in st.folders()}
+    assert dirs[("Work",)].casefold() != dirs[("work",)].casefold()
+
+
+def test_second_export_stores_nothing_and_new_mail_is_added(tmp_path: Path) -> None:
+    src = _source()
+    with Store.create(tmp_path / "st") as st:
+        export(src, st)
+        again = export(src, st)
+        assert again.stats["stored"] == 0
+        src.folders_[("INBOX",)].append(Item(6, make_message(6)))
+        third = export(src, st)
+        assert third.stats["stored"] == 1
+        assert sum(1 for _ in st.rows()) == 9
+
+
+def test_epoch_change_rematches_by_content_without_duplicates(tmp_path: Path) -> None:
+    src = _source(3)
+    with Store.create(tmp_path / "st") as st:
+        export(src, st)
+        # UIDVALIDITY changed: same messages, new ids; plus one genuinely new copy
+        # of message 1 (identical bytes) that must be stored, not merged.
+        src.epoch = "2"
+        src.folders_[("INBOX",)] = [Item(10 + i, make_message(i)) for i in range(1, 4)]
+        src.folders_[("INBOX",)].append(Item(20, make_message(1)))
+        result = export(src, st)
+        # 3 in INBOX + 1 in each of the 3 other folders re-matched; the new copy stored.
+        assert result.stats["matched"] == 6 and result.stats["stored"] == 1
+        inbox = [r for r in st.rows() if r.msg.folder == ("INBOX",)]
+        assert len(inbox) == 4
+        assert {r.msg.source_epoch for r in inbox} == {"2"}
+
+
+def test_skips_are_recorded_with_reasons_and_run_goes_on(tmp_path: Path) -> None:
+    src = ListSource(
+        {
+            ("INBOX",): [
+                Item(1, make_message(1)),
+                Item(2, b"", bad="server said NO"),
+                Item(3, make_message(3)),
+            ]
+        }
+    )
+    with Store.create(tmp_path / "st") as st:
+        result = export(src, st)
+        assert result.stats["stored"] == 2 and result.exit_code == 1
+        assert [p.reason for p in result.problems] == ["server said NO"]
+        assert [p[4] for p in st.catalog.problems()] == ["server said NO"]
+        assert src.committed_ids == ["1", "3"]
+
+
+def test_parallel_export_equals_serial(tmp_path: Path) -> None:
+    with Store.create(tmp_path / "a") as a, Store.create(tmp_path / "b") as b:
+        export(_source(40), a, connections=1)
+        export(_source(40), b, connections=4)
+        assert sorted(r.msg.sha256 for r in a.rows()) == sorted(r.msg.sha256 for r in b.rows())
+
+
+def test_lock_excludes_second_writer_and_stale_lock_is_taken_over(tmp_path: Path) -> None:
+    st = Store.create(tmp_path / "st")
+    with pytest.raises(StoreLocked):
+        Store.open(tmp_path / "st", writable=True)
+    st.close()
+    (tmp_path / "st" / "lock").write_text(
+        json.dumps(
+            {"pid": 2**22 + 12345, "host": os.uname().nodename, "started": "x", "command": "dead"}
+        )
+    )
+    Store.open(tmp_path / "st", writable=True).close()  # stale: same host, no such pid
+    assert not (tmp_path / "st" / "lock").exists()
+
+
+def test_lock_from_other_host_needs_unlock(tmp_path: Path) -> None:
+    Store.create(tmp_path / "st").close()
+    (tmp_path / "st" / "lock").write_text(
+        json.dumps({"pid": 1, "host": "elsewhere", "started": "x", "command": "export"})
+    )
+    code, _, err = cli("export", "fixtures/sample-maildir", tmp_path / "st")
+    assert code == 3 and "locked by pid 1 on elsewhere" in err and "pstkit unlock" in err
+    assert cli("unlock", tmp_path / "st")[0] == 0
+    assert not (tmp_path / "st" / "lock").exists()
+
+
+def test_newer_format_version_is_refused(tmp_path: Path) -> None:
+    Store.create(tmp_path / "st").close()
+    marker = tmp_path / "st" / "pstkit-store.json"
+    data = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**data, "version": 2}))
+    with pytest.raises(StoreVersionError):
+        Store.open(tmp_path / "st")
+    code, _, err = cli("ls", tmp_path / "st")
+    assert code == 3 and err.count("\n") == 2 and "format version 2" in err
+
+
+@pytest.mark.parametrize("layout", list(Layout))
+def test_check_finds_every_kind_of_damage(tmp_path: Path, layout: Layout) -> None:
+    with Store.create(tmp_path / "st", layout) as st:
+        export(_source(), st)
+        rows = list(st.rows())
+    assert cli("check", "--read-data", tmp_path / "st")[0] == 0
+    mail = tmp_path / "st" / "mail"
+    first = mail / rows[0].file
+    data = bytearray(first.read_bytes())
+    where = (rows[0].offset or 0) + (rows[0].length or len(data)) - 5
+    data[where] ^= 0x20  # flip one bit, same size
+    first.write_bytes(bytes(data))
+    code, out, _ = cli("check", tmp_path / "st")
+    assert code == 0  # without --read-data, sizes still match
+    code, out, _ = cli("check", "--read-data", tmp_path / "st")
+    assert code == 4 and "digest" in out
+    if layout is Layout.MAILDIR:
+        (mail / rows[1].file).unlink()
+        (mail / rows[2].file).with_name("extra!2,S").write_bytes(b"Subject: x\n\nadded\n")
+        code, out, _ = cli("check", tmp_path / "st")
+        assert code == 4 and "missing" in out and "orphan" in out
+    else:
+        with open(mail / rows[-1].file, "r+b") as f:
+            f.truncate((rows[-1].offset or 0) + 10)
+        code, out, _ = cli("check", tmp_path / "st")
+        assert code == 4 and "size" in out
+
+
+def test_recover_removes_uncommitted_files_after_interrupted_run(tmp_path: Path) -> None:
+    with Store.create(tmp_path / "st") as st:
+        export(_source(), st)
+        run = st.catalog.begin_run("export", "test://list")  # a run that never finished
+        assert run
+        orphan = tmp_path / "st" / "mail" / ".INBOX" / "cur" / "deadbeef!2,"
+        orphan.write_bytes(b"Subject: half\n\n")
+    with Store.open(tmp_path / "st", writable=True) as st:
+        export(_source(), st)
+        assert not orphan.exists()
+        assert not [f for f in check(st, read_data=True) if f.damage]
+        assert sha(st.read(next(st.rows()))) == next(st.rows()).msg.sha256
