@@ -63,7 +63,9 @@ def scan(root: Path) -> dict[FolderPath, Path]:
         if not entry.is_dir() or entry.name in _SUBDIRS:
             continue
         if entry.name.startswith("."):
-            if entry.name not in (".", "..") and _is_maildir(Path(entry.path)):
+            # Maildir++ (and Python's mailbox): every dot-directory is a folder,
+            # even one whose cur/ and new/ do not exist yet.
+            if len(entry.name) > 1:
                 found[maildirpp_path(entry.name)] = Path(entry.path)
         else:
             _scan_nested(Path(entry.path), (unescape_segment(entry.name),), found)

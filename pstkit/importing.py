@@ -8,11 +8,12 @@ was in flight, and sinks de-duplicate that by the key stamped on each item.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from pstkit.catalog import MessageRow, path_to_text
-from pstkit.errors import IntegrityError, Interrupted
+from pstkit.errors import IntegrityError, Interrupted, StoreWriteError
 from pstkit.mapping import PlanEntry, StoreFolder, plan
 from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
@@ -61,8 +62,9 @@ def import_(
         status = "interrupted"
         raise Interrupted() from None
     finally:
-        store.catalog.finish_run(result.run_id, status, dict(result.stats))
         progress.done()
+        with contextlib.suppress(StoreWriteError):
+            store.catalog.finish_run(result.run_id, status, dict(result.stats))
     return result
 
 

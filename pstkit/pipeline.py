@@ -7,13 +7,14 @@ passes in (the CLI gives a tqdm one, tests a silent one).
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Container, Iterator
 
 from pstkit.catalog import FolderRow
 from pstkit.check import recover
-from pstkit.errors import Interrupted
+from pstkit.errors import Interrupted, StoreWriteError
 from pstkit.importing import import_, verify
 from pstkit.mapping import selected
 from pstkit.model import Fetched, FetchResult, FolderInfo, Problem, Skipped
@@ -22,6 +23,8 @@ from pstkit.protocols import Source
 from pstkit.runs import NullProgress, Progress, RunResult
 from pstkit.store import Store
 from pstkit.writer import StoreWriter
+
+log = logging.getLogger("pstkit")
 
 
 class _Known:
@@ -75,16 +78,27 @@ def export(
             )
             for row, item in stream:
                 _take(writer, row, item, filt, result, progress)
-        finally:
             writer.close()
+        except BaseException:
+            writer.abort()
+            raise
         status = "ok" if not result.problems else "problems"
     except KeyboardInterrupt:
         status = "interrupted"
         raise Interrupted() from None
     finally:
-        store.catalog.finish_run(result.run_id, status, dict(result.stats))
         progress.done()
+        _finish(store, result, status)
     return result
+
+
+def _finish(store: Store, result: RunResult, status: str) -> None:
+    try:
+        store.catalog.finish_run(result.run_id, status, dict(result.stats))
+    except StoreWriteError:
+        # The disk is full or gone: the run stays "running" and the next
+        # writer treats it as interrupted. The original error is what matters.
+        log.warning("could not record the end of run %d", result.run_id)
 
 
 def _interrupted_runs(store: Store) -> bool:

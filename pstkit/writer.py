@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ class StoreWriter:
     ) -> None:
         self.store, self.run_id, self.source_key = store, run_id, source_key
         self.on_commit = on_commit
+        # PSTKIT_BATCH_ITEMS tunes the batch size (smaller: less to re-fetch after a crash).
+        max_items = int(os.environ.get("PSTKIT_BATCH_ITEMS", max_items))
         self.limits = (max_items, max_bytes, max_seconds)
         self._batch = _Batch()
         self._claimed: set[int] = set()
@@ -209,6 +212,29 @@ class StoreWriter:
         try:
             self.flush()
         finally:
-            for handle in self._mbox.values():
+            self._close_handles()
+
+    def abort(self) -> None:
+        """Undo the uncommitted batch (after a failed write or flush), so a
+        failed run leaves no file the catalog does not know."""
+        batch, self._batch = self._batch, _Batch()
+        self._close_handles()
+        if self.store.layout is Layout.MAILDIR:
+            for path in batch.files:
+                path.unlink(missing_ok=True)
+            return
+        for row in batch.rows:
+            end = self.store.catalog.max_mbox_end(row.file)
+            try:
+                with open(self.store.mail / row.file, "r+b") as f:
+                    f.truncate(end)
+            except OSError:
+                log.warning("could not truncate %s; `pstkit check` will report it", row.file)
+
+    def _close_handles(self) -> None:
+        for handle in self._mbox.values():
+            try:
                 handle.close()
-            self._mbox.clear()
+            except OSError:
+                log.warning("could not close %s", handle.name)
+        self._mbox.clear()
