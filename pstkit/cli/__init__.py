@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import traceback
 
-import click
 import typer
 
 from pstkit.cli import commands
@@ -32,19 +31,36 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
         code = result if isinstance(result, int) else 0
     except PstkitError as e:
         code = report(env, e.message, e.hint_text(), e.exit_code, e)
-    except click.exceptions.Exit as e:
-        code = e.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        code = report(env, "interrupted", "re-run the same command to resume", EXIT_INTERRUPTED, None)
-    except click.ClickException as e:
-        code = report(env, e.format_message(), "see `pstkit COMMAND --help`", EXIT_USAGE, None)
-    except Exception as e:  # the last line of defence: one line, no traceback
-        text = " ".join(str(e).split())
-        code = report(env, f"internal error: {type(e).__name__}: {text}",
-                      "re-run with --debug and report the traceback", EXIT_INTERNAL, e)  # fmt: skip
+    except KeyboardInterrupt:
+        code = report(
+            env, "interrupted", "re-run the same command to resume", EXIT_INTERRUPTED, None
+        )
+    except Exception as e:
+        code = _click_or_internal(env, e)
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _click_or_internal(env: Env, e: Exception) -> int:
+    """Typer's (vendored) click exceptions are matched by shape, not by class,
+    so this works whichever click typer brings."""
+    kind = type(e).__name__
+    if kind == "Exit":
+        return int(getattr(e, "exit_code", 0))
+    if kind == "Abort":
+        return report(
+            env, "interrupted", "re-run the same command to resume", EXIT_INTERRUPTED, None
+        )
+    if hasattr(e, "format_message") and hasattr(e, "exit_code"):
+        if kind == "NoArgsIsHelpError":  # bare `pstkit`: show the help
+            env.out(str(e.format_message()))
+            return EXIT_USAGE
+        return report(env, str(e.format_message()), "see `pstkit COMMAND --help`", EXIT_USAGE, None)
+    # The last line of defence: one line, no traceback.
+    text = " ".join(str(e).split())
+    return report(env, f"internal error: {kind}: {text}",
+                  "re-run with --debug and report the traceback", EXIT_INTERNAL, e)  # fmt: skip
 
 
 def report(env: Env, message: str, hint: str, code: int, exc: BaseException | None) -> int:

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install what pstkit needs on Debian/Ubuntu (Python >= 3.11) into ./.venv.
+#   bash scripts/setup.sh         # runtime (all converters)
+#   bash scripts/setup.sh --dev   # + test tools and the servers the tests start
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dev=0; [ "${1:-}" = "--dev" ] && dev=1
+
+apt_packages="python3-venv python3-pip"
+if [ "$dev" = 1 ]; then
+    # Dovecot (IMAP/POP3 test server), mtools (FAT32 images), readpst (PST comparison),
+    # mbsync (benchmark peer), openssl (test certificates).
+    apt_packages="$apt_packages dovecot-imapd dovecot-pop3d mtools pst-utils isync openssl ca-certificates"
+fi
+missing=""
+for p in $apt_packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # policy-rc.d keeps the packaged Dovecot service from starting: tests run their own.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+python3 - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"pstkit needs Python 3.11 or newer, this is {sys.version.split()[0]}")
+PY
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+if [ "$dev" = 1 ]; then extra="dev"; else extra="all"; fi
+.venv/bin/python -m pip install -q -e ".[$extra]"
+echo "pstkit installed in .venv ($(.venv/bin/pstkit --help >/dev/null && echo ok))" >&2
