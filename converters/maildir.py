@@ -35,6 +35,7 @@ from pstkit.model import (
     StoredMessage,
 )
 from pstkit.names import (
+    decode_mutf7,
     escape_segment,
     flags_to_info,
     info_to_flags,
@@ -54,8 +55,24 @@ def _is_maildir(path: Path) -> bool:
     return (path / "cur").is_dir() or (path / "new").is_dir()
 
 
-def scan(root: Path) -> dict[FolderPath, Path]:
+def _decoded(path: FolderPath, names: str) -> FolderPath:
+    """Dovecot and Courier write folder names in modified UTF-7 ("&ANw-berweisungen");
+    `names=auto` decodes a segment only when it is valid mUTF-7 with a "&"."""
+    if names == "utf8":
+        return path
+    out = []
+    for seg in path:
+        decoded = decode_mutf7(seg) if "&" in seg or names == "mutf7" else None
+        out.append(decoded if decoded is not None else seg)
+    return tuple(out)
+
+
+def scan(root: Path, names: str = "auto") -> dict[FolderPath, Path]:
     """Every folder of a Maildir tree in either layout -> its directory."""
+    return {_decoded(p, names): d for p, d in _scan(root).items()}
+
+
+def _scan(root: Path) -> dict[FolderPath, Path]:
     found: dict[FolderPath, Path] = {}
     if _is_maildir(root):
         found[INBOX] = root
@@ -124,7 +141,7 @@ class MaildirSource:
         if not self.root.is_dir():
             raise SourceError(self.root, "not a directory")
         self.key = f"maildir:{self.root}"
-        self._dirs = scan(self.root)
+        self._dirs = scan(self.root, options.extra.get("names", "auto"))
         if not self._dirs:
             raise SourceError(self.root, "no Maildir folders (cur/ and new/) found")
 

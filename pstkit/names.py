@@ -11,6 +11,8 @@ depends on being able to decode a directory name.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Iterable
 
@@ -159,3 +161,35 @@ def flags_text(flags: Iterable[Flag]) -> str:
 
 def parse_flags_text(text: str) -> frozenset[Flag]:
     return frozenset(Flag(t) for t in text.split(",") if t)
+
+
+# --- modified UTF-7 (RFC 3501 5.1.3), as Dovecot and Courier name Maildir folders ---
+
+
+def decode_mutf7(text: str) -> str | None:
+    """Decode an IMAP modified-UTF-7 name; None if `text` is not valid mUTF-7
+    (e.g. a UTF-8 name like "R&D", which must then be kept as it is)."""
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "&":
+            if not 0x20 <= ord(ch) <= 0x7E:
+                return None
+            out.append(ch)
+            i += 1
+            continue
+        end = text.find("-", i)
+        if end < 0:
+            return None
+        chunk = text[i + 1 : end]
+        if not chunk:
+            out.append("&")
+        else:
+            b64 = chunk.replace(",", "/")
+            try:
+                raw = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
+                out.append(raw.decode("utf-16-be"))
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+        i = end + 1
+    return "".join(out)

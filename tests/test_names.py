@@ -75,3 +75,13 @@ def test_info_separators_and_keyword_letters() -> None:
     assert split_maildir_name("123.abc!2,S") == ("123.abc", "2,S")
     assert split_maildir_name("123.abc") == ("123.abc", "")
     assert info_to_flags("2,Sab") == (frozenset({Flag.SEEN}), "ab")
+
+
+def test_modified_utf7_names() -> None:
+    from pstkit.names import decode_mutf7
+
+    assert decode_mutf7("&ANw-berweisungen") == "Überweisungen"
+    assert decode_mutf7("&BCQEMAQ6BEIEPgRABEs-") == "Факторы"
+    assert decode_mutf7("&ZeVnLIqe-") == "日本語"
+    assert decode_mutf7("R&D") is None  # not mUTF-7: a UTF-8 name kept as is
+    assert decode_mutf7("A&-B") == "A&B"

@@ -1,0 +1,89 @@
+"""Benchmark: export a generated Maildir into a store vs `cp -r` + `sync`.
+
+    python scripts/bench_store.py --messages 20000 [--also 5000] [--runs 2]
+
+Generates the mailbox with ../shared/bench/genmail.py (cached by size and
+seed), then in the same run times `sh -c 'cp -r SRC DST && sync'` and
+`python -m pstkit --quiet export SRC STORE` (durability on: every batch is
+synced before its catalog rows commit). Prints wall time, msg/s, MB/s and
+peak RSS (from wait4) side by side, and the pstkit/cp throughput ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GENMAIL = REPO.parent / "shared" / "bench" / "genmail.py"
+
+
+def run(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of a command and its children."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def mailbox(work: Path, n: int, seed: int) -> tuple[Path, int, int]:
+    src = work / f"mail-{n}-{seed}"
+    manifest = work / f"mail-{n}-{seed}.manifest.json"
+    if not manifest.exists():
+        subprocess.run([sys.executable, str(GENMAIL), "-n", str(n), "-s", str(seed), "--out", str(src),
+                        "--manifest", str(manifest), "--force"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    count = len(json.loads(manifest.read_text())["messages"])
+    return src, count, size
+
+
+def bench(work: Path, n: int, seed: int, runs: int) -> list[tuple[str, int, float, float, float, float]]:
+    src, count, size = mailbox(work, n, seed)
+    rows = []
+    for label, make in (
+        ("cp -r + sync", lambda d: ["sh", "-c", f"cp -r '{src}' '{d}' && sync"]),
+        ("pstkit export", lambda d: [sys.executable, "-m", "pstkit", "--quiet", "export", str(src), str(d)]),
+    ):
+        best = (float("inf"), 0.0)
+        for i in range(runs):
+            dest = work / f"out-{label.split()[0]}-{i}"
+            shutil.rmtree(dest, ignore_errors=True)
+            wall, rss = run(make(dest))
+            best = min(best, (wall, rss))
+            shutil.rmtree(dest, ignore_errors=True)
+        wall, rss = best
+        rows.append((label, count, wall, count / wall, size / wall / 1e6, rss))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--also", type=int, nargs="*", default=[5000], help="more sizes, for RSS vs size")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=2, help="best of N per tool")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/pstkit-bench"))
+    args = ap.parse_args()
+    if not GENMAIL.exists():
+        sys.exit(f"needs {GENMAIL}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    print(f"{'tool':<15} {'messages':>8} {'wall s':>8} {'msg/s':>8} {'MB/s':>8} {'peak RSS MiB':>13}")
+    for n in [*args.also, args.messages]:
+        rows = bench(args.work, n, args.seed, args.runs)
+        for label, count, wall, rate, mbs, rss in rows:
+            print(f"{label:<15} {count:>8} {wall:>8.2f} {rate:>8.0f} {mbs:>8.1f} {rss:>13.1f}")
+        print(f"{'ratio':<15} {'':>8} {'':>8} {rows[1][3] / rows[0][3]:>8.2f}  (pstkit msg/s / cp msg/s)")
+
+
+if __name__ == "__main__":
+    main()
