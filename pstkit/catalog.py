@@ -328,8 +328,23 @@ class Catalog:
     # --- deliveries (the ledger) ----------------------------------------------
 
     def delivered_ids(self, sink_key: str) -> set[int]:
-        rows = self._q("SELECT message FROM deliveries WHERE sink_key=?", (sink_key,))
+        rows = self._q(
+            "SELECT message FROM deliveries WHERE sink_key=? AND how<>'sending'", (sink_key,)
+        )
         return {int(str(r[0])) for r in rows}
+
+    def sending_ids(self, sink_key: str) -> set[int]:
+        """Items whose batch was in flight when a run died: maybe delivered."""
+        rows = self._q(
+            "SELECT message FROM deliveries WHERE sink_key=? AND how='sending'", (sink_key,)
+        )
+        return {int(str(r[0])) for r in rows}
+
+    def delivered_target_ids(self, sink_key: str) -> set[str]:
+        rows = self._q(
+            "SELECT target_id FROM deliveries WHERE sink_key=? AND how='delivered'", (sink_key,)
+        )
+        return {str(r[0]) for r in rows}
 
     def deliveries(self, sink_key: str) -> dict[int, tuple[str, str, str]]:
         rows = self._q(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pstkit.catalog import MessageRow, path_to_text
 from pstkit.errors import IntegrityError, Interrupted, StoreWriteError
@@ -48,7 +49,11 @@ def import_(
             sink.ensure_folder(entry.target, entry.role)
         delivered = store.catalog.delivered_ids(sink.key)
         progress.start("import", sum(e.source.count for e in entries) - len(delivered) or None)
-        job = _ImportJob(store, sink, opts.duplicates, result, progress, delivered)
+        job = _ImportJob(
+            store, sink, opts.duplicates, result, progress, delivered,
+            in_flight=store.catalog.sending_ids(sink.key),
+            ours=store.catalog.delivered_target_ids(sink.key),
+        )  # fmt: skip
         n = max(1, min(connections, sink.max_connections))
         if n == 1:
             for entry in entries:
@@ -76,6 +81,13 @@ class _ImportJob:
     result: RunResult
     progress: Progress
     delivered: set[int]
+    #: items of a batch that was in flight when an earlier run died: they are
+    #: checked for in the target whatever the policy, so none arrives twice.
+    in_flight: set[int] = field(default_factory=set)
+    #: target ids this store delivered: never mistaken for pre-existing duplicates
+    #: (two copies of one message in a store both arrive).
+    ours: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def folder(self, entry: PlanEntry) -> None:
         for batch in self._batches(entry):
@@ -106,27 +118,38 @@ class _ImportJob:
             except IntegrityError as e:
                 problems.append(self._problem(row.msg, f"store file damaged: {e}"))
                 continue
-            dups = (
-                []
-                if self.policy is DuplicatePolicy.ALLOW
-                else self.sink.find_duplicates(row.msg, raw, target)
-            )
-            if dups and self.policy is DuplicatePolicy.SKIP:
+            dups = self._duplicates(row.msg, raw, target)
+            if dups and (self.policy is DuplicatePolicy.SKIP or row.msg.id in self.in_flight):
                 done.append((row.msg.id, target, dups[0], "duplicate"))
                 continue
             if dups:
                 self.sink.delete(target, dups)
                 self.result.stats["replaced"] += 1
             send.append((row.msg, raw))
+        if send:
+            # Mark the batch in flight first: if this process dies before the
+            # ledger is written, the next run looks in the target for these.
+            marks = [(m.id, target, "", "sending") for m, _ in send]
+            self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, marks)
         results = self.sink.put_batch(target, send) if send else []
         for (msg, raw), res in zip(send, results, strict=True):
             if isinstance(res, Failed):
+                # Stays "sending": the next run retries it (after a look in the target).
                 problems.append(self._problem(msg, res.reason))
-            else:
-                done.append((msg.id, target, res.target_id, "delivered"))
-                self.result.stats["bytes"] += len(raw)
+                continue
+            done.append((msg.id, target, res.target_id, "delivered"))
+            self.result.stats["bytes"] += len(raw)
+            with self.lock:
+                self.ours.add(res.target_id)
         self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, done, problems)
         self._count(done, len(rows))
+
+    def _duplicates(self, msg: StoredMessage, raw: bytes, target: FolderPath) -> list[str]:
+        if self.policy is DuplicatePolicy.ALLOW and msg.id not in self.in_flight:
+            return []
+        found = self.sink.find_duplicates(msg, raw, target)
+        with self.lock:
+            return [t for t in found if t not in self.ours]
 
     def _problem(self, msg: StoredMessage, reason: str) -> tuple[str, str, str, str]:
         self.result.problems.append(Problem("import", msg.folder, str(msg.id), reason))

@@ -8,14 +8,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, cli, cli_json, maildir_content, make_message, write_maildir
+from tests.helpers import REPO, cli, cli_json, maildir_content, make_message, sha, write_maildir
 
 N = 1500
-DELAYS = [0.9, 1.3, 1.8, 2.4]
+# Kill once this many message files exist: before the first commit, mid-run, near the end.
+POINTS = [1, 300, 800, 1400]
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +36,37 @@ def _start(*args: object) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
-def _kill_after(proc: subprocess.Popen[bytes], delay: float) -> bool:
-    time.sleep(delay)
-    killed = proc.poll() is None
-    if killed:
-        os.kill(proc.pid, signal.SIGKILL)
+def _files(root: Path) -> int:
+    total = 0
+    for cur in root.rglob("cur"):
+        try:
+            total += len(os.listdir(cur))
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def _mbox_bytes(root: Path) -> int:
+    return (
+        sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) // 2000
+        if root.exists()
+        else 0
+    )
+
+
+def _kill_at(
+    proc: subprocess.Popen[bytes], root: Path, point: int, count: Callable[[Path], int] = _files
+) -> bool:
+    """SIGKILL the process once `count(root)` reaches `point`."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if count(root) >= point:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.002)
     proc.wait()
-    return killed
+    return False
 
 
 def _multiset(root: Path) -> Counter[str]:
@@ -48,10 +74,10 @@ def _multiset(root: Path) -> Counter[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", DELAYS)
-def test_killed_export_resumes_exactly_once(source: Path, tmp_path: Path, delay: float) -> None:
+@pytest.mark.parametrize("point", POINTS)
+def test_killed_export_resumes_exactly_once(source: Path, tmp_path: Path, point: int) -> None:
     store = tmp_path / "store"
-    _kill_after(_start("export", source, store), delay)
+    assert _kill_at(_start("export", source, store), store, point)
     code, res = cli_json("export", source, store)
     assert code == 0, res
     code, out, _ = cli("check", "--read-data", store)
@@ -64,11 +90,11 @@ def test_killed_export_resumes_exactly_once(source: Path, tmp_path: Path, delay:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", DELAYS)
-def test_killed_import_resumes_exactly_once(source: Path, tmp_path: Path, delay: float) -> None:
+@pytest.mark.parametrize("point", POINTS)
+def test_killed_import_resumes_exactly_once(source: Path, tmp_path: Path, point: int) -> None:
     store, out_dir = tmp_path / "store", tmp_path / "out"
     assert cli("export", source, store)[0] == 0
-    _kill_after(_start("import", store, f"maildir:{out_dir}"), delay)
+    assert _kill_at(_start("import", store, f"maildir:{out_dir}"), out_dir, point)
     code, _, err = cli("import", store, f"maildir:{out_dir}")
     assert code == 0, err
     assert _multiset(out_dir) == _multiset(source)
@@ -77,9 +103,24 @@ def test_killed_import_resumes_exactly_once(source: Path, tmp_path: Path, delay:
 
 
 @pytest.mark.slow
-def test_some_kills_landed_mid_run(source: Path, tmp_path: Path) -> None:
-    """Guard against a suite that only ever kills finished processes."""
-    landed = sum(
-        _kill_after(_start("export", source, tmp_path / f"s{i}"), d) for i, d in enumerate(DELAYS)
+@pytest.mark.parametrize("point", [100, 600])
+def test_killed_import_with_allow_duplicates_still_exactly_once(
+    source: Path, tmp_path: Path, point: int
+) -> None:
+    """mbox targets are not idempotent: the in-flight mark in the ledger is what
+    keeps a re-sent batch out, even when duplicates are allowed."""
+    store, out_dir = tmp_path / "store", tmp_path / "out"
+    assert cli("export", source, store)[0] == 0
+    args = ("import", "--duplicates", "allow", store, f"mbox:{out_dir}")
+    assert _kill_at(_start(*args), out_dir, point, _mbox_bytes)
+    code, _, err = cli(*args)
+    assert code == 0, err
+    import mailbox
+
+    got = Counter(
+        sha(box.get_bytes(k))
+        for f in (out_dir / "INBOX", out_dir / "Sent")
+        for box in [mailbox.mbox(str(f))]
+        for k in box.keys()
     )
-    assert landed >= 2
+    assert got == _multiset(source)
