@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pstkit.dupindex import DuplicateIndex, duplicate_key
 from pstkit.errors import SourceError, TargetWriteError
 from pstkit.fsutil import sync_tree, write_new
 from pstkit.headers import summary
@@ -197,7 +198,7 @@ class MaildirSink:
         self.max_connections = max(1, options.connections)
         self.batch_limit = BatchLimit(max_items=500, max_bytes=64 * 1024 * 1024)
         self._lock = threading.Lock()
-        self._index: dict[FolderPath, dict[str, list[str]]] = {}
+        self._index = DuplicateIndex(self._existing)
         try:
             for sub in _SUBDIRS:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -245,46 +246,28 @@ class MaildirSink:
             except (OSError, TargetWriteError) as e:
                 raise TargetWriteError(final, str(e)) from e
             written.append(final)
-            self._remember(folder, raw, final.name)
-            results.append(Delivered(str(final.relative_to(self.root))))
+            target_id = str(final.relative_to(self.root))
+            self._index.add(folder, raw, target_id)
+            results.append(Delivered(target_id))
         if written:
             sync_tree(self.root, written, [target / "cur"])
         return results
 
-    def _dup_key(self, raw: bytes) -> str:
-        message_id = summary(raw)[0]
-        return f"id:{message_id}" if message_id else f"sha:{hashlib.sha256(raw).hexdigest()}"
-
-    def _folder_index(self, folder: FolderPath) -> dict[str, list[str]]:
-        if folder not in self._index:
-            index: dict[str, list[str]] = {}
-            for entry in _entries(self._dirs[folder]):
-                try:
-                    key = self._dup_key(entry.path.read_bytes())
-                except OSError:
-                    continue
-                index.setdefault(key, []).append(entry.path.name)
-            self._index[folder] = index
-        return self._index[folder]
-
-    def _remember(self, folder: FolderPath, raw: bytes, name: str) -> None:
-        if folder in self._index:
-            self._index[folder].setdefault(self._dup_key(raw), []).append(name)
+    def _existing(self, folder: FolderPath) -> Iterator[tuple[str, str]]:
+        for entry in _entries(self._dirs[folder]):
+            try:
+                raw = entry.path.read_bytes()
+            except OSError:
+                continue
+            yield duplicate_key(raw), str(entry.path.relative_to(self.root))
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
-        names = self._folder_index(folder).get(self._dup_key(raw), [])
-        base = self._dirs[folder]
-        return [
-            str(p.relative_to(self.root))
-            for n in names
-            for p in (base / "cur" / n, base / "new" / n)
-            if p.exists()
-        ]
+        return [t for t in self._index.find(folder, raw) if (self.root / t).exists()]
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
         for tid in target_ids:
             (self.root / tid).unlink(missing_ok=True)
-        self._index.pop(folder, None)
+        self._index.forget(folder)
 
     def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
         for entry in _entries(self._dirs.get(folder, self._dir_for(folder))):

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pstkit.dupindex import DuplicateIndex
 from pstkit.errors import SourceError, TargetWriteError
 from pstkit.fsutil import fsync_path
 from pstkit.headers import header_block, summary
@@ -176,7 +177,7 @@ class MboxSink:
         self.key = f"mbox:{self.root}"
         self.max_connections = max(1, options.connections)
         self.batch_limit = BatchLimit(max_items=500, max_bytes=64 * 1024 * 1024)
-        self._index: dict[FolderPath, dict[str, list[str]]] = {}
+        self._index = DuplicateIndex(self._existing)
         self._lock = threading.Lock()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -215,7 +216,7 @@ class MboxSink:
                 for msg, raw in batch:
                     target_id = f"{target.relative_to(self.root)}@{f.tell()}"
                     f.write(frame(raw, "-", msg.received))
-                    self._remember(folder, raw, target_id)
+                    self._index.add(folder, raw, target_id)
                     results.append(Delivered(target_id))
                 f.flush()
                 os.fsync(f.fileno())
@@ -224,26 +225,13 @@ class MboxSink:
         fsync_path(target.parent)
         return results
 
-    def _dup_key(self, raw: bytes) -> str:
-        message_id = summary(raw)[0]
-        return f"id:{message_id}" if message_id else f"sha:{hashlib.sha256(raw).hexdigest()}"
-
-    def _folder_index(self, folder: FolderPath) -> dict[str, list[str]]:
-        if folder not in self._index:
-            index: dict[str, list[str]] = {}
-            for item in self.inventory(folder):
-                index.setdefault(
-                    f"id:{item.message_id}" if item.message_id else f"sha:{item.sha256}", []
-                ).append(item.target_id)
-            self._index[folder] = index
-        return self._index[folder]
-
-    def _remember(self, folder: FolderPath, raw: bytes, target_id: str) -> None:
-        if folder in self._index:
-            self._index[folder].setdefault(self._dup_key(raw), []).append(target_id)
+    def _existing(self, folder: FolderPath) -> Iterator[tuple[str, str]]:
+        for item in self.inventory(folder):
+            key = f"id:{item.message_id}" if item.message_id else f"sha:{item.sha256}"
+            yield key, item.target_id
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
-        return list(self._folder_index(folder).get(self._dup_key(raw), []))
+        return self._index.find(folder, raw)
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
         raise TargetWriteError(

@@ -20,7 +20,7 @@ from pstkit.options import ConnectOptions, FetchFilter
 from tests.helpers import make_message
 
 LOCAL = [s for s, e in REGISTRY.items() if e.source and e.sink and not e.requires and not s.startswith(("imap", "pop"))]
-FOLDERS = [("INBOX",), ("Sent Items",), ("Projekte", "Überweisungen"), ("a.b/c",)]
+FOLDERS = [("INBOX",), ("Sent Items",), ("Projekte", "Überweisungen"), ("a.b/c:d",)]
 
 
 def _messages() -> list[tuple[StoredMessage, bytes]]:
@@ -37,10 +37,13 @@ def _messages() -> list[tuple[StoredMessage, bytes]]:
     return out
 
 
-@pytest.mark.parametrize("scheme", LOCAL)
-def test_sink_then_source_gives_the_same_bytes(scheme: str, tmp_path: Path) -> None:
+VARIANTS = [(s, {}) for s in LOCAL] + [("maildir", {"layout": "fs"}), ("maildir", {"colon": "!"})]
+
+
+@pytest.mark.parametrize(("scheme", "extra"), VARIANTS)
+def test_sink_then_source_gives_the_same_bytes(scheme: str, extra: dict[str, str], tmp_path: Path) -> None:
     loc = Location(scheme, str(tmp_path / "target"))
-    sink = open_sink(loc, ConnectOptions())
+    sink = open_sink(loc, ConnectOptions(extra=extra))
     messages = _messages()
     for folder in FOLDERS:
         sink.ensure_folder(folder, None)
