@@ -6,6 +6,7 @@ import email.header
 import email.parser
 import email.policy
 import email.utils
+import re
 from datetime import datetime
 
 from pstkit.model import utc
@@ -22,24 +23,33 @@ def header_block(raw: bytes) -> bytes:
     return raw
 
 
-def _decoded(value: object) -> str:
-    if value is None:
-        return ""
+def _decoded(value: str) -> str:
     try:
-        text = str(email.header.make_header(email.header.decode_header(str(value))))
+        text = str(email.header.make_header(email.header.decode_header(value)))
     except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
-        text = str(value)
+        text = value
     return " ".join(text.split())
 
 
+_FIELD = re.compile(
+    rb"^(message-id|subject)[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE
+)
+
+
 def summary(raw: bytes) -> tuple[str, str]:
-    """(Message-ID, Subject) of a message; "" where missing or unreadable."""
-    try:
-        msg = _PARSER.parsebytes(header_block(raw))
-    except (ValueError, LookupError, UnicodeError, email.errors.MessageError):
-        return "", ""
-    message_id = " ".join(str(msg.get("Message-ID", "") or "").split())
-    return message_id, _decoded(msg.get("Subject"))
+    """(Message-ID, Subject) of a message; "" where missing or unreadable.
+
+    A regex over the header block, not the email parser: this runs for every
+    stored message and the parser is a quarter of an export's time.
+    """
+    found: dict[bytes, bytes] = {}
+    for name, value in _FIELD.findall(header_block(raw)):
+        found.setdefault(name.lower(), value)
+    message_id = found.get(b"message-id", b"").decode("ascii", "replace")
+    # Raw 8-bit subjects (RFC 6532 or plain broken) are read as UTF-8, lossy:
+    # the catalog's subject is for people; the message bytes are untouched.
+    subject = found.get(b"subject", b"").decode("utf-8", "replace")
+    return " ".join(message_id.split()), _decoded(subject.strip()) if subject else ""
 
 
 def sent_date(raw: bytes) -> datetime | None:

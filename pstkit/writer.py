@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,13 @@ class _Batch:
     started: float = field(default_factory=time.monotonic)
 
 
+@dataclass
+class _InFlight:
+    batch: _Batch
+    thread: threading.Thread = field(default_factory=threading.Thread)
+    error: BaseException | None = None
+
+
 class StoreWriter:
     """Adds fetched messages to a store. Not thread-safe: one writer thread."""
 
@@ -74,10 +82,17 @@ class StoreWriter:
         max_items = int(os.environ.get("PSTKIT_BATCH_ITEMS", max_items))
         self.limits = (max_items, max_bytes, max_seconds)
         self._batch = _Batch()
+        self._inflight: _InFlight | None = None
+        self._failed: _InFlight | None = None
         self._claimed: set[int] = set()
         self._mbox: dict[str, BinaryIO] = {}
 
     # --- adding ------------------------------------------------------------
+
+    def _pending(self, key: tuple[int, str, str]) -> bool:
+        """Written in this run but maybe not committed yet."""
+        flight = self._inflight
+        return key in self._batch.keys or (flight is not None and key in flight.batch.keys)
 
     def add(self, folder: FolderRow, item: Fetched) -> str:
         """Store one message. Returns "stored", "known" (already in the store
@@ -85,7 +100,7 @@ class StoreWriter:
         re-keyed instead of stored twice)."""
         meta = item.meta
         key = (folder.id, meta.source_epoch, meta.source_id)
-        if key in self._batch.keys or self.store.catalog.has_source_id(
+        if self._pending(key) or self.store.catalog.has_source_id(
             folder.id, self.source_key, meta.source_epoch, meta.source_id
         ):
             self.advance(folder, item.cursor)
@@ -191,6 +206,10 @@ class StoreWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Hand the batch to a committer thread (sync, then commit), after
+        waiting for the previous one: the next batch's files are written while
+        this one syncs, and batches still commit strictly in order."""
+        self._settle()
         batch, self._batch = self._batch, _Batch()
         if not (batch.rows or batch.rekeys or batch.cursors or batch.problems):
             return
@@ -199,26 +218,58 @@ class StoreWriter:
                 handle.flush()
             except OSError as e:
                 raise write_error(Path(handle.name), e) from e
-        if batch.files:
-            sync_tree(self.store.mail, batch.files, batch.dirs)
-        self.store.catalog.commit_batch(
-            self.run_id, batch.rows, batch.rekeys, batch.cursors, batch.problems
-        )
+        flight = _InFlight(batch)
+        flight.thread = threading.Thread(target=self._commit, args=(flight,), daemon=True)
+        self._inflight = flight
+        flight.thread.start()
+
+    def _commit(self, flight: _InFlight) -> None:
+        batch = flight.batch
+        try:
+            if batch.files:
+                sync_tree(self.store.mail, batch.files, batch.dirs)
+            self.store.catalog.commit_batch(
+                self.run_id, batch.rows, batch.rekeys, batch.cursors, batch.problems
+            )
+        except BaseException as e:  # re-raised on the writer's thread by _settle
+            flight.error = e
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight; tell the source, or raise its error."""
+        flight, self._inflight = self._inflight, None
+        if flight is None:
+            return
+        flight.thread.join()
+        if flight.error is not None:
+            self._failed = flight
+            raise flight.error
         if self.on_commit:
-            for folder_id, ids in batch.done.items():
+            for folder_id, ids in flight.batch.done.items():
                 self.on_commit(folder_id, ids)
 
     def close(self) -> None:
         try:
             self.flush()
+            self._settle()
         finally:
             self._close_handles()
 
     def abort(self) -> None:
-        """Undo the uncommitted batch (after a failed write or flush), so a
+        """Undo every uncommitted batch (after a failed write or commit), so a
         failed run leaves no file the catalog does not know."""
-        batch, self._batch = self._batch, _Batch()
+        flight, self._inflight = self._inflight, None
+        if flight is not None:
+            flight.thread.join()
+        pending = [self._batch]
+        # A batch that committed stays; one whose sync or commit failed is undone.
+        failed = {id(f): f for f in (flight, self._failed) if f is not None and f.error}
+        pending += [f.batch for f in failed.values()]
+        self._batch = _Batch()
         self._close_handles()
+        for batch in pending:
+            self._undo(batch)
+
+    def _undo(self, batch: _Batch) -> None:
         if self.store.layout is Layout.MAILDIR:
             for path in batch.files:
                 path.unlink(missing_ok=True)
