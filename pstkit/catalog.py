@@ -230,6 +230,14 @@ class Catalog:
             )
         )
 
+    def epochs(self, folder_id: int, source_key: str) -> set[str]:
+        """The source epochs this folder holds rows of (empty: a fresh folder)."""
+        rows = self._q(
+            "SELECT DISTINCT source_epoch FROM messages WHERE folder_id=? AND source_key=?",
+            (folder_id, source_key),
+        )
+        return {str(r[0]) for r in rows}
+
     def stale_copy(
         self, folder_id: int, source_key: str, epoch: str, sha256: str, claimed: set[int]
     ) -> int | None:

@@ -14,21 +14,16 @@ from pstkit.model import utc
 _PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 
 
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
 def header_block(raw: bytes) -> bytes:
-    """Bytes up to the first empty line (the message's own header section)."""
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        idx = raw.find(sep)
-        if idx >= 0:
-            return raw[: idx + len(sep)]
-    return raw
+    """Bytes up to the first empty line (the message's own header section).
 
-
-def _decoded(value: str) -> str:
-    try:
-        text = str(email.header.make_header(email.header.decode_header(value)))
-    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
-        text = value
-    return " ".join(text.split())
+    One regex scan that stops at the first blank line: two `find`s (CRLF,
+    then LF) would read a large LF-only message twice to its end."""
+    m = _BLANK_LINE.search(raw)
+    return raw[: m.end()] if m else raw
 
 
 _FIELD = re.compile(

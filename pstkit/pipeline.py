@@ -32,11 +32,14 @@ class _Known:
 
     def __init__(self, store: Store, folder_id: int, source_key: str) -> None:
         self.store, self.folder_id, self.source_key = store, folder_id, source_key
+        self.epochs = store.catalog.epochs(folder_id, source_key)
 
     def __contains__(self, pair: object) -> bool:
         if not isinstance(pair, tuple) or len(pair) != 2:
             return False
         epoch, source_id = pair
+        if str(epoch) not in self.epochs:
+            return False  # nothing of that epoch stored: no query per message
         return self.store.catalog.has_source_id(
             self.folder_id, self.source_key, str(epoch), str(source_id)
         )

@@ -85,9 +85,17 @@ class StoreWriter:
         self._inflight: _InFlight | None = None
         self._failed: _InFlight | None = None
         self._claimed: set[int] = set()
+        self._epoch_cache: dict[int, set[str]] = {}
         self._mbox: dict[str, BinaryIO] = {}
 
     # --- adding ------------------------------------------------------------
+
+    def _epochs(self, folder_id: int) -> set[str]:
+        """Epochs stored before this run, per folder: a folder this source never
+        wrote to needs no look-ups at all (the common first export)."""
+        if folder_id not in self._epoch_cache:
+            self._epoch_cache[folder_id] = self.store.catalog.epochs(folder_id, self.source_key)
+        return self._epoch_cache[folder_id]
 
     def _pending(self, key: tuple[int, str, str]) -> bool:
         """Written in this run but maybe not committed yet."""
@@ -100,15 +108,21 @@ class StoreWriter:
         re-keyed instead of stored twice)."""
         meta = item.meta
         key = (folder.id, meta.source_epoch, meta.source_id)
-        if self._pending(key) or self.store.catalog.has_source_id(
-            folder.id, self.source_key, meta.source_epoch, meta.source_id
+        epochs = self._epochs(folder.id)
+        if self._pending(key) or (
+            meta.source_epoch in epochs
+            and self.store.catalog.has_source_id(
+                folder.id, self.source_key, meta.source_epoch, meta.source_id
+            )
         ):
             self.advance(folder, item.cursor)
             return "known"
         digest = hashlib.sha256(item.raw).hexdigest()
-        stale = self.store.catalog.stale_copy(
-            folder.id, self.source_key, meta.source_epoch, digest, self._claimed
-        )
+        stale = None
+        if epochs - {meta.source_epoch}:  # rows from an older epoch: match by content
+            stale = self.store.catalog.stale_copy(
+                folder.id, self.source_key, meta.source_epoch, digest, self._claimed
+            )
         if stale is not None:
             self._claimed.add(stale)
             self._batch.rekeys.append((stale, meta.source_epoch, meta.source_id))

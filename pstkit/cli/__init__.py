@@ -7,6 +7,8 @@ its exit code; tracebacks only with `--debug`, never with local variables.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import sys
 import traceback
 
@@ -21,9 +23,21 @@ EXIT_INTERNAL = 70
 _ = commands  # importing it registers the commands on `app`
 
 
+def _pin_malloc_mmap_threshold() -> None:
+    """glibc raises its mmap threshold after freeing a large block, so later
+    multi-megabyte messages come from the heap and fragment it: peak memory
+    then grows with the number of large messages. Pinning it keeps it flat."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
 def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     """Run the CLI; returns the exit code (and exits with it when argv is None)."""
     env = env or Env()
+    _pin_malloc_mmap_threshold()
     args = sys.argv[1:] if argv is None else argv
     try:
         command = typer.main.get_command(app)
