@@ -26,6 +26,14 @@ def header_block(raw: bytes) -> bytes:
     return raw[: m.end()] if m else raw
 
 
+def _decoded(value: str) -> str:
+    try:
+        text = str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        text = value
+    return " ".join(text.split())
+
+
 _FIELD = re.compile(
     rb"^(message-id|subject)[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE
 )
