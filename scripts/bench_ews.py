@@ -13,6 +13,7 @@ loops with 1 and 4 connections, their ratio, and the client's peak RSS.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import random
 import resource
@@ -26,8 +27,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials, FailFast  # noqa: E402
-from exchangelib import Folder, Message  # noqa: E402
+from exchangelib import (  # noqa: E402  # noqa: E402
+    BASIC,
+    DELEGATE,
+    Account,
+    Configuration,
+    Credentials,
+    FailFast,
+    Folder,
+    Message,
+)
 
 from converters.ews import EwsSink  # noqa: E402
 from pstkit.location import Location  # noqa: E402
@@ -35,7 +44,8 @@ from pstkit.model import Flag, StoredMessage  # noqa: E402
 from pstkit.options import ConnectOptions, SecretSpec  # noqa: E402
 
 BATCH = 100
-WORDS = "alpha beta gamma delta Grüße Überweisung report meeting budget плана 会議".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "Grüße", "Überweisung", "report", "meeting",
+         "budget", "плана", "会議"]  # fmt: skip
 Batch = list[tuple[int, bytes]]
 
 
@@ -45,33 +55,50 @@ def message(seed: int, i: int) -> bytes:
     size = int(2000 * 15 ** rng.random())
     text = " ".join(rng.choice(WORDS) for _ in range(size // 7))
     body = text.encode("utf-8")
-    head = (f"From: Sender {i} <s{i}@example.com>\r\nTo: bench@example.com\r\n"
-            f"Subject: bench message {i}\r\nMessage-ID: <bench-{seed}-{i}@example.com>\r\n"
-            f"Date: Mon, {1 + i % 28} Jan 2024 10:{i % 60:02d}:00 +0000\r\nMIME-Version: 1.0\r\n")
+    head = (
+        f"From: Sender {i} <s{i}@example.com>\r\nTo: bench@example.com\r\n"
+        f"Subject: bench message {i}\r\nMessage-ID: <bench-{seed}-{i}@example.com>\r\n"
+        f"Date: Mon, {1 + i % 28} Jan 2024 10:{i % 60:02d}:00 +0000\r\nMIME-Version: 1.0\r\n"
+    )
     if rng.random() >= 0.05:
-        return (head + "Content-Type: text/plain; charset=utf-8\r\n"
-                "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + body
+        return (
+            head + "Content-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        ).encode() + body
     blob = rng.randbytes(rng.randint(50_000, 200_000))
-    import base64
-
     att = base64.encodebytes(blob)
-    return (head + 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
-            "Content-Type: text/plain; charset=utf-8\r\n\r\n").encode() + body + (
-        b'\r\n--b\r\nContent-Type: application/octet-stream; name="a.bin"\r\n'
-        b"Content-Transfer-Encoding: base64\r\n\r\n" + att + b"\r\n--b--\r\n")
+    return (
+        (
+            head + 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        ).encode()
+        + body
+        + (
+            b'\r\n--b\r\nContent-Type: application/octet-stream; name="a.bin"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + att + b"\r\n--b--\r\n"
+        )
+    )
 
 
 def batches(seed: int, n: int, part: int, parts: int) -> Iterator[Batch]:
     mine = [i for i in range(n) if i % parts == part]
     for start in range(0, len(mine), BATCH):
-        yield [(i, message(seed, i)) for i in mine[start:start + BATCH]]
+        yield [(i, message(seed, i)) for i in mine[start : start + BATCH]]
 
 
 def stored(i: int, raw: bytes) -> StoredMessage:
     return StoredMessage(
-        id=i, folder=("Inbox",), sha256=hashlib.sha256(raw).hexdigest(), size=len(raw),
-        flags=frozenset({Flag.SEEN} if i % 3 else set()), keywords=frozenset(), received=None,
-        message_id=f"<bench-{i}@example.com>", subject="", source_id=str(i), source_epoch="",
+        id=i,
+        folder=("Inbox",),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        size=len(raw),
+        flags=frozenset({Flag.SEEN} if i % 3 else set()),
+        keywords=frozenset(),
+        received=None,
+        message_id=f"<bench-{i}@example.com>",
+        subject="",
+        source_id=str(i),
+        source_epoch="",
         store_id="bench",
     )
 
@@ -80,8 +107,11 @@ def run_pstkit(url: str, user: str, connections: int, seed: int, n: int, tag: st
     host_port = url.split("//", 1)[1].split("/", 1)[0]
     host, port = host_port.split(":")
     loc = Location("ews", "/EWS/Exchange.asmx", user, host, int(port), {"scheme": "http"})
-    opts = ConnectOptions(password=SecretSpec(command="printf %s pw", prompt=False), auth="basic",
-                          connections=connections)
+    opts = ConnectOptions(
+        password=SecretSpec(command="printf %s pw", prompt=False),
+        auth="basic",
+        connections=connections,
+    )
     sink = EwsSink(loc, opts)
     folders = [("bench", f"{tag}-{k}") for k in range(connections)]
     for f in folders:
@@ -102,9 +132,15 @@ def run_pstkit(url: str, user: str, connections: int, seed: int, n: int, tag: st
 
 
 def run_bare(url: str, user: str, connections: int, seed: int, n: int, tag: str) -> float:
-    config = Configuration(service_endpoint=url, credentials=Credentials(user, "pw"),
-                           auth_type=BASIC, retry_policy=FailFast(), max_connections=connections)
+    config = Configuration(
+        service_endpoint=url,
+        credentials=Credentials(user, "pw"),
+        auth_type=BASIC,
+        retry_policy=FailFast(),
+        max_connections=connections,
+    )
     account = Account(user, config=config, autodiscover=False, access_type=DELEGATE)
+    account.protocol.max_connections = connections  # exchangelib caches protocols per user
     folders = []
     for k in range(connections):
         folder = Folder(parent=account.inbox, name=f"{tag}-{k}")
@@ -146,31 +182,48 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--schema", type=Path, default=REPO.parent / "shared" / "ews-schema")
+    ap.add_argument("--latency-ms", type=float, default=200.0,
+                    help="second round: server latency per request (0 = CPU-bound)")  # fmt: skip
     args = ap.parse_args()
     total = sum(len(message(args.seed, i)) for i in range(args.messages))
     print(f"{args.messages} messages, {total / 2**20:.1f} MiB of MIME, batches of {BATCH}")
+    for latency in (0, args.latency_ms):
+        code = run_against_server(args, latency)
+        if code:
+            print("the test server reported schema-invalid responses", file=sys.stderr)
+            return code
+    return 0
+
+
+def run_against_server(args: argparse.Namespace, latency: float) -> int:
     users = ["pstkit@example.com", "bare@example.com"]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.ewsserver", "--schema", str(args.schema),
-         *[f"--user={u}:pw:{u}" for u in users]],
-        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-m", "tests.ewsserver", "--schema", str(args.schema),
+           f"--latency-ms={latency}", *[f"--user={u}:pw:{u}" for u in users]]  # fmt: skip
+    server = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
     assert server.stdout is not None and server.stdin is not None
     url = server.stdout.readline().strip()
+    print(f"server latency {latency:g} ms per request:")
     try:
+        rates = {}
         for connections in (1, 4):
             tag = f"c{connections}"
-            bare = run_bare(url, users[1], connections, args.seed, args.messages, tag)
+            bare = args.messages / run_bare(
+                url, users[1], connections, args.seed, args.messages, tag
+            )
             rss_bare = peak_rss_mib()
-            ours = run_pstkit(url, users[0], connections, args.seed, args.messages, tag)
-            print(f"connections={connections}: bare bulk_create {args.messages / bare:7.1f} msg/s"
-                  f" | pstkit EwsSink {args.messages / ours:7.1f} msg/s"
-                  f" | pstkit/bare {bare / ours:.2f}"
-                  f" | peak RSS after bare {rss_bare:.0f} MiB, after pstkit {peak_rss_mib():.0f} MiB")
+            ours = args.messages / run_pstkit(
+                url, users[0], connections, args.seed, args.messages, tag
+            )
+            rates[connections] = ours
+            print(f"  connections={connections}: bare bulk_create {bare:7.1f} msg/s"
+                  f" | pstkit EwsSink {ours:7.1f} msg/s | pstkit/bare {ours / bare:.2f}"
+                  f" | peak RSS after bare {rss_bare:.0f} MiB,"
+                  f" after pstkit {peak_rss_mib():.0f} MiB")  # fmt: skip
+        print(f"  pstkit 4 connections / 1 connection: {rates[4] / rates[1]:.2f}")
     finally:
         server.stdin.close()
         code = server.wait(timeout=60)
-    if code != 0:
-        print("the test server reported schema-invalid responses", file=sys.stderr)
     return code
 
 
