@@ -43,7 +43,7 @@ def mailbox(work: Path, n: int, seed: int) -> tuple[Path, int, int]:
         subprocess.run([sys.executable, str(GENMAIL), "-n", str(n), "-s", str(seed), "--out", str(src),
                         "--manifest", str(manifest), "--force"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
-    count = len(json.loads(manifest.read_text())["messages"])
+    count = int(json.loads(manifest.read_text())["messages"])
     return src, count, size
 
 
