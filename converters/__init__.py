@@ -60,7 +60,10 @@ def _load(loc: Location, role: str) -> type[Any]:
         if e.name == entry.module:
             raise BadLocation(loc.display(), f"{loc.scheme} {role} is not built yet") from e
         raise
-    return cast(type[Any], getattr(module, name))
+    cls = getattr(module, name, None)
+    if cls is None:
+        raise BadLocation(loc.display(), f"{loc.scheme} {role} is not built yet")
+    return cast(type[Any], cls)
 
 
 def open_source(loc: Location, options: ConnectOptions) -> Source:

@@ -146,9 +146,9 @@ def import_cmd(
     """Deliver a store's mail to TARGET, each folder into its counterpart."""
     env = env_of(ctx)
     mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
-    store_dir = _stage_direct(env, store, work_store, codepage)
     sink = _sink(target, connect_options(**pick_connect(locals())))
     try:
+        store_dir = _stage_direct(env, store, work_store, codepage)
         with Store.open(store_dir, writable=True, command=f"import {sink.key}") as st:
             result = run_import(st, sink, mopts, TqdmProgress(env), connections)
     finally:
