@@ -119,19 +119,18 @@ class _Entry:
     info: str
 
 
-def _entries(folder_dir: Path) -> list[_Entry]:
-    out = []
+def _entries(folder_dir: Path) -> Iterator[_Entry]:
+    """Messages of one folder in name order. Only the names are held (a
+    folder may have 100,000 files); each entry is built when it is reached."""
     for sub in ("new", "cur"):
         try:
-            names = sorted(os.listdir(folder_dir / sub))
+            names = sorted(n for n in os.listdir(folder_dir / sub) if not n.startswith("."))
         except FileNotFoundError:
             continue
+        base = folder_dir / sub
         for name in names:
-            if name.startswith("."):
-                continue
             unique, info = split_maildir_name(name)
-            out.append(_Entry(folder_dir / sub / name, unique, info))
-    return out
+            yield _Entry(base / name, unique, info)
 
 
 class MaildirSource:
