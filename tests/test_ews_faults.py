@@ -143,6 +143,14 @@ def test_per_item_errors_are_reported_and_the_rest_delivered(
     assert delivered_keys(server) == ["store-1:0", "store-1:1", "store-1:2"]
 
 
+def test_per_item_busy_is_retried_for_that_item_only(server: EwsServer, sink: EwsSink) -> None:
+    server.faults.item_errors_once.append((b"line 1 ", "ErrorServerBusy"))
+    results = sink.put_batch(INBOX, batch(3))
+    assert all_delivered(results)
+    assert delivered_keys(server) == ["store-1:0", "store-1:1", "store-1:2"]
+    assert server.operations.count("CreateItem") == 2 and len(sink.backoffs) == 1
+
+
 def test_full_mailbox_ends_the_run(server: EwsServer, sink: EwsSink) -> None:
     server.faults.item_errors[b"line 2"] = "ErrorQuotaExceeded"
     with pytest.raises(QuotaExceeded):
@@ -287,3 +295,25 @@ def test_bad_options_are_usage_errors(server: EwsServer) -> None:
         EwsSink(location(server), options(auth="oauth2"))
     with pytest.raises(ConnectorError, match="--mailbox"):
         EwsSink(replace(location(server), user="alice"), options())
+
+
+def test_two_writers_creating_the_same_folder(server: EwsServer) -> None:
+    sinks = [EwsSink(location(server), options()) for _ in range(4)]
+    barrier = threading.Barrier(len(sinks))
+
+    def create(sink: EwsSink) -> None:
+        barrier.wait()
+        sink.ensure_folder(("Race", "Folder"), None)
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in sinks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    box = server.mailboxes[USER.mailbox]
+    assert sum(f.name == "Race" for f in box.folders.values()) == 1
+    assert sum(f.name == "Folder" for f in box.folders.values()) == 1
+    for n, sink in enumerate(sinks):
+        assert all_delivered(sink.put_batch(("Race", "Folder"), [(make(mail(n), n), mail(n))]))
+    folder = box.folder_by_path(("Race", "Folder"))
+    assert folder is not None and len(box.items_in(folder.id)) == len(sinks)

@@ -167,5 +167,25 @@ def test_pst_straight_to_exchange(server: EwsServer, tmp_path: Path, corpus: Pat
     assert not result.problems
     assert len(server.mailboxes[USER.mailbox].items) == stored
     assert Counter(line.mark for line in importing.verify(store, sink)) == Counter({"=": stored})
-    assert not any(i.is_draft for i in server.mailboxes[USER.mailbox].items.values()
-                   if Flag.DRAFT.value not in i.subject)  # fmt: skip
+    by_key = {i.props[KEY].value: i for i in server.mailboxes[USER.mailbox].items.values()}
+    for row in store.rows():
+        item = by_key[row.msg.stable_key]
+        assert item.is_draft == (Flag.DRAFT in row.msg.flags)
+        assert item.is_read == (Flag.SEEN in row.msg.flags)
+
+
+def test_cli_imports_a_pst_directly(server: EwsServer, tmp_path: Path, corpus: Path) -> None:
+    pytest.importorskip("pypff")
+    pst = corpus / "pst" / "pstsdk_sample1.pst"
+    url = f"ews://alice%40example.com@127.0.0.1:{server.port}/EWS/Exchange.asmx?scheme=http"
+    env = {**os.environ, "PSTKIT_PASSWORD": USER.password}
+    args = [sys.executable, "-m", "pstkit", "import", str(pst), url, "--auth", "basic",
+            "--work-store", str(tmp_path / "work")]  # fmt: skip
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert USER.password not in done.stdout + done.stderr
+    count = len(server.mailboxes[USER.mailbox].items)
+    assert count > 0
+    again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(server.mailboxes[USER.mailbox].items) == count  # nothing twice

@@ -219,3 +219,22 @@ def test_injected_busy_fault_carries_back_off(server: EwsServer) -> None:
     assert xml(r).findtext(f".//{{{E}}}ResponseCode") == "ErrorServerBusy"
     value = xml(r).find(f".//{{{T}}}Value")
     assert value is not None and value.get("Name") == "BackOffMilliseconds" and value.text == "1234"
+
+
+def test_sync_folder_hierarchy(server: EwsServer, ews_schema_dir: Path) -> None:
+    validator = EnvelopeValidator(ews_schema_dir)
+    ask = (
+        "<m:SyncFolderHierarchy><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape>"
+        "</m:FolderShape>{state}</m:SyncFolderHierarchy>"
+    )
+    first = xml(post(server, ask.format(state="")))
+    assert validator.violations(first) == []
+    created = [e.findtext(f"{{{T}}}DisplayName") for e in first.iter(f"{{{T}}}Folder")]
+    assert "Inbox" in created and "Top of Information Store" in created
+    state = first.findtext(f".//{{{M}}}SyncState")
+    post(server, '<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="inbox"/>'
+         "</m:ParentFolderId><m:Folders><t:Folder><t:DisplayName>New</t:DisplayName></t:Folder>"
+         "</m:Folders></m:CreateFolder>")  # fmt: skip
+    second = xml(post(server, ask.format(state=f"<m:SyncState>{state}</m:SyncState>")))
+    assert validator.violations(second) == []
+    assert [e.findtext(f"{{{T}}}DisplayName") for e in second.iter(f"{{{T}}}Folder")] == ["New"]

@@ -39,6 +39,8 @@ class FaultPlan:
     max_item_bytes: int | None = None
     #: MIME marker -> ResponseCode returned for that item by CreateItem
     item_errors: dict[bytes, str] = field(default_factory=dict)
+    #: one-shot per-item errors: (MIME marker, ResponseCode), each used once
+    item_errors_once: list[tuple[bytes, str]] = field(default_factory=list)
     _armed: list[Fault] = field(default_factory=list)
     _fired: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -71,4 +73,9 @@ class FaultPlan:
     def item_error(self, mime: bytes) -> str | None:
         if self.max_item_bytes is not None and len(mime) > self.max_item_bytes:
             return "ErrorMessageSizeExceeded"
+        with self._lock:
+            for i, (marker, code) in enumerate(self.item_errors_once):
+                if marker in mime:
+                    del self.item_errors_once[i]
+                    return code
         return next((code for marker, code in self.item_errors.items() if marker in mime), None)

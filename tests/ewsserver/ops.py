@@ -321,6 +321,41 @@ def delete_item(ctx: Context, req: etree._Element) -> etree._Element:
     return resp
 
 
+def sync_folder_hierarchy(ctx: Context, req: etree._Element) -> etree._Element:
+    """Folders created/deleted since `SyncState` (ours: the known folder ids).
+
+    Renames are not tracked (this server has no UpdateFolder), so no Update.
+    """
+    resp, messages = _messages("SyncFolderHierarchy")
+    fields, _ = render.shape_fields(req.find(m("FolderShape")), render.FOLDER_SHAPES)
+    state = req.findtext(m("SyncState")) or ""
+    try:
+        known = set(base64.b64decode(state).decode().split()) if state else set()
+        sync_ref = req.find(m("SyncFolderId"))
+        box, top = (
+            resolve_folder(ctx, sync_ref[0]) if sync_ref is not None
+            else (ctx.principal, ctx.principal.distinguished("root"))
+        )  # fmt: skip
+    except (EwsError, binascii.Error, UnicodeDecodeError, ValueError) as e:
+        err = e if isinstance(e, EwsError) else EwsError("ErrorInvalidSyncStateData", "Bad state.")
+        _error(messages, "SyncFolderHierarchy", err)
+        return resp
+    assert top is not None  # every mailbox has a root
+    with box.lock:
+        now = box.descendants(top.id)
+        msg = _ok(messages, "SyncFolderHierarchy")
+        current = " ".join(f.id for f in now)
+        sub(msg, m("SyncState"), base64.b64encode(current.encode()).decode("ascii"))
+        sub(msg, m("IncludesLastFolderInRange"), "true")
+        changes = sub(msg, m("Changes"))
+        for folder in now:
+            if folder.id not in known:
+                render.folder_xml(sub(changes, t("Create")), box, folder, fields)
+        for gone in sorted(known - {f.id for f in now}):
+            sub(sub(changes, t("Delete")), t("FolderId"), Id=gone)
+    return resp
+
+
 OPERATIONS: dict[str, Callable[[Context, etree._Element], etree._Element]] = {
     "ConvertId": convert_id,
     "GetFolder": get_folder,
@@ -330,4 +365,5 @@ OPERATIONS: dict[str, Callable[[Context, etree._Element], etree._Element]] = {
     "FindItem": find_item,
     "GetItem": get_item,
     "DeleteItem": delete_item,
+    "SyncFolderHierarchy": sync_folder_hierarchy,
 }

@@ -1,0 +1,215 @@
+"""Compressed RTF (MS-OXRTFCP) and HTML encapsulated in RTF (MS-OXRTFEX). Pure.
+
+Outlook stores many bodies only as PR_RTF_COMPRESSED; when the RTF says
+\\fromhtml1 it is an HTML body wrapped in RTF, and the HTML can be recovered
+exactly enough for a mail client to show what Outlook showed.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass, replace
+
+_PREBUF = (
+    b"{\\rtf1\\ansi\\mac\\deff0\\deftab720{\\fonttbl;}{\\f0\\fnil \\froman \\fswiss \\fmodern "
+    b"\\fscript \\fdecor MS Sans SerifSymbolArialTimes New RomanCourier{\\colortbl\\red0"
+    b"\\green0\\blue0\r\n\\par \\pard\\plain\\f0\\fs20\\b\\i\\u\\tab\\tx"
+)
+_COMPRESSED = 0x75465A4C  # "LZFu"
+_UNCOMPRESSED = 0x414C454D  # "MELA"
+
+
+class RtfError(ValueError):
+    """Compressed RTF that cannot be decompressed."""
+
+
+def decompress(data: bytes, limit: int | None = None) -> bytes:
+    """Decompress PR_RTF_COMPRESSED (MS-OXRTFCP 2.2.2/3.1.3).
+
+    With `limit`, stop after about that many bytes (enough to read the RTF header)."""
+    if len(data) < 16:
+        raise RtfError("compressed RTF shorter than its header")
+    comp_size, raw_size, magic, _crc = struct.unpack_from("<IIII", data)
+    if magic == _UNCOMPRESSED:
+        return data[16 : 16 + raw_size]
+    if magic != _COMPRESSED:
+        raise RtfError(f"unknown compressed RTF type {magic:#x}")
+    body = data[16 : 4 + comp_size]
+    return _lzfu(body, raw_size if limit is None else min(raw_size, limit))
+
+
+def _lzfu(body: bytes, raw_size: int) -> bytes:
+    window = bytearray(4096)
+    window[: len(_PREBUF)] = _PREBUF
+    wpos = len(_PREBUF)
+    out = bytearray()
+    pos, end = 0, len(body)
+    while pos < end and len(out) < raw_size:
+        control = body[pos]
+        pos += 1
+        for bit in range(8):
+            if pos >= end:
+                break
+            if not control & (1 << bit):
+                out.append(body[pos])
+                window[wpos] = body[pos]
+                wpos = (wpos + 1) & 0xFFF
+                pos += 1
+                continue
+            if pos + 1 >= end:
+                raise RtfError("compressed RTF ends inside a reference")
+            ref = (body[pos] << 8) | body[pos + 1]
+            pos += 2
+            offset, length = ref >> 4, (ref & 0xF) + 2
+            if offset == wpos:  # the end marker
+                return bytes(out[:raw_size])
+            for i in range(length):
+                c = window[(offset + i) & 0xFFF]
+                out.append(c)
+                window[wpos] = c
+                wpos = (wpos + 1) & 0xFFF
+    return bytes(out[:raw_size])
+
+
+# --- tokenizer ------------------------------------------------------------
+
+_TOKEN = re.compile(
+    rb"(?P<open>\{)|(?P<close>\})"
+    rb"|\\(?P<word>[a-zA-Z]{1,32})(?P<arg>-?\d{1,10})? ?"
+    rb"|\\'(?P<hex>[0-9a-fA-F]{2})"
+    rb"|\\(?P<sym>[^a-zA-Z])"
+    rb"|(?P<crlf>[\r\n]+)"
+    rb"|(?P<text>[^{}\\\r\n]+)"
+)
+# Destinations whose content is never text.
+_SKIP = frozenset(
+    b"fonttbl colortbl stylesheet info pict object header footer listtable listoverridetable "
+    b"rsidtbl generator themedata colorschememapping latentstyles datastore xmlnstbl "
+    b"mhtmltag".split()
+)
+
+
+@dataclass(frozen=True)
+class _State:
+    skip: bool = False
+    htmltag: bool = False
+    htmlrtf: bool = False
+    uc: int = 1
+
+
+def is_html_rtf(rtf: bytes) -> bool:
+    """True when the RTF encapsulates HTML (\\fromhtml1 in its header)."""
+    return b"\\fromhtml1" in rtf[:1024]
+
+
+def is_text_rtf(rtf: bytes) -> bool:
+    """True when the RTF was generated from the plain-text body (\\fromtext)."""
+    return b"\\fromtext" in rtf[:1024]
+
+
+def rtf_codepage(rtf: bytes) -> str:
+    m = re.search(rb"\\ansicpg(\d+)", rtf[:1024])
+    return f"cp{int(m.group(1))}" if m else "cp1252"
+
+
+def deencapsulate_html(rtf: bytes) -> str:
+    """Recover the HTML from \\fromhtml1 RTF (MS-OXRTFEX 2.1.3)."""
+    if not is_html_rtf(rtf):
+        raise RtfError("RTF does not encapsulate HTML")
+    codec = rtf_codepage(rtf)
+    try:
+        "".encode(codec)
+    except LookupError:
+        codec = "cp1252"
+    return _Deencapsulator(codec).run(rtf)
+
+
+class _Deencapsulator:
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+        self.out: list[str] = []
+        self.pending = bytearray()  # \'hh bytes, decoded together (DBCS code pages)
+        self.stack: list[_State] = []
+        self.state = _State()
+        self.skip_chars = 0  # characters still to drop after \uN
+        self.expect_dest = False  # just saw "{\*"
+
+    def run(self, rtf: bytes) -> str:
+        for m in _TOKEN.finditer(rtf):
+            kind = "word" if m.lastgroup == "arg" else m.lastgroup  # lastgroup: innermost
+            if kind == "crlf":
+                continue
+            if kind != "hex":
+                self._flush()
+            if kind == "open":
+                self.stack.append(self.state)
+                self.expect_dest = False
+            elif kind == "close":
+                self.state = self.stack.pop() if self.stack else self.state
+            elif kind == "word":
+                self._word(m.group("word"), m.group("arg"))
+            elif kind == "hex":
+                self._hex(int(m.group("hex"), 16))
+            elif kind == "sym":
+                self._sym(m.group("sym"))
+            elif kind == "text":
+                self._text(m.group("text").decode(self.codec, "replace"))
+        self._flush()
+        return "".join(self.out)
+
+    def _visible(self) -> bool:
+        return not self.state.skip and (self.state.htmltag or not self.state.htmlrtf)
+
+    def _emit(self, s: str) -> None:
+        if self.skip_chars:
+            drop = min(self.skip_chars, len(s))
+            self.skip_chars -= drop
+            s = s[drop:]
+        if s and self._visible():
+            self.out.append(s)
+
+    def _flush(self) -> None:
+        if self.pending:
+            data, self.pending = bytes(self.pending), bytearray()
+            if self._visible():
+                self.out.append(data.decode(self.codec, "replace"))
+
+    def _hex(self, byte: int) -> None:
+        if self.skip_chars:
+            self.skip_chars -= 1
+        elif self._visible():
+            self.pending.append(byte)
+
+    def _text(self, s: str) -> None:
+        self.expect_dest = False
+        self._emit(s)
+
+    def _sym(self, sym: bytes) -> None:
+        if sym == b"*":
+            self.expect_dest = True
+            return
+        self.expect_dest = False
+        literal = {b"\\": "\\", b"{": "{", b"}": "}", b"~": "\xa0", b"_": "-", b"-": ""}
+        if sym in literal:
+            self._emit(literal[sym])
+
+    def _word(self, word: bytes, arg: bytes | None) -> None:
+        dest, self.expect_dest = self.expect_dest, False
+        num = int(arg) if arg else None
+        st = self.state
+        if word == b"htmltag":
+            self.state = replace(st, htmltag=True)
+        elif dest or word in _SKIP:
+            self.state = replace(st, skip=True)
+        elif word == b"htmlrtf":
+            self.state = replace(st, htmlrtf=num != 0)
+        elif word == b"uc" and num is not None:
+            self.state = replace(st, uc=max(num, 0))
+        elif word == b"u" and num is not None:
+            self._emit(chr(num % 65536))
+            self.skip_chars = st.uc
+        elif word in (b"par", b"line"):
+            self._emit("\r\n")
+        elif word == b"tab":
+            self._emit("\t")

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Benchmark: pstkit PST -> MIME vs `readpst -j 0 -D -M` over the whole PST corpus.
+
+Each tool runs in its own worker process, which repeats the whole corpus until
+at least --seconds of work are done (same number of passes for both tools), so
+each tool's peak RSS is measured apart (pstkit: the worker itself; readpst: the
+largest readpst process, from the worker's getrusage(RUSAGE_CHILDREN)).
+pstkit is also run for 1 pass and for N passes separately: if peak RSS does
+not grow with the passes, memory is flat in the number of items. The "pypff"
+row reads every property of every item with libpff and builds nothing: the
+floor for any pypff-based reader. ("items" counts messages for pstkit/pypff,
+output files for readpst.)
+
+    python scripts/bench_pst.py [--corpus ../shared/corpus/pst] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CORRUPT = {"aspose_AddingBulkMessagesWithImprovedPerformance.pst"}
+
+
+def corpus_files(root: Path) -> list[Path]:
+    return sorted(
+        p for p in root.iterdir() if p.suffix in (".pst", ".ost") and p.name not in CORRUPT
+    )
+
+
+def pstkit_pass(files: list[Path]) -> tuple[int, int]:
+    # Imported here so the readpst worker does not load pypff into its own memory.
+    sys.path.insert(0, str(REPO))
+    from converters.pst import PstSource  # noqa: PLC0415
+    from pstkit.location import Location  # noqa: PLC0415
+    from pstkit.model import Fetched  # noqa: PLC0415
+    from pstkit.options import ConnectOptions, FetchFilter  # noqa: PLC0415
+
+    items = size = 0
+    for path in files:
+        src = PstSource(Location("pst", str(path)), ConnectOptions())
+        for folder in src.folders():
+            for r in src.fetch(folder, None, FetchFilter(), set()):
+                if isinstance(r, Fetched):
+                    items += 1
+                    size += len(r.raw)
+        src.close()
+    return items, size
+
+
+def pypff_pass(files: list[Path]) -> tuple[int, int]:
+    """Only what libpff itself does for pstkit: every property of every item read, no MIME."""
+    import pypff  # noqa: PLC0415 - see pstkit_pass
+
+    def props(obj: Any) -> int:
+        return sum(len(e.data or b"") for rs in obj.record_sets for e in rs.entries)
+
+    def walk(folder: Any) -> tuple[int, int]:
+        items, size = 0, props(folder)
+        for i in range(folder.number_of_sub_messages):
+            msg = folder.get_sub_message(i)
+            items, size = items + 1, size + props(msg)
+            for j in range(getattr(msg, "number_of_attachments", 0)):
+                att = msg.get_attachment(j)
+                size += props(att) + len(att.read_buffer(att.size) if att.size else b"")
+            recipients = getattr(msg, "recipients", None)
+            size += props(recipients) if recipients is not None else 0
+        for i in range(folder.number_of_sub_folders):
+            n, s = walk(folder.get_sub_folder(i))
+            items, size = items + n, size + s
+        return items, size
+
+    items = size = 0
+    for path in files:
+        f = pypff.file()
+        f.open(str(path))
+        n, s = walk(f.root_folder)
+        items, size = items + n, size + s
+        f.close()
+    return items, size
+
+
+def readpst_pass(files: list[Path]) -> tuple[int, int]:
+    items = size = 0
+    for path in files:
+        with tempfile.TemporaryDirectory() as out:
+            subprocess.run(["readpst", "-q", "-j", "0", "-D", "-M", "-o", out, str(path)],
+                           check=False, capture_output=True)
+            for f in Path(out).rglob("*"):
+                if f.is_file():
+                    items += 1
+                    size += f.stat().st_size
+    return items, size
+
+
+def worker(tool: str, passes: int, root: Path) -> None:
+    files = corpus_files(root)
+    run = {"pstkit": pstkit_pass, "pypff": pypff_pass, "readpst": readpst_pass}[tool]
+    start = time.perf_counter()
+    items = size = 0
+    for _ in range(passes):
+        n, s = run(files)
+        items, size = items + n, size + s
+    wall = time.perf_counter() - start
+    # pstkit: this process; readpst: the largest of the readpst processes it ran (KiB).
+    who = resource.RUSAGE_CHILDREN if tool == "readpst" else resource.RUSAGE_SELF
+    rss = resource.getrusage(who).ru_maxrss / 1024
+    print(json.dumps({"wall": wall, "items": items, "bytes": size, "rss_mib": rss}))
+
+
+def measure(tool: str, passes: int, root: Path) -> dict[str, float]:
+    """Run one worker process and return what it measured."""
+    cmd = [sys.executable, __file__, "--worker", tool, "--passes", str(passes),
+           "--corpus", str(root)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus" / "pst")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--worker", choices=("pstkit", "pypff", "readpst"))
+    ap.add_argument("--passes", type=int, default=1)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.passes, args.corpus)
+        return 0
+    if shutil.which("readpst") is None:
+        print("readpst not found (apt-get install pst-utils)", file=sys.stderr)
+        return 2
+    one = measure("pstkit", 1, args.corpus)
+    passes = max(1, int(args.seconds / max(one["wall"], 1e-3)) + 1)
+    rows = [("pstkit", 1, one), ("pstkit", passes, measure("pstkit", passes, args.corpus)),
+            ("pypff", passes, measure("pypff", passes, args.corpus)),
+            ("readpst", passes, measure("readpst", passes, args.corpus))]
+    files = len(corpus_files(args.corpus))
+    print(f"corpus: {files} PST/OST files in {args.corpus}; readpst -j 0 -D -M")
+    print(f"{'tool':8} {'passes':>6} {'items':>7} {'MiB out':>8} {'wall s':>8} "
+          f"{'ms/pass':>8} {'items/s':>8} {'peak RSS MiB':>12}")
+    for tool, n, r in rows:
+        print(f"{tool:8} {n:6d} {int(r['items']):7d} {r['bytes'] / 2**20:8.1f} {r['wall']:8.2f} "
+              f"{1000 * r['wall'] / n:8.1f} {r['items'] / r['wall']:8.0f} {r['rss_mib']:12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Damaged PSTs: truncated and bit-flipped copies of corpus files (seeded).
+
+Each copy is read completely in a subprocess with a time cap. It must end
+with a clean pstkit error or with results (skips allowed): never a crash,
+a hang or a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pypff")
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = ("pstsdk_sample1.pst", "msgInMsg.pst", "dist-list.pst")
+TIME_CAP = 60  # seconds per file; a whole-file read takes well under one
+
+READER = """
+import sys
+from converters.pst import PstSource
+from pstkit.errors import PstkitError
+from pstkit.location import Location
+from pstkit.model import Fetched
+from pstkit.options import ConnectOptions, FetchFilter
+try:
+    src = PstSource(Location("pst", sys.argv[1]), ConnectOptions())
+except PstkitError as e:
+    print("ERROR", e)
+    sys.exit(3)
+done = skipped = 0
+for folder in src.folders():
+    for r in src.fetch(folder, None, FetchFilter(), set()):
+        if isinstance(r, Fetched):
+            done += 1
+        else:
+            skipped += 1
+src.close()
+print("OK", done, skipped)
+"""
+
+
+#: variants that once broke the reader (pypff raised MemoryError; returned None for the name map)
+REGRESSIONS = [("dist-list.pst", "flip", 5050), ("msgInMsg.pst", "flip", 7041)]
+
+
+def variants() -> list[tuple[str, str, int]]:
+    """(source file, "truncate"|"flip", seed) — 30 variants, fixed seeds, + regressions."""
+    out = list(REGRESSIONS)
+    for i in range(30):
+        out.append((SOURCES[i % len(SOURCES)], "truncate" if i % 3 == 0 else "flip", 1000 + i))
+    return out
+
+
+def damage(data: bytes, how: str, seed: int) -> bytes:
+    rng = random.Random(seed)
+    if how == "truncate":
+        return data[: rng.randrange(512, len(data))]
+    buf = bytearray(data)
+    for _ in range(rng.choice((1, 8, 64, 512))):
+        pos = rng.randrange(len(buf))
+        buf[pos] ^= 1 << rng.randrange(8)
+    return bytes(buf)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "how", "seed"), variants())
+def test_damaged_pst_ends_cleanly(
+    corpus: Path, tmp_path: Path, name: str, how: str, seed: int
+) -> None:
+    path = tmp_path / f"{how}-{seed}-{name}"
+    path.write_bytes(damage((corpus / "pst" / name).read_bytes(), how, seed))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-c", READER, str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=TIME_CAP,
+        env=env,
+        cwd=REPO,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode in (0, 3), (proc.returncode, proc.stderr[-2000:])
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].split()[0] in ("OK", "ERROR"), proc.stdout
