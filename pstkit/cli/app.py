@@ -29,9 +29,13 @@ def env_of(ctx: typer.Context) -> Env:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Machine-readable results on stdout.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More log lines on stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="More log lines on stderr.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     env = env_of(ctx)

@@ -40,25 +40,58 @@ from pstkit.options import ConnectOptions
 from pstkit.pipeline import export as run_export
 from pstkit.pipeline import import_ as run_import
 from pstkit.pipeline import verify as run_verify
+from pstkit.runs import RunResult
 from pstkit.store import LOCK, Layout, Store, read_marker
 
-Include = Annotated[list[str] | None, typer.Option("--folder", help="Only folders matching this glob (repeatable), e.g. 'INBOX*'.")]
-Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Leave out folders matching this glob (repeatable).")]
-Codepage = Annotated[str | None, typer.Option(help="PST: code page of ANSI text (default: the file's).")]
-Gmail = Annotated[bool | None, typer.Option("--gmail/--no-gmail", help="IMAP: Gmail mode (default: detect).")]
-DeleteAfter = Annotated[bool, typer.Option(help="POP3: delete messages once they are safely stored.")]
-Mailbox = Annotated[str | None, typer.Option(help="EWS/Graph: the target mailbox (SMTP address or UPN).")]
+Include = Annotated[
+    list[str] | None,
+    typer.Option("--folder", help="Only folders matching this glob (repeatable), e.g. 'INBOX*'."),
+]
+Exclude = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", help="Leave out folders matching this glob (repeatable)."),
+]
+Codepage = Annotated[
+    str | None, typer.Option(help="PST: code page of ANSI text (default: the file's).")
+]
+Gmail = Annotated[
+    bool | None, typer.Option("--gmail/--no-gmail", help="IMAP: Gmail mode (default: detect).")
+]
+DeleteAfter = Annotated[
+    bool, typer.Option(help="POP3: delete messages once they are safely stored.")
+]
+Mailbox = Annotated[
+    str | None, typer.Option(help="EWS/Graph: the target mailbox (SMTP address or UPN).")
+]
 Impersonate = Annotated[bool, typer.Option(help="EWS: act as --mailbox through impersonation.")]
 Tenant = Annotated[str | None, typer.Option(help="Graph: the tenant (directory) id.")]
 ClientId = Annotated[str | None, typer.Option(help="OAuth2 application (client) id.")]
-ClientSecretEnv = Annotated[str | None, typer.Option(help="Environment variable holding the client secret.")]
+ClientSecretEnv = Annotated[
+    str | None, typer.Option(help="Environment variable holding the client secret.")
+]
 ClientSecretFile = Annotated[Path | None, typer.Option(help="File holding the client secret.")]
-ClientCert = Annotated[Path | None, typer.Option(help="Client certificate (PEM) for app-only auth.")]
-Root = Annotated[str | None, typer.Option("--root", help="Put everything under this target folder, e.g. 'Imported/2024'.")]
-Select = Annotated[str | None, typer.Option("--select", help="Import only this store folder, e.g. 'Inbox/Projects'.")]
-Subfolders = Annotated[bool, typer.Option("--subfolders/--no-subfolders", help="With --select: include its subfolders.")]
-Duplicates = Annotated[str, typer.Option(help="skip (do not import duplicates), allow, or replace.")]
-ByRole = Annotated[bool, typer.Option("--by-role/--by-name", help="Map special folders by role (Sent -> Sent Items).")]
+ClientCert = Annotated[
+    Path | None, typer.Option(help="Client certificate (PEM) for app-only auth.")
+]
+Root = Annotated[
+    str | None,
+    typer.Option("--root", help="Put everything under this target folder, e.g. 'Imported/2024'."),
+]
+Select = Annotated[
+    str | None,
+    typer.Option("--select", help="Import only this store folder, e.g. 'Inbox/Projects'."),
+]
+Subfolders = Annotated[
+    bool,
+    typer.Option("--subfolders/--no-subfolders", help="With --select: include its subfolders."),
+]
+Duplicates = Annotated[
+    str, typer.Option(help="skip (do not import duplicates), allow, or replace.")
+]
+ByRole = Annotated[
+    bool,
+    typer.Option("--by-role/--by-name", help="Map special folders by role (Sent -> Sent Items)."),
+]
 
 
 def _store(text: str, writable: bool = False, command: str = "") -> Store:
@@ -148,21 +181,23 @@ def import_cmd(
     mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
     sink = _sink(target, connect_options(**pick_connect(locals())))
     try:
-        store_dir = _stage_direct(env, store, work_store, codepage)
+        store_dir, staged = _stage_direct(env, store, work_store, codepage)
         with Store.open(store_dir, writable=True, command=f"import {sink.key}") as st:
             result = run_import(st, sink, mopts, TqdmProgress(env), connections)
     finally:
         sink.close()
-    print_run(env, result, f"imported from {store_dir} into {sink.key}")
-    return result.exit_code
+    print_run(env, result, f"imported from {store_dir} into {sink.key}", staged)
+    return max(result.exit_code, staged.exit_code if staged else 0)
 
 
-def _stage_direct(env: Any, text: str, work_store: Path | None, codepage: str | None) -> Path:
+def _stage_direct(
+    env: Any, text: str, work_store: Path | None, codepage: str | None
+) -> tuple[Path, RunResult | None]:
     """A PST (or other file source) given to `import`: export it into a work
     store first, so the direct path resumes and de-duplicates like any other."""
     loc = parse_location(text)
     if loc.scheme == "store":
-        return Path(loc.path)
+        return Path(loc.path), None
     if loc.is_url:
         raise UsageError("import reads a store or a file source; export from servers first")
     src = _source(text, connect_options(codepage=codepage))
@@ -173,8 +208,7 @@ def _stage_direct(env: Any, text: str, work_store: Path | None, codepage: str | 
             result = run_export(src, st, None, TqdmProgress(env))
     finally:
         src.close()
-    print_run(env, result, f"staged {src.key} into {path}")
-    return path
+    return path, result
 
 
 @app.command()
@@ -202,7 +236,10 @@ def plan(
             delivered = st.catalog.delivered_ids(sink.key)
         finally:
             sink.close()
-        pending = {e.source.id: sum(1 for r in st.rows(e.source.id) if r.msg.id not in delivered) for e in entries}
+        pending = {
+            e.source.id: sum(1 for r in st.rows(e.source.id) if r.msg.id not in delivered)
+            for e in entries
+        }
     print_plan(env, entries, pending)
     return EXIT_OK
 
@@ -237,7 +274,9 @@ def verify(
         with open(csv_file, "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows([("mark", "folder", "item", "detail"), *rows])
     if env.json:
-        print_json(env, [dict(zip(("mark", "folder", "item", "detail"), r, strict=True)) for r in rows])
+        print_json(
+            env, [dict(zip(("mark", "folder", "item", "detail"), r, strict=True)) for r in rows]
+        )
     else:
         for mark, folder, item, detail in rows:
             env.out(f"{mark} {folder} {item} {detail}".rstrip())
@@ -257,7 +296,9 @@ def ls(ctx: typer.Context, store: Annotated[str, typer.Argument(help="The store.
 def check(
     ctx: typer.Context,
     store: Annotated[str, typer.Argument(help="The store.")],
-    read_data: Annotated[bool, typer.Option(help="Also read every message and compare its SHA-256.")] = False,
+    read_data: Annotated[
+        bool, typer.Option(help="Also read every message and compare its SHA-256.")
+    ] = False,
 ) -> int:
     """Verify a store (after copying it, say): every file, size and digest."""
     env = env_of(ctx)
@@ -268,7 +309,9 @@ def check(
     else:
         for f in findings:
             env.out(f"{'DAMAGE' if f.damage else 'warn'}  {f.code:<10} {f.where}  {f.detail}")
-        env.out(f"{sum(f.damage for f in findings)} damaged, {sum(not f.damage for f in findings)} warnings")
+        env.out(
+            f"{sum(f.damage for f in findings)} damaged, {sum(not f.damage for f in findings)} warnings"
+        )
     return EXIT_INTEGRITY if any(f.damage for f in findings) else EXIT_OK
 
 

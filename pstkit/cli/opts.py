@@ -14,16 +14,49 @@ from pstkit.errors import UsageError
 from pstkit.model import DuplicatePolicy
 from pstkit.options import ConnectOptions, FetchFilter, MappingOptions, SecretSpec
 
-PasswordEnv = Annotated[str, typer.Option(help="Environment variable holding the password.", rich_help_panel="Connection")]
-PasswordFile = Annotated[Path | None, typer.Option(help="File holding the password.", rich_help_panel="Connection")]
-PasswordCommand = Annotated[str | None, typer.Option(help="Command printing the password.", rich_help_panel="Connection")]
-TokenFile = Annotated[Path | None, typer.Option(help="File holding an OAuth2 access token.", rich_help_panel="Connection")]
-TokenCommand = Annotated[str | None, typer.Option(help="Command printing an OAuth2 access token.", rich_help_panel="Connection")]
-Auth = Annotated[str, typer.Option(help="auto, password, xoauth2, oauthbearer, ntlm, basic, oauth2, client-credentials, device-code.", rich_help_panel="Connection")]
-CaFile = Annotated[Path | None, typer.Option(help="Trust this CA certificate (PEM).", rich_help_panel="Connection")]
-Insecure = Annotated[bool, typer.Option(help="Do not verify TLS certificates.", rich_help_panel="Connection")]
-Connections = Annotated[int, typer.Option(min=1, max=27, help="Parallel connections (across folders).", rich_help_panel="Connection")]
-Opt = Annotated[list[str] | None, typer.Option("--opt", help="Converter option KEY=VALUE (repeatable).", rich_help_panel="Connection")]
+PasswordEnv = Annotated[
+    str,
+    typer.Option(help="Environment variable holding the password.", rich_help_panel="Connection"),
+]
+PasswordFile = Annotated[
+    Path | None, typer.Option(help="File holding the password.", rich_help_panel="Connection")
+]
+PasswordCommand = Annotated[
+    str | None, typer.Option(help="Command printing the password.", rich_help_panel="Connection")
+]
+TokenFile = Annotated[
+    Path | None,
+    typer.Option(help="File holding an OAuth2 access token.", rich_help_panel="Connection"),
+]
+TokenCommand = Annotated[
+    str | None,
+    typer.Option(help="Command printing an OAuth2 access token.", rich_help_panel="Connection"),
+]
+Auth = Annotated[
+    str,
+    typer.Option(
+        help="auto, password, xoauth2, oauthbearer, ntlm, basic, oauth2, client-credentials, device-code.",
+        rich_help_panel="Connection",
+    ),
+]
+CaFile = Annotated[
+    Path | None, typer.Option(help="Trust this CA certificate (PEM).", rich_help_panel="Connection")
+]
+Insecure = Annotated[
+    bool, typer.Option(help="Do not verify TLS certificates.", rich_help_panel="Connection")
+]
+Connections = Annotated[
+    int,
+    typer.Option(
+        min=1, max=27, help="Parallel connections (across folders).", rich_help_panel="Connection"
+    ),
+]
+Opt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--opt", help="Converter option KEY=VALUE (repeatable).", rich_help_panel="Connection"
+    ),
+]
 
 
 def parse_size(text: str | None) -> int | None:
@@ -57,12 +90,14 @@ def parse_opts(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
-def secret(env: str | None, file: Path | None, command: str | None, label: str, prompt: bool) -> SecretSpec:
+def secret(
+    env: str | None, file: Path | None, command: str | None, label: str, prompt: bool
+) -> SecretSpec:
     return SecretSpec(env=env, file=file, command=command, prompt=prompt, label=label)
 
 
 def folder_path(text: str | None) -> tuple[str, ...] | None:
-    """"Inbox/Project" -> ("Inbox", "Project"); "" -> the root ()."""
+    """ "Inbox/Project" -> ("Inbox", "Project"); "" -> the root ()."""
     if text is None:
         return None
     return tuple(p for p in text.split("/") if p)

@@ -17,21 +17,35 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def print_run(env: Env, result: RunResult, what: str) -> None:
+def run_dict(result: RunResult, what: str) -> dict[str, object]:
     problems = [
         {"stage": p.stage, "folder": path_text(p.folder), "item": p.item, "reason": p.reason}
         for p in result.problems
     ]
+    return {"run": result.run_id, "kind": result.kind, "what": what,
+            "stats": dict(result.stats), "problems": problems}  # fmt: skip
+
+
+def print_run(env: Env, result: RunResult, what: str, staged: RunResult | None = None) -> None:
+    """One result document; a direct import nests its staging run under "staged"."""
     if env.json:
-        print_json(env, {"run": result.run_id, "kind": result.kind, "what": what,
-                         "stats": dict(result.stats), "problems": problems})  # fmt: skip
+        data = run_dict(result, what)
+        if staged is not None:
+            data["staged"] = run_dict(staged, "staged")
+        print_json(env, data)
         return
+    if staged is not None:
+        _print_text(env, staged, "staged into the work store")
+    _print_text(env, result, what)
+
+
+def _print_text(env: Env, result: RunResult, what: str) -> None:
     stats = dict(result.stats)
     nbytes = stats.pop("bytes", 0)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(stats.items())) or "nothing to do"
     env.out(f"{what}: {counts} ({_mb(nbytes)}) [run {result.run_id}]")
-    for p in problems:
-        env.out(f"  skipped {p['folder']} {p['item']}: {p['reason']}")
+    for p in result.problems:
+        env.out(f"  skipped {path_text(p.folder)} {p.item}: {p.reason}")
 
 
 def print_folders(env: Env, infos: Sequence[FolderInfo]) -> None:
