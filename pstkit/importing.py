@@ -8,18 +8,17 @@ was in flight, and sinks de-duplicate that by the key stamped on each item.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pstkit.catalog import MessageRow, path_to_text
-from pstkit.errors import IntegrityError, Interrupted, StoreWriteError
+from pstkit.errors import IntegrityError
 from pstkit.mapping import PlanEntry, StoreFolder, plan
 from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
 from pstkit.protocols import Failed, Sink, TargetItem
-from pstkit.runs import NullProgress, Progress, RunResult
+from pstkit.runs import NullProgress, Progress, RunResult, recorded_run
 from pstkit.store import Store
 
 
@@ -41,9 +40,7 @@ def import_(
 ) -> RunResult:
     opts = opts or MappingOptions()
     progress = progress or NullProgress()
-    result = RunResult(store.catalog.begin_run("import", sink.key), "import")
-    status = "failed"
-    try:
+    with recorded_run(store.catalog, "import", sink.key, progress) as result:
         entries = make_plan(store, sink, opts)
         for entry in entries:  # parents first, on one thread: creation order matters
             sink.ensure_folder(entry.target, entry.role)
@@ -62,14 +59,6 @@ def import_(
             with concurrent.futures.ThreadPoolExecutor(n) as pool:
                 for fut in [pool.submit(job.folder, e) for e in entries]:
                     fut.result()
-        status = "ok" if not result.problems else "problems"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise Interrupted() from None
-    finally:
-        progress.done()
-        with contextlib.suppress(StoreWriteError):
-            store.catalog.finish_run(result.run_id, status, dict(result.stats))
     return result
 
 

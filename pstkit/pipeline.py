@@ -7,24 +7,20 @@ passes in (the CLI gives a tqdm one, tests a silent one).
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
 import threading
 from collections.abc import Container, Iterator
 
 from pstkit.catalog import FolderRow
 from pstkit.check import recover
-from pstkit.errors import Interrupted, StoreWriteError
 from pstkit.importing import import_, verify
 from pstkit.mapping import selected
 from pstkit.model import Fetched, FetchResult, FolderInfo, Problem, Skipped
 from pstkit.options import FetchFilter
 from pstkit.protocols import Source
-from pstkit.runs import NullProgress, Progress, RunResult
+from pstkit.runs import NullProgress, Progress, RunResult, recorded_run
 from pstkit.store import Store
 from pstkit.writer import StoreWriter
-
-log = logging.getLogger("pstkit")
 
 
 class _Known:
@@ -60,9 +56,7 @@ def export(
     progress = progress or NullProgress()
     if _interrupted_runs(store):
         recover(store)
-    result = RunResult(store.catalog.begin_run("export", source.key), "export")
-    status = "failed"
-    try:
+    with recorded_run(store.catalog, "export", source.key, progress) as result:
         folders = [f for f in source.folders() if selected(f.path, filt.include, filt.exclude)]
         rows = {f.path: store.ensure_folder(f) for f in folders}
         by_id = {rows[f.path].id: f for f in folders}
@@ -85,23 +79,7 @@ def export(
         except BaseException:
             writer.abort()
             raise
-        status = "ok" if not result.problems else "problems"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise Interrupted() from None
-    finally:
-        progress.done()
-        _finish(store, result, status)
     return result
-
-
-def _finish(store: Store, result: RunResult, status: str) -> None:
-    try:
-        store.catalog.finish_run(result.run_id, status, dict(result.stats))
-    except StoreWriteError:
-        # The disk is full or gone: the run stays "running" and the next
-        # writer treats it as interrupted. The original error is what matters.
-        log.warning("could not record the end of run %d", result.run_id)
 
 
 def _interrupted_runs(store: Store) -> bool:
