@@ -39,14 +39,15 @@ from pstkit.options import ConnectOptions, FetchFilter, SecretSpec  # noqa: E402
 from pstkit.pipeline import export  # noqa: E402
 from pstkit.store import Store  # noqa: E402
 
-MBSYNCRC = """IMAPAccount bench
+MBSYNCRC = """{fsync}
+IMAPAccount bench
 Host {host}
 Port {port}
 User {user}
 PassCmd "printenv BENCH_IMAP_PASSWORD"
 SSLType None
 AuthMechs LOGIN
-{fsync}
+
 IMAPStore far
 Account bench
 
@@ -176,12 +177,13 @@ def main() -> None:
            "--pstkit-target", args.pstkit_target, "--out", str(root / "pstkit")]
     mbs = ["mbsync", "-q", "-c", str(conf), "bench"]
     results: dict[str, list[Measured]] = {"pstkit": [], "mbsync": []}
-    for _ in range(args.runs):  # interleaved, so drift hits both alike
-        results["mbsync"].append(measure("mbsync", mbs, root / "mbsync", env))
-        (root / "mbsync").mkdir(exist_ok=True)
-        results["pstkit"].append(measure("pstkit", pst, root / "pstkit", env))
+    try:
+        for _ in range(args.runs):  # interleaved, so drift hits both alike
+            results["mbsync"].append(measure("mbsync", mbs, root / "mbsync", env))
+            results["pstkit"].append(measure("pstkit", pst, root / "pstkit", env))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     _report(results, args)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _report(results: dict[str, list[Measured]], args: argparse.Namespace) -> None:

@@ -12,8 +12,8 @@ from converters.imap_conn import ImapConnector
 from pstkit.errors import AuthError, ConnectError, SecretError, TLSError, UsageError
 from pstkit.location import parse_location
 from pstkit.options import ConnectOptions, SecretSpec
-from tests.imap_helpers import options, source
 from tests.servers.dovecot import Account, Dovecot, TlsFiles, free_port, serve, unique_user
+from tests.servers.mail_helpers import options, source
 from tests.servers.oauth import TokenInfoServer
 
 pytest_plugins = ["tests.servers.dovecot"]

@@ -16,8 +16,8 @@ import pytest
 
 from pstkit.model import Flag
 from tests.helpers import REPO, cli, cli_json, maildir_content, make_message
-from tests.imap_helpers import password_file, server_bodies, sha
 from tests.servers.dovecot import Account, Dovecot, unique_user
+from tests.servers.mail_helpers import password_file, server_bodies, sha
 
 pytest_plugins = ["tests.servers.dovecot"]
 

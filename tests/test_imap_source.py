@@ -11,8 +11,8 @@ import pytest
 from pstkit.errors import SourceError
 from pstkit.model import Fetched, Flag, Role, Skipped
 from pstkit.options import FetchFilter
-from tests.imap_helpers import fetch_all, fetched, folder, server_bodies, sha, source
 from tests.servers.dovecot import Account, Dovecot, TlsFiles, serve, unique_user
+from tests.servers.mail_helpers import fetch_all, fetched, folder, server_bodies, sha, source
 
 pytest_plugins = ["tests.servers.dovecot"]
 

@@ -17,8 +17,8 @@ from pstkit.errors import AuthError, ConnectError, TLSError, TransientError
 from pstkit.location import parse_location
 from pstkit.model import Fetched, FetchResult, Role, Skipped
 from pstkit.options import FetchFilter
-from tests.imap_helpers import options, password_file, server_bodies, sha
 from tests.servers.dovecot import Account, Dovecot, free_port, unique_user
+from tests.servers.mail_helpers import options, password_file, server_bodies, sha
 
 pytest_plugins = ["tests.servers.dovecot"]
 

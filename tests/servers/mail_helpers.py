@@ -1,4 +1,4 @@
-"""Helpers shared by the IMAP/POP3 tests (not a test module)."""
+"""Helpers for tests that use the IMAP/POP3 sources against tests.servers.dovecot."""
 
 from __future__ import annotations
 
