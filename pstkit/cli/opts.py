@@ -35,7 +35,7 @@ TokenCommand = Annotated[
 Auth = Annotated[
     str,
     typer.Option(
-        help="auto, password, xoauth2, oauthbearer, ntlm, basic, oauth2, client-credentials, device-code.",
+        help="auto, password, apop, xoauth2, oauthbearer, ntlm, basic, oauth2, client-credentials, device-code.",
         rich_help_panel="Connection",
     ),
 ]
