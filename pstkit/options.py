@@ -23,6 +23,8 @@ class SecretSpec:
     command: str | None = None
     prompt: bool = True
     label: str = "password"
+    #: a value already in memory (a row of a batch CSV); never shown by repr.
+    value: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

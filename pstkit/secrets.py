@@ -17,6 +17,8 @@ from pstkit.options import SecretSpec
 
 
 def resolve_secret(spec: SecretSpec, who: str = "") -> str:
+    if spec.value is not None:
+        return spec.value
     if spec.command:
         return _from_command(spec.command, spec.label)
     if spec.file:

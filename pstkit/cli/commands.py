@@ -12,6 +12,7 @@ import typer
 
 from converters import open_sink, open_source
 from pstkit import lock
+from pstkit.batch import read_users, run_batch
 from pstkit.check import check as check_store
 from pstkit.cli.app import app, env_of
 from pstkit.cli.env import TqdmProgress, print_json
@@ -31,7 +32,7 @@ from pstkit.cli.opts import (
     mapping_options,
     pick_connect,
 )
-from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
+from pstkit.cli.report import print_batch, print_folders, print_ls, print_plan, print_run
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_PROBLEMS, StoreNotFound, UsageError
 from pstkit.importing import make_plan
 from pstkit.location import parse_location
@@ -132,8 +133,11 @@ def folders(
 @app.command()
 def export(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="e.g. file.pst, maildir:DIR, mbox:FILE, imaps://user@host")],
-    store: Annotated[str, typer.Argument(help="Store directory (created if new).")],
+    source: Annotated[str, typer.Argument(help="e.g. file.pst, maildir:DIR, mbox:FILE, imaps://user@host (with --batch: the STORE_DIR)")],
+    store: Annotated[str | None, typer.Argument(help="Store directory (created if new).")] = None,
+    batch: Annotated[Path | None, typer.Option(help="CSV of mailboxes (EmailAddress,UserName,Password[,Server,Port,Security]): one store each under STORE_DIR.")] = None,
+    server: Annotated[str | None, typer.Option(help="With --batch: imaps://host[:port] for rows without a Server column.")] = None,
+    parallel: Annotated[int, typer.Option(min=1, max=16, help="With --batch: mailboxes exported at once.")] = 2,
     fmt: Annotated[Layout, typer.Option("--format", help="Mail layout of a new store.")] = Layout.MAILDIR,
     include: Include = None, exclude: Exclude = None,
     since: Annotated[str | None, typer.Option(help="Only mail received on/after YYYY-MM-DD.")] = None,
@@ -149,6 +153,20 @@ def export(
     """Copy mail from SOURCE into STORE (resumable; a re-run fetches only what is new)."""
     env = env_of(ctx)
     filt = fetch_filter(include, exclude, since, before, max_size, newest_first)
+    if batch is not None:
+        if store is not None:
+            raise UsageError("with --batch, give only the directory for the stores")
+        return _export_batch(
+            env,
+            batch,
+            Path(source),
+            server,
+            filt,
+            parallel,
+            connect_options(**pick_connect(locals())),
+        )
+    if store is None:
+        raise UsageError("export needs SOURCE and STORE")
     src = _source(source, connect_options(**pick_connect(locals())))
     try:
         with Store.create(Path(store).expanduser(), fmt, command=f"export {src.key}") as st:
@@ -157,6 +175,16 @@ def export(
         src.close()
     print_run(env, result, f"exported from {src.key} into {store}")
     return result.exit_code
+
+
+def _export_batch(
+    env: Any, users: Path, store_dir: Path, server: str | None, filt: Any, parallel: int,
+    options: ConnectOptions,
+) -> int:  # fmt: skip
+    default = parse_location(server) if server else None
+    results = run_batch(read_users(users, default), store_dir, options, filt, open_source, parallel)
+    print_batch(env, results)
+    return EXIT_OK if all(r.exit_code == 0 for r in results) else EXIT_PROBLEMS
 
 
 @app.command("import")
