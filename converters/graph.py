@@ -16,28 +16,26 @@ Location parameters for other clouds or the test server:
 
 from __future__ import annotations
 
+import base64
 import logging
-import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
 from converters import graph_json as gj
-from converters.graph_auth import GraphAuth, cache_file, read_cert
+from converters.graph_auth import auth_from_options, tls_verify
 from converters.graph_client import Ambiguous, ApiError, GraphHttp
 from converters.graph_folders import FolderTree
 from converters.graph_index import FolderIndex, listing_params
 from pstkit.errors import AuthError, BadLocation, ConnectError, UsageError
 from pstkit.location import Location
-from pstkit.model import Delivered, FolderInfo, FolderPath, Role, StoredMessage
-from pstkit.options import ConnectOptions, SecretSpec
+from pstkit.model import Delivered, Flag, FolderInfo, FolderPath, Role, StoredMessage
+from pstkit.options import ConnectOptions
 from pstkit.protocols import BatchLimit, Failed, TargetItem
-from pstkit.secrets import resolve_secret
 
 log = logging.getLogger("pstkit.graph")
 
@@ -74,19 +72,19 @@ class GraphSink:
         self.mode = options.extra.get("graph_mode", "importMime")
         if self.mode not in MODES:
             raise UsageError(f"graph_mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        self.mode_counts = {m: 0 for m in MODES}
+        self.mode_counts = {m: 0 for m in (*MODES, "mimeDraft")}
         self._lock = threading.Lock()
         self._index_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.max_connections, thread_name_prefix="graph")
         self._indexes: dict[str, FolderIndex] = {}
         self._http = httpx.Client(
-            verify=_verify(options),
+            verify=tls_verify(options),
             timeout=options.timeout,
             limits=httpx.Limits(max_connections=self.max_connections),
         )
         try:
-            auth = _auth(self.tenant, self.mailbox, params.get("authority", DEFAULT_AUTHORITY),
-                         self._http, options)  # fmt: skip
+            authority = params.get("authority", DEFAULT_AUTHORITY)
+            auth = auth_from_options(self.tenant, self.mailbox, authority, self._http, options)
             self.api = GraphHttp(self._http, auth.token, concurrency=self.max_connections)
             self._folders = FolderTree(self.api, self._base)
             self._check_mailbox()
@@ -131,7 +129,7 @@ class GraphSink:
                 return Delivered(self._send(folder_id, msg, raw))
             except Ambiguous as e:
                 log.info("message %s: outcome unknown (%s); looking it up", msg.id, e)
-                found = self._wrap(lambda: self._settle(folder_id, msg.stable_key))
+                found = self._wrap(lambda: self._settle(folder_id, msg))
                 if found:
                     return Delivered(found)
                 if attempt == ATTEMPTS:
@@ -142,14 +140,19 @@ class GraphSink:
                 return Failed(f"Graph refused the message: {e}")
         raise AssertionError("unreachable")
 
-    def _settle(self, folder_id: str, key: str) -> str:
+    def _settle(self, folder_id: str, msg: StoredMessage) -> str:
         """After an ambiguous send: the id if it arrived whole; remove half-made copies."""
+        key = msg.stable_key
         for item in self._by_key(folder_id, key + gj.INCOMPLETE):
             self.api.call("DELETE", f"{self._base}/messages/{item['id']}")
         found = self._by_key(folder_id, key)
-        return str(found[0]["id"]) if found else ""
+        if found:
+            return str(found[0]["id"])
+        return self._adopt_draft(folder_id, msg) if Flag.DRAFT in msg.flags else ""
 
     def _send(self, folder_id: str, msg: StoredMessage, raw: bytes) -> str:
+        if Flag.DRAFT in msg.flags and gj.import_size(raw) <= gj.MAX_REQUEST:
+            return self._draft(folder_id, msg, raw)
         if self.mode == "importMime" and gj.import_size(raw) <= gj.MAX_REQUEST:
             try:
                 return self._import(folder_id, msg, raw)
@@ -165,6 +168,37 @@ class GraphSink:
                 len(raw),
             )
         return self._create_json(folder_id, msg, raw)
+
+    def _draft(self, folder_id: str, msg: StoredMessage, raw: bytes) -> str:
+        """Drafts stay editable drafts: Graph's documented MIME create (base64 as
+        text/plain) makes one; state and stable key follow in a PATCH."""
+        url = f"{self._base}/mailFolders/{folder_id}/messages"
+        body = base64.b64encode(raw)
+        item = self.api.json("POST", url, content=body, headers={"Content-Type": "text/plain"})
+        self._stamp(str(item["id"]), msg)
+        self._counted("mimeDraft")
+        return str(item["id"])
+
+    def _stamp(self, item_id: str, msg: StoredMessage) -> None:
+        try:
+            self.api.call("PATCH", f"{self._base}/messages/{item_id}", json=gj.draft_patch(msg))
+        except ApiError:
+            self.api.call("DELETE", f"{self._base}/messages/{item_id}")  # no unstamped copies
+            raise
+
+    def _adopt_draft(self, folder_id: str, msg: StoredMessage) -> str:
+        """After an ambiguous draft create: an unstamped copy with our Message-ID is ours."""
+        if not msg.message_id:
+            return ""
+        url = f"{self._base}/mailFolders/{folder_id}/messages"
+        flt = f"internetMessageId eq {gj.odata_quote(msg.message_id)}"
+        params = {"$filter": flt, "$select": "id", "$expand": gj.expand_props(gj.KEY_PROP)}
+        for item in self.api.pages(url, params):
+            if gj.prop_value(item, gj.KEY_PROP) is None:
+                self._stamp(str(item["id"]), msg)
+                self._counted("mimeDraft")
+                return str(item["id"])
+        return ""
 
     def _import(self, folder_id: str, msg: StoredMessage, raw: bytes) -> str:
         url = f"{self._beta_base}/mailFolders/{folder_id}/importMime"
@@ -305,52 +339,6 @@ class GraphSink:
     def close(self) -> None:
         self._pool.shutdown()
         self._http.close()
-
-
-def _verify(options: ConnectOptions) -> ssl.SSLContext | bool:
-    if options.insecure:
-        return False
-    if options.ca_file is None:
-        return True
-    try:
-        return ssl.create_default_context(cafile=str(options.ca_file))
-    except (OSError, ssl.SSLError) as e:
-        raise UsageError(f"cannot use CA file {options.ca_file}: {e}") from e
-
-
-def _auth(
-    tenant: str, mailbox: str, authority: str, http: httpx.Client, options: ConnectOptions
-) -> GraphAuth:
-    if not options.client_id:
-        raise UsageError(
-            "Graph needs the application (client) id of your app registration",
-            hint="give it with --client-id",
-        )
-    mode = options.auth if options.auth == "device-code" else "client-credentials"
-    credential: str | dict[str, str] | None = None
-    if mode == "client-credentials":
-        if options.client_cert is not None:
-            credential = read_cert(options.client_cert)
-        else:
-            spec = options.client_secret or SecretSpec(
-                env="PSTKIT_CLIENT_SECRET", label="client secret"
-            )
-            credential = resolve_secret(spec, options.client_id)
-    cache = options.extra.get("token_cache")
-    return GraphAuth(
-        tenant=tenant,
-        client_id=options.client_id,
-        authority_base=authority,
-        http=http,
-        mode=mode,
-        credential=credential,
-        username=mailbox,
-        token_cache=cache_file() if cache is None else _path(cache),
-    )
-
-
-def _path(text: str) -> Path:
-    return Path(text).expanduser()
 
 
 def _edge_error(e: ApiError, mailbox: str, permission: str) -> Exception:

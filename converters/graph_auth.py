@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -25,6 +26,8 @@ import msal
 
 from converters.graph_client import transport_error
 from pstkit.errors import AuthError, UsageError
+from pstkit.options import ConnectOptions, SecretSpec
+from pstkit.secrets import resolve_secret
 
 log = logging.getLogger("pstkit.graph")
 
@@ -203,3 +206,48 @@ class GraphAuth:
             return dict(flow)
         self._prompt(str(flow["message"]))
         return dict(self._app.acquire_token_by_device_flow(flow))
+
+
+# --- from ConnectOptions (used by the sink) ----------------------------------
+
+
+def tls_verify(options: ConnectOptions) -> ssl.SSLContext | bool:
+    if options.insecure:
+        return False
+    if options.ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(options.ca_file))
+    except (OSError, ssl.SSLError) as e:
+        raise UsageError(f"cannot use CA file {options.ca_file}: {e}") from e
+
+
+def auth_from_options(
+    tenant: str, mailbox: str, authority: str, http: httpx.Client, options: ConnectOptions
+) -> GraphAuth:
+    if not options.client_id:
+        raise UsageError(
+            "Graph needs the application (client) id of your app registration",
+            hint="give it with --client-id",
+        )
+    mode = options.auth if options.auth == "device-code" else "client-credentials"
+    credential: str | dict[str, str] | None = None
+    if mode == "client-credentials":
+        if options.client_cert is not None:
+            credential = read_cert(options.client_cert)
+        else:
+            spec = options.client_secret or SecretSpec(
+                env="PSTKIT_CLIENT_SECRET", label="client secret"
+            )
+            credential = resolve_secret(spec, options.client_id)
+    cache = options.extra.get("token_cache")
+    return GraphAuth(
+        tenant=tenant,
+        client_id=options.client_id,
+        authority_base=authority,
+        http=http,
+        mode=mode,
+        credential=credential,
+        username=mailbox,
+        token_cache=cache_file() if cache is None else Path(cache).expanduser(),
+    )

@@ -177,6 +177,16 @@ def import_body(msg: StoredMessage, raw: bytes) -> dict[str, Any]:
     return {"mimeContent": base64.b64encode(raw).decode("ascii"), **_state(msg, msg.stable_key)}
 
 
+def draft_patch(msg: StoredMessage) -> dict[str, Any]:
+    """What a draft made from MIME gets afterwards: its state and the stable key."""
+    return {
+        "isRead": Flag.SEEN in msg.flags,
+        "flag": {"flagStatus": flag_status(msg.flags)},
+        "categories": categories(msg.keywords),
+        "singleValueExtendedProperties": [{"id": KEY_PROP, "value": msg.stable_key}],
+    }
+
+
 def import_size(raw: bytes) -> int:
     """Upper bound of the importMime request size, without building it."""
     return 4 * ((len(raw) + 2) // 3) + 4096

@@ -138,8 +138,12 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=4, choices=range(1, 5))
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--latency", type=float, default=0.0,
-                    help="seconds the server spends per Graph request (network + service)")
+    ap.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds the server spends per Graph request (network + service)",
+    )
     ap.add_argument("--pipeline", action="store_true",
                     help="also time the whole `pstkit import` from a store")  # fmt: skip
     args = ap.parse_args()

@@ -41,6 +41,7 @@ def graph(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     yield server
     server.stop()
+    assert not server.state.server_errors, server.state.server_errors[0]
 
 
 @contextlib.contextmanager

@@ -211,6 +211,25 @@ def _apply_mapi(msg: Message, read_given: bool) -> None:
             msg.ext[key] = iso(datetime.fromisoformat(msg.ext[key].replace("Z", "+00:00")))
 
 
+def _decode_mime(text: bytes | str) -> bytes:
+    try:
+        mime = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise bad_request(
+            "The MIME content is not a valid base64 string.", "ErrorMimeContentInvalidBase64String"
+        ) from e
+    if not mime.strip():
+        raise bad_request("The MIME content is empty.", "ErrorMimeContentInvalid")
+    return mime
+
+
+def create_mime_draft(state: State, folder_id: str, body: bytes) -> Message:
+    """v1.0 "create message in MIME format": base64 MIME as text/plain; always a draft."""
+    props = props_from_mime(_decode_mime(body.strip()))
+    props.update(isDraft=True, isRead=True, receivedDateTime=iso(datetime.now(UTC)))
+    return Message(state.new_id(), folder_id, props, {}, _decode_mime(body.strip()), "mimeDraft")
+
+
 def create_import(state: State, folder_id: str, body: Any) -> Message:
     """The importMime shape this server implements (see README in this package)."""
     if not isinstance(body, dict) or not isinstance(body.get("mimeContent"), str):
@@ -222,14 +241,7 @@ def create_import(state: State, folder_id: str, body: Any) -> Message:
         raise bad_request(
             f"The property '{unknown[0]}' is not allowed in importMime.", "RequestBodyRead"
         )
-    try:
-        mime = base64.b64decode(body["mimeContent"], validate=True)
-    except binascii.Error as e:
-        raise bad_request(
-            "The MIME content is not a valid base64 string.", "ErrorMimeContentInvalidBase64String"
-        ) from e
-    if not mime.strip():
-        raise bad_request("The MIME content is empty.", "ErrorMimeContentInvalid")
+    mime = _decode_mime(body["mimeContent"])
     props = props_from_mime(mime)
     _check_common(body, props)
     msg = Message(state.new_id(), folder_id, props, ext_props(body), mime, "importMime")

@@ -133,6 +133,11 @@ def _import_mime(state: State, req: Request, box: Mailbox, version: str, f: Fold
 
 
 def _list_or_create(state: State, req: Request, box: Mailbox, f: Folder) -> Response:
+    if req.method == "POST" and req.headers.get("content-type", "").startswith("text/plain"):
+        m = msgs.create_mime_draft(state, f.id, req.body)
+        box.messages[m.id] = m
+        state.bump("created")
+        return json_response(201, msgs.render(m, [], []))
     if req.method == "POST":
         m = msgs.create_json(state, f.id, req.json())
         box.messages[m.id] = m

@@ -155,6 +155,7 @@ class State:
         self.uploads: dict[str, dict[str, Any]] = {}
         self.log: list[tuple[float, str, str, int]] = []  # (time, method, path, status)
         self.counters: dict[str, int] = {}
+        self.server_errors: list[str] = []  # tracebacks of bugs in the server itself
         self._ids = itertools.count(1)
 
     # --- set-up ----------------------------------------------------------
