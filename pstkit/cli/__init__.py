@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import sys
 import traceback
 
@@ -51,9 +52,17 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
         )
     except Exception as e:
         code = _click_or_internal(env, e)
+    _remove_log_handler(env)
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _remove_log_handler(env: Env) -> None:
+    """In-process callers (tests, batch runs) must not keep our stderr handler."""
+    if env.log_handler is not None:
+        logging.getLogger("pstkit").removeHandler(env.log_handler)
+        env.log_handler = None
 
 
 def _click_or_internal(env: Env, e: Exception) -> int:

@@ -40,8 +40,9 @@ def _global(
 ) -> None:
     env = env_of(ctx)
     env.json, env.debug, env.quiet = json_out, debug, quiet
+    handler = logging.StreamHandler(env.stderr)
+    handler.setFormatter(logging.Formatter("pstkit: %(message)s"))
+    env.log_handler = handler
     logger = logging.getLogger("pstkit")
-    logger.handlers[:] = [logging.StreamHandler(env.stderr)]
-    logger.handlers[0].setFormatter(logging.Formatter("pstkit: %(message)s"))
+    logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logger.propagate = False

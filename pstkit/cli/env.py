@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -17,6 +18,7 @@ class Env:
     json: bool = False
     debug: bool = False
     quiet: bool = False
+    log_handler: logging.Handler | None = None
 
     @property
     def progress_enabled(self) -> bool:
