@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS folders(
     role TEXT,
     source_name TEXT NOT NULL DEFAULT '',
     container_class TEXT NOT NULL DEFAULT '',
-    dirname TEXT NOT NULL UNIQUE
+    dirname TEXT NOT NULL UNIQUE,
+    selectable INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS runs(
     id INTEGER PRIMARY KEY,
@@ -201,7 +202,7 @@ class Catalog:
 
     def folders(self) -> list[FolderRow]:
         rows = self._q(
-            "SELECT id, path, role, source_name, container_class, dirname"
+            "SELECT id, path, role, source_name, container_class, dirname, selectable"
             " FROM folders ORDER BY path"
         )
         return [_folder_row(r) for r in rows]
@@ -209,12 +210,15 @@ class Catalog:
     def add_folder(self, info: FolderInfo, dirname: str) -> int:
         with self._lock:
             cur = self._db.execute(
-                "INSERT INTO folders(path, role, source_name, container_class, dirname)"
-                " VALUES(?, ?, ?, ?, ?)",
+                "INSERT INTO folders(path, role, source_name, container_class, dirname, selectable)"
+                " VALUES(?, ?, ?, ?, ?, ?)",
                 (path_to_text(info.path), info.role.value if info.role else None,
-                 info.source_name, info.container_class, dirname),
+                 info.source_name, info.container_class, dirname, int(info.selectable)),
             )  # fmt: skip
             return int(cur.lastrowid or 0)
+
+    def set_folder_selectable(self, folder_id: int) -> None:
+        self._q("UPDATE folders SET selectable=1 WHERE id=?", (folder_id,))
 
     def set_folder_role(self, folder_id: int, role: Role) -> None:
         self._q("UPDATE folders SET role=? WHERE id=? AND role IS NULL", (role.value, folder_id))
@@ -395,11 +399,12 @@ class Catalog:
 
 
 def _folder_row(r: tuple[object, ...]) -> FolderRow:
-    fid, path, role, source_name, cclass, dirname = r
+    fid, path, role, source_name, cclass, dirname, selectable = r
     info = FolderInfo(
         path=text_to_path(str(path)),
         role=Role(str(role)) if role else None,
         source_name=str(source_name),
+        selectable=bool(selectable),
         container_class=str(cclass),
     )
     return FolderRow(int(str(fid)), info, str(dirname))

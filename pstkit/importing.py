@@ -8,6 +8,8 @@ was in flight, and sinks de-duplicate that by the key stamped on each item.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +45,8 @@ def import_(
     with recorded_run(store.catalog, "import", sink.key, progress) as result:
         entries = make_plan(store, sink, opts)
         for entry in entries:  # parents first, on one thread: creation order matters
-            sink.ensure_folder(entry.target, entry.role)
+            if _wanted(entry):
+                sink.ensure_folder(entry.target, entry.role)
         delivered = store.catalog.delivered_ids(sink.key)
         progress.start("import", sum(e.source.count for e in entries) - len(delivered) or None)
         job = _ImportJob(
@@ -60,6 +63,12 @@ def import_(
                 for fut in [pool.submit(job.folder, e) for e in entries]:
                     fut.result()
     return result
+
+
+def _wanted(entry: PlanEntry) -> bool:
+    """A folder that was only a name in the source's tree (not selectable, no
+    mail) is not created: sinks create parents as their children need them."""
+    return entry.source.info.selectable or entry.source.count > 0
 
 
 @dataclass
@@ -170,6 +179,8 @@ def verify(store: Store, sink: Sink, opts: MappingOptions | None = None) -> Iter
     ledger = store.catalog.deliveries(sink.key)
     existing = {f.path for f in sink.folders()}
     for entry in make_plan(store, sink, opts):
+        if not _wanted(entry):
+            continue
         if entry.target not in existing:
             for row in store.rows(entry.source.id):
                 yield VerifyLine("-", entry.target, str(row.msg.id), "folder missing in target")
@@ -197,18 +208,30 @@ def _verify_folder(
             yield VerifyLine("-", entry.target, str(msg.id), msg.subject)
             continue
         used.add(found.target_id)
-        yield _compare(entry.target, msg, found)
+        yield _compare(store, row, entry.target, found)
     for item in items:
         if item.target_id not in used:
             yield VerifyLine("+", entry.target, item.target_id, item.subject)
 
 
-def _compare(folder: FolderPath, msg: StoredMessage, item: TargetItem) -> VerifyLine:
+def _compare(store: Store, row: MessageRow, folder: FolderPath, item: TargetItem) -> VerifyLine:
+    msg = row.msg
     if item.sha256 and item.sha256 != msg.sha256:
+        # IMAP servers store bare LF line ends as CRLF (RFC 5322 requires CRLF):
+        # the same message, with its line ends normalised, is not a difference.
+        if hashlib.sha256(crlf(store.read(row))).hexdigest() == item.sha256:
+            return VerifyLine(
+                "=", folder, str(msg.id), f"{msg.subject} (line ends made CRLF by the target)"
+            )
         return VerifyLine("*", folder, str(msg.id), "content differs")
     if item.subject and msg.subject and item.subject != msg.subject:
         return VerifyLine("*", folder, str(msg.id), f"subject {item.subject!r} != {msg.subject!r}")
     return VerifyLine("=", folder, str(msg.id), msg.subject)
+
+
+def crlf(raw: bytes) -> bytes:
+    """Every line end as CRLF (bare CR and bare LF included)."""
+    return re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
 
 
 __all__ = ["Delivered", "VerifyLine", "import_", "make_plan", "verify"]

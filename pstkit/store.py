@@ -123,9 +123,13 @@ class Store:
         if existing is not None:
             if info.role and existing.info.role is None:
                 self.catalog.set_folder_role(existing.id, info.role)
+            if info.selectable and not existing.info.selectable:
+                self.catalog.set_folder_selectable(existing.id)
             return existing
         if len(info.path) > 1:
-            self.ensure_folder(FolderInfo(path=info.path[:-1]))
+            # A parent the source did not list is only a name in the tree (like
+            # IMAP \Noselect): targets create it only if something needs it.
+            self.ensure_folder(FolderInfo(path=info.path[:-1], selectable=False))
         dirname = self._allocate_dirname(info)
         self._make_folder_dir(dirname)
         self.catalog.add_folder(info, dirname)
