@@ -4,9 +4,10 @@ pypff cannot open an embedded message (attach method 5): it hands out only the
 first block of the message's property heap. The rest -- its recipient table,
 attachment table, attachments and large values -- lives in sub-nodes of the
 attachment. This module follows the node and block B-trees to those sub-nodes
-and reads heaps, property contexts and table contexts. Unicode files (wVer 23)
-with no or "permute" encoding only; anything else raises NdbError and the
-caller falls back to what pypff gives.
+and reads heaps, property contexts and table contexts. Unicode (wVer 23) and
+ANSI (wVer 14/15) files with no or "permute" encoding; anything else (4 KiB
+pages, "cyclic" encoding) raises NdbError and the caller falls back to what
+pypff gives.
 """
 
 from __future__ import annotations
@@ -54,6 +55,21 @@ def _decode_table() -> bytes:
     return bytes(table)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where the two file formats differ (MS-PST 2.2.2): pointer size and page offsets."""
+
+    ptr: str  # struct code of a BID/IB/NID field: "Q" Unicode, "I" ANSI
+    size: int  # its size in bytes
+    meta: int  # offset of cEnt/cEntMax/cbEnt/cLevel in a B-tree page
+    ptype: int  # offset of ptype/ptypeRepeat
+    sl_start: int  # first SLENTRY/SIENTRY (Unicode pads the block header to 8 bytes)
+
+
+UNICODE = Layout("Q", 8, 488, 496, 8)
+ANSI = Layout("I", 4, 496, 500, 4)
+
+
 @dataclass
 class Ndb:
     """Node and block B-tree access for one open file."""
@@ -62,6 +78,7 @@ class Ndb:
     nbt: int  # file offset of the node B-tree root page
     bbt: int
     decode: bytes | None  # translate table for permute-encoded data blocks
+    lay: Layout
 
     @classmethod
     def open(cls, f: BinaryIO) -> Ndb:
@@ -69,47 +86,53 @@ class Ndb:
         head = f.read(_PAGE + 2)
         if len(head) < _PAGE + 2 or head[:4] != b"!BDN":
             raise NdbError("not a PST")
-        if struct.unpack_from("<H", head, 10)[0] != 23:
-            raise NdbError("only Unicode PST/OST files with 512-byte pages are read")
-        crypt = head[513]
+        version = struct.unpack_from("<H", head, 10)[0]
+        if version in (14, 15):  # ANSI: ROOT at 0xA4, bCryptMethod at 0x1CD
+            lay, crypt, nbt, bbt = ANSI, head[0x1CD], *struct.unpack_from("<4xI4xI", head, 0xB8)
+        elif version == 23:  # Unicode: ROOT at 0xB4, bCryptMethod at 0x201
+            lay, crypt, nbt, bbt = UNICODE, head[0x201], *struct.unpack_from("<8xQ8xQ", head, 0xD8)
+        else:  # 36 = Unicode with 4 KiB pages (OST 2013)
+            raise NdbError(f"file format version {version} is not read")
         if crypt not in (0, 1):
             raise NdbError(f"encoding {crypt} not supported")
-        nbt = struct.unpack_from("<Q", head, 180 + 44)[0]
-        bbt = struct.unpack_from("<Q", head, 180 + 60)[0]
-        return cls(f, nbt, bbt, _decode_table() if crypt == 1 else None)
+        return cls(f, nbt, bbt, _decode_table() if crypt == 1 else None, lay)
 
     def _page(self, ib: int) -> tuple[int, list[bytes]]:
         self.f.seek(ib)
         raw = self.f.read(_PAGE)
-        if len(raw) != _PAGE or raw[496] != raw[497]:
+        m, t = self.lay.meta, self.lay.ptype
+        if len(raw) != _PAGE or raw[t] != raw[t + 1]:
             raise NdbError(f"bad B-tree page at {ib:#x}")
-        count, size, level = raw[488], raw[490], raw[491]
-        if size == 0 or count * size > 488:
+        count, size, level = raw[m], raw[m + 2], raw[m + 3]
+        if size == 0 or count * size > m:
             raise NdbError(f"bad B-tree page at {ib:#x}")
         return level, [raw[i * size : (i + 1) * size] for i in range(count)]
 
     def _lookup(self, root: int, key: int, mask: int = ~0) -> bytes:
+        ptr, n = "<" + self.lay.ptr, self.lay.size
         ib = root
         for _ in range(16):  # a damaged file must not loop
             level, entries = self._page(ib)
             if level == 0:
                 for e in entries:
-                    if struct.unpack_from("<Q", e)[0] & mask == key & mask:
+                    if struct.unpack_from(ptr, e)[0] & mask == key & mask:
                         return e
                 break
-            below = [e for e in entries if struct.unpack_from("<Q", e)[0] & mask <= key & mask]
+            below = [e for e in entries if struct.unpack_from(ptr, e)[0] & mask <= key & mask]
             if not below:
                 break
-            ib = struct.unpack_from("<Q", below[-1], 16)[0]
+            ib = struct.unpack_from(ptr, below[-1], 2 * n)[0]  # BTENTRY: key, BREF(bid, ib)
         raise NdbError(f"{key:#x} not found")
 
     def node(self, nid: int) -> Ref:
         e = self._lookup(self.nbt, nid, 0xFFFFFFFF)
-        return struct.unpack_from("<QQ", e, 8)
+        ptr = "<" + self.lay.ptr * 2
+        data, sub = struct.unpack_from(ptr, e, self.lay.size)
+        return data, sub
 
     def _raw_block(self, bid: int) -> bytes:
         e = self._lookup(self.bbt, bid, ~3)
-        ib, cb = struct.unpack_from("<QH", e, 8)
+        ib, cb = struct.unpack_from(f"<{self.lay.ptr}H", e, self.lay.size)
         self.f.seek(ib)
         data = self.f.read(cb)
         if len(data) != cb:
@@ -125,7 +148,7 @@ class Ndb:
             raise NdbError(f"bad XBLOCK {bid:#x}")
         count = struct.unpack_from("<H", data, 2)[0]
         out: list[bytes] = []
-        for child in struct.unpack_from(f"<{count}Q", data, 8):
+        for child in struct.unpack_from(f"<{count}{self.lay.ptr}", data, 8):
             out += self.blocks(child, depth + 1)
         return out
 
@@ -137,13 +160,15 @@ class Ndb:
         if len(data) < 8 or data[0] != 2 or depth > 1:  # SIBLOCK -> SLBLOCK: one level
             raise NdbError(f"bad sub-node block {bid:#x}")
         level, count = data[1], struct.unpack_from("<H", data, 2)[0]
+        n, start, ptr = self.lay.size, self.lay.sl_start, self.lay.ptr
         out: dict[int, Ref] = {}
         for i in range(count):
-            if level == 0:
-                nid, bdata, bsub = struct.unpack_from("<QQQ", data, 8 + 24 * i)
+            if level == 0:  # SLENTRY: nid, bidData, bidSub
+                nid, bdata, bsub = struct.unpack_from("<" + ptr * 3, data, start + 3 * n * i)
                 out[nid & 0xFFFFFFFF] = (bdata, bsub)
-            else:
-                out.update(self.subnodes(struct.unpack_from("<Q", data, 16 + 16 * i)[0], depth + 1))
+            else:  # SIENTRY: nid, bid of an SLBLOCK
+                child = struct.unpack_from("<" + ptr, data, start + 2 * n * i + n)[0]
+                out.update(self.subnodes(child, depth + 1))
         return out
 
 

@@ -17,6 +17,11 @@ import pytest
 
 pytest.importorskip("pypff")
 
+from converters.pst import PstSource
+from pstkit.location import Location
+from pstkit.model import Skipped
+from pstkit.options import ConnectOptions, FetchFilter
+
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("pstsdk_sample1.pst", "msgInMsg.pst", "dist-list.pst")
 TIME_CAP = 60  # seconds per file; a whole-file read takes well under one
@@ -89,3 +94,22 @@ def test_damaged_pst_ends_cleanly(
     assert proc.returncode in (0, 3), (proc.returncode, proc.stderr[-2000:])
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].split()[0] in ("OK", "ERROR"), proc.stdout
+
+
+@pytest.mark.parametrize(("name", "seed", "total", "reason"), [
+    ("testPST.pst", 20102, 7, "unreadable item: pypff_folder_get_sub_message_by_index"),
+    ("aspose_source.pst", 20001, 17, "unreadable item (OSError: pypff_message_get_recipients"),
+])
+def test_one_damaged_item_is_a_skip_and_the_rest_is_read(
+    corpus: Path, tmp_path: Path, name: str, seed: int, total: int, reason: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(damage((corpus / "pst" / name).read_bytes(), "flip", seed))
+    src = PstSource(Location("pst", str(path)), ConnectOptions())
+    results = [r for f in src.folders() for r in src.fetch(f, None, FetchFilter(), set())]
+    src.close()
+    assert len(results) == total  # every item: stored or reported
+    damaged = [r for r in results if isinstance(r, Skipped) and "Freebusy" not in str(r.meta)]
+    assert damaged and all(r.reason.startswith(reason) for r in damaged)
+    assert all("\n" not in r.reason for r in damaged)
+    assert len(damaged) < total - 1  # the others were read

@@ -92,8 +92,32 @@ def test_wrong_heap_kind() -> None:
         read_pc(heap, "cp1252")
 
 
-def test_ansi_files_are_refused(corpus: Path) -> None:
-    with (corpus / "pst" / "pstsdk_sample2.pst").open("rb") as f, pytest.raises(NdbError):
+@pytest.mark.parametrize("name", ["pstsdk_sample1.pst", "pstsdk_sample2.pst"])
+def test_top_level_message_read_without_pypff_matches_pypff(corpus: Path, name: str) -> None:
+    """Unicode and ANSI twins: the whole message read through the B-trees, compared with
+    what pypff reads for the same node."""
+    pypff = pytest.importorskip("pypff")
+    f = pypff.file()
+    f.open(str(corpus / "pst" / name))
+    msg = f.root_folder.get_sub_folder(1).get_sub_folder(1).get_sub_message(0)
+    nid, subject, body = msg.identifier, msg.subject, msg.plain_text_body
+    att = msg.get_attachment(0)
+    data = att.read_buffer(att.size)
+    f.close()
+    with (corpus / "pst" / name).open("rb") as raw:
+        sub = Reader(Ndb.open(raw), "cp1252", {}).message(Ndb.open(raw).node(nid))
+    assert sub.props.text(0x0037)[2:] == subject == "Here is a sample message"
+    assert sub.props.text(0x1000).encode("utf-8") == body
+    assert [r.text(0x3001) for r in sub.recipients] == ["Terry Mahaffey"]
+    (only,) = sub.attachments
+    assert only.props.text(0x3707) == "leah_thumper.jpg"
+    assert only.props.binary(0x3701) == data and len(data) == 93142
+
+
+def test_unsupported_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.ost"
+    path.write_bytes(b"!BDN" + bytes(6) + struct.pack("<H", 36) + bytes(600))
+    with path.open("rb") as f, pytest.raises(NdbError, match="version 36"):
         Ndb.open(f)
 
 
