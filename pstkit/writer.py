@@ -108,51 +108,60 @@ class StoreWriter:
         re-keyed instead of stored twice)."""
         meta = item.meta
         key = (folder.id, meta.source_epoch, meta.source_id)
-        epochs = self._epochs(folder.id)
-        if self._pending(key) or (
-            meta.source_epoch in epochs
-            and self.store.catalog.has_source_id(
-                folder.id, self.source_key, meta.source_epoch, meta.source_id
-            )
-        ):
+        if self._known(folder.id, key):
             self.advance(folder, item.cursor)
             return "known"
         digest = hashlib.sha256(item.raw).hexdigest()
-        stale = None
-        if epochs - {meta.source_epoch}:  # rows from an older epoch: match by content
-            stale = self.store.catalog.stale_copy(
-                folder.id, self.source_key, meta.source_epoch, digest, self._claimed
-            )
+        stale = self._stale_copy(folder.id, meta.source_epoch, digest)
         if stale is not None:
             self._claimed.add(stale)
             self._batch.rekeys.append((stale, meta.source_epoch, meta.source_id))
-            self._batch.keys.add(key)
-            self._finish_item(folder, meta.source_id, item.cursor, 0)
-            return "matched"
+            outcome, nbytes = "matched", 0
+        else:
+            self._batch.rows.append(self._new_row(folder, item, digest))
+            outcome, nbytes = "stored", len(item.raw)
+        self._batch.keys.add(key)
+        self._finish_item(folder, meta.source_id, item.cursor, nbytes)
+        return outcome
+
+    def _known(self, folder_id: int, key: tuple[int, str, str]) -> bool:
+        _, epoch, source_id = key
+        if self._pending(key):
+            return True
+        return epoch in self._epochs(folder_id) and self.store.catalog.has_source_id(
+            folder_id, self.source_key, epoch, source_id
+        )
+
+    def _stale_copy(self, folder_id: int, epoch: str, digest: str) -> int | None:
+        """A row of an older epoch with these bytes (only looked up when the
+        folder holds rows of another epoch at all)."""
+        if not self._epochs(folder_id) - {epoch}:
+            return None
+        return self.store.catalog.stale_copy(
+            folder_id, self.source_key, epoch, digest, self._claimed
+        )
+
+    def _new_row(self, folder: FolderRow, item: Fetched, digest: str) -> NewMessage:
+        meta = item.meta
         file, offset, length = self._write_file(folder, item, digest)
         message_id, subject = summary(item.raw)
-        self._batch.rows.append(
-            NewMessage(
-                folder_id=folder.id,
-                file=file,
-                offset=offset,
-                length=length,
-                size=len(item.raw),
-                sha256=digest,
-                flags=flags_text(meta.flags),
-                keywords=json.dumps(sorted(meta.keywords), ensure_ascii=False),
-                received=meta.received.isoformat() if meta.received else None,
-                message_id=message_id,
-                subject=meta.subject or subject,
-                kind=meta.kind.value,
-                source_key=self.source_key,
-                source_epoch=meta.source_epoch,
-                source_id=meta.source_id,
-            )
+        return NewMessage(
+            folder_id=folder.id,
+            file=file,
+            offset=offset,
+            length=length,
+            size=len(item.raw),
+            sha256=digest,
+            flags=flags_text(meta.flags),
+            keywords=json.dumps(sorted(meta.keywords), ensure_ascii=False),
+            received=meta.received.isoformat() if meta.received else None,
+            message_id=message_id,
+            subject=meta.subject or subject,
+            kind=meta.kind.value,
+            source_key=self.source_key,
+            source_epoch=meta.source_epoch,
+            source_id=meta.source_id,
         )
-        self._batch.keys.add(key)
-        self._finish_item(folder, meta.source_id, item.cursor, len(item.raw))
-        return "stored"
 
     def skip(self, folder: FolderRow, item: Skipped) -> None:
         self.problem(folder, item.meta.source_id, item.reason)
