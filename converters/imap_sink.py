@@ -24,6 +24,7 @@ import imaplib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from imapclient import IMAPClient
@@ -231,7 +232,18 @@ class ImapSink:
             except COMMAND_ERRORS as e:
                 raise TargetWriteError(self.key, text_of_error(e)) from e
         self._remember(folder, batch, results)
-        return [r if r is not None else Failed("not delivered") for r in results]
+        return [self._noted(r, batch[i][0], state.permanent) if r is not None
+                else Failed("not delivered") for i, r in enumerate(results)]
+
+    @staticmethod
+    def _noted(
+        result: Delivered | Failed, msg: StoredMessage, permanent: tuple[str, ...] | None
+    ) -> Delivered | Failed:
+        """Tell the pipeline which flags the folder could not keep for this message."""
+        if isinstance(result, Failed):
+            return result
+        lost = ia.choose_flags(msg.flags, msg.keywords, permanent).dropped
+        return replace(result, note=f"the target cannot keep {', '.join(lost)}") if lost else result
 
     def _append(self, client: IMAPClient, name: str, state: _Folder, batch: Batch,
                 pending: list[int], results: Results) -> None:

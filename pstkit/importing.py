@@ -136,6 +136,8 @@ class _ImportJob:
                 problems.append(self._problem(msg, res.reason))
                 continue
             done.append((msg.id, target, res.target_id, "delivered"))
+            if res.note:
+                problems.append(self._problem(msg, f"delivered, but {res.note}", failed=False))
             self.result.stats["bytes"] += len(raw)
             with self.lock:
                 self.ours.add(res.target_id)
@@ -149,9 +151,11 @@ class _ImportJob:
         with self.lock:
             return [t for t in found if t not in self.ours]
 
-    def _problem(self, msg: StoredMessage, reason: str) -> tuple[str, str, str, str]:
+    def _problem(
+        self, msg: StoredMessage, reason: str, failed: bool = True
+    ) -> tuple[str, str, str, str]:
         self.result.problems.append(Problem("import", msg.folder, str(msg.id), reason))
-        self.result.stats["failed"] += 1
+        self.result.stats["failed" if failed else "changed"] += 1
         return ("import", path_to_text(msg.folder), str(msg.id), reason)
 
     def _count(self, done: Sequence[tuple[int, FolderPath, str, str]], n: int) -> None:

@@ -172,6 +172,9 @@ class Delivered:
     """What a sink reports after a durable `put`."""
 
     target_id: str = ""  # e.g. IMAP "UIDVALIDITY:UID", EWS ItemId; "" if unknown
+    #: what the target could not keep (e.g. a flag it does not allow); the
+    #: pipeline records it as a problem, so no change goes unreported.
+    note: str = ""
 
 
 @dataclass(frozen=True)

@@ -291,3 +291,23 @@ def test_verify_accepts_line_ends_the_server_made_crlf(
     code, out, err = cli("verify", str(store), *target(dovecot, user))
     assert code == 0, out + err
     assert out.count("line ends made CRLF by the target") == 3
+
+
+def test_a_flag_the_server_cannot_keep_is_reported(
+    dovecot: Dovecot, tmp_path: Path, password: str
+) -> None:
+    """A keyword that is not an IMAP atom cannot be stored: the message arrives,
+    and the loss is a recorded problem (exit 1), not a silent change."""
+    user = dovecot.add_user(unique_user("kw"), password)
+    source = tmp_path / "src"
+    for sub in ("cur", "new", "tmp"):
+        (source / sub).mkdir(parents=True)
+    (source / "dovecot-keywords").write_text("0 two words\n1 Work\n")
+    (source / "cur" / "1700000000.kw.test:2,Sab").write_bytes(make_message(7))
+    store = tmp_path / "store"
+    assert cli("export", f"maildir:{source}", str(store))[0] == 0
+    code, res = cli_json("import", str(store), *target(dovecot, user))
+    assert code == 1
+    assert res["stats"]["delivered"] == 1  # type: ignore[index]
+    reasons = [p["reason"] for p in res["problems"]]  # type: ignore[index]
+    assert reasons == ["delivered, but the target cannot keep two words"]
