@@ -167,7 +167,25 @@ def layout(folders: list[RawFolder], store: Props) -> list[Node]:
     inside = {subtree, *(_descendants(folders, subtree))} if subtree is not None else set()
     outside = [n for n in _walk(children, root, (OUTSIDE,), {}, set(), "outside")
                if n.nid not in inside and n.info.message_count]
-    return nodes + outside
+    return nodes + _with_parents(outside)
+
+
+def _with_parents(nodes: list[Node]) -> list[Node]:
+    """Folders outside the subtree are exported only when they hold items; their parents
+    (and the OUTSIDE segment itself) come first, as folders that hold nothing."""
+    out: list[Node] = []
+    seen: set[FolderPath] = set()
+    for node in nodes:
+        for depth in range(1, len(node.info.path)):
+            parent = node.info.path[:depth]
+            if parent not in seen:
+                seen.add(parent)
+                info = FolderInfo(path=parent, source_name=parent[-1], message_count=0,
+                                  selectable=False)
+                out.append(Node(info, -1))
+        seen.add(node.info.path)
+        out.append(node)
+    return out
 
 
 def _walk(children: dict[int | None, list[RawFolder]], parent: int | None, prefix: FolderPath,

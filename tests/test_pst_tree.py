@@ -55,8 +55,10 @@ def test_pst_layout_from_entry_ids() -> None:
         (("Calendrier",), Role.CALENDAR, 0, False, False),
         (("Courrier indésirable",), Role.JUNK, 0, False, False),
         ((f"Envoyés ({0x8203})",), None, 0, False, False),
+        ((OUTSIDE,), None, 0, False, False),  # a parent that holds nothing
         ((OUTSIDE, "Freebusy Data"), None, 1, False, True),
     ]
+    assert [n.info.selectable for n in nodes[-2:]] == [False, True]
     assert nodes[-1].info.source_name == "Freebusy Data"
     assert "outside the IPM subtree" in nodes[-1].skip_reason
 
@@ -91,4 +93,5 @@ def test_cyclic_tree_terminates() -> None:
 def test_no_subtree_found_exports_outside_items_as_skips() -> None:
     folders = [folder(290, None, ""), folder(1, 290, "Odd", count=2)]
     nodes = layout(folders, Props({}))
-    assert [(n.info.path, bool(n.skip_reason)) for n in nodes] == [((OUTSIDE, "Odd"), True)]
+    assert [(n.info.path, bool(n.skip_reason)) for n in nodes] == [
+        ((OUTSIDE,), False), ((OUTSIDE, "Odd"), True)]
