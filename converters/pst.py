@@ -276,10 +276,8 @@ class PstSource:
         meta = replace(item.meta, size=len(raw))
         if filt.max_size is not None and len(raw) > filt.max_size:
             return Skipped(meta, f"larger than {filt.max_size} bytes ({len(raw)})", cursor)
-        for name, note in item.message.extra_headers:
-            if name == "X-Pstkit-Note":  # also in the message itself, where it stays
-                log.info("%s item %s: %s", "/".join(path), source_id, note)
-        return Fetched(meta, raw, cursor)
+        notes = tuple(n for name, n in item.message.extra_headers if name == "X-Pstkit-Note")
+        return Fetched(meta, raw, cursor, notes)  # notes: also in the message's own header
 
     def _props(self, obj: Any) -> Props:
         entries = _entries(obj)

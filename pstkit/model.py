@@ -129,6 +129,9 @@ class Fetched:
     meta: MessageMeta
     raw: bytes
     cursor: str | None = None
+    #: what the source could not carry over into `raw` (an unreadable
+    #: attachment, say): stored anyway, and recorded as a problem.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

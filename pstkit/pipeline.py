@@ -201,6 +201,12 @@ def _take(
         result.stats[outcome] += 1
         if outcome == "stored":
             result.stats["bytes"] += len(item.raw)
+            for note in item.notes:  # stored, but not everything came across
+                writer.problem(row, item.meta.source_id, f"stored, but {note}")
+                result.problems.append(
+                    Problem("export", row.info.path, item.meta.source_id, f"stored, but {note}")
+                )
+                result.stats["changed"] += 1
     progress.advance(1, len(item.raw) if isinstance(item, Fetched) else 0)
 
 

@@ -46,7 +46,7 @@ def _print_text(env: Env, result: RunResult, what: str) -> None:
     counts = ", ".join(f"{v} {k}" for k, v in sorted(stats.items())) or "nothing to do"
     env.out(f"{what}: {counts} ({_mb(nbytes)}) [run {result.run_id}]")
     for p in result.problems:
-        env.out(f"  skipped {path_text(p.folder)} {p.item}: {p.reason}")
+        env.out(f"  problem: {path_text(p.folder)} {p.item}: {p.reason}")
 
 
 def print_folders(env: Env, infos: Sequence[FolderInfo]) -> None:
