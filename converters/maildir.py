@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pstkit.dupindex import DuplicateIndex, duplicate_key
+from pstkit.dupindex import DuplicateIndex, duplicate_key, target_item
 from pstkit.errors import SourceError, TargetWriteError
 from pstkit.fsutil import sync_tree, write_new
-from pstkit.headers import summary
 from pstkit.location import Location
 from pstkit.model import (
     Delivered,
@@ -270,12 +269,7 @@ class MaildirSink:
 
     def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
         for entry in _entries(self._dirs.get(folder, self._dir_for(folder))):
-            raw = entry.path.read_bytes()
-            message_id, subject = summary(raw)
-            yield TargetItem(
-                target_id=str(entry.path.relative_to(self.root)), size=len(raw), subject=subject,
-                message_id=message_id, sha256=hashlib.sha256(raw).hexdigest(),
-            )  # fmt: skip
+            yield target_item(str(entry.path.relative_to(self.root)), entry.path.read_bytes())
 
     def close(self) -> None:
         pass

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pstkit.dupindex import DuplicateIndex
+from pstkit.dupindex import DuplicateIndex, target_item
 from pstkit.errors import SourceError, TargetWriteError
 from pstkit.fsutil import fsync_path
-from pstkit.headers import header_block, summary
+from pstkit.headers import header_block
 from pstkit.location import Location
 from pstkit.mboxfmt import frame, split_mbox
 from pstkit.model import (
@@ -245,11 +245,7 @@ class MboxSink:
             return
         data = path.read_bytes()
         for offset, _, raw in split_mbox(data):
-            message_id, subject = summary(raw)
-            yield TargetItem(
-                target_id=f"{path.relative_to(self.root)}@{offset}", size=len(raw),
-                subject=subject, message_id=message_id, sha256=hashlib.sha256(raw).hexdigest(),
-            )  # fmt: skip
+            yield target_item(f"{path.relative_to(self.root)}@{offset}", raw)
 
     def close(self) -> None:
         pass

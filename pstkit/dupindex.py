@@ -13,11 +13,21 @@ from collections.abc import Callable, Iterable
 
 from pstkit.headers import summary
 from pstkit.model import FolderPath
+from pstkit.protocols import TargetItem
 
 
 def duplicate_key(raw: bytes) -> str:
     message_id = summary(raw)[0]
     return f"id:{message_id}" if message_id else f"sha:{hashlib.sha256(raw).hexdigest()}"
+
+
+def target_item(target_id: str, raw: bytes) -> TargetItem:
+    """What verify needs to know of one message a local target holds."""
+    message_id, subject = summary(raw)
+    return TargetItem(
+        target_id=target_id, size=len(raw), subject=subject, message_id=message_id,
+        sha256=hashlib.sha256(raw).hexdigest(),
+    )  # fmt: skip
 
 
 class DuplicateIndex:
