@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pstkit.errors import StoreError, StoreWriteError
 from pstkit.model import FolderInfo, FolderPath, ItemKind, Role, StoredMessage
-from pstkit.names import flags_text, parse_flags_text
+from pstkit.names import parse_flags_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -173,13 +173,6 @@ class Catalog:
 
     # --- meta / runs -----------------------------------------------------
 
-    def get_meta(self, key: str) -> str | None:
-        rows = self._q("SELECT value FROM meta WHERE key=?", (key,))
-        return str(rows[0][0]) if rows else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._q("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
-
     def begin_run(self, kind: str, peer: str) -> int:
         with self._lock:
             cur = self._db.execute(
@@ -297,12 +290,6 @@ class Catalog:
             [(run_id, stage, folder, item, reason, at) for stage, folder, item, reason in problems],
         )
 
-    def add_problems(self, run_id: int, problems: Sequence[tuple[str, str, str, str]]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._add_problems(run_id, problems)
-            self._db.execute("COMMIT")
-
     def cursor(self, source_key: str, folder_id: int) -> str | None:
         rows = self._q(
             "SELECT cursor FROM cursors WHERE source_key=? AND folder_id=?", (source_key, folder_id)
@@ -333,9 +320,6 @@ class Catalog:
     def max_mbox_end(self, file: str) -> int:
         rows = self._q("SELECT MAX(offset + length) FROM messages WHERE file=?", (file,))
         return int(str(rows[0][0])) if rows and rows[0][0] is not None else 0
-
-    def update_file(self, row_id: int, file: str, flags: str) -> None:
-        self._q("UPDATE messages SET file=?, flags=? WHERE id=?", (file, flags, row_id))
 
     # --- deliveries (the ledger) ----------------------------------------------
 
@@ -437,6 +421,3 @@ def _row_values(r: NewMessage) -> tuple[object, ...]:
         r.folder_id, r.file, r.offset, r.length, r.size, r.sha256, r.flags, r.keywords,
         r.received, r.message_id, r.subject, r.kind, r.source_key, r.source_epoch, r.source_id,
     )  # fmt: skip
-
-
-__all__ = ["Catalog", "FolderRow", "MessageRow", "NewMessage", "flags_text"]

@@ -9,7 +9,6 @@ interrupted writer left behind, before the next write.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -134,14 +133,6 @@ def _unknown_entries(store: Store, folders: list[FolderRow]) -> Iterator[Finding
         rel = str(path.relative_to(store.mail))
         if path.is_file() and rel not in known:
             yield Finding("unknown", rel, "not a folder of this store", True)
-
-
-def digest_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def recover(store: Store) -> int:

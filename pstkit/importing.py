@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pstkit.catalog import MessageRow, path_to_text
 from pstkit.errors import IntegrityError
 from pstkit.mapping import PlanEntry, StoreFolder, plan
-from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
+from pstkit.model import DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
 from pstkit.protocols import Failed, Sink, TargetItem
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run
@@ -236,6 +236,3 @@ def _compare(store: Store, row: MessageRow, folder: FolderPath, item: TargetItem
 def crlf(raw: bytes) -> bytes:
     """Every line end as CRLF (bare CR and bare LF included)."""
     return re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
-
-
-__all__ = ["Delivered", "VerifyLine", "import_", "make_plan", "verify"]

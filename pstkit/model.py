@@ -7,7 +7,6 @@ including "/", "." and ":"); flags and roles are enums; datetimes are aware UTC.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -74,10 +73,6 @@ def utc(dt: datetime) -> datetime:
     if dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
-
-
-def flags_of(names: Iterable[str]) -> frozenset[Flag]:
-    return frozenset(Flag(n) for n in names)
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,10 @@ from pstkit.errors import (
     StoreExists,
     StoreNotFound,
     StoreVersionError,
-    StoreWriteError,
 )
 from pstkit.fsutil import write_error
 from pstkit.mboxfmt import unframe
-from pstkit.model import FolderInfo, FolderPath, Role, StoredMessage
+from pstkit.model import FolderInfo, FolderPath, Role
 from pstkit.names import escape_segment, fit_name, maildirpp_dirname
 
 FORMAT_NAME = "pstkit-store"
@@ -207,11 +206,3 @@ def read_marker(root: Path) -> dict[str, object]:
     if marker.get("layout") not in {m.value for m in Layout} or not marker.get("id"):
         raise StoreError(f"{root / MARKER} has no valid layout or id")
     return marker
-
-
-def messages(store: Store, folder_id: int | None = None) -> Iterator[StoredMessage]:
-    for row in store.rows(folder_id):
-        yield row.msg
-
-
-__all__ = ["Layout", "Store", "StoreWriteError"]

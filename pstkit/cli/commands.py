@@ -33,7 +33,7 @@ from pstkit.cli.opts import (
     pick_connect,
 )
 from pstkit.cli.report import print_batch, print_folders, print_ls, print_plan, print_run
-from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_PROBLEMS, StoreNotFound, UsageError
+from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_PROBLEMS, UsageError
 from pstkit.importing import make_plan
 from pstkit.location import parse_location
 from pstkit.mapping import path_text
@@ -357,6 +357,3 @@ def unlock(ctx: typer.Context, store: Annotated[str, typer.Argument(help="The st
     (root / LOCK).unlink(missing_ok=True)
     env_of(ctx).out(f"removed lock of {held.describe()}")
     return EXIT_OK
-
-
-__all__ = ["StoreNotFound"]
