@@ -10,6 +10,7 @@ item overwrites itself instead of appearing twice; mtime = received date.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -132,6 +133,15 @@ def _entries(folder_dir: Path) -> Iterator[_Entry]:
             yield _Entry(base / name, unique, info)
 
 
+def _count(folder_dir: Path) -> int:
+    """Messages in new/ and cur/ (names only: cheap, and gives progress bars a total)."""
+    total = 0
+    for sub in ("new", "cur"):
+        with contextlib.suppress(FileNotFoundError):
+            total += sum(1 for n in os.listdir(folder_dir / sub) if not n.startswith("."))
+    return total
+
+
 class MaildirSource:
     max_connections = 4
 
@@ -146,7 +156,8 @@ class MaildirSource:
 
     def folders(self) -> list[FolderInfo]:
         return [
-            FolderInfo(path, Role.INBOX if path == INBOX else None, str(d.relative_to(self.root)))
+            FolderInfo(path, Role.INBOX if path == INBOX else None, str(d.relative_to(self.root)),
+                       message_count=_count(d))
             for path, d in sorted(self._dirs.items())
         ]
 

@@ -15,9 +15,9 @@ capped backoff, and must never deliver or store an item twice.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pstkit.model import Delivered, FetchResult, FolderInfo, FolderPath, Role, StoredMessage
 from pstkit.options import FetchFilter
@@ -60,6 +60,14 @@ class Source(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class KindCounter(Protocol):
+    """Optional for sources whose folders hold more than mail (PST: contacts,
+    events, tasks...): item counts per kind, "skipped" for items it cannot read."""
+
+    def kinds(self, folder: FolderInfo) -> Mapping[str, int]: ...
 
 
 @dataclass(frozen=True)

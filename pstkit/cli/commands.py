@@ -41,6 +41,7 @@ from pstkit.options import ConnectOptions
 from pstkit.pipeline import export as run_export
 from pstkit.pipeline import import_ as run_import
 from pstkit.pipeline import verify as run_verify
+from pstkit.protocols import KindCounter
 from pstkit.runs import RunResult
 from pstkit.store import LOCK, Layout, Store, read_marker
 
@@ -119,14 +120,16 @@ def folders(
     token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
     insecure: Insecure = False, opt: Opt = None, codepage: Codepage = None, gmail: Gmail = None,
 ) -> int:  # fmt: skip
-    """List a source's folders with their roles and message counts."""
+    """List a source's folders with their roles and message counts (per item kind for PSTs)."""
     env = env_of(ctx)
     src = _source(source, connect_options(**pick_connect(locals())))
     try:
         infos = src.folders()
+        kinds = ({i.path: dict(src.kinds(i)) for i in infos if i.message_count}
+                 if isinstance(src, KindCounter) else {})  # fmt: skip
     finally:
         src.close()
-    print_folders(env, infos)
+    print_folders(env, infos, kinds)
     return EXIT_OK
 
 

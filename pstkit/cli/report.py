@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pstkit.batch import BatchResult
 from pstkit.cli.env import Env, print_json
 from pstkit.importing import store_folders
 from pstkit.mapping import PlanEntry, effective_role, path_text
-from pstkit.model import FolderInfo
+from pstkit.model import FolderInfo, FolderPath
 from pstkit.runs import RunResult
 from pstkit.store import Store
 
@@ -49,18 +49,29 @@ def _print_text(env: Env, result: RunResult, what: str) -> None:
         env.out(f"  problem: {path_text(p.folder)} {p.item}: {p.reason}")
 
 
-def print_folders(env: Env, infos: Sequence[FolderInfo]) -> None:
+def print_folders(env: Env, infos: Sequence[FolderInfo],
+                  kinds: Mapping[FolderPath, Mapping[str, int]]) -> None:  # fmt: skip
+    """`kinds`: item counts per kind, for the folders of sources that know them (PST)."""
     if env.json:
         print_json(env, [{"path": list(i.path), "role": (effective_role(i) or ""),
                           "messages": i.message_count, "selectable": i.selectable,
-                          "source_name": i.source_name, "class": i.container_class}
+                          "source_name": i.source_name, "class": i.container_class,
+                          **({"kinds": dict(kinds[i.path])} if i.path in kinds else {})}
                          for i in infos])  # fmt: skip
         return
     for i in infos:
         role = effective_role(i)
         count = "" if i.message_count is None else f"{i.message_count:>7}  "
         flags = ("" if i.selectable else " (no messages)") + (f" [{role.value}]" if role else "")
-        env.out(f"{count}{'  ' * (len(i.path) - 1)}{i.path[-1] if i.path else '/'}{flags}")
+        split = _kinds_text(kinds.get(i.path, {}))
+        env.out(f"{count}{'  ' * (len(i.path) - 1)}{i.path[-1] if i.path else '/'}{flags}{split}")
+
+
+def _kinds_text(kinds: Mapping[str, int]) -> str:
+    """"" when everything is mail (the common case says nothing new), else e.g. "  (1 contact, 1 distlist)"."""
+    if set(kinds) <= {"mail"}:
+        return ""
+    return "  (" + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + ")"
 
 
 def print_ls(env: Env, store: Store) -> None:
