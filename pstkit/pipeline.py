@@ -11,6 +11,7 @@ import queue
 import threading
 from collections.abc import Container, Iterator
 
+from pstkit import writer as writer_mod
 from pstkit.catalog import FolderRow
 from pstkit.check import recover
 from pstkit.importing import import_, verify
@@ -191,6 +192,10 @@ def _take(
             return
         if filt.max_size is not None and len(item.raw) > filt.max_size:
             reason = f"larger than --max-size ({len(item.raw)} > {filt.max_size} bytes)"
+            item = Skipped(item.meta, reason, item.cursor)
+        elif len(item.raw) > writer_mod.FAT32_MAX_FILE:
+            # Every store must survive a copy to FAT32 media, whatever disk it is on now.
+            reason = f"larger than 4 GiB ({len(item.raw)} bytes): a store file must fit FAT32"
             item = Skipped(item.meta, reason, item.cursor)
     if isinstance(item, Skipped):
         writer.skip(row, item)
