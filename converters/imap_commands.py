@@ -5,7 +5,7 @@ to fetch, retrying and reporting stay in `imap_source`."""
 from __future__ import annotations
 
 import imaplib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,24 @@ def personal_prefix(client: IMAPClient) -> str:
         return ""
     prefix = personal[0][0]
     return prefix.decode("ascii", "surrogateescape") if isinstance(prefix, bytes) else str(prefix)
+
+
+def with_counts(client: IMAPClient, infos: list[FolderInfo]) -> list[FolderInfo]:
+    """STATUS (MESSAGES) of each selectable folder: totals for `folders` and progress
+    bars. A folder the server will not STATUS keeps an unknown count; export
+    still tries it and reports its own error."""
+    counted = []
+    for info in infos:
+        count = None
+        if info.selectable:
+            try:
+                count = int(client.folder_status(info.source_name, [b"MESSAGES"])[b"MESSAGES"])
+            except DROPPED:
+                raise
+            except (*COMMAND_ERRORS, KeyError, ValueError):
+                count = None
+        counted.append(replace(info, message_count=count))
+    return counted
 
 
 def examine(client: IMAPClient, folder: FolderInfo, key: str) -> int:

@@ -31,6 +31,7 @@ from converters.imap_commands import (
     search,
     subjects,
     text_of_error,
+    with_counts,
 )
 from converters.imap_conn import DROPPED, ImapConnector, close, dropped
 from converters.imap_gmail import GmailSpool
@@ -106,7 +107,8 @@ class ImapSource:
         for attempt in (1, 2):
             try:
                 prefix = personal_prefix(client)
-                items = client.list_folders("", "*")
+                listed = folders_from_list(parse_list(client.list_folders("", "*")), prefix)
+                infos = with_counts(client, listed)
                 break
             except DROPPED as e:  # e.g. an idle pooled connection the server closed
                 close(client)
@@ -117,7 +119,7 @@ class ImapSource:
                 self._release(client)
                 raise SourceError(self.key, f"LIST failed: {text_of_error(e)}") from e
         self._release(client)
-        return folders_from_list(parse_list(items), prefix)
+        return infos
 
     def fetch(self, folder: FolderInfo, cursor: str | None, filt: FetchFilter,
               known: Container[tuple[str, str]]) -> Iterator[FetchResult]:

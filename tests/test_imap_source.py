@@ -57,6 +57,19 @@ def test_folders_names_roles_nesting(dovecot: Dovecot, user: Account, tmp_path: 
     assert all(paths.index(p[:-1]) < paths.index(p) for p in paths if len(p) > 1)
 
 
+def test_folders_carry_message_counts(dovecot: Dovecot, user: Account, tmp_path: Path) -> None:
+    for n in range(3):
+        dovecot.append(user, "Projekte/2024", msg(n))
+    dovecot.append(user, "Überweisungen", msg(9))
+    src = source(dovecot, user, tmp_path)
+    got = {f.path: f.message_count for f in src.folders()}
+    src.close()
+    assert got[("Projekte", "2024")] == 3
+    assert got[("Überweisungen",)] == 1
+    assert got[("Sent",)] == 0
+    assert got[("Projekte",)] is None  # \Noselect parent: nothing to count
+
+
 def test_byte_exact_flags_dates(
     dovecot: Dovecot, user: Account, tmp_path: Path, corpus: Path
 ) -> None:
