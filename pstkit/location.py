@@ -106,6 +106,8 @@ def sniff_path(path: Path) -> str:
         if path.suffix.lower() in (".mbox", ".mbx"):
             return "mbox"
         raise BadLocation(str(path), "not a PST/OST, mbox or Maildir")
+    if path.exists():  # a device, socket or FIFO
+        raise BadLocation(str(path), "not a regular file or directory")
     raise BadLocation(
         str(path), "no such file or directory; name new targets as maildir:PATH or mbox:PATH"
     )

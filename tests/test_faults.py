@@ -33,6 +33,13 @@ def test_bad_locations(tmp_path: Path, location: str) -> None:
     assert "hunter2" not in err  # a password given in argv is never echoed back
 
 
+def test_device_is_not_a_source(tmp_path: Path) -> None:
+    code, _, err = cli("export", "/dev/null", tmp_path / "st")
+    assert code == 2 and "not a regular file or directory" in err
+    _one_line_error(err)
+    assert not (tmp_path / "st").exists()
+
+
 def test_garbage_and_truncated_mbox(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.mbox"
     garbage.write_bytes(bytes(range(256)) * 40)
