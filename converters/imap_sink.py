@@ -20,7 +20,6 @@ and only the missing ones are sent again, so nothing arrives twice.
 from __future__ import annotations
 
 import hashlib
-import imaplib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -32,10 +31,9 @@ from imapclient import IMAPClient
 from converters import imap_append as ia
 from converters.imap_commands import COMMAND_ERRORS, personal_prefix, text_of_error
 from converters.imap_conn import DROPPED, ImapConnector, close, dropped
-from converters.imap_items import parse_body_fetch, uid_set
 from converters.imap_names import folders_from_list, parse_list
-from pstkit.errors import ConnectorError, QuotaExceeded, TargetWriteError, UsageError
-from pstkit.headers import summary
+from converters.imap_sink_wire import append_command, creator, header_summaries, read_bodies
+from pstkit.errors import QuotaExceeded, TargetWriteError, UsageError
 from pstkit.location import Location
 from pstkit.model import Delivered, FolderInfo, FolderPath, Role, StoredMessage
 from pstkit.options import ConnectOptions
@@ -49,7 +47,6 @@ T = TypeVar("T")
 Batch = Sequence[tuple[StoredMessage, bytes]]
 Results = list[Delivered | Failed | None]
 MAX_RECONNECTS = 5
-FETCH_CHUNK = 200  # UIDs per FETCH when indexing or taking inventory
 
 
 class _Folder:
@@ -175,7 +172,7 @@ class ImapSink:
 
     def _create(self, path: FolderPath) -> None:
         name = ia.mailbox_name(path, self._delim, self._prefix)
-        self._call(_creator(name, self.key))
+        self._call(creator(name, self.key))
         with self._lock:
             self._names[path] = name
 
@@ -321,7 +318,7 @@ class ImapSink:
         except COMMAND_ERRORS:  # e.g. a Message-ID the server cannot search for
             found = client.search(by_size)
         uids = sorted(u for u in found if u >= floor)
-        return [u for u, body in _bodies(client, uids) if body == want]
+        return [u for u, body in read_bodies(client, uids) if body == want]
 
     def _remember(self, folder: FolderPath, batch: Batch, results: Results) -> None:
         with self._lock:
@@ -355,12 +352,12 @@ class ImapSink:
     def _same_bytes(self, client: IMAPClient, name: str, uids: list[int], crlf: bytes
                     ) -> list[int]:
         self._select(client, name)
-        return [u for u, b in _bodies(client, uids) if b == crlf]
+        return [u for u, b in read_bodies(client, uids) if b == crlf]
 
     def _build_index(self, client: IMAPClient, name: str) -> dict[str, list[int]]:
         self._select(client, name)
         index: dict[str, list[int]] = {}
-        for uid, size, mid, _ in _headers(client, client.search(["ALL"])):
+        for uid, size, mid, _ in header_summaries(client, client.search(["ALL"])):
             key = f"id:{mid}" if mid else f"size:{size}"
             index.setdefault(key, []).append(uid)
         return index
@@ -392,52 +389,17 @@ class ImapSink:
         state = self._select(client, name)
         uids = sorted(client.search(["ALL"]))
         out = []
-        for uid, size, mid, subject in _headers(client, uids):
+        for uid, size, mid, subject in header_summaries(client, uids):
             out.append(TargetItem(ia.target_id(state.uidvalidity, uid), size, subject, mid))
         if not self._verify_bytes:
             return out
-        shas = {u: hashlib.sha256(b).hexdigest() for u, b in _bodies(client, uids)}
+        shas = {u: hashlib.sha256(b).hexdigest() for u, b in read_bodies(client, uids)}
         return [TargetItem(i.target_id, i.size, i.subject, i.message_id,
                            sha256=shas.get(int(i.target_id.split(":")[1]), ""))
                 for i in out]
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def append_command(imap: imaplib.IMAP4, mailbox: bytes, pieces: list[tuple[bytes, bytes]],
-                   plus: bool) -> tuple[str, str]:
-    """One (MULTI)APPEND of `pieces` = [(head, exact bytes)], written straight
-    to imaplib's socket: imaplib's own `append` takes one message and turns
-    bare LF into CRLF, and we send the bytes untouched. Returns (OK|NO|BAD, text)."""
-    for typ in ("OK", "NO", "BAD"):
-        imap.untagged_responses.pop(typ, None)
-    tag = imap._new_tag()
-    imap.send(tag + b" APPEND " + mailbox)
-    refused = False
-    for head, raw in pieces:
-        imap.send(b" " + head + b"\r\n")
-        if not plus:  # wait for "+ go ahead", or an early NO
-            while imap._get_response():
-                if imap.tagged_commands[tag]:
-                    refused = True
-                    break
-            if refused:
-                break
-        imap.send(raw)
-    if not refused:
-        imap.send(b"\r\n")
-    try:
-        typ, data = imap._command_complete("APPEND", tag)
-    except imaplib.IMAP4.abort:
-        raise
-    except imaplib.IMAP4.error as e:  # BAD
-        return "BAD", text_of_error(e)
-    finally:
-        # imaplib keeps every untagged reply (EXISTS after each APPEND) until
-        # a command asks for it: over a long import that is a leak.
-        imap.untagged_responses.clear()
-    return str(typ), " ".join(ia.text(d) for d in data)
 
 
 def _int_opt(options: ConnectOptions, name: str, default: int) -> int:
@@ -447,50 +409,6 @@ def _int_opt(options: ConnectOptions, name: str, default: int) -> int:
     if not text.isdigit() or int(text) < 1:
         raise UsageError(f"--opt {name} needs a positive whole number, got {text!r}")
     return int(text)
-
-
-def _creator(name: str, key: str) -> Callable[[IMAPClient], None]:
-    return lambda client: _create(client, name, key)
-
-
-def _create(client: IMAPClient, name: str, key: str) -> None:
-    try:
-        client.create_folder(name)
-    except DROPPED:
-        raise
-    except COMMAND_ERRORS as e:
-        text = text_of_error(e)
-        if "ALREADYEXISTS" not in text.upper() and not client.folder_exists(name):
-            raise TargetWriteError(f"{key} folder {name!r}", text) from e
-    try:
-        client.subscribe_folder(name)
-    except DROPPED:
-        raise
-    except COMMAND_ERRORS as e:  # not being able to subscribe loses no mail
-        log.warning("%s: cannot subscribe %r: %s", key, name, text_of_error(e))
-
-
-def _headers(client: IMAPClient, uids: Sequence[int]) -> Iterator[tuple[int, int, str, str]]:
-    """(uid, size, Message-ID, Subject) of `uids`, in chunks."""
-    part = b"BODY[HEADER.FIELDS (MESSAGE-ID SUBJECT)]"
-    for n in range(0, len(uids), FETCH_CHUNK):
-        chunk = list(uids[n:n + FETCH_CHUNK])
-        resp = client.fetch(chunk, ["RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)]"])
-        for uid in chunk:
-            data = resp.get(uid, {})
-            mid, subject = summary(data.get(part) or b"")
-            yield uid, int(data.get(b"RFC822.SIZE", 0)), mid, subject
-
-
-def _bodies(client: IMAPClient, uids: Sequence[int]) -> Iterator[tuple[int, bytes]]:
-    for n in range(0, len(uids), 50):
-        chunk = list(uids[n:n + 50])
-        if not chunk:
-            continue
-        typ, data = client._imap.uid("FETCH", uid_set(chunk), "(BODY.PEEK[])")
-        if typ != "OK":
-            raise ConnectorError(f"cannot read back messages: {data!r}")
-        yield from parse_body_fetch(data).items()
 
 
 if TYPE_CHECKING:
