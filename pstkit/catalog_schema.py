@@ -1,0 +1,74 @@
+"""The catalog's tables (store format v1; README "Store format" explains each).
+
+Changing a table means a new store format version: old pstkit must refuse
+a store it cannot read correctly, never misread it.
+"""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS folders(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    role TEXT,
+    source_name TEXT NOT NULL DEFAULT '',
+    container_class TEXT NOT NULL DEFAULT '',
+    dirname TEXT NOT NULL UNIQUE,
+    selectable INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS runs(
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT,
+    status TEXT NOT NULL DEFAULT 'running',
+    stats TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS messages(
+    id INTEGER PRIMARY KEY,
+    folder_id INTEGER NOT NULL REFERENCES folders(id),
+    file TEXT NOT NULL,
+    offset INTEGER,
+    length INTEGER,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',
+    keywords TEXT NOT NULL DEFAULT '[]',
+    received TEXT,
+    message_id TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT 'mail',
+    source_key TEXT NOT NULL,
+    source_epoch TEXT NOT NULL DEFAULT '',
+    source_id TEXT NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    UNIQUE(folder_id, source_key, source_epoch, source_id)
+);
+CREATE INDEX IF NOT EXISTS messages_digest ON messages(folder_id, sha256);
+CREATE TABLE IF NOT EXISTS cursors(
+    source_key TEXT NOT NULL,
+    folder_id INTEGER NOT NULL REFERENCES folders(id),
+    cursor TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    PRIMARY KEY(source_key, folder_id)
+);
+CREATE TABLE IF NOT EXISTS deliveries(
+    sink_key TEXT NOT NULL,
+    message INTEGER NOT NULL REFERENCES messages(id),
+    target_folder TEXT NOT NULL,
+    target_id TEXT NOT NULL DEFAULT '',
+    how TEXT NOT NULL DEFAULT 'delivered',
+    run_id INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY(sink_key, message)
+);
+CREATE TABLE IF NOT EXISTS problems(
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    item TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"""
