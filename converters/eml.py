@@ -35,6 +35,11 @@ def looks_like_message(data: bytes) -> bool:
     return bool(_HEADER_LINE.match(data))
 
 
+def _files(directory: Path) -> list[Path]:
+    """The folder's messages in name order: every visible file (a bad one is reported by _read)."""
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
 class EmlSource:
     max_connections = 2
 
@@ -54,15 +59,14 @@ class EmlSource:
             self._scan(sub, (*path, sub.name))
 
     def folders(self) -> list[FolderInfo]:
-        return [FolderInfo(p, None, str(d)) for p, d in sorted(self._dirs.items())]
+        return [FolderInfo(p, None, str(d), message_count=len(_files(d)))
+                for p, d in sorted(self._dirs.items())]  # fmt: skip
 
     def fetch(
         self, folder: FolderInfo, cursor: str | None, filt: FetchFilter,
         known: Container[tuple[str, str]],
     ) -> Iterator[FetchResult]:  # fmt: skip
-        directory = self._dirs[folder.path]
-        files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
-        for path in files:
+        for path in _files(self._dirs[folder.path]):
             source_id = str(path.relative_to(self.root))
             if ("", source_id) not in known:
                 yield self._read(folder.path, path, source_id)

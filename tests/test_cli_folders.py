@@ -56,3 +56,15 @@ def test_maildir_folders_have_no_kinds(tmp_path: Path) -> None:
     assert code == 0 and isinstance(data, list)
     assert data and all("kinds" not in f for f in data)
     assert sum(f["messages"] for f in data) == 2
+
+
+def test_eml_folders_count_their_files(tmp_path: Path) -> None:
+    (tmp_path / "eml" / "Sub").mkdir(parents=True)
+    for n in range(3):
+        (tmp_path / "eml" / f"{n}.eml").write_bytes(make_message(n))
+    (tmp_path / "eml" / "Sub" / "x.eml").write_bytes(make_message(9))
+    (tmp_path / "eml" / ".hidden").write_bytes(b"not counted")
+    code, data = cli_json("folders", f"eml:{tmp_path / 'eml'}")
+    assert code == 0 and isinstance(data, list)
+    counts = {tuple(f["path"]): f["messages"] for f in data}
+    assert sorted(counts.values()) == [1, 3]
