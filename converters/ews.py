@@ -112,7 +112,7 @@ class EwsSink:
                     self._folders.setdefault(paths[f.id], f)
         return sorted(out, key=lambda i: i.path)
 
-    def ensure_folder(self, path: FolderPath, role: Role | None) -> None:
+    def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
         self._folder(path, role)
 
     def _folder(self, path: FolderPath, role: Role | None = None) -> FolderRef:

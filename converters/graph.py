@@ -104,7 +104,7 @@ class GraphSink:
         found: list[FolderInfo] = self._wrap(self._folders.list)
         return found
 
-    def ensure_folder(self, path: FolderPath, role: Role | None) -> None:
+    def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
         self._wrap(lambda: self._folders.ensure(path, role))
 
     def _wrap(self, fn: Any) -> Any:

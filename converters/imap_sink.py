@@ -151,7 +151,7 @@ class ImapSink:
                     self._names.setdefault(path, info.source_name)
         return out
 
-    def ensure_folder(self, path: FolderPath, role: Role | None) -> None:
+    def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
         """CREATE just `path`: servers create the superior levels themselves
         (RFC 3501 6.3.3) the way they do for their own clients, so the target
         does not get empty parent folders the source did not have. Only if

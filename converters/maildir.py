@@ -228,7 +228,7 @@ class MaildirSink:
             return self.root.joinpath(*(escape_segment(s, extra="") for s in path))
         return self.root / maildirpp_dirname(path)
 
-    def ensure_folder(self, path: FolderPath, role: Role | None) -> None:
+    def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
         with self._lock:
             target = self._dir_for(path)
             try:

@@ -196,7 +196,7 @@ class MboxSink:
         parts = [escape_segment(s) + ".sbd" for s in path[:-1]] + [escape_segment(path[-1])]
         return self.root.joinpath(*parts)
 
-    def ensure_folder(self, path: FolderPath, role: Role | None) -> None:
+    def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
         with self._lock:
             target = self._file_for(path)
             try:

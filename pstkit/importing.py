@@ -46,7 +46,7 @@ def import_(
         entries = make_plan(store, sink, opts)
         for entry in entries:  # parents first, on one thread: creation order matters
             if _wanted(entry):
-                sink.ensure_folder(entry.target, entry.role)
+                sink.ensure_folder(entry.target, entry.role, entry.source.info.container_class)
         delivered = store.catalog.delivered_ids(sink.key)
         progress.start("import", sum(e.source.count for e in entries) - len(delivered) or None)
         job = _ImportJob(

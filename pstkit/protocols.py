@@ -107,8 +107,10 @@ class Sink(Protocol):
         """Folders that exist in the target now, with roles where known."""
         ...
 
-    def ensure_folder(self, path: FolderPath, role: Role | None) -> None:
-        """Create `path` (and parents) unless it exists."""
+    def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
+        """Create `path` (and parents) unless it exists. `folder_class` is the
+        source folder's container class ("IPF.Appointment", "IPF.Contact"…, "" when
+        unknown): Exchange sinks create a calendar/contacts/tasks folder from it."""
         ...
 
     def put_batch(
