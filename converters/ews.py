@@ -5,6 +5,11 @@ request per batch, so Exchange never sees them as drafts or dated today (the
 properties are decided in the pure `converters.ews_props`; exchangelib is
 reached only through `converters.ews_client`).
 
+A PST's contacts, distribution lists, appointments and tasks are created as
+EWS Contact, DistributionList, CalendarItem and Task (what to send is decided
+in the pure `converters.ews_kinds`), never as e-mail; notes and journal
+entries are reported as failures and stay in the store.
+
 Retries happen here, not in exchangelib: after a failure that may have
 reached the server (connection dropped, server busy) the batch's items are
 first looked up by their stamped source key, and only the missing ones are
@@ -20,11 +25,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from converters import ews_props
+from converters import ews_kinds, ews_props
 from converters.ews_client import EwsClient, FolderRef, ItemError, RequestTooLarge, Throttled
 from pstkit.errors import ConnectorError, QuotaExceeded, TransientError, UsageError
 from pstkit.location import Location
-from pstkit.model import Delivered, FolderInfo, FolderPath, Role, StoredMessage
+from pstkit.model import Delivered, FolderInfo, FolderPath, ItemKind, Role, StoredMessage
 from pstkit.options import ConnectOptions
 from pstkit.protocols import BatchLimit, Failed, TargetItem
 
@@ -35,6 +40,20 @@ QUOTA_CODES = ("ErrorQuotaExceeded", "ErrorQuotaExceededOnDelete")
 T = TypeVar("T")
 Batch = Sequence[tuple[StoredMessage, bytes]]
 Results = list[Delivered | Failed | None]
+
+
+@dataclass(frozen=True)
+class _Out:
+    """One stored item as it goes on the wire (see ews_kinds for non-mail items)."""
+
+    key: str  # StoredMessage.stable_key, stamped on the created item
+    content: bytes  # MimeContent: the message, or the event's iCalendar / contact's vCard
+    props: ews_props.ItemProps
+    note: str = ""  # reported with the delivered item (what was not carried)
+    size: int = 0  # bytes sent base64-encoded: the content and any attachments
+
+
+Work = Sequence[_Out | None]
 
 
 class EwsSink:
@@ -113,11 +132,13 @@ class EwsSink:
         return sorted(out, key=lambda i: i.path)
 
     def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
-        self._folder(path, role)
+        self._folder(path, role, folder_class)
 
-    def _folder(self, path: FolderPath, role: Role | None = None) -> FolderRef:
+    def _folder(self, path: FolderPath, role: Role | None = None, cls: str = "") -> FolderRef:
         """The folder for `path`: by distinguished id when `role` has one, else
-        found or created level by level below the top of the mailbox."""
+        found or created level by level below the top of the mailbox; a new
+        leaf is a calendar/contacts/tasks folder when the source's class `cls`
+        says so (Exchange refuses calendar items and contacts elsewhere)."""
         with self._lock:
             if path in self._folders:
                 return self._folders[path]
@@ -127,7 +148,8 @@ class EwsSink:
             folder = self._retrying(lambda: self._client.role_folder(role))
         else:
             parent = self._folder(path[:-1])
-            folder = self._retrying(lambda: self._client.child(parent, path[-1]))
+            made = ews_props.folder_class(cls)
+            folder = self._retrying(lambda: self._client.typed_child(parent, path[-1], made))
         with self._lock:
             return self._folders.setdefault(path, folder)
 
@@ -136,29 +158,39 @@ class EwsSink:
     def put_batch(self, folder: FolderPath, batch: Batch) -> list[Delivered | Failed]:
         target = self._folder(folder)
         results: Results = [None] * len(batch)
-        fits = ews_props.max_raw_size(self._request_limit)
-        todo = []
-        for i, (_, raw) in enumerate(batch):
-            if len(raw) > fits:
-                results[i] = Failed(
-                    f"{len(raw)} bytes is more than this server accepts in one "
-                    f"request ({fits} bytes of MIME)"
-                )
-            else:
-                todo.append(i)
-        sizes = [len(batch[i][1]) for i in todo]
+        work = [self._prepare(msg, raw, results, i) for i, (msg, raw) in enumerate(batch)]
+        todo = [i for i, out in enumerate(work) if out is not None]
+        sizes = [out.size for out in work if out is not None]
         for group in ews_props.split_by_size(
             sizes, self.batch_limit.max_items, self._request_limit
         ):
-            self._create(target, [todo[g] for g in group], batch, results)
+            self._create(target, [todo[g] for g in group], work, results)
         with self._lock:
             if folder in self._indexes:
                 for (msg, _), res in zip(batch, results, strict=True):
                     if isinstance(res, Delivered):
-                        self._indexes[folder].add(res.target_id, msg.stable_key, msg.message_id)
-        return [r if r is not None else Failed("not delivered") for r in results]
+                        mid = msg.message_id if msg.kind is ItemKind.MAIL else ""
+                        self._indexes[folder].add(res.target_id, msg.stable_key, mid)
+        return [_final(r, out) for r, out in zip(results, work, strict=True)]
 
-    def _create(self, target: FolderRef, idxs: list[int], batch: Batch, results: Results) -> None:
+    def _prepare(self, msg: StoredMessage, raw: bytes, results: Results, i: int) -> _Out | None:
+        """The item to send, or None with `results[i]` saying why it is not sent.
+        Never a non-mail item as a Message: that would be a silent change."""
+        shaped = ews_kinds.shape(msg, raw)
+        if isinstance(shaped, str):
+            results[i] = Failed(shaped)
+            return None
+        fits = ews_props.max_raw_size(self._request_limit)
+        if shaped.wire_size > fits:
+            results[i] = Failed(
+                f"{shaped.wire_size} bytes is more than this server accepts in one "
+                f"request ({fits} bytes of MIME)"
+            )
+            return None
+        props = ews_props.shaped_props(msg, shaped)
+        return _Out(msg.stable_key, shaped.content, props, shaped.note, shaped.wire_size)
+
+    def _create(self, target: FolderRef, idxs: list[int], batch: Work, results: Results) -> None:
         pending, attempt, unsure = list(idxs), 0, False
         while pending:
             try:
@@ -166,7 +198,7 @@ class EwsSink:
                     pending = self._settle(target, pending, batch, results)
                     if not pending:
                         return
-                items = [(batch[i][1], ews_props.item_props(*batch[i])) for i in pending]
+                items = [(_sure(batch[i]).content, _sure(batch[i]).props) for i in pending]
                 answers = self._client.create(target, items)
             except RequestTooLarge:
                 self._too_large(target, pending, batch, results)
@@ -181,21 +213,21 @@ class EwsSink:
                 self._wait(attempt, None, TransientError(self._where, "ErrorServerBusy per item"))
 
     def _settle(
-        self, target: FolderRef, pending: list[int], batch: Batch, results: Results
+        self, target: FolderRef, pending: list[int], batch: Work, results: Results
     ) -> list[int]:
         """Mark the items an unanswered earlier try did create; return the others."""
-        found = self._client.find_by_keys(target, [batch[i][0].stable_key for i in pending])
+        found = self._client.find_by_keys(target, [_sure(batch[i]).key for i in pending])
         for i in pending:
-            key = batch[i][0].stable_key
+            key = _sure(batch[i]).key
             if key in found:
                 results[i] = Delivered(found[key])
         return [i for i in pending if results[i] is None]
 
     def _too_large(
-        self, target: FolderRef, pending: list[int], batch: Batch, results: Results
+        self, target: FolderRef, pending: list[int], batch: Work, results: Results
     ) -> None:
         """HTTP 413: the server's request limit is lower than assumed. Halve and go on."""
-        size = ews_props.request_bytes(len(batch[i][1]) for i in pending)
+        size = ews_props.request_bytes(_sure(batch[i]).size for i in pending)
         with self._lock:
             self._request_limit = min(self._request_limit, max(size // 2, MIN_REQUEST_LIMIT))
             items = self.batch_limit.max_items
@@ -226,7 +258,7 @@ class EwsSink:
                 return self._indexes[folder]
         target = self._folder(folder)
         index = _Index()
-        for item in self._retrying(lambda: self._client.items(target)):
+        for item in self._retrying(lambda: self._client.listing(target)):
             index.add(item.target_id, item.stable_key, item.message_id)
         with self._lock:
             return self._indexes.setdefault(folder, index)
@@ -238,9 +270,13 @@ class EwsSink:
                 self._indexes[folder].remove(set(target_ids))
 
     def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
+        """Every item, with its Size as Exchange reports it. For a calendar item
+        or contact that is not the stored size (the store holds the wrapping
+        message, Exchange its own rendering of the card): verify compares such
+        items by stamped key and subject only, never by size or bytes."""
         target = self._folder(folder)
         # Listed completely before yielding, so a retried page cannot repeat items.
-        yield from self._retrying(lambda: self._client.items(target))
+        yield from self._retrying(lambda: self._client.listing(target))
 
 
 def _number(extra: Mapping[str, str], key: str, default: float) -> float:
@@ -268,6 +304,19 @@ class _Index:
         for table in (self.by_key, self.by_message_id):
             for name, ids in list(table.items()):
                 table[name] = [i for i in ids if i not in target_ids]
+
+
+def _sure(out: _Out | None) -> _Out:
+    assert out is not None  # only prepared items are ever sent
+    return out
+
+
+def _final(result: Delivered | Failed | None, out: _Out | None) -> Delivered | Failed:
+    if result is None:
+        return Failed("not delivered")
+    if isinstance(result, Delivered) and out is not None and out.note:
+        return Delivered(result.target_id, out.note)
+    return result
 
 
 def _record(

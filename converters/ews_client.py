@@ -1,4 +1,5 @@
-"""The exchangelib edge of the EWS sink: the only module that imports exchangelib.
+"""The exchangelib edge of the EWS sink (exchangelib is imported only here and in
+ews_auth.py, ews_discover.py and ews_wire.py; never in the sink's logic, converters/ews.py).
 
 `EwsClient` wraps one exchangelib Account and offers the few operations the
 sink needs. Every exchangelib/requests exception is translated here into a
@@ -22,32 +23,21 @@ from typing import Any, TypeVar
 
 import requests.adapters
 import requests.exceptions
-from exchangelib import (
-    DELEGATE,
-    IMPERSONATION,
-    Account,
-    Configuration,
-    Credentials,
-    FailFast,
-    Folder,
-    OAuth2AuthorizationCodeCredentials,
-    OAuth2Credentials,
-)
+from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration
 from exchangelib import errors as xerr
 from exchangelib.folders import FolderCollection, known_folders
 from exchangelib.properties import DistinguishedFolderId
 from exchangelib.properties import Mailbox as XMailbox
 from exchangelib.services import CreateFolder
-from oauthlib.oauth2 import OAuth2Token  # type: ignore[import-untyped]
+from oauthlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
 
-from converters import ews_props
-from converters.ews_wire import Archive, MimeCreateItem, register_props, verify_with
+from converters import ews_auth, ews_discover, ews_props
+from converters.ews_wire import Archive, MimeCreateItem, folder_spec, register_props, verify_with
 from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError, TransientError
 from pstkit.location import Location
 from pstkit.model import Role
 from pstkit.options import ConnectOptions
 from pstkit.protocols import TargetItem
-from pstkit.secrets import resolve_secret
 
 T = TypeVar("T")
 RETRY_STATUS = (429, 502, 503, 504)  # exchangelib passes 429/502/504 on as MalformedResponseError
@@ -103,28 +93,30 @@ class EwsClient:
             logger = logging.getLogger(name)
             if logger.getEffectiveLevel() < logging.INFO:
                 logger.setLevel(logging.INFO)
+            # exchangelib logs failed requests with log.error and a multi-line dump; with
+            # no handler, Python's last-resort handler would print it to stderr, under our
+            # one-line error. pstkit reports the error itself.
+            if not logger.handlers:
+                logger.addHandler(logging.NullHandler())
         register_props()
+        self._token_url: str | None = None  # set when the credentials fetch app tokens
+        self._client_id = options.client_id or ""
+        self._auth_type = ""  # named in a 401's message: which login was refused
         with self.translated():
             self._account = self._connect(location, options)
 
     # --- connection -------------------------------------------------------------
 
     def _connect(self, location: Location, options: ConnectOptions) -> Account:
-        scheme = location.params.get("scheme", "https")
-        port = f":{location.port}" if location.port and location.port != 443 else ""
-        path = location.path if location.path not in ("", "/") else "/EWS/Exchange.asmx"
-        url = f"{scheme}://{location.host}{port}{path}"
         verify: bool | str = True
         if options.insecure or options.ca_file:
             verify = False if options.insecure else str(options.ca_file)
-        credentials, auth_type = self._credentials(
-            location, options, self._probe(url, verify, options)
-        )
+        url, credentials, auth_type = self._endpoint(location, options, verify)
         config = Configuration(
             service_endpoint=url,
             credentials=credentials,
             auth_type=auth_type,
-            retry_policy=FailFast(),
+            retry_policy=ews_auth.TokenAwareFailFast(),
             max_connections=max(1, options.connections),
         )
         access = IMPERSONATION if options.impersonate else DELEGATE
@@ -140,6 +132,18 @@ class EwsClient:
         if verify is not True:
             verify_with(account.protocol, verify)
         return account
+
+    def _endpoint(
+        self, location: Location, options: ConnectOptions, verify: bool | str
+    ) -> tuple[str, Any, str]:
+        """The EWS URL (given, autodiscovered or guessed: see ews_discover) and its credentials."""
+
+        def creds_for(offered: str) -> tuple[Any, str]:
+            return self._credentials(location, options, offered)
+
+        found = ews_discover.Discovery(location, options, self.mailbox, creds_for).endpoint()
+        self.mailbox = found.mailbox  # after a RedirectAddress: the address that exists there
+        return ews_discover.for_ews(found, lambda url: self._probe(url, verify, options), creds_for)
 
     def _probe(self, url: str, verify: bool | str, options: ConnectOptions) -> str:
         """One unauthenticated POST: clean TLS/404/network errors, and the auth schemes offered."""
@@ -165,30 +169,10 @@ class EwsClient:
     def _credentials(
         self, location: Location, options: ConnectOptions, offered: str
     ) -> tuple[Any, str]:
-        auth = options.auth.lower()
-        if options.token is not None and auth in ("auto", "oauth2"):
-            token = resolve_secret(options.token, self.where)
-            bearer = OAuth2Token({"access_token": token, "token_type": "Bearer"})
-            return OAuth2AuthorizationCodeCredentials(access_token=bearer), "OAuth 2.0"
-        if auth in ("oauth2", "client-credentials") and options.client_secret is not None:
-            secret = resolve_secret(options.client_secret, self.where)
-            return OAuth2Credentials(
-                options.client_id, secret, tenant_id=options.tenant
-            ), "OAuth 2.0"
-        if auth in ("oauth2", "client-credentials"):
-            raise ConnectorError(
-                "ews with OAuth2 needs --token-file/--token-command, or --client-id with a "
-                "client secret"
-            )
-        if auth not in ("basic", "ntlm", "password", "auto"):
-            raise ConnectorError(
-                f"ews cannot use --auth {options.auth} (use basic, ntlm or oauth2)"
-            )
-        password = resolve_secret(options.password, self.where)
-        if auth in ("password", "auto"):  # what the server offers; NTLM first, as Outlook does
-            lowered = offered.lower()
-            auth = "ntlm" if "ntlm" in lowered or "negotiate" in lowered else "basic"
-        return Credentials(location.user, password), "NTLM" if auth == "ntlm" else "basic"
+        credentials, auth_type = ews_auth.credentials(location, options, offered, self.where)
+        self._token_url = getattr(credentials, "token_url", None)
+        self._auth_type = auth_type
+        return credentials, auth_type
 
     @contextlib.contextmanager
     def translated(self) -> Iterator[None]:
@@ -196,13 +180,18 @@ class EwsClient:
         try:
             yield
         except (xerr.UnauthorizedError, xerr.ErrorInvalidLicense) as e:
-            raise AuthError(self.where, "the server refused the credentials (HTTP 401)") from e
-        except xerr.ErrorImpersonateUserDenied as e:
+            how = f"{self._auth_type}, " if self._auth_type else ""
             raise AuthError(
-                self.where,
-                f"this account may not impersonate {self.mailbox} "
-                "(it needs the ApplicationImpersonation role)",
+                self.where, f"the server refused the credentials ({how}HTTP 401)"
             ) from e
+        except (OAuth2Error, xerr.ErrorInvalidExchangeImpersonationHeaderData) as e:
+            raise ews_auth.login_error(self.where, self._client_id, e) from e
+        except requests.exceptions.ConnectionError as e:
+            # exchangelib turns its own into ErrorTimeoutExpired: this is a token fetch.
+            raise ews_auth.unreachable(self._token_url, e) or Throttled(self.where, str(e)) from e
+        except xerr.ErrorImpersonateUserDenied as e:
+            app = self._token_url is not None
+            raise ews_auth.impersonation_denied(self.where, self.mailbox, app) from e
         except (xerr.ErrorNonExistentMailbox, xerr.ErrorMailboxMoveInProgress) as e:
             raise ConnectorError(f"mailbox {self.mailbox} does not exist at {self.where}") from e
         except xerr.ErrorAccessDenied as e:
@@ -212,6 +201,12 @@ class EwsClient:
         except xerr.MalformedResponseError as e:  # a TransportError: must come first
             raise _http_error(self.where, e) from e
         except xerr.TransportError as e:
+            inner = e.__context__
+            if isinstance(inner, xerr.ResponseMessageError):
+                # exchangelib's server version guess wraps the real refusal
+                # (ErrorImpersonateUserDenied…): report that one.
+                with self.translated():
+                    raise inner from None
             raise ConnectError(self.where, str(e)) from e
         except xerr.EWSError as e:
             raise ConnectorError(f"{self.where}: {type(e).__name__}: {e}") from e
@@ -274,32 +269,6 @@ class EwsClient:
 
         return self._call(resolve)
 
-    def child(self, parent: FolderRef, name: str) -> FolderRef:
-        """The child `name` of `parent`, created unless it exists (names compare without case)."""
-
-        def find() -> FolderRef | None:
-            shallow = FolderCollection(account=self._account, folders=[parent.handle])
-            found = shallow.find_folders(depth="Shallow")
-            return next((_ref(f) for f in found if f.name.casefold() == name.casefold()), None)
-
-        def find_or_create() -> FolderRef:
-            existing = find()
-            if existing is not None:
-                return existing
-            # CreateFolder directly: Folder.save() relies on exchangelib's folder cache,
-            # which misses folders made by a request whose answer was lost.
-            spec = Folder(root=self._account.root, name=name, folder_class="IPF.Note")
-            (made,) = CreateFolder(account=self._account).call(parent.handle, [spec])
-            if isinstance(made, xerr.ErrorFolderExists):  # made meanwhile by another writer
-                again = find()
-                if again is not None:
-                    return again
-            if isinstance(made, Exception):
-                raise made
-            return FolderRef(made.id, parent.id, name, 0, "IPF.Note", made)
-
-        return self._call(find_or_create)
-
     def _distinguished(self, dist: str) -> Any:
         classes = [
             c
@@ -356,12 +325,52 @@ class EwsClient:
 
         self._call(delete)
 
-    def items(self, target: FolderRef) -> list[TargetItem]:
-        fields = ("id", "size", "subject", "message_id", "pstkit_source_key")
+    def typed_child(self, parent: FolderRef, name: str, folder_class: str) -> FolderRef:
+        """The child `name` of `parent` (names compare without case), created unless it
+        exists, with `folder_class` (IPF.Appointment/IPF.Contact/IPF.Task make a
+        calendar/contacts/tasks folder). CreateFolder directly: Folder.save() relies on
+        exchangelib's folder cache, which misses folders made by a request whose answer
+        was lost."""
+
+        def find() -> FolderRef | None:
+            shallow = FolderCollection(account=self._account, folders=[parent.handle])
+            found = shallow.find_folders(depth="Shallow")
+            return next((_ref(f) for f in found if f.name.casefold() == name.casefold()), None)
+
+        def find_or_create() -> FolderRef:
+            existing = find()
+            if existing is not None:
+                return existing
+            spec = folder_spec(self._account.root, name, folder_class)
+            (made,) = CreateFolder(account=self._account).call(parent.handle, [spec])
+            if isinstance(made, xerr.ErrorFolderExists):  # made meanwhile by another writer
+                again = find()
+                if again is not None:
+                    return again
+            if isinstance(made, Exception):
+                raise made
+            # Found again rather than taken from the answer: exchangelib then picks
+            # the folder class (Calendar, Contacts…) whose item types it may list.
+            return find() or FolderRef(made.id, parent.id, name, 0, folder_class, made)
+
+        return self._call(find_or_create)
+
+    def listing(self, target: FolderRef) -> list[TargetItem]:
+        """Id, size, subject, Message-ID and stamped key of every item, in folders of any
+        kind: calendar items and contacts have no InternetMessageId, and exchangelib
+        refuses to ask for it in their folders."""
+        models = getattr(target.handle, "supported_item_models", ())
+        known = {f.name for model in models for f in model.FIELDS}
+        wanted = ("id", "size", "subject", "message_id", "pstkit_source_key")
+        fields = [f for f in wanted if f in known]
         return self._call(
             lambda: [
                 TargetItem(
-                    i.id, i.size, i.subject or "", i.message_id or "", i.pstkit_source_key or ""
+                    i.id,
+                    getattr(i, "size", None),
+                    getattr(i, "subject", None) or "",
+                    getattr(i, "message_id", None) or "",
+                    getattr(i, "pstkit_source_key", None) or "",
                 )
                 for i in target.handle.all().only(*fields)
             ]

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from converters.ews_kinds import Attachment, Member, Shape, TaskFields
 from pstkit.model import Flag, FolderPath, Role, StoredMessage
 
 MSGFLAG_READ = 0x1
@@ -98,6 +99,23 @@ DISTINGUISHED: dict[Role, str] = {
 }
 
 
+#: folder element per container class; everything else is a t:Folder of class IPF.Note.
+FOLDER_ELEMENTS = {
+    "IPF.Appointment": "CalendarFolder",
+    "IPF.Contact": "ContactsFolder",
+    "IPF.Task": "TasksFolder",
+}
+
+
+def folder_class(source_class: str) -> str:
+    """The container class a new folder gets for a source folder's class:
+    the calendar/contacts/tasks family it belongs to, else IPF.Note."""
+    for family in FOLDER_ELEMENTS:
+        if source_class == family or source_class.startswith(family + "."):
+            return family
+    return "IPF.Note"
+
+
 @dataclass(frozen=True)
 class ItemProps:
     """What one CreateItem sets besides MimeContent."""
@@ -105,6 +123,11 @@ class ItemProps:
     values: dict[str, object]  # PropDef.attr -> int | datetime | str
     categories: tuple[str, ...]
     is_read: bool
+    element: str = "Message"  # the EWS item type to create (see ews_kinds)
+    display_name: str = ""  # DistributionList only
+    members: tuple[Member, ...] = ()  # DistributionList only
+    attachments: tuple[Attachment, ...] = ()  # what the iCalendar/vCard cannot carry
+    task: TaskFields | None = None  # Task only
 
 
 def header_date(raw: bytes) -> datetime | None:
@@ -153,6 +176,29 @@ def item_props(msg: StoredMessage, raw: bytes) -> ItemProps:
     elif Flag.FORWARDED in flags:
         values["pstkit_last_verb"], values["pstkit_icon_index"] = VERB_FORWARD, ICON_FORWARDED
     return ItemProps(values, categories(msg.keywords), Flag.SEEN in flags)
+
+
+def shaped_props(msg: StoredMessage, shaped: Shape) -> ItemProps:
+    """The properties for `msg` created as `shaped` says.
+
+    A calendar item, contact or list gets only pstkit's source key (so
+    duplicate checks and crash recovery find it) and the categories: read
+    state, draft bit and delivery times are mail notions, and the card
+    carries the item's own dates.
+    """
+    if shaped.element == "Message":
+        return item_props(msg, shaped.content)
+    values: dict[str, object] = {"pstkit_source_key": msg.stable_key}
+    return ItemProps(
+        values,
+        categories(msg.keywords),
+        is_read=True,
+        element=shaped.element,
+        display_name=shaped.display_name,
+        members=shaped.members,
+        attachments=shaped.attachments,
+        task=shaped.task,
+    )
 
 
 def wire_value(value: object) -> str:

@@ -1,9 +1,9 @@
 """Extensions of exchangelib for the EWS sink (used by converters/ews_client.py only).
 
 Kept apart from ews_client.py for size: pstkit's MAPI properties registered
-on exchangelib's Message, the "archive" distinguished folder, TLS
-verification pinned per protocol, and a CreateItem that serialises
-MIME + properties directly.
+on exchangelib's item classes, the "archive" distinguished folder, typed
+folders for CreateFolder, TLS verification pinned per protocol, and a
+CreateItem that serialises MIME (or list/task fields) + properties directly.
 """
 
 from __future__ import annotations
@@ -13,7 +13,15 @@ import threading
 from typing import Any
 
 import requests.adapters
-from exchangelib import ExtendedProperty, Message
+from exchangelib import (
+    CalendarItem,
+    Contact,
+    DistributionList,
+    ExtendedProperty,
+    Folder,
+    Message,
+    Task,
+)
 from exchangelib.errors import ResponseMessageError
 from exchangelib.folders.known_folders import Messages
 from exchangelib.protocol import BaseProtocol
@@ -21,32 +29,65 @@ from exchangelib.services import CreateItem
 from exchangelib.services.common import folder_ids_element
 from exchangelib.util import create_element
 
-from converters import ews_props
+from converters import ews_kinds, ews_props
 
 _REGISTER_LOCK = threading.Lock()
 
 
+#: item classes the sink creates; each must know pstkit's properties, so that
+#: a lookup by source key works in calendar and contacts folders too.
+ITEM_MODELS = (Message, CalendarItem, Contact, DistributionList, Task)
+
+
 def register_props() -> None:
-    """Register pstkit's MAPI properties on exchangelib's Message class.
+    """Register pstkit's MAPI properties on exchangelib's item classes.
 
     exchangelib knows extended properties only through class registration, so
     this is process-wide by necessity. It is idempotent and adds only
     `pstkit_*` attributes, used for lookups (creation builds its own XML).
     """
     with _REGISTER_LOCK:
-        known = {f.name for f in Message.FIELDS}
-        for prop in ews_props.PROPS:
-            if prop.attr in known:
-                continue
-            attrs: dict[str, Any] = {"property_type": prop.type}
-            if prop.tag is not None:
-                attrs["property_tag"] = prop.tag
-            else:
-                attrs |= {
-                    "property_set_id": ews_props.PSTKIT_PROPERTY_SET,
-                    "property_name": prop.name,
-                }
-            Message.register(prop.attr, type(f"_{prop.attr}", (ExtendedProperty,), attrs))
+        for model in ITEM_MODELS:
+            known = {f.name for f in model.FIELDS}
+            for prop in ews_props.PROPS:
+                if prop.attr not in known:
+                    model.register(prop.attr, _prop_class(prop))
+
+
+def _prop_class(prop: ews_props.PropDef) -> type[ExtendedProperty]:
+    attrs: dict[str, Any] = {"property_type": prop.type}
+    if prop.tag is not None:
+        attrs["property_tag"] = prop.tag
+    else:
+        attrs |= {"property_set_id": ews_props.PSTKIT_PROPERTY_SET, "property_name": prop.name}
+    return type(f"_{prop.attr}", (ExtendedProperty,), attrs)
+
+
+class _CalendarFolder(Folder):  # type: ignore[misc]
+    ELEMENT_NAME = "CalendarFolder"
+
+
+class _ContactsFolder(Folder):  # type: ignore[misc]
+    ELEMENT_NAME = "ContactsFolder"
+
+
+class _TasksFolder(Folder):  # type: ignore[misc]
+    ELEMENT_NAME = "TasksFolder"
+
+
+_FOLDER_SPECS: dict[str, type[Folder]] = {
+    "CalendarFolder": _CalendarFolder,
+    "ContactsFolder": _ContactsFolder,
+    "TasksFolder": _TasksFolder,
+}
+
+
+def folder_spec(root: Any, name: str, container_class: str) -> Any:
+    """The CreateFolder element for a new folder: t:CalendarFolder, t:ContactsFolder,
+    t:TasksFolder or t:Folder (exchangelib itself always sends t:Folder). The
+    class-less subclasses leave exchangelib's own folder-class lookup alone."""
+    cls = _FOLDER_SPECS.get(ews_props.FOLDER_ELEMENTS.get(container_class, ""), Folder)
+    return cls(root=root, name=name, folder_class=container_class)
 
 
 class Archive(Messages):  # type: ignore[misc]
@@ -106,6 +147,10 @@ class MimeCreateItem(CreateItem):  # type: ignore[misc]
         message_disposition: str,
         send_meeting_invitations: str,
     ) -> Any:
+        # SendMeetingInvitations is sent on every request (the client passes
+        # "SendToNone"): "This property is required for calendar items"
+        # (Microsoft Learn, CreateItemType.SendMeetingInvitations), and an
+        # imported appointment must not mail its attendees.
         payload = create_element(
             "m:CreateItem",
             attrs={
@@ -118,16 +163,26 @@ class MimeCreateItem(CreateItem):  # type: ignore[misc]
         )
         container = create_element("m:Items")
         for raw, props in items:
-            container.append(_message_xml(raw, props))
+            container.append(item_xml(raw, props))
         payload.append(container)
         return payload
 
 
-def _message_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
-    """A t:Message in MessageType's element order: MimeContent, Categories,
-    ExtendedProperty…, IsRead (set as well, so it cannot contradict 0x0E07)."""
-    msg = create_element("t:Message")
-    _text_child(msg, "t:MimeContent", base64.b64encode(raw).decode("ascii"), CharacterSet="UTF-8")
+def item_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
+    """The item to create, in its schema type's element order: ItemType's
+    MimeContent, Categories, ExtendedProperty… come first in every type, then
+    MessageType's IsRead (set as well, so it cannot contradict 0x0E07) or
+    DistributionListType's DisplayName and Members."""
+    msg = create_element(f"t:{props.element}")
+    if props.element not in ("DistributionList", "Task"):  # these have no MIME import
+        content = base64.b64encode(raw).decode("ascii")
+        _text_child(msg, "t:MimeContent", content, CharacterSet="UTF-8")
+    if props.task is not None:
+        _text_child(msg, "t:Subject", props.task.subject)
+        if props.task.body:
+            _text_child(msg, "t:Body", props.task.body, BodyType="Text")
+    if props.attachments:
+        msg.append(_attachments_xml(props.attachments))
     if props.categories:
         cats = create_element("t:Categories")
         for name in props.categories:
@@ -138,8 +193,66 @@ def _message_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
         prop.append(create_element("t:ExtendedFieldURI", attrs=attrs))
         _text_child(prop, "t:Value", value)
         msg.append(prop)
-    _text_child(msg, "t:IsRead", "true" if props.is_read else "false")
+    if props.element == "Message":
+        _text_child(msg, "t:IsRead", "true" if props.is_read else "false")
+    elif props.element == "DistributionList":
+        _list_members(msg, props)
+    elif props.task is not None:
+        _task_fields(msg, props.task)
     return msg
+
+
+def _task_fields(item: Any, task: ews_kinds.TaskFields) -> None:
+    """TaskType's own elements, in its sequence order."""
+    for tag, value in (
+        ("t:CompleteDate", task.completed),
+        ("t:DueDate", task.due),
+        ("t:PercentComplete", task.percent),
+        ("t:StartDate", task.start),
+        ("t:Status", task.status),
+    ):
+        if value:
+            _text_child(item, tag, value)
+
+
+def _attachments_xml(attachments: tuple[ews_kinds.Attachment, ...]) -> Any:
+    """t:Attachments of a new item: "CreateItem for a new email" adds file and item
+    attachments in the same request ("Add attachments by using EWS in Exchange"),
+    so an item never exists without them. An embedded message becomes an item
+    attachment made from its MIME, a file a file attachment."""
+    out = create_element("t:Attachments")
+    for att in attachments:
+        data = base64.b64encode(att.data).decode("ascii")
+        if att.is_message:
+            el = create_element("t:ItemAttachment")
+            _text_child(el, "t:Name", att.name)
+            inner = create_element("t:Message")
+            _text_child(inner, "t:MimeContent", data, CharacterSet="UTF-8")
+            el.append(inner)
+        else:
+            el = create_element("t:FileAttachment")
+            _text_child(el, "t:Name", att.name)
+            _text_child(el, "t:ContentType", att.content_type)
+            _text_child(el, "t:Content", data)
+        out.append(el)
+    return out
+
+
+def _list_members(item: Any, props: ews_props.ItemProps) -> None:
+    _text_child(item, "t:DisplayName", props.display_name)
+    if not props.members:
+        return
+    members = create_element("t:Members")
+    for member in props.members:
+        box = create_element("t:Mailbox")
+        if member.name:
+            _text_child(box, "t:Name", member.name)
+        _text_child(box, "t:EmailAddress", member.address)
+        _text_child(box, "t:RoutingType", "SMTP")
+        entry = create_element("t:Member")
+        entry.append(box)
+        members.append(entry)
+    item.append(members)
 
 
 def _text_child(parent: Any, tag: str, text: str, **attrs: str) -> None:

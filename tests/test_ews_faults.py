@@ -291,8 +291,10 @@ def test_folder_creation_survives_a_lost_answer(server: EwsServer, sink: EwsSink
 def test_bad_options_are_usage_errors(server: EwsServer) -> None:
     with pytest.raises(UsageError, match="ews_retries"):
         EwsSink(location(server), options(extra={"ews_retries": "many"}))
-    with pytest.raises(ConnectorError, match="OAuth2 needs"):
+    with pytest.raises(UsageError, match="OAuth2 needs"):
         EwsSink(location(server), options(auth="oauth2"))
+    with pytest.raises(UsageError, match="cannot use --auth xoauth2"):
+        EwsSink(location(server), options(auth="xoauth2"))
     with pytest.raises(ConnectorError, match="--mailbox"):
         EwsSink(replace(location(server), user="alice"), options())
 

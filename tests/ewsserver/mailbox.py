@@ -70,6 +70,16 @@ class Folder:
 
 
 @dataclass(frozen=True)
+class Attached:
+    """An attachment created with its item: a file, or an item made from MIME."""
+
+    name: str
+    content_type: str
+    data: bytes  # the file's bytes, or the attached item's MimeContent
+    is_item: bool
+
+
+@dataclass(frozen=True)
 class Item:
     id: str
     folder_id: str
@@ -84,6 +94,16 @@ class Item:
     sent: datetime | None
     created: datetime
     item_class: str = "IPM.Note"
+    element: str = "Message"  # CalendarItem, Contact, DistributionList: see derive_card_item
+    start: datetime | None = None  # CalendarItem
+    end: datetime | None = None  # CalendarItem
+    uid: str = ""  # CalendarItem
+    is_recurring: bool = False  # CalendarItem
+    display_name: str = ""  # Contact, DistributionList
+    emails: tuple[str, ...] = ()  # Contact
+    members: tuple[tuple[str, str], ...] = ()  # DistributionList: (name, address)
+    attachments: tuple[Attached, ...] = ()  # as created with the item (t:Attachments)
+    task: dict[str, str] = field(default_factory=dict)  # Task: TaskType element -> text
 
     @property
     def size(self) -> int:
@@ -139,6 +159,99 @@ def derive_item(
         sent=parse_system_time(sent_prop.value) if sent_prop else date,
         created=now,
     )
+
+
+class CardError(ValueError):
+    """MimeContent that is not the iCalendar/vCard object the item type needs."""
+
+
+def _unfold(text: str) -> list[tuple[str, str, str]]:
+    """(NAME, params, value) per content line of an iCalendar/vCard object."""
+    lines: list[str] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] += line[1:]
+        elif line:
+            lines.append(line)
+    out = []
+    for line in lines:
+        head, _, value = line.partition(":")
+        name, _, params = head.partition(";")
+        out.append((name.upper(), params, value))
+    return out
+
+
+def _ical_time(value: str) -> datetime:
+    """DTSTART/DTEND: UTC, floating/TZID (taken as UTC here) or an all-day DATE."""
+    text = value.strip().rstrip("Z")
+    fmt = "%Y%m%dT%H%M%S" if "T" in text else "%Y%m%d"
+    return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+
+
+def parse_ical(mime: bytes) -> dict[str, str]:
+    """The master VEVENT's properties (the first without RECURRENCE-ID), as Exchange
+    reads an iCalendar MimeContent; CardError unless it is a VCALENDAR with one."""
+    text = mime.decode("utf-8", "replace").lstrip("\ufeff")
+    if not text.lstrip().upper().startswith("BEGIN:VCALENDAR"):
+        raise CardError("not an iCalendar object")
+    event: dict[str, str] | None = None
+    for name, _, value in _unfold(text):
+        if name == "BEGIN" and value.upper() == "VEVENT":
+            event = {}
+        elif name == "END" and value.upper() == "VEVENT" and event is not None:
+            if "RECURRENCE-ID" not in event:
+                return event
+            event = None
+        elif event is not None and name not in event:
+            event[name] = value
+    raise CardError("no VEVENT in the iCalendar object")
+
+
+def parse_vcard(mime: bytes) -> dict[str, list[str]]:
+    text = mime.decode("utf-8", "replace").lstrip("\ufeff")
+    if not text.lstrip().upper().startswith("BEGIN:VCARD"):
+        raise CardError("not a vCard")
+    out: dict[str, list[str]] = {}
+    for name, _, value in _unfold(text):
+        out.setdefault(name, []).append(value)
+    return out
+
+
+def derive_card_item(
+    base: Item,
+    element: str,
+    display_name: str = "",
+    members: tuple[tuple[str, str], ...] = (),
+    task: dict[str, str] | None = None,
+) -> Item:
+    """A CalendarItem/Contact/DistributionList as Exchange derives it from its
+    MimeContent (an iCalendar VEVENT / a vCard) or, for a list, its members."""
+    base = replace(base, is_draft=False, is_read=True)  # no mail flags on these
+    if element == "CalendarItem":
+        ev = parse_ical(base.mime)
+        start = _ical_time(ev["DTSTART"]) if "DTSTART" in ev else base.created
+        return replace(
+            base, element=element, item_class="IPM.Appointment",
+            subject=ev.get("SUMMARY", ""), start=start,
+            end=_ical_time(ev["DTEND"]) if "DTEND" in ev else start,
+            uid=ev.get("UID", ""), is_recurring="RRULE" in ev,
+        )  # fmt: skip
+    if element == "Task":  # built from elements: Exchange has no VTODO import
+        return replace(
+            base, element=element, item_class="IPM.Task", subject=display_name,
+            task=dict(task or {}),
+        )  # fmt: skip
+    if element == "Contact":
+        card = parse_vcard(base.mime)
+        name = (card.get("FN") or [""])[0]
+        return replace(
+            base, element=element, item_class="IPM.Contact", subject=name,
+            display_name=name, emails=tuple(card.get("EMAIL", ())),
+        )  # fmt: skip
+    return replace(
+        base, element=element, item_class="IPM.DistList", subject=display_name,
+        display_name=display_name, members=members,
+    )  # fmt: skip
 
 
 def make_id(kind: str, n: int, owner: str) -> str:

@@ -10,15 +10,29 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from lxml import etree
 
 from tests.ewsserver import render
 from tests.ewsserver.faults import FaultPlan
-from tests.ewsserver.mailbox import Folder, Item, Mailbox, PropKey, PropValue, derive_item
-from tests.ewsserver.props import matches, prop_key, prop_values
+from tests.ewsserver.mailbox import (
+    CardError,
+    Folder,
+    Item,
+    Mailbox,
+    derive_card_item,
+    derive_item,
+)
+from tests.ewsserver.props import (
+    attachments,
+    kind_refusal,
+    matches,
+    members,
+    parse_props,
+    task_fields,
+)
 from tests.ewsserver.soap import m, sub, t
 
 
@@ -166,6 +180,15 @@ def find_folder(ctx: Context, req: etree._Element) -> etree._Element:
     return resp
 
 
+#: the class Exchange gives a folder created by element type without a FolderClass.
+FOLDER_CLASSES = {
+    "CalendarFolder": "IPF.Appointment",
+    "ContactsFolder": "IPF.Contact",
+    "TasksFolder": "IPF.Task",
+    "SearchFolder": "IPF.Note",
+}
+
+
 def create_folder(ctx: Context, req: etree._Element) -> etree._Element:
     resp, messages = _messages("CreateFolder")
     parent_ref = req.find(m("ParentFolderId"))
@@ -177,7 +200,8 @@ def create_folder(ctx: Context, req: etree._Element) -> etree._Element:
                 made = box.add_folder(
                     parent.id,
                     spec.findtext(t("DisplayName")) or "",
-                    spec.findtext(t("FolderClass")) or "IPF.Note",
+                    spec.findtext(t("FolderClass"))
+                    or FOLDER_CLASSES.get(etree.QName(spec).localname, "IPF.Note"),
                 )
             if made is None:
                 raise EwsError(
@@ -192,41 +216,43 @@ def create_folder(ctx: Context, req: etree._Element) -> etree._Element:
     return resp
 
 
-def _parse_message(
-    spec: etree._Element,
-) -> tuple[bytes, dict[PropKey, PropValue], bool | None, tuple[str, ...]]:
+def _parse_mime(spec: etree._Element) -> bytes:
     mime_text = spec.findtext(t("MimeContent"))
     if not mime_text:
         raise EwsError(
             "ErrorMimeContentConversionFailed", "Content conversion failed: no MIME content."
         )
     try:
-        mime = base64.b64decode(mime_text, validate=True)
+        return base64.b64decode(mime_text, validate=True)
     except (binascii.Error, ValueError) as e:
         raise EwsError(
             "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."
         ) from e
-    props: dict[PropKey, PropValue] = {}
-    for prop in spec.findall(t("ExtendedProperty")):
-        uri, value = prop_values(prop)
-        props[prop_key(uri)] = value
-    read_text = spec.findtext(t("IsRead"))
-    explicit_read = None if read_text is None else read_text.strip() in ("true", "1")
-    cats = tuple(s.text or "" for s in spec.iterfind(f"{t('Categories')}/{t('String')}"))
-    return mime, props, explicit_read, cats
 
 
-def _create_one(ctx: Context, box: Mailbox, folder: Folder, spec: etree._Element) -> Item:
-    if etree.QName(spec).localname != "Message":
-        raise EwsError(
-            "ErrorInvalidItemForOperationCreateItem", "Only messages are supported here."
-        )
-    mime, props, explicit_read, cats = _parse_message(spec)
+def _create_one(
+    ctx: Context, req: etree._Element, box: Mailbox, folder: Folder, spec: etree._Element
+) -> Item:
+    kind = etree.QName(spec).localname
+    refusal = kind_refusal(kind, folder.folder_class, req.get("SendMeetingInvitations"))
+    if refusal is not None:
+        raise EwsError(*refusal)
+    mime = b"" if kind in ("DistributionList", "Task") else _parse_mime(spec)
+    props, explicit_read, cats = parse_props(spec)
     code = ctx.faults.item_error(mime)
     if code is not None:
         raise EwsError(code, f"{code} (injected by the test server)")
+    item = derive_item(box.new_id("I"), folder.id, mime, props, explicit_read, cats, ctx.now())
+    item = replace(item, attachments=attachments(spec))
+    if kind != "Message":
+        try:
+            name = spec.findtext(t("DisplayName")) or spec.findtext(t("Subject")) or ""
+            item = derive_card_item(item, kind, name, members(spec), task_fields(spec))
+        except CardError as e:
+            raise EwsError(
+                "ErrorMimeContentConversionFailed", f"Content conversion failed: {e}."
+            ) from e
     with box.lock:
-        item = derive_item(box.new_id("I"), folder.id, mime, props, explicit_read, cats, ctx.now())
         box.items[item.id] = item
     return item
 
@@ -248,11 +274,11 @@ def create_item(ctx: Context, req: etree._Element) -> etree._Element:
                 else etree.Element(t("DistinguishedFolderId"), Id="drafts")
             )
             box, folder = resolve_folder(ctx, ref)
-            item = _create_one(ctx, box, folder, spec)
+            item = _create_one(ctx, req, box, folder, spec)
         except EwsError as e:
             sub(_error(messages, "CreateItem", e), m("Items"))
             continue
-        out = sub(sub(_ok(messages, "CreateItem"), m("Items")), t("Message"))
+        out = sub(sub(_ok(messages, "CreateItem"), m("Items")), t(item.element))
         sub(out, t("ItemId"), Id=item.id, ChangeKey="CQAAAA==")
     return resp
 

@@ -1,12 +1,13 @@
-"""Extended-property keys and FindItem restrictions (pure functions)."""
+"""Extended-property keys, FindItem restrictions, CreateItem item checks (pure functions)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
 from lxml import etree
 
-from tests.ewsserver.mailbox import Item, PropKey, PropValue, parse_system_time
+from tests.ewsserver.mailbox import Attached, Item, PropKey, PropValue, parse_system_time
 from tests.ewsserver.soap import t
 
 
@@ -93,3 +94,73 @@ def matches(item: Item, expr: etree._Element) -> bool:
     if const is None or name not in COMPARISONS:
         return False  # comparing two fields is not used by the importer
     return COMPARISONS[name](_compare(value, const.get("Value", ""), type_))
+
+
+#: item element -> (folder class it needs, Exchange's code when the folder is another kind)
+CARD_FOLDERS = {
+    "CalendarItem": ("IPF.Appointment", "ErrorCannotCreateCalendarItemInNonCalendarFolder"),
+    "Contact": ("IPF.Contact", "ErrorCannotCreateContactInNonContactFolder"),
+    "DistributionList": ("IPF.Contact", "ErrorCannotCreateContactInNonContactFolder"),
+    "Task": ("IPF.Task", "ErrorCannotCreateTaskInNonTaskFolder"),
+}
+
+
+def parse_props(
+    spec: etree._Element,
+) -> tuple[dict[PropKey, PropValue], bool | None, tuple[str, ...]]:
+    props: dict[PropKey, PropValue] = {}
+    for prop in spec.findall(t("ExtendedProperty")):
+        uri, value = prop_values(prop)
+        props[prop_key(uri)] = value
+    read_text = spec.findtext(t("IsRead"))
+    explicit_read = None if read_text is None else read_text.strip() in ("true", "1")
+    cats = tuple(s.text or "" for s in spec.iterfind(f"{t('Categories')}/{t('String')}"))
+    return props, explicit_read, cats
+
+
+def members(spec: etree._Element) -> tuple[tuple[str, str], ...]:
+    path = f"{t('Members')}/{t('Member')}/{t('Mailbox')}"
+    return tuple(
+        (box.findtext(t("Name")) or "", box.findtext(t("EmailAddress")) or "")
+        for box in spec.iterfind(path)
+    )
+
+
+def kind_refusal(kind: str, folder_class: str, invitations: str | None) -> tuple[str, str] | None:
+    """(code, text) of Exchange's refusal of a new `kind` item before it looks at
+    the content, or None."""
+    if kind != "Message" and kind not in CARD_FOLDERS:
+        return "ErrorInvalidItemForOperationCreateItem", f"{kind} items are not supported here."
+    # "This property is required for calendar items" (CreateItemType.SendMeetingInvitations).
+    if kind == "CalendarItem" and invitations is None:
+        return (
+            "ErrorSendMeetingInvitationsRequired",
+            "The SendMeetingInvitations attribute is required for calendar items.",
+        )
+    if kind in CARD_FOLDERS and not folder_class.startswith(CARD_FOLDERS[kind][0]):
+        needed, code = CARD_FOLDERS[kind]
+        return code, f"{kind} items can only be created in {needed} folders."
+    return None
+
+
+def attachments(spec: etree._Element) -> tuple[Attached, ...]:
+    """The t:Attachments of a CreateItem item (file attachments and item
+    attachments made from MimeContent; the importer sends no other kind)."""
+    out = []
+    for att in spec.iterfind(f"{t('Attachments')}/*"):
+        name = att.findtext(t("Name")) or ""
+        if att.tag == t("FileAttachment"):
+            data = base64.b64decode(att.findtext(t("Content")) or "")
+            out.append(Attached(name, att.findtext(t("ContentType")) or "", data, False))
+        else:
+            mime = att.findtext(f"*/{t('MimeContent')}") or ""
+            out.append(Attached(name, "message/rfc822", base64.b64decode(mime), True))
+    return tuple(out)
+
+
+TASK_ELEMENTS = ("CompleteDate", "DueDate", "PercentComplete", "StartDate", "Status")
+
+
+def task_fields(spec: etree._Element) -> dict[str, str]:
+    """A t:Task's own elements that the importer sets, by local name."""
+    return {n: v for n in TASK_ELEMENTS if (v := spec.findtext(t(n))) is not None}

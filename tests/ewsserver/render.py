@@ -124,10 +124,28 @@ LATE_FIELDS: tuple[tuple[str, Callable[[Item], str | None]], ...] = (
 )
 
 
+# Per item type, the fields after ItemType's, in that type's sequence order.
+KIND_FIELDS: dict[str, tuple[tuple[str, Callable[[Item], str | None]], ...]] = {
+    "Message": (),  # InternetMessageId and IsRead: see item_xml
+    "CalendarItem": (
+        ("calendar:UID", lambda i: i.uid or None),
+        ("calendar:Start", lambda i: ews_time(i.start) if i.start else None),
+        ("calendar:End", lambda i: ews_time(i.end) if i.end else None),
+        ("calendar:IsRecurring", lambda i: _bool(i.is_recurring)),
+    ),
+    "Contact": (("contacts:DisplayName", lambda i: i.display_name),),
+    "DistributionList": (("contacts:DisplayName", lambda i: i.display_name),),
+    "Task": (
+        ("task:DueDate", lambda i: i.task.get("DueDate")),
+        ("task:Status", lambda i: i.task.get("Status")),
+    ),
+}
+
+
 def item_xml(
     parent: etree._Element, item: Item, fields: set[str], extended: list[etree._Element]
 ) -> None:
-    el = sub(parent, t("Message"))
+    el = sub(parent, t(item.element))
     if "item:MimeContent" in fields:
         sub(el, t("MimeContent"), base64.b64encode(item.mime).decode("ascii"), CharacterSet="UTF-8")
     sub(el, t("ItemId"), Id=item.id, ChangeKey="CQAAAA==")
@@ -145,10 +163,27 @@ def item_xml(
             ext = sub(el, t("ExtendedProperty"))
             ext.append(etree.Element(t("ExtendedFieldURI"), dict(uri.attrib)))
             sub(ext, t("Value"), prop.value)
+    _simple(el, item, fields, KIND_FIELDS[item.element])
+    if item.element == "DistributionList" and "distributionlist:Members" in fields:
+        _members(el, item)
+    if item.element != "Message":
+        return
     if "message:InternetMessageId" in fields and item.message_id:
         sub(el, t("InternetMessageId"), item.message_id)
     if "message:IsRead" in fields:
         sub(el, t("IsRead"), _bool(item.is_read))
+
+
+def _members(el: etree._Element, item: Item) -> None:
+    if not item.members:
+        return
+    members = sub(el, t("Members"))
+    for name, address in item.members:
+        box = sub(sub(members, t("Member")), t("Mailbox"))
+        if name:
+            sub(box, t("Name"), name)
+        sub(box, t("EmailAddress"), address)
+        sub(box, t("RoutingType"), "SMTP")
 
 
 def _simple(

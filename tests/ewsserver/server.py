@@ -3,16 +3,16 @@
 Every request is validated against ../shared/ews-schema (an invalid one gets
 Exchange's ErrorSchemaValidation fault); every response is validated too and
 any violation is recorded in `response_errors` (tests assert it stays empty).
-Listens on 127.0.0.1 only, on a random port; Basic and Bearer auth.
+Listens on 127.0.0.1 only, on a random port; Basic, Bearer and NTLM auth
+(auth.py), chosen per server.
 """
 
 from __future__ import annotations
 
-import base64
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +20,8 @@ from types import TracebackType
 
 from lxml import etree
 
-from tests.ewsserver import soap
+from tests.ewsserver import autodiscover, soap
+from tests.ewsserver.auth import App, Authenticator, Conn, Denied
 from tests.ewsserver.faults import FaultPlan, Kind
 from tests.ewsserver.mailbox import Mailbox
 from tests.ewsserver.ops import OPERATIONS, Context, User
@@ -39,8 +40,10 @@ class Reply:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
         drop: bool = False,
+        challenges: Iterable[str] = (),
     ) -> None:
         self.status, self.body, self.headers, self.drop = status, body, headers or {}, drop
+        self.challenges = list(challenges)  # one WWW-Authenticate header each, as IIS sends
 
 
 class EwsServer:
@@ -49,11 +52,14 @@ class EwsServer:
         schema_dir: Path,
         tls: ssl.SSLContext | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        auth: Iterable[str] = ("basic", "bearer"),
+        port: int = 0,  # 0: any free port; autodiscover by domain needs 443
     ) -> None:
         self.validator = EnvelopeValidator(schema_dir)
         self.mailboxes: dict[str, Mailbox] = {}
         self.users: dict[str, User] = {}
         self.tokens: dict[str, str] = {}  # bearer token -> user name
+        self.auth = Authenticator(self.users, self.tokens, auth)
         self.faults = FaultPlan()
         self.response_errors: list[str] = []
         self.operations: list[str] = []  # every operation received, in order
@@ -62,13 +68,17 @@ class EwsServer:
         self.latency = 0.0
         self.now = now
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.ews = self  # type: ignore[attr-defined]
         if tls is not None:
             self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self.scheme = "https" if tls else "http"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self.ews_path = EWS_PATH  # where EWS answers; autodiscover publishes it
+        self.autodiscover = autodiscover.AutodiscoverService(
+            self.mailboxes, lambda host: f"{self.scheme}://{host}{self.ews_path}"
+        )
 
     @property
     def port(self) -> int:
@@ -88,6 +98,15 @@ class EwsServer:
         if token:
             self.tokens[token] = user.name
 
+    def add_app(self, app: App) -> None:
+        """An Entra app that may get tokens from `token_url` (client credentials)."""
+        self.auth.apps[app.client_id] = app
+
+    @property
+    def authority(self) -> str:
+        """What `?authority=` must say for this server's token endpoint."""
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
     def start(self) -> EwsServer:
         self._thread.start()
         return self
@@ -95,6 +114,7 @@ class EwsServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+        self.auth.close()
 
     def __enter__(self) -> EwsServer:
         return self.start()
@@ -106,19 +126,9 @@ class EwsServer:
 
     # --- request processing (called from handler threads) ----------------
 
-    def authenticate(self, header: str) -> User | None:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer":
-            name = self.tokens.get(value.strip())
-            return self.users.get(name) if name else None
-        if scheme.lower() == "basic":
-            try:
-                name, _, password = base64.b64decode(value).decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return None
-            user = self.users.get(name)
-            return user if user is not None and user.password == password else None
-        return None
+    def authenticate(self, header: str, conn: Conn) -> User | Reply:
+        found = self.auth.check(header, conn)
+        return Reply(401, b"", challenges=found.challenges) if isinstance(found, Denied) else found
 
     def handle(self, user: User, body: bytes) -> Reply:
         limit = self.faults.max_request_bytes
@@ -168,6 +178,16 @@ class EwsServer:
     def _principal(self, user: User, env: etree._Element) -> Mailbox | Reply:
         header = env.find(f"{{{soap.SOAP}}}Header")
         imp = None if header is None else header.find(soap.t("ExchangeImpersonation"))
+        if imp is None and not user.mailbox:  # an app-only token acts only through impersonation
+            return Reply(
+                500,
+                soap.fault(
+                    "ErrorInvalidExchangeImpersonationHeaderData",
+                    "ExchangeImpersonation SOAP header must be present for this type of "
+                    "OAuth token.",
+                    [],
+                ),
+            )
         if imp is None:
             own = self.mailboxes.get(user.mailbox.lower())
             return (
@@ -224,19 +244,29 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass  # tests stay quiet
 
+    def setup(self) -> None:
+        super().setup()
+        self.conn = Conn()  # one handler per TCP connection: NTLM state lives here
+
     def do_POST(self) -> None:
         ews: EwsServer = self.server.ews  # type: ignore[attr-defined]
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.path.split("?")[0].lower() != EWS_PATH:
+        if ews.auth.is_token_path(self.path):
+            status, answer, headers = ews.auth.token_endpoint(self.path, body)
+            self._send(Reply(status, answer, headers))
+            return
+        path = self.path.split("?")[0].lower()
+        serves_ad = ews.autodiscover.enabled and path == autodiscover.PATH
+        if path != ews.ews_path.lower() and not serves_ad:
             self._send(Reply(404, b"Not Found"))
             return
         if ews.latency:
             time.sleep(ews.latency)
-        user = ews.authenticate(self.headers.get("Authorization", ""))
-        if user is None:
-            self._send(Reply(401, b"", {"WWW-Authenticate": 'Basic realm="127.0.0.1", Bearer'}))
+        user = ews.authenticate(self.headers.get("Authorization", ""), self.conn)
+        if serves_ad and not isinstance(user, Reply):  # same users as EWS
+            self._send(Reply(*ews.autodiscover.handle(body, self.headers.get("Host", ""))))
             return
-        self._send(ews.handle(user, body))
+        self._send(user if isinstance(user, Reply) else ews.handle(user, body))
 
     def do_GET(self) -> None:
         self._send(Reply(404, b"Not Found"))
@@ -247,9 +277,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_response(reply.status)
         ctype = "text/xml; charset=utf-8" if reply.body.startswith(b"<?xml") else "text/plain"
-        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Type", reply.headers.pop("Content-Type", ctype))
         self.send_header("Content-Length", str(len(reply.body)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
+        for challenge in reply.challenges:
+            self.send_header("WWW-Authenticate", challenge)
         self.end_headers()
         self.wfile.write(reply.body)
