@@ -8,6 +8,9 @@ Two delivery modes, chosen per run and reported (attribute `mode`, counts in
   or for one message whose request would pass Graph's 4 MB cap: the message
   is created from JSON (graph_json.json_message); the MIME bytes are not kept.
 
+Contacts and events (from PST sources) go into contact folders and
+calendars, created from JSON: see graph_pim_folders and graph_pim_sink.
+
 Every item carries the stamped stable key (graph_json.KEY_PROP); after an
 ambiguous failure the key is looked up before anything is sent again.
 Location parameters for other clouds or the test server:
@@ -31,9 +34,11 @@ from converters.graph_auth import auth_from_options, tls_verify
 from converters.graph_client import Ambiguous, ApiError, GraphHttp
 from converters.graph_folders import FolderTree
 from converters.graph_index import FolderIndex, listing_params
+from converters.graph_pim_folders import PimFolder, PimFolders
+from converters.graph_pim_sink import PimSink
 from pstkit.errors import AuthError, BadLocation, ConnectError, UsageError
 from pstkit.location import Location
-from pstkit.model import Delivered, Flag, FolderInfo, FolderPath, Role, StoredMessage
+from pstkit.model import Delivered, Flag, FolderInfo, FolderPath, ItemKind, Role, StoredMessage
 from pstkit.options import ConnectOptions
 from pstkit.protocols import BatchLimit, Failed, TargetItem
 
@@ -87,6 +92,10 @@ class GraphSink:
             auth = auth_from_options(self.tenant, self.mailbox, authority, self._http, options)
             self.api = GraphHttp(self._http, auth.token, concurrency=self.max_connections)
             self._folders = FolderTree(self.api, self._base)
+            # Contacts and calendars live outside mailFolders (see graph_pim_folders).
+            self._pim_folders = PimFolders(self.api, self._base)
+            invite = options.extra.get("graph_invite_attendees", "") == "yes"
+            self._pim = PimSink(self.api, self._base, self._pim_error, invite)
             self._check_mailbox()
         except BaseException:
             self._http.close()  # nobody will call close() on a half-made sink
@@ -102,10 +111,19 @@ class GraphSink:
 
     def folders(self) -> list[FolderInfo]:
         found: list[FolderInfo] = self._wrap(self._folders.list)
-        return found
+        mail = [f.path for f in found]
+        return found + list(self._wrap(lambda: self._pim_folders.list(mail)))
 
     def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
-        self._wrap(lambda: self._folders.ensure(path, role))
+        if self._wrap(lambda: self._pim_folders.ensure(path, role, folder_class)) is None:
+            self._wrap(lambda: self._folders.ensure(path, role))
+
+    def _pim_folder(self, path: FolderPath) -> PimFolder | None:
+        found: PimFolder | None = self._wrap(lambda: self._pim_folders.lookup(path))
+        return found
+
+    def _pim_error(self, e: ApiError, permission: str) -> Exception:
+        return _edge_error(e, self.mailbox, permission)
 
     def _wrap(self, fn: Any) -> Any:
         try:
@@ -118,10 +136,24 @@ class GraphSink:
     def put_batch(
         self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
     ) -> list[Delivered | Failed]:
+        pim = self._pim_folder(folder)
+        if pim is not None:  # a contacts folder or calendar: items made from JSON
+            return list(self._pool.map(lambda item: self._pim.put(pim, *item), batch))
         folder_id = self._wrap(lambda: self._folders.ensure(folder, None))
+
+        def put(msg: StoredMessage, raw: bytes) -> Delivered | Failed:
+            # Graph creates items from MIME only as messages: a contact or event
+            # sent that way would become an e-mail, a silent change.
+            if msg.kind is not ItemKind.MAIL:
+                return Failed(
+                    f"Graph import of {msg.kind.value} items is not supported yet; "
+                    "use ews:// or keep them in the store"
+                )
+            return self._put_one(folder_id, msg, raw)
+
         # The items of one batch go out side by side (the pipeline works one
         # folder per thread, so a big Inbox would otherwise use 1 of 4 slots).
-        return list(self._pool.map(lambda item: self._put_one(folder_id, *item), batch))
+        return list(self._pool.map(lambda item: put(*item), batch))
 
     def _put_one(self, folder_id: str, msg: StoredMessage, raw: bytes) -> Delivered | Failed:
         for attempt in range(1, ATTEMPTS + 1):
@@ -275,11 +307,15 @@ class GraphSink:
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
         """From an index of the folder made at the first question (see graph_index)."""
-        folder_id = self._wrap(lambda: self._folders.ensure(folder, None))
+        pim = self._pim_folder(folder)
+        if pim is None:
+            folder_id = self._wrap(lambda: self._folders.ensure(folder, None))
+        else:
+            folder_id = pim.ns + pim.id
         with self._index_lock:
             index = self._indexes.get(folder_id)
             if index is None:
-                index = FolderIndex.of(self._listing(folder_id))
+                index = self._pim.index(pim) if pim else FolderIndex.of(self._listing(folder_id))
                 if index.incomplete:
                     log.info("removing %d half-made items in %s", len(index.incomplete), folder)
                     self.delete(folder, index.incomplete)
@@ -295,6 +331,9 @@ class GraphSink:
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
         """Delete items, 20 per JSON $batch call (DELETE may safely run twice)."""
+        pim = self._pim_folder(folder)
+        if pim is not None:
+            return self._pim.delete(pim, target_ids)
         ids = list(dict.fromkeys(target_ids))
         for start in range(0, len(ids), 20):
             reqs = [
@@ -319,6 +358,10 @@ class GraphSink:
                     raise _edge_error(e, self.mailbox, "Mail.ReadWrite")
 
     def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
+        pim = self._pim_folder(folder)
+        if pim is not None:
+            yield from self._pim.inventory(pim)
+            return
         folder_id = self._wrap(lambda: self._folders.ensure(folder, None))
         for item in self._listing(folder_id):
             size = gj.prop_value(item, gj.PR_MESSAGE_SIZE)

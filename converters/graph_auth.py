@@ -33,7 +33,12 @@ log = logging.getLogger("pstkit.graph")
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 APP_SCOPES = [f"{GRAPH_RESOURCE}/.default"]
-DELEGATED_SCOPES = [f"{GRAPH_RESOURCE}/Mail.ReadWrite", f"{GRAPH_RESOURCE}/Mail-Advanced.ReadWrite"]
+# Contacts and calendars too: a PST's contacts and events go in as Graph contacts/events.
+DELEGATED_SCOPES = [
+    f"{GRAPH_RESOURCE}/{name}"
+    for name in ("Mail.ReadWrite", "Mail-Advanced.ReadWrite", "Contacts.ReadWrite",
+                 "Calendars.ReadWrite")
+]  # fmt: skip
 
 # AADSTS code -> what the user should be told.
 AADSTS_HINTS = {
@@ -43,7 +48,8 @@ AADSTS_HINTS = {
     7000215: "the client secret is wrong or expired",
     700027: "the certificate is not registered on application {client}",
     65001: "consent missing: an administrator must grant the app's Graph permissions "
-    "(Mail.ReadWrite, Mail-Advanced.ReadWrite) in tenant {tenant}",
+    "(Mail.ReadWrite, Mail-Advanced.ReadWrite, Contacts.ReadWrite, Calendars.ReadWrite) "
+    "in tenant {tenant}",
     70020: "the device code expired before sign-in finished",
     50126: "wrong user name or password",
 }

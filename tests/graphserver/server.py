@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.graphserver import batch, oauth, routes
+from tests.graphserver import batch, oauth, pim, routes
 from tests.graphserver.core import GraphError, Request, Response
 from tests.graphserver.state import (
+    CALENDARS_RW,
+    CONTACTS_RW,
     MAIL_ADV_APP,
     MAIL_ADV_DELEGATED,
     MAIL_RW,
@@ -180,7 +182,10 @@ class GraphServer:
                 st.hold.wait(30)
             if st.limits.delay:
                 time.sleep(st.limits.delay)
-            resp = routes.dispatch(st, req, box, version, rest)
+            if rest[:1] and rest[0] in pim.ROOTS:  # contacts and calendars
+                resp = pim.dispatch(st, req, box, rest)
+            else:
+                resp = routes.dispatch(st, req, box, version, rest)
         finally:
             with st.lock:
                 box.in_flight -= 1
@@ -289,4 +294,10 @@ def _check_permission(token: Token, box: Mailbox, rest: list[str], method: str) 
             raise denied
         advanced = MAIL_ADV_APP in token.roles
     if rest[-1:] == ["importMime"] and method == "POST" and not advanced:
+        raise denied
+    # Contacts and calendars need their own permission, as in Graph.
+    granted = token.scopes if token.user_id is not None else token.roles
+    if rest[:1] in (["contactFolders"], ["contacts"]) and CONTACTS_RW not in granted:
+        raise denied
+    if rest[:1] in (["calendar"], ["calendars"], ["events"]) and CALENDARS_RW not in granted:
         raise denied

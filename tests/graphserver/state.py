@@ -30,6 +30,8 @@ WELL_KNOWN = {
 MAIL_RW = "Mail.ReadWrite"
 MAIL_ADV_APP = "Mail-Advanced.ReadWrite.All"
 MAIL_ADV_DELEGATED = "Mail-Advanced.ReadWrite"
+CONTACTS_RW = "Contacts.ReadWrite"
+CALENDARS_RW = "Calendars.ReadWrite"
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Mailbox:
     max_in_flight: int = 0
     recent: deque[float] = field(default_factory=deque)
     uploads: deque[tuple[float, int]] = field(default_factory=deque)
+    pim: Any = None  # contacts and calendars: a pim.PimBox, made at first use
 
 
 @dataclass
@@ -79,8 +82,12 @@ class AppReg:
     secret: str | None = None
     cert_sha256: str | None = None  # base64url x5t#S256 of the registered certificate
     cert_public_pem: bytes | None = None
-    roles: set[str] = field(default_factory=lambda: {MAIL_RW, MAIL_ADV_APP})
-    delegated: set[str] = field(default_factory=lambda: {MAIL_RW, MAIL_ADV_DELEGATED})
+    roles: set[str] = field(
+        default_factory=lambda: {MAIL_RW, MAIL_ADV_APP, CONTACTS_RW, CALENDARS_RW}
+    )
+    delegated: set[str] = field(
+        default_factory=lambda: {MAIL_RW, MAIL_ADV_DELEGATED, CONTACTS_RW, CALENDARS_RW}
+    )
     admin_consented: bool = True
 
 
