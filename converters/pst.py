@@ -1,11 +1,16 @@
-"""Outlook PST/OST files as a source (libpff through `pypff`). Thin I/O shell.
+"""Outlook PST/OST files as a source. Thin I/O shell.
 
-This is the only module that touches pypff. It reads raw MAPI properties
-(`record_sets`) and hands them to pure modules: `pst_props` decodes values,
-`pst_tree` lays out folders and roles, `pst_items`/`pst_ical` map items,
-`pst_mime` builds bytes, `rtf` decompresses bodies. Embedded messages, which
-pypff cannot open, are read from the file's sub-nodes by `pst_ndb`. pypff's
-exceptions become pstkit errors (whole file) or per-item skips.
+Folders and items are read from the file's node database by `pst_nodes`
+(pure Python; about twice as fast as going through libpff's objects, and its
+memory stays flat). pypff is the fallback, opened only when needed: for files
+the node reader refuses (4 KiB-page OSTs, "cyclic" encoding, a bad header:
+libpff's error is then the user's), for a folder tree or an item it cannot
+read (the item is then read, or skipped with libpff's reason, as before), and
+to decompress large RTF bodies in C. `--opt pst_reader=libpff` reads all
+through pypff. Either reader gives raw `(id, type, bytes)` properties to
+`pst_read`, which decodes (`pst_props`) and maps (`pst_items`, `pst_ical`) an
+item; `pst_tree` lays out folders and roles, `pst_mime` builds the bytes.
+Embedded messages are read through `pst_ndb` in both cases.
 """
 
 from __future__ import annotations
@@ -13,108 +18,60 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Container, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pypff
-
+from converters import pst_libpff as lib
 from converters import pst_tree
-from converters.pst_ical import EXCEPTION_CLASS, event_ics, meeting_method
-from converters.pst_items import (
-    NAMED,
-    attachment_name,
-    file_attachment,
-    filter_reason,
-    item_bodies,
-    item_flags,
-    item_kind,
-    mail_message,
-    received_time,
-    wrap_item,
+from converters.pst_btree import READ_ERRORS, Ndb
+from converters.pst_heap import HeapError
+from converters.pst_items import NAMED, filter_reason, item_kind
+from converters.pst_mime import build_message
+from converters.pst_ndb import Entry, Reader
+from converters.pst_nodes import (
+    NID_MESSAGE_STORE,
+    NID_NAME_TO_ID_MAP,
+    NID_ROOT_FOLDER,
+    Children,
+    NodeReader,
+    children,
 )
-from converters.pst_mime import Attachment, MapiMessage, build_message
-from converters.pst_ndb import READ_ERRORS, Ndb, Reader, heap_only, to_mapi
 from converters.pst_props import (
-    ATTACH_EMBEDDED_MSG,
-    PR_ATTACH_METHOD,
     PR_CONTAINER_CLASS,
     PR_MESSAGE_CLASS,
-    PR_MESSAGE_CODEPAGE,
     PR_PST_PASSWORD,
     PS_PUBLIC_STRINGS,
-    HeapError,
-    Props,
     codec_option,
     codepage_name,
     decode_props,
     parse_name_map,
     password_set,
-    strip_subject_prefix,
 )
-from pstkit.errors import SourceError
+from converters.pst_read import Fallback, Item, ItemReader, Raw
+from pstkit.errors import SourceError, UsageError
 from pstkit.location import Location
-from pstkit.model import Fetched, FetchResult, FolderInfo, ItemKind, MessageMeta, Skipped
+from pstkit.model import Fetched, FetchResult, FolderInfo, MessageMeta, Skipped
 from pstkit.options import ConnectOptions, FetchFilter
 
 if TYPE_CHECKING:
     from pstkit.protocols import Source
 
 log = logging.getLogger("pstkit")
-#: what libpff raises for damaged data (libyal reports some failures as MemoryError)
-_PYPFF_ERRORS = (OSError, ValueError, RuntimeError, MemoryError)
+_FOLDER_KINDS = (0x02, 0x03)  # NID types listed as sub-folders: folders, search folders
 
 
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+_READERS = ("nodes", "libpff")
 
 
-def _open(path: Path) -> Any:
-    """Open with pypff; every failure becomes a one-line SourceError."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(4)
-    except OSError as e:
-        raise SourceError(str(path), e.strerror or _one_line(e)) from e
-    if head != b"!BDN":
-        raise SourceError(str(path), "not a PST/OST file")
-    handle = pypff.file()
-    try:
-        handle.open(str(path))
-    except _PYPFF_ERRORS as e:
-        if "checksum" in str(e):
-            raise SourceError(str(path), "corrupt PST header (checksum mismatch)") from e
-        raise SourceError(str(path), f"unreadable PST/OST ({_one_line(e)})") from e
-    return handle
-
-
-def _entries(obj: Any) -> list[tuple[int, int, bytes]]:
-    """(id, type, raw value) of every property; none for a missing object (damaged file)."""
-    out: list[tuple[int, int, bytes]] = []
-    if obj is None:
-        return out
-    for rs in obj.record_sets:
-        for e in rs.entries:
-            out.append((int(e.entry_type), int(e.value_type), e.data or b""))
-    return out
-
-
-@dataclass
-class _Extras:
-    """What reading one item's attachments found besides the attachments themselves."""
-
-    notes: list[str] = field(default_factory=list)  # problems, kept in X-Pstkit-Note
-    exceptions: list[Props] = field(default_factory=list)  # changed occurrences of a series
-
-
-@dataclass(frozen=True)
-class _Item:
-    """One item as read: its bytes-to-be, or why it cannot be."""
-
-    meta: MessageMeta
-    message: MapiMessage | None
-    reason: str = ""
+def _reader_option(options: ConnectOptions, path: str) -> str:
+    """`pst_reader=libpff` reads everything through pypff (slower; a way around a problem
+    in the node reader); the default reads through pst_nodes with pypff as fallback."""
+    value = options.extra.get("pst_reader", "nodes")
+    if value not in _READERS:
+        raise UsageError(f"unknown pst_reader {value!r} for {path}",
+                         hint="pst_reader is nodes (default) or libpff")
+    return value
 
 
 class PstSource:
@@ -130,75 +87,92 @@ class PstSource:
         forced = options.codepage or options.extra.get("codepage")
         #: an explicit --codepage wins over the code pages the file and its items name
         self._forced = codec_option(forced, str(path)) if forced else None
-        self._file = _open(path)
+        kind = lib.check_header(path)
+        self._lib = lib.Libpff(path, self._forced)  # pypff: opened only when needed
+        self._nodes: tuple[NodeReader, Children] | None = None
+        if _reader_option(options, str(path)) == "nodes":
+            self._nodes = self._open_nodes()
+        if self._nodes is None:
+            self._lib.file()  # libpff reads the file, or its error is the user's
         try:
-            if self._forced is not None:
-                self._set_pypff_codepage(self._forced)
             self._codepage = self._forced or codepage_name(None, self._file_codepage())
             self._named = self._read_name_map()
-            store = decode_props(_entries(self._file.message_store), self._codepage)
-            self._handles: dict[int, Any] = {}
-            root = self._file.root_folder
-            if root is None:
-                raise ValueError("no root folder")
-            raw = list(self._walk(root, None, 0))
-            self._tree = pst_tree.layout(raw, store)
+            self._items = ItemReader(self._codepage, self._forced is not None, self._named,
+                                     self._ndb)
+            store = decode_props(self._node_entries(NID_MESSAGE_STORE, "message_store"),
+                                 self._codepage)
+            self._tree = pst_tree.layout(self._folders(), store)
             #: the folder that holds items of the top-of-store folder itself, if any
             self.top_folder = next((n.info.path for n in self._tree if n.top), None)
-        except (*_PYPFF_ERRORS, HeapError) as e:
-            self._file.close()
-            raise SourceError(str(path), f"unreadable PST/OST ({_one_line(e)})") from e
+        except (*lib.PYPFF_ERRORS, HeapError) as e:
+            self.close()
+            raise SourceError(str(path), f"unreadable PST/OST ({lib.one_line(e)})") from e
         #: PidTagPstPassword is set: Outlook asks for a password, libpff does not need it.
-        self.password_protected = password_set(store.integer(PR_PST_PASSWORD), self._kind())
+        self.password_protected = password_set(store.integer(PR_PST_PASSWORD), kind)
         if self.password_protected:
             log.warning("%s is password-protected; libpff reads it without the password", path)
 
-    def _set_pypff_codepage(self, codec: str) -> None:
-        """Folder names are decoded by libpff itself; it knows the Windows code pages only."""
-        try:
-            self._file.set_ascii_codepage(codec)
-        except _PYPFF_ERRORS:
-            log.warning("libpff cannot decode folder names as %s; names use %s", codec,
-                        self._file_codepage())
-
-    def _kind(self) -> str:
-        try:
-            kind = self._file.content_type
-        except _PYPFF_ERRORS:
-            return ""
-        if isinstance(kind, int):  # pypff gives the header byte: ord("p") PST, ord("o") OST
-            return chr(kind)
-        return kind.decode("ascii", "replace") if isinstance(kind, bytes) else str(kind or "")
+    @property
+    def _file(self) -> Any:
+        """pypff's file object, opened on first use."""
+        return self._lib.file()
 
     def _file_codepage(self) -> str:
-        try:
-            cp = self._file.ascii_codepage or "cp1252"
-        except _PYPFF_ERRORS:
-            return "cp1252"
-        return cp.decode("ascii", "replace") if isinstance(cp, bytes) else str(cp)
+        """libpff's code page for ANSI strings: Windows-1252 unless set (it is not in the
+        file), so the node reader need not open pypff to ask."""
+        return lib.file_codepage(self._file) if self._nodes is None else "cp1252"
 
-    def _walk(self, handle: Any, parent: int | None, depth: int) -> Iterator[pst_tree.RawFolder]:
-        """pypff's folder tree -> RawFolder records (and a nid -> handle map)."""
-        if handle is None:
-            raise ValueError(f"a sub-folder of node {parent} is missing")
-        nid = int(handle.identifier)
-        if nid in self._handles or depth > 64:
+    def _open_nodes(self) -> tuple[NodeReader, Children] | None:
+        """The node reader and every folder's children; None when it cannot read the file."""
+        try:
+            self._raw = self._path.open("rb")
+            ndb = Ndb.open(self._raw)
+            return NodeReader(ndb), children(ndb)
+        except READ_ERRORS as e:
+            log.debug("%s: read through libpff (%s)", self._path, lib.one_line(e))
+            return None
+
+    def _node_entries(self, nid: int, attr: str) -> list[Entry]:
+        """A special node's properties; pypff's `attr` of the file when the node reader fails."""
+        if self._nodes is not None:
+            try:
+                return self._nodes[0].entries(nid)
+            except READ_ERRORS:
+                pass
+        return lib.entries(getattr(self._file, attr))
+
+    def _folders(self) -> list[pst_tree.RawFolder]:
+        if self._nodes is not None:
+            try:
+                return list(self._node_walk(*self._nodes, NID_ROOT_FOLDER, None, set()))
+            except READ_ERRORS as e:
+                log.debug("%s: folder tree read through libpff (%s)", self._path, e)
+                self._nodes = None  # counts and items then all come from pypff
+        return list(self._lib.walk(self._codepage))
+
+    def _node_walk(self, reader: NodeReader, kids: Children, nid: int, parent: int | None,
+                   seen: set[int], depth: int = 0) -> Iterator[pst_tree.RawFolder]:
+        """The folder tree as libpff walks it: depth first, sub-folders in NID order."""
+        if nid in seen or depth > 64:
             return  # a damaged file can make the tree cyclic
-        self._handles[nid] = handle
-        props = decode_props(_entries(handle), self._codepage)
-        yield pst_tree.RawFolder(nid, parent, handle.name or "", props.text(PR_CONTAINER_CLASS),
-                                 int(handle.number_of_sub_messages or 0), props)
-        for i in range(int(handle.number_of_sub_folders or 0)):
-            yield from self._walk(handle.get_sub_folder(i), nid, depth + 1)
+        seen.add(nid)
+        props = decode_props(reader.entries(nid), self._codepage)
+        yield pst_tree.RawFolder(nid, parent, props.text(0x3001), props.text(PR_CONTAINER_CLASS),
+                                 len(kids.messages.get(nid, ())), props)
+        for index, child in enumerate(kids.folders.get(nid, ())):
+            self._lib.parents.setdefault(child, (nid, index))
+            yield from self._node_walk(reader, kids, child, nid, seen, depth + 1)
 
     def _read_name_map(self) -> dict[int, str]:
         """Named property id -> our key (see pst_items.NAMED, plus "Keywords")."""
-        streams = {pid: raw for pid, _t, raw in _entries(self._file.name_to_id_map)}
-        names = parse_name_map(streams.get(2, b""), streams.get(3, b""), streams.get(4, b""))
-        out = {pid: NAMED[(g, k)] for (g, k), pid in names.items() if isinstance(k, int)
-               and (g, k) in NAMED}
-        if (PS_PUBLIC_STRINGS, "Keywords") in names:
-            out[names[(PS_PUBLIC_STRINGS, "Keywords")]] = "Keywords"
+        streams = {pid: raw for pid, _t, raw in self._node_entries(NID_NAME_TO_ID_MAP,
+                                                                    "name_to_id_map")}
+        keywords = (PS_PUBLIC_STRINGS, "Keywords")
+        names = parse_name_map(streams.get(2, b""), streams.get(3, b""), streams.get(4, b""),
+                               {*NAMED, keywords})
+        out = {pid: NAMED[name] for name, pid in names.items() if name in NAMED}
+        if keywords in names:
+            out[names[keywords]] = "Keywords"
         return out
 
     # --- Source protocol -------------------------------------------------
@@ -226,12 +200,21 @@ class PstSource:
         counts: Counter[str] = Counter()
         for index in range(node.info.message_count or 0):
             try:
-                item = self._handles[node.nid].get_sub_message(index)
-                kind = item_kind(self._props(item).text(PR_MESSAGE_CLASS))
-            except _PYPFF_ERRORS:
+                kind = item_kind(self._items.props(self._class_entries(node.nid, index)).text(
+                    PR_MESSAGE_CLASS))
+            except (*lib.PYPFF_ERRORS, *READ_ERRORS, SourceError):
                 kind = None
             counts["skipped" if kind is None or node.skip_reason else kind.value] += 1
         return dict(counts)
+
+    def _class_entries(self, folder: int, index: int) -> list[Entry]:
+        """An item's own properties only (enough for its class); raises on damage."""
+        if self._nodes is not None:
+            try:
+                return self._nodes[0].entries(self._nodes[1].messages[folder][index])
+            except READ_ERRORS:
+                pass  # libpff decides
+        return lib.entries(self._lib.item(folder, index))
 
     def _node(self, folder: FolderInfo) -> pst_tree.Node:
         node = next((n for n in self._tree if n.info.path == folder.path), None)
@@ -243,27 +226,64 @@ class PstSource:
         """Nothing to do: a PST is never changed."""
 
     def close(self) -> None:
-        self._file.close()
+        self._lib.close()
+        if self._nodes is not None:  # the caches go now, not when the collector gets here
+            self._nodes[0].ndb.drop_caches()
         if self._raw is not None:
             self._raw.close()
+            self._raw = None
 
     # --- items -----------------------------------------------------------
+
+    def _locate(self, folder: int, index: int, known: Container[tuple[str, str]] = ()
+                ) -> Raw | str | None:
+        """The index-th item of a folder (None: known; a string: why it cannot be read)."""
+        if self._nodes is not None:
+            reader, kids = self._nodes
+            nid = kids.messages[folder][index]
+            if ("", str(nid)) in known:
+                return None
+            try:
+                item = reader.item(nid)
+            except READ_ERRORS:  # damage: libpff reads it or says why it cannot
+                return self._pypff_item(folder, index, nid)
+            return Raw(str(nid), lambda: item.entries, lambda: item, lambda packed: self._lib.rtf(
+                folder, kids.position(folder, nid), nid, packed), True)
+        return self._pypff_item(folder, index, None, known)
+
+    def _pypff_item(self, folder: int, index: int, nid: int | None,
+                    known: Container[tuple[str, str]] = ()) -> Raw | str | None:
+        try:
+            handle = self._lib.item(folder, index)
+            source_id = str(handle.identifier)
+        except (*lib.PYPFF_ERRORS, SourceError) as e:
+            return f"unreadable item: {lib.one_line(e)}"
+        if nid is not None and source_id != str(nid):
+            return f"unreadable item: node {nid:#x} is damaged"
+        if ("", source_id) in known:
+            return None
+        return Raw(source_id, lambda: lib.entries(handle), lambda: lib.item_body(handle, []),
+                    lambda packed: lib.libpff_rtf(handle, packed), False)
 
     def _fetch_one(self, node: pst_tree.Node, index: int, filt: FetchFilter,
                    known: Container[tuple[str, str]]) -> FetchResult | None:
         cursor = str(index + 1)
         path = node.info.path
-        try:
-            handle = self._handles[node.nid].get_sub_message(index)
-            if handle is None:
-                raise ValueError("libpff returned no item")
-            source_id = str(handle.identifier)
-        except _PYPFF_ERRORS as e:
-            meta = MessageMeta(folder=path, source_id=f"index-{index}")
-            return Skipped(meta, f"unreadable item: {_one_line(e)}", cursor)
-        if ("", source_id) in known:
+        raw = self._locate(node.nid, index, known)
+        if raw is None:
             return None
-        item = self._read_item(handle, path, source_id, node.skip_reason)
+        if isinstance(raw, str):
+            return Skipped(MessageMeta(folder=path, source_id=f"index-{index}"), raw, cursor)
+        try:
+            item = self._items.read(raw, path, node.skip_reason)
+        except Fallback:
+            again = self._pypff_item(node.nid, index, int(raw.source_id))
+            if not isinstance(again, Raw):
+                return Skipped(MessageMeta(path, raw.source_id), str(again), cursor)
+            item = self._items.read(again, path, node.skip_reason)
+        return self._result(item, filt, cursor)
+
+    def _result(self, item: Item, filt: FetchFilter, cursor: str) -> FetchResult:
         if item.message is None:
             return Skipped(item.meta, item.reason, cursor)
         reason = filter_reason(item.meta, filt)
@@ -272,132 +292,23 @@ class PstSource:
         try:
             raw = build_message(item.message)
         except (ValueError, UnicodeError, LookupError) as e:  # a bug or odd data: one item
-            return Skipped(item.meta, f"cannot build MIME: {_one_line(e)}", cursor)
+            return Skipped(item.meta, f"cannot build MIME: {lib.one_line(e)}", cursor)
         meta = replace(item.meta, size=len(raw))
         if filt.max_size is not None and len(raw) > filt.max_size:
             return Skipped(meta, f"larger than {filt.max_size} bytes ({len(raw)})", cursor)
         notes = tuple(n for name, n in item.message.extra_headers if name == "X-Pstkit-Note")
         return Fetched(meta, raw, cursor, notes)  # notes: also in the message's own header
 
-    def _props(self, obj: Any) -> Props:
-        entries = _entries(obj)
-        cp = self._codepage
-        for pid, _t, raw in entries:  # ANSI strings are in the item's own code page
-            if pid == PR_MESSAGE_CODEPAGE and len(raw) >= 4 and self._forced is None:
-                cp = codepage_name(int.from_bytes(raw[:4], "little"), self._codepage)
-        named: list[tuple[int | str, int, bytes]] = [
-            (self._named.get(pid, pid), t, raw) for pid, t, raw in entries
-            if pid < 0x8000 or pid in self._named
-        ]
-        return decode_props(named, cp)
-
-    def _read_item(self, handle: Any, path: tuple[str, ...], source_id: str,
-                   skip_reason: str) -> _Item:
-        try:
-            props = self._props(handle)
-        except _PYPFF_ERRORS as e:
-            return _Item(MessageMeta(path, source_id), None, f"unreadable item: {_one_line(e)}")
-        mclass = props.text(PR_MESSAGE_CLASS)
-        kind = item_kind(mclass)
-        meta = MessageMeta(
-            folder=path, source_id=source_id, flags=item_flags(props),
-            keywords=frozenset(props.strings("Keywords")), received=received_time(props),
-            kind=kind or ItemKind.MAIL, subject=strip_subject_prefix(props.text(0x0037)),
-        )
-        if skip_reason:
-            return _Item(meta, None, skip_reason)
-        if kind is None:
-            return _Item(meta, None, f"{mclass or 'item without class'}: not a user item")
-        try:
-            return _Item(meta, self._message(handle, props, kind, source_id))
-        except Exception as e:
-            return _Item(meta, None, f"unreadable item ({type(e).__name__}: {_one_line(e)})")
-
-    def _message(self, handle: Any, props: Props, kind: ItemKind, uid: str) -> MapiMessage:
-        extras = _Extras()
-        attachments = self._attachments(handle, extras)
-        notes = extras.notes
-        if kind is not ItemKind.MAIL:
-            return wrap_item(props, kind, f"pst-{uid}", attachments, tuple(notes),
-                             tuple(extras.exceptions))
-        method = meeting_method(props.text(PR_MESSAGE_CLASS))
-        if method:  # a meeting request/reply/cancellation carries its event, as iMIP does
-            ics = event_ics(props, f"pst-{uid}", method).encode("utf-8")
-            ctype = f"text/calendar; charset=utf-8; method={method}"
-            attachments = (*attachments, Attachment("meeting.ics", ctype, ics))
-        recipients = tuple(self._props_list(handle))
-        return mail_message(props, recipients, self._bodies(props, notes, handle), attachments,
-                            tuple(notes))
-
-    def _props_list(self, handle: Any) -> Iterator[Props]:
-        recips = getattr(handle, "recipients", None)  # bare pypff.item objects have none
-        if recips is None:
-            return
-        for rs in recips.record_sets:
-            entries = [(int(e.entry_type), int(e.value_type), e.data or b"") for e in rs.entries]
-            yield decode_props(entries, self._codepage)
-
-    def _bodies(self, props: Props, notes: list[str], handle: Any = None) -> tuple[Any, ...]:
-        return item_bodies(props, notes, self._codepage, lambda p: _libpff_rtf(handle, p))
-
-    def _attachments(self, handle: Any, extras: _Extras) -> tuple[Attachment, ...]:
-        out = []
-        count = int(getattr(handle, "number_of_attachments", 0) or 0)
-        for i in range(count):
-            try:
-                att = handle.get_attachment(i)
-                att_props = self._props(att)
-                data = att.read_buffer(att.size) if att.size else b""
-            except _PYPFF_ERRORS as e:
-                extras.notes.append(f"attachment {i + 1} unreadable: {_one_line(e)}")
-                continue
-            where = (int(handle.identifier), int(att.identifier))
-            built = self._attachment(att_props, bytes(data or b""), i, extras, where)
-            if built is not None:
-                out.append(built)
-        return tuple(out)
-
-    def _attachment(self, p: Props, data: bytes, i: int, extras: _Extras,
-                    where: tuple[int, int]) -> Attachment | None:
-        if p.integer(PR_ATTACH_METHOD) == ATTACH_EMBEDDED_MSG:
-            return self._embedded(data, attachment_name(p), i, extras, where)
-        return file_attachment(p, data, i, extras.notes)
-
-    def _embedded(self, data: bytes, name: str, i: int, extras: _Extras,
-                  where: tuple[int, int]) -> Attachment:
-        """Read through the sub-nodes (pst_ndb); else only the property heap pypff gives."""
-        try:
-            sub = self._ndb().embedded(self._ndb().attachment_of(*where))
-        except READ_ERRORS as e:
-            extras.notes.append(f"embedded message {i + 1}: {_one_line(e)}; only its first "
-                                "property block is read")
-            att, props = heap_only(data, name, i, self._codepage, self._named, extras.notes)
-            if props is not None and props.text(PR_MESSAGE_CLASS).lower() == EXCEPTION_CLASS:
-                extras.exceptions.append(props)
-            return att
-        if sub.props.text(PR_MESSAGE_CLASS).lower() == EXCEPTION_CLASS:
-            extras.exceptions.append(sub.props)
-        return Attachment(name, "message/rfc822", b"", embedded=to_mapi(sub, self._codepage))
-
     def _ndb(self) -> Reader:
-        """The sub-node reader, opened on first use (a second handle on the same file)."""
+        """The sub-node reader: the node reader's, else opened on first use."""
         if self._reader is None:
-            self._raw = self._path.open("rb")
-            self._reader = Reader(Ndb.open(self._raw), self._codepage, self._named)
+            if self._nodes is not None:
+                ndb = self._nodes[0].ndb
+            else:
+                self._raw = self._raw or self._path.open("rb")
+                ndb = Ndb.open(self._raw)
+            self._reader = Reader(ndb, self._codepage, self._named)
         return self._reader
-
-
-def _libpff_rtf(handle: Any, packed: bytes) -> bytes | None:
-    """libpff's decompression (C, fast); None when it fails (e.g. on a zero CRC) or there is
-    no item handle (embedded messages): the caller then decompresses in Python."""
-    if handle is None or len(packed) < 8:
-        return None
-    try:
-        data = handle.rtf_body
-    except _PYPFF_ERRORS:
-        return None
-    size = int.from_bytes(packed[4:8], "little")
-    return bytes(data[:size]) if isinstance(data, bytes) and len(data) >= size else None
 
 
 if TYPE_CHECKING:

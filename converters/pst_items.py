@@ -358,6 +358,16 @@ def file_attachment(p: Props, data: bytes, i: int, notes: list[str]) -> Attachme
     return Attachment(name or f"attachment-{i + 1}", mime, data, p.text(PR_ATTACH_CONTENT_ID))
 
 
+def _from_text(packed: bytes) -> bool:
+    """The RTF header says \\fromtext (decompressing its first KiB is cheap); False when
+    even that fails, so that the whole body is tried (and the failure noted)."""
+    try:
+        # \\fromtext is nearly always among the first control words: look there first
+        return is_text_rtf(decompress(packed, 256)) or is_text_rtf(decompress(packed, 1024))
+    except RtfError:
+        return False
+
+
 def item_bodies(
     props: Props, notes: list[str], codepage: str,
     fast_rtf: Callable[[bytes], bytes | None] = lambda packed: None,
@@ -370,9 +380,9 @@ def item_bodies(
     # and when the RTF header says it was derived from the plain body (\\fromtext).
     if packed and props.get(PR_HTML) is None:
         try:
-            rtf = fast_rtf(packed)
-            if rtf is None and not is_text_rtf(decompress(packed, 1024)):
-                rtf = decompress(packed)
+            if not _from_text(packed):
+                rtf = fast_rtf(packed)
+                rtf = decompress(packed) if rtf is None else rtf
         except RtfError as e:
             notes.append(f"RTF body unreadable: {e}")
     try:

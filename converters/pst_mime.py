@@ -13,12 +13,15 @@ import binascii
 import hashlib
 import mimetypes
 import re
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import Header
 from email.utils import encode_rfc2231, format_datetime, formataddr
+from operator import itemgetter
 
 CRLF = b"\r\n"
+_first = itemgetter(0)
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,12 @@ def _qp(data: bytes) -> bytes:
 
 def _b64(data: bytes) -> bytes:
     enc = base64.b64encode(data)
-    return CRLF.join(enc[i : i + 76] for i in range(0, len(enc), 76))
+    full = len(enc) // 76 * 76
+    # 76-character lines, cut and joined without a Python-level loop
+    lines = CRLF.join(map(_first, struct.iter_unpack("76s", enc[:full])))
+    if full == len(enc):
+        return lines
+    return lines + CRLF + enc[full:] if full else enc
 
 
 def _param(name: str, value: str) -> str:
@@ -221,10 +229,10 @@ def _boundary(parts: list[bytes]) -> bytes:
 
 def multipart(subtype: str, parts: list[bytes], extra: str = "") -> bytes:
     b = _boundary(parts)
-    out = f"Content-Type: multipart/{subtype}; boundary=\"{b.decode()}\"{extra}\r\n\r\n".encode()
+    out = [f"Content-Type: multipart/{subtype}; boundary=\"{b.decode()}\"{extra}\r\n\r\n".encode()]
     for p in parts:
-        out += b"--" + b + CRLF + p + CRLF
-    return out + b"--" + b + b"--" + CRLF
+        out += (b"--", b, CRLF, p, CRLF)
+    return b"".join((*out, b"--", b, b"--", CRLF))
 
 
 def guess_type(filename: str) -> str:

@@ -1,175 +1,31 @@
-"""A small reader for the parts of a Unicode PST that pypff does not expose (MS-PST 2.2, 2.3).
+"""Heaps, property contexts and table contexts of a PST (MS-PST 2.3), and embedded messages.
 
-pypff cannot open an embedded message (attach method 5): it hands out only the
-first block of the message's property heap. The rest -- its recipient table,
-attachment table, attachments and large values -- lives in sub-nodes of the
-attachment. This module follows the node and block B-trees to those sub-nodes
-and reads heaps, property contexts and table contexts. Unicode (wVer 23) and
-ANSI (wVer 14/15) files with no or "permute" encoding; anything else (4 KiB
-pages, "cyclic" encoding) raises NdbError and the caller falls back to what
-pypff gives.
+The node database itself (B-trees, blocks, sub-nodes) is `pst_btree`. Heap,
+BTH, property and table context parsing here is pure; `pc_entries`/`tc_rows`
+give raw `(id, type, bytes)` entries as pypff does, `read_pc`/`read_tc`
+decoded values. pypff cannot open an embedded message (attach method 5): it
+hands out only the first block of the message's property heap; `Reader`
+reads it with its recipients and attachments from the attachment's
+sub-nodes, recursively. Unicode (wVer 23) and ANSI (wVer 14/15) files with no
+or "permute" encoding; anything else raises NdbError and the caller falls
+back to what pypff gives (`heap_only`).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import BinaryIO
+from dataclasses import dataclass, field
 
+from converters.pst_btree import READ_ERRORS, Ndb, NdbError, Ref
+from converters.pst_heap import HeapError, read_heap_pc
 from converters.pst_items import attachment_name, file_attachment, item_bodies, mail_message
 from converters.pst_mime import Attachment, MapiMessage
-from converters.pst_props import HeapError, Props, decode_value, read_heap_pc
+from converters.pst_props import Props, decode_value
 
-_PAGE = 512
-_BLOCK_MAX = 8176  # data bytes per block (8192 minus the trailer)
-# MS-PST 5.1 mpbbCrypt: the first 256 bytes (mpbbR) encode; decoding uses their inverse.
-_R = bytes.fromhex(
-    "41361362a8216ebbf416cc047f64e85d1ef2cb2a74c55e35d295479e962d9a88"
-    "4c7d843fdbac31b6485ff6c4d8398be7233b388ec8c1df25b120a546604e9cfb"
-    "aad35651457c550007c92b9d859b09a08fadb30f63ab894bd7a7155a716642bf"
-    "264a6b98faea7753b270052cfd593a867ece06eb827857c78d43afb41cd45bcd"
-    "e2e9274fc3087280cfb0eff5286dbe304d3492d50e3c2232e5e4f99fc2d10a81"
-    "12e1ee918376e397e6618a1779a4b7dc907a5c8c02a6ca69de501a1193b95287"
-    "58fced1d37491b6ae0293399bd6cd994f340546ff0c673b8d63e6518441fdd67"
-    "10f10c19ecae03a1147ba90bfff8a3c0a201f72ebc2468750dfeba2fb5d0da3d"
-)
+Entry = tuple[int, int, bytes]  # (property id, property type, raw value), as pypff gives it
+
 _INLINE = {0x0002, 0x0003, 0x000A, 0x000B, 0x0004}  # types whose value sits in the HNID
-
-
-class NdbError(ValueError):
-    """The file or a structure in it is not what this reader handles."""
-
-
-#: what reading a damaged structure can raise (NdbError is a ValueError)
-READ_ERRORS = (ValueError, struct.error, IndexError, KeyError, OSError, MemoryError)
-
-
-Ref = tuple[int, int]  # (bidData, bidSub) of a node or sub-node
-
-
-def _decode_table() -> bytes:
-    table = bytearray(256)
-    for i, b in enumerate(_R):
-        table[b] = i
-    return bytes(table)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where the two file formats differ (MS-PST 2.2.2): pointer size and page offsets."""
-
-    ptr: str  # struct code of a BID/IB/NID field: "Q" Unicode, "I" ANSI
-    size: int  # its size in bytes
-    meta: int  # offset of cEnt/cEntMax/cbEnt/cLevel in a B-tree page
-    ptype: int  # offset of ptype/ptypeRepeat
-    sl_start: int  # first SLENTRY/SIENTRY (Unicode pads the block header to 8 bytes)
-
-
-UNICODE = Layout("Q", 8, 488, 496, 8)
-ANSI = Layout("I", 4, 496, 500, 4)
-
-
-@dataclass
-class Ndb:
-    """Node and block B-tree access for one open file."""
-
-    f: BinaryIO
-    nbt: int  # file offset of the node B-tree root page
-    bbt: int
-    decode: bytes | None  # translate table for permute-encoded data blocks
-    lay: Layout
-
-    @classmethod
-    def open(cls, f: BinaryIO) -> Ndb:
-        f.seek(0)
-        head = f.read(_PAGE + 2)
-        if len(head) < _PAGE + 2 or head[:4] != b"!BDN":
-            raise NdbError("not a PST")
-        version = struct.unpack_from("<H", head, 10)[0]
-        if version in (14, 15):  # ANSI: ROOT at 0xA4, bCryptMethod at 0x1CD
-            lay, crypt, nbt, bbt = ANSI, head[0x1CD], *struct.unpack_from("<4xI4xI", head, 0xB8)
-        elif version == 23:  # Unicode: ROOT at 0xB4, bCryptMethod at 0x201
-            lay, crypt, nbt, bbt = UNICODE, head[0x201], *struct.unpack_from("<8xQ8xQ", head, 0xD8)
-        else:  # 36 = Unicode with 4 KiB pages (OST 2013)
-            raise NdbError(f"file format version {version} is not read")
-        if crypt not in (0, 1):
-            raise NdbError(f"encoding {crypt} not supported")
-        return cls(f, nbt, bbt, _decode_table() if crypt == 1 else None, lay)
-
-    def _page(self, ib: int) -> tuple[int, list[bytes]]:
-        self.f.seek(ib)
-        raw = self.f.read(_PAGE)
-        m, t = self.lay.meta, self.lay.ptype
-        if len(raw) != _PAGE or raw[t] != raw[t + 1]:
-            raise NdbError(f"bad B-tree page at {ib:#x}")
-        count, size, level = raw[m], raw[m + 2], raw[m + 3]
-        if size == 0 or count * size > m:
-            raise NdbError(f"bad B-tree page at {ib:#x}")
-        return level, [raw[i * size : (i + 1) * size] for i in range(count)]
-
-    def _lookup(self, root: int, key: int, mask: int = ~0) -> bytes:
-        ptr, n = "<" + self.lay.ptr, self.lay.size
-        ib = root
-        for _ in range(16):  # a damaged file must not loop
-            level, entries = self._page(ib)
-            if level == 0:
-                for e in entries:
-                    if struct.unpack_from(ptr, e)[0] & mask == key & mask:
-                        return e
-                break
-            below = [e for e in entries if struct.unpack_from(ptr, e)[0] & mask <= key & mask]
-            if not below:
-                break
-            ib = struct.unpack_from(ptr, below[-1], 2 * n)[0]  # BTENTRY: key, BREF(bid, ib)
-        raise NdbError(f"{key:#x} not found")
-
-    def node(self, nid: int) -> Ref:
-        e = self._lookup(self.nbt, nid, 0xFFFFFFFF)
-        ptr = "<" + self.lay.ptr * 2
-        data, sub = struct.unpack_from(ptr, e, self.lay.size)
-        return data, sub
-
-    def _raw_block(self, bid: int) -> bytes:
-        e = self._lookup(self.bbt, bid, ~3)
-        ib, cb = struct.unpack_from(f"<{self.lay.ptr}H", e, self.lay.size)
-        self.f.seek(ib)
-        data = self.f.read(cb)
-        if len(data) != cb:
-            raise NdbError(f"block {bid:#x} truncated")
-        return data
-
-    def blocks(self, bid: int, depth: int = 0) -> list[bytes]:
-        """The decoded data blocks of a data tree, one item per block."""
-        data = self._raw_block(bid)
-        if not bid & 2:  # an external block: encoded data
-            return [data.translate(self.decode) if self.decode else data]
-        if len(data) < 8 or data[0] != 1 or depth > 2:  # XBLOCK, XXBLOCK: two levels at most
-            raise NdbError(f"bad XBLOCK {bid:#x}")
-        count = struct.unpack_from("<H", data, 2)[0]
-        out: list[bytes] = []
-        for child in struct.unpack_from(f"<{count}{self.lay.ptr}", data, 8):
-            out += self.blocks(child, depth + 1)
-        return out
-
-    def subnodes(self, bid: int, depth: int = 0) -> dict[int, Ref]:
-        """All sub-nodes of a node (its SLBLOCK/SIBLOCK tree), by NID."""
-        if bid == 0:
-            return {}
-        data = self._raw_block(bid)
-        if len(data) < 8 or data[0] != 2 or depth > 1:  # SIBLOCK -> SLBLOCK: one level
-            raise NdbError(f"bad sub-node block {bid:#x}")
-        level, count = data[1], struct.unpack_from("<H", data, 2)[0]
-        n, start, ptr = self.lay.size, self.lay.sl_start, self.lay.ptr
-        out: dict[int, Ref] = {}
-        for i in range(count):
-            if level == 0:  # SLENTRY: nid, bidData, bidSub
-                nid, bdata, bsub = struct.unpack_from("<" + ptr * 3, data, start + 3 * n * i)
-                out[nid & 0xFFFFFFFF] = (bdata, bsub)
-            else:  # SIENTRY: nid, bid of an SLBLOCK
-                child = struct.unpack_from("<" + ptr, data, start + 2 * n * i + n)[0]
-                out.update(self.subnodes(child, depth + 1))
-        return out
 
 
 # --- LTP: heap, property context, table context (pure) ------------------------------
@@ -179,15 +35,26 @@ class Ndb:
 class Heap:
     blocks: tuple[bytes, ...]
     load: Callable[[int], bytes]  # sub-node NID -> its data, for values stored there
+    maps: dict[int, tuple[int, ...]] = field(default_factory=dict, compare=False)
+
+    def offsets(self, page: int) -> tuple[int, ...]:
+        """A heap block's allocation offsets (its page map, MS-PST 2.3.1.5), parsed once."""
+        got = self.maps.get(page)
+        if got is None:
+            block = self.blocks[page]
+            ib_map = struct.unpack_from("<H", block, 0)[0]
+            count = struct.unpack_from("<H", block, ib_map)[0]
+            got = self.maps[page] = struct.unpack_from(f"<{count + 1}H", block, ib_map + 4)
+        return got
 
     def item(self, hid: int) -> bytes:
         page, index = hid >> 16, (hid >> 5) & 0x7FF
         if page >= len(self.blocks) or index == 0:
             raise NdbError(f"bad HID {hid:#x}")
-        block = self.blocks[page]
-        ib_map = struct.unpack_from("<H", block, 0)[0]
-        start, end = struct.unpack_from("<HH", block, ib_map + 4 + 2 * (index - 1))
-        return block[start:end]
+        offsets = self.offsets(page)
+        if index >= len(offsets):
+            raise NdbError(f"bad HID {hid:#x}")
+        return self.blocks[page][offsets[index - 1] : offsets[index]]
 
     def value(self, hnid: int) -> bytes:
         if hnid & 0x1F == 0:
@@ -201,56 +68,95 @@ class Heap:
         return int(struct.unpack_from("<I", first, 4)[0])
 
 
-def _bth_records(heap: Heap, hid: int) -> list[bytes]:
+def _bth_leaves(heap: Heap, hid: int) -> tuple[list[bytes], int]:
+    """The leaf blocks of a BTH (MS-PST 2.3.2) and the size of one record in them."""
     head = heap.item(hid)
     if len(head) < 8 or head[0] != 0xB5:
         raise NdbError("bad BTH header")
     size, levels, root = head[1] + head[2], head[3], struct.unpack_from("<I", head, 4)[0]
+    if levels > 8:  # a heap of 8 KiB blocks never needs more; a damaged byte would loop long
+        raise NdbError("bad BTH header")
     nodes = [root] if root else []
     for _ in range(levels):  # intermediate records: key + HID of the level below
         nodes = [struct.unpack_from("<I", r, head[1])[0] for n in nodes
                  for r in _split(heap.item(n), head[1] + 4)]
-    return [r for n in nodes for r in _split(heap.item(n), size)]
+        if len(nodes) > 65536:  # more than a heap can hold: a cycle in a damaged file
+            raise NdbError("bad BTH")
+    return [heap.item(n) for n in nodes], size
+
+
+def _bth_records(heap: Heap, hid: int) -> list[bytes]:
+    leaves, size = _bth_leaves(heap, hid)
+    return [r for leaf in leaves for r in _split(leaf, size)]
 
 
 def _split(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data) - size + 1, size)]
 
 
+def pc_entries(heap: Heap) -> list[Entry]:
+    """The raw properties of a property context (MS-PST 2.3.3), sub-node values included."""
+    out: list[Entry] = []
+    leaves, size = _bth_leaves(heap, heap.root(0xBC))
+    if size != 8:
+        raise NdbError("bad property context")
+    blocks = heap.blocks
+    maps = [heap.offsets(i) for i in range(len(blocks))]
+    for leaf in leaves:
+        for pid, ptype, hnid in struct.iter_unpack("<HHI", leaf[: len(leaf) // 8 * 8]):
+            if ptype in _INLINE:
+                raw = hnid.to_bytes(4, "little")
+            elif hnid & 0x1F:  # a sub-node
+                raw = heap.load(hnid)
+            elif hnid:  # inline: a heap item, as in Heap.item
+                page, index = hnid >> 16, (hnid >> 5) & 0x7FF
+                offs = maps[page]
+                if not 0 < index < len(offs):
+                    raise NdbError(f"bad HID {hnid:#x}")
+                raw = blocks[page][offs[index - 1] : offs[index]]
+            else:
+                raw = b""
+            out.append((pid, ptype, raw))
+    return out
+
+
 def read_pc(heap: Heap, codepage: str) -> Props:
     """A property context (MS-PST 2.3.3) with every value, sub-node ones included."""
-    values: dict[int | str, object] = {}
-    for rec in _bth_records(heap, heap.root(0xBC)):
-        pid, ptype, hnid = struct.unpack_from("<HHI", rec)
-        raw = rec[4:8] if ptype in _INLINE else heap.value(hnid)
-        values[pid] = decode_value(ptype, raw, codepage)
-    return Props(values)
+    return Props({pid: decode_value(ptype, raw, codepage) for pid, ptype, raw in pc_entries(heap)})
 
 
-def read_tc(heap: Heap, rows_data: list[bytes] | None, codepage: str) -> list[Props]:
-    """The rows of a table context (MS-PST 2.3.4); `rows_data` when the matrix is a sub-node."""
+def tc_rows(heap: Heap, rows_data: list[bytes] | None) -> list[list[Entry]]:
+    """The raw cells of a table context (MS-PST 2.3.4), empty cells left out; `rows_data`
+    when the row matrix is a sub-node."""
     info = heap.item(heap.root(0x7C))
     if len(info) < 22 or info[0] != 0x7C:
         raise NdbError("bad TCINFO")
     ncols, ceb_at, row_size = info[1], struct.unpack_from("<H", info, 6)[0], struct.unpack_from(
         "<H", info, 8)[0]
-    cols = [struct.unpack_from("<IHBB", info, 22 + 8 * i) for i in range(ncols)]
+    cols = [(tag >> 16, tag & 0xFFFF, ib, cb, ceb_at + bit // 8, 0x80 >> (bit % 8))
+            for tag, ib, cb, bit in struct.iter_unpack("<IHBB", info[22 : 22 + 8 * ncols])]
     hnid = struct.unpack_from("<I", info, 14)[0]
     if rows_data is None:
         rows_data = [heap.value(hnid)] if hnid else []
     rows = [r for block in rows_data for r in _split(block, row_size)] if row_size else []
     out = []
     for row in rows:
-        values: dict[int | str, object] = {}
-        for tag, ib, cb, bit in cols:
-            if not row[ceb_at + bit // 8] & (0x80 >> (bit % 8)):
+        cells: list[Entry] = []
+        for pid, ptype, ib, cb, at, bit in cols:
+            if not row[at] & bit:
                 continue  # the cell is empty
-            ptype, cell = tag & 0xFFFF, row[ib : ib + cb]
+            cell = row[ib : ib + cb]
             if cb == 4 and ptype not in _INLINE:
                 cell = heap.value(struct.unpack_from("<I", cell)[0])
-            values[tag >> 16] = decode_value(ptype, cell, codepage)
-        out.append(Props(values))
+            cells.append((pid, ptype, cell))
+        out.append(cells)
     return out
+
+
+def read_tc(heap: Heap, rows_data: list[bytes] | None, codepage: str) -> list[Props]:
+    """The rows of a table context (MS-PST 2.3.4); `rows_data` when the matrix is a sub-node."""
+    return [Props({pid: decode_value(t, raw, codepage) for pid, t, raw in row})
+            for row in tc_rows(heap, rows_data)]
 
 
 # --- messages stored in sub-nodes ------------------------------------------------------

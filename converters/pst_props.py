@@ -4,8 +4,7 @@ pypff exposes every property as (id, type, raw bytes); its high-level getters
 miss most of what a faithful export needs (message class, addresses,
 recipients' SMTP addresses, attachment MIME types, flags). This module turns
 raw values into plain Python values and knows nothing about pypff, so it is
-table-tested with bytes alone. It also reads a heap-on-node property context
-(MS-PST 2.3.1/2.3.3), which is all pypff gives for embedded messages.
+table-tested with bytes alone.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 import codecs
 import struct
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -160,22 +159,36 @@ def filetime(raw: bytes) -> datetime | None:
         return None
 
 
+_INTS = {PT_SHORT: (2, True), PT_LONG: (4, False), PT_I8: (8, True)}
+
+
+def _double(raw: bytes) -> object:
+    return struct.unpack_from("<d", raw.ljust(8, b"\0"))[0]
+
+
+def _unicode(raw: bytes) -> object:
+    return raw.decode("utf-16-le", "replace").rstrip("\0")
+
+
+_SIMPLE: dict[int, Callable[[bytes], object]] = {
+    PT_BOOLEAN: lambda r: any(r[:1]),
+    PT_DOUBLE: _double,
+    PT_SYSTIME: filetime,
+    PT_UNICODE: _unicode,
+}
+
+
 def decode_value(ptype: int, raw: bytes, codepage: str) -> object:
     """Decode one raw value; unknown types stay bytes."""
     if ptype & MV_FLAG:
         return _decode_multi(ptype & ~MV_FLAG, raw, codepage)
-    ints = {PT_SHORT: (2, True), PT_LONG: (4, False), PT_I8: (8, True)}
-    if ptype in ints:
-        size, signed = ints[ptype]
+    if ptype in _INTS:
+        size, signed = _INTS[ptype]
         return int.from_bytes(raw[:size].ljust(size, b"\0"), "little", signed=signed)
-    simple: dict[int, Callable[[bytes], object]] = {
-        PT_BOOLEAN: lambda r: any(r[:1]),
-        PT_DOUBLE: lambda r: struct.unpack_from("<d", r.ljust(8, b"\0"))[0],
-        PT_SYSTIME: filetime,
-        PT_UNICODE: lambda r: r.decode("utf-16-le", "replace").rstrip("\0"),
-        PT_STRING8: lambda r: r.decode(codepage, "replace").rstrip("\0"),
-    }
-    return simple[ptype](raw) if ptype in simple else raw
+    if ptype == PT_STRING8:
+        return raw.decode(codepage, "replace").rstrip("\0")
+    decode = _SIMPLE.get(ptype)
+    return raw if decode is None else decode(raw)
 
 
 def _decode_multi(ptype: int, raw: bytes, codepage: str) -> tuple[object, ...]:
@@ -196,13 +209,50 @@ def _decode_multi(ptype: int, raw: bytes, codepage: str) -> tuple[object, ...]:
     )
 
 
+class _Lazy(Mapping[int | str, object]):
+    """Values decoded on first use: an item has a hundred properties, a mapping reads few."""
+
+    __slots__ = ("_codepage", "_done", "_raw")
+
+    def __init__(self, raw: dict[int | str, tuple[int, bytes]], codepage: str) -> None:
+        self._raw, self._codepage = raw, codepage
+        self._done: dict[int | str, object] = {}
+
+    def __getitem__(self, key: int | str) -> object:
+        if key in self._done:
+            return self._done[key]
+        ptype, raw = self._raw[key]
+        value = self._done[key] = decode_value(ptype, raw, self._codepage)
+        return value
+
+    def get(self, key: int | str, default: object = None) -> object:
+        if key in self._done:
+            return self._done[key]
+        found = self._raw.get(key)
+        if found is None:
+            return default
+        value = self._done[key] = decode_value(found[0], found[1], self._codepage)
+        return value
+
+    def __iter__(self) -> Iterator[int | str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
 def decode_props(entries: Iterable[tuple[int | str, int, bytes]], codepage: str) -> Props:
     """(id, type, raw) triples -> Props; the first value of an id wins."""
-    values: dict[int | str, object] = {}
-    for pid, ptype, raw in entries:
-        if pid not in values:
-            values[pid] = decode_value(ptype, raw, codepage)
-    return Props(values)
+    raw: dict[int | str, tuple[int, bytes]] = {}
+    for pid, ptype, value in entries:
+        if pid not in raw:
+            raw[pid] = (ptype, value)
+    return Props(_Lazy(raw, codepage))
+
+
+def lazy_props(raw: dict[int | str, tuple[int, bytes]], codepage: str) -> Props:
+    """Props over `{id: (type, raw value)}`, each value decoded when first read."""
+    return Props(_Lazy(raw, codepage))
 
 
 def strip_subject_prefix(subject: str) -> str:
@@ -282,100 +332,26 @@ def codec_option(text: str, path: str) -> str:
 
 
 def parse_name_map(
-    guids: bytes, entries: bytes, strings: bytes
+    guids: bytes, entries: bytes, strings: bytes,
+    want: Collection[tuple[str, str | int]] | None = None,
 ) -> dict[tuple[str, str | int], int]:
-    """The name-to-id map streams -> {(guid, name or number): prop id}."""
+    """The name-to-id map streams -> {(guid, name or number): prop id}; only the names in
+    `want` when given (an OST maps thousands: decoding all their strings is the slow part)."""
     out: dict[tuple[str, str | int], int] = {}
     known = {1: PS_MAPI, 2: PS_PUBLIC_STRINGS} | {
         3 + i: str(uuid.UUID(bytes_le=guids[16 * i : 16 * i + 16])) for i in range(len(guids) // 16)
     }
-    for off in range(0, len(entries) - 7, 8):
-        ident, wguid, widx = struct.unpack_from("<IHH", entries, off)
+    named_sets = None if want is None else {g for g, k in want if isinstance(k, str)}
+    for ident, wguid, widx in struct.iter_unpack("<IHH", entries[: len(entries) // 8 * 8]):
         guid = known.get(wguid >> 1)
         if guid is None:
             continue
         key: str | int = ident
         if wguid & 1:
-            if ident + 4 > len(strings):
+            if ident + 4 > len(strings) or (named_sets is not None and guid not in named_sets):
                 continue
             n = struct.unpack_from("<I", strings, ident)[0]
             key = strings[ident + 4 : ident + 4 + n].decode("utf-16-le", "replace")
-        out[(guid, key)] = 0x8000 + widx
+        if want is None or (guid, key) in want:
+            out[(guid, key)] = 0x8000 + widx
     return out
-
-
-# --- heap-on-node property context (MS-PST 2.3.1, 2.3.2, 2.3.3) --------------
-
-
-@dataclass(frozen=True)
-class HeapPC:
-    """A property context read from raw heap-on-node bytes.
-
-    `props` holds what could be read; `unreadable` the ids whose values live in
-    sub-nodes, which the raw bytes pypff hands out do not contain.
-    """
-
-    props: Props
-    unreadable: tuple[int, ...]
-
-
-class HeapError(ValueError):
-    """The bytes are not a heap-on-node property context."""
-
-
-def _heap_item(data: bytes, hid: int) -> bytes:
-    if hid & 0x1F or hid >> 16:  # a node id, or an item in a later heap page
-        raise HeapError(f"hid {hid:#x} is not in the first heap page")
-    index = (hid >> 5) & 0x7FF
-    ib_map = struct.unpack_from("<H", data, 0)[0]
-    count = struct.unpack_from("<H", data, ib_map)[0]
-    if not 1 <= index <= count:
-        raise HeapError(f"hid {hid:#x} out of range")
-    start, end = struct.unpack_from("<HH", data, ib_map + 4 + 2 * (index - 1))
-    if not start <= end <= len(data):
-        raise HeapError("bad heap allocation")
-    return data[start:end]
-
-
-def read_heap_pc(data: bytes, codepage: str) -> HeapPC:
-    """Read the properties of a PC heap (one page; embedded messages are small)."""
-    try:
-        if len(data) < 12 or data[2] != 0xEC or data[3] != 0xBC:
-            raise HeapError("not a property context heap")
-        bth = _heap_item(data, struct.unpack_from("<I", data, 4)[0])
-        if len(bth) < 8 or bth[0] != 0xB5 or bth[1] != 2 or bth[2] != 6:
-            raise HeapError("bad BTH header")
-        levels, root = bth[3], struct.unpack_from("<I", bth, 4)[0]
-        records = _bth_leaves(data, root, levels) if root else b""
-        return _pc_values(data, records, codepage)
-    except (struct.error, IndexError) as e:
-        raise HeapError(f"truncated heap ({e})") from e
-
-
-def _bth_leaves(data: bytes, hid: int, levels: int) -> bytes:
-    node = _heap_item(data, hid)
-    if levels == 0:
-        return node
-    out = b""
-    for off in range(0, len(node) - 5, 6):  # intermediate: key(2) + hid(4)
-        out += _bth_leaves(data, struct.unpack_from("<I", node, off + 2)[0], levels - 1)
-    return out
-
-
-def _pc_values(data: bytes, records: bytes, codepage: str) -> HeapPC:
-    values: dict[int | str, object] = {}
-    unreadable: list[int] = []
-    for off in range(0, len(records) - 7, 8):
-        pid, ptype, hnid = struct.unpack_from("<HHI", records, off)
-        if ptype in (PT_SHORT, PT_LONG, PT_BOOLEAN):
-            raw = records[off + 4 : off + 8]
-        elif hnid == 0:
-            raw = b""
-        else:
-            try:
-                raw = _heap_item(data, hnid)
-            except HeapError:
-                unreadable.append(pid)
-                continue
-        values[pid] = decode_value(ptype, raw, codepage)
-    return HeapPC(Props(values), tuple(unreadable))

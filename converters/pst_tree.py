@@ -1,6 +1,6 @@
 """Which PST folders a user sees, under which paths and roles. Pure.
 
-`converters.pst` walks pypff's folder tree into `RawFolder` records; this
+`converters.pst` walks the folder tree (node reader or pypff) into `RawFolder` records; this
 module finds the IPM subtree (the "Top of Personal Folders" in any language),
 gives every folder a path relative to it and a role from the store's
 special-folder entry ids, then container classes, and English names only as

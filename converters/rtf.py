@@ -39,37 +39,62 @@ def decompress(data: bytes, limit: int | None = None) -> bytes:
     return _lzfu(body, raw_size if limit is None else min(raw_size, limit))
 
 
+_WINDOW = 4096
+#: the output buffer starts as the initial window, seen from the first write position:
+#: what the window holds "before" it (zeros, then the pre-loaded dictionary)
+_START = bytes(_WINDOW - len(_PREBUF)) + _PREBUF
+_SHIFT = len(_PREBUF)  # window position of out[i] is (i + _SHIFT) % _WINDOW
+
+
+def _plan(control: int) -> tuple[int, ...]:
+    """What a control byte says, as runs: n > 0 is n literal bytes, 0 one reference."""
+    steps: list[int] = []
+    run = 0
+    for bit in range(8):
+        if control & (1 << bit):
+            steps += [run, 0] if run else [0]
+            run = 0
+        else:
+            run += 1
+    return (*steps, run) if run else tuple(steps)
+
+
+_PLANS = tuple(_plan(c) for c in range(256))
+
+
 def _lzfu(body: bytes, raw_size: int) -> bytes:
-    window = bytearray(4096)
-    window[: len(_PREBUF)] = _PREBUF
-    wpos = len(_PREBUF)
-    out = bytearray()
+    """The output buffer itself is the sliding window: a reference's window offset becomes a
+    distance back from the end, so a reference is one slice copy, and so is a literal run."""
+    out = bytearray(_START)
+    here, want = _WINDOW, _WINDOW + raw_size  # here == len(out)
     pos, end = 0, len(body)
-    while pos < end and len(out) < raw_size:
+    while pos < end and here < want:
         control = body[pos]
         pos += 1
-        for bit in range(8):
-            if pos >= end:
-                break
-            if not control & (1 << bit):
-                out.append(body[pos])
-                window[wpos] = body[pos]
-                wpos = (wpos + 1) & 0xFFF
-                pos += 1
+        for step in _PLANS[control]:
+            if step:  # literals (the body may end inside the run)
+                count = min(step, end - pos)
+                out += body[pos : pos + count]
+                pos += count
+                here += count
                 continue
             if pos + 1 >= end:
+                if pos >= end:
+                    break
                 raise RtfError("compressed RTF ends inside a reference")
             ref = (body[pos] << 8) | body[pos + 1]
             pos += 2
-            offset, length = ref >> 4, (ref & 0xF) + 2
-            if offset == wpos:  # the end marker
-                return bytes(out[:raw_size])
-            for i in range(length):
-                c = window[(offset + i) & 0xFFF]
-                out.append(c)
-                window[wpos] = c
-                wpos = (wpos + 1) & 0xFFF
-    return bytes(out[:raw_size])
+            back = (here + _SHIFT - (ref >> 4)) & 0xFFF
+            if back == 0:  # the reference points at the write position: the end marker
+                return bytes(out[_WINDOW:want])
+            length = (ref & 0xF) + 2
+            start = here - back
+            if back >= length:
+                out += out[start : start + length]
+            else:  # overlaps its own output: a repeated run
+                out += (out[start:here] * (length // back + 1))[:length]
+            here += length
+    return bytes(out[_WINDOW:want])
 
 
 # --- tokenizer ------------------------------------------------------------
@@ -132,53 +157,56 @@ class _Deencapsulator:
         self.pending = bytearray()  # \'hh bytes, decoded together (DBCS code pages)
         self.stack: list[_State] = []
         self.state = _State()
+        self.visible = True  # kept in step with `state`: tested for every piece of text
         self.skip_chars = 0  # characters still to drop after \uN
         self.expect_dest = False  # just saw "{\*"
 
+    def _set(self, state: _State) -> None:
+        self.state = state
+        self.visible = not state.skip and (state.htmltag or not state.htmlrtf)
+
     def run(self, rtf: bytes) -> str:
         for m in _TOKEN.finditer(rtf):
-            kind = "word" if m.lastgroup == "arg" else m.lastgroup  # lastgroup: innermost
+            kind = m.lastgroup  # the innermost group: "arg" for a control word with a number
             if kind == "crlf":
                 continue
-            if kind != "hex":
+            if kind == "hex":
+                self._hex(int(m.group("hex"), 16))
+                continue
+            if self.pending:
                 self._flush()
-            if kind == "open":
+            if kind == "text":
+                self._text(m.group("text").decode(self.codec, "replace"))
+            elif kind in ("word", "arg"):
+                self._word(m.group("word"), m.group("arg"))
+            elif kind == "open":
                 self.stack.append(self.state)
                 self.expect_dest = False
             elif kind == "close":
-                self.state = self.stack.pop() if self.stack else self.state
-            elif kind == "word":
-                self._word(m.group("word"), m.group("arg"))
-            elif kind == "hex":
-                self._hex(int(m.group("hex"), 16))
+                self._set(self.stack.pop() if self.stack else self.state)
             elif kind == "sym":
                 self._sym(m.group("sym"))
-            elif kind == "text":
-                self._text(m.group("text").decode(self.codec, "replace"))
         self._flush()
         return "".join(self.out)
-
-    def _visible(self) -> bool:
-        return not self.state.skip and (self.state.htmltag or not self.state.htmlrtf)
 
     def _emit(self, s: str) -> None:
         if self.skip_chars:
             drop = min(self.skip_chars, len(s))
             self.skip_chars -= drop
             s = s[drop:]
-        if s and self._visible():
+        if s and self.visible:
             self.out.append(s)
 
     def _flush(self) -> None:
         if self.pending:
             data, self.pending = bytes(self.pending), bytearray()
-            if self._visible():
+            if self.visible:
                 self.out.append(data.decode(self.codec, "replace"))
 
     def _hex(self, byte: int) -> None:
         if self.skip_chars:
             self.skip_chars -= 1
-        elif self._visible():
+        elif self.visible:
             self.pending.append(byte)
 
     def _text(self, s: str) -> None:
@@ -199,13 +227,13 @@ class _Deencapsulator:
         num = int(arg) if arg else None
         st = self.state
         if word == b"htmltag":
-            self.state = replace(st, htmltag=True)
+            self._set(replace(st, htmltag=True))
         elif dest or word in _SKIP:
-            self.state = replace(st, skip=True)
+            self._set(replace(st, skip=True))
         elif word == b"htmlrtf":
-            self.state = replace(st, htmlrtf=num != 0)
+            self._set(replace(st, htmlrtf=num != 0))
         elif word == b"uc" and num is not None:
-            self.state = replace(st, uc=max(num, 0))
+            self._set(replace(st, uc=max(num, 0)))
         elif word == b"u" and num is not None:
             self._emit(chr(num % 65536))
             self.skip_chars = st.uc

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from converters.pst_heap import HeapError, read_heap_pc
 from converters.pst_props import (
     PS_MAPI,
     PS_PUBLIC_STRINGS,
-    HeapError,
     codepage_name,
     decode_props,
     decode_value,
@@ -19,7 +19,6 @@ from converters.pst_props import (
     filetime,
     parse_name_map,
     password_set,
-    read_heap_pc,
     strip_subject_prefix,
 )
 
@@ -96,6 +95,22 @@ def test_parse_name_map() -> None:
     names = parse_name_map(guid.bytes_le, entries, strings)
     assert names == {(PS_PUBLIC_STRINGS, "Keywords"): 0x8005, (str(guid), 0x8083): 0x8007,
                      (PS_MAPI, 0x1234): 0x8009}
+    # Only the wanted names (string names of other property sets are not even decoded).
+    want = {(str(guid), 0x8083), (PS_PUBLIC_STRINGS, "Keywords"), (PS_MAPI, 0x9999)}
+    assert parse_name_map(guid.bytes_le, entries, strings, want) == {
+        (PS_PUBLIC_STRINGS, "Keywords"): 0x8005, (str(guid), 0x8083): 0x8007}
+    assert parse_name_map(guid.bytes_le, entries, strings, {(PS_MAPI, 0x1234)}) == {
+        (PS_MAPI, 0x1234): 0x8009}
+
+
+def test_props_decode_on_first_use() -> None:
+    """decode_props keeps raw values and decodes each when read: same answers, any order."""
+    p = decode_props([(0x0037, 0x001F, "Hi".encode("utf-16-le")), (0x0E07, 0x0003, b"\x01\0\0\0"),
+                      (0x0037, 0x001F, "later".encode("utf-16-le"))], "cp1252")
+    assert len(p.values) == 2 and sorted(p.values) == [0x0037, 0x0E07]
+    assert p.get(0x9999) is None and p.text(0x9999) == "" and p.integer(0x9999) is None
+    assert p.text(0x0037) == "Hi" and p.text(0x0037) == "Hi"  # first wins, cached
+    assert p.integer(0x0E07) == 1 and dict(p.values) == {0x0037: "Hi", 0x0E07: 1}
 
 
 def _heap(props: list[tuple[int, int, bytes | int]]) -> bytes:
