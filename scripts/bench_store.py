@@ -40,19 +40,24 @@ def mailbox(work: Path, n: int, seed: int) -> tuple[Path, int, int]:
     src = work / f"mail-{n}-{seed}"
     manifest = work / f"mail-{n}-{seed}.manifest.json"
     if not manifest.exists():
-        subprocess.run([sys.executable, str(GENMAIL), "-n", str(n), "-s", str(seed), "--out", str(src),
-                        "--manifest", str(manifest), "--force"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run([sys.executable, str(GENMAIL), "-n", str(n), "-s", str(seed),
+                        "--out", str(src), "--manifest", str(manifest), "--force"],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
     count = int(json.loads(manifest.read_text())["messages"])
     return src, count, size
 
 
-def bench(work: Path, n: int, seed: int, runs: int) -> list[tuple[str, int, float, float, float, float]]:
+Row = tuple[str, int, float, float, float, float]
+
+
+def bench(work: Path, n: int, seed: int, runs: int) -> list[Row]:
     src, count, size = mailbox(work, n, seed)
     rows = []
     for label, make in (
         ("cp -r + sync", lambda d: ["sh", "-c", f"cp -r '{src}' '{d}' && sync"]),
-        ("pstkit export", lambda d: [sys.executable, "-m", "pstkit", "--quiet", "export", str(src), str(d)]),
+        ("pstkit export",
+         lambda d: [sys.executable, "-m", "pstkit", "--quiet", "export", str(src), str(d)]),
     ):
         best = (float("inf"), 0.0)
         for i in range(runs):
@@ -69,7 +74,8 @@ def bench(work: Path, n: int, seed: int, runs: int) -> list[tuple[str, int, floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--messages", type=int, default=20000)
-    ap.add_argument("--also", type=int, nargs="*", default=[5000], help="more sizes, for RSS vs size")
+    ap.add_argument("--also", type=int, nargs="*", default=[5000],
+                    help="more sizes, for RSS vs size")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs", type=int, default=2, help="best of N per tool")
     ap.add_argument("--work", type=Path, default=Path("/tmp/pstkit-bench"))
@@ -77,12 +83,14 @@ def main() -> None:
     if not GENMAIL.exists():
         sys.exit(f"needs {GENMAIL}")
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"{'tool':<15} {'messages':>8} {'wall s':>8} {'msg/s':>8} {'MB/s':>8} {'peak RSS MiB':>13}")
+    print(f"{'tool':<15} {'messages':>8} {'wall s':>8} {'msg/s':>8} {'MB/s':>8} "
+          f"{'peak RSS MiB':>13}")
     for n in [*args.also, args.messages]:
         rows = bench(args.work, n, args.seed, args.runs)
         for label, count, wall, rate, mbs, rss in rows:
             print(f"{label:<15} {count:>8} {wall:>8.2f} {rate:>8.0f} {mbs:>8.1f} {rss:>13.1f}")
-        print(f"{'ratio':<15} {'':>8} {'':>8} {rows[1][3] / rows[0][3]:>8.2f}  (pstkit msg/s / cp msg/s)")
+        ratio = rows[1][3] / rows[0][3]
+        print(f"{'ratio':<15} {'':>8} {'':>8} {ratio:>8.2f}  (pstkit msg/s / cp msg/s)")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def cli(*args: str) -> tuple[int, str, str]:
 
 
 def cli_json(*args: str) -> tuple[int, object]:
-    code, out, err = cli("--json", *args)
+    code, out, _ = cli("--json", *args)
     return code, json.loads(out) if out.strip() else None
 
 
@@ -39,7 +39,7 @@ def run_pstkit(
     """Run the CLI in a child process (for kill tests and real exit codes)."""
     return subprocess.run(
         [sys.executable, "-m", "pstkit", *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
 

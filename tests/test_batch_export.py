@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.helpers import cli, cli_json, make_message
@@ -26,8 +27,6 @@ def test_batch_exports_each_mailbox_and_reports_failures(dovecot: Dovecot, tmp_p
                          "--server", f"imaps://127.0.0.1:{dovecot.imaps_port}",
                          "--ca-file", dovecot.ca_file)  # fmt: skip
     assert code == 1, err
-    import json
-
     results = {r["email"].split("@")[0]: r for r in json.loads(out)}
     assert results[users[0].name]["messages"] == 2 and results[users[1].name]["messages"] == 3
     assert results[users[0].name]["exit_code"] == 0

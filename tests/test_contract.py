@@ -19,7 +19,10 @@ from pstkit.model import Delivered, Flag, StoredMessage
 from pstkit.options import ConnectOptions, FetchFilter
 from tests.helpers import make_message
 
-LOCAL = [s for s, e in REGISTRY.items() if e.source and e.sink and not e.requires and not s.startswith(("imap", "pop"))]
+LOCAL = [
+    s for s, e in REGISTRY.items()
+    if e.source and e.sink and not e.requires and not s.startswith(("imap", "pop"))
+]  # fmt: skip
 FOLDERS = [("INBOX",), ("Sent Items",), ("Projekte", "Überweisungen"), ("a.b/c:d",)]
 
 
@@ -41,7 +44,9 @@ VARIANTS = [(s, {}) for s in LOCAL] + [("maildir", {"layout": "fs"}), ("maildir"
 
 
 @pytest.mark.parametrize(("scheme", "extra"), VARIANTS)
-def test_sink_then_source_gives_the_same_bytes(scheme: str, extra: dict[str, str], tmp_path: Path) -> None:
+def test_sink_then_source_gives_the_same_bytes(
+    scheme: str, extra: dict[str, str], tmp_path: Path
+) -> None:
     loc = Location(scheme, str(tmp_path / "target"))
     sink = open_sink(loc, ConnectOptions(extra=extra))
     messages = _messages()

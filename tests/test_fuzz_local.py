@@ -66,5 +66,5 @@ def test_mutated_eml_and_maildir_files(corpus: Path, tmp_path: Path, seed: int) 
         name = f"{n}.fuzz:2,{rng.choice(['S', 'FS', 'Rx', '', 'ZZ!'])}"
         (md / "cur" / name).write_bytes(path.read_bytes())
     _export_ok(f"maildir:{md}", tmp_path / "store2")
-    code, res = cli_json("ls", tmp_path / "store2")
+    _, res = cli_json("ls", tmp_path / "store2")
     assert sum(f["messages"] for f in res["folders"]) == 15  # type: ignore[index]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import mailbox
 import os
 import signal
 import subprocess
@@ -39,10 +41,8 @@ def _start(*args: object) -> subprocess.Popen[bytes]:
 def _files(root: Path) -> int:
     total = 0
     for cur in root.rglob("cur"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             total += len(os.listdir(cur))
-        except FileNotFoundError:
-            pass
     return total
 
 
@@ -115,12 +115,10 @@ def test_killed_import_with_allow_duplicates_still_exactly_once(
     assert _kill_at(_start(*args), out_dir, point, _mbox_bytes)
     code, _, err = cli(*args)
     assert code == 0, err
-    import mailbox
-
     got = Counter(
         sha(box.get_bytes(k))
         for f in (out_dir / "INBOX", out_dir / "Sent")
         for box in [mailbox.mbox(str(f))]
-        for k in box.keys()
+        for k in box.keys()  # noqa: SIM118 - a mailbox iterates messages, not keys
     )
     assert got == _multiset(source)

@@ -38,8 +38,8 @@ def test_role_names_in_several_languages() -> None:
 
 
 def test_special_folders_go_by_role_and_subfolders_follow() -> None:
-    store = _store(("INBOX",), ("INBOX", "Kunden"), ("Sent Messages",), ("Trash",), ("Projects", "2024"),
-                   roles={("INBOX",): Role.INBOX})  # fmt: skip
+    store = _store(("INBOX",), ("INBOX", "Kunden"), ("Sent Messages",), ("Trash",),
+                   ("Projects", "2024"), roles={("INBOX",): Role.INBOX})  # fmt: skip
     got = _map(plan(store, EXCHANGE_DE, MappingOptions()))
     assert got == {
         ("INBOX",): ("Posteingang",),

@@ -45,5 +45,5 @@ def test_unquoted_from_in_body_does_not_split() -> None:
 def test_corpus_split_matches_python_mailbox(corpus: Path) -> None:
     for path in sorted((corpus / "mbox").iterdir()):
         ours = [raw for _, _, raw in mboxfmt.split_mbox(path.read_bytes())]
-        theirs = [mailbox.mbox(str(path)).get_bytes(k) for k in mailbox.mbox(str(path)).keys()]
+        theirs = [mailbox.mbox(str(path)).get_bytes(k) for k in mailbox.mbox(str(path)).keys()]  # noqa: SIM118
         assert [len(r) for r in ours] == [len(r) for r in theirs], path.name

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from pstkit.model import Flag
 from pstkit.names import (
+    decode_mutf7,
     escape_segment,
     fit_name,
     flags_to_info,
@@ -78,8 +79,6 @@ def test_info_separators_and_keyword_letters() -> None:
 
 
 def test_modified_utf7_names() -> None:
-    from pstkit.names import decode_mutf7
-
     assert decode_mutf7("&ANw-berweisungen") == "Überweisungen"
     assert decode_mutf7("&BCQEMAQ6BEIEPgRABEs-") == "Факторы"
     assert decode_mutf7("&ZeVnLIqe-") == "日本語"

@@ -21,7 +21,8 @@ FAT_FORBIDDEN = set('<>:"\\|?*')
 
 def _source(n: int = 5) -> ListSource:
     return ListSource({
-        ("INBOX",): [Item(i, make_message(i), frozenset({Flag.SEEN}) if i % 2 else frozenset()) for i in range(1, n + 1)],
+        ("INBOX",): [Item(i, make_message(i), frozenset({Flag.SEEN}) if i % 2 else frozenset())
+                     for i in range(1, n + 1)],
         ("Work",): [Item(100, make_message(100))],
         ("work",): [Item(101, make_message(101))],
         ("Projekte", "a.b/c:d"): [Item(200, make_message(200))],
