@@ -10,6 +10,7 @@ ErrorFolderExists (someone else made it) is answered by looking again.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from converters.graph_client import Ambiguous, ApiError, GraphHttp
@@ -95,20 +96,29 @@ class FolderTree:
         return parent
 
     def _child(self, parent: str, name: str) -> str:
-        for _ in range(3):
-            for child in self._children(parent):
-                if str(child["displayName"]).lower() == name.lower():
-                    return str(child["id"])
-            try:
-                made = self._api.json(
-                    "POST",
-                    f"{self._base}/mailFolders/{parent}/childFolders",
-                    json={"displayName": name, "isHidden": False},
-                )
-                return str(made["id"])
-            except Ambiguous:
-                continue  # it may exist now: look again before creating
-            except ApiError as e:
-                if e.code != "ErrorFolderExists":
-                    raise
-        raise ApiError(409, "ErrorFolderExists", f"folder {name!r} exists but cannot be found")
+        def find() -> str | None:
+            return next((str(c["id"]) for c in self._children(parent)
+                         if str(c["displayName"]).lower() == name.lower()), None)  # fmt: skip
+
+        url = f"{self._base}/mailFolders/{parent}/childFolders"
+        return find_or_create(self._api, url, {"displayName": name, "isHidden": False}, find)
+
+
+def find_or_create(
+    api: GraphHttp, url: str, body: dict[str, Any], find: Callable[[], str | None]
+) -> str:
+    """The id `find()` gives, else of a folder made by POSTing `body` to `url`. After an
+    unanswered POST or a 409 ErrorFolderExists (made meanwhile, perhaps by our own request
+    whose answer was lost) look again rather than create twice."""
+    for _ in range(3):
+        found = find()
+        if found is not None:
+            return found
+        try:
+            return str(api.json("POST", url, json=body)["id"])
+        except Ambiguous:
+            continue
+        except ApiError as e:
+            if e.code != "ErrorFolderExists":
+                raise
+    raise ApiError(409, "ErrorFolderExists", f"folder {body} exists but cannot be found")

@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from converters.graph_client import Ambiguous, ApiError, GraphHttp
+from converters.graph_client import ApiError, GraphHttp
+from converters.graph_folders import find_or_create
 from pstkit.model import FolderInfo, FolderPath, Role
 
 log = logging.getLogger("pstkit.graph")
@@ -174,15 +175,9 @@ class PimFolders:
 
     def _find_or_make(self, url: str, field: str, name: str) -> str:
         """Find `name` (case-blind, as Exchange compares) in a collection, else create it."""
-        for _ in range(3):
-            for item in self._api.pages(url, {"$top": "100"}):
-                if str(item.get(field, "")).lower() == name.lower():
-                    return str(item["id"])
-            try:
-                return str(self._api.json("POST", url, json={field: name})["id"])
-            except Ambiguous:
-                continue  # it may exist now: look again before creating
-            except ApiError as e:
-                if e.code != "ErrorFolderExists":
-                    raise
-        raise ApiError(409, "ErrorFolderExists", f"folder {name!r} exists but cannot be found")
+
+        def find() -> str | None:
+            return next((str(item["id"]) for item in self._api.pages(url, {"$top": "100"})
+                         if str(item.get(field, "")).lower() == name.lower()), None)  # fmt: skip
+
+        return find_or_create(self._api, url, {field: name}, find)

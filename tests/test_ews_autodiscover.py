@@ -4,9 +4,7 @@ the mailbox's domain. Through the CLI, against the EWS test server's autodiscove
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
-import ipaddress
 import socket
 import ssl
 import threading
@@ -17,10 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from exchangelib.autodiscover.cache import AUTODISCOVER_PERSISTENT_STORAGE as SHELF
 
 from converters import open_source
@@ -39,7 +33,7 @@ from pstkit.pipeline import export
 from pstkit.store import Store
 from tests.ewsserver import EwsServer, User
 from tests.ewsserver.autodiscover import PATH as AD_PATH
-from tests.ewsserver.testkit import TOKEN, USER, start_server
+from tests.ewsserver.testkit import TOKEN, USER, self_signed, start_server
 from tests.helpers import cli, make_message, write_maildir
 
 ALICE = USER.mailbox
@@ -344,37 +338,9 @@ def _count_concurrency(server: EwsServer) -> list[int]:
 # --- TLS ---------------------------------------------------------------------------------
 
 
-def tls_pair(tmp: Path, names: tuple[str, ...] = ()) -> tuple[ssl.SSLContext, Path]:
-    """A server context for 127.0.0.1 (and `names`) and the CA file that trusts it."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pstkit autodiscover test")])
-    now = dt.datetime.now(dt.UTC)
-    alt = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), *map(x509.DNSName, names)]
-    cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_file, key_file = tmp / "ca.pem", tmp / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert_file, key_file)
-    return ctx, cert_file
-
-
 @pytest.fixture
 def tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
-    return tls_pair(tmp_path, ("localhost",))
+    return self_signed(tmp_path, ("localhost",))
 
 
 def test_redirect_url_to_a_second_server_over_tls(

@@ -83,8 +83,9 @@ def options(password: str | None = USER.password, **kw: object) -> ConnectOption
     return ConnectOptions(password=spec, auth=str(kw.pop("auth", "basic")), **kw)  # type: ignore[arg-type]
 
 
-def self_signed(tmp: Path) -> tuple[ssl.SSLContext, Path]:
-    """A server TLS context for 127.0.0.1 and the CA file a client needs to trust it."""
+def self_signed(tmp: Path, names: tuple[str, ...] = ()) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 (and the DNS `names`) and the CA file a client
+    needs to trust it."""
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pstkit test EWS")])
@@ -98,7 +99,9 @@ def self_signed(tmp: Path) -> tuple[ssl.SSLContext, Path]:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), *map(x509.DNSName, names)]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
