@@ -91,6 +91,9 @@ class Ndb:
     decode: bytes | None  # translate table for permute-encoded data blocks
     lay: Layout
     pages: dict[tuple[int, bool], _Page] = field(default_factory=dict)
+    #: the entries of the leaf pages in `pages`, by masked key * 2 + nodes: the blocks of one
+    #: message mostly share a leaf page, so most lookups need no walk down the tree
+    leaves: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
     def open(cls, f: BinaryIO) -> Ndb:
@@ -113,6 +116,7 @@ class Ndb:
 
     def drop_caches(self) -> None:
         self.pages.clear()
+        self.leaves.clear()
 
     def _pread(self, ib: int, size: int) -> bytes:
         try:
@@ -143,13 +147,18 @@ class Ndb:
         mask = 0xFFFFFFFF if nodes else ~3
         page = _Page(level, [r[0] & mask for r in rows], [r[1:] for r in rows])
         if len(self.pages) >= _MAX_PAGES:
-            self.pages.clear()
+            self.drop_caches()
         self.pages[(ib, nodes)] = page
+        if level == 0:
+            self.leaves.update(zip([k << 1 | nodes for k in page.keys], page.values, strict=True))
         return page
 
     def _lookup(self, key: int, nodes: bool) -> tuple[int, ...]:
         ib = self.nbt if nodes else self.bbt
         key &= 0xFFFFFFFF if nodes else ~3
+        found = self.leaves.get(key << 1 | nodes)
+        if found is not None:
+            return found
         for _ in range(16):  # a damaged file must not loop
             page = self._page(ib, nodes)
             i = bisect_right(page.keys, key) - 1

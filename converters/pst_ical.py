@@ -42,6 +42,11 @@ def escape(text: str) -> str:
 
 def fold(line: str) -> str:
     """Fold one content line at 75 octets without splitting a UTF-8 sequence."""
+    if line.isascii():  # one octet a character: cut by slicing (most lines)
+        if len(line) <= 75:
+            return line + "\r\n"
+        rest = [" " + line[i : i + 74] for i in range(75, len(line), 74)]
+        return "\r\n".join([line[:75], *rest]) + "\r\n"
     out, cur, size = [], "", 0
     for ch in line:
         n = len(ch.encode("utf-8"))

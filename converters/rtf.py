@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 _PREBUF = (
     b"{\\rtf1\\ansi\\mac\\deff0\\deftab720{\\fonttbl;}{\\f0\\fnil \\froman \\fswiss \\fmodern "
@@ -35,8 +35,11 @@ def decompress(data: bytes, limit: int | None = None) -> bytes:
         return data[16 : 16 + raw_size]
     if magic != _COMPRESSED:
         raise RtfError(f"unknown compressed RTF type {magic:#x}")
-    body = data[16 : 4 + comp_size]
-    return _lzfu(body, raw_size if limit is None else min(raw_size, limit))
+    if limit is None or limit >= raw_size:
+        return _lzfu(data[16 : 4 + comp_size], raw_size)
+    # A control byte and 8 items of at most 2 bytes give at least 8 bytes: 3 * limit input
+    # bytes always make `limit` output bytes, so the rest of a large body is not copied.
+    return _lzfu(data[16 : min(4 + comp_size, 16 + 3 * limit + 64)], limit)
 
 
 _WINDOW = 4096
@@ -68,12 +71,13 @@ def _lzfu(body: bytes, raw_size: int) -> bytes:
     out = bytearray(_START)
     here, want = _WINDOW, _WINDOW + raw_size  # here == len(out)
     pos, end = 0, len(body)
+    plans, shift = _PLANS, _SHIFT  # locals: this loop runs once per token
     while pos < end and here < want:
         control = body[pos]
         pos += 1
-        for step in _PLANS[control]:
+        for step in plans[control]:
             if step:  # literals (the body may end inside the run)
-                count = min(step, end - pos)
+                count = step if pos + step <= end else end - pos
                 out += body[pos : pos + count]
                 pos += count
                 here += count
@@ -82,17 +86,16 @@ def _lzfu(body: bytes, raw_size: int) -> bytes:
                 if pos >= end:
                     break
                 raise RtfError("compressed RTF ends inside a reference")
-            ref = (body[pos] << 8) | body[pos + 1]
+            ref = body[pos] << 8 | body[pos + 1]
             pos += 2
-            back = (here + _SHIFT - (ref >> 4)) & 0xFFF
+            back = (here + shift - (ref >> 4)) & 0xFFF
             if back == 0:  # the reference points at the write position: the end marker
                 return bytes(out[_WINDOW:want])
             length = (ref & 0xF) + 2
-            start = here - back
             if back >= length:
-                out += out[start : start + length]
+                out += out[here - back : here - back + length]
             else:  # overlaps its own output: a repeated run
-                out += (out[start:here] * (length // back + 1))[:length]
+                out += (out[here - back : here] * (length // back + 1))[:length]
             here += length
     return bytes(out[_WINDOW:want])
 
@@ -176,7 +179,10 @@ class _Deencapsulator:
             if self.pending:
                 self._flush()
             if kind == "text":
-                self._text(m.group("text").decode(self.codec, "replace"))
+                if self.visible or self.skip_chars:  # hidden text needs no decoding
+                    self._text(m.group("text").decode(self.codec, "replace"))
+                else:
+                    self.expect_dest = False
             elif kind in ("word", "arg"):
                 self._word(m.group("word"), m.group("arg"))
             elif kind == "open":
@@ -224,16 +230,19 @@ class _Deencapsulator:
 
     def _word(self, word: bytes, arg: bytes | None) -> None:
         dest, self.expect_dest = self.expect_dest, False
+        if word == b"par" and not dest:  # by far the most frequent word: test it first
+            self._emit("\r\n")
+            return
         num = int(arg) if arg else None
         st = self.state
         if word == b"htmltag":
-            self._set(replace(st, htmltag=True))
+            self._set(_State(st.skip, True, st.htmlrtf, st.uc))
         elif dest or word in _SKIP:
-            self._set(replace(st, skip=True))
+            self._set(_State(True, st.htmltag, st.htmlrtf, st.uc))
         elif word == b"htmlrtf":
-            self._set(replace(st, htmlrtf=num != 0))
+            self._set(_State(st.skip, st.htmltag, num != 0, st.uc))
         elif word == b"uc" and num is not None:
-            self._set(replace(st, uc=max(num, 0)))
+            self._set(_State(st.skip, st.htmltag, st.htmlrtf, max(num, 0)))
         elif word == b"u" and num is not None:
             self._emit(chr(num % 65536))
             self.skip_chars = st.uc

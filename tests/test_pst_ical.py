@@ -167,3 +167,14 @@ def test_reminder_categories_and_item_times() -> None:
     assert lines.index("BEGIN:VALARM") > lines.index("RRULE:FREQ=DAILY;INTERVAL=1;WKST=SU")
     assert lines.index("END:VALARM") == lines.index("END:VEVENT") - 1
     assert "VALARM" not in event_ics(Props({"Start": T1, "ReminderDelta": 15}), "u")
+
+
+@pytest.mark.parametrize("size", [0, 1, 74, 75, 76, 148, 149, 150, 223, 224, 1000])
+def test_fold_ascii_first_line_75_then_space_and_74(size: int) -> None:
+    line = "".join(chr(0x21 + i % 90) for i in range(size))
+    parts = fold(line).removesuffix("\r\n").split("\r\n")
+    assert fold(line).endswith("\r\n")
+    assert len(parts[0]) == min(size, 75)
+    assert all(p.startswith(" ") and 2 <= len(p) <= 75 for p in parts[1:])
+    assert all(len(p) == 75 for p in parts[:-1])
+    assert "".join(p.removeprefix(" ") if i else p for i, p in enumerate(parts)) == line

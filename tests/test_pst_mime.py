@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 from datetime import UTC, datetime
@@ -224,3 +225,17 @@ def test_any_message_parses_back_exactly(subject: str, name: str, body: bytes, h
     plain, _ = parts(alt)
     assert payload(plain) == body
     assert payload(part) == att
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=400))
+def test_attachment_base64_lines(data: bytes) -> None:
+    """76-character lines, CRLF between them, none after the last; decodes to the data."""
+    raw = build_message(MapiMessage(bodies=(Body("text/plain", b"x"),),
+                                    attachments=(Attachment("a.bin", "", data),)))
+    part = raw.split(b"Content-Disposition: attachment; filename=\"a.bin\"\r\n\r\n", 1)[1]
+    encoded = part[: part.rindex(b"\r\n--")]
+    lines = encoded.split(b"\r\n") if encoded else []
+    assert all(len(line) == 76 for line in lines[:-1])
+    assert not lines or 0 < len(lines[-1]) <= 76
+    assert base64.b64decode(b"".join(lines)) == data

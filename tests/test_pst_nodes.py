@@ -149,3 +149,22 @@ def test_unknown_reader_option_is_a_usage_error(corpus: Path) -> None:
     with pytest.raises(UsageError, match="pst_reader"):
         PstSource(Location("pst", str(corpus / "pst" / "testPST.pst")),
                   ConnectOptions(extra={"pst_reader": "fast"}))
+
+
+def test_leaf_cache_finds_what_the_tree_walk_finds(corpus: Path) -> None:
+    """Lookups answered from the cached leaf entries equal those found by walking down
+    the B-trees with nothing cached, for every node and every block of its data tree."""
+    with (corpus / "pst" / "SampleOstFile.ost").open("rb") as raw:
+        warm = Ndb.open(raw)
+        nids = [nid for nid, _parent in warm.nodes()]
+        refs = {nid: warm.node(nid) for nid in nids}
+        assert warm.leaves  # the walk above filled the cache
+        cold = Ndb.open(raw)
+        for nid in nids:
+            cold.drop_caches()
+            assert cold.node(nid) == refs[nid]
+            if refs[nid][0]:
+                cold.drop_caches()
+                assert warm.blocks(refs[nid][0]) == cold.blocks(refs[nid][0])
+        with pytest.raises(NdbError):
+            warm.node(max(nids) + 0x20)  # not in the file, cached leaves or not

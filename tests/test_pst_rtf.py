@@ -69,3 +69,24 @@ def test_long_runs_and_wraparound(seed: bytes, raw_size: int) -> None:
     """Mostly references (control bytes 0xFF): output longer than the window wraps it."""
     body = b"".join(b"\xff" + bytes([seed[i % len(seed)]]) * 16 for i in range(64))
     assert decompress(packed(body, raw_size)) == reference(body, raw_size)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=1200), st.integers(min_value=0, max_value=3000),
+       st.integers(min_value=1, max_value=400))
+def test_limited_output_is_the_specification_s_prefix(body: bytes, raw_size: int,
+                                                      limit: int) -> None:
+    """With a limit only the start of the body is read; the output (or the error) is what
+    the specification gives for the first `limit` bytes."""
+    try:
+        expected: bytes | RtfError = reference(body, min(raw_size, limit))
+    except RtfError as e:
+        expected = e
+    try:
+        got: bytes | RtfError = decompress(packed(body, raw_size), limit)
+    except RtfError as e:
+        got = e
+    if isinstance(expected, RtfError):
+        assert isinstance(got, RtfError)
+    else:
+        assert got == expected
