@@ -20,8 +20,16 @@ from pstkit.options import FetchFilter
 from pstkit.pipeline import export
 from pstkit.protocols import Failed
 from pstkit.store import Store
-from tests.graphserver.fixtures import SECRET_ENV, UPN, graph, graph_tls, open_sink, stored
-from tests.graphserver.pim import PimBox, PimItem, pim_of
+from tests.graphserver.fixtures import (
+    SECRET_ENV,
+    UPN,
+    graph,
+    graph_tls,
+    open_sink,
+    pim_box,
+    source_key,
+    stored,
+)
 from tests.graphserver.server import GraphServer
 from tests.graphserver.state import CALENDARS_RW, CONTACTS_RW
 from tests.helpers import cli
@@ -32,16 +40,6 @@ __all__ = ["graph", "graph_tls"]  # fixtures used by name
 def _connect(server: GraphServer) -> list[str]:
     return ["--client-id", "pstkit-app", "--client-secret-env", SECRET_ENV,
             "--ca-file", str(server.ca_file)]  # fmt: skip
-
-
-def _pim(server: GraphServer) -> PimBox:
-    box = server.state.mailbox(UPN)
-    assert box is not None
-    return pim_of(server.state, box)
-
-
-def _key(item: PimItem) -> str:
-    return next((v for k, v in item.ext.items() if "pstkitsourcekey" in k.lower()), "")
 
 
 def _import(server: GraphServer, store: Path) -> tuple[int, str]:
@@ -60,7 +58,7 @@ def test_dist_list_pst(graph: GraphServer, corpus: Path, tmp_path: Path) -> None
     code, out = _import(graph, store)
     assert code == 1, out  # the distribution list is a reported failure
     assert "contact group" in out
-    pim = _pim(graph)
+    pim = pim_box(graph)
     events = pim.in_folder("event", pim.default_calendar)
     contacts = pim.in_folder("contact", pim.contacts_root)
     assert [e.props["subject"] for e in events] == ["Test appointment"]
@@ -88,7 +86,7 @@ def test_dist_list_pst(graph: GraphServer, corpus: Path, tmp_path: Path) -> None
     assert contacts[0].props["emailAddresses"] == [
         {"address": "contact1@rjohnson.id.au", "name": "contact name 1"}
     ]
-    assert all(_key(i) for i in pim.items.values())
+    assert all(source_key(i) for i in pim.items.values())
 
     created = dict(graph.state.counters)
     code, out = _import(graph, store)  # a re-run retries only the distribution list
@@ -114,7 +112,7 @@ def test_sample_contacts_all_arrive_once_and_verify(
     shutil.copytree(store, tmp_path / "copy")  # same store id, no deliveries recorded
     code, out = _import(graph, store)
     assert code == 0, out
-    pim = _pim(graph)
+    pim = pim_box(graph)
     names = sorted(c.props["displayName"] for c in pim.in_folder("contact", pim.contacts_root))
     assert names == sorted(SAMPLE_CONTACTS)
     bertha = next(c for c in pim.items.values() if c.props["displayName"] == "Bertha A. Buell")
@@ -187,7 +185,7 @@ def test_custom_calendar_folder(graph: GraphServer, tmp_path: Path) -> None:
         export(CalendarSource(), store)
     code, out = _import(graph, store_dir)
     assert code == 0, out
-    pim = _pim(graph)
+    pim = pim_box(graph)
     cals = {c.name: c.id for c in pim.calendars.values()}
     assert set(cals) == {"Calendar", "Holidays"}
     events = pim.in_folder("event", cals["Holidays"])
@@ -226,7 +224,7 @@ def test_ambiguous_create_is_looked_up_not_doubled(graph: GraphServer) -> None:
         raw = _contact_raw("Ann")
         (res,) = sink.put_batch(("Contacts",), [(_as(ItemKind.CONTACT, 1, raw), raw)])
         assert isinstance(res, Delivered)
-        assert len(_pim(graph).items) == 1
+        assert len(pim_box(graph).items) == 1
         msg = _as(ItemKind.CONTACT, 1, raw)
         assert sink.find_duplicates(msg, raw, ("Contacts",)) == [res.target_id]
     finally:
@@ -241,7 +239,7 @@ def test_more_than_three_emails_is_a_note(graph: GraphServer) -> None:
         (res,) = sink.put_batch(("Contacts",), [(_as(ItemKind.CONTACT, 2, raw), raw)])
         assert isinstance(res, Delivered)
         assert "bob3@example.org, bob4@example.org" in res.note
-        (item,) = _pim(graph).items.values()
+        (item,) = pim_box(graph).items.values()
         assert len(item.props["emailAddresses"]) == 3
     finally:
         sink.close()
@@ -273,7 +271,7 @@ def test_replace_policy_deletes_the_old_contact(graph: GraphServer) -> None:
         (first,) = sink.put_batch(("Contacts",), [(msg, raw)])
         assert isinstance(first, Delivered)
         sink.delete(("Contacts",), [first.target_id])
-        assert not _pim(graph).items
+        assert not pim_box(graph).items
         items = list(sink.inventory(("Contacts",)))
         assert items == []
     finally:
@@ -289,7 +287,7 @@ def test_stamped_key_is_the_stable_key(graph: GraphServer) -> None:
         sink.put_batch(("Contacts",), [(msg, raw)])
         (item,) = sink.inventory(("Contacts",))
         assert item.stable_key == msg.stable_key and item.subject == "Eve"
-        assert Counter(_key(i) for i in _pim(graph).items.values()) == {msg.stable_key: 1}
+        assert Counter(source_key(i) for i in pim_box(graph).items.values()) == {msg.stable_key: 1}
         assert gj.KEY_PROP.endswith("PstkitSourceKey")
     finally:
         sink.close()
@@ -330,7 +328,7 @@ def test_contact_folders_inside_contacts(graph: GraphServer, tmp_path: Path) -> 
     for _ in range(2):  # the second run finds every folder and contact again
         code, out = _import(graph, store_dir)
         assert code == 0, out
-    pim = _pim(graph)
+    pim = pim_box(graph)
     folders = {f.name: f for f in pim.contact_folders.values()}
     assert set(folders) == {"Family", "Suppliers"}
     assert {f.parent_id for f in folders.values()} == {""}  # both inside the default folder

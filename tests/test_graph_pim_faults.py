@@ -26,8 +26,17 @@ from pstkit.pipeline import export
 from pstkit.protocols import Failed
 from pstkit.store import Store
 from tests.graphserver import pim_instances as inst
-from tests.graphserver.fixtures import SECRET_ENV, UPN, graph, graph_tls, open_sink, stored
-from tests.graphserver.pim import PimBox, PimItem, pim_of
+from tests.graphserver.fixtures import (
+    SECRET_ENV,
+    UPN,
+    graph,
+    graph_tls,
+    open_sink,
+    pim_box,
+    source_key,
+    stored,
+)
+from tests.graphserver.pim import PimItem
 from tests.graphserver.server import GraphServer
 from tests.helpers import REPO, cli
 
@@ -57,16 +66,6 @@ def wrap(part_type: str, text: str, subject: str = "item") -> bytes:
     ).encode()
 
 
-def _pim(server: GraphServer) -> PimBox:
-    box = server.state.mailbox(UPN)
-    assert box is not None
-    return pim_of(server.state, box)
-
-
-def _key(item: PimItem) -> str:
-    return next((v for k, v in item.ext.items() if "pstkitsourcekey" in k.lower()), "")
-
-
 def _event(n: int, raw: bytes) -> Any:
     return replace(stored(n, raw), kind=ItemKind.EVENT, folder=("Calendar",))
 
@@ -85,9 +84,9 @@ def test_series_changes_and_attachment_applied(graph: GraphServer) -> None:
         assert isinstance(res, Delivered) and res.note == ""
     finally:
         sink.close()
-    (series,) = _pim(graph).items.values()
+    (series,) = pim_box(graph).items.values()
     assert [(a.name, a.data) for a in series.attachments] == [("a.pdf", b"%PDF-")]
-    assert _key(series) == "store-7f3a:1"  # final key, not "#incomplete"
+    assert source_key(series) == "store-7f3a:1"  # final key, not "#incomplete"
     assert series.cancelled == {"2024-01-03T09:00:00Z"}
     assert series.exceptions["2024-01-05T09:00:00Z"]["subject"] == "Standup (late)"
 
@@ -104,7 +103,7 @@ def test_refused_change_leaves_no_half_made_series(
         assert isinstance(res, Failed) and "refused" in res.reason
     finally:
         sink.close()
-    assert not _pim(graph).items  # the series was removed again
+    assert not pim_box(graph).items  # the series was removed again
 
 
 @pytest.mark.parametrize("path", ["/events", ".2024"])
@@ -120,15 +119,15 @@ def test_ambiguous_event_create_or_change_is_settled(graph: GraphServer, path: s
         assert isinstance(res, Delivered)
     finally:
         sink.close()
-    items = list(_pim(graph).items.values())
-    assert [_key(i) for i in items] == ["store-7f3a:1"]
+    items = list(pim_box(graph).items.values())
+    assert [source_key(i) for i in items] == ["store-7f3a:1"]
     assert items[0].cancelled == {"2024-01-03T09:00:00Z"}
 
 
 def test_incomplete_series_from_a_killed_run_is_removed(graph: GraphServer) -> None:
     sink = _calendar_sink(graph)
     try:
-        pim = _pim(graph)
+        pim = pim_box(graph)
         ext = {"String {6b0c3e1d-7a2f-4c55-9e0b-2f5d8a61c4e7} Name PstkitSourceKey":
                "store-7f3a:1" + gj.INCOMPLETE}  # fmt: skip
         pim.items["half"] = PimItem("half", "event", pim.default_calendar, {"subject": "x"}, ext)
@@ -225,12 +224,12 @@ def test_kill_and_resume_contacts(graph: GraphServer, tmp_path: Path) -> None:
         time.sleep(0.02)
     child.kill()
     child.wait()
-    made = len(_pim(graph).items)
+    made = len(pim_box(graph).items)
     assert 5 <= made < count
     graph.state.limits.delay = 0
     code, out, err = cli(*args)
     assert code == 0, out + err
-    keys = Counter(_key(i) for i in _pim(graph).items.values())
+    keys = Counter(source_key(i) for i in pim_box(graph).items.values())
     assert len(keys) == count and set(keys.values()) == {1}
     code, out, err = cli("verify", str(store), graph.location(UPN), *_connect(graph))
     assert code == 0, out + err

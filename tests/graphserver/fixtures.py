@@ -18,6 +18,7 @@ from pstkit.location import parse_location
 from pstkit.model import Flag, StoredMessage
 from pstkit.options import ConnectOptions, SecretSpec
 from tests.graphserver import oauth
+from tests.graphserver.pim import PimBox, PimItem, pim_of
 from tests.graphserver.server import GraphServer
 from tests.graphserver.tls import TlsFiles, make_tls
 
@@ -120,3 +121,15 @@ def auto_approve(server: GraphServer, upn: str, stop: threading.Event) -> thread
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def pim_box(server: GraphServer, upn: str = UPN) -> PimBox:
+    """The contacts and calendars the test server holds for `upn`."""
+    box = server.state.mailbox(upn)
+    assert box is not None
+    return pim_of(server.state, box)
+
+
+def source_key(item: PimItem) -> str:
+    """The PstkitSourceKey the sink stamped on a contact or event ("" if none)."""
+    return next((v for k, v in item.ext.items() if "pstkitsourcekey" in k.lower()), "")
