@@ -32,7 +32,15 @@ from exchangelib.services import CreateFolder
 from oauthlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
 
 from converters import ews_auth, ews_discover, ews_props
-from converters.ews_wire import Archive, MimeCreateItem, folder_spec, register_props, verify_with
+from converters.ews_wire import (
+    Archive,
+    MimeCreateItem,
+    anonymous_post,
+    folder_spec,
+    reason,
+    register_props,
+    verify_with,
+)
 from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError, TransientError
 from pstkit.location import Location
 from pstkit.model import Role
@@ -148,20 +156,13 @@ class EwsClient:
     def _probe(self, url: str, verify: bool | str, options: ConnectOptions) -> str:
         """One unauthenticated POST: clean TLS/404/network errors, and the auth schemes offered."""
         try:
-            r = requests.post(
-                url,
-                data=b"",
-                timeout=options.timeout,
-                verify=verify,
-                allow_redirects=False,
-                headers={"Content-Type": "text/xml; charset=utf-8"},
-            )
+            r = anonymous_post(url, verify, options.timeout)
         except requests.exceptions.SSLError as e:
-            found = re.search(r"certificate verify failed[^'\")]*", str(e))
-            raise TLSError(self.where, found.group(0) if found else "TLS handshake failed") from e
+            why = reason(e)
+            tls = why if why.startswith("certificate verify failed") else "TLS handshake failed"
+            raise TLSError(self.where, tls) from e
         except requests.exceptions.RequestException as e:
-            errno = re.search(r"\[Errno -?\d+\] [^'\")]+", str(e))
-            raise ConnectError(self.where, errno.group(0) if errno else type(e).__name__) from e
+            raise ConnectError(self.where, reason(e)) from e
         if r.status_code == 404:
             raise ConnectError(self.where, "no EWS endpoint at this URL (HTTP 404)")
         return r.headers.get("WWW-Authenticate", "")

@@ -28,7 +28,6 @@ secret is read) only when an autodiscover service has asked for them with a
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +40,7 @@ from exchangelib import Configuration, FailFast
 from exchangelib import errors as xerr
 from exchangelib.autodiscover import AutodiscoverProtocol
 
-from converters.ews_wire import verify_with
+from converters.ews_wire import anonymous_post, reason, verify_with
 from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError, TransientError
 from pstkit.location import Location
 from pstkit.options import ConnectOptions
@@ -218,13 +217,6 @@ def _origin(location: Location) -> str:
     return f"{scheme}://{location.host}{port}"
 
 
-def _reason(e: Exception) -> str:
-    """A one-line reason from a requests/exchangelib error, without its noise."""
-    text = str(e)
-    found = re.search(r"certificate verify failed[^'\")]*|\[Errno -?\d+\] [^'\")]+", text)
-    return found.group(0) if found else type(e).__name__
-
-
 # --- I/O ------------------------------------------------------------------------------
 
 
@@ -351,18 +343,11 @@ class Discovery:
         schemes it offers (returned), or redirects (a RedirectUrl); anything else, such
         as a web site's 404, 405 or 200, is no autodiscover service."""
         try:
-            r = requests.post(
-                url,
-                data=b"",
-                timeout=self._timeout,
-                verify=self._verify,
-                allow_redirects=False,
-                headers={"Content-Type": "text/xml; charset=utf-8"},
-            )
+            r = anonymous_post(url, self._verify, self._timeout)
         except requests.exceptions.SSLError as e:
-            raise TLSError(url, _reason(e)) from e
+            raise TLSError(url, reason(e)) from e
         except requests.exceptions.RequestException as e:
-            raise NotThere(url, _reason(e)) from e
+            raise NotThere(url, reason(e)) from e
         if r.status_code in (301, 302, 307, 308) and r.headers.get("Location"):
             return Answer("RedirectUrl", target=urljoin(url, r.headers["Location"]))
         if r.status_code != 401:
@@ -377,8 +362,8 @@ def _translated(url: str, e: Exception) -> ConnectorError:
     if isinstance(e, xerr.ErrorServerBusy | xerr.ErrorInternalServerTransientError):
         return TransientError(url, f"autodiscover busy ({type(e).__name__})")
     if isinstance(e, xerr.TransportError) and "certificate verify failed" in str(e):
-        return TLSError(url, _reason(e))
+        return TLSError(url, reason(e))
     if isinstance(e, xerr.ErrorTimeoutExpired):  # exchangelib's name for a refused connection
-        return NotThere(url, _reason(e))
+        return NotThere(url, reason(e))
     # Anything else (HTML, an EWS fault, HTTP 405…) means this is no autodiscover service.
     return NotThere(url, f"not an autodiscover answer ({type(e).__name__})")

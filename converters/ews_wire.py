@@ -1,4 +1,4 @@
-"""Extensions of exchangelib for the EWS sink (used by converters/ews_client.py only).
+"""Extensions of exchangelib for the EWS sink, and the plain-HTTP pieces its modules share.
 
 Kept apart from ews_client.py for size: pstkit's MAPI properties registered
 on exchangelib's item classes, the "archive" distinguished folder, typed
@@ -9,9 +9,11 @@ CreateItem that serialises MIME (or list/task fields) + properties directly.
 from __future__ import annotations
 
 import base64
+import re
 import threading
 from typing import Any
 
+import requests
 import requests.adapters
 from exchangelib import (
     CalendarItem,
@@ -114,6 +116,25 @@ class _PinnedVerifyAdapter(requests.adapters.HTTPAdapter):
         self, request: Any, verify: bool | str | None, proxies: Any = None, cert: Any = None
     ) -> Any:
         return super().get_connection_with_tls_context(request, self._verify, proxies, cert)
+
+
+def anonymous_post(url: str, verify: bool | str, timeout: float) -> requests.Response:
+    """One empty, unauthenticated SOAP POST, not following redirects: how the EWS and
+    autodiscover endpoints are probed for the auth schemes they offer."""
+    return requests.post(
+        url,
+        data=b"",
+        timeout=timeout,
+        verify=verify,
+        allow_redirects=False,
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+    )
+
+
+def reason(e: Exception) -> str:
+    """A one-line reason from a requests/exchangelib error, without its noise."""
+    found = re.search(r"certificate verify failed[^'\")]*|\[Errno -?\d+\] [^'\")]+", str(e))
+    return found.group(0) if found else type(e).__name__
 
 
 def verify_with(protocol: BaseProtocol, verify: bool | str) -> None:
