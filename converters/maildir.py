@@ -10,7 +10,6 @@ item overwrites itself instead of appearing twice; mtime = received date.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import threading
@@ -123,23 +122,24 @@ def _entries(folder_dir: Path) -> Iterator[_Entry]:
     """Messages of one folder in name order. Only the names are held (a
     folder may have 100,000 files); each entry is built when it is reached."""
     for sub in ("new", "cur"):
-        try:
-            names = sorted(n for n in os.listdir(folder_dir / sub) if not n.startswith("."))
-        except FileNotFoundError:
-            continue
         base = folder_dir / sub
-        for name in names:
+        for name in sorted(_names(base)):
             unique, info = split_maildir_name(name)
             yield _Entry(base / name, unique, info)
 
 
+def _names(subdir: Path) -> list[str]:
+    """Message file names in new/ or cur/ (dot files are not messages; a missing
+    subdirectory has none)."""
+    try:
+        return [n for n in os.listdir(subdir) if not n.startswith(".")]
+    except FileNotFoundError:
+        return []
+
+
 def _count(folder_dir: Path) -> int:
     """Messages in new/ and cur/ (names only: cheap, and gives progress bars a total)."""
-    total = 0
-    for sub in ("new", "cur"):
-        with contextlib.suppress(FileNotFoundError):
-            total += sum(1 for n in os.listdir(folder_dir / sub) if not n.startswith("."))
-    return total
+    return sum(len(_names(folder_dir / sub)) for sub in ("new", "cur"))
 
 
 class MaildirSource:
