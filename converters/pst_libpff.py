@@ -21,6 +21,7 @@ from converters import pst_tree
 from converters.pst_ndb import Entry
 from converters.pst_nodes import RawAttachment, RawItem
 from converters.pst_props import PR_CONTAINER_CLASS, decode_props
+from converters.rtf import FAST_LZFU
 from pstkit.errors import SourceError
 
 log = logging.getLogger("pstkit")
@@ -127,8 +128,9 @@ def libpff_rtf(handle: Any, packed: bytes) -> bytes | None:
     return bytes(data[:size]) if isinstance(data, bytes) and len(data) >= size else None
 
 
-#: RTF bodies at least this large are decompressed by libpff (C) rather than in Python:
-#: finding the item through pypff costs about as much as decompressing 8 KiB in Python.
+#: RTF bodies at least this large are decompressed by libpff (C) rather than in Python, when
+#: pstkit's own C twin (converters/_pstspeed.c) was not built: finding the item through
+#: pypff costs about as much as decompressing 8 KiB in Python.
 LIBPFF_RTF_MIN = 8192
 
 
@@ -198,8 +200,8 @@ class Libpff:
     def rtf(self, folder: int, position: int, nid: int, packed: bytes) -> bytes | None:
         """A large RTF body decompressed by libpff; None: decompress it in Python. The item
         is found as the folder's `position`-th sub-item (libpff's sub-messages would first
-        classify every item of the folder: milliseconds)."""
-        if len(packed) < 8 or int.from_bytes(packed[4:8], "little") < LIBPFF_RTF_MIN:
+        classify every item of the folder: milliseconds). Never when LZFu itself runs in C."""
+        if FAST_LZFU or len(packed) < 8 or int.from_bytes(packed[4:8], "little") < LIBPFF_RTF_MIN:
             return None
         try:
             handle = self.folder(folder) if position >= 0 else None

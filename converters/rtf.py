@@ -7,8 +7,10 @@ exactly enough for a mail client to show what Outlook showed.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _PREBUF = (
@@ -65,7 +67,7 @@ def _plan(control: int) -> tuple[int, ...]:
 _PLANS = tuple(_plan(c) for c in range(256))
 
 
-def _lzfu(body: bytes, raw_size: int) -> bytes:
+def _lzfu_py(body: bytes, raw_size: int) -> bytes:
     """The output buffer itself is the sliding window: a reference's window offset becomes a
     distance back from the end, so a reference is one slice copy, and so is a literal run."""
     out = bytearray(_START)
@@ -98,6 +100,30 @@ def _lzfu(body: bytes, raw_size: int) -> bytes:
                 out += (out[here - back : here] * (length // back + 1))[:length]
             here += length
     return bytes(out[_WINDOW:want])
+
+
+def _c_lzfu() -> Callable[[bytes, int], bytes] | None:
+    """The C twin of `_lzfu_py` (converters/_pstspeed.c), when it was built and is not turned
+    off with PSTKIT_PURE_PYTHON=1 (which the tests use to compare the two)."""
+    if os.environ.get("PSTKIT_PURE_PYTHON"):
+        return None
+    try:
+        from converters._pstspeed import lzfu  # noqa: PLC0415 - optional, built by setup.py
+    except ImportError:
+        return None
+
+    def c_lzfu(body: bytes, raw_size: int) -> bytes:
+        try:
+            return lzfu(body, raw_size, _START, _SHIFT)
+        except ValueError as e:
+            raise RtfError(str(e)) from None
+
+    return c_lzfu
+
+
+_lzfu = _c_lzfu() or _lzfu_py
+#: True when LZFu runs in C: then it beats going through libpff for large bodies too
+FAST_LZFU = _lzfu is not _lzfu_py
 
 
 # --- tokenizer ------------------------------------------------------------

@@ -12,6 +12,12 @@ if [ "$dev" = 1 ]; then
     # mbsync (benchmark peer), openssl (test certificates).
     apt_packages="$apt_packages dovecot-imapd dovecot-pop3d mtools pst-utils isync openssl ca-certificates"
 fi
+# A C compiler and Python's headers build the optional speed-ups (converters/_pstspeed.c);
+# without them pstkit still installs and runs, only its PST reading is slower.
+command -v cc >/dev/null 2>&1 || apt_packages="$apt_packages gcc libc6-dev"
+if ! python3 -c 'import os, sysconfig; p = sysconfig.get_path("include"); raise SystemExit(not os.path.exists(os.path.join(p, "Python.h")))' 2>/dev/null; then
+    apt_packages="$apt_packages python3-dev"
+fi
 missing=""
 for p in $apt_packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -29,5 +35,6 @@ PY
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [ "$dev" = 1 ]; then extra="dev"; else extra="all"; fi
-.venv/bin/python -m pip install -q -e ".[$extra]"
+# PYTHONWARNINGS: setuptools warns about every editable install that builds a C part.
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e ".[$extra]"
 echo "pstkit installed in .venv ($(.venv/bin/pstkit --help >/dev/null && echo ok))" >&2
