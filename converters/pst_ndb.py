@@ -17,6 +17,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from converters import speedups
 from converters.pst_btree import READ_ERRORS, Ndb, NdbError, Ref
 from converters.pst_heap import HeapError, read_heap_pc
 from converters.pst_items import attachment_name, file_attachment, item_bodies, mail_message
@@ -96,18 +97,25 @@ def _split(data: bytes, size: int) -> list[bytes]:
 
 def pc_entries(heap: Heap) -> list[Entry]:
     """The raw properties of a property context (MS-PST 2.3.3), sub-node values included."""
-    out: list[Entry] = []
     leaves, size = _bth_leaves(heap, heap.root(0xBC))
     if size != 8:
         raise NdbError("bad property context")
     blocks = heap.blocks
     maps = [heap.offsets(i) for i in range(len(blocks))]
+    if speedups.C is not None:
+        return speedups.C.pc_entries(leaves, blocks, maps, heap.load)
+    return _pc_entries_py(leaves, blocks, maps, heap.load)
+
+
+def _pc_entries_py(leaves: list[bytes], blocks: tuple[bytes, ...], maps: list[tuple[int, ...]],
+                   load: Callable[[int], bytes]) -> list[Entry]:
+    out: list[Entry] = []
     for leaf in leaves:
         for pid, ptype, hnid in struct.iter_unpack("<HHI", leaf[: len(leaf) // 8 * 8]):
             if ptype in _INLINE:
                 raw = hnid.to_bytes(4, "little")
             elif hnid & 0x1F:  # a sub-node
-                raw = heap.load(hnid)
+                raw = load(hnid)
             elif hnid:  # inline: a heap item, as in Heap.item
                 page, index = hnid >> 16, (hnid >> 5) & 0x7FF
                 offs = maps[page]
@@ -138,6 +146,14 @@ def tc_rows(heap: Heap, rows_data: list[bytes] | None) -> list[list[Entry]]:
     hnid = struct.unpack_from("<I", info, 14)[0]
     if rows_data is None:
         rows_data = [heap.value(hnid)] if hnid else []
+    if speedups.C is not None:
+        return speedups.C.tc_rows(rows_data, row_size, cols, heap.value)
+    return _tc_rows_py(rows_data, row_size, cols, heap.value)
+
+
+def _tc_rows_py(rows_data: list[bytes], row_size: int,
+                cols: list[tuple[int, int, int, int, int, int]],
+                value: Callable[[int], bytes]) -> list[list[Entry]]:
     rows = [r for block in rows_data for r in _split(block, row_size)] if row_size else []
     out = []
     for row in rows:
@@ -147,7 +163,7 @@ def tc_rows(heap: Heap, rows_data: list[bytes] | None) -> list[list[Entry]]:
                 continue  # the cell is empty
             cell = row[ib : ib + cb]
             if cb == 4 and ptype not in _INLINE:
-                cell = heap.value(struct.unpack_from("<I", cell)[0])
+                cell = value(struct.unpack_from("<I", cell)[0])
             cells.append((pid, ptype, cell))
         out.append(cells)
     return out

@@ -7,11 +7,12 @@ exactly enough for a mail client to show what Outlook showed.
 
 from __future__ import annotations
 
-import os
 import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from converters import speedups
 
 _PREBUF = (
     b"{\\rtf1\\ansi\\mac\\deff0\\deftab720{\\fonttbl;}{\\f0\\fnil \\froman \\fswiss \\fmodern "
@@ -103,14 +104,10 @@ def _lzfu_py(body: bytes, raw_size: int) -> bytes:
 
 
 def _c_lzfu() -> Callable[[bytes, int], bytes] | None:
-    """The C twin of `_lzfu_py` (converters/_pstspeed.c), when it was built and is not turned
-    off with PSTKIT_PURE_PYTHON=1 (which the tests use to compare the two)."""
-    if os.environ.get("PSTKIT_PURE_PYTHON"):
+    """The C twin of `_lzfu_py` (converters/_pstspeed.c), if it was built (see speedups)."""
+    if speedups.C is None:
         return None
-    try:
-        from converters._pstspeed import lzfu  # noqa: PLC0415 - optional, built by setup.py
-    except ImportError:
-        return None
+    lzfu = speedups.C.lzfu
 
     def c_lzfu(body: bytes, raw_size: int) -> bytes:
         try:
