@@ -17,11 +17,12 @@
  *   from `blocks` through their page maps `maps` (Python slice rules), sub-node values
  *   come from `load(hnid)`. A HID outside the heap is a ValueError (the caller's NdbError).
  *
- * tc_rows(rows, row_size, cols, value) -> list[list[(pid, type, bytes)]]
+ * tc_rows(rows, row_size, cols, blocks, maps, value) -> list[list[(pid, type, bytes)]]
  *   The non-empty cells of a table context's row matrix (MS-PST 2.3.4.4), as
  *   pst_ndb.tc_rows: `rows` is the matrix's blocks, `cols` tuples (pid, type, ib, cb,
- *   byte of the cell-existence bit, its mask); a 4-byte cell of a variable type is an HNID
- *   whose value `value(hnid)` gives.
+ *   byte of the cell-existence bit, its mask); a 4-byte cell of a variable type is an HNID:
+ *   a heap item is sliced here when its page map is in `maps` (None: a page whose map
+ *   could not be read), anything else is what `value(hnid)` gives.
  *
  * b64_lines(data) -> bytes
  *   Base64 (RFC 2045 6.8) in lines of 76 characters joined by CRLF, no CRLF after the last,
@@ -206,11 +207,15 @@ fail:
 static PyObject *
 tc_rows(PyObject *self, PyObject *args)
 {
-    PyObject *rows, *cols, *value;
+    PyObject *rows, *cols, *blocks, *maps, *value;
     Py_ssize_t row_size;
-    if (!PyArg_ParseTuple(args, "O!nO!O", &PyList_Type, &rows, &row_size, &PyList_Type, &cols,
-                          &value))
+    if (!PyArg_ParseTuple(args, "O!nO!O!O!O", &PyList_Type, &rows, &row_size, &PyList_Type,
+                          &cols, &PyTuple_Type, &blocks, &PyList_Type, &maps, &value))
         return NULL;
+    if (PyTuple_GET_SIZE(blocks) < PyList_GET_SIZE(maps)) {
+        PyErr_SetString(PyExc_ValueError, "more page maps than heap blocks");
+        return NULL;
+    }
     Py_ssize_t ncols = PyList_GET_SIZE(cols);
     /* the columns, unpacked once: pid, type, ib, cb, byte, mask */
     long *c = PyMem_Calloc((size_t)(ncols ? ncols : 1), 6 * sizeof(long));
@@ -268,7 +273,12 @@ tc_rows(PyObject *self, PyObject *args)
                     }
                     const unsigned char *h = row + a;
                     unsigned long hnid = h[0] | h[1] << 8 | h[2] << 16 | (unsigned long)h[3] << 24;
-                    cell = PyObject_CallFunction(value, "k", hnid);
+                    Py_ssize_t page = (Py_ssize_t)(hnid >> 16);
+                    if (hnid && !(hnid & 0x1F) && page < PyList_GET_SIZE(maps)
+                        && PyList_GET_ITEM(maps, page) != Py_None)
+                        cell = heap_item(blocks, maps, hnid); /* as Heap.item */
+                    else
+                        cell = PyObject_CallFunction(value, "k", hnid);
                 }
                 else
                     cell = PyBytes_FromStringAndSize((const char *)row + a, z > a ? z - a : 0);

@@ -147,8 +147,20 @@ def tc_rows(heap: Heap, rows_data: list[bytes] | None) -> list[list[Entry]]:
     if rows_data is None:
         rows_data = [heap.value(hnid)] if hnid else []
     if speedups.C is not None:
-        return speedups.C.tc_rows(rows_data, row_size, cols, heap.value)
+        return speedups.C.tc_rows(rows_data, row_size, cols, heap.blocks, _page_maps(heap),
+                                  heap.value)
     return _tc_rows_py(rows_data, row_size, cols, heap.value)
+
+
+def _page_maps(heap: Heap) -> list[tuple[int, ...] | None]:
+    """Every heap page's map, None where it cannot be read (Heap.item raises for those)."""
+    maps: list[tuple[int, ...] | None] = []
+    for page in range(len(heap.blocks)):
+        try:
+            maps.append(heap.offsets(page))
+        except READ_ERRORS:
+            maps.append(None)
+    return maps
 
 
 def _tc_rows_py(rows_data: list[bytes], row_size: int,

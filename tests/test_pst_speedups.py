@@ -99,6 +99,8 @@ def _heap(rng: random.Random) -> pst_ndb.Heap:
         page_map = [len(items), 0, *offs]
         if rng.random() < 0.1:  # damage: offsets anywhere
             page_map[2:] = [rng.randrange(0x1000) for _ in offs]
+        elif rng.random() < 0.05:  # damage: a map longer than its page (it cannot be read)
+            page_map[0] = 0x7FFF
         body = b"".join(items)
         blocks.append((4 + len(body)).to_bytes(2, "little") + b"\xec\xbc" + body
                       + b"".join(v.to_bytes(2, "little") for v in page_map))
@@ -179,6 +181,7 @@ def test_tc_rows_twins() -> None:
                     if cb == 4 and r + ib + 4 <= len(row):
                         row[r + ib : r + ib + 4] = _hnid(rng).to_bytes(4, "little")
             rows.append(bytes(row))
-        read += _compare(partial(C.tc_rows, rows, row_size, cols, heap.value),
+        maps = pst_ndb._page_maps(heap)
+        read += _compare(partial(C.tc_rows, rows, row_size, cols, heap.blocks, maps, heap.value),
                          partial(pst_ndb._tc_rows_py, rows, row_size, cols, heap.value))
     assert read > 1000
