@@ -243,6 +243,18 @@ def recipient_address(p: Props) -> Address:
     return Address(name, email)
 
 
+#: PR_DISPLAY_TO, PR_DISPLAY_CC, PR_DISPLAY_BCC: "; "-separated names, by recipient type
+_DISPLAY_LISTS = ((0x0E04, 1), (0x0E03, 2), (0x0E02, 3))
+
+
+def display_recipients(props: Props) -> tuple[Props, ...]:
+    """Recipients (names only) from the display lists Outlook keeps on the item itself: what
+    is left of To/Cc/Bcc when the recipient table cannot be read."""
+    return tuple(Props({PR_DISPLAY_NAME: name.strip(), PR_RECIPIENT_TYPE: rtype})
+                 for pid, rtype in _DISPLAY_LISTS
+                 for name in props.text(pid).split(";") if name.strip())
+
+
 def _party(p: Props, name: int, addrtype: int, email: int, smtp: int) -> Address | None:
     addr = Address(p.text(name), _smtp(p.text(addrtype), p.text(email), p.text(smtp)))
     return addr if addr.name or addr.email else None

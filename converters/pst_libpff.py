@@ -88,10 +88,16 @@ def walk(handle: Any, parent: int | None, depth: int, codepage: str,
 
 
 def item_body(handle: Any, item_entries: list[Entry]) -> RawItem:
-    """Attachments (a damaged one becomes a note), then recipients (damage raises)."""
+    """Attachments and recipients; a damaged attachment, attachment table or recipient table
+    becomes a note (the item is kept with what could be read), never the item's loss."""
     atts: list[RawAttachment] = []
     failed: list[tuple[int, str]] = []
-    for i in range(int(getattr(handle, "number_of_attachments", 0) or 0)):
+    try:
+        count = int(getattr(handle, "number_of_attachments", 0) or 0)
+    except PYPFF_ERRORS as e:
+        count = 0
+        failed.append((-1, f"attachment table unreadable ({one_line(e)}): attachments lost"))
+    for i in range(count):
         try:
             att = handle.get_attachment(i)
             att_entries = entries(att)
@@ -100,11 +106,18 @@ def item_body(handle: Any, item_entries: list[Entry]) -> RawItem:
             failed.append((i, f"attachment {i + 1} unreadable: {one_line(e)}"))
             continue
         atts.append(RawAttachment(i, int(att.identifier), att_entries, bytes(data or b"")))
-    recips = getattr(handle, "recipients", None)  # bare pypff.item objects have none
-    rows = [] if recips is None else [
-        [(int(e.entry_type), int(e.value_type), e.data or b"") for e in rs.entries]
-        for rs in recips.record_sets]
-    return RawItem(int(handle.identifier), item_entries, rows, atts, failed)
+    rows: list[list[Entry]] | None
+    try:
+        recips = getattr(handle, "recipients", None)  # bare pypff.item objects have none
+        rows = [] if recips is None else [
+            [(int(e.entry_type), int(e.value_type), e.data or b"") for e in rs.entries]
+            for rs in recips.record_sets]
+    except PYPFF_ERRORS as e:
+        rows = None
+        failed.append((-1, f"recipient table unreadable ({one_line(e)}): To/Cc/Bcc are the "
+                           "display names Outlook kept, without addresses"))
+    return RawItem(int(handle.identifier), item_entries, rows or [], atts, failed,
+                   recipients_read=rows is not None)
 
 
 def file_codepage(handle: Any) -> str:

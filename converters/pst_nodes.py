@@ -44,6 +44,7 @@ class RawItem:
     recipients: list[list[Entry]]
     attachments: list[RawAttachment]
     failed: list[tuple[int, str]] = field(default_factory=list)  # attachments not read: why
+    recipients_read: bool = True  # False: the recipient table was unreadable
 
 
 @dataclass(frozen=True)

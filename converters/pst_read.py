@@ -19,6 +19,7 @@ from converters.pst_btree import READ_ERRORS
 from converters.pst_ical import EXCEPTION_CLASS, event_ics, meeting_method
 from converters.pst_items import (
     attachment_name,
+    display_recipients,
     file_attachment,
     item_bodies,
     item_flags,
@@ -136,6 +137,8 @@ class ItemReader:
             ctype = f"text/calendar; charset=utf-8; method={method}"
             attachments = (*attachments, Attachment("meeting.ics", ctype, ics))
         recipients = tuple(decode_props(r, self._codepage) for r in body.recipients)
+        if not body.recipients_read:
+            recipients = display_recipients(props)
         bodies = item_bodies(props, notes, self._codepage, raw.rtf)
         return mail_message(props, recipients, bodies, attachments, tuple(notes))
 

@@ -9,6 +9,7 @@ import pytest
 
 from converters.pst_items import (
     contact_vcard,
+    display_recipients,
     distlist_vcard,
     item_flags,
     item_kind,
@@ -121,6 +122,20 @@ def test_mail_message_addresses() -> None:
     assert msg.cc == (Address("Carol", "carol@x.org"),)
     assert msg.bcc == (Address("Dan", "dan@x.org"),)
     assert msg.date == T1 and msg.message_id == "<id@x>" and msg.importance == 2
+
+
+def test_unreadable_recipient_table_leaves_the_display_names() -> None:
+    """PR_DISPLAY_TO/CC/BCC become name-only recipients, which MIME shows with the
+    placeholder address (an address-less mailbox is not valid RFC 5322)."""
+    from converters.pst_mime import build_headers  # noqa: PLC0415
+
+    props = Props({0x0E04: "Bob Smith; Carol ", 0x0E03: "Dan", 0x0E02: "", 0x0037: "hi"})
+    msg = mail_message(props, display_recipients(props), (), ())
+    assert msg.to == (Address("Bob Smith", ""), Address("Carol", ""))
+    assert msg.cc == (Address("Dan", ""),) and msg.bcc == ()
+    head = build_headers(msg, lambda: "<x@y>").decode()
+    assert "To: Bob Smith <undisclosed@pst.invalid>, Carol <undisclosed@pst.invalid>" in head
+    assert display_recipients(Props({})) == ()
 
 
 def test_from_borrows_the_sender_address_of_the_same_person() -> None:
