@@ -133,6 +133,8 @@ _TOKEN = re.compile(
     rb"|(?P<crlf>[\r\n]+)"
     rb"|(?P<text>[^{}\\\r\n]+)"
 )
+# _TOKEN's groups by number (Match.lastindex): cheaper to test than names
+_OPEN, _CLOSE, _WORD, _ARG, _HEX, _SYM, _CRLF, _TEXT = range(1, 9)
 # Destinations whose content is never text.
 _SKIP = frozenset(
     b"fonttbl colortbl stylesheet info pict object header footer listtable listoverridetable "
@@ -192,31 +194,33 @@ class _Deencapsulator:
         self.visible = not state.skip and (state.htmltag or not state.htmlrtf)
 
     def run(self, rtf: bytes) -> str:
+        out, codec = self.out, self.codec
         for m in _TOKEN.finditer(rtf):
-            kind = m.lastgroup  # the innermost group: "arg" for a control word with a number
-            if kind == "crlf":
+            kind = m.lastindex  # the innermost group: _ARG for a control word with a number
+            if kind == _CRLF:
                 continue
-            if kind == "hex":
-                self._hex(int(m.group("hex"), 16))
+            if kind == _HEX:
+                self._hex(int(m[_HEX], 16))
                 continue
             if self.pending:
                 self._flush()
-            if kind == "text":
-                if self.visible or self.skip_chars:  # hidden text needs no decoding
-                    self._text(m.group("text").decode(self.codec, "replace"))
-                else:
-                    self.expect_dest = False
-            elif kind in ("word", "arg"):
-                self._word(m.group("word"), m.group("arg"))
-            elif kind == "open":
+            if kind == _TEXT:
+                self.expect_dest = False
+                if self.skip_chars:
+                    self._emit(m[_TEXT].decode(codec, "replace"))
+                elif self.visible:  # hidden text needs no decoding
+                    out.append(m[_TEXT].decode(codec, "replace"))
+            elif kind in (_WORD, _ARG):
+                self._word(m[_WORD], m[_ARG])
+            elif kind == _OPEN:
                 self.stack.append(self.state)
                 self.expect_dest = False
-            elif kind == "close":
+            elif kind == _CLOSE:
                 self._set(self.stack.pop() if self.stack else self.state)
-            elif kind == "sym":
-                self._sym(m.group("sym"))
+            elif kind == _SYM:
+                self._sym(m[_SYM])
         self._flush()
-        return "".join(self.out)
+        return "".join(out)
 
     def _emit(self, s: str) -> None:
         if self.skip_chars:
@@ -237,10 +241,6 @@ class _Deencapsulator:
             self.skip_chars -= 1
         elif self.visible:
             self.pending.append(byte)
-
-    def _text(self, s: str) -> None:
-        self.expect_dest = False
-        self._emit(s)
 
     def _sym(self, sym: bytes) -> None:
         if sym == b"*":
