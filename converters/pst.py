@@ -243,12 +243,19 @@ class PstSource:
             nid = kids.messages[folder][index]
             if ("", str(nid)) in known:
                 return None
+            lenient = False
             try:
                 item = reader.item(nid)
             except READ_ERRORS:  # damage: libpff reads it or says why it cannot
-                return self._pypff_item(folder, index, nid)
+                got = self._pypff_item(folder, index, nid)
+                if not isinstance(got, str):
+                    return got
+                try:  # neither can: keep what the node reader can still read, with notes
+                    item, lenient = reader.item(nid, lenient=True), True
+                except READ_ERRORS:
+                    return got
             return Raw(str(nid), lambda: item.entries, lambda: item, lambda packed: self._lib.rtf(
-                folder, kids.position(folder, nid), nid, packed), True)
+                folder, kids.position(folder, nid), nid, packed), not lenient)
         return self._pypff_item(folder, index, None, known)
 
     def _pypff_item(self, folder: int, index: int, nid: int | None,

@@ -19,7 +19,7 @@ import pypff
 
 from converters import pst_tree
 from converters.pst_ndb import Entry
-from converters.pst_nodes import RawAttachment, RawItem
+from converters.pst_nodes import RawAttachment, RawItem, attachment_table_note, recipients_note
 from converters.pst_props import PR_CONTAINER_CLASS, decode_props
 from converters.rtf import FAST_LZFU
 from pstkit.errors import SourceError
@@ -96,7 +96,7 @@ def item_body(handle: Any, item_entries: list[Entry]) -> RawItem:
         count = int(getattr(handle, "number_of_attachments", 0) or 0)
     except PYPFF_ERRORS as e:
         count = 0
-        failed.append((-1, f"attachment table unreadable ({one_line(e)}): attachments lost"))
+        failed.append((-1, attachment_table_note(one_line(e))))
     for i in range(count):
         try:
             att = handle.get_attachment(i)
@@ -114,8 +114,7 @@ def item_body(handle: Any, item_entries: list[Entry]) -> RawItem:
             for rs in recips.record_sets]
     except PYPFF_ERRORS as e:
         rows = None
-        failed.append((-1, f"recipient table unreadable ({one_line(e)}): To/Cc/Bcc are the "
-                           "display names Outlook kept, without addresses"))
+        failed.append((-1, recipients_note(one_line(e))))
     return RawItem(int(handle.identifier), item_entries, rows or [], atts, failed,
                    recipients_read=rows is not None)
 

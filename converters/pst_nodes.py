@@ -15,13 +15,30 @@ from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from converters.pst_btree import NID_FOLDER, NID_MESSAGE, NID_SEARCH_FOLDER, Ndb, NdbError, Ref
+from converters.pst_btree import (
+    NID_FOLDER,
+    NID_MESSAGE,
+    NID_SEARCH_FOLDER,
+    READ_ERRORS,
+    Ndb,
+    NdbError,
+    Ref,
+)
 from converters.pst_ndb import Entry, Heap, pc_entries, tc_rows
 
 NID_MESSAGE_STORE, NID_NAME_TO_ID_MAP, NID_ROOT_FOLDER = 0x21, 0x61, 0x122
 _RECIPIENTS, _ATTACHMENTS = 0x692, 0x671
 _PR_ATTACH_DATA, _PR_ATTACH_METHOD, _PR_LTP_ROW_ID = 0x3701, 0x3705, 0x67F2
 _PT_OBJECT = 0x000D
+
+
+def recipients_note(reason: str) -> str:
+    return (f"recipient table unreadable ({reason}): To/Cc/Bcc are the display names "
+            "Outlook kept, without addresses")
+
+
+def attachment_table_note(reason: str) -> str:
+    return f"attachment table unreadable ({reason}): attachments lost"
 
 
 @dataclass(frozen=True)
@@ -108,18 +125,45 @@ class NodeReader:
         heap, _subs = self.heap(self.ndb.node(nid))
         return pc_entries(heap)
 
-    def item(self, nid: int) -> RawItem:
+    def item(self, nid: int, lenient: bool = False) -> RawItem:
+        """A message with its recipients and attachments. `lenient` (the last resort, when
+        libpff cannot read the item either): a damaged recipient table, attachment table or
+        attachment becomes a note in `failed` instead of an error."""
         heap, subs = self.heap(self.ndb.node(nid))
         entries = pc_entries(heap)
-        recipients = self._table(subs.get(_RECIPIENTS))
+        failed: list[tuple[int, str]] = []
+        recipients: list[list[Entry]] | None = None
+        try:
+            recipients = self._table(subs.get(_RECIPIENTS))
+        except READ_ERRORS as e:
+            if not lenient:
+                raise
+            failed.append((-1, recipients_note(str(e))))
+        try:
+            rows = self._table(subs.get(_ATTACHMENTS))
+        except READ_ERRORS as e:
+            if not lenient:
+                raise
+            rows = []
+            failed.append((-1, attachment_table_note(str(e))))
         attachments = []
-        for index, row in enumerate(self._table(subs.get(_ATTACHMENTS))):
-            att_nid = next((int.from_bytes(raw[:4], "little") for pid, _t, raw in row
-                            if pid == _PR_LTP_ROW_ID), None)
-            if att_nid is None or att_nid not in subs:
-                raise NdbError(f"attachment {att_nid} of {nid:#x} missing")
-            attachments.append(self._attachment(index, att_nid, subs[att_nid]))
-        return RawItem(nid, entries, recipients, attachments)
+        for index, row in enumerate(rows):
+            try:
+                attachments.append(self._row_attachment(nid, index, row, subs))
+            except READ_ERRORS as e:
+                if not lenient:
+                    raise
+                failed.append((index, f"attachment {index + 1} unreadable: {e}"))
+        return RawItem(nid, entries, recipients or [], attachments, failed,
+                       recipients_read=recipients is not None)
+
+    def _row_attachment(self, nid: int, index: int, row: list[Entry], subs: dict[int, Ref]
+                        ) -> RawAttachment:
+        att_nid = next((int.from_bytes(raw[:4], "little") for pid, _t, raw in row
+                        if pid == _PR_LTP_ROW_ID), None)
+        if att_nid is None or att_nid not in subs:
+            raise NdbError(f"attachment {att_nid} of {nid:#x} missing")
+        return self._attachment(index, att_nid, subs[att_nid])
 
     def _attachment(self, index: int, nid: int, ref: Ref) -> RawAttachment:
         heap, subs = self.heap(ref)

@@ -168,3 +168,35 @@ def test_leaf_cache_finds_what_the_tree_walk_finds(corpus: Path) -> None:
                 assert warm.blocks(refs[nid][0]) == cold.blocks(refs[nid][0])
         with pytest.raises(NdbError):
             warm.node(max(nids) + 0x20)  # not in the file, cached leaves or not
+
+
+@pytest.mark.parametrize("table", [0x692, 0x671])  # recipients, attachments
+def test_lenient_read_keeps_the_item_when_a_table_block_is_damaged(
+    corpus: Path, tmp_path: Path, table: int
+) -> None:
+    """A broken recipient or attachment table: the strict read raises (libpff gets the item
+    first); the lenient read, the last resort, keeps the item's own properties and the other
+    table, and says in `failed` what is missing."""
+    data = bytearray((corpus / "pst" / "testPST.pst").read_bytes())
+    nid = 0x2000E4  # the item with recipients and an attachment
+    with (corpus / "pst" / "testPST.pst").open("rb") as f:
+        ndb = Ndb.open(f)
+        intact = NodeReader(ndb).item(nid)
+        ib, cb = ndb._lookup(ndb.subnodes(ndb.node(nid)[1])[table][0], False)
+    data[ib + cb // 2] ^= 0x55  # the block no longer matches its CRC
+    path = tmp_path / "damaged.pst"
+    path.write_bytes(bytes(data))
+    with path.open("rb") as f:
+        reader = NodeReader(Ndb.open(f))
+        with pytest.raises(NdbError, match="checksum"):
+            reader.item(nid)
+        kept = reader.item(nid, lenient=True)
+    assert kept.entries == intact.entries and len(kept.failed) == 1
+    if table == 0x692:
+        assert not kept.recipients_read and kept.recipients == []
+        assert kept.attachments == intact.attachments and intact.attachments
+        assert kept.failed[0][1].startswith("recipient table unreadable (block ")
+    else:
+        assert kept.recipients_read and kept.recipients == intact.recipients
+        assert kept.attachments == [] and intact.recipients
+        assert kept.failed[0][1].startswith("attachment table unreadable (block ")
