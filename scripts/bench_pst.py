@@ -9,9 +9,11 @@ pstkit is also run for 1 pass and for N passes separately: if peak RSS does
 not grow with the passes, memory is flat in the number of items. The "pypff"
 row reads every property of every item with libpff and builds nothing: the
 floor for a reader built on pypff's objects (pstkit reads through its own node
-reader, pypff being its fallback). ("items" counts messages for pstkit/pypff,
-output files for readpst.) The machine may be shared: tools take turns for
---rounds rounds and each row shows its best round.
+reader, pypff being its fallback). "pstkit-py" is pstkit with its optional C
+twins turned off (PSTKIT_PURE_PYTHON=1): what runs where no C compiler was found.
+("items" counts messages for pstkit/pypff, output files for readpst.) The
+machine may be shared: tools take turns for --rounds rounds and each row shows
+its best round.
 
     python scripts/bench_pst.py [--corpus ../shared/corpus/pst] [--seconds 3] [--rounds 3]
 """
@@ -107,7 +109,8 @@ def readpst_pass(files: list[Path]) -> tuple[int, int]:
 
 def worker(tool: str, passes: int, root: Path) -> None:
     files = corpus_files(root)
-    run = {"pstkit": pstkit_pass, "pypff": pypff_pass, "readpst": readpst_pass}[tool]
+    run = {"pstkit": pstkit_pass, "pstkit-py": pstkit_pass, "pypff": pypff_pass,
+           "readpst": readpst_pass}[tool]
     start = time.perf_counter()
     items = size = 0
     for _ in range(passes):
@@ -124,8 +127,10 @@ def measure(tool: str, passes: int, root: Path) -> dict[str, float]:
     """Run one worker process and return what it measured."""
     cmd = [sys.executable, __file__, "--worker", tool, "--passes", str(passes),
            "--corpus", str(root)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if tool == "pstkit-py":
+        env["PSTKIT_PURE_PYTHON"] = "1"
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     result: dict[str, float] = json.loads(out.stdout)
     return result
 
@@ -134,7 +139,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus" / "pst")
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--worker", choices=("pstkit", "pypff", "readpst"))
+    ap.add_argument("--worker", choices=("pstkit", "pstkit-py", "pypff", "readpst"))
     ap.add_argument("--passes", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best is shown")
     args = ap.parse_args()
@@ -146,7 +151,8 @@ def main() -> int:
         return 2
     one = measure("pstkit", 1, args.corpus)
     passes = max(1, int(args.seconds / max(one["wall"], 1e-3)) + 1)
-    runs = [("pstkit", 1), ("pstkit", passes), ("pypff", passes), ("readpst", passes)]
+    runs = [("pstkit", 1), ("pstkit", passes), ("pstkit-py", passes), ("pypff", passes),
+            ("readpst", passes)]
     # The machine may be shared: tools take turns, round after round, and each row shows
     # its best round, so that a burst of load elsewhere does not land on one tool only.
     best: dict[tuple[str, int], dict[str, float]] = {}
@@ -158,11 +164,15 @@ def main() -> int:
     files = len(corpus_files(args.corpus))
     print(f"corpus: {files} PST/OST files in {args.corpus}; readpst -j 0 -D -M; "
           f"best of {args.rounds} interleaved rounds")
-    print(f"{'tool':8} {'passes':>6} {'items':>7} {'MiB out':>8} {'wall s':>8} "
+    sys.path.insert(0, str(REPO))
+    from converters import speedups  # noqa: PLC0415 - after the workers: not in their memory
+
+    print(f"C twins (converters/_pstspeed.c): {'built' if speedups.C else 'NOT built'}")
+    print(f"{'tool':9} {'passes':>6} {'items':>7} {'MiB out':>8} {'wall s':>8} "
           f"{'ms/pass':>8} {'items/s':>8} {'peak RSS MiB':>12}")
     for tool, n in runs:
         r = best[(tool, n)]
-        print(f"{tool:8} {n:6d} {int(r['items']):7d} {r['bytes'] / 2**20:8.1f} {r['wall']:8.2f} "
+        print(f"{tool:9} {n:6d} {int(r['items']):7d} {r['bytes'] / 2**20:8.1f} {r['wall']:8.2f} "
               f"{1000 * r['wall'] / n:8.1f} {r['items'] / r['wall']:8.0f} {r['rss_mib']:12.1f}")
     ratio = best[("pstkit", passes)]["wall"] / best[("readpst", passes)]["wall"]
     print(f"pstkit / readpst wall time: {ratio:.2f}")
