@@ -42,7 +42,8 @@ class NdbError(ValueError):
 
 
 #: what reading a damaged structure can raise (NdbError is a ValueError)
-READ_ERRORS = (ValueError, struct.error, IndexError, KeyError, OSError, MemoryError)
+READ_ERRORS = (ValueError, struct.error, IndexError, KeyError, OSError, MemoryError,
+               OverflowError)
 
 Ref = tuple[int, int]  # (bidData, bidSub) of a node or sub-node
 
@@ -126,6 +127,8 @@ class Ndb:
             return self.f.read(size)
 
     def read(self, ib: int, size: int) -> bytes:
+        if not 0 <= ib < 1 << 62:  # a damaged 8-byte offset: pread would overflow
+            raise NdbError(f"offset {ib:#x} out of range")
         data = self._pread(ib, size)
         if len(data) != size:
             raise NdbError(f"file truncated at {ib:#x}")
