@@ -8,7 +8,10 @@ Deleted occurrences (EXDATE) and changed ones (VEVENTs with RECURRENCE-ID)
 cannot be part of the create request: Graph makes them by deleting or
 changing the series' instances afterwards. They come back in `later`
 ({"original": UTC start of the occurrence, "patch": fields | None}) for the
-sink to apply. Not carried, and therefore listed in `notes`: those changes
+sink to apply; an occurrence's UTC start comes from the calendar's own
+VTIMEZONE when it has one of the shape `ical_tz` writes (a Windows zone name
+such as "Pacific Standard Time" is no zoneinfo name), else from zoneinfo.
+Not carried, and therefore listed in `notes`: those changes
 when the series has no Graph pattern or their time zone is unknown here,
 a rule Graph has no pattern for (the first occurrence is created),
 the organizer (Graph makes the mailbox owner the organizer), and attendees
@@ -26,6 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from converters.graph_pim_contact import PimItem
 from converters.graph_pim_recur import Unsupported, recurrence
 from converters.graph_pim_text import Line, lines
+from converters.ical_tz import zones_in
+from converters.tzrules import Zone
 
 SHOW_AS = {"FREE": "free", "TENTATIVE": "tentative", "BUSY": "busy", "OOF": "oof",
            "WORKINGELSEWHERE": "workingElsewhere"}  # fmt: skip
@@ -199,17 +204,18 @@ def _times(ev: Component, notes: list[str]) -> tuple[When, When]:
 
 def event(text: str, invite: bool = False) -> PimItem:
     """The series (or single event) in an iCalendar text, and what Graph does not get."""
+    zones = zones_in(text)  # Windows zone names: zoneinfo does not know them
     events = [c for c in components(text) if c.name == "VEVENT"]
     master = next((e for e in events if e.get("RECURRENCE-ID") is None), None)
     if master is None:
         raise ValueError("no VEVENT (only changed occurrences) in the calendar data")
     notes: list[str] = []
     body = _event_body(master, notes, invite)
-    later = _deleted(master, notes) if "recurrence" in body else []
+    later = _deleted(master, notes, zones) if "recurrence" in body else []
     for exc in (e for e in events if e is not master):
         rid = exc.get("RECURRENCE-ID")
         assert rid is not None
-        original = utc_of(when(rid)) if "recurrence" in body else None
+        original = utc_of(when(rid), zones) if "recurrence" in body else None
         if original is None:
             notes.append(f"changed occurrence {_stamp(when(rid))} not applied")
             continue
@@ -219,19 +225,23 @@ def event(text: str, invite: bool = False) -> PimItem:
     return PimItem(body, tuple(notes), tuple(later))
 
 
-def utc_of(w: When) -> str | None:
-    """An occurrence's start in UTC, as Graph's originalStart; None if the zone is unknown."""
+def utc_of(w: When, zones: dict[str, Zone] | None = None) -> str | None:
+    """An occurrence's start in UTC, as Graph's originalStart; None if the zone is unknown.
+    A zone defined in the calendar (`zones`) comes before a zoneinfo zone of that name."""
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    if zones and not w.floating and w.tz in zones:
+        return zones[w.tz].to_utc(w.value).strftime(fmt)
     try:
         zone = UTC if w.tz == "UTC" or w.floating else ZoneInfo(w.tz)
     except (ZoneInfoNotFoundError, ValueError):
         return None
-    return w.value.replace(tzinfo=zone).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return w.value.replace(tzinfo=zone).astimezone(UTC).strftime(fmt)
 
 
-def _deleted(ev: Component, notes: list[str]) -> list[dict[str, Any]]:
+def _deleted(ev: Component, notes: list[str], zones: dict[str, Zone]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for gone in (when(x) for line in ev.all("EXDATE") for x in _exdates(line)):
-        original = utc_of(gone)
+        original = utc_of(gone, zones)
         if original is None:
             notes.append(f"deleted occurrence {_stamp(gone)} not applied (unknown time zone)")
         else:

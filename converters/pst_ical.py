@@ -4,15 +4,21 @@ Recurring appointments carry their rule in PidLidAppointmentRecur
 (MS-OXOCAL 2.2.1.44): the series becomes an RRULE, deleted occurrences
 EXDATEs, and changed occurrences (exception items, attached to the series as
 embedded messages) extra VEVENTs with the series' UID and a RECURRENCE-ID.
+
+A recurring series is written in its own time zone when the item carries a
+readable one (`pst_tz`): a VTIMEZONE, and every time of the series and its
+exceptions as `;TZID=…` local time, so that occurrences keep their wall-clock
+time across daylight-saving changes. Other events are written in UTC.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from converters.ical_tz import local_stamp, vtimezone
 from converters.pst_props import (
     PR_BODY,
     PR_CREATION_TIME,
@@ -22,6 +28,8 @@ from converters.pst_props import (
     Props,
     strip_subject_prefix,
 )
+from converters.pst_tz import parse_tzdefinition, parse_tzstruct
+from converters.tzrules import Zone, ZoneError, clean_tzid
 
 _DAYS = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")
 _FREQ = {0x200A: "DAILY", 0x200B: "WEEKLY", 0x200C: "MONTHLY", 0x200D: "YEARLY"}
@@ -176,15 +184,23 @@ def meeting_method(message_class: str) -> str:
     return "CANCEL" if c.startswith("ipm.schedule.meeting.canceled") else "REQUEST"
 
 
-def _vevent(p: Props, uid: str, extra: list[str]) -> list[str]:
+def _when(name: str, dt: datetime, zone: Zone | None, all_day: bool = False) -> str:
+    """`name` with the time `dt` (aware): UTC, or local time in `zone`."""
+    if zone is None:
+        return f"{name};VALUE=DATE:{dt:%Y%m%d}" if all_day else f"{name}:{stamp(dt)}"
+    local = zone.to_local(dt)
+    if all_day:
+        return f"{name};VALUE=DATE:{local:%Y%m%d}"
+    return f"{name};TZID={zone.tzid}:{local_stamp(local)}"
+
+
+def _vevent(p: Props, uid: str, extra: list[str], zone: Zone | None = None) -> list[str]:
     lines = ["BEGIN:VEVENT", f"UID:{escape(uid)}", f"DTSTAMP:{stamp(p.time(PR_CREATION_TIME))}",
              *extra]
     start, end = p.time("Start"), p.time("End")
-    if p.flag("AllDay") and start is not None and end is not None:
-        lines += [f"DTSTART;VALUE=DATE:{start:%Y%m%d}", f"DTEND;VALUE=DATE:{end:%Y%m%d}"]
-    else:
-        lines += [f"DTSTART:{stamp(start)}"] if start else []
-        lines += [f"DTEND:{stamp(end)}"] if end else []
+    all_day = p.flag("AllDay") and start is not None and end is not None
+    lines += [_when("DTSTART", start, zone, all_day)] if start else []
+    lines += [_when("DTEND", end, zone, all_day)] if end else []
     if item_title(p):
         lines.append(f"SUMMARY:{escape(item_title(p))}")
     if p.text("Location"):
@@ -216,26 +232,67 @@ def _alarm(p: Props) -> list[str]:
 def event_ics(props: Props, uid: str, method: str = "",
               exceptions: tuple[Props, ...] = ()) -> str:
     """IPM.Appointment (and meeting items) -> VCALENDAR with the series and its exceptions."""
-    series = [*_vevent(props, uid, []), *_recurrence(props), *_alarm(props), "END:VEVENT"]
+    rec = _readable_recurrence(props)
+    zone, note = _series_zone(props) if isinstance(rec, Recurrence) else (None, [])
+    series = [*_vevent(props, uid, [], zone), *_recurrence(props, rec, zone), *note,
+              *_alarm(props), "END:VEVENT"]  # fmt: skip
     changed: list[str] = []
+    all_day = props.flag("AllDay")
     for exc in exceptions:
         original = exc.time("ExceptionReplaceTime")
         if original is not None:  # what the exception leaves out, it inherits from the series
             merged = Props({**props.values, **exc.values})
-            recurrence_id = [f"RECURRENCE-ID:{stamp(original)}"]
-            changed += [*_vevent(merged, uid, recurrence_id), *_alarm(merged), "END:VEVENT"]
-    return calendar(series + changed, method)
+            # (without a zone, all-day exceptions keep the UTC RECURRENCE-ID of old)
+            recurrence_id = [_when("RECURRENCE-ID", original, zone, all_day and zone is not None)]
+            changed += [*_vevent(merged, uid, recurrence_id, zone), *_alarm(merged),
+                        "END:VEVENT"]  # fmt: skip
+    return calendar([*(vtimezone(zone) if zone else []), *series, *changed], method)
 
 
-def _recurrence(p: Props) -> list[str]:
+def _readable_recurrence(p: Props) -> Recurrence | str | None:
+    """The series' recurrence, the reason it is unreadable, or None if not recurring."""
     blob, start = p.binary("AppointmentRecur"), p.time("Start")
     if not p.flag("Recurring") or blob is None or start is None:
-        return []
+        return None
     try:
-        rec = parse_recurrence(blob)
+        return parse_recurrence(blob)
     except RecurrenceError as e:
-        return ["X-PSTKIT-RECURRING:TRUE", f"X-PSTKIT-NOTE:{escape(str(e))}"]
-    return [f"RRULE:{rec.rrule}", *(f"EXDATE:{stamp(d)}" for d in exdates(rec, start))]
+        return str(e)
+
+
+def _series_zone(p: Props) -> tuple[Zone | None, list[str]]:
+    """The zone a recurring series is written in (None: UTC), and a note if its blob
+    could not be read. Recur is the zone Outlook expands the series in; the older
+    TimeZoneStruct has the same rule without a name, so it borrows the description."""
+    start, name = p.time("Start"), clean_tzid(p.text("TimeZoneDescription"))
+    recur, struct_blob = p.binary("TzDefRecur"), p.binary("TimeZoneStruct")
+    if start is None or (recur is None and (struct_blob is None or not name)):
+        return None, []
+    try:
+        zone = (parse_tzdefinition(recur, name) if recur is not None
+                else parse_tzstruct(struct_blob or b"", name))  # fmt: skip
+    except ZoneError as e:
+        return None, [f"X-PSTKIT-NOTE:{escape(f'time zone unreadable ({e}): times in UTC')}"]
+    tzid = clean_tzid(zone.tzid)
+    return (replace(zone, tzid=tzid) if tzid else None), []
+
+
+def _recurrence(p: Props, rec: Recurrence | str | None, zone: Zone | None) -> list[str]:
+    start = p.time("Start")
+    if rec is None or start is None:
+        return []
+    if isinstance(rec, str):
+        return ["X-PSTKIT-RECURRING:TRUE", f"X-PSTKIT-NOTE:{escape(rec)}"]
+    if zone is None:
+        return [f"RRULE:{rec.rrule}", *(f"EXDATE:{stamp(d)}" for d in exdates(rec, start))]
+    # Deleted occurrences are local dates; each began at the series' local start time.
+    at = zone.to_local(start)
+    gone = [d for d in rec.deleted if d not in rec.modified]
+    if p.flag("AllDay"):
+        return [f"RRULE:{rec.rrule}", *(f"EXDATE;VALUE=DATE:{d:%Y%m%d}" for d in gone)]
+    moments = (d.replace(hour=at.hour, minute=at.minute, second=at.second) for d in gone)
+    return [f"RRULE:{rec.rrule}", *(f"EXDATE;TZID={zone.tzid}:{local_stamp(m)}"
+                                     for m in moments)]  # fmt: skip
 
 
 def task_ics(props: Props, uid: str) -> str:

@@ -93,7 +93,8 @@ def test_cli_import_of_dist_list_pst(
     ]
     event = calendar[0]
     assert event.is_recurring and b"RRULE:FREQ=WEEKLY" in event.mime
-    assert b"EXDATE:20160809T150000Z" in event.mime and event.mime.count(b"BEGIN:VEVENT") == 3
+    assert b"EXDATE;TZID=Pacific Standard Time:20160809T080000" in event.mime  # its own zone
+    assert event.mime.count(b"BEGIN:VEVENT") == 3 and b"BEGIN:VTIMEZONE" in event.mime
     assert event.mime.startswith(b"BEGIN:VCALENDAR")  # the iCalendar itself, not the wrapper
     # Its 2 embedded messages, which iCalendar cannot carry, came along as item attachments.
     assert [(a.name, a.is_item) for a in event.attachments] == [("Untitled.eml", True)] * 2

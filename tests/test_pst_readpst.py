@@ -43,6 +43,7 @@ import pytest
 
 pytest.importorskip("pypff")
 
+from converters.ical_tz import zones_in
 from converters.pst import PstSource
 from pstkit.location import Location
 from pstkit.model import Fetched, ItemKind
@@ -223,12 +224,21 @@ def test_same_folders_counts_and_fields_as_readpst(corpus: Path, tmp_path: Path,
 
 
 def _card_fields(text: str) -> dict[str, str]:
-    """The properties of a vCard/iCalendar text we compare (first value of each)."""
+    """The properties of a vCard/iCalendar text we compare (first value of each). A
+    recurring series is in its own zone (VTIMEZONE + TZID) in ours, UTC in readpst's."""
     unfolded = text.replace("\r\n ", "").replace("\n ", "")
+    zones = zones_in(unfolded)
     out: dict[str, str] = {}
-    for line in unfolded.splitlines():
+    lines = unfolded.splitlines()
+    if "END:VTIMEZONE" in lines:
+        lines = lines[lines.index("END:VTIMEZONE") + 1 :]
+    for line in lines:
         name, _, value = line.partition(":")
         key = name.split(";")[0].upper()
+        tzid = name.partition(";TZID=")[2]
+        if tzid in zones:
+            local = datetime.strptime(value, "%Y%m%dT%H%M%S")
+            value = f"{zones[tzid].to_utc(local):%Y%m%dT%H%M%SZ}"
         if key == "RRULE":  # readpst writes only FREQ and BYDAY
             value = ";".join(p for p in value.split(";") if p.startswith(("FREQ=", "BYDAY=")))
         if key in ("EMAIL", "SUMMARY", "DTSTART", "DTEND", "LOCATION", "RRULE") and key not in out:

@@ -303,12 +303,14 @@ def test_distlist_and_appointment(corpus: Path) -> None:
     assert event.meta.kind is ItemKind.EVENT
     ics = next(p for p in parse(event.raw).walk() if p.get_content_type() == "text/calendar")
     text = payload(ics).decode()
-    assert "SUMMARY:Test appointment" in text and "DTSTART:20160802T150000Z" in text
+    # a recurring series is written in its own zone: 08:00 Pacific (15:00Z in August)
+    pst = "TZID=Pacific Standard Time"
+    assert "SUMMARY:Test appointment" in text and f"DTSTART;{pst}:20160802T080000" in text
     # weekly on Tuesdays; one occurrence deleted, two changed (from the embedded exceptions)
     assert "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU;WKST=SU" in text
-    assert text.count("EXDATE:") == 1 and "EXDATE:20160809T150000Z" in text
-    assert "RECURRENCE-ID:20160823T150000Z\r\nDTSTART:20160823T160000Z" in text
-    assert "RECURRENCE-ID:20160830T150000Z\r\nDTSTART:20160830T170000Z" in text
+    assert text.count("EXDATE") == 1 and f"EXDATE;{pst}:20160809T080000" in text
+    assert f"RECURRENCE-ID;{pst}:20160823T080000\r\nDTSTART;{pst}:20160823T090000" in text
+    assert f"RECURRENCE-ID;{pst}:20160830T080000\r\nDTSTART;{pst}:20160830T100000" in text
 
 
 def test_cursor_resumes_and_known_items_are_not_read(corpus: Path) -> None:

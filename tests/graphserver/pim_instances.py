@@ -23,9 +23,15 @@ INDEX = {"first": 0, "second": 1, "third": 2, "fourth": 3, "last": -1}
 MAX_DAYS = 366 * 30  # how far a series is followed
 
 
+#: the Windows names Graph takes (pim_checks.WINDOWS_ZONES) as the IANA zones they mean
+WINDOWS_IANA = {"W. Europe Standard Time": "Europe/Berlin",
+                "Pacific Standard Time": "America/Los_Angeles",
+                "Eastern Standard Time": "America/New_York", "GMT Standard Time": "Europe/London"}
+
+
 def zone(name: str) -> tzinfo:
     try:
-        return ZoneInfo(name)
+        return ZoneInfo(WINDOWS_IANA.get(name, name))
     except (ZoneInfoNotFoundError, ValueError):
         return UTC
 
