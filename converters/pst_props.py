@@ -180,6 +180,8 @@ _SIMPLE: dict[int, Callable[[bytes], object]] = {
 
 def decode_value(ptype: int, raw: bytes, codepage: str) -> object:
     """Decode one raw value; unknown types stay bytes."""
+    if ptype == PT_UNICODE:  # most values read are strings: test for them first
+        return raw.decode("utf-16-le", "replace").rstrip("\0")
     if ptype & MV_FLAG:
         return _decode_multi(ptype & ~MV_FLAG, raw, codepage)
     if ptype in _INTS:
@@ -209,6 +211,9 @@ def _decode_multi(ptype: int, raw: bytes, codepage: str) -> tuple[object, ...]:
     )
 
 
+_NOT_YET = object()
+
+
 class _Lazy(Mapping[int | str, object]):
     """Values decoded on first use: an item has a hundred properties, a mapping reads few."""
 
@@ -226,8 +231,9 @@ class _Lazy(Mapping[int | str, object]):
         return value
 
     def get(self, key: int | str, default: object = None) -> object:
-        if key in self._done:
-            return self._done[key]
+        value = self._done.get(key, _NOT_YET)
+        if value is not _NOT_YET:
+            return value
         found = self._raw.get(key)
         if found is None:
             return default
