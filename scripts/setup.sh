@@ -37,4 +37,7 @@ PY
 if [ "$dev" = 1 ]; then extra="dev"; else extra="all"; fi
 # PYTHONWARNINGS: setuptools warns about every editable install that builds a C part.
 PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e ".[$extra]"
+# An editable install is not byte-compiled; where PYTHONDONTWRITEBYTECODE is set (as on some
+# build machines) every start would compile pstkit's sources again.
+.venv/bin/python -m compileall -q pstkit converters >/dev/null
 echo "pstkit installed in .venv ($(.venv/bin/pstkit --help >/dev/null && echo ok))" >&2
