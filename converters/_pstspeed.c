@@ -167,11 +167,17 @@ pc_entries(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "more page maps than heap blocks");
         return NULL;
     }
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
+    /* a tuple holds its items: `load` (Python) cannot free a leaf while it is read */
+    PyObject *held = PySequence_Tuple(leaves);
+    if (held == NULL)
         return NULL;
-    for (Py_ssize_t l = 0; l < PyList_GET_SIZE(leaves); l++) {
-        PyObject *leaf = PyList_GET_ITEM(leaves, l);
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        Py_DECREF(held);
+        return NULL;
+    }
+    for (Py_ssize_t l = 0; l < PyTuple_GET_SIZE(held); l++) {
+        PyObject *leaf = PyTuple_GET_ITEM(held, l);
         if (!PyBytes_Check(leaf)) {
             PyErr_SetString(PyExc_TypeError, "BTH leaves must be bytes");
             goto fail;
@@ -198,8 +204,10 @@ pc_entries(PyObject *self, PyObject *args)
             Py_DECREF(e);
         }
     }
+    Py_DECREF(held);
     return out;
 fail:
+    Py_DECREF(held);
     Py_DECREF(out);
     return NULL;
 }
@@ -221,6 +229,12 @@ tc_rows(PyObject *self, PyObject *args)
     long *c = PyMem_Calloc((size_t)(ncols ? ncols : 1), 6 * sizeof(long));
     if (c == NULL)
         return PyErr_NoMemory();
+    /* a tuple holds its items: `value` (Python) cannot free a block while it is read */
+    PyObject *held = PySequence_Tuple(rows);
+    if (held == NULL) {
+        PyMem_Free(c);
+        return NULL;
+    }
     PyObject *out = PyList_New(0);
     if (out == NULL)
         goto fail;
@@ -238,8 +252,8 @@ tc_rows(PyObject *self, PyObject *args)
     }
     if (row_size <= 0)
         goto done;
-    for (Py_ssize_t b = 0; b < PyList_GET_SIZE(rows); b++) {
-        PyObject *block = PyList_GET_ITEM(rows, b);
+    for (Py_ssize_t b = 0; b < PyTuple_GET_SIZE(held); b++) {
+        PyObject *block = PyTuple_GET_ITEM(held, b);
         if (!PyBytes_Check(block)) {
             PyErr_SetString(PyExc_TypeError, "row blocks must be bytes");
             goto fail;
@@ -293,9 +307,11 @@ tc_rows(PyObject *self, PyObject *args)
     }
 done:
     PyMem_Free(c);
+    Py_DECREF(held);
     return out;
 fail:
     PyMem_Free(c);
+    Py_DECREF(held);
     Py_XDECREF(out);
     return NULL;
 }
