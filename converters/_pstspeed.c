@@ -24,6 +24,12 @@
  *   a heap item is sliced here when its page map is in `maps` (None: a page whose map
  *   could not be read), anything else is what `value(hnid)` gives.
  *
+ * named_props(entries, named, watch) -> (dict, bytes | None)
+ *   An item's raw properties keyed for Props, as pst_read.ItemReader.props: ids below
+ *   0x8000 as they are, named ones (0x8000 and up) by `named` (unknown ones left out), the
+ *   first value of a key kept; and the last value of property `watch` that has at least 4
+ *   bytes (the item's code page), or None.
+ *
  * b64_lines(data) -> bytes
  *   Base64 (RFC 2045 6.8) in lines of 76 characters joined by CRLF, no CRLF after the last,
  *   as pst_mime._b64: one pass instead of encoding, cutting and joining.
@@ -316,6 +322,62 @@ fail:
     return NULL;
 }
 
+static PyObject *
+named_props(PyObject *self, PyObject *args)
+{
+    PyObject *entries, *named;
+    long watch;
+    if (!PyArg_ParseTuple(args, "OO!l", &entries, &PyDict_Type, &named, &watch))
+        return NULL;
+    PyObject *held = PySequence_Tuple(entries);
+    if (held == NULL)
+        return NULL;
+    PyObject *raw = PyDict_New(), *seen = Py_None;
+    if (raw == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(held); i++) {
+        PyObject *e = PyTuple_GET_ITEM(held, i);
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 3) {
+            PyErr_SetString(PyExc_TypeError, "an entry is (id, type, value)");
+            goto fail;
+        }
+        PyObject *pid = PyTuple_GET_ITEM(e, 0), *value = PyTuple_GET_ITEM(e, 2);
+        long id = PyLong_AsLong(pid);
+        if (id == -1 && PyErr_Occurred())
+            goto fail;
+        if (id == watch) {
+            Py_ssize_t n = PyObject_Length(value);
+            if (n < 0)
+                goto fail;
+            if (n >= 4)
+                seen = value;
+        }
+        PyObject *key = pid;
+        if (id >= 0x8000) {
+            key = PyDict_GetItemWithError(named, pid);
+            if (key == NULL) {
+                if (PyErr_Occurred())
+                    goto fail;
+                continue; /* a named property we do not use */
+            }
+        }
+        PyObject *pair = PyTuple_Pack(2, PyTuple_GET_ITEM(e, 1), value);
+        if (pair == NULL)
+            goto fail;
+        PyObject *kept = PyDict_SetDefault(raw, key, pair); /* the first value wins */
+        Py_DECREF(pair);
+        if (kept == NULL)
+            goto fail;
+    }
+    PyObject *result = Py_BuildValue("(NO)", raw, seen);
+    Py_DECREF(held);
+    return result;
+fail:
+    Py_DECREF(held);
+    Py_XDECREF(raw);
+    return NULL;
+}
+
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static char *
@@ -373,6 +435,7 @@ b64_lines(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
+    {"named_props", named_props, METH_VARARGS, "An item's raw properties keyed for Props."},
     {"b64_lines", b64_lines, METH_VARARGS, "Base64 in CRLF-joined 76-character lines."},
     {"lzfu", lzfu, METH_VARARGS, "Decompress an LZFu compressed RTF body (see rtf._lzfu)."},
     {"pc_entries", pc_entries, METH_VARARGS, "A property context's raw entries (pst_ndb)."},

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from converters import pst_libpff as lib
+from converters import speedups
 from converters.pst_btree import READ_ERRORS
 from converters.pst_ical import EXCEPTION_CLASS, event_ics, meeting_method
 from converters.pst_items import (
@@ -77,6 +78,22 @@ class Raw:
     nodes: bool  # read by pst_nodes: an embedded message it cannot read -> Fallback
 
 
+def named_props(entries: list[Entry], named: dict[int, str], watch: int
+                ) -> tuple[dict[int | str, tuple[int, bytes]], bytes | None]:
+    """Raw properties keyed for Props: ids below 0x8000 as they are, named ones by `named`
+    (unknown ones left out), the first value of a key kept; and the last value of `watch`
+    that has at least 4 bytes (the item's code page), or None. (C twin: _pstspeed.c)"""
+    raw: dict[int | str, tuple[int, bytes]] = {}
+    seen = None
+    for pid, ptype, value in entries:
+        if pid == watch and len(value) >= 4:
+            seen = value
+        key = pid if pid < 0x8000 else named.get(pid)
+        if key is not None and key not in raw:
+            raw[key] = (ptype, value)
+    return raw, seen
+
+
 class ItemReader:
     """Decodes and maps items of one file (its code page and named properties)."""
 
@@ -87,14 +104,13 @@ class ItemReader:
     def props(self, entries: list[Entry]) -> Props:
         """Named properties under our names (pst_items.NAMED), unknown ones left out; ANSI
         strings in the item's own code page."""
-        cp, named = self._codepage, self._named
-        raw: dict[int | str, tuple[int, bytes]] = {}
-        for pid, ptype, value in entries:
-            if pid == PR_MESSAGE_CODEPAGE and len(value) >= 4 and not self._forced:
-                cp = codepage_name(int.from_bytes(value[:4], "little"), self._codepage)
-            key = pid if pid < 0x8000 else named.get(pid)
-            if key is not None and key not in raw:
-                raw[key] = (ptype, value)
+        if speedups.C is not None:
+            raw, item_cp = speedups.C.named_props(entries, self._named, PR_MESSAGE_CODEPAGE)
+        else:
+            raw, item_cp = named_props(entries, self._named, PR_MESSAGE_CODEPAGE)
+        cp = self._codepage
+        if item_cp is not None and not self._forced:
+            cp = codepage_name(int.from_bytes(item_cp[:4], "little"), self._codepage)
         return lazy_props(raw, cp)
 
     def read(self, raw: Raw, path: tuple[str, ...], skip_reason: str) -> Item:

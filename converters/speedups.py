@@ -26,6 +26,9 @@ class Speedups(Protocol):
                 maps: list[tuple[int, ...] | None], value: Callable[[int], bytes], /
                 ) -> list[list[tuple[int, int, bytes]]]: ...
 
+    def named_props(self, entries: list[tuple[int, int, bytes]], named: dict[int, str],
+                    watch: int, /) -> tuple[dict[int | str, tuple[int, bytes]], bytes | None]: ...
+
     def b64_lines(self, data: bytes, /) -> bytes: ...
 
 

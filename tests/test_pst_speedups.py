@@ -185,3 +185,19 @@ def test_tc_rows_twins() -> None:
         read += _compare(partial(C.tc_rows, rows, row_size, cols, heap.blocks, maps, heap.value),
                          partial(pst_ndb._tc_rows_py, rows, row_size, cols, heap.value))
     assert read > 1000
+
+
+def test_named_props_twins() -> None:
+    """Random entry lists (repeated ids, named ids known or not, short and long code page
+    values): the same mapping, in the same order, and the same code page value."""
+    assert C is not None
+    from converters.pst_read import named_props  # noqa: PLC0415
+
+    for seed in range(2000):
+        rng = random.Random(seed)
+        named = {rng.randrange(0x8000, 0x8040): f"Name{i}" for i in range(rng.randint(0, 8))}
+        entries = [(rng.choice([rng.randrange(0x8000), rng.randrange(0x8000, 0x8040), 0x3FFD]),
+                    rng.choice(_TYPES), rng.randbytes(rng.choice([0, 2, 4, 8])))
+                   for _ in range(rng.randint(0, 30))]
+        got, expected = C.named_props(entries, named, 0x3FFD), named_props(entries, named, 0x3FFD)
+        assert got == expected and list(got[0]) == list(expected[0])
