@@ -202,9 +202,10 @@ class Ndb:
         total = (cb + lay.trailer + 63) // 64 * 64
         data = self.read(ib, total)
         crc = struct.unpack_from("<I", data, total - lay.trailer + lay.crc_at)[0]
-        if crc and zlib.crc32(data[:cb], 0xFFFFFFFF) ^ 0xFFFFFFFF != crc:
+        body = data[:cb]
+        if crc and zlib.crc32(body, 0xFFFFFFFF) ^ 0xFFFFFFFF != crc:
             raise NdbError(f"block {bid:#x} checksum mismatch")
-        return data[:cb]
+        return body
 
     def blocks(self, bid: int, depth: int = 0, seen: set[int] | None = None) -> list[bytes]:
         """The decoded data blocks of a data tree, one item per block."""
