@@ -29,6 +29,9 @@ class Speedups(Protocol):
     def named_props(self, entries: list[tuple[int, int, bytes]], named: dict[int, str],
                     watch: int, /) -> tuple[dict[int | str, tuple[int, bytes]], bytes | None]: ...
 
+    def deencapsulate(self, rtf: bytes, decoder: Callable[[bytes, str], tuple[str, int]], /
+                      ) -> str: ...
+
     def b64_lines(self, data: bytes, /) -> bytes: ...
 
 

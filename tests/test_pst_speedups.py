@@ -201,3 +201,40 @@ def test_named_props_twins() -> None:
                    for _ in range(rng.randint(0, 30))]
         got, expected = C.named_props(entries, named, 0x3FFD), named_props(entries, named, 0x3FFD)
         assert got == expected and list(got[0]) == list(expected[0])
+
+
+_RTF_TOKENS = [
+    b"{", b"}", b"{\\*", b"\\*", b"\\htmltag84 ", b"\\htmltag", b"\\htmlrtf", b"\\htmlrtf0 ",
+    b"\\htmlrtf-0", b"\\par", b"\\par ", b"\\line", b"\\tab", b"\\uc2", b"\\uc0 ", b"\\uc-1",
+    b"\\uc", b"\\u-3913?", b"\\u8364 ", b"\\u65", b"\\u", b"\\'e9", b"\\'82\\'a0", b"\\'8",
+    b"\\'", b"\\'zz", b"\\~", b"\\_", b"\\-", b"\\{", b"\\}", b"\\\\", b"\\fonttbl", b"\\f0 ",
+    b"\\colortbl", b"\\mhtmltag", b"\\pntext", b"\\x12345678901234", b"\\-5", b"\\", b"\r\n",
+    b"\n", b"\r", b" ", b"<p>", b"text", b"caf\xe9", b"\x82\xa0\x93\xfa", b"\xe6\x97\xa5",
+    b"\\abcdefghijklmnopqrstuvwxyzabcdefghijkl", b"\\\r\n", b"\\1", b"\\:",
+]
+
+
+def test_deencapsulate_twins() -> None:
+    """Random RTF made of the tokens that matter (destinations, \\htmlrtf, \\uN with \\ucN
+    skips, \\'hh runs, symbols, cut tokens, long words and numbers, a lone backslash at the
+    end), in single- and multi-byte code pages: the same HTML, character for character."""
+    import codecs  # noqa: PLC0415
+
+    assert C is not None
+    for seed in range(3000):
+        rng = random.Random(seed)
+        codec = rng.choice(["cp1252", "cp932", "utf-8", "cp1251"])
+        rtf_bytes = b"{\\rtf1\\ansi\\fromhtml1 " + b"".join(
+            rng.choice(_RTF_TOKENS) for _ in range(rng.randint(0, 60))) + rng.choice(
+            [b"", b"}", b"\\", b"\\'e"])
+        expected = rtf._Deencapsulator(codec).run(rtf_bytes)
+        assert C.deencapsulate(rtf_bytes, codecs.getdecoder(codec)) == expected, seed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from(["cp1252", "cp932"]))
+def test_deencapsulate_twins_on_any_bytes(data: bytes, codec: str) -> None:
+    import codecs  # noqa: PLC0415
+
+    assert C is not None
+    assert C.deencapsulate(data, codecs.getdecoder(codec)) == rtf._Deencapsulator(codec).run(data)
