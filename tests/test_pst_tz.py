@@ -273,15 +273,19 @@ def weekly_friday(zone_blob: bytes | None, start: datetime, *, deleted: tuple[da
     return Props(values)
 
 
-def test_winter_series_keeps_its_local_hour_in_summer() -> None:
-    # Fridays 09:00 Berlin from 5 Jan 2024 (08:00Z); 5 Jul deleted, 14 Jun moved to 11:00
+def berlin_fridays() -> str:
+    """Fridays 09:00 Berlin from 5 Jan 2024 (08:00Z); 5 Jul deleted, 14 Jun moved to 11:00."""
     series = weekly_friday(ZONES["Europe/Berlin"], datetime(2024, 1, 5, 8, 0, tzinfo=UTC),
                            deleted=(datetime(2024, 7, 5), datetime(2024, 6, 14)),
                            modified=(datetime(2024, 6, 14),))
     moved = Props({"ExceptionReplaceTime": datetime(2024, 6, 14, 7, 0, tzinfo=UTC),
                    "Start": datetime(2024, 6, 14, 9, 0, tzinfo=UTC),
                    "End": datetime(2024, 6, 14, 10, 0, tzinfo=UTC)})
-    ics = event_ics(series, "u1", "", (moved,))
+    return event_ics(series, "u1", "", (moved,))
+
+
+def test_winter_series_keeps_its_local_hour_in_summer() -> None:
+    ics = berlin_fridays()
     lines = ics.split("\r\n")
     assert lines.index("BEGIN:VTIMEZONE") < lines.index("BEGIN:VEVENT")
     for line in (f"DTSTART;TZID={BERLIN}:20240105T090000", f"DTEND;TZID={BERLIN}:20240105T100000",
@@ -312,13 +316,7 @@ def _occurrences_keep_local_hour(ics: str, hour: int) -> None:
 
 
 def test_graph_reads_the_zone_back() -> None:
-    series = weekly_friday(ZONES["Europe/Berlin"], datetime(2024, 1, 5, 8, 0, tzinfo=UTC),
-                           deleted=(datetime(2024, 7, 5), datetime(2024, 6, 14)),
-                           modified=(datetime(2024, 6, 14),))
-    moved = Props({"ExceptionReplaceTime": datetime(2024, 6, 14, 7, 0, tzinfo=UTC),
-                   "Start": datetime(2024, 6, 14, 9, 0, tzinfo=UTC),
-                   "End": datetime(2024, 6, 14, 10, 0, tzinfo=UTC)})
-    item = event(event_ics(series, "u1", "", (moved,)))
+    item = event(berlin_fridays())
     assert item.body["start"] == {"dateTime": "2024-01-05T09:00:00", "timeZone": BERLIN}
     assert item.body["recurrence"]["range"]["recurrenceTimeZone"] == BERLIN
     assert item.notes == ()
