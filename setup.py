@@ -6,4 +6,6 @@ skipped with a warning and pstkit runs its pure-Python code (same output, slower
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("converters._pstspeed", ["converters/_pstspeed.c"], optional=True)])
+setup(ext_modules=[Extension("converters._pstspeed",
+                             ["converters/_pstspeed.c", "converters/_pstspeed_rtf.c"],
+                             depends=["converters/_pstspeed.h"], optional=True)])
