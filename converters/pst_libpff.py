@@ -17,11 +17,10 @@ from typing import Any
 
 import pypff
 
-from converters import pst_tree
+from converters import pst_tree, speedups
 from converters.pst_ndb import Entry
 from converters.pst_nodes import RawAttachment, RawItem, attachment_table_note, recipients_note
 from converters.pst_props import PR_CONTAINER_CLASS, decode_props
-from converters.rtf import FAST_LZFU
 from pstkit.errors import SourceError
 
 log = logging.getLogger("pstkit")
@@ -213,7 +212,7 @@ class Libpff:
         """A large RTF body decompressed by libpff; None: decompress it in Python. The item
         is found as the folder's `position`-th sub-item (libpff's sub-messages would first
         classify every item of the folder: milliseconds). Never when LZFu itself runs in C."""
-        if FAST_LZFU or len(packed) < 8 or int.from_bytes(packed[4:8], "little") < LIBPFF_RTF_MIN:
+        if speedups.C or len(packed) < 8 or int.from_bytes(packed[4:8], "little") < LIBPFF_RTF_MIN:
             return None
         try:
             handle = self.folder(folder) if position >= 0 else None

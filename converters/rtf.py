@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import re
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from converters import speedups
@@ -104,24 +103,16 @@ def _lzfu_py(body: bytes, raw_size: int) -> bytes:
     return bytes(out[_WINDOW:want])
 
 
-def _c_lzfu() -> Callable[[bytes, int], bytes] | None:
-    """The C twin of `_lzfu_py` (converters/_pstspeed.c), if it was built (see speedups)."""
-    if speedups.C is None:
-        return None
-    lzfu = speedups.C.lzfu
-
-    def c_lzfu(body: bytes, raw_size: int) -> bytes:
-        try:
-            return lzfu(body, raw_size, _START, _SHIFT)
-        except ValueError as e:
-            raise RtfError(str(e)) from None
-
-    return c_lzfu
-
-
-_lzfu = _c_lzfu() or _lzfu_py
-#: True when LZFu runs in C: then it beats going through libpff for large bodies too
-FAST_LZFU = _lzfu is not _lzfu_py
+def _lzfu(body: bytes, raw_size: int) -> bytes:
+    """LZFu in the C twin of `_lzfu_py` (converters/_pstspeed.c) when it was built (see
+    speedups), else in Python: the same bytes either way."""
+    c = speedups.C
+    if c is None:
+        return _lzfu_py(body, raw_size)
+    try:
+        return c.lzfu(body, raw_size, _START, _SHIFT)
+    except ValueError as e:
+        raise RtfError(str(e)) from None
 
 
 # --- tokenizer ------------------------------------------------------------

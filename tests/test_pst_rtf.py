@@ -14,21 +14,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from converters import rtf
+from converters import rtf, speedups
 from converters.rtf import _PREBUF, RtfError
 
-_C = rtf._c_lzfu()
-IMPLS = [pytest.param(rtf._lzfu_py, id="python"),
-         pytest.param(_C, id="c", marks=pytest.mark.skipif(_C is None, reason="C not built"))]
-Lzfu = Callable[[bytes, int], bytes]
+_BUILT = speedups.C
+IMPLS = ["python", pytest.param("c", marks=pytest.mark.skipif(_BUILT is None,
+                                                                reason="C not built"))]
 
 
-def decompress(data: bytes, limit: int | None = None, *, impl: Lzfu) -> bytes:
-    saved, rtf._lzfu = rtf._lzfu, impl
+def decompress(data: bytes, limit: int | None = None, *, impl: str) -> bytes:
+    """rtf.decompress with its Python twin ("python") or its C twin ("c")."""
+    saved, speedups.C = speedups.C, (_BUILT if impl == "c" else None)
     try:
         return rtf.decompress(data, limit)
     finally:
-        rtf._lzfu = saved
+        speedups.C = saved
+
+
+def outcome(run: Callable[[], bytes]) -> bytes | type[RtfError]:
+    """What `run` gives: its bytes, or RtfError when it refuses the data."""
+    try:
+        return run()
+    except RtfError:
+        return RtfError
 
 
 def reference(body: bytes, raw_size: int) -> bytes:
@@ -69,26 +77,16 @@ def packed(body: bytes, raw_size: int) -> bytes:
 @pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=600), st.integers(min_value=0, max_value=3000))
-def test_same_as_the_specification(impl: Lzfu, body: bytes, raw_size: int) -> None:
+def test_same_as_the_specification(impl: str, body: bytes, raw_size: int) -> None:
     """Random streams: references overlap their output, reach back into the pre-loaded
     dictionary and the zeroed window, hit the end marker, or are cut short."""
-    try:
-        expected: bytes | RtfError = reference(body, raw_size)
-    except RtfError as e:
-        expected = e
-    try:
-        got: bytes | RtfError = decompress(packed(body, raw_size), impl=impl)
-    except RtfError as e:
-        got = e
-    if isinstance(expected, RtfError):
-        assert isinstance(got, RtfError)
-    else:
-        assert got == expected
+    assert outcome(lambda: decompress(packed(body, raw_size), impl=impl)) == outcome(
+        lambda: reference(body, raw_size))
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @given(st.binary(min_size=1, max_size=64), st.integers(min_value=1, max_value=4000))
-def test_long_runs_and_wraparound(impl: Lzfu, seed: bytes, raw_size: int) -> None:
+def test_long_runs_and_wraparound(impl: str, seed: bytes, raw_size: int) -> None:
     """Mostly references (control bytes 0xFF): output longer than the window wraps it."""
     body = b"".join(b"\xff" + bytes([seed[i % len(seed)]]) * 16 for i in range(64))
     assert decompress(packed(body, raw_size), impl=impl) == reference(body, raw_size)
@@ -98,26 +96,16 @@ def test_long_runs_and_wraparound(impl: Lzfu, seed: bytes, raw_size: int) -> Non
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=1200), st.integers(min_value=0, max_value=3000),
        st.integers(min_value=1, max_value=400))
-def test_limited_output_is_the_specification_s_prefix(impl: Lzfu, body: bytes, raw_size: int,
+def test_limited_output_is_the_specification_s_prefix(impl: str, body: bytes, raw_size: int,
                                                       limit: int) -> None:
     """With a limit only the start of the body is read; the output (or the error) is what
     the specification gives for the first `limit` bytes."""
-    try:
-        expected: bytes | RtfError = reference(body, min(raw_size, limit))
-    except RtfError as e:
-        expected = e
-    try:
-        got: bytes | RtfError = decompress(packed(body, raw_size), limit, impl=impl)
-    except RtfError as e:
-        got = e
-    if isinstance(expected, RtfError):
-        assert isinstance(got, RtfError)
-    else:
-        assert got == expected
+    assert outcome(lambda: decompress(packed(body, raw_size), limit, impl=impl)) == outcome(
+        lambda: reference(body, min(raw_size, limit)))
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_a_huge_size_in_the_header_allocates_nothing_for_it(impl: Lzfu) -> None:
+def test_a_huge_size_in_the_header_allocates_nothing_for_it(impl: str) -> None:
     """raw_size comes from the file: 4 GiB with a 17-byte body gives the body's output."""
     body = b"\x00" + b"abcdefgh" + b"\xff" + b"\x00\x0f" * 8
     got = decompress(packed(body, 0xFFFFFFFF), impl=impl)
@@ -133,8 +121,8 @@ def test_the_c_twin_is_built_on_ci() -> None:
         pytest.fail("converters/_pstspeed.c was not built (see setup.py)")
     if not built:
         pytest.skip("C speed-ups not built here")
-    probe = "from converters import rtf; print(rtf.FAST_LZFU)"
+    probe = "from converters import speedups; print(speedups.C is not None)"
     pure = subprocess.run([sys.executable, "-c", probe],
                           env={**os.environ, "PSTKIT_PURE_PYTHON": "1"}, capture_output=True,
                           text=True, check=True)
-    assert pure.stdout.strip() == "False" and rtf.FAST_LZFU
+    assert pure.stdout.strip() == "False" and speedups.C is not None

@@ -29,12 +29,11 @@ pytestmark = pytest.mark.skipif(C is None, reason="C speed-ups not built")
 @contextmanager
 def pure_python() -> Iterator[None]:
     """Everything through the Python twins (what runs where nothing was compiled)."""
-    saved = speedups.C, rtf._lzfu
-    speedups.C, rtf._lzfu = None, rtf._lzfu_py
+    saved, speedups.C = speedups.C, None
     try:
         yield
     finally:
-        speedups.C, rtf._lzfu = saved
+        speedups.C = saved
 
 
 @pytest.mark.parametrize("name", ["SampleOstFile.ost", "aspose_source.pst", "msgInMsg.pst",
