@@ -1,4 +1,4 @@
-"""Time zones (`pst_tz.Zone`) <-> iCalendar VTIMEZONE (RFC 5545 3.6.5). Pure.
+"""Time zones (`tzrules.Zone`) <-> iCalendar VTIMEZONE (RFC 5545 3.6.5). Pure.
 
 `vtimezone` writes a zone the way Outlook does (observances from 1601, yearly
 rules by month and "nth weekday"); a zone whose rules changed over the years
@@ -13,9 +13,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from converters.tzrules import Rule, Transition, Zone, ZoneError
+from converters.tzrules import DAYS, Rule, Transition, Zone, ZoneError
 
-_DAYS = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")
 _RULE = re.compile(
     r"^FREQ=YEARLY;BYMONTH=(\d{1,2});BYDAY=(-1|[1-4])(SU|MO|TU|WE|TH|FR|SA)(;UNTIL=\w+)?$")
 _FIRST_YEAR = 1601  # Outlook's observances start then (FILETIME's epoch)
@@ -90,7 +89,7 @@ def _transition(props: dict[str, str]) -> Transition:
     nth = 5 if m.group(2) == "-1" else int(m.group(2))
     if not 1 <= int(m.group(1)) <= 12:
         raise ZoneError(f"bad month in {props.get('RRULE')!r}")
-    return Transition(int(m.group(1)), _DAYS.index(m.group(3)), nth, start.hour,
+    return Transition(int(m.group(1)), DAYS.index(m.group(3)), nth, start.hour,
                       start.minute, start.second)  # fmt: skip
 
 

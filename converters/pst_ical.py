@@ -29,9 +29,8 @@ from converters.pst_props import (
     strip_subject_prefix,
 )
 from converters.pst_tz import parse_tzdefinition, parse_tzstruct
-from converters.tzrules import Zone, ZoneError, clean_tzid
+from converters.tzrules import DAYS, Zone, ZoneError, clean_tzid
 
-_DAYS = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")
 _FREQ = {0x200A: "DAILY", 0x200B: "WEEKLY", 0x200C: "MONTHLY", 0x200D: "YEARLY"}
 _END_AFTER_DATE, _END_AFTER_COUNT = 0x2021, 0x2022
 _EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
@@ -121,7 +120,7 @@ def _parse(blob: bytes) -> Recurrence:
     parts = [f"FREQ={_FREQ[freq]}", f"INTERVAL={_interval(freq, period)}", *_by(ptype, spec)]
     if end_type in (_END_AFTER_DATE, _END_AFTER_COUNT) and count:
         parts.append(f"COUNT={count}")  # Outlook computes the count for end-by-date too
-    parts.append(f"WKST={_DAYS[first_dow % 7]}")
+    parts.append(f"WKST={DAYS[first_dow % 7]}")
     return Recurrence(";".join(parts), _dates(deleted), _dates(modified), start_offset)
 
 
@@ -151,7 +150,7 @@ def _by(ptype: int, spec: bytes) -> list[str]:
 
 
 def _mask(mask: int) -> str:
-    return ",".join(day for i, day in enumerate(_DAYS) if mask & (1 << i)) or "MO"
+    return ",".join(day for i, day in enumerate(DAYS) if mask & (1 << i)) or "MO"
 
 
 def exdates(rec: Recurrence, start_utc: datetime) -> tuple[datetime, ...]:

@@ -16,7 +16,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-_DAYS = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")
+#: iCalendar weekday codes by Windows/MAPI day number (0 = Sunday)
+DAYS = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")
 
 
 class ZoneError(ValueError):
@@ -45,7 +46,7 @@ class Transition:
 
     def rrule(self) -> str:
         nth = -1 if self.nth == 5 else self.nth
-        return f"FREQ=YEARLY;BYMONTH={self.month};BYDAY={nth}{_DAYS[self.weekday]}"
+        return f"FREQ=YEARLY;BYMONTH={self.month};BYDAY={nth}{DAYS[self.weekday]}"
 
 
 @dataclass(frozen=True)
