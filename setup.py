@@ -2,10 +2,13 @@
 
 `optional=True`: without a C compiler or Python headers the build of the extension is
 skipped with a warning and pstkit runs its pure-Python code (same output, slower).
+The sources are named through pstkit/converters (a link to the repo's converters/ folder),
+the path the package is installed under.
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("converters._pstspeed",
-                             ["converters/_pstspeed.c", "converters/_pstspeed_rtf.c"],
-                             depends=["converters/_pstspeed.h"], optional=True)])
+PST = "pstkit/converters/pst"
+setup(ext_modules=[Extension("pstkit.converters.pst._pstspeed",
+                             [f"{PST}/_pstspeed.c", f"{PST}/_pstspeed_rtf.c"],
+                             depends=[f"{PST}/_pstspeed.h"], optional=True)])

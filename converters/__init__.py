@@ -1,5 +1,9 @@
-"""Registry of converters: scheme -> module, imported lazily.
+"""Registry of converters: scheme -> "room.module:Class", imported lazily.
 
+One room (subpackage) per system: `local` (Maildir, mbox, .eml), `imap` (IMAP and POP3),
+`pst` (Outlook PST/OST), `ews` (Exchange Web Services), `graph` (Microsoft Graph), and `pim`,
+the neutral home of what several rooms share (time zones, iCalendar). A room imports only
+`pstkit` core and `pim`, never another room (tests/core/test_layout.py checks it).
 A new converter is one module plus one line here. A missing optional
 library becomes a one-line "pst needs: pip install 'pstkit[pst]'" error.
 """
@@ -18,31 +22,33 @@ from pstkit.protocols import Sink, Source
 
 @dataclass(frozen=True)
 class Entry:
-    module: str
-    source: str | None  # class name in `module`, or None
+    source: str | None  # "module:Class" (module under pstkit.converters), or None
     sink: str | None
     extra: str | None = None  # pip extra that provides `requires`
     requires: tuple[str, ...] = ()  # import names checked before loading
 
 
+_IMAP = Entry("imap.source:ImapSource", "imap.sink:ImapSink", "imap", ("imapclient",))
+_POP3 = Entry("imap.pop3:Pop3Source", None)
+
 REGISTRY: dict[str, Entry] = {
-    "maildir": Entry("converters.maildir", "MaildirSource", "MaildirSink"),
-    "mbox": Entry("converters.mbox", "MboxSource", "MboxSink"),
-    "eml": Entry("converters.eml", "EmlSource", None),
-    "pst": Entry("converters.pst", "PstSource", None, "pst", ("pypff",)),
-    "imap": Entry("converters.imap", "ImapSource", "ImapSink", "imap", ("imapclient",)),
-    "imaps": Entry("converters.imap", "ImapSource", "ImapSink", "imap", ("imapclient",)),
-    "pop3": Entry("converters.pop3", "Pop3Source", None),
-    "pop3s": Entry("converters.pop3", "Pop3Source", None),
-    "ews": Entry("converters.ews", None, "EwsSink", "ews", ("exchangelib",)),
-    "graph": Entry("converters.graph", None, "GraphSink", "graph", ("msal", "httpx")),
+    "maildir": Entry("local.maildir:MaildirSource", "local.maildir:MaildirSink"),
+    "mbox": Entry("local.mbox:MboxSource", "local.mbox:MboxSink"),
+    "eml": Entry("local.eml:EmlSource", None),
+    "pst": Entry("pst.source:PstSource", None, "pst", ("pypff",)),
+    "imap": _IMAP,
+    "imaps": _IMAP,
+    "pop3": _POP3,
+    "pop3s": _POP3,
+    "ews": Entry(None, "ews.sink:EwsSink", "ews", ("exchangelib",)),
+    "graph": Entry(None, "graph.sink:GraphSink", "graph", ("msal", "httpx")),
 }
 
 
 def _load(loc: Location, role: str) -> type[Any]:
     entry = REGISTRY.get(loc.scheme)
-    name = None if entry is None else (entry.source if role == "source" else entry.sink)
-    if entry is None or name is None:
+    target = None if entry is None else (entry.source if role == "source" else entry.sink)
+    if entry is None or target is None:
         usable = sorted(
             s for s, e in REGISTRY.items() if (e.source if role == "source" else e.sink)
         )
@@ -54,10 +60,12 @@ def _load(loc: Location, role: str) -> type[Any]:
             importlib.import_module(req)
         except ImportError as e:
             raise MissingDependency(loc.scheme, req, entry.extra or "all") from e
+    module_name, _, name = target.partition(":")
+    module_name = f"{__name__}.{module_name}"
     try:
-        module = importlib.import_module(entry.module)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        if e.name == entry.module:
+        if e.name == module_name:
             raise BadLocation(loc.display(), f"{loc.scheme} {role} is not built yet") from e
         raise
     cls = getattr(module, name, None)

@@ -38,7 +38,7 @@ from exchangelib import (  # noqa: E402  # noqa: E402
     Message,
 )
 
-from converters.ews import EwsSink  # noqa: E402
+from pstkit.converters.ews.sink import EwsSink  # noqa: E402
 from pstkit.location import Location  # noqa: E402
 from pstkit.model import Flag, StoredMessage  # noqa: E402
 from pstkit.options import ConnectOptions, SecretSpec  # noqa: E402
@@ -197,7 +197,7 @@ def main() -> int:
 
 def run_against_server(args: argparse.Namespace, latency: float) -> int:
     users = ["pstkit@example.com", "bare@example.com"]
-    cmd = [sys.executable, "-m", "tests.ewsserver", "--schema", str(args.schema),
+    cmd = [sys.executable, "-m", "tests.servers.ews", "--schema", str(args.schema),
            f"--latency-ms={latency}", *[f"--user={u}:pw:{u}" for u in users]]  # fmt: skip
     server = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)  # fmt: skip

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: pstkit into the Graph test server vs a bare httpx loop, same MIME, same run.
 
-The Graph test server (tests/graphserver) runs in a child process, so its
+The Graph test server (tests/servers/graph) runs in a child process, so its
 work does not share a GIL with the clients. The bare loop posts the same
 MIME to the same importMime endpoint from `--concurrency` threads (<= 4,
 Exchange Online's per-mailbox limit); pstkit's sink caps itself at 4 in
@@ -34,12 +34,12 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from converters.graph import GraphSink  # noqa: E402
+from pstkit.converters.graph.sink import GraphSink  # noqa: E402
 from pstkit.location import parse_location  # noqa: E402
 from pstkit.model import Flag, StoredMessage  # noqa: E402
 from pstkit.options import ConnectOptions, SecretSpec  # noqa: E402
-from tests.graphserver import GraphServer  # noqa: E402
 from tests.helpers import cli, write_maildir  # noqa: E402
+from tests.servers.graph import GraphServer  # noqa: E402
 
 APP, SECRET, UPN, SECRET_ENV = "bench-app", "bench-secret", "bench@contoso.example", "BENCH_SECRET"
 

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # The repo on sys.path first, so the script runs from a checkout.
-from converters.imap import ImapSource  # noqa: E402
+from pstkit.converters.imap.source import ImapSource  # noqa: E402
 from pstkit.location import parse_location  # noqa: E402
 from pstkit.model import Fetched, FolderInfo  # noqa: E402
 from pstkit.options import ConnectOptions, FetchFilter, SecretSpec  # noqa: E402

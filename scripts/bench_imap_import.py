@@ -32,10 +32,7 @@ sys.path.insert(0, str(REPO))
 from tests.servers.dovecot import Account, Dovecot, make_tls, serve  # noqa: E402
 
 GENMAIL = REPO.parent / "shared" / "bench" / "genmail.py"
-# Until converters/imap.py re-exports ImapSink, the registry is pointed at it here.
-PSTKIT = ("import converters.imap, converters.imap_sink as s;"
-          "converters.imap.ImapSink = getattr(converters.imap, 'ImapSink', s.ImapSink);"
-          "from pstkit.cli import main; main()")
+PSTKIT = "from pstkit.cli import main; main()"
 # mbsync checks the certificate by host name only (not IP SANs): "localhost",
 # which resolves to 127.0.0.1 here.
 MBSYNCRC = """IMAPAccount far

@@ -50,7 +50,7 @@ def corpus_files(root: Path) -> list[Path]:
 def pstkit_pass(files: list[Path]) -> tuple[int, int]:
     # Imported here so the readpst worker does not load pypff into its own memory.
     sys.path.insert(0, str(REPO))
-    from converters.pst import PstSource  # noqa: PLC0415
+    from pstkit.converters.pst.source import PstSource  # noqa: PLC0415
     from pstkit.location import Location  # noqa: PLC0415
     from pstkit.model import Fetched  # noqa: PLC0415
     from pstkit.options import ConnectOptions, FetchFilter  # noqa: PLC0415
@@ -181,9 +181,9 @@ def main() -> int:
     print(f"corpus: {files} PST/OST files in {args.corpus}; readpst -j 0 -D -M; "
           f"best of {args.rounds} interleaved rounds")
     sys.path.insert(0, str(REPO))
-    from converters import speedups  # noqa: PLC0415 - after the workers: not in their memory
+    from pstkit.converters.pst import speedups  # noqa: PLC0415 - after the workers: not in their memory
 
-    print(f"C twins (converters/_pstspeed.c): {'built' if speedups.C else 'NOT built'}")
+    print(f"C twins (converters/pst/_pstspeed.c): {'built' if speedups.C else 'NOT built'}")
     print(f"{'tool':9} {'passes':>6} {'items':>7} {'MiB out':>8} {'wall s':>8} "
           f"{'ms/pass':>8} {'items/s':>8} {'peak RSS MiB':>12}")
     for tool, n in runs:

@@ -12,7 +12,7 @@ if [ "$dev" = 1 ]; then
     # mbsync (benchmark peer), openssl (test certificates).
     apt_packages="$apt_packages dovecot-imapd dovecot-pop3d mtools pst-utils isync openssl ca-certificates"
 fi
-# A C compiler and Python's headers build the optional speed-ups (converters/_pstspeed.c);
+# A C compiler and Python's headers build the optional speed-ups (converters/pst/_pstspeed.c);
 # without them pstkit still installs and runs, only its PST reading is slower.
 command -v cc >/dev/null 2>&1 || apt_packages="$apt_packages gcc libc6-dev"
 if ! python3 -c 'import os, sysconfig; p = sysconfig.get_path("include"); raise SystemExit(not os.path.exists(os.path.join(p, "Python.h")))' 2>/dev/null; then
@@ -39,5 +39,5 @@ if [ "$dev" = 1 ]; then extra="dev"; else extra="all"; fi
 PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e ".[$extra]"
 # An editable install is not byte-compiled; where PYTHONDONTWRITEBYTECODE is set (as on some
 # build machines) every start would compile pstkit's sources again.
-.venv/bin/python -m compileall -q pstkit converters >/dev/null
+.venv/bin/python -m compileall -q pstkit >/dev/null
 echo "pstkit installed in .venv ($(.venv/bin/pstkit --help >/dev/null && echo ok))" >&2

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# The Dovecot fixtures, declared once here (pytest rewrites asserts only in plugins named
+# by the root conftest).
+pytest_plugins = ["tests.servers.dovecot"]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

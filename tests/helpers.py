@@ -12,9 +12,9 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from converters.maildir import scan
 from pstkit.cli import main
 from pstkit.cli.env import Env
+from pstkit.converters.local.maildir import scan
 from pstkit.model import Flag, FolderPath
 from pstkit.names import info_to_flags, split_maildir_name
 

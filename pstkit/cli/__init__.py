@@ -15,13 +15,13 @@ import traceback
 
 import typer
 
-from pstkit.cli import commands
+from pstkit.cli import about, commands
 from pstkit.cli.app import app
 from pstkit.cli.env import Env, print_json
 from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
 
 EXIT_INTERNAL = 70
-_ = commands  # importing it registers the commands on `app`
+_ = (about, commands)  # importing them registers the commands on `app`
 
 
 def _pin_malloc_mmap_threshold() -> None:
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     env = env or Env()
     _pin_malloc_mmap_threshold()
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] in (["--version"], ["-V"]):  # before typer parses anything: fast and always works
+        args = ["version", *args[1:]]
     try:
         command = typer.main.get_command(app)
         result = command.main(args, prog_name="pstkit", standalone_mode=False, obj=env)

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import typer
 
-from converters import open_sink, open_source
 from pstkit import lock
 from pstkit.batch import read_users, run_batch
 from pstkit.check import check as check_store
@@ -33,6 +32,7 @@ from pstkit.cli.opts import (
     pick_connect,
 )
 from pstkit.cli.report import print_batch, print_folders, print_ls, print_plan, print_run
+from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_PROBLEMS, UsageError
 from pstkit.importing import make_plan
 from pstkit.location import parse_location

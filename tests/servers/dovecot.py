@@ -8,7 +8,7 @@ SPECIAL-USE folders auto-created, and `restart()` to cut every connection
 mid-test. Mail is put in through Dovecot itself (IMAP APPEND with flags and
 INTERNALDATE), never by writing its files.
 
-Use from a test module with `pytest_plugins = ["tests.servers.dovecot"]`
+Its fixtures are declared once, in tests/conftest.py (`pytest_plugins`)
 and the fixtures `dovecot` (one per session; give each test its own user)
 or `fresh_dovecot` (one per test, for tests that restart or break it).
 """

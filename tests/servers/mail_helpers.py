@@ -7,8 +7,8 @@ import imaplib
 from collections.abc import Container, Iterator
 from pathlib import Path
 
-from converters.imap import ImapSource
-from converters.imap_names import encode_mutf7
+from pstkit.converters.imap.names import encode_mutf7
+from pstkit.converters.imap.source import ImapSource
 from pstkit.location import parse_location
 from pstkit.model import Fetched, FetchResult, FolderInfo, FolderPath
 from pstkit.options import ConnectOptions, FetchFilter, SecretSpec

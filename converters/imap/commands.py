@@ -1,0 +1,146 @@
+"""IMAP commands on one connection, for the IMAP source. I/O only: each
+function sends one command (or a few) and returns plain data; deciding what
+to fetch, retrying and reporting stay in `imap_source`."""
+
+from __future__ import annotations
+
+import imaplib
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient import exceptions as imap_exc
+
+from pstkit.converters.imap.conn import DROPPED
+from pstkit.converters.imap.items import parse_body_fetch, translate_flags, uid_set
+from pstkit.errors import SourceError
+from pstkit.headers import summary
+from pstkit.model import Flag, FolderInfo, utc
+from pstkit.options import FetchFilter
+
+#: A server's NO/BAD (imaplib.IMAP4.abort, a subclass, means the connection
+#: broke: callers test DROPPED first).
+COMMAND_ERRORS = (imaplib.IMAP4.error, imap_exc.IMAPClientError)
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    uid: int
+    size: int | None
+    flags: frozenset[Flag] = frozenset()
+    keywords: frozenset[str] = frozenset()
+    received: datetime | None = None
+    gm_msgid: int | None = None
+
+
+def personal_prefix(client: IMAPClient) -> str:
+    if not client.has_capability("NAMESPACE"):
+        return ""
+    personal = client.namespace().personal
+    if not personal:
+        return ""
+    prefix = personal[0][0]
+    return prefix.decode("ascii", "surrogateescape") if isinstance(prefix, bytes) else str(prefix)
+
+
+def with_counts(client: IMAPClient, infos: list[FolderInfo]) -> list[FolderInfo]:
+    """STATUS (MESSAGES) of each selectable folder: totals for `folders` and progress
+    bars. A folder the server will not STATUS keeps an unknown count; export
+    still tries it and reports its own error."""
+    counted = []
+    for info in infos:
+        count = None
+        if info.selectable:
+            try:
+                count = int(client.folder_status(info.source_name, [b"MESSAGES"])[b"MESSAGES"])
+            except DROPPED:
+                raise
+            except (*COMMAND_ERRORS, KeyError, ValueError):
+                count = None
+        counted.append(replace(info, message_count=count))
+    return counted
+
+
+def examine(client: IMAPClient, folder: FolderInfo, key: str) -> int:
+    try:
+        info = client.select_folder(folder.source_name, readonly=True)
+    except DROPPED:
+        raise
+    except COMMAND_ERRORS as e:
+        raise SourceError(key, f"cannot open folder {'/'.join(folder.path)!r}: {e}") from e
+    if b"UIDVALIDITY" not in info:
+        raise SourceError(key, f"folder {'/'.join(folder.path)!r} has no UIDVALIDITY")
+    return int(info[b"UIDVALIDITY"])
+
+
+def search(client: IMAPClient, after: int, filt: FetchFilter) -> list[int]:
+    criteria: list[Any] = ["UID", f"{after + 1}:*"]
+    # SEARCH dates have day granularity in the server's time zone: widen by
+    # a day and cut exactly on INTERNALDATE afterwards.
+    if filt.since is not None:
+        criteria += ["SINCE", (filt.since - timedelta(days=1)).date()]
+    if filt.before is not None:
+        criteria += ["BEFORE", (filt.before + timedelta(days=1)).date()]
+    return sorted(int(u) for u in client.search(criteria))
+
+
+def fetch_meta(client: IMAPClient, uids: list[int], gmail: bool) -> dict[int, MessageInfo]:
+    items = ["FLAGS", "INTERNALDATE", "RFC822.SIZE"] + (["X-GM-MSGID"] if gmail else [])
+    resp = client.fetch(uids, items)
+    out: dict[int, MessageInfo] = {}
+    for uid, data in resp.items():
+        if b"RFC822.SIZE" not in data:
+            continue
+        when = data.get(b"INTERNALDATE")
+        flags, keywords = translate_flags(data.get(b"FLAGS", ()))
+        out[int(uid)] = MessageInfo(int(uid), int(data[b"RFC822.SIZE"]), flags, keywords,
+                              utc(when) if isinstance(when, datetime) else None,
+                              data.get(b"X-GM-MSGID"))
+    return out
+
+
+def subjects(client: IMAPClient, uids: list[int]) -> dict[int, str]:
+    if not uids:
+        return {}
+    key = b"BODY[HEADER.FIELDS (SUBJECT)]"
+    try:
+        resp = client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
+    except DROPPED:
+        raise
+    except COMMAND_ERRORS:
+        resp = {}
+    return {u: summary(resp.get(u, {}).get(key) or b"")[1] for u in uids}
+
+
+def fetch_bodies(client: IMAPClient, uids: list[int]) -> dict[int, bytes | str]:
+    """Bodies by UID; on a NO/BAD for the batch, retry one by one so only
+    the message the server refuses is skipped (with the server's text)."""
+    if not uids:
+        return {}
+    try:
+        # Straight through imaplib: see imap_items.parse_body_fetch for why.
+        typ, data = client._imap.uid("FETCH", uid_set(uids), "(BODY.PEEK[])")
+        if typ != "OK":
+            raise imaplib.IMAP4.error(text_of_data(data))
+        return dict(parse_body_fetch(data))
+    except DROPPED:
+        raise
+    except COMMAND_ERRORS as e:
+        if len(uids) == 1:
+            return {uids[0]: f"server refused to send it: {text_of_error(e)}"}
+    out: dict[int, bytes | str] = {}
+    for uid in uids:
+        out.update(fetch_bodies(client, [uid]))
+    return out
+
+
+def text_of_data(data: Any) -> str:
+    parts = [d.decode("utf-8", "replace") if isinstance(d, bytes) else str(d) for d in data or ()]
+    return " ".join(" ".join(parts).split())
+
+
+def text_of_error(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+

@@ -1,0 +1,143 @@
+"""Outlook contacts, distribution lists, notes and journal entries -> vCard / text. Pure.
+
+Input is the item's decoded properties (`Props`), where named properties are keyed by the
+names in `NAMED` (resolved by `pst.source` through the file's name-to-id map). Output is
+the text of a .vcf object with CRLF line ends and 75-octet folding (RFC 6350).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pstkit.converters.pst.ical import content as _lines
+from pstkit.converters.pst.ical import escape, item_title
+from pstkit.converters.pst.ical import stamp as _stamp
+from pstkit.converters.pst.props import PR_BODY, PR_DISPLAY_NAME, PR_LAST_MODIFICATION_TIME, Props
+
+PSETID_ADDRESS = "00062004-0000-0000-c000-000000000046"
+PSETID_APPOINTMENT = "00062002-0000-0000-c000-000000000046"
+PSETID_TASK = "00062003-0000-0000-c000-000000000046"
+PSETID_LOG = "0006200a-0000-0000-c000-000000000046"
+PSETID_COMMON = "00062008-0000-0000-c000-000000000046"
+
+#: (property set, LID) -> the key the item's Props carry it under.
+NAMED: dict[tuple[str, int], str] = {
+    (PSETID_ADDRESS, 0x8005): "FileUnder",
+    (PSETID_ADDRESS, 0x8083): "Email1",
+    (PSETID_ADDRESS, 0x8093): "Email2",
+    (PSETID_ADDRESS, 0x80A3): "Email3",
+    (PSETID_ADDRESS, 0x8053): "DistListName",
+    (PSETID_ADDRESS, 0x8054): "DistListOneOff",
+    (PSETID_ADDRESS, 0x8055): "DistListMembers",
+    (PSETID_APPOINTMENT, 0x820D): "Start",
+    (PSETID_APPOINTMENT, 0x820E): "End",
+    (PSETID_APPOINTMENT, 0x8208): "Location",
+    (PSETID_APPOINTMENT, 0x8215): "AllDay",
+    (PSETID_APPOINTMENT, 0x8223): "Recurring",
+    (PSETID_APPOINTMENT, 0x8216): "AppointmentRecur",
+    (PSETID_APPOINTMENT, 0x8228): "ExceptionReplaceTime",
+    (PSETID_APPOINTMENT, 0x8233): "TimeZoneStruct",
+    (PSETID_APPOINTMENT, 0x8234): "TimeZoneDescription",
+    (PSETID_APPOINTMENT, 0x8260): "TzDefRecur",
+    (PSETID_APPOINTMENT, 0x825E): "TzDefStart",
+    (PSETID_COMMON, 0x8503): "ReminderSet",
+    (PSETID_COMMON, 0x8501): "ReminderDelta",
+    (PSETID_TASK, 0x8104): "TaskStart",
+    (PSETID_TASK, 0x8105): "TaskDue",
+    (PSETID_TASK, 0x8101): "TaskStatus",
+    (PSETID_TASK, 0x8102): "PercentComplete",
+    (PSETID_TASK, 0x810F): "TaskCompleted",
+    (PSETID_LOG, 0x8700): "LogType",
+    (PSETID_LOG, 0x8706): "LogStart",
+    (PSETID_LOG, 0x8708): "LogEnd",
+}
+
+# Contact properties (MS-OXOCNTC) -> vCard property.
+_CONTACT_TEXT = (
+    (0x3A08, "TEL;TYPE=WORK,VOICE"),
+    (0x3A09, "TEL;TYPE=HOME,VOICE"),
+    (0x3A1C, "TEL;TYPE=CELL"),
+    (0x3A24, "FAX;TYPE=WORK") ,
+    (0x3A17, "TITLE"),
+    (0x3A4F, "NICKNAME"),
+    (0x3A51, "URL"),
+)
+_WORK_ADR = (0x3A29, 0x3A27, 0x3A28, 0x3A2A, 0x3A26)  # street, city, region, code, country
+_HOME_ADR = (0x3A5D, 0x3A59, 0x3A5C, 0x3A5B, 0x3A5A)
+
+
+def contact_vcard(props: Props) -> str:
+    """IPM.Contact -> vCard 3.0."""
+    p = props
+    surname, given = p.text(0x3A11), p.text(0x3A06)
+    fn = p.text(PR_DISPLAY_NAME) or item_title(p) or f"{given} {surname}".strip()
+    parts = (surname, given, p.text(0x3A44), p.text(0x3A45), p.text(0x3A05))
+    n = ";".join(escape(x) for x in parts)
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"FN:{escape(fn)}", f"N:{n}"]
+    org = ";".join(escape(x) for x in (p.text(0x3A16), p.text(0x3A18)) if x)
+    if org:
+        lines.append(f"ORG:{org}")
+    lines += [f"EMAIL;TYPE=INTERNET:{escape(p.text(k))}" for k in ("Email1", "Email2", "Email3")
+              if p.text(k)]
+    lines += [f"{name}:{escape(p.text(pid))}" for pid, name in _CONTACT_TEXT if p.text(pid)]
+    for kind, ids in (("WORK", _WORK_ADR), ("HOME", _HOME_ADR)):
+        vals = [p.text(i) for i in ids]
+        if any(vals):
+            lines.append(f"ADR;TYPE={kind}:;;" + ";".join(escape(v) for v in vals))
+    birthday = p.time(0x3A42)
+    if birthday is not None:
+        lines.append(f"BDAY:{birthday.strftime('%Y-%m-%d')}")
+    if p.text(PR_BODY):
+        lines.append(f"NOTE:{escape(p.text(PR_BODY))}")
+    lines += _card_tail(p)
+    return _lines(lines)
+
+
+def _card_tail(p: Props) -> list[str]:
+    tail = [f"CATEGORIES:{','.join(escape(k) for k in p.strings('Keywords'))}"] if p.strings(
+        "Keywords") else []
+    modified = p.time(PR_LAST_MODIFICATION_TIME)
+    return [*tail, *([f"REV:{_stamp(modified)}"] if modified else []), "END:VCARD"]
+
+
+def one_off_member(entryid: bytes) -> tuple[str, str] | None:
+    """A one-off entry id (MS-OXCDATA 2.2.5.1) -> (display name, address)."""
+    if len(entryid) < 24:
+        return None
+    flags = struct.unpack_from("<H", entryid, 22)[0]
+    rest = entryid[24:]
+    if flags & 0x8000:  # MAPI_UNICODE
+        parts = rest.decode("utf-16-le", "replace").split("\0")
+    else:
+        parts = rest.decode("cp1252", "replace").split("\0")
+    if len(parts) < 3:
+        return None
+    return parts[0], parts[2]
+
+
+def distlist_vcard(props: Props) -> str:
+    """IPM.DistList -> a vCard 3.0 group (KIND/X-ADDRESSBOOKSERVER-KIND group)."""
+    name = props.text("DistListName") or item_title(props)
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"FN:{escape(name)}", f"N:{escape(name)};;;;",
+             "X-ADDRESSBOOKSERVER-KIND:group"]
+    for raw in props.binaries("DistListOneOff"):
+        member = one_off_member(raw)
+        if member is not None:
+            who, addr = member
+            lines.append(f"X-ADDRESSBOOKSERVER-MEMBER:mailto:{escape(addr)}")
+            lines.append(f"X-PSTKIT-MEMBER-NAME:{escape(who)}")
+    lines += _card_tail(props)
+    return _lines(lines)
+
+
+def note_text(props: Props) -> str:
+    """IPM.StickyNote / IPM.Activity (journal): title, times and body as plain text."""
+    p = props
+    head = [item_title(p)]
+    if p.text("LogType"):
+        head.append(f"Type: {p.text('LogType')}")
+    for label, key in (("Start", "LogStart"), ("End", "LogEnd")):
+        t = p.time(key)
+        if t is not None:
+            head.append(f"{label}: {t.isoformat()}")
+    return "\r\n".join([*head, "", p.text(PR_BODY)])
