@@ -7,12 +7,17 @@ Bytes before the first separator, or a file with none, are reported, never
 dropped silently. Flags are read from Status/X-Status/X-Mozilla-Status
 headers (the bytes are not changed). The id of a message is its SHA-256 plus
 its occurrence count, which stays stable when messages are appended.
-Sink: a Thunderbird-style tree of mboxrd files.
+Sink: a Thunderbird-style tree of mboxrd files. Appending is guarded: before a batch, the
+file's size goes into a mark file beside it (`.NAME.pstkit-append`), removed once the batch
+is durable. A run killed mid-batch leaves the mark, and the next sink opened on the tree cuts
+the file back to that size: the batch was never confirmed to the ledger, so it is sent again,
+and no message cut short is left glued to the next one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import mmap
 import os
 import re
@@ -45,6 +50,7 @@ from pstkit.options import ConnectOptions, FetchFilter
 from pstkit.protocols import BatchLimit, Failed, TargetItem
 
 _SKIP_SUFFIXES = (".msf", ".dat", ".json", ".sqlite", ".lock")
+log = logging.getLogger("pstkit.mbox")
 
 
 def scan_tree(root: Path) -> dict[FolderPath, Path]:
@@ -186,6 +192,11 @@ class MboxSink:
         except OSError as e:
             raise TargetWriteError(self.root, e.strerror or str(e)) from e
         self._files = scan_tree(self.root)
+        for target in self._files.values():
+            cut = _undo_unfinished_append(target)
+            if cut:
+                log.warning("%s: cut %d bytes that a killed run left unfinished; "
+                            "their messages are sent again", target, cut)
 
     def folders(self) -> list[FolderInfo]:
         return [FolderInfo(p) for p in sorted(self._files)]
@@ -212,6 +223,7 @@ class MboxSink:
         target = self._files[folder]
         results: list[Delivered | Failed] = []
         try:
+            _begin_append(target)
             with open(target, "ab") as f:
                 for msg, raw in batch:
                     target_id = f"{target.relative_to(self.root)}@{f.tell()}"
@@ -220,9 +232,10 @@ class MboxSink:
                     results.append(Delivered(target_id))
                 f.flush()
                 os.fsync(f.fileno())
+            fsync_path(target.parent)
+            _end_append(target)
         except OSError as e:
             raise TargetWriteError(target, e.strerror or str(e)) from e
-        fsync_path(target.parent)
         return results
 
     def _existing(self, folder: FolderPath) -> Iterator[tuple[str, str]]:
@@ -249,6 +262,55 @@ class MboxSink:
 
     def close(self) -> None:
         pass
+
+
+# --- the append guard ------------------------------------------------------------------
+
+
+def _mark(target: Path) -> Path:
+    return target.with_name(f".{target.name}.pstkit-append")
+
+
+def _begin_append(target: Path) -> None:
+    """Make the file's size before this batch durable in the mark file."""
+    mark, tmp = _mark(target), target.with_name(f".{target.name}.pstkit-append.tmp")
+    with open(tmp, "wb") as f:
+        f.write(str(target.stat().st_size).encode())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, mark)
+    fsync_path(target.parent)
+
+
+def _end_append(target: Path) -> None:
+    """The batch is durable: drop the mark, durably, before anyone is told it was delivered
+    (a mark that came back after a crash would cut away delivered messages)."""
+    _mark(target).unlink()
+    fsync_path(target.parent)
+
+
+def _undo_unfinished_append(target: Path) -> int:
+    """Cut `target` back to the size its mark recorded; returns the bytes cut."""
+    mark = _mark(target)
+    try:
+        text = mark.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return 0
+    except (OSError, UnicodeDecodeError) as e:
+        raise TargetWriteError(mark, f"unreadable append mark ({e})") from e
+    if not text.isdigit():
+        raise TargetWriteError(mark, f"unreadable append mark {text[:20]!r}")
+    size, cut = int(text), 0
+    try:
+        if target.exists() and target.stat().st_size > size:
+            cut = target.stat().st_size - size
+            with open(target, "r+b") as f:
+                f.truncate(size)
+                os.fsync(f.fileno())
+        _end_append(target)
+    except OSError as e:
+        raise TargetWriteError(target, e.strerror or str(e)) from e
+    return cut
 
 
 if TYPE_CHECKING:
