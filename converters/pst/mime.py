@@ -222,17 +222,24 @@ def _param(name: str, value: str) -> str:
     return f"; {name}*={encode_rfc2231(value, 'utf-8')}"
 
 
+def canonical_text(data: bytes) -> bytes:
+    """Text in canonical form (RFC 2046 4.1.1): every line end CRLF, where the only CRs are
+    those of CRLF pairs; a body with a lone CR in it is kept exactly (it is not plain lines)."""
+    if b"\r" in data.replace(b"\r\n", b""):
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\n", CRLF)
+
+
 def _text_part(body: Body) -> bytes:
-    simple = body.data.isascii() and max(map(len, body.data.split(b"\n"))) <= 900
-    simple = simple and b"\r" not in body.data.replace(b"\r\n", b"")
+    data = canonical_text(body.data)
     head = f"Content-Type: {body.mime_type}; charset=\"{body.charset}\"\r\n".encode("ascii")
-    if simple:
-        data = body.data.replace(b"\r\n", b"\n").replace(b"\n", CRLF)
+    lines_only = b"\r" not in data.replace(b"\r\n", b"")  # no lone CR: plain CRLF lines
+    if lines_only and data.isascii() and max(map(len, data.split(b"\n"))) <= 900:
         return head + b"Content-Transfer-Encoding: 7bit\r\n\r\n" + data
-    high = len(body.data.translate(None, _LOW_BYTES))
-    if high * 3 > len(body.data):  # mostly non-Latin text: base64 is a third the size of QP
-        return head + b"Content-Transfer-Encoding: base64\r\n\r\n" + _b64(body.data)
-    return head + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + _qp(body.data)
+    high = len(data.translate(None, _LOW_BYTES))
+    if high * 3 > len(data):  # mostly non-Latin text: base64 is a third the size of QP
+        return head + b"Content-Transfer-Encoding: base64\r\n\r\n" + _b64(data)
+    return head + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + _qp(data)
 
 
 def _boundary(parts: list[bytes]) -> bytes:

@@ -204,14 +204,15 @@ def test_text_bodies_decode_exactly(data: bytes) -> None:
 _text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=200)
 
 
+_lines = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"\n\r", b"x", b" ", b"=", b"\xc3"]),
+                  max_size=60).map(b"".join)  # line-end mixes plain binary rarely draws
+
+
 @settings(max_examples=60, deadline=None, database=None)
-@given(subject=_text, name=_text, body=st.binary(max_size=2000), html=_text,
+@given(subject=_text, name=_text, body=st.binary(max_size=2000) | _lines, html=_text,
        att=st.binary(max_size=3000), fname=_text)
 def test_any_message_parses_back_exactly(subject: str, name: str, body: bytes, html: str,
                                          att: bytes, fname: str) -> None:
-    body = body.replace(b"\n", b"\r\n").replace(b"\r\r", b"\r")  # canonical text lines
-    if b"\r" in body.replace(b"\r\n", b""):
-        body = body.replace(b"\r", b"")
     msg = MapiMessage(
         subject=subject, from_=Address(name, "a@example.com"), date=DATE,
         bodies=(Body("text/plain", body, "utf-8"), Body("text/html", html.encode())),
@@ -223,7 +224,11 @@ def test_any_message_parses_back_exactly(subject: str, name: str, body: bytes, h
     assert " ".join(text(m["Subject"]).split()) == " ".join(clean(subject).split())
     alt, part = parts(m)
     plain, _ = parts(alt)
-    assert payload(plain) == body
+    # Text lines come back in canonical form (every line end CRLF); a body with a lone CR
+    # (one not followed by LF, as in "\n\r") is not plain lines and comes back exactly.
+    lone_cr = b"\r" in body.replace(b"\r\n", b"")
+    lines = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert payload(plain) == (body if lone_cr else lines)
     assert payload(part) == att
 
 
