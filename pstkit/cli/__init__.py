@@ -1,100 +1,31 @@
 """The command line: the only code that knows typer, tqdm and the terminal.
 
-Results go to stdout (`--json` for scripts), logs and progress to stderr.
-One handler turns every PstkitError into `pstkit: error: …` + `hint: …` and
-its exit code; tracebacks only with `--debug`, never with local variables.
+Results go to stdout (`--json` for scripts), logs and progress to stderr. This module stays
+small: `pstkit --version` is answered here without importing typer or any command; everything
+else runs in `pstkit.cli.run`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import logging
 import sys
-import traceback
+from typing import TYPE_CHECKING
 
-import typer
-
-from pstkit.cli import about, commands
-from pstkit.cli.app import app
-from pstkit.cli.env import Env, print_json
-from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
-
-EXIT_INTERNAL = 70
-_ = (about, commands)  # importing them registers the commands on `app`
-
-
-def _pin_malloc_mmap_threshold() -> None:
-    """glibc raises its mmap threshold after freeing a large block, so later
-    multi-megabyte messages come from the heap and fragment it: peak memory
-    then grows with the number of large messages. Pinning it keeps it flat."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
+if TYPE_CHECKING:
+    from pstkit.cli.env import Env
 
 
 def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     """Run the CLI; returns the exit code (and exits with it when argv is None)."""
-    env = env or Env()
-    _pin_malloc_mmap_threshold()
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] in (["--version"], ["-V"]):  # before typer parses anything: fast and always works
-        args = ["version", *args[1:]]
-    try:
-        command = typer.main.get_command(app)
-        result = command.main(args, prog_name="pstkit", standalone_mode=False, obj=env)
-        code = result if isinstance(result, int) else 0
-    except PstkitError as e:
-        code = report(env, e.message, e.hint_text(), e.exit_code, e)
-    except KeyboardInterrupt:
-        code = report(
-            env, "interrupted", "re-run the same command to resume", EXIT_INTERRUPTED, None
-        )
-    except Exception as e:
-        code = _click_or_internal(env, e)
-    _remove_log_handler(env)
+    if args in (["--version"], ["-V"]) and env is None:
+        from pstkit.version import lines  # noqa: PLC0415 - the fast path imports only this
+
+        print("\n".join(lines()))
+        code = 0
+    else:
+        from pstkit.cli.run import main as run  # noqa: PLC0415 - typer and every command
+
+        code = run([*args], env)
     if argv is None:
         sys.exit(code)
-    return code
-
-
-def _remove_log_handler(env: Env) -> None:
-    """In-process callers (tests, batch runs) must not keep our stderr handler."""
-    if env.log_handler is not None:
-        logging.getLogger("pstkit").removeHandler(env.log_handler)
-        env.log_handler = None
-
-
-def _click_or_internal(env: Env, e: Exception) -> int:
-    """Typer's (vendored) click exceptions are matched by shape, not by class,
-    so this works whichever click typer brings."""
-    kind = type(e).__name__
-    if kind == "Exit":
-        return int(getattr(e, "exit_code", 0))
-    if kind == "Abort":
-        return report(
-            env, "interrupted", "re-run the same command to resume", EXIT_INTERRUPTED, None
-        )
-    if hasattr(e, "format_message") and hasattr(e, "exit_code"):
-        if kind == "NoArgsIsHelpError":  # bare `pstkit`: show the help
-            env.out(str(e.format_message()))
-            return EXIT_USAGE
-        return report(env, str(e.format_message()), "see `pstkit COMMAND --help`", EXIT_USAGE, None)
-    # The last line of defence: one line, no traceback.
-    text = " ".join(str(e).split())
-    return report(env, f"internal error: {kind}: {text}",
-                  "re-run with --debug and report the traceback", EXIT_INTERNAL, e)  # fmt: skip
-
-
-def report(env: Env, message: str, hint: str, code: int, exc: BaseException | None) -> int:
-    if env.debug and exc is not None:
-        # Never with local variables: they may hold passwords.
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=env.stderr)
-    if env.json:
-        print_json(env, {"error": message, "hint": hint, "exit_code": code})
-    print(f"pstkit: error: {message}", file=env.stderr)
-    if hint:
-        print(f"hint: {hint}", file=env.stderr)
     return code
