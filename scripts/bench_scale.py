@@ -25,7 +25,11 @@ from pathlib import Path
 
 FOLDERS = ["", ".Sent", ".Archive", ".Archive.2023", ".Projects", ".Projects.Alpha",
            ".Lists", ".Lists.python", ".Drafts", ".Trash"]  # fmt: skip
-WORDS = ["mail", "store", "folder", "message", "migrate", "server", "import", "export", "check", "verify", "plan", "report", "archive", "project", "meeting", "budget", "review", "draft", "thanks", "please"]
+WORDS = " ".join([
+    "mail store folder message migrate server import export check",
+    "verify plan report archive project meeting budget review draft",
+    "thanks please",
+]).split()
 
 
 def make_maildir(root: Path, n: int, seed: int) -> None:
