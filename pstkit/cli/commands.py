@@ -11,9 +11,12 @@ from typing import Annotated, Any
 import typer
 
 from pstkit import lock
-from pstkit.batch import read_users, run_batch
+from pstkit.batch.csvfiles import export_jobs, read_users
+from pstkit.batch.engine import new_batch_id
+from pstkit.batch.mapping_csv import read_mapping
 from pstkit.check import check as check_store
 from pstkit.cli.app import app, env_of
+from pstkit.cli.batchcmds import Broker, KeyFile, run_batch_command
 from pstkit.cli.env import TqdmProgress, print_json
 from pstkit.cli.opts import (
     Auth,
@@ -31,7 +34,7 @@ from pstkit.cli.opts import (
     mapping_options,
     pick_connect,
 )
-from pstkit.cli.report import print_batch, print_folders, print_ls, print_plan, print_run
+from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_PROBLEMS, UsageError
 from pstkit.importing import make_plan
@@ -90,6 +93,9 @@ Subfolders = Annotated[
 Duplicates = Annotated[
     str, typer.Option(help="skip (do not import duplicates), allow, or replace.")
 ]
+Engine = Annotated[str, typer.Option(help="With --batch: local (processes here) or celery (workers anywhere, see `pstkit worker`).")]
+Detach = Annotated[bool, typer.Option(help="With --engine celery: print the batch id and return; follow with `pstkit batch status --follow`.")]
+Parallel = Annotated[int, typer.Option(min=1, max=16, help="With --batch --engine local: mailboxes run at once.")]
 ByRole = Annotated[
     bool,
     typer.Option("--by-role/--by-name", help="Map special folders by role (Sent -> Sent Items)."),
@@ -140,7 +146,8 @@ def export(
     store: Annotated[str | None, typer.Argument(help="Store directory (created if new).")] = None,
     batch: Annotated[Path | None, typer.Option(help="CSV of mailboxes (EmailAddress,UserName,Password[,Server,Port,Security]): one store each under STORE_DIR.")] = None,
     server: Annotated[str | None, typer.Option(help="With --batch: imaps://host[:port] for rows without a Server column.")] = None,
-    parallel: Annotated[int, typer.Option(min=1, max=16, help="With --batch: mailboxes exported at once.")] = 2,
+    parallel: Parallel = 2, engine: Engine = "local", broker: Broker = None,
+    secret_key_file: KeyFile = None, detach: Detach = False,
     fmt: Annotated[Layout, typer.Option("--format", help="Mail layout of a new store.")] = Layout.MAILDIR,
     include: Include = None, exclude: Exclude = None,
     since: Annotated[str | None, typer.Option(help="Only mail received on/after YYYY-MM-DD.")] = None,
@@ -159,15 +166,11 @@ def export(
     if batch is not None:
         if store is not None:
             raise UsageError("with --batch, give only the directory for the stores")
-        return _export_batch(
-            env,
-            batch,
-            Path(source),
-            server,
-            filt,
-            parallel,
-            connect_options(**pick_connect(locals())),
-        )
+        default = parse_location(server) if server else None
+        jobs, secrets = export_jobs(read_users(batch, default), Path(source), new_batch_id(),
+                                    connect_options(**pick_connect(locals())), filt)  # fmt: skip
+        return run_batch_command(env, jobs, secrets, engine, broker, secret_key_file,
+                                 parallel, detach)  # fmt: skip
     if store is None:
         raise UsageError("export needs SOURCE and STORE")
     src = _source(source, connect_options(**pick_connect(locals())))
@@ -180,21 +183,14 @@ def export(
     return result.exit_code
 
 
-def _export_batch(
-    env: Any, users: Path, store_dir: Path, server: str | None, filt: Any, parallel: int,
-    options: ConnectOptions,
-) -> int:  # fmt: skip
-    default = parse_location(server) if server else None
-    results = run_batch(read_users(users, default), store_dir, options, filt, open_source, parallel)
-    print_batch(env, results)
-    return EXIT_OK if all(r.exit_code == 0 for r in results) else EXIT_PROBLEMS
-
-
 @app.command("import")
 def import_cmd(
     ctx: typer.Context,
-    store: Annotated[str, typer.Argument(help="A store, or a PST/mbox/Maildir to import directly.")],
-    target: Annotated[str, typer.Argument(help="e.g. maildir:DIR, imaps://user@host, ews://host/EWS/Exchange.asmx")],
+    store: Annotated[str | None, typer.Argument(help="A store, or a PST/mbox/Maildir to import directly.")] = None,
+    target: Annotated[str | None, typer.Argument(help="e.g. maildir:DIR, imaps://user@host, ews://host/EWS/Exchange.asmx")] = None,
+    batch: Annotated[Path | None, typer.Option(help="Mapping CSV, one row per mailbox (Source,Target[,Store,UserName,Password,TargetPassword,Root,Duplicates]); see the README.")] = None,
+    parallel: Parallel = 2, engine: Engine = "local", broker: Broker = None,
+    secret_key_file: KeyFile = None, detach: Detach = False,
     root: Root = None, select: Select = None, subfolders: Subfolders = True,
     exclude: Exclude = None, duplicates: Duplicates = "skip", by_role: ByRole = True,
     work_store: Annotated[Path | None, typer.Option(help="Direct import: the store to stage into (default: a cache folder).")] = None,
@@ -210,6 +206,15 @@ def import_cmd(
     """Deliver a store's mail to TARGET, each folder into its counterpart."""
     env = env_of(ctx)
     mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
+    if batch is not None:
+        if store is not None or target is not None:
+            raise UsageError("with --batch, the CSV names every source and target")
+        options = connect_options(**pick_connect(locals()))
+        jobs, secrets = read_mapping(batch, new_batch_id(), options, options, mopts)
+        return run_batch_command(env, jobs, secrets, engine, broker, secret_key_file,
+                                 parallel, detach)  # fmt: skip
+    if store is None or target is None:
+        raise UsageError("import needs STORE and TARGET (or --batch mapping.csv)")
     sink = _sink(target, connect_options(**pick_connect(locals())))
     try:
         store_dir, staged = _stage_direct(env, store, work_store, codepage)

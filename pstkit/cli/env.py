@@ -27,6 +27,10 @@ class Env:
     def out(self, line: str = "") -> None:
         print(line, file=self.stdout)
 
+    def err(self, line: str) -> None:
+        """A message for the person at the terminal (stderr)."""
+        print(line, file=self.stderr)
+
 
 def print_json(env: Env, data: Any) -> None:
     json.dump(data, env.stdout, ensure_ascii=False, indent=2, default=str)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from pstkit.batch import BatchResult
+from pstkit.batch.jobs import BatchResult
 from pstkit.cli.env import Env, print_json
 from pstkit.importing import store_folders
 from pstkit.mapping import PlanEntry, effective_role, path_text
