@@ -1,0 +1,194 @@
+"""The celery engine against real things: redis-server, three `pstkit worker`
+processes in separate directories, Dovecot with several users (one with a
+wrong password). Everything on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pstkit.batch.board import Board
+from pstkit.batch.secretbox import new_key_file
+from pstkit.store import Store
+from tests.helpers import cli, make_message
+from tests.servers.dovecot import Account, Dovecot, unique_user
+from tests.servers.redis import Redis, Workers
+
+pytest_plugins = ["tests.servers.dovecot", "tests.servers.redis"]
+
+VISIBILITY = 6.0  # seconds: short, so a killed worker's job comes back within the test
+
+
+@dataclass
+class Cluster:
+    redis: Redis
+    workers: Workers
+    key_file: Path
+    root: Path
+
+    def celery_args(self) -> list[str]:
+        return ["--engine", "celery", "--broker", self.redis.url,
+                "--secret-key-file", str(self.key_file)]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_server: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("cluster")
+    key_file = root / "batch.key"
+    new_key_file(key_file)
+    workers = Workers(redis_server, root / "machines", key_file, VISIBILITY)
+    for name in ("w1", "w2", "w3"):
+        workers.start(name)
+    try:
+        yield Cluster(redis_server, workers, key_file, root)
+    finally:
+        workers.stop_all()
+
+
+def _users(dovecot: Dovecot, sizes: list[int], tag: str) -> list[Account]:
+    users = []
+    for i, n in enumerate(sizes):
+        user = dovecot.add_user(unique_user(tag), f"Pw{tag}{i}x{unique_user('')}")
+        dovecot.append_many(user, "INBOX", [(make_message(1000 * i + j), (), None)
+                                            for j in range(n - n // 3)])  # fmt: skip
+        dovecot.append_many(user, "Archive/2024", [(make_message(1000 * i + j, size=600), ("\\Seen",), None)
+                                                   for j in range(n - n // 3, n)])  # fmt: skip
+        users.append(user)
+    return users
+
+
+def _users_csv(path: Path, users: list[Account], wrong: dict[str, str] | None = None) -> Path:
+    wrong = wrong or {}
+    rows = [f"{u.name}@example.com,{u.name},{wrong.get(u.name, u.password)}" for u in users]
+    path.write_text("EmailAddress,UserName,Password\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def store_content(path: Path) -> dict[str, list[str]]:
+    """Folder -> sorted SHA-256 of every message (a multiset: duplicates show)."""
+    with Store.open(path) as st:
+        out: dict[str, list[str]] = {}
+        for row in st.rows():
+            out.setdefault("/".join(row.msg.folder), []).append(row.msg.sha256)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _status(cluster: Cluster, batch_id: str) -> dict[str, Any]:
+    code, out, err = cli("--json", "batch", "status", "--broker", cluster.redis.url, batch_id)
+    assert code in (0, 1), err
+    return dict(json.loads(out))
+
+
+def _wait_over(cluster: Cluster, batch_id: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = _status(cluster, batch_id)
+        if all(m["state"] in ("done", "failed") for m in status["mailboxes"]):
+            return status
+        time.sleep(0.5)
+    logs = "\n".join(cluster.workers.log(n) for n in ("w1", "w2", "w3"))
+    raise AssertionError(f"batch {batch_id} did not end: {status}\n{logs}")
+
+
+def _b64_forms(secret: bytes) -> set[bytes]:
+    """The secret as it would show inside base64 text at any of the 3 alignments."""
+    forms = set()
+    for shift in range(3):
+        enc = base64.b64encode(b"\0" * shift + secret)
+        skip = (shift * 4 + 2) // 3  # characters touched by the padding bytes
+        forms.add(enc[skip : len(enc) - 4])
+    return forms
+
+
+# --- one export batch with a MONITOR capture, examined by three tests ------------------
+
+
+@dataclass
+class Exported:
+    users: list[Account]
+    wrong_user: str
+    secrets: list[str]
+    batch_id: str
+    code: int
+    out: str
+    err: str
+    celery_dir: Path
+    local_dir: Path
+    monitor: bytes
+
+
+@pytest.fixture(scope="module")
+def exported(cluster: Cluster, dovecot: Dovecot) -> Exported:
+    users = _users(dovecot, [40, 25, 30, 10], "ce")
+    wrong = {users[3].name: "Wrong-Password-77"}
+    csv_file = _users_csv(cluster.root / "users.csv", users, wrong)
+    server = ["--server", f"imaps://127.0.0.1:{dovecot.imaps_port}", "--ca-file", str(dovecot.ca_file)]
+    local_dir, celery_dir = cluster.root / "local", cluster.root / "celery"
+    code, _, err = cli("--json", "export", "--batch", csv_file, local_dir, *server)
+    assert code == 1, err  # the wrong password
+    monitor_file = cluster.root / "monitor.txt"
+    with open(monitor_file, "wb") as f:
+        monitor = cluster.redis.cli("MONITOR", stdout=f, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        try:
+            code, out, err = cli("--json", "export", "--batch", csv_file, celery_dir, *server,
+                                 *cluster.celery_args())  # fmt: skip
+        finally:
+            time.sleep(0.5)
+            monitor.terminate()
+            monitor.wait()
+    batch_id = err.split("batch ", 1)[1].split(":", 1)[0]
+    return Exported(users, users[3].name, [u.password for u in users] + ["Wrong-Password-77"],
+                    batch_id, code, out, err, celery_dir, local_dir, monitor_file.read_bytes())  # fmt: skip
+
+
+def test_celery_export_equals_local_export(exported: Exported) -> None:
+    assert exported.code == 1, exported.err  # finished, one mailbox failed
+    results = {r["email"]: r for r in json.loads(exported.out)}
+    for user in exported.users:
+        name = f"{user.name}@example.com"
+        if user.name == exported.wrong_user:
+            assert "authentication failed" in results[name]["error"]
+            continue
+        assert results[name]["exit_code"] == 0, results[name]
+        local = store_content(exported.local_dir / name)
+        assert sum(map(len, local.values())) == results[name]["messages"] > 0
+        assert store_content(exported.celery_dir / name) == local
+
+
+def test_status_shows_every_mailbox_once(cluster: Cluster, exported: Exported) -> None:
+    status = _status(cluster, exported.batch_id)
+    by_key = {m["key"]: m for m in status["mailboxes"]}
+    assert len(status["mailboxes"]) == len(by_key) == 4
+    failed = by_key[f"{exported.wrong_user}@example.com"]
+    assert failed["state"] == "failed" and "authentication failed" in failed["error"]
+    assert failed["attempt"] == 1  # a wrong password is never tried again
+    done = [m for m in by_key.values() if m["state"] == "done"]
+    assert len(done) == 3 and all(m["worker"].endswith("@test") for m in done)
+    assert status["totals"]["done"] == 3 and status["totals"]["failed"] == 1
+    code, text, _ = cli("batch", "status", "--broker", cluster.redis.url, exported.batch_id)
+    assert code == 1 and "failed after 1 attempt(s): authentication failed" in text
+    assert "3 done, 1 failed" in text
+    code, listing, _ = cli("batch", "status", "--broker", cluster.redis.url)
+    assert exported.batch_id in listing
+
+
+def test_no_password_crosses_the_broker(exported: Exported) -> None:
+    capture = exported.monitor
+    # The detector works: the (base64-wrapped) job bodies and the records are in the capture.
+    assert b"pstkit.mailbox" in capture and b"hset" in capture.lower()
+    address = f"{exported.users[0].name}@example.com".encode()
+    assert address in capture or any(f in capture for f in _b64_forms(address))
+    for secret in exported.secrets:
+        raw = secret.encode()
+        assert raw not in capture, "a password in clear on the broker"
+        assert not any(f in capture for f in _b64_forms(raw)), "a password in base64 on the broker"
+    assert not any(s in exported.out + exported.err for s in exported.secrets)
