@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from pstkit.batch.board import Board
 from pstkit.batch.secretbox import new_key_file
 from pstkit.store import Store
-from tests.helpers import cli, make_message
+from tests.helpers import cli, make_message, sha
 from tests.servers.dovecot import Account, Dovecot, unique_user
 from tests.servers.redis import Redis, Workers
 
@@ -57,10 +56,12 @@ def _users(dovecot: Dovecot, sizes: list[int], tag: str) -> list[Account]:
     users = []
     for i, n in enumerate(sizes):
         user = dovecot.add_user(unique_user(tag), f"Pw{tag}{i}x{unique_user('')}")
-        dovecot.append_many(user, "INBOX", [(make_message(1000 * i + j), (), None)
-                                            for j in range(n - n // 3)])  # fmt: skip
-        dovecot.append_many(user, "Archive/2024", [(make_message(1000 * i + j, size=600), ("\\Seen",), None)
-                                                   for j in range(n - n // 3, n)])  # fmt: skip
+        split = n - n // 3
+        inbox = [(make_message(1000 * i + j), (), None) for j in range(split)]
+        archive = [(make_message(1000 * i + j, size=600), ("\\Seen",), None)
+                   for j in range(split, n)]  # fmt: skip
+        dovecot.append_many(user, "INBOX", inbox)
+        dovecot.append_many(user, "Archive/2024", archive)
         users.append(user)
     return users
 
@@ -130,7 +131,8 @@ def exported(cluster: Cluster, dovecot: Dovecot) -> Exported:
     users = _users(dovecot, [40, 25, 30, 10], "ce")
     wrong = {users[3].name: "Wrong-Password-77"}
     csv_file = _users_csv(cluster.root / "users.csv", users, wrong)
-    server = ["--server", f"imaps://127.0.0.1:{dovecot.imaps_port}", "--ca-file", str(dovecot.ca_file)]
+    server = ["--server", f"imaps://127.0.0.1:{dovecot.imaps_port}",
+              "--ca-file", str(dovecot.ca_file)]  # fmt: skip
     local_dir, celery_dir = cluster.root / "local", cluster.root / "celery"
     code, _, err = cli("--json", "export", "--batch", csv_file, local_dir, *server)
     assert code == 1, err  # the wrong password
@@ -146,8 +148,9 @@ def exported(cluster: Cluster, dovecot: Dovecot) -> Exported:
             monitor.terminate()
             monitor.wait()
     batch_id = err.split("batch ", 1)[1].split(":", 1)[0]
-    return Exported(users, users[3].name, [u.password for u in users] + ["Wrong-Password-77"],
-                    batch_id, code, out, err, celery_dir, local_dir, monitor_file.read_bytes())  # fmt: skip
+    secrets = [u.password for u in users] + ["Wrong-Password-77"]
+    return Exported(users, users[3].name, secrets, batch_id, code, out, err, celery_dir,
+                    local_dir, monitor_file.read_bytes())  # fmt: skip
 
 
 def test_celery_export_equals_local_export(exported: Exported) -> None:
@@ -192,3 +195,97 @@ def test_no_password_crosses_the_broker(exported: Exported) -> None:
         assert raw not in capture, "a password in clear on the broker"
         assert not any(f in capture for f in _b64_forms(raw)), "a password in base64 on the broker"
     assert not any(s in exported.out + exported.err for s in exported.secrets)
+
+
+# --- import, faults ------------------------------------------------------------------
+
+
+def test_celery_import_batch_verifies_equal(
+    cluster: Cluster, dovecot: Dovecot, exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources = [u for u in exported.users if u.name != exported.wrong_user][:2]
+    targets = [dovecot.add_user(unique_user("ti"), f"Tgt{unique_user('')}") for _ in sources]
+    target_url = f"imap://127.0.0.1:{dovecot.imap_port}"
+    mapping = cluster.root / "mapping.csv"
+    rows = [f"{t.name}@example.com,celery/{s.name}@example.com,{target_url},{t.name},{t.password}"
+            for s, t in zip(sources, targets, strict=True)]  # fmt: skip
+    mapping.write_text("EmailAddress,Source,Target,TargetUserName,TargetPassword\n"
+                       + "\n".join(rows) + "\n")  # fmt: skip
+    code, out, err = cli("--json", "import", "--batch", mapping, "--ca-file", dovecot.ca_file,
+                         *cluster.celery_args())  # fmt: skip
+    assert code == 0, err
+    results = {r["email"]: r for r in json.loads(out)}
+    for s, t in zip(sources, targets, strict=True):
+        store = exported.celery_dir / f"{s.name}@example.com"
+        assert results[f"{t.name}@example.com"]["delivered"] == sum(
+            map(len, store_content(store).values())
+        )
+        monkeypatch.setenv("PSTKIT_PASSWORD", t.password)
+        code, text, err = cli("verify", store, f"imap://{t.name}@127.0.0.1:{dovecot.imap_port}",
+                              "--ca-file", dovecot.ca_file)  # fmt: skip
+        marks = [line.split(" ", 1)[0] for line in text.splitlines()]
+        assert code == 0 and marks and set(marks) == {"="}, text + err
+
+
+def _submit(cluster: Cluster, dovecot: Dovecot, users: list[Account], name: str) -> str:
+    csv_file = _users_csv(cluster.root / f"{name}.csv", users)
+    code, out, err = cli("export", "--batch", csv_file, cluster.root / name, "--detach",
+                         "--server", f"imaps://127.0.0.1:{dovecot.imaps_port}",
+                         "--ca-file", dovecot.ca_file, *cluster.celery_args())  # fmt: skip
+    assert code == 0, err
+    return out.strip()
+
+
+def _wait_for(cluster: Cluster, batch_id: str, key: str, test: Any, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = {m["key"]: m for m in _status(cluster, batch_id)["mailboxes"]}[key]
+        if test(record):
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"{key} never reached the state: {record}")
+
+
+def _sources(users: list[Account], dovecot: Dovecot) -> dict[str, list[str]]:
+    out = {}
+    for u in users:
+        with dovecot.client(u) as c:
+            shas = []
+            for folder in ("INBOX", "Archive/2024"):
+                c.select_folder(folder, readonly=True)
+                fetched = c.fetch(c.search(), ["BODY.PEEK[]"])
+                shas += [sha(v[b"BODY[]"]) for v in fetched.values()]
+        out[f"{u.name}@example.com"] = sorted(shas)
+    return out
+
+
+def test_worker_killed_mid_mailbox_completes_exactly_once(cluster: Cluster, dovecot: Dovecot) -> None:
+    users = _users(dovecot, [900], "ck")
+    key = f"{users[0].name}@example.com"
+    batch_id = _submit(cluster, dovecot, users, "killed")
+    running = _wait_for(cluster, batch_id, key, lambda r: r["state"] == "running" and r.get("progress", 0) > 0)
+    victim = running["worker"].split("@")[0]
+    cluster.workers.kill(victim)
+    try:
+        status = _wait_over(cluster, batch_id)
+    finally:
+        cluster.workers.start(victim)
+    (record,) = status["mailboxes"]
+    assert record["state"] == "done" and record["runs"] == 2, record
+    assert record["worker"] != running["worker"]
+    content = store_content(cluster.root / "killed" / key)
+    assert sorted(sum(content.values(), [])) == _sources(users, dovecot)[key]
+    assert record["messages"] == 900
+
+
+def test_redis_restart_mid_batch_loses_nothing(cluster: Cluster, dovecot: Dovecot) -> None:
+    users = _users(dovecot, [300, 300, 300, 300], "cr")
+    batch_id = _submit(cluster, dovecot, users, "restart")
+    _wait_for(cluster, batch_id, f"{users[0].name}@example.com", lambda r: r["state"] != "queued")
+    cluster.redis.restart(down_for=1.0)
+    status = _wait_over(cluster, batch_id)
+    assert [m["state"] for m in status["mailboxes"]] == ["done"] * 4, status
+    expected = _sources(users, dovecot)
+    for key, shas in expected.items():
+        content = store_content(cluster.root / "restart" / key)
+        assert sorted(sum(content.values(), [])) == shas
