@@ -62,9 +62,18 @@ def make_app(broker: str, visibility_timeout: float = DEFAULT_VISIBILITY) -> Any
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_default_queue=QUEUE, broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None, worker_hijack_root_logger=False,
-        broker_transport_options={"visibility_timeout": visibility_timeout},
+        broker_transport_options=_transport_options(visibility_timeout),
     )  # fmt: skip
     return app
+
+
+def _transport_options(visibility_timeout: float) -> dict[str, float]:
+    """Kombu looks for jobs of vanished workers every interval x throttle
+    seconds (100 s by default); look every few seconds, at most every 10 s,
+    so that a job comes back soon after its visibility timeout."""
+    return {"visibility_timeout": visibility_timeout,
+            "unacked_restore_interval": max(1.0, min(10.0, visibility_timeout / 3)),
+            "unacked_restore_throttle": 1}  # fmt: skip
 
 
 def _context(job: Job, role: str) -> str:
