@@ -64,22 +64,20 @@ class Store:
     def create(cls, root: Path, layout: Layout = Layout.MAILDIR, command: str = "") -> Store:
         if (root / MARKER).exists():
             return cls.open(root, writable=True, command=command)
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        if root.exists() and (not root.is_dir() or _foreign(root)):
             raise StoreExists(root)
-        marker: dict[str, object] = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "id": str(uuid.uuid4()),
-            "layout": layout.value,
-            "created": now_text(),
-        }
         try:
-            (root / MAIL).mkdir(parents=True, exist_ok=True)
-            Catalog(root / CATALOG, create=True).close()
-            # The marker comes last: a folder without it is not (yet) a store.
-            (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+            root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise write_error(root, e) from e
+        # Two runs creating one store at once (a batch submitted twice): the
+        # second meets the lock (StoreLocked), never a half-made store.
+        lock.acquire(root / LOCK, str(root), command or "pstkit")
+        try:
+            if not (root / MARKER).exists():
+                _make(root, layout)
+        finally:
+            lock.release(root / LOCK)
         return cls.open(root, writable=True, command=command)
 
     @classmethod
@@ -184,6 +182,28 @@ class Store:
 
     def message_path(self, row: MessageRow) -> Path:
         return self.mail / row.file
+
+
+def _foreign(root: Path) -> bool:
+    """Content that is neither a store nor one being created (its lock is there)."""
+    return any(root.iterdir()) and not (root / LOCK).exists() and not (root / MARKER).exists()
+
+
+def _make(root: Path, layout: Layout) -> None:
+    marker: dict[str, object] = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "id": str(uuid.uuid4()),
+        "layout": layout.value,
+        "created": now_text(),
+    }
+    try:
+        (root / MAIL).mkdir(parents=True, exist_ok=True)
+        Catalog(root / CATALOG, create=True).close()
+        # The marker comes last: a folder without it is not (yet) a store.
+        (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise write_error(root, e) from e
 
 
 def verify_bytes(row: MessageRow, data: bytes) -> None:

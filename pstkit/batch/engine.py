@@ -26,7 +26,7 @@ from pstkit.batch import state
 from pstkit.batch.jobs import BatchResult, Job, JobSecrets, Openers, retry_delay, run_job
 from pstkit.errors import StoreLocked
 
-LOCK_WAIT = 10.0  # seconds between looks at a store locked by another run
+LOCK_WAIT = 5.0  # seconds between looks at a store locked by another run
 
 
 @dataclass(frozen=True)

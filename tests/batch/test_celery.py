@@ -18,7 +18,7 @@ import pytest
 from pstkit.batch.secretbox import new_key_file
 from pstkit.store import Store
 from tests.helpers import cli, make_message, sha
-from tests.servers.dovecot import Account, Dovecot, unique_user
+from tests.servers.dovecot import Account, Dovecot, free_port, unique_user
 from tests.servers.redis import Redis, Workers
 
 pytest_plugins = ["tests.servers.dovecot", "tests.servers.redis"]
@@ -297,3 +297,43 @@ def test_redis_restart_mid_batch_loses_nothing(cluster: Cluster, dovecot: Doveco
     for key, shas in expected.items():
         content = store_content(cluster.root / "restart" / key)
         assert sorted(s for shas in content.values() for s in shas) == shas
+
+
+def test_same_batch_twice_waits_for_the_store_lock(cluster: Cluster, dovecot: Dovecot) -> None:
+    users = _users(dovecot, [500], "cd")
+    key = f"{users[0].name}@example.com"
+    batches = [_submit(cluster, dovecot, users, "twice") for _ in range(2)]
+    seen: set[str] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        records = [_status(cluster, b)["mailboxes"][0] for b in batches]
+        seen |= {r["state"] for r in records}
+        if all(r["state"] in ("done", "failed") for r in records):
+            break
+        time.sleep(0.1)
+    assert [r["state"] for r in records] == ["done", "done"], records
+    assert "waiting" in seen  # the second run met the first one's lock and waited
+    assert all(r["messages"] == 500 for r in records)
+    content = store_content(cluster.root / "twice" / key)
+    assert sorted(s for shas in content.values() for s in shas) == _sources(users, dovecot)[key]
+
+
+def test_connection_failures_are_retried_then_failed(cluster: Cluster, dovecot: Dovecot) -> None:
+    (user,) = _users(dovecot, [3], "cf")
+    csv_file = cluster.root / "retry.csv"
+    csv_file.write_text(
+        "EmailAddress,UserName,Password,Server,Port,Security\n"
+        f"good@example.com,{user.name},{user.password},127.0.0.1,{dovecot.imaps_port},SSL\n"
+        f"gone@example.com,{user.name},{user.password},127.0.0.1,{free_port()},SSL\n"
+    )
+    code, out, err = cli("--json", "export", "--batch", csv_file, cluster.root / "retry",
+                         "--ca-file", dovecot.ca_file, *cluster.celery_args())  # fmt: skip
+    assert code == 1, err
+    results = {r["email"]: r for r in json.loads(out)}
+    assert results["good@example.com"]["exit_code"] == 0
+    assert results["good@example.com"]["messages"] == 3
+    assert results["gone@example.com"]["exit_code"] == 5
+    batch_id = err.split("batch ", 1)[1].split(":", 1)[0]
+    gone = {m["key"]: m for m in _status(cluster, batch_id)["mailboxes"]}["gone@example.com"]
+    assert gone["state"] == "failed" and gone["attempt"] == 2  # workers run --max-attempts 2
+    assert "cannot connect" in gone["error"]
