@@ -69,7 +69,7 @@ def _job(
             raise UsageError(f"Source {cols['source']} is not a store: give a Store to stage it")
         store = str((base / Path(cols["store"]).expanduser()).absolute())
         export_from = replace(source, user=cols["username"]) if cols.get("username") else source
-    key = cols.get("emailaddress") or target.user or source.display()
+    key = cols.get("emailaddress") or target.user or (export_from or source).display()
     return Job(batch_id, key, store, source=export_from, target=target,
                source_options=source_options, target_options=target_options,
                mapping=_row_mapping(cols, mapping))  # fmt: skip

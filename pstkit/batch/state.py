@@ -80,9 +80,10 @@ def describe(r: Mapping[str, Any]) -> str:
     where = f"{r.get('worker') or r.get('host', '?')} pid {r.get('pid', '?')}"
     if state == "running":
         total = f"/{r['total']}" if r.get("total") else ""
-        return f"running on {where}: {r.get('stage', '')} {r.get('progress', 0)}{total} messages"
+        stage = f"{r['stage']} " if r.get("stage") else ""
+        return f"running on {where}: {stage}{r.get('progress', 0)}{total} messages"
     if state == "done":
-        extra = f", {r['delivered']} in target" if r.get("kind") != "export" else ""
+        extra = f", {r.get('delivered', 0)} in target" if "import" in r.get("kind", "") else ""
         skipped = f", {r['skipped']} skipped" if r.get("skipped") else ""
         return (f"done on {where}: {r.get('messages', 0)} messages in {r.get('folders', 0)} "
                 f"folders{extra}{skipped} ({r.get('seconds', 0)} s)")  # fmt: skip
