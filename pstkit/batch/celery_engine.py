@@ -106,6 +106,7 @@ class CeleryEngine:
 
     def __init__(self, broker: str, key: bytes | None) -> None:
         self.broker, self.key = broker, key
+        self.display = _safe(broker)
         self.board = Board(broker)
         check_reachable(self.board)
         self.app = make_app(broker)
@@ -128,7 +129,7 @@ class CeleryEngine:
         try:
             self._last[batch_id] = self.board.records(batch_id)
         except DOWN:
-            log.warning("broker %s does not answer; still trying", _safe(self.broker))
+            log.warning("broker %s does not answer; still trying", self.display)
         return self._last.get(batch_id, [])
 
     def close(self) -> None:

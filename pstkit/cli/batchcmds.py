@@ -11,13 +11,13 @@ import typer
 from tqdm import tqdm
 
 from pstkit.batch import secretbox, state
-from pstkit.batch.engine import Batch, Engine, follow, run_local
+from pstkit.batch.engine import Batch, follow, run_local
 from pstkit.batch.jobs import BatchResult, Job, JobSecrets
 from pstkit.cli.app import app, env_of
 from pstkit.cli.env import Env, print_json
 from pstkit.cli.report import print_batch
 from pstkit.converters import open_sink, open_source
-from pstkit.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, UsageError
+from pstkit.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, MissingDependency, UsageError
 from pstkit.location import Location
 from pstkit.options import ConnectOptions
 from pstkit.protocols import Sink, Source
@@ -53,12 +53,10 @@ def run_batch_command(
         raise UsageError(f"--engine must be local or celery, not {engine!r}")
     if not broker:
         raise UsageError("--engine celery needs --broker redis://HOST:6379/0")
-    from pstkit.batch.celery_engine import CeleryEngine  # noqa: PLC0415  (optional extra)
-
-    celery = CeleryEngine(broker, secretbox.read_key(key_file) if key_file else None)
+    celery = _celery_engine(broker, secretbox.read_key(key_file) if key_file else None)
     try:
         batch_id = celery.submit(Batch(jobs[0].batch, jobs, secrets)) if jobs else ""
-        env.err(f"batch {batch_id}: {len(jobs)} mailboxes queued")
+        env.err(f"batch {batch_id}: {len(jobs)} mailboxes queued on {celery.display}")
         if detach or not jobs:
             env.out(batch_id)
             return EXIT_OK
@@ -67,14 +65,23 @@ def run_batch_command(
         celery.close()
 
 
-def _follow_and_print(env: Env, engine: Engine, batch_id: str, total: int) -> int:
+def _celery_engine(broker: str, key: bytes | None) -> Any:
+    """The celery engine, imported only now: celery and redis are an optional extra."""
+    try:
+        from pstkit.batch.celery_engine import CeleryEngine  # noqa: PLC0415
+    except ImportError as e:
+        raise MissingDependency("the celery engine", e.name or "celery", "celery") from e
+    return CeleryEngine(broker, key)
+
+
+def _follow_and_print(env: Env, engine: Any, batch_id: str, total: int) -> int:
     watcher = Watcher(env, total)
     try:
         records = follow(engine, batch_id, watcher)
     except KeyboardInterrupt:
         watcher.close()
         env.err(f"the batch goes on on the workers; follow it again with:\n"
-                f"  pstkit batch status --broker URL {batch_id} --follow")  # fmt: skip
+                f"  pstkit batch status --broker {engine.display} {batch_id} --follow")  # fmt: skip
         return EXIT_INTERRUPTED
     watcher.close()
     return _print_results(env, [state.as_result(r) for r in records])
@@ -106,8 +113,11 @@ class Watcher:
         if self.bar is not None:
             t = state.totals(records)
             self.bar.n = t["done"] + t["failed"]
-            self.bar.set_postfix_str(f"running {t['running']}, failed {t['failed']}, "
-                                     f"{t['messages']} messages", refresh=True)  # fmt: skip
+            running = ", ".join(f"{str(r.get('key')).split('@')[0]} {r.get('progress', 0)}"
+                                + (f"/{r['total']}" if r.get("total") else "")
+                                for r in records if r.get("state") == "running")  # fmt: skip
+            self.bar.set_postfix_str(f"{t['messages']} messages, {t['failed']} failed; "
+                                     f"running: {running or '-'}", refresh=True)  # fmt: skip
 
     def _say(self, line: str) -> None:
         if self.bar is not None:
@@ -141,7 +151,10 @@ def worker(
     """Run mailbox jobs of batches submitted with --engine celery (on any machine)."""
     if not broker:
         raise UsageError("worker needs --broker redis://HOST:6379/0")
-    from pstkit.batch.celery_engine import WorkerConfig, run_worker  # noqa: PLC0415
+    try:
+        from pstkit.batch.celery_engine import WorkerConfig, run_worker  # noqa: PLC0415
+    except ImportError as e:
+        raise MissingDependency("pstkit worker", e.name or "celery", "celery") from e
 
     run_worker(WorkerConfig(broker, ConverterOpeners(), secret_key_file, concurrency,
                             name or "", visibility_timeout, max_attempts))  # fmt: skip
@@ -159,9 +172,7 @@ def status(
     env = env_of(ctx)
     if not broker:
         raise UsageError("batch status needs --broker redis://HOST:6379/0")
-    from pstkit.batch.celery_engine import CeleryEngine  # noqa: PLC0415
-
-    engine = CeleryEngine(broker, None)
+    engine = _celery_engine(broker, None)
     try:
         if batch_id is None:
             return _list_batches(env, engine)
