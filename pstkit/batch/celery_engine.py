@@ -62,6 +62,10 @@ def make_app(broker: str, visibility_timeout: float = DEFAULT_VISIBILITY) -> Any
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_default_queue=QUEUE, broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None, worker_hijack_root_logger=False,
+        # On a lost broker connection a running mailbox goes on (its outcome is
+        # recorded once the broker is back); its message comes again and the
+        # rerun finds nothing left to do. Cancelling would throw the work away.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options=_transport_options(visibility_timeout),
     )  # fmt: skip
     return app
@@ -176,11 +180,15 @@ def _register(app: Any, config: WorkerConfig, key: bytes | None) -> None:
         job = records.decode(Job, job_data)
         worker = str(self.request.hostname or "")
 
+        warned: list[bool] = []
+
         def report(update: dict[str, Any]) -> None:
             try:
                 board().update(job.batch, job.key, {**update, "attempt": attempt, "worker": worker})
             except DOWN:
-                log.warning("broker away: progress of %s not recorded", job.key)
+                if not warned:  # once per job: the job goes on, its outcome is kept later
+                    warned.append(True)
+                    log.warning("broker away: progress of %s not recorded", job.key)
 
         outcome = _run(job, sealed, key, config.openers, report)
         if isinstance(outcome, StoreLocked):
