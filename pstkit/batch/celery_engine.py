@@ -33,12 +33,12 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pstkit.batch import records, secretbox, state
 from pstkit.batch.board import DOWN, Board, check_reachable
-from pstkit.batch.engine import LOCK_WAIT, Batch
-from pstkit.batch.jobs import Job, JobSecrets, Openers, retry_delay, run_job
+from pstkit.batch.engine import LOCK_WAIT, Batch, Engine
+from pstkit.batch.jobs import BatchResult, Job, JobSecrets, Openers, retry_delay, run_job
 from pstkit.errors import MissingDependency, PstkitError, StoreLocked, UsageError
 
 log = logging.getLogger("pstkit")
@@ -203,10 +203,8 @@ def _register(app: Any, config: WorkerConfig, key: bytes | None) -> None:
 
 
 def _run(job: Job, sealed: Mapping[str, str], key: bytes | None, openers: Openers,
-         report: Any) -> Any:  # fmt: skip
+         report: Any) -> BatchResult | StoreLocked:  # fmt: skip
     """run_job with the passwords unsealed; a bad key is the mailbox's failure."""
-    from pstkit.batch.jobs import BatchResult  # noqa: PLC0415
-
     try:
         secrets = unseal_secrets(job, sealed, key)
     except PstkitError as e:
@@ -215,3 +213,7 @@ def _run(job: Job, sealed: Mapping[str, str], key: bytes | None, openers: Opener
         return run_job(job, secrets, openers, report)
     except StoreLocked as e:
         return e
+
+
+if TYPE_CHECKING:
+    _: type[Engine] = CeleryEngine

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pstkit.batch import state
 from pstkit.batch.jobs import BatchResult, Job, JobSecrets, Openers, retry_delay, run_job
@@ -159,3 +159,7 @@ def run_local(
         engine.close()
     by_key = {r["key"]: r for r in records}
     return [state.as_result(by_key[j.key]) for j in jobs]
+
+
+if TYPE_CHECKING:
+    _: type[Engine] = LocalEngine
