@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -263,25 +264,33 @@ def _sources(users: list[Account], dovecot: Dovecot) -> dict[str, list[str]]:
     return out
 
 
-def test_worker_killed_mid_mailbox_completes_exactly_once(
-    cluster: Cluster, dovecot: Dovecot
+@pytest.mark.parametrize("what", ["worker", "pool process"])
+def test_killed_mid_mailbox_completes_exactly_once(
+    cluster: Cluster, dovecot: Dovecot, what: str
 ) -> None:
+    """kill -9 of a whole worker (a machine gone: its job comes back after the
+    visibility timeout) or of the pool process running the job (the worker
+    puts it back at once)."""
     users = _users(dovecot, [600], "ck")
     key = f"{users[0].name}@example.com"
-    batch_id = _submit(cluster, dovecot, users, "killed")
+    batch_id = _submit(cluster, dovecot, users, f"killed-{what[0]}")
     running = _wait_for(
         cluster, batch_id, key, lambda r: r["state"] == "running" and r.get("progress", 0) > 0
     )
     victim = running["worker"].split("@")[0]
-    cluster.workers.kill(victim)
-    try:
+    if what == "pool process":
+        os.kill(running["pid"], signal.SIGKILL)
         status = _wait_over(cluster, batch_id)
-    finally:
-        cluster.workers.start(victim)
+    else:
+        cluster.workers.kill(victim)
+        try:
+            status = _wait_over(cluster, batch_id)
+        finally:
+            cluster.workers.start(victim)
     (record,) = status["mailboxes"]
     assert record["state"] == "done" and record["runs"] == 2, record
-    assert record["worker"] != running["worker"]
-    content = store_content(cluster.root / "killed" / key)
+    assert record["pid"] != running["pid"]
+    content = store_content(cluster.root / f"killed-{what[0]}" / key)
     assert sorted(s for shas in content.values() for s in shas) == _sources(users, dovecot)[key]
     assert record["messages"] == 600
 
