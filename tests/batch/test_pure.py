@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pstkit.batch import records, secretbox, state
 from pstkit.batch.csvfiles import export_jobs, read_users
-from pstkit.batch.jobs import BatchResult, Job
+from pstkit.batch.jobs import BatchResult, Job, JobSecrets
 from pstkit.batch.mapping_csv import read_mapping
 from pstkit.errors import SecretError, UsageError
 from pstkit.location import parse_location
@@ -140,3 +140,18 @@ def test_totals_and_lines() -> None:
     assert state.describe(recs[1]) == "running on h2 pid 2: 3/9 messages"
     assert state.describe(recs[2]) == "failed after 3 attempt(s): cannot connect to x: refused"
     assert state.describe(recs[0]).startswith("done on w1@h pid 1: 5 messages in 2 folders")
+
+
+def test_csv_passwords_without_a_key_are_refused_for_the_broker() -> None:
+    celery_engine = pytest.importorskip("pstkit.batch.celery_engine")
+    job = Job("b1", "a@x", "/s", source=parse_location("imaps://h"))
+    with pytest.raises(UsageError, match="--secret-key-file"):
+        celery_engine.seal_secrets(job, JobSecrets(source="pw"), None)
+    assert celery_engine.seal_secrets(job, JobSecrets(), None) == {}  # nothing to seal
+    key = bytes(range(32))
+    secret = "a-long-secret-password"
+    sealed = celery_engine.seal_secrets(job, JobSecrets(source=secret), key)
+    assert secret not in str(sealed) and set(sealed) == {"source"}
+    assert celery_engine.unseal_secrets(job, sealed, key) == JobSecrets(source=secret)
+    with pytest.raises(UsageError, match="start the worker with --secret-key-file"):
+        celery_engine.unseal_secrets(job, sealed, None)
