@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from exchangelib.properties import DistinguishedFolderId
 from exchangelib.properties import Mailbox as XMailbox
 from exchangelib.services import CreateFolder
 from oauthlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
+from urllib3.exceptions import InsecureRequestWarning
 
 from pstkit.converters.ews import auth as ews_auth
 from pstkit.converters.ews import discover as ews_discover
@@ -38,6 +40,7 @@ from pstkit.converters.ews.wire import (
     Archive,
     MimeCreateItem,
     anonymous_post,
+    dropped,
     folder_spec,
     reason,
     register_props,
@@ -50,6 +53,7 @@ from pstkit.options import ConnectOptions
 from pstkit.protocols import TargetItem
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 RETRY_STATUS = (429, 502, 503, 504)  # exchangelib passes 429/502/504 on as MalformedResponseError
 TRANSIENT = (
     xerr.ErrorServerBusy,
@@ -70,6 +74,29 @@ class Throttled(TransientError):
 
 class RequestTooLarge(ConnectorError):
     """{} refused a request of this size (HTTP 413)"""
+
+
+class Refused(ConnectorError):
+    """{} refused the request: {}"""
+
+    def __init__(self, where: str, words: str) -> None:
+        super().__init__(where, words)
+        self.words = words  # the server's own words (faultstring / MessageText)
+
+
+#: request-level refusals that are about the session, the mailbox or the server's
+#: state, never about one item in the request (translated() handles them)
+NOT_ABOUT_ITEMS = (
+    *TRANSIENT,
+    xerr.ErrorNonExistentMailbox,
+    xerr.ErrorMailboxMoveInProgress,
+    xerr.ErrorAccessDenied,
+    xerr.ErrorImpersonateUserDenied,
+    xerr.ErrorInvalidExchangeImpersonationHeaderData,
+    xerr.ErrorInvalidLicense,
+    xerr.ErrorFolderNotFound,
+    xerr.ErrorQuotaExceeded,
+)
 
 
 @dataclass(frozen=True)
@@ -119,6 +146,10 @@ class EwsClient:
 
     def _connect(self, location: Location, options: ConnectOptions) -> Account:
         verify: bool | str = True
+        if options.insecure:
+            # Said once here, not by urllib3 on every request (six times for one run).
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+            log.warning("%s: the server's TLS certificate is not checked (--insecure)", self.where)
         if options.insecure or options.ca_file:
             verify = False if options.insecure else str(options.ca_file)
         url, credentials, auth_type = self._endpoint(location, options, verify)
@@ -204,6 +235,9 @@ class EwsClient:
         except xerr.MalformedResponseError as e:  # a TransportError: must come first
             raise _http_error(self.where, e) from e
         except xerr.TransportError as e:
+            drop = dropped(e)
+            if drop is not None:  # SSLEOFError mid-request: the look-up before resend applies
+                raise Throttled(self.where, f"connection dropped ({reason(drop)})") from e
             inner = e.__context__
             if isinstance(inner, xerr.ResponseMessageError):
                 # exchangelib's server version guess wraps the real refusal
@@ -290,8 +324,16 @@ class EwsClient:
 
         def send() -> list[str | ItemError]:
             service = MimeCreateItem(account=self._account, chunk_size=len(items))
+            try:
+                answers = list(service.call(items, target.handle, "SaveOnly", "SendToNone"))
+            except (xerr.SOAPError, xerr.ResponseMessageError) as e:
+                # A SOAP fault for the whole request (gromox: "E-3045: failed to find
+                # proper type for node 'DistributionList'"): something in it was refused.
+                if isinstance(e, NOT_ABOUT_ITEMS):
+                    raise
+                raise Refused(self.where, fault_words(e)) from e
             out: list[str | ItemError] = []
-            for res in service.call(items, target.handle, "SaveOnly", "SendToNone"):
+            for res in answers:
                 if isinstance(res, Exception):
                     out.append(ItemError(type(res).__name__, str(res), isinstance(res, TRANSIENT)))
                 else:
@@ -385,6 +427,14 @@ def _ref(folder: Any) -> FolderRef:
     return FolderRef(
         folder.id, parent, folder.name or "", folder.total_count, folder.folder_class or "", folder
     )
+
+
+def fault_words(e: Exception) -> str:
+    """What the server said in a SOAP fault, without exchangelib's framing."""
+    text = str(e)
+    said = re.search(r"string: (.*?) actor: ", text, re.S)
+    words = said.group(1) if said else text
+    return " ".join(words.split()) or type(e).__name__
 
 
 def _http_error(where: str, e: Exception) -> ConnectorError:

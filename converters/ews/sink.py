@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pstkit.converters.ews import kinds as ews_kinds
 from pstkit.converters.ews import props as ews_props
-from pstkit.converters.ews.client import EwsClient, FolderRef, ItemError, RequestTooLarge, Throttled
+from pstkit.converters.ews.client import (
+    EwsClient,
+    FolderRef,
+    ItemError,
+    Refused,
+    RequestTooLarge,
+    Throttled,
+)
 from pstkit.errors import ConnectorError, QuotaExceeded, TransientError, UsageError
 from pstkit.location import Location
 from pstkit.model import Delivered, FolderInfo, FolderPath, ItemKind, Role, StoredMessage
@@ -204,6 +211,9 @@ class EwsSink:
             except RequestTooLarge:
                 self._too_large(target, pending, batch, results)
                 return
+            except Refused as e:
+                self._refused(target, pending, batch, results, e)
+                return
             except Throttled as e:
                 attempt, unsure = attempt + 1, True
                 self._wait(attempt, e.back_off, e)
@@ -235,6 +245,18 @@ class EwsSink:
             self.batch_limit = BatchLimit(items, ews_props.raw_budget(self._request_limit, items))
         if len(pending) == 1:
             results[pending[0]] = Failed(f"the server refuses a request of {size} bytes (HTTP 413)")
+            return
+        half = len(pending) // 2
+        self._create(target, pending[:half], batch, results)
+        self._create(target, pending[half:], batch, results)
+
+    def _refused(
+        self, target: FolderRef, pending: list[int], batch: Work, results: Results, e: Refused
+    ) -> None:
+        """A SOAP fault for the whole request: nothing of it was created. Halve until
+        the item the server will not take is alone; it fails with the server's words."""
+        if len(pending) == 1:
+            results[pending[0]] = Failed(f"the server refused it: {e.words}")
             return
         half = len(pending) // 2
         self._create(target, pending[:half], batch, results)

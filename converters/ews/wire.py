@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+import ssl
 import threading
 from typing import Any
 
@@ -133,9 +134,36 @@ def anonymous_post(url: str, verify: bool | str, timeout: float) -> requests.Res
 
 
 def reason(e: Exception) -> str:
-    """A one-line reason from a requests/exchangelib error, without its noise."""
-    found = re.search(r"certificate verify failed[^'\")]*|\[Errno -?\d+\] [^'\")]+", str(e))
-    return found.group(0) if found else type(e).__name__
+    """A one-line reason from a requests/exchangelib error, without its noise: no
+    "(_ssl.c:1006)" (which a cut at the first ")" used to leave half-open)."""
+    text = re.sub(r" ?\(_ssl\.c:\d+\)", "", str(e))
+    found = re.search(r"certificate verify failed[^'\")]*|\[Errno -?\d+\] [^'\")]+", text)
+    return found.group(0).strip() if found else type(e).__name__
+
+
+#: what a connection that was up and then went away looks like, at any depth of the
+#: chain requests/urllib3/exchangelib wrap it in (a refused certificate is none of these)
+_DROPS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError)
+
+
+def dropped(e: BaseException) -> ssl.SSLError | OSError | None:
+    """The dropped-connection error at the root of `e`, if that is what `e` is.
+
+    exchangelib re-raises every requests.SSLError as a TransportError (it takes them
+    all for certificate problems, never worth a retry), but an SSLEOFError on a
+    connection that was up is a drop: the server closed it in the middle of a request.
+    """
+    seen: set[int] = set()
+    todo: list[object] = [e]
+    while todo:
+        cur = todo.pop()
+        if not isinstance(cur, BaseException) or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, _DROPS):
+            return cur
+        todo += [cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args]
+    return None
 
 
 def verify_with(protocol: BaseProtocol, verify: bool | str) -> None:

@@ -36,6 +36,10 @@ from tests.servers.ews.props import (
 from tests.servers.ews.soap import m, sub, t
 
 
+class RequestFault(Exception):
+    """The whole request is refused with a SOAP fault (see FaultPlan.request_faults)."""
+
+
 class EwsError(Exception):
     def __init__(self, code: str, text: str) -> None:
         super().__init__(text)
@@ -257,10 +261,22 @@ def _create_one(
     return item
 
 
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text)
+    except (binascii.Error, ValueError):
+        return b""
+
+
 def create_item(ctx: Context, req: etree._Element) -> etree._Element:
     resp, messages = _messages("CreateItem")
     saved = req.find(m("SavedItemFolderId"))
     specs = _kids(req, m("Items"))
+    for spec in specs:
+        mime = spec.findtext(t("MimeContent")) or ""
+        refusal = ctx.faults.request_fault(etree.tostring(spec) + _b64(mime))
+        if refusal is not None:
+            raise RequestFault(refusal)
     for spec in specs:
         try:
             if req.get("MessageDisposition") != "SaveOnly":
