@@ -33,6 +33,7 @@ from exchangelib.services.common import folder_ids_element
 from exchangelib.util import create_element
 
 from pstkit.converters.ews import kinds as ews_kinds
+from pstkit.converters.ews import pimxml
 from pstkit.converters.ews import props as ews_props
 
 _REGISTER_LOCK = threading.Lock()
@@ -224,13 +225,17 @@ def item_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
     MessageType's IsRead (set as well, so it cannot contradict 0x0E07) or
     DistributionListType's DisplayName and Members."""
     msg = create_element(f"t:{props.element}")
-    if props.element not in ("DistributionList", "Task"):  # these have no MIME import
+    if props.element == "Message":  # the one kind Exchange documents a MIME import for
         content = base64.b64encode(raw).decode("ascii")
         _text_child(msg, "t:MimeContent", content, CharacterSet="UTF-8")
     if props.task is not None:
         _text_child(msg, "t:Subject", props.task.subject)
         if props.task.body:
             _text_child(msg, "t:Body", props.task.body, BodyType="Text")
+    if props.calendar is not None:
+        pimxml.calendar_head(msg, props.calendar)
+    if props.contact is not None:
+        pimxml.contact_head(msg, props.contact)
     if props.attachments:
         msg.append(_attachments_xml(props.attachments))
     if props.categories:
@@ -238,6 +243,8 @@ def item_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
         for name in props.categories:
             _text_child(cats, "t:String", name)
         msg.append(cats)
+    if props.calendar is not None:
+        pimxml.calendar_reminder(msg, props.calendar)
     for attrs, value in ews_props.wire_props(props):
         prop = create_element("t:ExtendedProperty")
         prop.append(create_element("t:ExtendedFieldURI", attrs=attrs))
@@ -249,6 +256,10 @@ def item_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
         _list_members(msg, props)
     elif props.task is not None:
         _task_fields(msg, props.task)
+    elif props.calendar is not None:
+        pimxml.calendar_tail(msg, props.calendar)
+    elif props.contact is not None:
+        pimxml.contact_tail(msg, props.contact)
     return msg
 
 
