@@ -163,16 +163,19 @@ def event_fields(text: str) -> CalendarFields | str:
     if "DTSTART" not in first:
         return "the event has no start (DTSTART)"
     zones, notes = zones_in(text), list[str]()
-    start, all_day = _moment(first["DTSTART"], zones, notes)
+    try:
+        start, all_day = _moment(first["DTSTART"], zones, notes)
+    except (ValueError, OverflowError):
+        return f"the event's start (DTSTART:{first['DTSTART'].value}) is unreadable"
     end = _end(first, start, all_day, zones, notes)
     tzid = first["DTSTART"].params.get("TZID", "")
     zone = zones.get(tzid)
     recurrence = None
     if "RRULE" in first:
-        local_start = zone.to_local(start) if zone else _local(start, tzid)
         try:
+            local_start = zone.to_local(start) if zone else _local(start, tzid)
             recurrence = rrule_recurrence(first["RRULE"].value, local_start.date())
-        except Unsupported as e:
+        except (ValueError, OverflowError) as e:  # Unsupported, or a value beyond reading
             notes.append(f"recurrence not carried ({e}): the first occurrence only")
     notes += _not_carried(lines, event)
     return CalendarFields(
@@ -194,13 +197,15 @@ def _end(
     first: dict[str, Line], start: datetime, all_day: bool, zones: dict[str, Zone],
     notes: list[str],
 ) -> datetime:  # fmt: skip
-    if "DTEND" in first:
-        return _moment(first["DTEND"], zones, notes)[0]
-    if "DURATION" in first:
+    for name in ("DTEND", "DURATION"):
+        if name not in first:
+            continue
         try:
+            if name == "DTEND":
+                return _moment(first["DTEND"], zones, notes)[0]
             return start + duration(first["DURATION"].value)
-        except ValueError:
-            notes.append(f"unreadable DURATION {first['DURATION'].value!r}")
+        except (ValueError, OverflowError):
+            notes.append(f"unreadable {name} {first[name].value!r}: no duration")
     return start + timedelta(days=1 if all_day else 0)  # RFC 5545 3.6.1
 
 
@@ -294,7 +299,10 @@ def _pattern(rule: dict[str, str], start: date) -> tuple[str, list[tuple[str, st
                                     *([("FirstDayOfWeek", first)] if first else [])]
     months = int(interval) * (12 if freq == "YEARLY" else 1)
     if freq == "YEARLY" and int(interval) == 1:
-        month = MONTHS[int(rule.get("BYMONTH", start.month)) - 1]
+        by_month = rule.get("BYMONTH", str(start.month))
+        if not by_month.isdigit() or not 1 <= int(by_month) <= 12:
+            raise Unsupported(f"BYMONTH={by_month}")
+        month = MONTHS[int(by_month) - 1]
         rel = _relative(rule, start)
         if rel is not None:
             return "RelativeYearlyRecurrence", [("DaysOfWeek", rel[0]),

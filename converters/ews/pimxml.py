@@ -134,6 +134,8 @@ def _group(group_id: str, rule: Rule, std: str, dst: str) -> Any:
 
 
 def contact_head(item: Any, card: ContactFields) -> None:
+    # Exchange derives a contact's Subject from its name; gromox 3.10 leaves it empty.
+    text_child(item, "t:Subject", card.display_name)
     if card.body:
         text_child(item, "t:Body", card.body, BodyType="Text")
 
