@@ -157,7 +157,7 @@ def event_fields(text: str) -> CalendarFields | str:
     event = master_event(lines)
     if event is None:
         return "the iCalendar object has no VEVENT"
-    first = {}
+    first: dict[str, Line] = {}
     for line in event:
         first.setdefault(line.name, line)
     if "DTSTART" not in first:
@@ -263,8 +263,11 @@ def _day_of_week(codes: list[str]) -> str:
     found = set(codes)
     if len(found) == 1:
         return DAY_NAMES[codes[0]]
-    for name, group in (("Weekday", {"MO", "TU", "WE", "TH", "FR"}),
-                        ("WeekendDay", {"SA", "SU"}), ("Day", set(DAY_NAMES))):
+    for name, group in (
+        ("Weekday", {"MO", "TU", "WE", "TH", "FR"}),
+        ("WeekendDay", {"SA", "SU"}),
+        ("Day", set(DAY_NAMES)),
+    ):
         if found == group:
             return name
     raise Unsupported(f"BYDAY={','.join(codes)} with a position")
@@ -295,8 +298,11 @@ def _pattern(rule: dict[str, str], start: date) -> tuple[str, list[tuple[str, st
         codes = [code for _, code in _days(rule)] or [WEEKDAY_CODES[start.weekday()]]
         names = " ".join(DAY_NAMES[c] for c in codes)
         first = DAY_NAMES.get(rule.get("WKST", ""), "")
-        return "WeeklyRecurrence", [("Interval", interval), ("DaysOfWeek", names),
-                                    *([("FirstDayOfWeek", first)] if first else [])]
+        return "WeeklyRecurrence", [
+            ("Interval", interval),
+            ("DaysOfWeek", names),
+            *([("FirstDayOfWeek", first)] if first else []),
+        ]
     months = int(interval) * (12 if freq == "YEARLY" else 1)
     if freq == "YEARLY" and int(interval) == 1:
         by_month = rule.get("BYMONTH", str(start.month))
@@ -305,20 +311,29 @@ def _pattern(rule: dict[str, str], start: date) -> tuple[str, list[tuple[str, st
         month = MONTHS[int(by_month) - 1]
         rel = _relative(rule, start)
         if rel is not None:
-            return "RelativeYearlyRecurrence", [("DaysOfWeek", rel[0]),
-                                                ("DayOfWeekIndex", rel[1]), ("Month", month)]
-        return "AbsoluteYearlyRecurrence", [("DayOfMonth", _month_day(rule, start)),
-                                            ("Month", month)]
+            return "RelativeYearlyRecurrence", [
+                ("DaysOfWeek", rel[0]),
+                ("DayOfWeekIndex", rel[1]),
+                ("Month", month),
+            ]
+        return "AbsoluteYearlyRecurrence", [
+            ("DayOfMonth", _month_day(rule, start)),
+            ("Month", month),
+        ]
     if freq in ("MONTHLY", "YEARLY"):  # every N years: every 12*N months, as Outlook does
         rel = _relative(rule, start)
         if rel is None and rule.get("BYMONTHDAY") == "-1":
             rel = ("Day", "Last")
         if rel is not None:
-            return "RelativeMonthlyRecurrence", [("Interval", str(months)),
-                                                 ("DaysOfWeek", rel[0]),
-                                                 ("DayOfWeekIndex", rel[1])]
-        return "AbsoluteMonthlyRecurrence", [("Interval", str(months)),
-                                             ("DayOfMonth", _month_day(rule, start))]
+            return "RelativeMonthlyRecurrence", [
+                ("Interval", str(months)),
+                ("DaysOfWeek", rel[0]),
+                ("DayOfWeekIndex", rel[1]),
+            ]
+        return "AbsoluteMonthlyRecurrence", [
+            ("Interval", str(months)),
+            ("DayOfMonth", _month_day(rule, start)),
+        ]
     raise Unsupported(f"FREQ={freq or '?'}")
 
 
@@ -335,13 +350,18 @@ def rrule_recurrence(text: str, start: date) -> Recurrence:
     pattern, fields = _pattern(rule, start)
     begin = ("StartDate", start.isoformat())
     if rule.get("COUNT", "").isdigit():
-        return Recurrence(pattern, tuple(fields), "NumberedRecurrence",
-                          (begin, ("NumberOfOccurrences", rule["COUNT"])))
+        return Recurrence(
+            pattern,
+            tuple(fields),
+            "NumberedRecurrence",
+            (begin, ("NumberOfOccurrences", rule["COUNT"])),
+        )
     until = rule.get("UNTIL", "")
     if until:
         if len(until) < 8 or not until[:8].isdigit():
             raise Unsupported(f"UNTIL={until}")
         end = datetime.strptime(until[:8], "%Y%m%d").date()
-        return Recurrence(pattern, tuple(fields), "EndDateRecurrence",
-                          (begin, ("EndDate", end.isoformat())))
+        return Recurrence(
+            pattern, tuple(fields), "EndDateRecurrence", (begin, ("EndDate", end.isoformat()))
+        )
     return Recurrence(pattern, tuple(fields), "NoEndRecurrence", (begin,))

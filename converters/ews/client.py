@@ -235,18 +235,21 @@ class EwsClient:
         except xerr.MalformedResponseError as e:  # a TransportError: must come first
             raise _http_error(self.where, e) from e
         except xerr.TransportError as e:
-            drop = dropped(e)
-            if drop is not None:  # SSLEOFError mid-request: the look-up before resend applies
-                raise Throttled(self.where, f"connection dropped ({reason(drop)})") from e
             inner = e.__context__
             if isinstance(inner, xerr.ResponseMessageError):
                 # exchangelib's server version guess wraps the real refusal
                 # (ErrorImpersonateUserDenied…): report that one.
                 with self.translated():
                     raise inner from None
-            raise ConnectError(self.where, str(e)) from e
+            raise self._transport_error(e) from e
         except xerr.EWSError as e:
             raise ConnectorError(f"{self.where}: {type(e).__name__}: {e}") from e
+
+    def _transport_error(self, e: xerr.TransportError) -> ConnectorError:
+        drop = dropped(e)
+        if drop is not None:  # SSLEOFError mid-request: the look-up before resend applies
+            return Throttled(self.where, f"connection dropped ({reason(drop)})")
+        return ConnectError(self.where, str(e))
 
     def _call(self, fn: Callable[[], T]) -> T:
         with self.translated():

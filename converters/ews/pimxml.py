@@ -77,8 +77,11 @@ def _bias(offset_minutes: int) -> str:
     """xs:duration of a Period's Bias: minutes *west* of UTC (UTC+01:00 is -PT1H)."""
     bias = -offset_minutes
     hours, minutes = divmod(abs(bias), 60)
-    return f"{'-' if bias < 0 else ''}PT{hours}H{minutes}M" if minutes else (
-        f"{'-' if bias < 0 else ''}PT{hours}H")
+    return (
+        f"{'-' if bias < 0 else ''}PT{hours}H{minutes}M"
+        if minutes
+        else (f"{'-' if bias < 0 else ''}PT{hours}H")
+    )
 
 
 def _time_offset(tr: Transition) -> str:

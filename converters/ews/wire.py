@@ -221,21 +221,15 @@ class MimeCreateItem(CreateItem):  # type: ignore[misc]
 
 def item_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
     """The item to create, in its schema type's element order: ItemType's
-    MimeContent, Categories, ExtendedProperty… come first in every type, then
-    MessageType's IsRead (set as well, so it cannot contradict 0x0E07) or
-    DistributionListType's DisplayName and Members."""
+    MimeContent, Subject, Body, Attachments, Categories, reminder, ExtendedProperty…
+    come first in every type, then the type's own: MessageType's IsRead (set as
+    well, so it cannot contradict 0x0E07), DistributionListType's DisplayName and
+    Members, TaskType's, CalendarItemType's or ContactItemType's fields."""
     msg = create_element(f"t:{props.element}")
     if props.element == "Message":  # the one kind Exchange documents a MIME import for
         content = base64.b64encode(raw).decode("ascii")
         _text_child(msg, "t:MimeContent", content, CharacterSet="UTF-8")
-    if props.task is not None:
-        _text_child(msg, "t:Subject", props.task.subject)
-        if props.task.body:
-            _text_child(msg, "t:Body", props.task.body, BodyType="Text")
-    if props.calendar is not None:
-        pimxml.calendar_head(msg, props.calendar)
-    if props.contact is not None:
-        pimxml.contact_head(msg, props.contact)
+    _head(msg, props)
     if props.attachments:
         msg.append(_attachments_xml(props.attachments))
     if props.categories:
@@ -250,6 +244,23 @@ def item_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
         prop.append(create_element("t:ExtendedFieldURI", attrs=attrs))
         _text_child(prop, "t:Value", value)
         msg.append(prop)
+    _tail(msg, props)
+    return msg
+
+
+def _head(msg: Any, props: ews_props.ItemProps) -> None:
+    """ItemType's Subject and Body, for the kinds built from fields."""
+    if props.task is not None:
+        _text_child(msg, "t:Subject", props.task.subject)
+        if props.task.body:
+            _text_child(msg, "t:Body", props.task.body, BodyType="Text")
+    elif props.calendar is not None:
+        pimxml.calendar_head(msg, props.calendar)
+    elif props.contact is not None:
+        pimxml.contact_head(msg, props.contact)
+
+
+def _tail(msg: Any, props: ews_props.ItemProps) -> None:
     if props.element == "Message":
         _text_child(msg, "t:IsRead", "true" if props.is_read else "false")
     elif props.element == "DistributionList":
@@ -260,7 +271,6 @@ def item_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
         pimxml.calendar_tail(msg, props.calendar)
     elif props.contact is not None:
         pimxml.contact_tail(msg, props.contact)
-    return msg
 
 
 def _task_fields(item: Any, task: ews_kinds.TaskFields) -> None:

@@ -103,7 +103,9 @@ def _fresh(prefix: str) -> str:
     return f"{prefix} {uuid.uuid4().hex[:8]}"
 
 
-def _item(kind: ItemKind, card: str, n: int, folder: tuple[str, ...]) -> tuple[StoredMessage, bytes]:
+def _item(
+    kind: ItemKind, card: str, n: int, folder: tuple[str, ...]
+) -> tuple[StoredMessage, bytes]:
     raw = wrapped(card, "text/calendar" if kind is ItemKind.EVENT else "text/vcard")
     return dataclasses.replace(stored(raw, n, folder, store_id=folder[0]), kind=kind), raw
 
@@ -140,7 +142,11 @@ def test_contact_arrives_with_names_and_addresses(sink: EwsSink) -> None:
     (result,) = sink.put_batch(path, [_item(ItemKind.CONTACT, CARD, 1, path)])
     assert isinstance(result, Delivered), result
     (person,) = _folder(_account(), path[0]).all()
-    assert (person.display_name, person.given_name, person.surname) == ("Ann B. Smith", "Ann", "Smith")
+    assert (person.display_name, person.given_name, person.surname) == (
+        "Ann B. Smith",
+        "Ann",
+        "Smith",
+    )
     assert [e.email for e in person.email_addresses or []] == ["ann@example.com", "a.s@example.org"]
     assert person.company_name == "Acme"
 
@@ -166,7 +172,11 @@ def test_distribution_list_refused_alone_contact_in_same_batch_arrives(sink: Ews
     batch = [_item(ItemKind.CONTACT, CARD, 1, path), _item(ItemKind.DISTLIST, GROUP, 2, path)]
     person, group = sink.put_batch(path, batch)
     assert isinstance(person, Delivered), person
-    assert isinstance(group, Failed) and "E-3045" in group.reason and "DistributionList" in group.reason
+    assert (
+        isinstance(group, Failed)
+        and "E-3045" in group.reason
+        and "DistributionList" in group.reason
+    )
     assert len(list(_folder(_account(), path[0]).all())) == 1
 
 

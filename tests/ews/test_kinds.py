@@ -279,7 +279,7 @@ def test_file_attachment_of_an_event_arrives_with_it(server: EwsServer, sink: Ew
     (result,) = sink.put_batch(("Calendar",), [(msg, raw)])
     assert isinstance(result, Delivered) and result.note == "" and result.target_id
     (item,) = in_folder(server, ("Calendar",))
-    assert item.mime == b"" and item.subject == "x" and item.fields["Start"] == "2024-01-01T10:00:00Z"
+    assert (item.mime, item.subject, item.fields["Start"]) == (b"", "x", "2024-01-01T10:00:00Z")
     assert [(a.name, a.content_type, a.is_item) for a in item.attachments] == [
         ("plan.pdf", "application/pdf", False)
     ]

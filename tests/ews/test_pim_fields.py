@@ -96,7 +96,11 @@ def test_recurring_event_is_created_from_its_fields(server: EwsServer, sink: Ews
     (event,) = made(server, "calendar")
     assert event.mime == b""  # no iCalendar MimeContent
     f = event.fields
-    assert (f["Subject"], f["Location"], f["Body"]) == ("Stand-up , weekly", "Room 1", "line 1\nline 2")
+    assert (f["Subject"], f["Location"], f["Body"]) == (
+        "Stand-up , weekly",
+        "Room 1",
+        "line 1\nline 2",
+    )
     assert (f["Start"], f["End"]) == ("2024-07-03T07:00:00Z", "2024-07-03T07:30:00Z")  # CEST
     assert f["IsAllDayEvent"] == "false" and f["ReminderMinutesBeforeStart"] == "10"
     assert f["Recurrence"] == "WeeklyRecurrence/NumberedRecurrence"
@@ -111,7 +115,10 @@ def test_all_day_event_and_contact_in_one_run(server: EwsServer, sink: EwsSink) 
     assert isinstance(day, Delivered) and isinstance(card, Delivered)
     (event,) = made(server, "calendar")
     assert (event.fields["IsAllDayEvent"], event.fields["LegacyFreeBusyStatus"]) == ("true", "Free")
-    assert (event.fields["Start"], event.fields["End"]) == ("2024-05-01T00:00:00Z", "2024-05-02T00:00:00Z")
+    assert (event.fields["Start"], event.fields["End"]) == (
+        "2024-05-01T00:00:00Z",
+        "2024-05-02T00:00:00Z",
+    )
     (person,) = made(server, "contacts")
     f = person.fields
     assert (f["DisplayName"], f["GivenName"], f["MiddleName"], f["Surname"]) == (
@@ -159,7 +166,9 @@ def test_event_without_a_start_stays_in_the_store(sink: EwsSink) -> None:
 def test_rrule_patterns(rule: str, start: date, pattern: str, fields: dict[str, str]) -> None:
     rec = calendar.rrule_recurrence(rule, start)
     assert (rec.pattern, dict(rec.pattern_fields)) == (pattern, fields)
-    assert rec.range == "NoEndRecurrence" and rec.range_fields == (("StartDate", start.isoformat()),)
+    assert rec.range == "NoEndRecurrence" and rec.range_fields == (
+        ("StartDate", start.isoformat()),
+    )
 
 
 def test_rrule_ranges_and_refusals() -> None:
@@ -174,7 +183,8 @@ def test_what_an_event_cannot_carry_is_named() -> None:
     text = SERIES.replace("COUNT=10;", "").replace(
         "END:VEVENT\r\nEND:VCALENDAR",
         "EXDATE;TZID=W. Europe Standard Time:20240717T090000\r\nEND:VEVENT\r\n"
-        "BEGIN:VEVENT\r\nUID:series-1\r\nRECURRENCE-ID;TZID=W. Europe Standard Time:20240705T090000\r\n"
+        "BEGIN:VEVENT\r\nUID:series-1\r\n"
+        "RECURRENCE-ID;TZID=W. Europe Standard Time:20240705T090000\r\n"
         "DTSTART;TZID=W. Europe Standard Time:20240705T100000\r\nEND:VEVENT\r\nEND:VCALENDAR",
     )
     fields = calendar.event_fields(text)
@@ -191,11 +201,31 @@ def test_contact_fields_and_what_does_not_fit() -> None:
     assert card.emails == ("ann@example.com", "a.s@example.org", "c@x.org")
     assert card.notes == ("vCard GEO", "e-mail addresses after the third: d@x.org")
     assert card.birthday == datetime(1980, 2, 29)
-    assert contact.contact_fields("BEGIN:VCARD\r\nN:Doe;Jo;;;\r\nEND:VCARD").display_name == "Jo Doe"
+    assert (
+        contact.contact_fields("BEGIN:VCARD\r\nN:Doe;Jo;;;\r\nEND:VCARD").display_name == "Jo Doe"
+    )
 
 
-NAMES = ("DTSTART", "DTEND", "DURATION", "RRULE", "EXDATE", "RECURRENCE-ID", "TRIGGER", "SUMMARY",
-         "BEGIN", "END", "N", "ORG", "TEL", "FAX", "ADR", "EMAIL", "BDAY", "X-MICROSOFT-CDO-BUSYSTATUS")
+NAMES = (
+    "DTSTART",
+    "DTEND",
+    "DURATION",
+    "RRULE",
+    "EXDATE",
+    "RECURRENCE-ID",
+    "TRIGGER",
+    "SUMMARY",
+    "BEGIN",
+    "END",
+    "N",
+    "ORG",
+    "TEL",
+    "FAX",
+    "ADR",
+    "EMAIL",
+    "BDAY",
+    "X-MICROSOFT-CDO-BUSYSTATUS",
+)
 LINES = st.tuples(
     st.sampled_from(NAMES),
     st.sampled_from(("", ";TZID=X", ";TZID=Europe/Berlin", ";VALUE=DATE", ";TYPE=WORK,FAX")),
@@ -209,7 +239,9 @@ def test_reading_cards_never_raises(lines: list[tuple[str, str, str]]) -> None:
     body = "".join(f"{name}{param}:{value}\r\n" for name, param, value in lines)
     event = f"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:20240101T000000Z\r\n{body}END:VEVENT\r\n"
     assert isinstance(calendar.event_fields(event), calendar.CalendarFields | str)
-    assert isinstance(contact.contact_fields(f"BEGIN:VCARD\r\n{body}END:VCARD"), contact.ContactFields)
+    assert isinstance(
+        contact.contact_fields(f"BEGIN:VCARD\r\n{body}END:VCARD"), contact.ContactFields
+    )
 
 
 def test_all_day_start_is_midnight_utc() -> None:

@@ -9,6 +9,7 @@ closed on both sides, with the request half sent.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from types import TracebackType
@@ -111,8 +112,6 @@ class CutProxy:
 
 
 def _close_hard(s: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     s.close()

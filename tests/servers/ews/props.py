@@ -182,7 +182,8 @@ def item_fields(spec: etree._Element) -> dict[str, str]:
             continue
         if name in _DICTIONARIES:
             for entry in child:
-                text = entry.text or "" if len(entry) == 0 else "|".join(e.text or "" for e in entry)
+                parts = [e.text or "" for e in entry]
+                text = "|".join(parts) if len(entry) else entry.text or ""
                 out[_DICTIONARIES[name] + entry.get("Key", "")] = text
         elif name == "Recurrence":
             out[name] = "/".join(etree.QName(part).localname for part in child)
