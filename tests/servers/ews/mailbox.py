@@ -6,7 +6,10 @@ CreateItem sets it, and otherwise the item is an unsent draft (MSGFLAG_UNSENT)
 — it cannot be changed afterwards; DateTimeReceived comes from
 PR_MESSAGE_DELIVERY_TIME (0x0E06), else the creation time; DateTimeSent from
 PR_CLIENT_SUBMIT_TIME (0x0039), else the Date header; Subject and
-InternetMessageId are parsed from the MIME headers.
+InternetMessageId are parsed from the MIME headers. Only a Message is read from
+MimeContent; calendar items, contacts, lists and tasks are made from their
+elements (see derive_card_item), and a calendar item without Start and End is
+refused.
 """
 
 from __future__ import annotations
