@@ -19,6 +19,7 @@ too large (HTTP 413) is halved, and later batches use the lower limit.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,6 +47,7 @@ DEFAULT_BATCH_ITEMS = 100
 MIN_REQUEST_LIMIT = 8 * 1024
 QUOTA_CODES = ("ErrorQuotaExceeded", "ErrorQuotaExceededOnDelete")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Batch = Sequence[tuple[StoredMessage, bytes]]
 Results = list[Delivered | Failed | None]
 
@@ -115,6 +117,7 @@ class EwsSink:
         delay = ews_props.backoff_seconds(attempt, hint, self._max_backoff)
         with self._lock:
             self.backoffs.append(delay)
+        log.info("%s; retry %d in %.1f s", error, attempt, delay)
         self._client.restore_pool(self.max_connections)
         time.sleep(delay)
 
