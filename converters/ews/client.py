@@ -330,10 +330,12 @@ class EwsClient:
             try:
                 answers = list(service.call(items, target.handle, "SaveOnly", "SendToNone"))
             except (xerr.SOAPError, xerr.ResponseMessageError) as e:
-                # A SOAP fault for the whole request (gromox: "E-3045: failed to find
-                # proper type for node 'DistributionList'"): something in it was refused.
                 if isinstance(e, NOT_ABOUT_ITEMS):
                     raise
+                if not is_fault(e):  # no answer we can read: the items may exist
+                    raise Throttled(self.where, f"unreadable answer ({str(e)[:80]}…)") from e
+                # A SOAP fault for the whole request (gromox: "E-3045: failed to find
+                # proper type for node 'DistributionList'"): something in it was refused.
                 raise Refused(self.where, fault_words(e)) from e
             out: list[str | ItemError] = []
             for res in answers:
@@ -430,6 +432,12 @@ def _ref(folder: Any) -> FolderRef:
     return FolderRef(
         folder.id, parent, folder.name or "", folder.total_count, folder.folder_class or "", folder
     )
+
+
+def is_fault(e: Exception) -> bool:
+    """A SOAP fault the server sent, as opposed to an answer exchangelib could not read
+    ("Bad SOAP response", "Unknown SOAP response…"), which it raises as SOAPError too."""
+    return isinstance(e, xerr.ResponseMessageError) or str(e).startswith("SOAP error code:")
 
 
 def fault_words(e: Exception) -> str:

@@ -10,7 +10,7 @@ import pytest
 from pstkit.converters.ews.sink import EwsSink
 from pstkit.model import Role, StoredMessage
 from pstkit.protocols import Delivered, Failed
-from tests.servers.ews import EwsServer
+from tests.servers.ews import EwsServer, Kind
 from tests.servers.ews.testkit import USER, location, options, start_server
 from tests.servers.ews.testkit import stored as make
 
@@ -79,3 +79,13 @@ def test_the_next_batch_goes_on(server: EwsServer, sink: EwsSink) -> None:
     sink.put_batch(INBOX, batch(["POISON"]))
     later = sink.put_batch(INBOX, [(make(mail(9), 9), mail(9))])
     assert isinstance(later[0], Delivered)
+
+
+def test_an_unreadable_answer_is_not_a_refusal(server: EwsServer, sink: EwsSink) -> None:
+    """An answer that is no response and no fault (gromox once sent an empty <CreateItem/>
+    for items it had created) may hide created items: look them up, do not fail them."""
+    server.faults.arm(Kind.EMPTY_ANSWER, op="CreateItem")
+    results = sink.put_batch(INBOX, batch(["", ""]))
+    assert all(isinstance(r, Delivered) for r in results), results
+    assert subjects(server) == ["refusal 0", "refusal 1"]  # not lost, not doubled
+    assert server.operations.count("CreateItem") == 1  # found by the look-up

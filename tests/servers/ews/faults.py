@@ -23,6 +23,9 @@ class Kind(enum.Enum):
     #: closed while the request body is still arriving, never processed: over TLS the
     #: client's write fails with SSLEOFError, as gromox 3.10 does under load
     CUT_REQUEST = "cut-request"
+    #: processed (items saved!), answered with an empty echo of the request element
+    #: (<CreateItem/>) instead of its response, as gromox 3.10 did over TLS after a fault
+    EMPTY_ANSWER = "empty-answer"
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,8 @@ class EwsServer:
         if early is not None:
             return early
         reply = self._dispatch(user, env, request, op)
+        if fault is not None and fault.kind is Kind.EMPTY_ANSWER:
+            return Reply(200, soap.empty_echo(op))
         reply.drop = fault is not None and fault.kind is Kind.DROP_AFTER
         return reply
 

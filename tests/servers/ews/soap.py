@@ -101,3 +101,12 @@ def gromox_fault(code: str, message: str) -> bytes:
     etree.SubElement(flt, "faultcode", string_type).text = code
     etree.SubElement(flt, "faultstring", string_type).text = message
     return bytes(etree.tostring(env))
+
+
+def empty_echo(op: str) -> bytes:
+    """gromox's answer when its handler left the response unfilled: the request's own
+    element, empty, where `<op>Response` belongs."""
+    env = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"SOAP": SOAP})
+    sub(env, f"{{{SOAP}}}Header")
+    sub(sub(env, f"{{{SOAP}}}Body"), m(op))
+    return bytes(etree.tostring(env, xml_declaration=True, encoding="utf-8"))
