@@ -170,6 +170,8 @@ def event_fields(text: str) -> CalendarFields | str:
     end = _end(first, start, all_day, zones, notes)
     tzid = first["DTSTART"].params.get("TZID", "")
     zone = zones.get(tzid)
+    if all_day and zone is not None:  # an all-day event starts at midnight in its zone
+        start, end = (zone.to_utc(t.replace(tzinfo=None)) for t in (start, end))
     recurrence = None
     if "RRULE" in first:
         try:

@@ -248,3 +248,15 @@ def test_all_day_start_is_midnight_utc() -> None:
     fields = calendar.event_fields(ALL_DAY)
     assert isinstance(fields, calendar.CalendarFields) and fields.all_day
     assert fields.start == datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def test_all_day_series_in_a_zone_starts_at_its_midnight() -> None:
+    text = SERIES.replace("DTSTART;TZID=W. Europe Standard Time:20240703T090000", (
+        "DTSTART;VALUE=DATE;TZID=W. Europe Standard Time:20240703")).replace(
+        "DTEND;TZID=W. Europe Standard Time:20240703T093000",
+        "DTEND;VALUE=DATE;TZID=W. Europe Standard Time:20240704")  # fmt: skip
+    fields = calendar.event_fields(text)
+    assert isinstance(fields, calendar.CalendarFields) and fields.all_day and fields.zone
+    assert fields.start == datetime(2024, 7, 2, 22, tzinfo=UTC)  # 00:00 CEST
+    assert fields.end == datetime(2024, 7, 3, 22, tzinfo=UTC)
+    assert fields.recurrence and fields.recurrence.range_fields[0] == ("StartDate", "2024-07-03")
