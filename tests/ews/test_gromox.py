@@ -4,7 +4,9 @@ gromox cannot run in CI (a 15-minute build, MariaDB, root): build and start it
 with ../shared/gromox/build.sh (see /work/plan/gromox.md); these tests skip, saying
 why, when it does not answer. Where to find it: PSTKIT_GROMOX_URL (default
 https://127.0.0.1:10443/EWS/Exchange.asmx), PSTKIT_GROMOX_USER / _PASSWORD (default
-alice@example.test / Passw0rd!), PSTKIT_GROMOX_CA (default /etc/gromox/test-cert.pem).
+alice@example.test / Passw0rd!), PSTKIT_GROMOX_CA (default /etc/gromox/test-cert.pem),
+PSTKIT_GROMOX_READ_URL (plain http, where exchangelib reads back what arrived; default
+http://127.0.0.1:10080/EWS/Exchange.asmx).
 Each test writes into folders of its own (a fresh name per run), so the mailbox
 need not be empty. gromox's own deviations from Exchange (its README) are
 asserted as its quirks where they show: a t:DistributionList is a SOAP fault.
