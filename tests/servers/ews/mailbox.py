@@ -205,7 +205,11 @@ def derive_card_item(
 
 def _calendar_item(base: Item, got: dict[str, str]) -> Item:
     """Exchange's CreateItem examples for calendar items always set Start and End
-    ("Create appointments and meetings by using EWS in Exchange"); gromox 3.10
+    ("Create appointments and meetings by using EWS in Exchange", learn.microsoft.com/
+    en-us/exchange/client-developer/exchange-web-services/
+    how-to-create-appointments-and-meetings-by-using-ews-in-exchange), and its import
+    guide says to set an item's properties (…/how-to-import-items-by-using-ews-in-exchange)
+    rather than MIME, which it documents for e-mail only; gromox 3.10
     refuses one without (ErrorItemCorrupt, "missing required child element
     'Start'"). types.xsd leaves both optional (minOccurs="0"), so this is checked
     here, not by the schema; the code is gromox's, Exchange's own was not observed."""
