@@ -1,9 +1,11 @@
 """Pure translation for the EWS sink: an iCalendar VEVENT -> the t:CalendarItem fields.
 
-Exchange documents no iCalendar import through CreateItem: Microsoft's import
-guide ("Import items by using EWS in Exchange") says to set the properties on a
-CalendarItem, and its CreateItem examples set Subject, Body, Start, End,
-Location, Recurrence and the time zone as elements. gromox 3.10 refuses a
+For imports from other systems Microsoft recommends Exchange item types over
+MIME streams ("Exporting and importing items by using EWS in Exchange": an
+iCalendar/vCard stream carries a limited property set and its conversion is
+costly); its import guide ("Import items by using EWS in Exchange") says to set
+the properties on a CalendarItem, and its CreateItem examples set Subject,
+Body, Start, End, Location, Recurrence and the time zone as elements. gromox 3.10 refuses a
 CalendarItem whose only content is iCalendar MimeContent ("missing required
 child element 'Start'"). So the event's fields are read here and sent as
 elements; the card is not sent.

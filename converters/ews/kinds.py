@@ -4,9 +4,11 @@ A PST source stores each non-mail item as a MIME message that carries the
 item itself as an iCalendar or vCard part (converters/pst/items.py
 `wrap_item`): a body part, the card, then the item's own attachments.
 Creating that wrapper as a t:Message would put an e-mail into the Contacts
-folder, a silent change. Exchange documents MimeContent import for e-mail
-only; for the other kinds Microsoft's import guide ("Import items by using EWS
-in Exchange") says to set the item's properties, as its CreateItem examples do.
+folder, a silent change. For imports Microsoft recommends item types over
+iCalendar/vCard MIME streams, whose property set is limited ("Exporting and
+importing items by using EWS in Exchange"), and says to set the item's
+properties ("Import items by using EWS in Exchange"), as its CreateItem
+examples do; gromox 3.10 refuses or empties card MimeContent.
 So an event's or contact's fields are read from the card (ews.calendar,
 ews.contact) and sent as t:CalendarItem / t:Contact elements, a distribution
 list as a t:DistributionList from the vCard group (FN +

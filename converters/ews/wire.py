@@ -226,7 +226,7 @@ def item_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
     well, so it cannot contradict 0x0E07), DistributionListType's DisplayName and
     Members, TaskType's, CalendarItemType's or ContactItemType's fields."""
     msg = create_element(f"t:{props.element}")
-    if props.element == "Message":  # the one kind Exchange documents a MIME import for
+    if props.element == "Message":  # the one kind whose MIME carries everything
         content = base64.b64encode(raw).decode("ascii")
         _text_child(msg, "t:MimeContent", content, CharacterSet="UTF-8")
     _head(msg, props)

@@ -1,5 +1,5 @@
 """Calendar items and contacts are created from their fields, as Microsoft's CreateItem
-examples do, not from iCalendar/vCard MimeContent (which Exchange documents for e-mail only)."""
+examples do, not from iCalendar/vCard MimeContent (a limited property set, Microsoft says)."""
 
 from __future__ import annotations
 

@@ -180,7 +180,10 @@ def derive_card_item(
 ) -> Item:
     """A CalendarItem/Contact/DistributionList/Task as Exchange makes it from the
     item's elements (`fields`: local name -> text, see props.item_fields). Their
-    MimeContent is not read: Exchange documents MIME import for e-mail only."""
+    MimeContent is not read: Microsoft recommends item types over iCalendar/vCard
+    streams for imports, whose property set is limited ("Exporting and importing
+    items by using EWS in Exchange"), and gromox 3.10 refuses or empties them; a
+    sink that relies on them must fail here."""
     base = replace(base, is_draft=False, is_read=True)  # no mail flags on these
     got = dict(fields or {})
     if element == "CalendarItem":
@@ -209,7 +212,7 @@ def _calendar_item(base: Item, got: dict[str, str]) -> Item:
     en-us/exchange/client-developer/exchange-web-services/
     how-to-create-appointments-and-meetings-by-using-ews-in-exchange), and its import
     guide says to set an item's properties (…/how-to-import-items-by-using-ews-in-exchange)
-    rather than MIME, which it documents for e-mail only; gromox 3.10
+    rather than MIME streams (limited property set); gromox 3.10
     refuses one without (ErrorItemCorrupt, "missing required child element
     'Start'"). types.xsd leaves both optional (minOccurs="0"), so this is checked
     here, not by the schema; the code is gromox's, Exchange's own was not observed."""

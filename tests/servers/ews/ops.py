@@ -242,8 +242,8 @@ def _create_one(
     refusal = kind_refusal(kind, folder.folder_class, req.get("SendMeetingInvitations"))
     if refusal is not None:
         raise EwsError(*refusal)
-    # Exchange documents MimeContent import for e-mail only ("Import items by using EWS in
-    # Exchange"): the other kinds are made from their elements, MimeContent or not.
+    # Only a message is read from MimeContent here: the other kinds are made from their
+    # elements, as Microsoft recommends for imports (see mailbox.derive_card_item).
     mime = _parse_mime(spec) if kind == "Message" else b""
     props, explicit_read, cats = parse_props(spec)
     code = ctx.faults.item_error(mime)
