@@ -289,7 +289,10 @@ def _relative(rule: dict[str, str], start: date) -> tuple[str, str] | None:
     return _day_of_week([code for _, code in days]), INDEX[nth]
 
 
-def _pattern(rule: dict[str, str], start: date) -> tuple[str, list[tuple[str, str]]]:
+Fields = list[tuple[str, str]]
+
+
+def _pattern(rule: dict[str, str], start: date) -> tuple[str, Fields]:
     freq, interval = rule.get("FREQ", ""), rule.get("INTERVAL", "1")
     if not interval.isdigit() or int(interval) < 1:
         raise Unsupported(f"INTERVAL={interval}")
@@ -307,38 +310,42 @@ def _pattern(rule: dict[str, str], start: date) -> tuple[str, list[tuple[str, st
             ("DaysOfWeek", names),
             *([("FirstDayOfWeek", first)] if first else []),
         ]
-    months = int(interval) * (12 if freq == "YEARLY" else 1)
     if freq == "YEARLY" and int(interval) == 1:
-        by_month = rule.get("BYMONTH", str(start.month))
-        if not by_month.isdigit() or not 1 <= int(by_month) <= 12:
-            raise Unsupported(f"BYMONTH={by_month}")
-        month = MONTHS[int(by_month) - 1]
-        rel = _relative(rule, start)
-        if rel is not None:
-            return "RelativeYearlyRecurrence", [
-                ("DaysOfWeek", rel[0]),
-                ("DayOfWeekIndex", rel[1]),
-                ("Month", month),
-            ]
-        return "AbsoluteYearlyRecurrence", [
-            ("DayOfMonth", _month_day(rule, start)),
+        return _yearly(rule, start)
+    if freq in ("MONTHLY", "YEARLY"):  # every N years: every 12*N months, as Outlook does
+        return _monthly(rule, start, int(interval) * (12 if freq == "YEARLY" else 1))
+    raise Unsupported(f"FREQ={freq or '?'}")
+
+
+def _yearly(rule: dict[str, str], start: date) -> tuple[str, Fields]:
+    by_month = rule.get("BYMONTH", str(start.month))
+    if not by_month.isdigit() or not 1 <= int(by_month) <= 12:
+        raise Unsupported(f"BYMONTH={by_month}")
+    month = MONTHS[int(by_month) - 1]
+    rel = _relative(rule, start)
+    if rel is not None:
+        return "RelativeYearlyRecurrence", [
+            ("DaysOfWeek", rel[0]),
+            ("DayOfWeekIndex", rel[1]),
             ("Month", month),
         ]
-    if freq in ("MONTHLY", "YEARLY"):  # every N years: every 12*N months, as Outlook does
-        rel = _relative(rule, start)
-        if rel is None and rule.get("BYMONTHDAY") == "-1":
-            rel = ("Day", "Last")
-        if rel is not None:
-            return "RelativeMonthlyRecurrence", [
-                ("Interval", str(months)),
-                ("DaysOfWeek", rel[0]),
-                ("DayOfWeekIndex", rel[1]),
-            ]
-        return "AbsoluteMonthlyRecurrence", [
+    return "AbsoluteYearlyRecurrence", [("DayOfMonth", _month_day(rule, start)), ("Month", month)]
+
+
+def _monthly(rule: dict[str, str], start: date, months: int) -> tuple[str, Fields]:
+    rel = _relative(rule, start)
+    if rel is None and rule.get("BYMONTHDAY") == "-1":
+        rel = ("Day", "Last")
+    if rel is not None:
+        return "RelativeMonthlyRecurrence", [
             ("Interval", str(months)),
-            ("DayOfMonth", _month_day(rule, start)),
+            ("DaysOfWeek", rel[0]),
+            ("DayOfWeekIndex", rel[1]),
         ]
-    raise Unsupported(f"FREQ={freq or '?'}")
+    return "AbsoluteMonthlyRecurrence", [
+        ("Interval", str(months)),
+        ("DayOfMonth", _month_day(rule, start)),
+    ]
 
 
 def _month_day(rule: dict[str, str], start: date) -> str:

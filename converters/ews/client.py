@@ -1,12 +1,10 @@
 """The exchangelib edge of the EWS sink (exchangelib is imported only here and in
-ews_auth.py, ews_discover.py and ews_wire.py; never in the sink's logic, converters/ews/sink.py).
+auth.py, discover.py, errors.py and wire.py; never in the sink's logic, converters/ews/sink.py).
 
 `EwsClient` wraps one exchangelib Account and offers the few operations the
 sink needs. Every exchangelib/requests exception is translated here into a
-`pstkit.errors` class, so the sink's logic (converters/ews/sink.py) never sees a
-third-party exception. Two subclasses carry what the retry logic needs:
-`Throttled` (retry, maybe after the server's BackOffMilliseconds) and
-`RequestTooLarge` (HTTP 413: send smaller requests).
+`pstkit.errors` class (those the retry logic needs are in ews/errors.py), so the
+sink's logic (converters/ews/sink.py) never sees a third-party exception.
 
 exchangelib runs with FailFast: retrying is the sink's job, because only the
 sink knows how to check whether an unanswered CreateItem created anything.
@@ -16,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +33,15 @@ from urllib3.exceptions import InsecureRequestWarning
 from pstkit.converters.ews import auth as ews_auth
 from pstkit.converters.ews import discover as ews_discover
 from pstkit.converters.ews import props as ews_props
+from pstkit.converters.ews.errors import (
+    NOT_ABOUT_ITEMS,
+    TRANSIENT,
+    Refused,
+    Throttled,
+    fault_words,
+    http_error,
+    is_fault,
+)
 from pstkit.converters.ews.wire import (
     Archive,
     MimeCreateItem,
@@ -46,7 +52,7 @@ from pstkit.converters.ews.wire import (
     register_props,
     verify_with,
 )
-from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError, TransientError
+from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError
 from pstkit.location import Location
 from pstkit.model import Role
 from pstkit.options import ConnectOptions
@@ -54,51 +60,6 @@ from pstkit.protocols import TargetItem
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-RETRY_STATUS = (429, 502, 503, 504)  # exchangelib passes 429/502/504 on as MalformedResponseError
-TRANSIENT = (
-    xerr.ErrorServerBusy,
-    xerr.ErrorTimeoutExpired,
-    xerr.ErrorInternalServerTransientError,
-    xerr.ErrorTooManyObjectsOpened,
-    requests.exceptions.ConnectionError,
-)
-
-
-class Throttled(TransientError):
-    """temporary failure at {}: {}"""
-
-    def __init__(self, where: str, reason: str, back_off: float | None = None) -> None:
-        super().__init__(where, reason)
-        self.back_off = back_off  # seconds the server asked for, if it did
-
-
-class RequestTooLarge(ConnectorError):
-    """{} refused a request of this size (HTTP 413)"""
-
-
-class Refused(ConnectorError):
-    """{} refused the request: {}"""
-
-    def __init__(self, where: str, words: str) -> None:
-        super().__init__(where, words)
-        self.words = words  # the server's own words (faultstring / MessageText)
-
-
-#: request-level refusals that are about the session, the mailbox or the server's
-#: state, never about one item in the request (translated() handles them)
-NOT_ABOUT_ITEMS = (
-    *TRANSIENT,
-    xerr.ErrorNonExistentMailbox,
-    xerr.ErrorMailboxMoveInProgress,
-    xerr.ErrorAccessDenied,
-    xerr.ErrorImpersonateUserDenied,
-    xerr.ErrorInvalidExchangeImpersonationHeaderData,
-    xerr.ErrorInvalidLicense,
-    xerr.ErrorFolderNotFound,
-    xerr.ErrorQuotaExceeded,
-)
-
-
 @dataclass(frozen=True)
 class FolderRef:
     id: str
@@ -233,7 +194,7 @@ class EwsClient:
         except TRANSIENT as e:
             raise Throttled(self.where, str(e), getattr(e, "back_off", None) or None) from e
         except xerr.MalformedResponseError as e:  # a TransportError: must come first
-            raise _http_error(self.where, e) from e
+            raise http_error(self.where, e) from e
         except xerr.TransportError as e:
             inner = e.__context__
             if isinstance(inner, xerr.ResponseMessageError):
@@ -432,29 +393,3 @@ def _ref(folder: Any) -> FolderRef:
     return FolderRef(
         folder.id, parent, folder.name or "", folder.total_count, folder.folder_class or "", folder
     )
-
-
-def is_fault(e: Exception) -> bool:
-    """A SOAP fault the server sent, as opposed to an answer exchangelib could not read
-    ("Bad SOAP response", "Unknown SOAP response…"), which it raises as SOAPError too."""
-    return isinstance(e, xerr.ResponseMessageError) or str(e).startswith("SOAP error code:")
-
-
-def fault_words(e: Exception) -> str:
-    """What the server said in a SOAP fault, without exchangelib's framing."""
-    text = str(e)
-    said = re.search(r"string: (.*?) actor: ", text, re.S)
-    words = said.group(1) if said else text
-    return " ".join(words.split()) or type(e).__name__
-
-
-def _http_error(where: str, e: Exception) -> ConnectorError:
-    status = re.search(r"Code: (\d{3}) ", str(e))
-    code = int(status.group(1)) if status else 0
-    if code == 413:
-        return RequestTooLarge(where)
-    if code in RETRY_STATUS:
-        return Throttled(where, f"HTTP {code}")
-    if code == 404:
-        return ConnectError(where, "no EWS endpoint at this URL (HTTP 404)")
-    return ConnectError(where, f"not an EWS answer (HTTP {code or '?'})")

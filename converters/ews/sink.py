@@ -28,14 +28,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pstkit.converters.ews import kinds as ews_kinds
 from pstkit.converters.ews import props as ews_props
-from pstkit.converters.ews.client import (
-    EwsClient,
-    FolderRef,
-    ItemError,
-    Refused,
-    RequestTooLarge,
-    Throttled,
-)
+from pstkit.converters.ews.client import EwsClient, FolderRef, ItemError
+from pstkit.converters.ews.errors import Refused, RequestTooLarge, Throttled
 from pstkit.errors import ConnectorError, QuotaExceeded, TransientError, UsageError
 from pstkit.location import Location
 from pstkit.model import Delivered, FolderInfo, FolderPath, ItemKind, Role, StoredMessage
