@@ -60,6 +60,8 @@ from pstkit.protocols import TargetItem
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
 @dataclass(frozen=True)
 class FolderRef:
     id: str
