@@ -14,7 +14,9 @@ Retries happen here, not in exchangelib: after a failure that may have
 reached the server (connection dropped, server busy) the batch's items are
 first looked up by their stamped source key, and only the missing ones are
 sent again, so no item is lost or doubled. A request the server refuses as
-too large (HTTP 413) is halved, and later batches use the lower limit.
+too large (HTTP 413) is halved, and later batches use the lower limit. A SOAP
+fault for a whole request (one item in it the server will not take) is narrowed
+down by halving too: that item fails with the server's words, the rest arrive.
 """
 
 from __future__ import annotations
