@@ -1,12 +1,10 @@
 """The exchangelib edge of the EWS sink (exchangelib is imported only here and in
-ews_auth.py, ews_discover.py and ews_wire.py; never in the sink's logic, converters/ews/sink.py).
+auth.py, discover.py, errors.py and wire.py; never in the sink's logic, converters/ews/sink.py).
 
 `EwsClient` wraps one exchangelib Account and offers the few operations the
 sink needs. Every exchangelib/requests exception is translated here into a
-`pstkit.errors` class, so the sink's logic (converters/ews/sink.py) never sees a
-third-party exception. Two subclasses carry what the retry logic needs:
-`Throttled` (retry, maybe after the server's BackOffMilliseconds) and
-`RequestTooLarge` (HTTP 413: send smaller requests).
+`pstkit.errors` class (those the retry logic needs are in ews/errors.py), so the
+sink's logic (converters/ews/sink.py) never sees a third-party exception.
 
 exchangelib runs with FailFast: retrying is the sink's job, because only the
 sink knows how to check whether an unanswered CreateItem created anything.
@@ -16,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,46 +28,38 @@ from exchangelib.properties import DistinguishedFolderId
 from exchangelib.properties import Mailbox as XMailbox
 from exchangelib.services import CreateFolder
 from oauthlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
+from urllib3.exceptions import InsecureRequestWarning
 
 from pstkit.converters.ews import auth as ews_auth
 from pstkit.converters.ews import discover as ews_discover
 from pstkit.converters.ews import props as ews_props
+from pstkit.converters.ews.errors import (
+    NOT_ABOUT_ITEMS,
+    TRANSIENT,
+    Refused,
+    Throttled,
+    fault_words,
+    http_error,
+    is_fault,
+)
 from pstkit.converters.ews.wire import (
     Archive,
     MimeCreateItem,
     anonymous_post,
+    dropped,
     folder_spec,
     reason,
     register_props,
     verify_with,
 )
-from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError, TransientError
+from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError
 from pstkit.location import Location
 from pstkit.model import Role
 from pstkit.options import ConnectOptions
 from pstkit.protocols import TargetItem
 
 T = TypeVar("T")
-RETRY_STATUS = (429, 502, 503, 504)  # exchangelib passes 429/502/504 on as MalformedResponseError
-TRANSIENT = (
-    xerr.ErrorServerBusy,
-    xerr.ErrorTimeoutExpired,
-    xerr.ErrorInternalServerTransientError,
-    xerr.ErrorTooManyObjectsOpened,
-    requests.exceptions.ConnectionError,
-)
-
-
-class Throttled(TransientError):
-    """temporary failure at {}: {}"""
-
-    def __init__(self, where: str, reason: str, back_off: float | None = None) -> None:
-        super().__init__(where, reason)
-        self.back_off = back_off  # seconds the server asked for, if it did
-
-
-class RequestTooLarge(ConnectorError):
-    """{} refused a request of this size (HTTP 413)"""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,6 +109,10 @@ class EwsClient:
 
     def _connect(self, location: Location, options: ConnectOptions) -> Account:
         verify: bool | str = True
+        if options.insecure:
+            # Said once here, not by urllib3 on every request (six times for one run).
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+            log.warning("%s: the server's TLS certificate is not checked (--insecure)", self.where)
         if options.insecure or options.ca_file:
             verify = False if options.insecure else str(options.ca_file)
         url, credentials, auth_type = self._endpoint(location, options, verify)
@@ -202,7 +196,7 @@ class EwsClient:
         except TRANSIENT as e:
             raise Throttled(self.where, str(e), getattr(e, "back_off", None) or None) from e
         except xerr.MalformedResponseError as e:  # a TransportError: must come first
-            raise _http_error(self.where, e) from e
+            raise http_error(self.where, e) from e
         except xerr.TransportError as e:
             inner = e.__context__
             if isinstance(inner, xerr.ResponseMessageError):
@@ -210,9 +204,15 @@ class EwsClient:
                 # (ErrorImpersonateUserDenied…): report that one.
                 with self.translated():
                     raise inner from None
-            raise ConnectError(self.where, str(e)) from e
+            raise self._transport_error(e) from e
         except xerr.EWSError as e:
             raise ConnectorError(f"{self.where}: {type(e).__name__}: {e}") from e
+
+    def _transport_error(self, e: xerr.TransportError) -> ConnectorError:
+        drop = dropped(e)
+        if drop is not None:  # SSLEOFError mid-request: the look-up before resend applies
+            return Throttled(self.where, f"connection dropped ({reason(drop)})")
+        return ConnectError(self.where, str(e))
 
     def _call(self, fn: Callable[[], T]) -> T:
         with self.translated():
@@ -290,8 +290,18 @@ class EwsClient:
 
         def send() -> list[str | ItemError]:
             service = MimeCreateItem(account=self._account, chunk_size=len(items))
+            try:
+                answers = list(service.call(items, target.handle, "SaveOnly", "SendToNone"))
+            except (xerr.SOAPError, xerr.ResponseMessageError) as e:
+                if isinstance(e, NOT_ABOUT_ITEMS):
+                    raise
+                if not is_fault(e):  # no answer we can read: the items may exist
+                    raise Throttled(self.where, f"unreadable answer ({str(e)[:80]}…)") from e
+                # A SOAP fault for the whole request (gromox: "E-3045: failed to find
+                # proper type for node 'DistributionList'"): something in it was refused.
+                raise Refused(self.where, fault_words(e)) from e
             out: list[str | ItemError] = []
-            for res in service.call(items, target.handle, "SaveOnly", "SendToNone"):
+            for res in answers:
                 if isinstance(res, Exception):
                     out.append(ItemError(type(res).__name__, str(res), isinstance(res, TRANSIENT)))
                 else:
@@ -385,15 +395,3 @@ def _ref(folder: Any) -> FolderRef:
     return FolderRef(
         folder.id, parent, folder.name or "", folder.total_count, folder.folder_class or "", folder
     )
-
-
-def _http_error(where: str, e: Exception) -> ConnectorError:
-    status = re.search(r"Code: (\d{3}) ", str(e))
-    code = int(status.group(1)) if status else 0
-    if code == 413:
-        return RequestTooLarge(where)
-    if code in RETRY_STATUS:
-        return Throttled(where, f"HTTP {code}")
-    if code == 404:
-        return ConnectError(where, "no EWS endpoint at this URL (HTTP 404)")
-    return ConnectError(where, f"not an EWS answer (HTTP {code or '?'})")

@@ -4,12 +4,15 @@ A PST source stores each non-mail item as a MIME message that carries the
 item itself as an iCalendar or vCard part (converters/pst/items.py
 `wrap_item`): a body part, the card, then the item's own attachments.
 Creating that wrapper as a t:Message would put an e-mail into the Contacts
-folder, a silent change. Exchange imports an iCalendar object as the
-MimeContent of a t:CalendarItem and a vCard as the MimeContent of a
-t:Contact ("Import items by using EWS in Exchange", Microsoft Learn), so the
-card's bytes are sent, unchanged, as the new item's MimeContent. A
-distribution list has no MIME form in EWS: it is built as a
-t:DistributionList from the vCard group (FN + X-ADDRESSBOOKSERVER-MEMBER).
+folder, a silent change. For imports Microsoft recommends item types over
+iCalendar/vCard MIME streams, whose property set is limited ("Exporting and
+importing items by using EWS in Exchange"), and says to set the item's
+properties ("Import items by using EWS in Exchange"), as its CreateItem
+examples do; gromox 3.10 refuses or empties card MimeContent.
+So an event's or contact's fields are read from the card (ews.calendar,
+ews.contact) and sent as t:CalendarItem / t:Contact elements, a distribution
+list as a t:DistributionList from the vCard group (FN +
+X-ADDRESSBOOKSERVER-MEMBER), a task as t:Task fields from the VTODO.
 
 The card cannot carry the item's attachments (embedded messages, files):
 they are counted here and the sink reports them with the delivered item.
@@ -23,6 +26,9 @@ import email.policy
 import re
 from dataclasses import dataclass
 
+from pstkit.converters.ews.calendar import CalendarFields, event_fields
+from pstkit.converters.ews.cards import unescape, unfold
+from pstkit.converters.ews.contact import ContactFields, contact_fields
 from pstkit.model import ItemKind, StoredMessage
 
 #: what Exchange calls the item, per kind that can be created from the card.
@@ -95,11 +101,14 @@ class Shape:
     lost_members: int = 0  # list members without an address (EWS needs one)
     attachments: tuple[Attachment, ...] = ()
     task: TaskFields | None = None
+    calendar: CalendarFields | None = None
+    contact: ContactFields | None = None
 
     @property
     def wire_size(self) -> int:
-        """Bytes that go base64-encoded into the request."""
-        return len(self.content) + sum(len(a.data) for a in self.attachments)
+        """Bytes that go base64-encoded into the request (and text fields, unencoded)."""
+        text = self.calendar.body if self.calendar else self.contact.body if self.contact else ""
+        return len(self.content) + sum(len(a.data) for a in self.attachments) + len(text) * 3
 
     @property
     def note(self) -> str:
@@ -113,6 +122,8 @@ class Shape:
             )
             if n
         ]
+        lost += self.calendar.notes if self.calendar else ()
+        lost += self.contact.notes if self.contact else ()
         if not lost:
             return ""
         return f"stored, but not carried into the {self.element}: {', '.join(lost)} " + (
@@ -151,12 +162,18 @@ def shape(msg: StoredMessage, raw: bytes) -> Shape | str:
         return Shape("DistributionList", b"", name or msg.subject, kept, len(extra), lost)
     bodies = raw_parts(raw, parsed.get_boundary() or "") if extra else []
     atts = tuple(_attachment(parts[i], bodies[i] if i < len(bodies) else b"") for i in extra)
+    text = card.decode("utf-8", "replace")
     if msg.kind is ItemKind.TASK:
-        task = parse_vtodo(card.decode("utf-8", "replace"))
+        task = parse_vtodo(text)
         if task is None:
             return "the text/calendar part of the stored task has no VTODO"
         return Shape("Task", b"", attachments=atts, task=task)
-    return Shape(ELEMENTS[msg.kind], card, attachments=atts)
+    if msg.kind is ItemKind.CONTACT:
+        return Shape("Contact", b"", attachments=atts, contact=contact_fields(text))
+    event = event_fields(text)
+    if isinstance(event, str):
+        return f"{event}; the item stays in the store"
+    return Shape("CalendarItem", b"", attachments=atts, calendar=event)
 
 
 def _attachment(part: email.message.Message, body: bytes) -> Attachment:
@@ -192,30 +209,6 @@ def _card(parts: list[email.message.Message], types: tuple[str, ...]) -> tuple[i
             if isinstance(payload, bytes):
                 return i, payload
     return None
-
-
-def unfold(text: str) -> list[str]:
-    """Content lines of an RFC 6350/5545 object, folded lines joined."""
-    lines: list[str] = []
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if line[:1] in (" ", "\t") and lines:
-            lines[-1] += line[1:]
-        elif line:
-            lines.append(line)
-    return lines
-
-
-def unescape(value: str) -> str:
-    out, i = [], 0
-    while i < len(value):
-        if value[i] == "\\" and i + 1 < len(value):
-            nxt = value[i + 1]
-            out.append("\n" if nxt in "nN" else nxt)
-            i += 2
-        else:
-            out.append(value[i])
-            i += 1
-    return "".join(out)
 
 
 def parse_group(card: str) -> tuple[str, tuple[Member, ...]]:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pstkit.converters.ews.calendar import CalendarFields
+from pstkit.converters.ews.contact import ContactFields
 from pstkit.converters.ews.kinds import Attachment, Member, Shape, TaskFields
 from pstkit.model import Flag, FolderPath, Role, StoredMessage
 
@@ -128,6 +130,8 @@ class ItemProps:
     members: tuple[Member, ...] = ()  # DistributionList only
     attachments: tuple[Attachment, ...] = ()  # what the iCalendar/vCard cannot carry
     task: TaskFields | None = None  # Task only
+    calendar: CalendarFields | None = None  # CalendarItem only
+    contact: ContactFields | None = None  # Contact only
 
 
 def header_date(raw: bytes) -> datetime | None:
@@ -198,6 +202,8 @@ def shaped_props(msg: StoredMessage, shaped: Shape) -> ItemProps:
         members=shaped.members,
         attachments=shaped.attachments,
         task=shaped.task,
+        calendar=shaped.calendar,
+        contact=shaped.contact,
     )
 
 

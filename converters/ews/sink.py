@@ -14,11 +14,14 @@ Retries happen here, not in exchangelib: after a failure that may have
 reached the server (connection dropped, server busy) the batch's items are
 first looked up by their stamped source key, and only the missing ones are
 sent again, so no item is lost or doubled. A request the server refuses as
-too large (HTTP 413) is halved, and later batches use the lower limit.
+too large (HTTP 413) is halved, and later batches use the lower limit. A SOAP
+fault for a whole request (one item in it the server will not take) is narrowed
+down by halving too: that item fails with the server's words, the rest arrive.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,7 +30,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pstkit.converters.ews import kinds as ews_kinds
 from pstkit.converters.ews import props as ews_props
-from pstkit.converters.ews.client import EwsClient, FolderRef, ItemError, RequestTooLarge, Throttled
+from pstkit.converters.ews.client import EwsClient, FolderRef, ItemError
+from pstkit.converters.ews.errors import Refused, RequestTooLarge, Throttled
 from pstkit.errors import ConnectorError, QuotaExceeded, TransientError, UsageError
 from pstkit.location import Location
 from pstkit.model import Delivered, FolderInfo, FolderPath, ItemKind, Role, StoredMessage
@@ -39,6 +43,7 @@ DEFAULT_BATCH_ITEMS = 100
 MIN_REQUEST_LIMIT = 8 * 1024
 QUOTA_CODES = ("ErrorQuotaExceeded", "ErrorQuotaExceededOnDelete")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Batch = Sequence[tuple[StoredMessage, bytes]]
 Results = list[Delivered | Failed | None]
 
@@ -108,6 +113,7 @@ class EwsSink:
         delay = ews_props.backoff_seconds(attempt, hint, self._max_backoff)
         with self._lock:
             self.backoffs.append(delay)
+        log.info("%s; retry %d in %.1f s", error, attempt, delay)
         self._client.restore_pool(self.max_connections)
         time.sleep(delay)
 
@@ -204,6 +210,9 @@ class EwsSink:
             except RequestTooLarge:
                 self._too_large(target, pending, batch, results)
                 return
+            except Refused as e:
+                self._refused(target, pending, batch, results, e)
+                return
             except Throttled as e:
                 attempt, unsure = attempt + 1, True
                 self._wait(attempt, e.back_off, e)
@@ -235,6 +244,18 @@ class EwsSink:
             self.batch_limit = BatchLimit(items, ews_props.raw_budget(self._request_limit, items))
         if len(pending) == 1:
             results[pending[0]] = Failed(f"the server refuses a request of {size} bytes (HTTP 413)")
+            return
+        half = len(pending) // 2
+        self._create(target, pending[:half], batch, results)
+        self._create(target, pending[half:], batch, results)
+
+    def _refused(
+        self, target: FolderRef, pending: list[int], batch: Work, results: Results, e: Refused
+    ) -> None:
+        """A SOAP fault for the whole request: nothing of it was created. Halve until
+        the item the server will not take is alone; it fails with the server's words."""
+        if len(pending) == 1:
+            results[pending[0]] = Failed(f"the server refused it: {e.words}")
             return
         half = len(pending) // 2
         self._create(target, pending[:half], batch, results)

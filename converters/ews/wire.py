@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+import ssl
 import threading
 from typing import Any
 
@@ -32,6 +33,7 @@ from exchangelib.services.common import folder_ids_element
 from exchangelib.util import create_element
 
 from pstkit.converters.ews import kinds as ews_kinds
+from pstkit.converters.ews import pimxml
 from pstkit.converters.ews import props as ews_props
 
 _REGISTER_LOCK = threading.Lock()
@@ -133,9 +135,36 @@ def anonymous_post(url: str, verify: bool | str, timeout: float) -> requests.Res
 
 
 def reason(e: Exception) -> str:
-    """A one-line reason from a requests/exchangelib error, without its noise."""
-    found = re.search(r"certificate verify failed[^'\")]*|\[Errno -?\d+\] [^'\")]+", str(e))
-    return found.group(0) if found else type(e).__name__
+    """A one-line reason from a requests/exchangelib error, without its noise: no
+    "(_ssl.c:1006)" (which a cut at the first ")" used to leave half-open)."""
+    text = re.sub(r" ?\(_ssl\.c:\d+\)", "", str(e))
+    found = re.search(r"certificate verify failed[^'\")]*|\[Errno -?\d+\] [^'\")]+", text)
+    return found.group(0).strip() if found else type(e).__name__
+
+
+#: what a connection that was up and then went away looks like, at any depth of the
+#: chain requests/urllib3/exchangelib wrap it in (a refused certificate is none of these)
+_DROPS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError)
+
+
+def dropped(e: BaseException) -> ssl.SSLError | OSError | None:
+    """The dropped-connection error at the root of `e`, if that is what `e` is.
+
+    exchangelib re-raises every requests.SSLError as a TransportError (it takes them
+    all for certificate problems, never worth a retry), but an SSLEOFError on a
+    connection that was up is a drop: the server closed it in the middle of a request.
+    """
+    seen: set[int] = set()
+    todo: list[object] = [e]
+    while todo:
+        cur = todo.pop()
+        if not isinstance(cur, BaseException) or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, _DROPS):
+            return cur
+        todo += [cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args]
+    return None
 
 
 def verify_with(protocol: BaseProtocol, verify: bool | str) -> None:
@@ -192,17 +221,15 @@ class MimeCreateItem(CreateItem):  # type: ignore[misc]
 
 def item_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
     """The item to create, in its schema type's element order: ItemType's
-    MimeContent, Categories, ExtendedProperty… come first in every type, then
-    MessageType's IsRead (set as well, so it cannot contradict 0x0E07) or
-    DistributionListType's DisplayName and Members."""
+    MimeContent, Subject, Body, Attachments, Categories, reminder, ExtendedProperty…
+    come first in every type, then the type's own: MessageType's IsRead (set as
+    well, so it cannot contradict 0x0E07), DistributionListType's DisplayName and
+    Members, TaskType's, CalendarItemType's or ContactItemType's fields."""
     msg = create_element(f"t:{props.element}")
-    if props.element not in ("DistributionList", "Task"):  # these have no MIME import
+    if props.element == "Message":  # the one kind whose MIME carries everything
         content = base64.b64encode(raw).decode("ascii")
         _text_child(msg, "t:MimeContent", content, CharacterSet="UTF-8")
-    if props.task is not None:
-        _text_child(msg, "t:Subject", props.task.subject)
-        if props.task.body:
-            _text_child(msg, "t:Body", props.task.body, BodyType="Text")
+    _head(msg, props)
     if props.attachments:
         msg.append(_attachments_xml(props.attachments))
     if props.categories:
@@ -210,18 +237,40 @@ def item_xml(raw: bytes, props: ews_props.ItemProps) -> Any:
         for name in props.categories:
             _text_child(cats, "t:String", name)
         msg.append(cats)
+    if props.calendar is not None:
+        pimxml.calendar_reminder(msg, props.calendar)
     for attrs, value in ews_props.wire_props(props):
         prop = create_element("t:ExtendedProperty")
         prop.append(create_element("t:ExtendedFieldURI", attrs=attrs))
         _text_child(prop, "t:Value", value)
         msg.append(prop)
+    _tail(msg, props)
+    return msg
+
+
+def _head(msg: Any, props: ews_props.ItemProps) -> None:
+    """ItemType's Subject and Body, for the kinds built from fields."""
+    if props.task is not None:
+        _text_child(msg, "t:Subject", props.task.subject)
+        if props.task.body:
+            _text_child(msg, "t:Body", props.task.body, BodyType="Text")
+    elif props.calendar is not None:
+        pimxml.calendar_head(msg, props.calendar)
+    elif props.contact is not None:
+        pimxml.contact_head(msg, props.contact)
+
+
+def _tail(msg: Any, props: ews_props.ItemProps) -> None:
     if props.element == "Message":
         _text_child(msg, "t:IsRead", "true" if props.is_read else "false")
     elif props.element == "DistributionList":
         _list_members(msg, props)
     elif props.task is not None:
         _task_fields(msg, props.task)
-    return msg
+    elif props.calendar is not None:
+        pimxml.calendar_tail(msg, props.calendar)
+    elif props.contact is not None:
+        pimxml.contact_tail(msg, props.contact)
 
 
 def _task_fields(item: Any, task: ews_kinds.TaskFields) -> None:

@@ -20,6 +20,12 @@ class Kind(enum.Enum):
     HTTP_401 = "401"
     DROP_BEFORE = "drop-before"  # connection closed before the request is processed
     DROP_AFTER = "drop-after"  # processed (items saved!), then closed without a response
+    #: closed while the request body is still arriving, never processed: over TLS the
+    #: client's write fails with SSLEOFError, as gromox 3.10 does under load
+    CUT_REQUEST = "cut-request"
+    #: processed (items saved!), answered with an empty echo of the request element
+    #: (<CreateItem/>) instead of its response, as gromox 3.10 did over TLS after a fault
+    EMPTY_ANSWER = "empty-answer"
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,9 @@ class FaultPlan:
     item_errors: dict[bytes, str] = field(default_factory=dict)
     #: one-shot per-item errors: (MIME marker, ResponseCode), each used once
     item_errors_once: list[tuple[bytes, str]] = field(default_factory=list)
+    #: marker (in an item's MIME or its XML) -> faultstring of a SOAP fault for the whole
+    #: CreateItem, the way gromox 3.10 refuses one item it cannot take (E-3045)
+    request_faults: dict[bytes, str] = field(default_factory=dict)
     _armed: list[Fault] = field(default_factory=list)
     _fired: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,10 +64,20 @@ class FaultPlan:
         """The next armed fault for `op`, removed from the plan."""
         with self._lock:
             for i, f in enumerate(self._armed):
-                if f.op in (None, op):
+                if f.op in (None, op) and f.kind is not Kind.CUT_REQUEST:
                     self._fired.append(f)
                     return self._armed.pop(i)
         return None
+
+    def cut_now(self) -> bool:
+        """Whether to cut the request now arriving (an armed CUT_REQUEST, used up).
+        Decided before the body is read, so its operation is not known: any request."""
+        with self._lock:
+            for i, f in enumerate(self._armed):
+                if f.kind is Kind.CUT_REQUEST:
+                    self._fired.append(self._armed.pop(i))
+                    return True
+        return False
 
     @property
     def fired(self) -> list[Fault]:
@@ -79,3 +98,6 @@ class FaultPlan:
                     del self.item_errors_once[i]
                     return code
         return next((code for marker, code in self.item_errors.items() if marker in mime), None)
+
+    def request_fault(self, item: bytes) -> str | None:
+        return next((text for marker, text in self.request_faults.items() if marker in item), None)

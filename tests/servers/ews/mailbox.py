@@ -6,7 +6,10 @@ CreateItem sets it, and otherwise the item is an unsent draft (MSGFLAG_UNSENT)
 — it cannot be changed afterwards; DateTimeReceived comes from
 PR_MESSAGE_DELIVERY_TIME (0x0E06), else the creation time; DateTimeSent from
 PR_CLIENT_SUBMIT_TIME (0x0039), else the Date header; Subject and
-InternetMessageId are parsed from the MIME headers.
+InternetMessageId are parsed from the MIME headers. Only a Message is read from
+MimeContent; calendar items, contacts, lists and tasks are made from their
+elements (see derive_card_item), and a calendar item without Start and End is
+refused.
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ class Item:
     members: tuple[tuple[str, str], ...] = ()  # DistributionList: (name, address)
     attachments: tuple[Attached, ...] = ()  # as created with the item (t:Attachments)
     task: dict[str, str] = field(default_factory=dict)  # Task: TaskType element -> text
+    #: CalendarItem/Contact: the elements they were created with (props.item_fields)
+    fields: dict[str, str] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -162,59 +167,7 @@ def derive_item(
 
 
 class CardError(ValueError):
-    """MimeContent that is not the iCalendar/vCard object the item type needs."""
-
-
-def _unfold(text: str) -> list[tuple[str, str, str]]:
-    """(NAME, params, value) per content line of an iCalendar/vCard object."""
-    lines: list[str] = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if line[:1] in (" ", "\t") and lines:
-            lines[-1] += line[1:]
-        elif line:
-            lines.append(line)
-    out = []
-    for line in lines:
-        head, _, value = line.partition(":")
-        name, _, params = head.partition(";")
-        out.append((name.upper(), params, value))
-    return out
-
-
-def _ical_time(value: str) -> datetime:
-    """DTSTART/DTEND: UTC, floating/TZID (taken as UTC here) or an all-day DATE."""
-    text = value.strip().rstrip("Z")
-    fmt = "%Y%m%dT%H%M%S" if "T" in text else "%Y%m%d"
-    return datetime.strptime(text, fmt).replace(tzinfo=UTC)
-
-
-def parse_ical(mime: bytes) -> dict[str, str]:
-    """The master VEVENT's properties (the first without RECURRENCE-ID), as Exchange
-    reads an iCalendar MimeContent; CardError unless it is a VCALENDAR with one."""
-    text = mime.decode("utf-8", "replace").lstrip("\ufeff")
-    if not text.lstrip().upper().startswith("BEGIN:VCALENDAR"):
-        raise CardError("not an iCalendar object")
-    event: dict[str, str] | None = None
-    for name, _, value in _unfold(text):
-        if name == "BEGIN" and value.upper() == "VEVENT":
-            event = {}
-        elif name == "END" and value.upper() == "VEVENT" and event is not None:
-            if "RECURRENCE-ID" not in event:
-                return event
-            event = None
-        elif event is not None and name not in event:
-            event[name] = value
-    raise CardError("no VEVENT in the iCalendar object")
-
-
-def parse_vcard(mime: bytes) -> dict[str, list[str]]:
-    text = mime.decode("utf-8", "replace").lstrip("\ufeff")
-    if not text.lstrip().upper().startswith("BEGIN:VCARD"):
-        raise CardError("not a vCard")
-    out: dict[str, list[str]] = {}
-    for name, _, value in _unfold(text):
-        out.setdefault(name, []).append(value)
-    return out
+    """A CalendarItem/Contact lacking what Exchange needs to create it."""
 
 
 def derive_card_item(
@@ -223,34 +176,58 @@ def derive_card_item(
     display_name: str = "",
     members: tuple[tuple[str, str], ...] = (),
     task: dict[str, str] | None = None,
+    fields: dict[str, str] | None = None,
 ) -> Item:
-    """A CalendarItem/Contact/DistributionList as Exchange derives it from its
-    MimeContent (an iCalendar VEVENT / a vCard) or, for a list, its members."""
+    """A CalendarItem/Contact/DistributionList/Task as Exchange makes it from the
+    item's elements (`fields`: local name -> text, see props.item_fields). Their
+    MimeContent is not read: Microsoft recommends item types over iCalendar/vCard
+    streams for imports, whose property set is limited ("Exporting and importing
+    items by using EWS in Exchange"), and gromox 3.10 refuses or empties them; a
+    sink that relies on them must fail here."""
     base = replace(base, is_draft=False, is_read=True)  # no mail flags on these
+    got = dict(fields or {})
     if element == "CalendarItem":
-        ev = parse_ical(base.mime)
-        start = _ical_time(ev["DTSTART"]) if "DTSTART" in ev else base.created
-        return replace(
-            base, element=element, item_class="IPM.Appointment",
-            subject=ev.get("SUMMARY", ""), start=start,
-            end=_ical_time(ev["DTEND"]) if "DTEND" in ev else start,
-            uid=ev.get("UID", ""), is_recurring="RRULE" in ev,
-        )  # fmt: skip
+        return _calendar_item(base, got)
     if element == "Task":  # built from elements: Exchange has no VTODO import
         return replace(
             base, element=element, item_class="IPM.Task", subject=display_name,
             task=dict(task or {}),
         )  # fmt: skip
     if element == "Contact":
-        card = parse_vcard(base.mime)
-        name = (card.get("FN") or [""])[0]
+        emails = tuple(v for k, v in sorted(got.items()) if k.startswith("EmailAddress"))
+        name = got.get("DisplayName", "")
         return replace(
             base, element=element, item_class="IPM.Contact", subject=name,
-            display_name=name, emails=tuple(card.get("EMAIL", ())),
+            display_name=name, emails=emails, fields=got,
         )  # fmt: skip
     return replace(
         base, element=element, item_class="IPM.DistList", subject=display_name,
         display_name=display_name, members=members,
+    )  # fmt: skip
+
+
+def _calendar_item(base: Item, got: dict[str, str]) -> Item:
+    """Exchange's CreateItem examples for calendar items always set Start and End
+    ("Create appointments and meetings by using EWS in Exchange", learn.microsoft.com/
+    en-us/exchange/client-developer/exchange-web-services/
+    how-to-create-appointments-and-meetings-by-using-ews-in-exchange), and its import
+    guide says to set an item's properties (…/how-to-import-items-by-using-ews-in-exchange)
+    rather than MIME streams (limited property set); gromox 3.10
+    refuses one without (ErrorItemCorrupt, "missing required child element
+    'Start'"). types.xsd leaves both optional (minOccurs="0"), so this is checked
+    here, not by the schema; the code is gromox's, Exchange's own was not observed."""
+    missing = [n for n in ("Start", "End") if n not in got]
+    if missing:
+        raise CardError("ErrorItemCorrupt", f"A CalendarItem needs {' and '.join(missing)}")
+    start, end = parse_system_time(got["Start"]), parse_system_time(got["End"])
+    if end < start:
+        raise CardError(
+            "ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate"
+        )
+    return replace(
+        base, element="CalendarItem", item_class="IPM.Appointment",
+        subject=got.get("Subject", ""), start=start, end=end, uid=got.get("UID", ""),
+        is_recurring="Recurrence" in got, fields=got,
     )  # fmt: skip
 
 

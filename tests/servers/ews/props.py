@@ -164,3 +164,33 @@ TASK_ELEMENTS = ("CompleteDate", "DueDate", "PercentComplete", "StartDate", "Sta
 def task_fields(spec: etree._Element) -> dict[str, str]:
     """A t:Task's own elements that the importer sets, by local name."""
     return {n: v for n in TASK_ELEMENTS if (v := spec.findtext(t(n))) is not None}
+
+
+#: dictionary elements of a Contact, stored as "<Entry kind>:<Key>" (emails by their Key alone)
+_DICTIONARIES = {"EmailAddresses": "", "PhoneNumbers": "Phone:", "PhysicalAddresses": "Address:"}
+_NOT_FIELDS = {"MimeContent", "ExtendedProperty", "Attachments", "Categories", "Members"}
+
+
+def item_fields(spec: etree._Element) -> dict[str, str]:
+    """A CalendarItem's or Contact's own elements, flat: local name -> text. Recurrence
+    is "<pattern>/<range>" plus "Recurrence.<child>" entries, a time zone its Id, a
+    postal address its parts joined by "|"."""
+    out: dict[str, str] = {}
+    for child in spec:
+        name = etree.QName(child).localname
+        if name in _NOT_FIELDS:
+            continue
+        if name in _DICTIONARIES:
+            for entry in child:
+                parts = [e.text or "" for e in entry]
+                text = "|".join(parts) if len(entry) else entry.text or ""
+                out[_DICTIONARIES[name] + entry.get("Key", "")] = text
+        elif name == "Recurrence":
+            out[name] = "/".join(etree.QName(part).localname for part in child)
+            out |= {f"Recurrence.{etree.QName(g).localname}": g.text or ""
+                    for part in child for g in part}  # fmt: skip
+        elif name in ("StartTimeZone", "EndTimeZone"):
+            out[name] = child.get("Id", "")
+        elif len(child) == 0:
+            out[name] = child.text or ""
+    return out

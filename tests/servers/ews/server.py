@@ -9,6 +9,7 @@ Listens on 127.0.0.1 only, on a random port; Basic, Bearer and NTLM auth
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 import time
@@ -24,7 +25,7 @@ from tests.servers.ews import autodiscover, soap
 from tests.servers.ews.auth import App, Authenticator, Conn, Denied
 from tests.servers.ews.faults import FaultPlan, Kind
 from tests.servers.ews.mailbox import Mailbox
-from tests.servers.ews.ops import OPERATIONS, Context, User
+from tests.servers.ews.ops import OPERATIONS, Context, RequestFault, User
 from tests.servers.ews.schema import EnvelopeValidator
 
 EWS_PATH = "/ews/exchange.asmx"
@@ -155,6 +156,8 @@ class EwsServer:
         if early is not None:
             return early
         reply = self._dispatch(user, env, request, op)
+        if fault is not None and fault.kind is Kind.EMPTY_ANSWER:
+            return Reply(200, soap.empty_echo(op))
         reply.drop = fault is not None and fault.kind is Kind.DROP_AFTER
         return reply
 
@@ -168,7 +171,10 @@ class EwsServer:
                 500, soap.fault("ErrorInvalidOperation", f"{op} is not implemented here", [])
             )
         ctx = Context(user, principal, self.mailboxes, self.faults, self.now)
-        out = soap.envelope(handler(ctx, request))
+        try:
+            out = soap.envelope(handler(ctx, request))
+        except RequestFault as e:
+            return Reply(200, soap.gromox_fault("SOAP:Client", str(e)))
         problems = self.validator.violations(out)
         if problems:
             with self._lock:
@@ -250,7 +256,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         ews: EwsServer = self.server.ews  # type: ignore[attr-defined]
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        length = int(self.headers.get("Content-Length", "0"))
+        if ews.faults.cut_now():
+            self.rfile.read(min(length, 1024))  # a little of it, then the line goes dead
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        body = self.rfile.read(length)
         if ews.auth.is_token_path(self.path):
             status, answer, headers = ews.auth.token_endpoint(self.path, body)
             self._send(Reply(status, answer, headers))

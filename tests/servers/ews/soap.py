@@ -86,3 +86,27 @@ def schema_fault(line: int, column: int, violation: str) -> bytes:
             ("Violation", violation, {}),
         ],
     )
+
+
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+
+def gromox_fault(code: str, message: str) -> bytes:
+    """A SOAP fault as gromox 3.10 sends it for a request it cannot process: HTTP 200,
+    no XML declaration, faultcode "SOAP:Client", no detail (exch/ews/soaputil.cpp)."""
+    env = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"SOAP": SOAP, "xsi": XSI})
+    sub(env, f"{{{SOAP}}}Header")
+    flt = sub(sub(env, f"{{{SOAP}}}Body"), f"{{{SOAP}}}Fault")
+    string_type = {f"{{{XSI}}}type": "xsd:string"}
+    etree.SubElement(flt, "faultcode", string_type).text = code
+    etree.SubElement(flt, "faultstring", string_type).text = message
+    return bytes(etree.tostring(env))
+
+
+def empty_echo(op: str) -> bytes:
+    """gromox's answer when its handler left the response unfilled: the request's own
+    element, empty, where `<op>Response` belongs."""
+    env = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"SOAP": SOAP})
+    sub(env, f"{{{SOAP}}}Header")
+    sub(sub(env, f"{{{SOAP}}}Body"), m(op))
+    return bytes(etree.tostring(env, xml_declaration=True, encoding="utf-8"))
