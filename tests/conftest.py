@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-# The Dovecot fixtures, declared once here (pytest rewrites asserts only in plugins named
+# The Dovecot and Redis fixtures, declared once here (pytest rewrites asserts only in plugins named
 # by the root conftest).
-pytest_plugins = ["tests.servers.dovecot"]
+pytest_plugins = ["tests.servers.dovecot", "tests.servers.redis"]
 
 REPO = Path(__file__).resolve().parents[1]
 

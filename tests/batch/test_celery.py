@@ -24,8 +24,6 @@ from tests.helpers import REPO, cli, make_message, sha
 from tests.servers.dovecot import Account, Dovecot, free_port, unique_user
 from tests.servers.redis import Redis, Workers
 
-pytest_plugins = ["tests.servers.dovecot", "tests.servers.redis"]
-
 VISIBILITY = 6.0  # seconds: short, so a killed worker's job comes back within the test
 
 
