@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pstkit.converters.pst import libpff as lib
 from pstkit.converters.pst import tree as pst_tree
-from pstkit.converters.pst.btree import READ_ERRORS, Ndb
+from pstkit.converters.pst.btree import READ_ERRORS, FormatError, Ndb
 from pstkit.converters.pst.cards import NAMED
 from pstkit.converters.pst.heap import HeapError
 from pstkit.converters.pst.items import filter_reason, item_kind
@@ -34,9 +34,11 @@ from pstkit.converters.pst.nodes import (
     NID_MESSAGE_STORE,
     NID_NAME_TO_ID_MAP,
     NID_ROOT_FOLDER,
+    RECOVERED_NOTE,
     Children,
     NodeReader,
     children,
+    noted,
 )
 from pstkit.converters.pst.props import (
     PR_CONTAINER_CLASS,
@@ -56,7 +58,7 @@ from pstkit.model import Fetched, FetchResult, FolderInfo, MessageMeta, Skipped
 from pstkit.options import ConnectOptions, FetchFilter
 
 if TYPE_CHECKING:
-    from pstkit.protocols import Source
+    from pstkit.protocols import NotExported, Source
 
 log = logging.getLogger("pstkit")
 _FOLDER_KINDS = (0x02, 0x03)  # NID types listed as sub-folders: folders, search folders
@@ -75,6 +77,16 @@ def _reader_option(options: ConnectOptions, path: str) -> str:
     return value
 
 
+def _system_option(options: ConnectOptions, path: str) -> bool:
+    """`pst_system=include` also exports Outlook's own folders (Freebusy Data, Sync Issues,
+    RSS Feeds…); by default their items are counted as "system items, not exported"."""
+    value = options.extra.get("pst_system", "skip")
+    if value not in ("skip", "include"):
+        raise UsageError(f"unknown pst_system {value!r} for {path}",
+                         hint="pst_system is skip (default) or include")
+    return value == "include"
+
+
 class PstSource:
     """Reads one PST/OST file. Folders below the IPM subtree, then the rest."""
 
@@ -91,6 +103,10 @@ class PstSource:
         kind = lib.check_header(path)
         self._lib = lib.Libpff(path, self._forced)  # pypff: opened only when needed
         self._nodes: tuple[NodeReader, Children] | None = None
+        #: why the node reader could not read the file, when that was damage: every item
+        #: libpff then reads is noted (libpff checks no block checksums)
+        self._file_damage = ""
+        include_system = _system_option(options, str(path))
         if _reader_option(options, str(path)) == "nodes":
             self._nodes = self._open_nodes()
         if self._nodes is None:
@@ -102,7 +118,11 @@ class PstSource:
                                      self._ndb)
             store = decode_props(self._node_entries(NID_MESSAGE_STORE, "message_store"),
                                  self._codepage)
-            self._tree = pst_tree.layout(self._folders(), store)
+            tree = pst_tree.layout(self._folders(), store)
+            self._tree = [n for n in tree if include_system or not n.system]
+            #: items of Outlook's own folders, left out on purpose (counted, not problems)
+            self._system_items = sum(n.info.message_count or 0 for n in tree
+                                     if n.system and not include_system)
             #: the folder that holds items of the top-of-store folder itself, if any
             self.top_folder = next((n.info.path for n in self._tree if n.top), None)
         except (*lib.PYPFF_ERRORS, HeapError) as e:
@@ -112,6 +132,23 @@ class PstSource:
         self.password_protected = password_set(store.integer(PR_PST_PASSWORD), kind)
         if self.password_protected:
             log.warning("%s is password-protected; libpff reads it without the password", path)
+        for lost in self._lost():
+            log.warning("%s: %s", path, lost)
+
+    def _lost(self) -> list[str]:
+        """What of the file's index could not be read (a truncated or damaged file)."""
+        if self._nodes is None:
+            return []
+        ndb = self._nodes[0].ndb
+        out = [f"index {what}" for what in ndb.lost]
+        if ndb.recovered:
+            out.append(f"{len(ndb.recovered)} nodes found by scanning the file instead")
+        return out
+
+    def not_exported(self) -> dict[str, int]:
+        """Items left out on purpose: Outlook's own folders (see `pst_system`)."""
+        return {"system items, not exported": self._system_items} if self._system_items \
+            else {}
 
     @property
     def _file(self) -> Any:
@@ -131,6 +168,8 @@ class PstSource:
             return NodeReader(ndb), children(ndb)
         except READ_ERRORS as e:
             log.debug("%s: read through libpff (%s)", self._path, lib.one_line(e))
+            if not isinstance(e, FormatError):
+                self._file_damage = lib.one_line(e)
             return None
 
     def _node_entries(self, nid: int, attr: str) -> list[Entry]:
@@ -149,6 +188,7 @@ class PstSource:
             except READ_ERRORS as e:
                 log.debug("%s: folder tree read through libpff (%s)", self._path, e)
                 self._nodes = None  # counts and items then all come from pypff
+                self._file_damage = lib.one_line(e)
         return list(self._lib.walk(self._codepage))
 
     def _node_walk(self, reader: NodeReader, kids: Children, nid: int, parent: int | None,
@@ -247,20 +287,32 @@ class PstSource:
             lenient = False
             try:
                 item = reader.item(nid)
-            except READ_ERRORS:  # damage: libpff reads it or says why it cannot
-                got = self._pypff_item(folder, index, nid)
+            except READ_ERRORS as e:  # damage: libpff reads it or says why it cannot
+                got = self._pypff_item(folder, index, nid, notes=self._damage(nid, e))
                 if not isinstance(got, str):
                     return got
                 try:  # neither can: keep what the node reader can still read, with notes
                     item, lenient = reader.item(nid, lenient=True), True
                 except READ_ERRORS:
                     return got
+            if nid in reader.ndb.recovered:
+                item = noted(item, [RECOVERED_NOTE])
             return Raw(str(nid), lambda: item.entries, lambda: item, lambda packed: self._lib.rtf(
                 folder, kids.position(folder, nid), nid, packed), not lenient)
-        return self._pypff_item(folder, index, None, known)
+        notes = [f"read by libpff only, whose reading checks no block checksums: the file's "
+                 f"index is damaged ({self._file_damage})"] if self._file_damage else []
+        return self._pypff_item(folder, index, None, known, notes)
+
+    def _damage(self, nid: int, error: BaseException) -> list[str]:
+        """Notes for an item libpff reads because the node reader found damage in it."""
+        assert self._nodes is not None
+        found = self._nodes[0].damage(nid)
+        return [f"{note}; libpff read it anyway, so it may be changed" for note in found] or [
+            f"read by libpff after the node reader found damage ({lib.one_line(error)})"]
 
     def _pypff_item(self, folder: int, index: int, nid: int | None,
-                    known: Container[tuple[str, str]] = ()) -> Raw | str | None:
+                    known: Container[tuple[str, str]] = (), notes: Sequence[str] = ()
+                    ) -> Raw | str | None:
         try:
             handle = self._lib.item(folder, index)
             source_id = str(handle.identifier)
@@ -270,8 +322,9 @@ class PstSource:
             return f"unreadable item: node {nid:#x} is damaged"
         if ("", source_id) in known:
             return None
-        return Raw(source_id, lambda: lib.entries(handle), lambda: lib.item_body(handle, []),
-                    lambda packed: lib.libpff_rtf(handle, packed), False)
+        return Raw(source_id, lambda: lib.entries(handle),
+                   lambda: noted(lib.item_body(handle, []), notes),
+                   lambda packed: lib.libpff_rtf(handle, packed), False)
 
     def _fetch_one(self, node: pst_tree.Node, index: int, filt: FetchFilter,
                    known: Container[tuple[str, str]]) -> FetchResult | None:
@@ -284,8 +337,10 @@ class PstSource:
             return Skipped(MessageMeta(folder=path, source_id=f"index-{index}"), raw, cursor)
         try:
             item = self._items.read(raw, path, node.skip_reason)
-        except Fallback:
-            again = self._pypff_item(node.nid, index, int(raw.source_id))
+        except Fallback as e:
+            nid = int(raw.source_id)
+            notes = self._damage(nid, e.__cause__ or e)
+            again = self._pypff_item(node.nid, index, nid, notes=notes)
             if not isinstance(again, Raw):
                 return Skipped(MessageMeta(path, raw.source_id), str(again), cursor)
             item = self._items.read(again, path, node.skip_reason)
@@ -321,3 +376,4 @@ class PstSource:
 
 if TYPE_CHECKING:
     _: type[Source] = PstSource
+    _n: type[NotExported] = PstSource
