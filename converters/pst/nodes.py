@@ -153,7 +153,7 @@ class NodeReader:
         out = []
         why = self.ndb.check(data)
         if why:
-            out.append(damaged_part("its properties", why))
+            out.append(damaged_part("its property context", why))
         try:
             subs = self.ndb.subnodes(sub)
         except READ_ERRORS as e:
