@@ -106,6 +106,10 @@ class PstSource:
         #: why the node reader could not read the file, when that was damage: every item
         #: libpff then reads is noted (libpff checks no block checksums)
         self._file_damage = ""
+        #: what every item lost because a node of the whole file is damaged
+        self._file_notes: list[str] = []
+        #: folders whose own properties (name, class) the node reader could not read: why
+        self._damaged_folders: dict[int, str] = {}
         include_system = _system_option(options, str(path))
         if _reader_option(options, str(path)) == "nodes":
             self._nodes = self._open_nodes()
@@ -116,8 +120,9 @@ class PstSource:
             self._named = self._read_name_map()
             self._items = ItemReader(self._codepage, self._forced is not None, self._named,
                                      self._ndb)
-            store = decode_props(self._node_entries(NID_MESSAGE_STORE, "message_store"),
-                                 self._codepage)
+            store = decode_props(self._node_entries(
+                NID_MESSAGE_STORE, "message_store", "folder roles may be guessed wrong"),
+                self._codepage)
             tree = pst_tree.layout(self._folders(), store)
             self._tree = [n for n in tree if include_system or not n.system]
             #: items of Outlook's own folders, left out on purpose (counted, not problems)
@@ -172,14 +177,24 @@ class PstSource:
                 self._file_damage = lib.one_line(e)
             return None
 
-    def _node_entries(self, nid: int, attr: str) -> list[Entry]:
-        """A special node's properties; pypff's `attr` of the file when the node reader fails."""
+    def _node_entries(self, nid: int, attr: str, lost: str) -> list[Entry]:
+        """A special node's properties; pypff's `attr` of the file when the node reader fails;
+        none when neither can read it: then every item says what is `lost`."""
+        why = ""
         if self._nodes is not None:
             try:
                 return self._nodes[0].entries(nid)
-            except READ_ERRORS:
-                pass
-        return lib.entries(getattr(self._file, attr))
+            except READ_ERRORS as e:
+                why = lib.one_line(e)
+        try:
+            return lib.entries(getattr(self._file, attr))
+        except (*lib.PYPFF_ERRORS, SourceError) as e:
+            if not why:
+                raise
+            note = f"{lost} (the file's node {nid:#x} is damaged: {why}; libpff: {lib.one_line(e)})"
+            log.warning("%s: %s", self._path, note)
+            self._file_notes.append(note)
+            return []
 
     def _folders(self) -> list[pst_tree.RawFolder]:
         if self._nodes is not None:
@@ -197,8 +212,14 @@ class PstSource:
         if nid in seen or depth > 64:
             return  # a damaged file can make the tree cyclic
         seen.add(nid)
-        props = decode_props(reader.entries(nid), self._codepage)
-        yield pst_tree.RawFolder(nid, parent, props.text(0x3001), props.text(PR_CONTAINER_CLASS),
+        try:
+            props = decode_props(reader.entries(nid), self._codepage)
+            name = props.text(0x3001)
+        except READ_ERRORS as e:  # one damaged folder: its items are still there
+            self._damaged_folders[nid] = lib.one_line(e)
+            log.warning("%s: folder %#x is damaged (%s)", self._path, nid, lib.one_line(e))
+            props, name = decode_props([], self._codepage), f"(damaged folder {nid})"
+        yield pst_tree.RawFolder(nid, parent, name, props.text(PR_CONTAINER_CLASS),
                                  len(kids.messages.get(nid, ())), props)
         for index, child in enumerate(kids.folders.get(nid, ())):
             self._lib.parents.setdefault(child, (nid, index))
@@ -206,8 +227,9 @@ class PstSource:
 
     def _read_name_map(self) -> dict[int, str]:
         """Named property id -> our key (see pst_items.NAMED, plus "Keywords")."""
-        streams = {pid: raw for pid, _t, raw in self._node_entries(NID_NAME_TO_ID_MAP,
-                                                                    "name_to_id_map")}
+        streams = {pid: raw for pid, _t, raw in self._node_entries(
+            NID_NAME_TO_ID_MAP, "name_to_id_map", "named properties (categories, contact and "
+            "event fields) are lost")}
         keywords = (PS_PUBLIC_STRINGS, "Keywords")
         names = parse_name_map(streams.get(2, b""), streams.get(3, b""), streams.get(4, b""),
                                {*NAMED, keywords})
@@ -288,20 +310,35 @@ class PstSource:
             try:
                 item = reader.item(nid)
             except READ_ERRORS as e:  # damage: libpff reads it or says why it cannot
-                got = self._pypff_item(folder, index, nid, notes=self._damage(nid, e))
+                notes = [*self._item_notes(folder, nid), *self._damage(nid, e)]
+                got = self._pypff_item(folder, index, nid, notes=notes)
                 if not isinstance(got, str):
                     return got
                 try:  # neither can: keep what the node reader can still read, with notes
                     item, lenient = reader.item(nid, lenient=True), True
                 except READ_ERRORS:
                     return got
-            if nid in reader.ndb.recovered:
-                item = noted(item, [RECOVERED_NOTE])
+            item = noted(item, self._item_notes(folder, nid))
             return Raw(str(nid), lambda: item.entries, lambda: item, lambda packed: self._lib.rtf(
                 folder, kids.position(folder, nid), nid, packed), not lenient)
         notes = [f"read by libpff only, whose reading checks no block checksums: the file's "
                  f"index is damaged ({self._file_damage})"] if self._file_damage else []
+        notes += self._file_notes
         return self._pypff_item(folder, index, None, known, notes)
+
+    def _item_notes(self, folder: int, nid: int) -> list[str]:
+        """What the item's place in the file's damaged index says about it."""
+        assert self._nodes is not None
+        notes = [*self._file_notes]
+        if nid in self._nodes[0].ndb.recovered:
+            notes.append(RECOVERED_NOTE)
+        above, depth = folder, 0
+        while above not in self._damaged_folders and above in self._lib.parents and depth < 64:
+            above, depth = self._lib.parents[above][0], depth + 1
+        if above in self._damaged_folders:
+            notes.append(f"the name and class of its folder {above} are lost (damaged: "
+                         f"{self._damaged_folders[above]}); that folder is named by its id")
+        return notes
 
     def _damage(self, nid: int, error: BaseException) -> list[str]:
         """Notes for an item libpff reads because the node reader found damage in it."""
