@@ -192,7 +192,14 @@ class Ndb:
             raise FormatError(f"encoding {crypt} not supported")
         if zlib.crc32(head[8:479], 0xFFFFFFFF) ^ 0xFFFFFFFF != struct.unpack_from("<I", head, 4)[0]:
             raise NdbError("header checksum mismatch")  # dwCRCPartial (MS-PST 2.2.2.6)
-        return cls(f, nbt, bbt, _decode_table() if crypt == 1 else None, lay)
+        ndb = cls(f, nbt, bbt, _decode_table() if crypt == 1 else None, lay)
+        # ROOT.ibFileEof: how long the file was when Outlook last wrote it
+        eof = struct.unpack_from("<" + lay.ptr, head, 0xB8 if lay is UNICODE else 0xA8)[0]
+        size = f.seek(0, os.SEEK_END)
+        if size < eof:
+            ndb.lost.append(f"the file is cut short: {size} of {eof} bytes "
+                            f"({size * 100 // eof} %); what lay past the end is lost")
+        return ndb
 
     def drop_caches(self) -> None:
         self.pages.clear()
@@ -280,14 +287,14 @@ class Ndb:
         while stack:
             ib, depth = stack.pop()
             if ib in seen or depth > 16:
-                self.lost.append(f"node B-tree page at {ib:#x} is cyclic")
+                self.lost.append(f"index: node B-tree page at {ib:#x} is cyclic")
                 broken = True
                 continue
             seen.add(ib)
             try:
                 page = self._page(ib, True)
             except PageError as e:
-                self.lost.append(str(e))
+                self.lost.append(f"index: {e}")
                 broken = True
                 continue
             if page.level:

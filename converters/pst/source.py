@@ -145,7 +145,7 @@ class PstSource:
         if self._nodes is None:
             return []
         ndb = self._nodes[0].ndb
-        out = [f"index {what}" for what in ndb.lost]
+        out = list(ndb.lost)
         if ndb.recovered:
             out.append(f"{len(ndb.recovered)} nodes found by scanning the file instead")
         return out
@@ -317,7 +317,7 @@ class PstSource:
                 try:  # neither can: keep what the node reader can still read, with notes
                     item, lenient = reader.item(nid, lenient=True), True
                 except READ_ERRORS:
-                    return got
+                    return f"unreadable item ({lib.one_line(e)}); libpff: {got}"
             item = noted(item, self._item_notes(folder, nid))
             return Raw(str(nid), lambda: item.entries, lambda: item, lambda packed: self._lib.rtf(
                 folder, kids.position(folder, nid), nid, packed), not lenient)
