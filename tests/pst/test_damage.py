@@ -76,10 +76,8 @@ def test_more_damaged_copies_change_nothing_silently(corpus: Path, name: str) ->
     _judge(name, run_variants(corpus, name, range(1000, 1000 + SLOW_PER_FILE)))
 
 
-def test_a_flip_in_an_attachment_block_is_named(corpus: Path, tmp_path: Path) -> None:
-    """One flipped byte in the picture attached to pstsdk_sample1.pst's message: before, the
-    node reader fell back to libpff, which checks no CRC, and the changed picture was stored
-    with no problem (as in the issue: "18 stored, 0 problems")."""
+def flip_in_attachment(corpus: Path, tmp_path: Path) -> Path:
+    """pstsdk_sample1.pst with one byte flipped in its attached picture's first data block."""
     data = bytearray((corpus / "pst" / "pstsdk_sample1.pst").read_bytes())
     with (corpus / "pst" / "pstsdk_sample1.pst").open("rb") as raw:
         ndb = Ndb.open(raw)
@@ -93,12 +91,22 @@ def test_a_flip_in_an_attachment_block_is_named(corpus: Path, tmp_path: Path) ->
     data[ib + 100] ^= 0x40
     bad = tmp_path / "bad.pst"
     bad.write_bytes(bytes(data))
+    return bad
+
+
+def test_a_flip_in_an_attachment_block_is_named(corpus: Path, tmp_path: Path) -> None:
+    """One flipped byte in the picture attached to pstsdk_sample1.pst's message: before, the
+    node reader fell back to libpff, which checks no CRC, and the changed picture was stored
+    with no problem (as in the issue: "18 stored, 0 problems")."""
+    bad = flip_in_attachment(corpus, tmp_path)
     src = PstSource(Location("pst", str(bad)), ConnectOptions())
     with Store.create(tmp_path / "store") as store:
         result = export(src, store)
         assert len(list(store.rows())) == 1
     src.close()
-    assert [p.reason for p in result.problems] == [
-        f"stored, but attachment 1 comes from a damaged block (block {first:#x} checksum "
-        "mismatch); libpff read it anyway, so it may be changed"]
+    assert len(result.problems) == 1
+    assert result.problems[0].reason.startswith(
+        "stored, but attachment 1 comes from a damaged block (block 0x")
+    assert result.problems[0].reason.endswith(
+        " checksum mismatch); libpff read it anyway, so it may be changed")
     assert result.exit_code == 1
