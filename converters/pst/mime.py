@@ -275,13 +275,27 @@ def _attachment_part(att: Attachment, inline: bool) -> bytes:
             f"Content-Disposition: {disposition}{_param('filename', name)}\r\n\r\n"
         ).encode("ascii") + inner
     ctype = att.mime_type or guess_type(att.filename)
+    data, cte = att.data, "base64"
+    if ctype.lower().startswith("message/"):  # RFC 2046 5.2: never encoded, only 7bit/8bit
+        data, cte = _message_content(att.data)
     head = f"Content-Type: {ctype}{_param('name', att.filename) if att.filename else ''}\r\n"
-    head += "Content-Transfer-Encoding: base64\r\n"
+    head += f"Content-Transfer-Encoding: {cte}\r\n"
     head += f"Content-Disposition: {disposition}"
     head += f"{_param('filename', att.filename) if att.filename else ''}\r\n"
     if att.content_id:
         head += f"Content-ID: <{att.content_id.strip('<>')}>\r\n"
-    return head.encode("ascii") + CRLF + _b64(att.data)
+    return head.encode("ascii") + CRLF + (_b64(data) if cte == "base64" else data)
+
+
+def _message_content(data: bytes) -> tuple[bytes, str]:
+    """A message/* part's content as lines (delivery-status, disposition-notification,
+    rfc822…) and its encoding: 7bit or 8bit; "binary" (also allowed) when it is not lines
+    of at most 998 octets without NUL."""
+    text = canonical_text(data)
+    lines = text.split(CRLF)
+    if b"\0" in text or b"\r" in text.replace(CRLF, b"") or max(map(len, lines)) > 998:
+        return data, "binary"
+    return text, "7bit" if text.isascii() else "8bit"
 
 
 def referenced_cids(bodies: tuple[Body, ...]) -> frozenset[str]:
