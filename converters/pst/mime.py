@@ -151,6 +151,21 @@ def transport_block(headers: str) -> bytes:
     return ("\r\n".join(out) + "\r\n").encode("utf-8") if out else b""
 
 
+_HAS_DATE = re.compile(rb"(?im)^date[ \t]*:")
+_HAS_ID = re.compile(rb"(?im)^message-id[ \t]*:")
+
+
+def _missing_ids(block: bytes, msg: MapiMessage, fallback_id: Callable[[], str]) -> bytes:
+    """Date and Message-ID for transport headers without them (a draft, a message saved by
+    another program): the item's own time and id, else a stable generated id."""
+    out = b""
+    if msg.date is not None and not _HAS_DATE.search(block):
+        out += _fold("Date", format_datetime(msg.date))
+    if not _HAS_ID.search(block):
+        out += _fold("Message-ID", msg.message_id or fallback_id())
+    return out
+
+
 def _importance_headers(importance: int | None) -> bytes:
     if importance == 2:
         return b"Importance: high\r\nX-Priority: 1\r\n"
@@ -164,7 +179,8 @@ def build_headers(msg: MapiMessage, fallback_id: Callable[[], str]) -> bytes:
     `fallback_id` is called only when the message has no Message-ID of its own."""
     extra = b"".join(_fold(name, value) for name, value in msg.extra_headers)
     if msg.transport_headers.strip():
-        return transport_block(msg.transport_headers) + extra
+        block = transport_block(msg.transport_headers)
+        return block + _missing_ids(block, msg, fallback_id) + extra
     out = bytearray()
     frm = msg.from_ or msg.sender
     if msg.date is not None:

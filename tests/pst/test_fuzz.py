@@ -98,7 +98,8 @@ def test_damaged_pst_ends_cleanly(
 
 
 @pytest.mark.parametrize(("name", "seed", "total", "reason"), [
-    ("testPST.pst", 20102, 7, "unreadable item: pypff_folder_get_sub_message_by_index"),
+    ("testPST.pst", 20102, 7, "unreadable item (block 0x440 checksum mismatch); libpff: "
+                              "unreadable item: pypff_folder_get_sub_message_by_index"),
 ])
 def test_one_damaged_item_is_a_skip_and_the_rest_is_read(
     corpus: Path, tmp_path: Path, name: str, seed: int, total: int, reason: str
