@@ -40,6 +40,7 @@ from pstkit.converters.pst.nodes import (
     children,
     noted,
 )
+from pstkit.converters.pst.options import reader_option, system_option
 from pstkit.converters.pst.props import (
     PR_CONTAINER_CLASS,
     PR_MESSAGE_CLASS,
@@ -52,7 +53,7 @@ from pstkit.converters.pst.props import (
     password_set,
 )
 from pstkit.converters.pst.read import Fallback, Item, ItemReader, Raw
-from pstkit.errors import SourceError, UsageError
+from pstkit.errors import SourceError
 from pstkit.location import Location
 from pstkit.model import Fetched, FetchResult, FolderInfo, MessageMeta, Skipped
 from pstkit.options import ConnectOptions, FetchFilter
@@ -62,29 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pstkit")
 _FOLDER_KINDS = (0x02, 0x03)  # NID types listed as sub-folders: folders, search folders
-
-
-_READERS = ("nodes", "libpff")
-
-
-def _reader_option(options: ConnectOptions, path: str) -> str:
-    """`pst_reader=libpff` reads everything through pypff (slower; a way around a problem
-    in the node reader); the default reads through pst_nodes with pypff as fallback."""
-    value = options.extra.get("pst_reader", "nodes")
-    if value not in _READERS:
-        raise UsageError(f"unknown pst_reader {value!r} for {path}",
-                         hint="pst_reader is nodes (default) or libpff")
-    return value
-
-
-def _system_option(options: ConnectOptions, path: str) -> bool:
-    """`pst_system=include` also exports Outlook's own folders (Freebusy Data, Sync Issues,
-    RSS Feeds…); by default their items are counted as "system items, not exported"."""
-    value = options.extra.get("pst_system", "skip")
-    if value not in ("skip", "include"):
-        raise UsageError(f"unknown pst_system {value!r} for {path}",
-                         hint="pst_system is skip (default) or include")
-    return value == "include"
 
 
 class PstSource:
@@ -110,8 +88,8 @@ class PstSource:
         self._file_notes: list[str] = []
         #: folders whose own properties (name, class) the node reader could not read: why
         self._damaged_folders: dict[int, str] = {}
-        include_system = _system_option(options, str(path))
-        if _reader_option(options, str(path)) == "nodes":
+        include_system = system_option(options, str(path))
+        if reader_option(options, str(path)) == "nodes":
             self._nodes = self._open_nodes()
         if self._nodes is None:
             self._lib.file()  # libpff reads the file, or its error is the user's
