@@ -201,6 +201,12 @@ class Ndb:
                             f"({size * 100 // eof} %); what lay past the end is lost")
         return ndb
 
+    def report(self) -> list[str]:
+        """What of the file's index could not be read (a truncated or damaged file)."""
+        found = [f"{len(self.recovered)} nodes found by scanning the file"] if self.recovered \
+            else []
+        return [*self.lost, *found]
+
     def drop_caches(self) -> None:
         self.pages.clear()
         self.leaves.clear()

@@ -89,8 +89,13 @@ class PstSource:
         #: folders whose own properties (name, class) the node reader could not read: why
         self._damaged_folders: dict[int, str] = {}
         include_system = system_option(options, str(path))
+        #: checks the blocks of each item libpff reads (it checks no CRC), when it can
+        self._checker: NodeReader | None = None
         if reader_option(options, str(path)) == "nodes":
             self._nodes = self._open_nodes()
+            self._checker = self._nodes[0] if self._nodes is not None else None
+        else:
+            self._checker = self._open_checker()
         if self._nodes is None:
             self._lib.file()  # libpff reads the file, or its error is the user's
         try:
@@ -115,18 +120,8 @@ class PstSource:
         self.password_protected = password_set(store.integer(PR_PST_PASSWORD), kind)
         if self.password_protected:
             log.warning("%s is password-protected; libpff reads it without the password", path)
-        for lost in self._lost():
+        for lost in self._nodes[0].ndb.report() if self._nodes is not None else []:
             log.warning("%s: %s", path, lost)
-
-    def _lost(self) -> list[str]:
-        """What of the file's index could not be read (a truncated or damaged file)."""
-        if self._nodes is None:
-            return []
-        ndb = self._nodes[0].ndb
-        out = list(ndb.lost)
-        if ndb.recovered:
-            out.append(f"{len(ndb.recovered)} nodes found by scanning the file instead")
-        return out
 
     def not_exported(self) -> dict[str, int]:
         """Items left out on purpose: Outlook's own folders (see `pst_system`)."""
@@ -318,12 +313,20 @@ class PstSource:
                          f"{self._damaged_folders[above]}); that folder is named by its id")
         return notes
 
-    def _damage(self, nid: int, error: BaseException) -> list[str]:
-        """Notes for an item libpff reads because the node reader found damage in it."""
-        assert self._nodes is not None
-        found = self._nodes[0].damage(nid)
-        return [f"{note}; libpff read it anyway, so it may be changed" for note in found] or [
-            f"read by libpff after the node reader found damage ({lib.one_line(error)})"]
+    def _damage(self, nid: int, error: BaseException | None) -> list[str]:
+        """Notes for an item libpff reads: the parts the node reader finds damaged."""
+        found = self._checker.damage(nid) if self._checker is not None else []
+        return [f"{note}; libpff read it anyway, so it may be changed" for note in found] or (
+            [f"read by libpff after the node reader found damage ({lib.one_line(error)})"]
+            if error is not None else [])
+
+    def _open_checker(self) -> NodeReader | None:
+        """With pst_reader=libpff: the node reader, only to check each item's blocks."""
+        try:
+            self._raw = self._path.open("rb")
+            return NodeReader(Ndb.open(self._raw))
+        except READ_ERRORS:
+            return None
 
     def _pypff_item(self, folder: int, index: int, nid: int | None,
                     known: Container[tuple[str, str]] = (), notes: Sequence[str] = ()
@@ -337,6 +340,8 @@ class PstSource:
             return f"unreadable item: node {nid:#x} is damaged"
         if ("", source_id) in known:
             return None
+        if nid is None and self._nodes is None and source_id.isdigit():  # read by libpff alone
+            notes = [*notes, *self._damage(int(source_id), None)]
         return Raw(source_id, lambda: lib.entries(handle),
                    lambda: noted(lib.item_body(handle, []), notes),
                    lambda packed: lib.libpff_rtf(handle, packed), False)
