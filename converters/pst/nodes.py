@@ -46,6 +46,7 @@ RECOVERED_NOTE = ("its index entry was lost (truncated or damaged file) and foun
 
 def noted(item: RawItem, notes: Sequence[str]) -> RawItem:
     """The item with `notes` first among its problems (they travel as X-Pstkit-Note)."""
+    notes = list(dict.fromkeys(notes))  # the same note from two checks: once
     return replace(item, failed=[*((-1, n) for n in notes), *item.failed]) if notes else item
 
 
@@ -150,7 +151,7 @@ class NodeReader:
             data, sub = self.ndb.node(nid)
         except READ_ERRORS as e:
             return [f"its index entry is damaged ({e})"]
-        out = []
+        out = [RECOVERED_NOTE] if nid in self.ndb.recovered else []
         why = self.ndb.check(data)
         if why:
             out.append(damaged_part("its property context", why))

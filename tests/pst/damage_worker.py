@@ -1,8 +1,8 @@
 """Exports damaged copies of one PST into stores and judges them (run by test_damage.py in a
 subprocess, so that a hang is a timeout and a crash is an exit code, not the test's end).
 
-`python -m tests.pst.damage_worker FILE WORKDIR SEED...` prints one JSON line per variant:
-its seed, how it was damaged, the pstkit error (if the file was refused), the counts, and
+`python -m tests.pst.damage_worker FILE WORKDIR [--reader=libpff] SEED...` prints one JSON
+line per variant: its seed, how it was damaged, the pstkit error (if the file was refused), the counts, and
 the silent changes: stored items whose bytes differ from the clean file's export and that
 carry no problem naming damage. `check` runs on every store.
 """
@@ -52,11 +52,12 @@ def damage(data: bytes, seed: int) -> tuple[str, bytes]:
     return how, bytes(buf)
 
 
-def stored(path: Path, root: Path) -> tuple[dict[tuple[str, str], str], dict[str, object]]:
+def stored(path: Path, root: Path, reader: str = "nodes"
+           ) -> tuple[dict[tuple[str, str], str], dict[str, object]]:
     """Export into a new store: {(folder, source id): sha256}, and what else was seen."""
     if root.exists():
         shutil.rmtree(root)
-    src = PstSource(Location("pst", str(path)), ConnectOptions())
+    src = PstSource(Location("pst", str(path)), ConnectOptions(extra={"pst_reader": reader}))
     try:
         with Store.create(root) as store:
             result = export(src, store)
@@ -72,9 +73,10 @@ def stored(path: Path, root: Path) -> tuple[dict[tuple[str, str], str], dict[str
     return rows, {"problems": problems, "findings": findings, "exit": result.exit_code}
 
 
-def judge(clean: dict[tuple[str, str], str], path: Path, root: Path) -> dict[str, object]:
+def judge(clean: dict[tuple[str, str], str], path: Path, root: Path, reader: str
+          ) -> dict[str, object]:
     try:
-        rows, seen = stored(path, root)
+        rows, seen = stored(path, root, reader)
     except PstkitError as e:
         return {"error": str(e)}
     problems: dict[str, list[str]] = seen["problems"]  # type: ignore[assignment]
@@ -89,14 +91,15 @@ def judge(clean: dict[tuple[str, str], str], path: Path, root: Path) -> dict[str
 
 
 def main(argv: list[str]) -> None:
-    path, work = Path(argv[0]), Path(argv[1])
+    path, work, rest = Path(argv[0]), Path(argv[1]), argv[2:]
+    reader = rest.pop(0).partition("=")[2] if rest and rest[0].startswith("--reader=") else "nodes"
     data = path.read_bytes()
     variant = work / path.name
     clean = stored(path, work / "clean")[0] if _readable(path) else {}
-    for seed in map(int, argv[2:]):
+    for seed in map(int, rest):
         how, bad = damage(data, seed)
         variant.write_bytes(bad)
-        got = judge(clean, variant, work / "store")
+        got = judge(clean, variant, work / "store", reader)
         print(json.dumps({"seed": seed, "how": how, "sha": hashlib.sha256(bad).hexdigest()[:12],
                           **got}), flush=True)
 

@@ -4,7 +4,8 @@ Each variant (bit flips, a flipped 4 KiB window, a zeroed page, a cut at 50-99 %
 exported into a store by `damage_worker` in a subprocess with a time cap. Every stored item
 must have the bytes the clean file gives, or a problem recorded that names the damage
 ("stored, but attachment 2 comes from a damaged block (…)"); `check` must find nothing;
-no crash, no hang, no traceback. 24 variants a file here (312), 100 more under `slow`.
+no crash, no hang, no traceback. 24 variants a file here (312), 8 more read all through
+libpff (104), 100 more under `slow`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pstkit.store import Store
 from tests.conftest import REPO, corpus_root
 
 FILES = sorted(p.name for p in (corpus_root() / "pst").glob("*.[po]st"))
-PER_FILE, SLOW_PER_FILE = 24, 100
+PER_FILE, SLOW_PER_FILE, LIBPFF_PER_FILE = 24, 100, 8
 TIME_CAP = 120  # seconds for all variants of one file; a variant takes well under one
 
 
@@ -39,12 +40,13 @@ def _scratch() -> Path:
     return Path(tempfile.mkdtemp(dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
 
 
-def run_variants(corpus: Path, name: str, seeds: range) -> list[dict[str, object]]:
+def run_variants(corpus: Path, name: str, seeds: range, reader: str = "nodes"
+                 ) -> list[dict[str, object]]:
     work = _scratch()
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "tests.pst.damage_worker", str(corpus / "pst" / name),
-             str(work), *map(str, seeds)],
+             str(work), f"--reader={reader}", *map(str, seeds)],
             cwd=REPO, capture_output=True, text=True, timeout=TIME_CAP, check=False,
         )  # fmt: skip
     finally:
@@ -68,6 +70,13 @@ def _judge(name: str, results: list[dict[str, object]]) -> None:
 @pytest.mark.parametrize("name", FILES)
 def test_damaged_copies_change_nothing_silently(corpus: Path, name: str) -> None:
     _judge(name, run_variants(corpus, name, range(1, PER_FILE + 1)))
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_read_all_through_libpff_changes_nothing_silently(corpus: Path, name: str) -> None:
+    """pst_reader=libpff: libpff checks no CRC, the node reader beside it names the damage."""
+    pytest.importorskip("pypff")
+    _judge(name, run_variants(corpus, name, range(500, 500 + LIBPFF_PER_FILE), "libpff"))
 
 
 @pytest.mark.slow
