@@ -2,9 +2,9 @@
 subprocess, so that a hang is a timeout and a crash is an exit code, not the test's end).
 
 `python -m tests.pst.damage_worker FILE WORKDIR [--reader=libpff] SEED...` prints one JSON
-line per variant: its seed, how it was damaged, the pstkit error (if the file was refused), the counts, and
-the silent changes: stored items whose bytes differ from the clean file's export and that
-carry no problem naming damage. `check` runs on every store.
+line per variant: its seed, how it was damaged, the pstkit error (if the file was refused),
+the counts, and the silent changes: stored items whose bytes differ from the clean file's
+export and that carry no problem naming damage. `check` runs on every store.
 """
 
 from __future__ import annotations
