@@ -35,7 +35,7 @@ REGISTRY: dict[str, Entry] = {
     "maildir": Entry("local.maildir:MaildirSource", "local.maildir:MaildirSink"),
     "mbox": Entry("local.mbox:MboxSource", "local.mbox:MboxSink"),
     "eml": Entry("local.eml:EmlSource", None),
-    "pst": Entry("pst.source:PstSource", None, "pst", ("pypff",)),
+    "pst": Entry("pst.source:PstSource", None),  # pypff: only a fallback (pst.libpff)
     "imap": _IMAP,
     "imaps": _IMAP,
     "pop3": _POP3,

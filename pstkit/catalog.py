@@ -159,6 +159,11 @@ class Catalog:
             )
         )
 
+    def count_source(self, source_key: str) -> int:
+        """Messages stored from one source (over all folders and epochs)."""
+        rows = self._q("SELECT COUNT(*) FROM messages WHERE source_key=?", (source_key,))
+        return int(str(rows[0][0]))
+
     def epochs(self, folder_id: int, source_key: str) -> set[str]:
         """The source epochs this folder holds rows of (empty: a fresh folder)."""
         rows = self._q(

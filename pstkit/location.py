@@ -83,6 +83,11 @@ def _parse_url(text: str, scheme: str) -> Location:
     )
 
 
+#: an OLE2 compound file (MS-CFB): what an Outlook .msg file is
+OLE2_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
+MSG_NOT_SUPPORTED = "an Outlook .msg file: not supported as a source yet"
+
+
 def sniff_path(path: Path) -> str:
     """Guess what an existing bare path holds."""
     if path.is_dir():
@@ -105,6 +110,8 @@ def sniff_path(path: Path) -> str:
             return "pst"
         if path.suffix.lower() in (".mbox", ".mbx"):
             return "mbox"
+        if head.startswith(OLE2_MAGIC):
+            raise BadLocation(str(path), MSG_NOT_SUPPORTED)
         raise BadLocation(str(path), "not a PST/OST, mbox or Maildir")
     if path.exists():  # a device, socket or FIFO
         raise BadLocation(str(path), "not a regular file or directory")

@@ -7,7 +7,9 @@ passes in (the CLI gives a tqdm one, tests a silent one).
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
+import signal
 import threading
 from collections.abc import Container, Iterator
 
@@ -18,10 +20,12 @@ from pstkit.importing import import_, verify
 from pstkit.mapping import selected
 from pstkit.model import Fetched, FetchResult, FolderInfo, Problem, Skipped
 from pstkit.options import FetchFilter
-from pstkit.protocols import Source
+from pstkit.protocols import NotExported, Source
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run
 from pstkit.store import Store
 from pstkit.writer import StoreWriter
+
+log = logging.getLogger("pstkit")
 
 
 class _Known:
@@ -52,12 +56,15 @@ def export(
     progress: Progress | None = None,
     connections: int = 1,
 ) -> RunResult:
-    """Copy every selected folder of `source` into `store`; resumable."""
+    """Copy every selected folder of `source` into `store`; resumable. SIGINT/SIGTERM (in
+    the main thread) stop it after the message at hand, with every written file committed."""
     filt = filt or FetchFilter()
     progress = progress or NullProgress()
     if _interrupted_runs(store):
         recover(store)
-    with recorded_run(store.catalog, "export", source.key, progress) as result:
+    _say_resuming(store, source.key)
+    with recorded_run(store.catalog, "export", source.key, progress) as result, \
+            stop_on_signal() as stop:
         folders = [f for f in source.folders() if selected(f.path, filt.include, filt.exclude)]
         rows = {f.path: store.ensure_folder(f) for f in folders}
         by_id = {rows[f.path].id: f for f in folders}
@@ -67,20 +74,63 @@ def export(
         )  # fmt: skip
         try:
             work = [(f, rows[f.path]) for f in folders if f.selectable]
-            progress.start("export", sum(f.message_count or 0 for f, _ in work) or None)
-            n = max(1, min(connections, source.max_connections))
-            stream = (
-                _parallel(source, store, work, filt, n)
-                if n > 1
-                else _serial(source, store, work, filt)
-            )
-            for row, item in stream:
+            for row, item in _stream(source, store, work, filt, progress, connections):
                 _take(writer, row, item, filt, result, progress)
+                if stop.is_set():
+                    break
             writer.close()
         except BaseException:
             writer.abort()
             raise
+        if isinstance(source, NotExported):
+            result.stats.update(source.not_exported())
+        if stop.is_set():
+            raise KeyboardInterrupt  # recorded as "interrupted", with what was committed
     return result
+
+
+def _stream(source: Source, store: Store, work: list[tuple[FolderInfo, FolderRow]],
+            filt: FetchFilter, progress: Progress, connections: int
+            ) -> Iterator[tuple[FolderRow, FetchResult]]:  # fmt: skip
+    progress.start("export", sum(f.message_count or 0 for f, _ in work) or None)
+    n = max(1, min(connections, source.max_connections))
+    return _parallel(source, store, work, filt, n) if n > 1 else _serial(source, store, work, filt)
+
+
+def _say_resuming(store: Store, source_key: str) -> None:
+    """After an interrupted export of this source, say how much is there already."""
+    last = [r for r in store.catalog.runs() if r[1] == "export" and r[2] == source_key]
+    if last and last[-1][5] in ("interrupted", "failed"):
+        log.warning("resuming: %d already stored", store.catalog.count_source(source_key))
+
+
+@contextlib.contextmanager
+def stop_on_signal() -> Iterator[threading.Event]:
+    """The first SIGINT or SIGTERM sets the event (the loop finishes the message at hand,
+    commits and stops); a second one acts at once. Only the main thread can take signals:
+    elsewhere (batch runs) the caller's own handling stays."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def first(signum: int, _frame: object) -> None:
+        stop.set()
+        for sig, handler in old.items():  # the next signal interrupts whatever runs
+            signal.signal(sig, handler if sig == signal.SIGINT else _interrupt)
+
+    for sig in old:
+        signal.signal(sig, first)
+    try:
+        yield stop
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _interrupted_runs(store: Store) -> bool:

@@ -70,6 +70,15 @@ class KindCounter(Protocol):
     def kinds(self, folder: FolderInfo) -> Mapping[str, int]: ...
 
 
+@runtime_checkable
+class NotExported(Protocol):
+    """Optional for sources that leave items out on purpose (PST: Outlook's own system
+    folders): counts by why ("system items, not exported"), added to the run's summary;
+    not problems."""
+
+    def not_exported(self) -> Mapping[str, int]: ...
+
+
 @dataclass(frozen=True)
 class Failed:
     """A sink could not deliver one message; the run goes on."""

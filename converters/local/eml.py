@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pstkit.errors import SourceError
 from pstkit.headers import sent_date
-from pstkit.location import Location
+from pstkit.location import MSG_NOT_SUPPORTED, OLE2_MAGIC, Location
 from pstkit.model import Fetched, FetchResult, FolderInfo, FolderPath, MessageMeta, Skipped
 from pstkit.options import ConnectOptions, FetchFilter
 
@@ -84,6 +84,8 @@ class EmlSource:
             data = inner
         if not data:
             return Skipped(meta, "empty file")
+        if data.startswith(OLE2_MAGIC):
+            return Skipped(meta, MSG_NOT_SUPPORTED)
         if not looks_like_message(data):
             return Skipped(meta, "not an RFC 5322 message (does not start with a header line)")
         return Fetched(

@@ -15,7 +15,7 @@ import os
 import struct
 import zlib
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -39,6 +39,14 @@ NID_FOLDER, NID_SEARCH_FOLDER, NID_MESSAGE = 0x02, 0x03, 0x04
 
 class NdbError(ValueError):
     """The file or a structure in it is not what this reader handles."""
+
+
+class FormatError(NdbError):
+    """A file this reader does not handle (not damage): libpff reads it."""
+
+
+class PageError(NdbError):
+    """A B-tree page is missing (past the end of the file) or damaged."""
 
 
 #: what reading a damaged structure can raise (NdbError is a ValueError)
@@ -69,10 +77,13 @@ class Layout:
     inner: str  # BTENTRY: key, bid, ib
     trailer: int  # size of a block trailer
     crc_at: int  # offset of dwCRC in the trailer
+    page_crc: int  # offset of a B-tree page's dwCRC (over the bytes before its trailer)
+    page_bid: str  # struct code and offset of the page's own BID in its trailer
+    page_bid_at: int
 
 
-UNICODE = Layout("Q", 8, 488, 496, 8, "<QQQI4x", "<QQH6x", "<QQQ", 16, 4)
-ANSI = Layout("I", 4, 496, 500, 4, "<IIII", "<IIH2x", "<III", 12, 8)
+UNICODE = Layout("Q", 8, 488, 496, 8, "<QQQI4x", "<QQH6x", "<QQQ", 16, 4, 500, "<Q", 504)
+ANSI = Layout("I", 4, 496, 500, 4, "<IIII", "<IIH2x", "<III", 12, 8, 508, "<I", 504)
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,69 @@ class _Page:
     level: int
     keys: list[int]  # sorted (masked) keys
     values: list[tuple[int, ...]]  # leaf: the entry's other fields; inner: (bid, ib)
+
+
+def parse_page(raw: bytes, lay: Layout, nodes: bool) -> _Page:
+    """One node (`nodes`) or block B-tree page (MS-PST 2.2.2.7.7); NdbError when it is not
+    one or fails its checksum. Pure."""
+    m, t = lay.meta, lay.ptype
+    count, size, level = raw[m], raw[m + 2], raw[m + 3]
+    fmt = lay.inner if level else (lay.nbt_leaf if nodes else lay.bbt_leaf)
+    if raw[t] != raw[t + 1] or raw[t] != (0x81 if nodes else 0x80):
+        raise NdbError("not a B-tree page")
+    if size != struct.calcsize(fmt) or count * size > m:
+        raise NdbError("bad B-tree page")
+    crc = struct.unpack_from("<I", raw, lay.page_crc)[0]
+    if crc and zlib.crc32(raw[:t], 0xFFFFFFFF) ^ 0xFFFFFFFF != crc:
+        raise NdbError("checksum mismatch")
+    rows = list(struct.iter_unpack(fmt, raw[: count * size]))
+    mask = 0xFFFFFFFF if nodes else ~3
+    return _Page(level, [r[0] & mask for r in rows], [r[1:] for r in rows])
+
+
+@dataclass
+class Scanned:
+    """Index entries of every intact leaf page in the file, by masked key; where two
+    pages hold one key, the newer page (higher page BID) wins."""
+
+    nodes: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    blocks: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+    def get(self, key: int, nodes: bool) -> tuple[int, ...] | None:
+        return (self.nodes if nodes else self.blocks).get(key)
+
+
+_SCAN_CHUNK = 1 << 20
+
+
+def scan_leaves(pread: Callable[[int, int], bytes], lay: Layout) -> Scanned:
+    """Read the file once, 512-byte page by page (B-tree pages are aligned so), and
+    collect the entries of every leaf page whose type and checksum are right."""
+    found: tuple[dict[int, tuple[int, tuple[int, ...]]], ...] = ({}, {})
+    t = lay.ptype
+    at = 0
+    while True:
+        chunk = pread(at, _SCAN_CHUNK)
+        for off in range(0, len(chunk) - _PAGE + 1, _PAGE):
+            kind = chunk[off + t]
+            if kind not in (0x80, 0x81) or chunk[off + t + 1] != kind \
+                    or chunk[off + lay.meta + 3] != 0:
+                continue
+            raw = chunk[off : off + _PAGE]
+            try:
+                page = parse_page(raw, lay, kind == 0x81)
+            except (NdbError, struct.error):
+                continue
+            age = struct.unpack_from(lay.page_bid, raw, lay.page_bid_at)[0]
+            table = found[kind == 0x81]
+            for key, value in zip(page.keys, page.values, strict=True):
+                if key not in table or table[key][0] < age:
+                    table[key] = (age, value)
+        if len(chunk) < _SCAN_CHUNK:
+            break
+        at += _SCAN_CHUNK
+    return Scanned({k: v for k, (_a, v) in found[1].items()},
+                   {k: v for k, (_a, v) in found[0].items()})
 
 
 @dataclass
@@ -95,6 +169,11 @@ class Ndb:
     #: the entries of the leaf pages in `pages`, by masked key * 2 + nodes: the blocks of one
     #: message mostly share a leaf page, so most lookups need no walk down the tree
     leaves: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    #: what of the index could not be read (pages past the end of the file, damaged pages)
+    lost: list[str] = field(default_factory=list)
+    #: nodes whose index entry came from a scanned page, not the tree: maybe an old version
+    recovered: set[int] = field(default_factory=set)
+    _scan: Scanned | None = None
 
     @classmethod
     def open(cls, f: BinaryIO) -> Ndb:
@@ -108,12 +187,25 @@ class Ndb:
         elif version == 23:  # Unicode: ROOT at 0xB4, bCryptMethod at 0x201
             lay, crypt, nbt, bbt = UNICODE, head[0x201], *struct.unpack_from("<8xQ8xQ", head, 0xD8)
         else:  # 36 = Unicode with 4 KiB pages (OST 2013)
-            raise NdbError(f"file format version {version} is not read")
+            raise FormatError(f"file format version {version} is not read")
         if crypt not in (0, 1):
-            raise NdbError(f"encoding {crypt} not supported")
+            raise FormatError(f"encoding {crypt} not supported")
         if zlib.crc32(head[8:479], 0xFFFFFFFF) ^ 0xFFFFFFFF != struct.unpack_from("<I", head, 4)[0]:
             raise NdbError("header checksum mismatch")  # dwCRCPartial (MS-PST 2.2.2.6)
-        return cls(f, nbt, bbt, _decode_table() if crypt == 1 else None, lay)
+        ndb = cls(f, nbt, bbt, _decode_table() if crypt == 1 else None, lay)
+        # ROOT.ibFileEof: how long the file was when Outlook last wrote it
+        eof = struct.unpack_from("<" + lay.ptr, head, 0xB8 if lay is UNICODE else 0xA8)[0]
+        size = f.seek(0, os.SEEK_END)
+        if size < eof:
+            ndb.lost.append(f"the file is cut short: {size} of {eof} bytes "
+                            f"({size * 100 // eof} %); what lay past the end is lost")
+        return ndb
+
+    def report(self) -> list[str]:
+        """What of the file's index could not be read (a truncated or damaged file)."""
+        found = [f"{len(self.recovered)} nodes found by scanning the file"] if self.recovered \
+            else []
+        return [*self.lost, *found]
 
     def drop_caches(self) -> None:
         self.pages.clear()
@@ -138,30 +230,36 @@ class Ndb:
         cached = self.pages.get((ib, nodes))
         if cached is not None:
             return cached
-        raw = self.read(ib, _PAGE)
-        lay = self.lay
-        m, t = lay.meta, lay.ptype
-        count, size, level = raw[m], raw[m + 2], raw[m + 3]
-        leaf = lay.nbt_leaf if nodes else lay.bbt_leaf
-        fmt = lay.inner if level else leaf
-        if raw[t] != raw[t + 1] or size != struct.calcsize(fmt) or count * size > m:
-            raise NdbError(f"bad B-tree page at {ib:#x}")
-        rows = list(struct.iter_unpack(fmt, raw[: count * size]))
-        mask = 0xFFFFFFFF if nodes else ~3
-        page = _Page(level, [r[0] & mask for r in rows], [r[1:] for r in rows])
+        try:
+            page = parse_page(self.read(ib, _PAGE), self.lay, nodes)
+        except NdbError as e:
+            raise PageError(f"B-tree page at {ib:#x}: {e}") from e
         if len(self.pages) >= _MAX_PAGES:
             self.drop_caches()
         self.pages[(ib, nodes)] = page
-        if level == 0:
+        if page.level == 0:
             self.leaves.update(zip([k << 1 | nodes for k in page.keys], page.values, strict=True))
         return page
 
     def _lookup(self, key: int, nodes: bool) -> tuple[int, ...]:
-        ib = self.nbt if nodes else self.bbt
+        """An index entry from the B-tree; where a page on the way is missing or damaged,
+        from the leaf pages found by scanning the file (a node found so is `recovered`)."""
         key &= 0xFFFFFFFF if nodes else ~3
         found = self.leaves.get(key << 1 | nodes)
         if found is not None:
             return found
+        try:
+            return self._walk_to(key, nodes)
+        except PageError as e:
+            got = self.scanned().get(key, nodes)
+            if got is None:
+                raise NdbError(f"{key:#x} not found ({e})") from e
+            if nodes:
+                self.recovered.add(key)
+            return got
+
+    def _walk_to(self, key: int, nodes: bool) -> tuple[int, ...]:
+        ib = self.nbt if nodes else self.bbt
         for _ in range(16):  # a damaged file must not loop
             page = self._page(ib, nodes)
             i = bisect_right(page.keys, key) - 1
@@ -174,25 +272,54 @@ class Ndb:
             ib = page.values[i][1]
         raise NdbError(f"{key:#x} not found")
 
+    def scanned(self) -> Scanned:
+        """The leaf pages of the whole file, read once when the B-trees fail us."""
+        if self._scan is None:
+            self._scan = scan_leaves(self._pread, self.lay)
+        return self._scan
+
     def node(self, nid: int) -> Ref:
         data, sub, _parent = self._lookup(nid, True)
         return data, sub
 
     def nodes(self) -> Iterator[tuple[int, int]]:
-        """(nid, parent nid) of every node, in NID order (one walk over the node B-tree)."""
+        """(nid, parent nid) of every node, in NID order (one walk over the node B-tree).
+        A page that is missing (a truncated file) or damaged is noted in `lost`; the nodes
+        below it are then taken from the scanned leaf pages, those the tree cannot find
+        only (a node the intact tree does not hold was deleted: it stays deleted)."""
         seen: set[int] = set()
         stack = [(self.nbt, 0)]
+        broken = False
         while stack:
             ib, depth = stack.pop()
             if ib in seen or depth > 16:
-                raise NdbError("node B-tree is cyclic")
+                self.lost.append(f"index: node B-tree page at {ib:#x} is cyclic")
+                broken = True
+                continue
             seen.add(ib)
-            page = self._page(ib, True)
+            try:
+                page = self._page(ib, True)
+            except PageError as e:
+                self.lost.append(f"index: {e}")
+                broken = True
+                continue
             if page.level:
                 stack += [(v[1], depth + 1) for v in reversed(page.values)]
                 continue
             for nid, value in zip(page.keys, page.values, strict=True):
                 yield nid, value[2]
+        if broken:
+            yield from self._scanned_nodes()
+
+    def _scanned_nodes(self) -> Iterator[tuple[int, int]]:
+        for nid, value in sorted(self.scanned().nodes.items()):
+            try:
+                self._walk_to(nid, True)
+            except PageError:  # its way down the tree is lost: the scan's entry is all there is
+                self.recovered.add(nid)
+                yield nid, value[2]
+            except NdbError:
+                continue
 
     def _raw_block(self, bid: int) -> bytes:
         ib, cb = self._lookup(bid, False)
@@ -205,7 +332,20 @@ class Ndb:
         body = data[:cb]
         if crc and zlib.crc32(body, 0xFFFFFFFF) ^ 0xFFFFFFFF != crc:
             raise NdbError(f"block {bid:#x} checksum mismatch")
+        # The trailer's BID (after cb, wSig and, in Unicode files, dwCRC) must be this block:
+        # an index entry from an old page may point where the block no longer is.
+        named = struct.unpack_from("<" + lay.ptr, data, total - lay.trailer + lay.size)[0]
+        if named & ~3 != bid & ~3:
+            raise NdbError(f"block {bid:#x} not where the index says")
         return body
+
+    def check(self, bid: int) -> str:
+        """Why a data tree cannot be read intact ("" when it can): names the block."""
+        try:
+            self.blocks(bid)
+        except READ_ERRORS as e:
+            return str(e)
+        return ""
 
     def blocks(self, bid: int, depth: int = 0, seen: set[int] | None = None) -> list[bytes]:
         """The decoded data blocks of a data tree, one item per block."""

@@ -26,6 +26,15 @@ NAMED: dict[tuple[str, int], str] = {
     (PSETID_ADDRESS, 0x8083): "Email1",
     (PSETID_ADDRESS, 0x8093): "Email2",
     (PSETID_ADDRESS, 0x80A3): "Email3",
+    (PSETID_ADDRESS, 0x801A): "HomeAddress",  # the whole address, as Outlook shows it
+    (PSETID_ADDRESS, 0x801B): "WorkAddress",
+    (PSETID_ADDRESS, 0x801C): "OtherAddress",
+    (PSETID_ADDRESS, 0x8045): "WorkStreet",
+    (PSETID_ADDRESS, 0x8046): "WorkCity",
+    (PSETID_ADDRESS, 0x8047): "WorkState",
+    (PSETID_ADDRESS, 0x8048): "WorkPostalCode",
+    (PSETID_ADDRESS, 0x8049): "WorkCountry",
+    (PSETID_ADDRESS, 0x804A): "WorkPOBox",
     (PSETID_ADDRESS, 0x8053): "DistListName",
     (PSETID_ADDRESS, 0x8054): "DistListOneOff",
     (PSETID_ADDRESS, 0x8055): "DistListMembers",
@@ -52,18 +61,50 @@ NAMED: dict[tuple[str, int], str] = {
     (PSETID_LOG, 0x8708): "LogEnd",
 }
 
-# Contact properties (MS-OXOCNTC) -> vCard property.
+# Contact properties (MS-OXOCNTC) -> vCard property, every one readpst writes too.
 _CONTACT_TEXT = (
+    (0x3A1A, "TEL;TYPE=VOICE,PREF"),  # PR_PRIMARY_TELEPHONE_NUMBER
     (0x3A08, "TEL;TYPE=WORK,VOICE"),
+    (0x3A1B, "TEL;TYPE=WORK,VOICE"),  # business 2
     (0x3A09, "TEL;TYPE=HOME,VOICE"),
+    (0x3A2F, "TEL;TYPE=HOME,VOICE"),  # home 2
     (0x3A1C, "TEL;TYPE=CELL"),
-    (0x3A24, "FAX;TYPE=WORK") ,
+    (0x3A1E, "TEL;TYPE=CAR,VOICE"),
+    (0x3A1F, "TEL;TYPE=MSG"),  # other
+    (0x3A21, "TEL;TYPE=PAGER"),
+    (0x3A1D, "TEL;TYPE=PCS"),  # radio
+    (0x3A2D, "TEL;TYPE=ISDN"),
+    (0x3A2C, "TEL;TYPE=BBS"),  # telex
+    (0x3A23, "TEL;TYPE=FAX,PREF"),
+    (0x3A24, "TEL;TYPE=WORK,FAX"),
+    (0x3A25, "TEL;TYPE=HOME,FAX"),
     (0x3A17, "TITLE"),
+    (0x3A46, "ROLE"),  # profession
     (0x3A4F, "NICKNAME"),
     (0x3A51, "URL"),
 )
-_WORK_ADR = (0x3A29, 0x3A27, 0x3A28, 0x3A2A, 0x3A26)  # street, city, region, code, country
-_HOME_ADR = (0x3A5D, 0x3A59, 0x3A5C, 0x3A5B, 0x3A5A)
+# pobox, street, city, region, code, country: MAPI ids, then the named ones Outlook also sets
+_ADDRESSES = (
+    ("WORK", (0x3A2B, 0x3A29, 0x3A27, 0x3A28, 0x3A2A, 0x3A26), "WorkAddress",
+     ("WorkPOBox", "WorkStreet", "WorkCity", "WorkState", "WorkPostalCode", "WorkCountry")),
+    ("HOME", (0x3A5E, 0x3A5D, 0x3A59, 0x3A5C, 0x3A5B, 0x3A5A), "HomeAddress", ()),
+    ("POSTAL", (0x3A64, 0x3A63, 0x3A5F, 0x3A62, 0x3A61, 0x3A60), "OtherAddress", ()),
+)
+
+
+def _addresses(p: Props) -> list[str]:
+    """ADR (pobox;ext;street;city;region;code;country) and LABEL (the whole address as
+    Outlook shows it) of the work, home and other addresses."""
+    out = []
+    for kind, ids, label, named in _ADDRESSES:
+        vals = [p.text(i) or (p.text(named[n]) if named else "") for n, i in enumerate(ids)]
+        whole = p.text(label)
+        if any(vals) or whole:
+            out.append(f"ADR;TYPE={kind}:{escape(vals[0])};;"
+                       + ";".join(escape(v) for v in vals[1:]))
+        if whole:
+            out.append(f"LABEL;TYPE={kind}:{escape(whole)}")
+    return out
 
 
 def contact_vcard(props: Props) -> str:
@@ -80,10 +121,7 @@ def contact_vcard(props: Props) -> str:
     lines += [f"EMAIL;TYPE=INTERNET:{escape(p.text(k))}" for k in ("Email1", "Email2", "Email3")
               if p.text(k)]
     lines += [f"{name}:{escape(p.text(pid))}" for pid, name in _CONTACT_TEXT if p.text(pid)]
-    for kind, ids in (("WORK", _WORK_ADR), ("HOME", _HOME_ADR)):
-        vals = [p.text(i) for i in ids]
-        if any(vals):
-            lines.append(f"ADR;TYPE={kind}:;;" + ";".join(escape(v) for v in vals))
+    lines += _addresses(p)
     birthday = p.time(0x3A42)
     if birthday is not None:
         lines.append(f"BDAY:{birthday.strftime('%Y-%m-%d')}")

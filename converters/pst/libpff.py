@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pypff
-
 from pstkit.converters.pst import speedups
 from pstkit.converters.pst import tree as pst_tree
 from pstkit.converters.pst.ndb import Entry
@@ -52,9 +50,18 @@ def check_header(path: Path) -> str:
     return {b"SM": "p", b"SO": "o", b"AB": "a"}.get(head[8:10], "")
 
 
+#: why libpff is needed but missing, as the item's or the file's reason
+NO_PYPFF = ("needs libpff, which is not installed (pip install 'pstkit[pst]'); the node "
+            "reader could not read it")
+
+
 def open_pypff(path: Path) -> Any:
-    """Open with pypff; every failure becomes a one-line SourceError."""
+    """Open with pypff; every failure (pypff missing too) becomes a one-line SourceError."""
     check_header(path)
+    try:
+        import pypff  # noqa: PLC0415 - optional: only what the node reader cannot read needs it
+    except ImportError as e:
+        raise SourceError(str(path), NO_PYPFF) from e
     handle = pypff.file()
     try:
         handle.open(str(path))

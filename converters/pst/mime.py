@@ -151,6 +151,21 @@ def transport_block(headers: str) -> bytes:
     return ("\r\n".join(out) + "\r\n").encode("utf-8") if out else b""
 
 
+_HAS_DATE = re.compile(rb"(?im)^date[ \t]*:")
+_HAS_ID = re.compile(rb"(?im)^message-id[ \t]*:")
+
+
+def _missing_ids(block: bytes, msg: MapiMessage, fallback_id: Callable[[], str]) -> bytes:
+    """Date and Message-ID for transport headers without them (a draft, a message saved by
+    another program): the item's own time and id, else a stable generated id."""
+    out = b""
+    if msg.date is not None and not _HAS_DATE.search(block):
+        out += _fold("Date", format_datetime(msg.date))
+    if not _HAS_ID.search(block):
+        out += _fold("Message-ID", msg.message_id or fallback_id())
+    return out
+
+
 def _importance_headers(importance: int | None) -> bytes:
     if importance == 2:
         return b"Importance: high\r\nX-Priority: 1\r\n"
@@ -164,7 +179,8 @@ def build_headers(msg: MapiMessage, fallback_id: Callable[[], str]) -> bytes:
     `fallback_id` is called only when the message has no Message-ID of its own."""
     extra = b"".join(_fold(name, value) for name, value in msg.extra_headers)
     if msg.transport_headers.strip():
-        return transport_block(msg.transport_headers) + extra
+        block = transport_block(msg.transport_headers)
+        return block + _missing_ids(block, msg, fallback_id) + extra
     out = bytearray()
     frm = msg.from_ or msg.sender
     if msg.date is not None:
@@ -275,13 +291,27 @@ def _attachment_part(att: Attachment, inline: bool) -> bytes:
             f"Content-Disposition: {disposition}{_param('filename', name)}\r\n\r\n"
         ).encode("ascii") + inner
     ctype = att.mime_type or guess_type(att.filename)
+    data, cte = att.data, "base64"
+    if ctype.lower().startswith("message/"):  # RFC 2046 5.2: never encoded, only 7bit/8bit
+        data, cte = _message_content(att.data)
     head = f"Content-Type: {ctype}{_param('name', att.filename) if att.filename else ''}\r\n"
-    head += "Content-Transfer-Encoding: base64\r\n"
+    head += f"Content-Transfer-Encoding: {cte}\r\n"
     head += f"Content-Disposition: {disposition}"
     head += f"{_param('filename', att.filename) if att.filename else ''}\r\n"
     if att.content_id:
         head += f"Content-ID: <{att.content_id.strip('<>')}>\r\n"
-    return head.encode("ascii") + CRLF + _b64(att.data)
+    return head.encode("ascii") + CRLF + (_b64(data) if cte == "base64" else data)
+
+
+def _message_content(data: bytes) -> tuple[bytes, str]:
+    """A message/* part's content as lines (delivery-status, disposition-notification,
+    rfc822…) and its encoding: 7bit or 8bit; "binary" (also allowed) when it is not lines
+    of at most 998 octets without NUL."""
+    text = canonical_text(data)
+    lines = text.split(CRLF)
+    if b"\0" in text or b"\r" in text.replace(CRLF, b"") or max(map(len, lines)) > 998:
+        return data, "binary"
+    return text, "7bit" if text.isascii() else "8bit"
 
 
 def referenced_cids(bodies: tuple[Body, ...]) -> frozenset[str]:

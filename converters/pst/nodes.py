@@ -13,7 +13,8 @@ from __future__ import annotations
 import struct
 from array import array
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from pstkit.converters.pst.btree import (
     NID_FOLDER,
@@ -30,11 +31,27 @@ NID_MESSAGE_STORE, NID_NAME_TO_ID_MAP, NID_ROOT_FOLDER = 0x21, 0x61, 0x122
 _RECIPIENTS, _ATTACHMENTS = 0x692, 0x671
 _PR_ATTACH_DATA, _PR_ATTACH_METHOD, _PR_LTP_ROW_ID = 0x3701, 0x3705, 0x67F2
 _PT_OBJECT = 0x000D
+_NID_ATTACHMENT = 0x05
 
 
 def recipients_note(reason: str) -> str:
     return (f"recipient table unreadable ({reason}): To/Cc/Bcc are the display names "
             "Outlook kept, without addresses")
+
+
+#: a message whose index entry was found by scanning (its node B-tree page is lost)
+RECOVERED_NOTE = ("its index entry was lost (truncated or damaged file) and found again by "
+                  "scanning the file: it may be an older version of the item")
+
+
+def noted(item: RawItem, notes: Sequence[str]) -> RawItem:
+    """The item with `notes` first among its problems (they travel as X-Pstkit-Note)."""
+    notes = list(dict.fromkeys(notes))  # the same note from two checks: once
+    return replace(item, failed=[*((-1, n) for n in notes), *item.failed]) if notes else item
+
+
+def damaged_part(part: str, reason: str) -> str:
+    return f"{part} comes from a damaged block ({reason})"
 
 
 def attachment_table_note(reason: str) -> str:
@@ -96,6 +113,12 @@ def children(ndb: Ndb) -> Children:
             messages[parent].append(nid)
         elif kind in (NID_FOLDER, NID_SEARCH_FOLDER) and nid != parent:
             folders.setdefault(parent, []).append(nid)
+    if ndb.lost:  # nodes found by scanning come after the tree's: put them in NID order
+        for table in (messages, nodes):
+            for key, kids in table.items():
+                table[key] = array("I", sorted(kids))
+        for key, fids in folders.items():
+            folders[key] = sorted(fids)
     return Children(folders, messages, nodes)
 
 
@@ -119,6 +142,54 @@ class NodeReader:
             return loaded[nid]
 
         return Heap(tuple(blocks(ref[0])), load), subs
+
+    def damage(self, nid: int) -> list[str]:
+        """Which parts of a message come from blocks that fail their checks, one note a
+        part ("attachment 2 comes from a damaged block (…)"): what another reader (libpff
+        checks no CRC) gives for those parts may be changed."""
+        try:
+            data, sub = self.ndb.node(nid)
+        except READ_ERRORS as e:
+            return [f"its index entry is damaged ({e})"]
+        out = [RECOVERED_NOTE] if nid in self.ndb.recovered else []
+        why = self.ndb.check(data)
+        if why:
+            out.append(damaged_part("its property context", why))
+        try:
+            subs = self.ndb.subnodes(sub)
+        except READ_ERRORS as e:
+            return [*out, damaged_part("its recipients, attachments and large properties",
+                                       str(e))]
+        names = self._part_names(subs)
+        for snid in sorted(subs, key=lambda n: (names.get(n, "~"), n)):
+            why = self._tree_damage(subs[snid], 0)
+            if why:
+                out.append(damaged_part(names.get(snid, f"a large property (sub-node "
+                                                        f"{snid:#x})"), why))
+        return out
+
+    def _tree_damage(self, ref: Ref, depth: int) -> str:
+        """Why a sub-node (with its own sub-nodes: an attachment's data, an embedded
+        message) cannot be read intact; "" when it can."""
+        why = self.ndb.check(ref[0])
+        if why or not ref[1] or depth > 8:
+            return why
+        try:
+            subs = self.ndb.subnodes(ref[1])
+        except READ_ERRORS as e:
+            return str(e)
+        return next((w for r in subs.values() if (w := self._tree_damage(r, depth + 1))), "")
+
+    def _part_names(self, subs: dict[int, Ref]) -> dict[int, str]:
+        names = {_RECIPIENTS: "the recipient table", _ATTACHMENTS: "the attachment table"}
+        try:  # attachments by their place in the attachment table, as the user counts them
+            rows = self._table(subs.get(_ATTACHMENTS))
+            order = [int.from_bytes(raw[:4], "little") for row in rows
+                     for pid, _t, raw in row if pid == _PR_LTP_ROW_ID]
+        except READ_ERRORS:
+            order = sorted(n for n in subs if n & 0x1F == _NID_ATTACHMENT)
+        names.update({n: f"attachment {i + 1}" for i, n in enumerate(order)})
+        return names
 
     def entries(self, nid: int) -> list[Entry]:
         """The properties of a node's property context (a folder, the store, the name map)."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pstkit.converters.pst import libpff as lib
 from pstkit.converters.pst import tree as pst_tree
-from pstkit.converters.pst.btree import READ_ERRORS, Ndb
+from pstkit.converters.pst.btree import READ_ERRORS, FormatError, Ndb
 from pstkit.converters.pst.cards import NAMED
 from pstkit.converters.pst.heap import HeapError
 from pstkit.converters.pst.items import filter_reason, item_kind
@@ -34,10 +34,13 @@ from pstkit.converters.pst.nodes import (
     NID_MESSAGE_STORE,
     NID_NAME_TO_ID_MAP,
     NID_ROOT_FOLDER,
+    RECOVERED_NOTE,
     Children,
     NodeReader,
     children,
+    noted,
 )
+from pstkit.converters.pst.options import reader_option, system_option
 from pstkit.converters.pst.props import (
     PR_CONTAINER_CLASS,
     PR_MESSAGE_CLASS,
@@ -50,29 +53,16 @@ from pstkit.converters.pst.props import (
     password_set,
 )
 from pstkit.converters.pst.read import Fallback, Item, ItemReader, Raw
-from pstkit.errors import SourceError, UsageError
+from pstkit.errors import SourceError
 from pstkit.location import Location
 from pstkit.model import Fetched, FetchResult, FolderInfo, MessageMeta, Skipped
 from pstkit.options import ConnectOptions, FetchFilter
 
 if TYPE_CHECKING:
-    from pstkit.protocols import Source
+    from pstkit.protocols import NotExported, Source
 
 log = logging.getLogger("pstkit")
 _FOLDER_KINDS = (0x02, 0x03)  # NID types listed as sub-folders: folders, search folders
-
-
-_READERS = ("nodes", "libpff")
-
-
-def _reader_option(options: ConnectOptions, path: str) -> str:
-    """`pst_reader=libpff` reads everything through pypff (slower; a way around a problem
-    in the node reader); the default reads through pst_nodes with pypff as fallback."""
-    value = options.extra.get("pst_reader", "nodes")
-    if value not in _READERS:
-        raise UsageError(f"unknown pst_reader {value!r} for {path}",
-                         hint="pst_reader is nodes (default) or libpff")
-    return value
 
 
 class PstSource:
@@ -91,8 +81,21 @@ class PstSource:
         kind = lib.check_header(path)
         self._lib = lib.Libpff(path, self._forced)  # pypff: opened only when needed
         self._nodes: tuple[NodeReader, Children] | None = None
-        if _reader_option(options, str(path)) == "nodes":
+        #: why the node reader could not read the file, when that was damage: every item
+        #: libpff then reads is noted (libpff checks no block checksums)
+        self._file_damage = ""
+        #: what every item lost because a node of the whole file is damaged
+        self._file_notes: list[str] = []
+        #: folders whose own properties (name, class) the node reader could not read: why
+        self._damaged_folders: dict[int, str] = {}
+        include_system = system_option(options, str(path))
+        #: checks the blocks of each item libpff reads (it checks no CRC), when it can
+        self._checker: NodeReader | None = None
+        if reader_option(options, str(path)) == "nodes":
             self._nodes = self._open_nodes()
+            self._checker = self._nodes[0] if self._nodes is not None else None
+        else:
+            self._checker = self._open_checker()
         if self._nodes is None:
             self._lib.file()  # libpff reads the file, or its error is the user's
         try:
@@ -100,9 +103,14 @@ class PstSource:
             self._named = self._read_name_map()
             self._items = ItemReader(self._codepage, self._forced is not None, self._named,
                                      self._ndb)
-            store = decode_props(self._node_entries(NID_MESSAGE_STORE, "message_store"),
-                                 self._codepage)
-            self._tree = pst_tree.layout(self._folders(), store)
+            store = decode_props(self._node_entries(
+                NID_MESSAGE_STORE, "message_store", "folder roles may be guessed wrong"),
+                self._codepage)
+            tree = pst_tree.layout(self._folders(), store)
+            self._tree = [n for n in tree if include_system or not n.system]
+            #: items of Outlook's own folders, left out on purpose (counted, not problems)
+            self._system_items = sum(n.info.message_count or 0 for n in tree
+                                     if n.system and not include_system)
             #: the folder that holds items of the top-of-store folder itself, if any
             self.top_folder = next((n.info.path for n in self._tree if n.top), None)
         except (*lib.PYPFF_ERRORS, HeapError) as e:
@@ -112,6 +120,13 @@ class PstSource:
         self.password_protected = password_set(store.integer(PR_PST_PASSWORD), kind)
         if self.password_protected:
             log.warning("%s is password-protected; libpff reads it without the password", path)
+        for lost in self._nodes[0].ndb.report() if self._nodes is not None else []:
+            log.warning("%s: %s", path, lost)
+
+    def not_exported(self) -> dict[str, int]:
+        """Items left out on purpose: Outlook's own folders (see `pst_system`)."""
+        return {"system items, not exported": self._system_items} if self._system_items \
+            else {}
 
     @property
     def _file(self) -> Any:
@@ -131,16 +146,28 @@ class PstSource:
             return NodeReader(ndb), children(ndb)
         except READ_ERRORS as e:
             log.debug("%s: read through libpff (%s)", self._path, lib.one_line(e))
+            if not isinstance(e, FormatError):
+                self._file_damage = lib.one_line(e)
             return None
 
-    def _node_entries(self, nid: int, attr: str) -> list[Entry]:
-        """A special node's properties; pypff's `attr` of the file when the node reader fails."""
+    def _node_entries(self, nid: int, attr: str, lost: str) -> list[Entry]:
+        """A special node's properties; pypff's `attr` of the file when the node reader fails;
+        none when neither can read it: then every item says what is `lost`."""
+        why = ""
         if self._nodes is not None:
             try:
                 return self._nodes[0].entries(nid)
-            except READ_ERRORS:
-                pass
-        return lib.entries(getattr(self._file, attr))
+            except READ_ERRORS as e:
+                why = lib.one_line(e)
+        try:
+            return lib.entries(getattr(self._file, attr))
+        except (*lib.PYPFF_ERRORS, SourceError) as e:
+            if not why:
+                raise
+            note = f"{lost} (the file's node {nid:#x} is damaged: {why}; libpff: {lib.one_line(e)})"
+            log.warning("%s: %s", self._path, note)
+            self._file_notes.append(note)
+            return []
 
     def _folders(self) -> list[pst_tree.RawFolder]:
         if self._nodes is not None:
@@ -149,6 +176,7 @@ class PstSource:
             except READ_ERRORS as e:
                 log.debug("%s: folder tree read through libpff (%s)", self._path, e)
                 self._nodes = None  # counts and items then all come from pypff
+                self._file_damage = lib.one_line(e)
         return list(self._lib.walk(self._codepage))
 
     def _node_walk(self, reader: NodeReader, kids: Children, nid: int, parent: int | None,
@@ -157,8 +185,14 @@ class PstSource:
         if nid in seen or depth > 64:
             return  # a damaged file can make the tree cyclic
         seen.add(nid)
-        props = decode_props(reader.entries(nid), self._codepage)
-        yield pst_tree.RawFolder(nid, parent, props.text(0x3001), props.text(PR_CONTAINER_CLASS),
+        try:
+            props = decode_props(reader.entries(nid), self._codepage)
+            name = props.text(0x3001)
+        except READ_ERRORS as e:  # one damaged folder: its items are still there
+            self._damaged_folders[nid] = lib.one_line(e)
+            log.warning("%s: folder %#x is damaged (%s)", self._path, nid, lib.one_line(e))
+            props, name = decode_props([], self._codepage), f"(damaged folder {nid})"
+        yield pst_tree.RawFolder(nid, parent, name, props.text(PR_CONTAINER_CLASS),
                                  len(kids.messages.get(nid, ())), props)
         for index, child in enumerate(kids.folders.get(nid, ())):
             self._lib.parents.setdefault(child, (nid, index))
@@ -166,8 +200,9 @@ class PstSource:
 
     def _read_name_map(self) -> dict[int, str]:
         """Named property id -> our key (see pst_items.NAMED, plus "Keywords")."""
-        streams = {pid: raw for pid, _t, raw in self._node_entries(NID_NAME_TO_ID_MAP,
-                                                                    "name_to_id_map")}
+        streams = {pid: raw for pid, _t, raw in self._node_entries(
+            NID_NAME_TO_ID_MAP, "name_to_id_map", "named properties (categories, contact and "
+            "event fields) are lost")}
         keywords = (PS_PUBLIC_STRINGS, "Keywords")
         names = parse_name_map(streams.get(2, b""), streams.get(3, b""), streams.get(4, b""),
                                {*NAMED, keywords})
@@ -247,20 +282,55 @@ class PstSource:
             lenient = False
             try:
                 item = reader.item(nid)
-            except READ_ERRORS:  # damage: libpff reads it or says why it cannot
-                got = self._pypff_item(folder, index, nid)
+            except READ_ERRORS as e:  # damage: libpff reads it or says why it cannot
+                notes = [*self._item_notes(folder, nid), *self._damage(nid, e)]
+                got = self._pypff_item(folder, index, nid, notes=notes)
                 if not isinstance(got, str):
                     return got
                 try:  # neither can: keep what the node reader can still read, with notes
                     item, lenient = reader.item(nid, lenient=True), True
                 except READ_ERRORS:
-                    return got
+                    return f"unreadable item ({lib.one_line(e)}); libpff: {got}"
+            item = noted(item, self._item_notes(folder, nid))
             return Raw(str(nid), lambda: item.entries, lambda: item, lambda packed: self._lib.rtf(
                 folder, kids.position(folder, nid), nid, packed), not lenient)
-        return self._pypff_item(folder, index, None, known)
+        notes = [f"read by libpff only, whose reading checks no block checksums: the file's "
+                 f"index is damaged ({self._file_damage})"] if self._file_damage else []
+        notes += self._file_notes
+        return self._pypff_item(folder, index, None, known, notes)
+
+    def _item_notes(self, folder: int, nid: int) -> list[str]:
+        """What the item's place in the file's damaged index says about it."""
+        assert self._nodes is not None
+        notes = [*self._file_notes]
+        if nid in self._nodes[0].ndb.recovered:
+            notes.append(RECOVERED_NOTE)
+        above, depth = folder, 0
+        while above not in self._damaged_folders and above in self._lib.parents and depth < 64:
+            above, depth = self._lib.parents[above][0], depth + 1
+        if above in self._damaged_folders:
+            notes.append(f"the name and class of its folder {above} are lost (damaged: "
+                         f"{self._damaged_folders[above]}); that folder is named by its id")
+        return notes
+
+    def _damage(self, nid: int, error: BaseException | None) -> list[str]:
+        """Notes for an item libpff reads: the parts the node reader finds damaged."""
+        found = self._checker.damage(nid) if self._checker is not None else []
+        return [f"{note}; libpff read it anyway, so it may be changed" for note in found] or (
+            [f"read by libpff after the node reader found damage ({lib.one_line(error)})"]
+            if error is not None else [])
+
+    def _open_checker(self) -> NodeReader | None:
+        """With pst_reader=libpff: the node reader, only to check each item's blocks."""
+        try:
+            self._raw = self._path.open("rb")
+            return NodeReader(Ndb.open(self._raw))
+        except READ_ERRORS:
+            return None
 
     def _pypff_item(self, folder: int, index: int, nid: int | None,
-                    known: Container[tuple[str, str]] = ()) -> Raw | str | None:
+                    known: Container[tuple[str, str]] = (), notes: Sequence[str] = ()
+                    ) -> Raw | str | None:
         try:
             handle = self._lib.item(folder, index)
             source_id = str(handle.identifier)
@@ -270,8 +340,11 @@ class PstSource:
             return f"unreadable item: node {nid:#x} is damaged"
         if ("", source_id) in known:
             return None
-        return Raw(source_id, lambda: lib.entries(handle), lambda: lib.item_body(handle, []),
-                    lambda packed: lib.libpff_rtf(handle, packed), False)
+        if nid is None and self._nodes is None and source_id.isdigit():  # read by libpff alone
+            notes = [*notes, *self._damage(int(source_id), None)]
+        return Raw(source_id, lambda: lib.entries(handle),
+                   lambda: noted(lib.item_body(handle, []), notes),
+                   lambda packed: lib.libpff_rtf(handle, packed), False)
 
     def _fetch_one(self, node: pst_tree.Node, index: int, filt: FetchFilter,
                    known: Container[tuple[str, str]]) -> FetchResult | None:
@@ -284,8 +357,10 @@ class PstSource:
             return Skipped(MessageMeta(folder=path, source_id=f"index-{index}"), raw, cursor)
         try:
             item = self._items.read(raw, path, node.skip_reason)
-        except Fallback:
-            again = self._pypff_item(node.nid, index, int(raw.source_id))
+        except Fallback as e:
+            nid = int(raw.source_id)
+            notes = self._damage(nid, e.__cause__ or e)
+            again = self._pypff_item(node.nid, index, nid, notes=notes)
             if not isinstance(again, Raw):
                 return Skipped(MessageMeta(path, raw.source_id), str(again), cursor)
             item = self._items.read(again, path, node.skip_reason)
@@ -321,3 +396,4 @@ class PstSource:
 
 if TYPE_CHECKING:
     _: type[Source] = PstSource
+    _n: type[NotExported] = PstSource

@@ -10,7 +10,7 @@ a last resort (OST files carry Exchange entry ids that name no PST node).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pstkit.converters.pst.props import (
     PR_ADDITIONAL_REN_ENTRYIDS,
@@ -45,6 +45,16 @@ _NAME_ROLES = {"inbox": Role.INBOX, "sent items": Role.SENT, "deleted items": Ro
                "junk email": Role.JUNK, "calendar": Role.CALENDAR, "contacts": Role.CONTACTS,
                "tasks": Role.TASKS, "notes": Role.NOTES, "journal": Role.JOURNAL}
 _JUNK_INDEX = 4  # PR_ADDITIONAL_REN_ENTRYIDS: conflicts, sync issues, local, server, junk
+_SYNC_INDEXES = (0, 1, 2, 3)
+#: Folders of the IPM subtree that hold Outlook's own data, not the user's: by container
+#: class, else (Suggested Contacts shares IPF.Contact; Sync Issues IPF.Note) by English name
+#: when no entry id names them.
+_SYSTEM_CLASSES = {"ipf.configuration", "ipf.note.outlookhomepage",
+                   "ipf.note.socialconnector.feeditems", "ipf.contact.moc.quickcontacts",
+                   "ipf.contact.moc.imcontactlist"}
+_SYSTEM_NAMES = {"conversation action settings", "quick step settings", "rss feeds",
+                 "rss subscriptions", "news feed", "suggested contacts", "sync issues",
+                 "conflicts", "local failures", "server failures"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class Node:
     nid: int
     skip_reason: str = ""
     top: bool = False  # holds the items that sit directly in the top-of-store folder
+    system: bool = False  # Outlook's own data (Freebusy, Sync Issues…): not exported by default
 
 
 def find_subtree(folders: list[RawFolder], store: Props) -> int | None:
@@ -102,6 +113,26 @@ def special_roles(folders: list[RawFolder], store: Props, subtree: int | None) -
         if junk is not None:
             roles.setdefault(junk, Role.JUNK)
     return roles
+
+
+def system_folders(folders: list[RawFolder], subtree: int | None) -> set[int]:
+    """Folders of the IPM subtree that hold Outlook's own data (and everything below
+    them): Sync Issues and its sub-folders by the Inbox's entry ids, the rest (RSS Feeds,
+    Quick Step Settings, Suggested Contacts…) by class or English name."""
+    if subtree is None:
+        return set()
+    inside = set(_descendants(folders, subtree))
+    found: set[int] = set()
+    for f in folders:
+        if f.nid in inside and f.props.get(PR_IPM_APPOINTMENT_ENTRYID) is not None:
+            extra = f.props.binaries(PR_ADDITIONAL_REN_ENTRYIDS)
+            found |= {n for i in _SYNC_INDEXES if i < len(extra)
+                      if (n := entryid_nid(extra[i])) is not None}
+    for f in folders:
+        if f.parent == subtree and (f.container_class.lower() in _SYSTEM_CLASSES
+                                    or f.name.lower() in _SYSTEM_NAMES):
+            found.add(f.nid)
+    return {n for nid in found & inside for n in (nid, *_descendants(folders, nid))}
 
 
 def _children(folders: list[RawFolder]) -> dict[int | None, list[RawFolder]]:
@@ -162,10 +193,15 @@ def layout(folders: list[RawFolder], store: Props) -> list[Node]:
         nodes.append(Node(_info(path, top, None), top.nid, top=True))
     children = _children(folders)
     if subtree is not None:
-        nodes += _walk(children, subtree, (), roles, used, "")
+        system = system_folders(folders, subtree)
+        nodes += [replace(n, system=n.nid in system)
+                  for n in _walk(children, subtree, (), roles, used, "")]
     root = next((f.nid for f in folders if f.parent is None), None)
     inside = {subtree, *(_descendants(folders, subtree))} if subtree is not None else set()
-    outside = [n for n in _walk(children, root, (OUTSIDE,), {}, set(), "outside")
+    # Outside a subtree that was found, folders are Outlook's (Freebusy Data, Reminders…);
+    # when none was found, they may be the user's: then they are reported as skipped.
+    mode = "system" if subtree is not None else "outside"
+    outside = [n for n in _walk(children, root, (OUTSIDE,), {}, set(), mode)
                if n.nid not in inside and n.info.message_count]
     return nodes + _with_parents(outside)
 
@@ -182,7 +218,7 @@ def _with_parents(nodes: list[Node]) -> list[Node]:
                 seen.add(parent)
                 info = FolderInfo(path=parent, source_name=parent[-1], message_count=0,
                                   selectable=False)
-                out.append(Node(info, -1))
+                out.append(Node(info, -1, system=node.system))
         seen.add(node.info.path)
         out.append(node)
     return out
@@ -196,10 +232,10 @@ def _walk(children: dict[int | None, list[RawFolder]], parent: int | None, prefi
     for f in children.get(parent, []):
         path = (*prefix, _unique(f.name, f.nid, used))
         reason = ""
-        if mode:
+        if mode == "outside":
             reason = f"folder {f.name!r} is outside the IPM subtree: Outlook's own data, " \
                      "not a user item"
-        out.append(Node(_info(path, f, roles.get(f.nid)), f.nid, reason))
+        out.append(Node(_info(path, f, roles.get(f.nid)), f.nid, reason, system=mode == "system"))
         out += _walk(children, f.nid, path, roles, set(), mode, depth + 1)
     return out
 

@@ -98,7 +98,8 @@ def test_damaged_pst_ends_cleanly(
 
 
 @pytest.mark.parametrize(("name", "seed", "total", "reason"), [
-    ("testPST.pst", 20102, 7, "unreadable item: pypff_folder_get_sub_message_by_index"),
+    ("testPST.pst", 20102, 7, "unreadable item (block 0x440 checksum mismatch); libpff: "
+                              "unreadable item: pypff_folder_get_sub_message_by_index"),
 ])
 def test_one_damaged_item_is_a_skip_and_the_rest_is_read(
     corpus: Path, tmp_path: Path, name: str, seed: int, total: int, reason: str
@@ -124,7 +125,7 @@ def test_damaged_recipient_table_keeps_the_item_with_a_note(corpus: Path, tmp_pa
     src = PstSource(Location("pst", str(path)), ConnectOptions())
     results = [r for f in src.folders() for r in src.fetch(f, None, FetchFilter(), set())]
     src.close()
-    assert len(results) == 17
+    assert len(results) == 16  # Freebusy Data: a system folder, not exported
     salvaged = [r for r in results if isinstance(r, Fetched)
                 and any(n.startswith("recipient table unreadable") for n in r.notes)]
     assert len(salvaged) == 2 and all(r.meta.folder == ("Inbox",) for r in salvaged)

@@ -186,7 +186,8 @@ def _num(name: str) -> int:
 
 
 def run_pstkit(pst: Path) -> dict[tuple[str, ...], list[Fetched]]:
-    src = PstSource(Location("pst", str(pst)), ConnectOptions())
+    # readpst also writes Outlook's own folders (Sync Issues…): compare with them included
+    src = PstSource(Location("pst", str(pst)), ConnectOptions(extra={"pst_system": "include"}))
     out: dict[tuple[str, ...], list[Fetched]] = {}
     for f in src.folders():
         items = [r for r in src.fetch(f, None, FetchFilter(), set()) if isinstance(r, Fetched)]

@@ -44,8 +44,7 @@ INBOX: dict[int | str, object] = {
 
 def test_pst_layout_from_entry_ids() -> None:
     nodes = layout(pst_folders(INBOX), STORE)
-    got = [(n.info.path, n.info.role, n.info.message_count, n.top, bool(n.skip_reason))
-           for n in nodes]
+    got = [(n.info.path, n.info.role, n.info.message_count, n.top, n.system) for n in nodes]
     assert got == [
         (("Haut du fichier",), None, 2, True, False),
         (("Éléments supprimés",), Role.TRASH, 0, False, False),
@@ -55,12 +54,12 @@ def test_pst_layout_from_entry_ids() -> None:
         (("Calendrier",), Role.CALENDAR, 0, False, False),
         (("Courrier indésirable",), Role.JUNK, 0, False, False),
         ((f"Envoyés ({0x8203})",), None, 0, False, False),
-        ((OUTSIDE,), None, 0, False, False),  # a parent that holds nothing
-        ((OUTSIDE, "Freebusy Data"), None, 1, False, True),
+        ((OUTSIDE,), None, 0, False, True),  # a parent that holds nothing
+        ((OUTSIDE, "Freebusy Data"), None, 1, False, True),  # Outlook's own: not exported
     ]
     assert [n.info.selectable for n in nodes[-2:]] == [False, True]
     assert nodes[-1].info.source_name == "Freebusy Data"
-    assert "outside the IPM subtree" in nodes[-1].skip_reason
+    assert not any(n.skip_reason for n in nodes)
 
 
 def test_ost_layout_by_name_and_class() -> None:
