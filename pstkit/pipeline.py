@@ -117,6 +117,7 @@ def stop_on_signal() -> Iterator[threading.Event]:
 
     def first(signum: int, _frame: object) -> None:
         stop.set()
+        log.warning("stopping after the message at hand (again to stop at once)")
         for sig, handler in old.items():  # the next signal interrupts whatever runs
             signal.signal(sig, handler if sig == signal.SIGINT else _interrupt)
 

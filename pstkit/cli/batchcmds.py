@@ -17,7 +17,7 @@ from pstkit.cli.app import app, env_of
 from pstkit.cli.env import Env, print_json
 from pstkit.cli.report import print_batch
 from pstkit.converters import open_sink, open_source
-from pstkit.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, MissingDependency, UsageError
+from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, Interrupted, MissingDependency, UsageError
 from pstkit.location import Location
 from pstkit.options import ConnectOptions
 from pstkit.protocols import Sink, Source
@@ -56,11 +56,16 @@ def run_batch_command(
     celery = _celery_engine(broker, secretbox.read_key(key_file) if key_file else None)
     try:
         batch_id = celery.submit(Batch(jobs[0].batch, jobs, secrets)) if jobs else ""
-        env.err(f"batch {batch_id}: {len(jobs)} mailboxes queued on {celery.display}")
-        if detach or not jobs:
-            env.out(batch_id)
-            return EXIT_OK
-        return _follow_and_print(env, celery, batch_id, len(jobs))
+        try:
+            env.err(f"batch {batch_id}: {len(jobs)} mailboxes queued on {celery.display}")
+            if detach or not jobs:
+                env.out(batch_id)
+                return EXIT_OK
+            return _follow_and_print(env, celery, batch_id, len(jobs))
+        except KeyboardInterrupt as e:  # from the moment the batch is queued: it goes on
+            raise Interrupted(hint=(
+                "the batch goes on on the workers; follow it again with: "
+                f"pstkit batch status --broker {celery.display} {batch_id} --follow")) from e
     finally:
         celery.close()
 
@@ -78,12 +83,8 @@ def _follow_and_print(env: Env, engine: Any, batch_id: str, total: int) -> int:
     watcher = Watcher(env, total)
     try:
         records = follow(engine, batch_id, watcher)
-    except KeyboardInterrupt:
+    finally:
         watcher.close()
-        env.err(f"the batch goes on on the workers; follow it again with:\n"
-                f"  pstkit batch status --broker {engine.display} {batch_id} --follow")  # fmt: skip
-        return EXIT_INTERRUPTED
-    watcher.close()
     return _print_results(env, [state.as_result(r) for r in records])
 
 

@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
         command = typer.main.get_command(app)
         result = command.main(args, prog_name="pstkit", standalone_mode=False, obj=env)
         code = result if isinstance(result, int) else 0
+        if code == EXIT_INTERRUPTED:
+            # typer turns a KeyboardInterrupt that leaves a command into a silent exit 130
+            # (our commands raise Interrupted instead, which is reported below).
+            raise KeyboardInterrupt
     except PstkitError as e:
         code = report(env, e.message, e.hint_text(), e.exit_code, e)
     except KeyboardInterrupt:
