@@ -8,8 +8,6 @@ was in flight, and sinks de-duplicate that by the key stamped on each item.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ from pstkit.errors import IntegrityError
 from pstkit.mapping import PlanEntry, StoreFolder, plan
 from pstkit.model import DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
-from pstkit.protocols import Failed, Sink, TargetItem
+from pstkit.protocols import Failed, Sink
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run
 from pstkit.store import Store
 
@@ -162,77 +160,3 @@ class _ImportJob:
         for _, _, _, how in done:
             self.result.stats[how] += 1
         self.progress.advance(n)
-
-
-# --- verify ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerifyLine:
-    """One `rclone check`-style line: = same, - missing in target,
-    + only in target, * differs, ! could not be compared."""
-
-    mark: str
-    folder: FolderPath
-    item: str
-    detail: str = ""
-
-
-def verify(store: Store, sink: Sink, opts: MappingOptions | None = None) -> Iterator[VerifyLine]:
-    opts = opts or MappingOptions()
-    ledger = store.catalog.deliveries(sink.key)
-    existing = {f.path for f in sink.folders()}
-    for entry in make_plan(store, sink, opts):
-        if not _wanted(entry):
-            continue
-        if entry.target not in existing:
-            for row in store.rows(entry.source.id):
-                yield VerifyLine("-", entry.target, str(row.msg.id), "folder missing in target")
-            continue
-        yield from _verify_folder(store, sink, entry, ledger)
-
-
-def _verify_folder(
-    store: Store, sink: Sink, entry: PlanEntry, ledger: dict[int, tuple[str, str, str]]
-) -> Iterator[VerifyLine]:
-    items = list(sink.inventory(entry.target))
-    by_id = {i.target_id: i for i in items if i.target_id}
-    by_key = {i.stable_key: i for i in items if i.stable_key}
-    by_mid = {(i.message_id, i.size): i for i in items if i.message_id}
-    used: set[str] = set()
-    for row in store.rows(entry.source.id):
-        msg = row.msg
-        target_id = ledger.get(msg.id, ("", "", ""))[1]
-        found = (
-            by_id.get(target_id)
-            or by_key.get(msg.stable_key)
-            or by_mid.get((msg.message_id, msg.size))
-        )
-        if found is None:
-            yield VerifyLine("-", entry.target, str(msg.id), msg.subject)
-            continue
-        used.add(found.target_id)
-        yield _compare(store, row, entry.target, found)
-    for item in items:
-        if item.target_id not in used:
-            yield VerifyLine("+", entry.target, item.target_id, item.subject)
-
-
-def _compare(store: Store, row: MessageRow, folder: FolderPath, item: TargetItem) -> VerifyLine:
-    msg = row.msg
-    if item.sha256 and item.sha256 != msg.sha256:
-        # IMAP servers store bare LF line ends as CRLF (RFC 5322 requires CRLF):
-        # the same message, with its line ends normalised, is not a difference.
-        if hashlib.sha256(crlf(store.read(row))).hexdigest() == item.sha256:
-            return VerifyLine(
-                "=", folder, str(msg.id), f"{msg.subject} (line ends made CRLF by the target)"
-            )
-        return VerifyLine("*", folder, str(msg.id), "content differs")
-    if item.subject and msg.subject and item.subject != msg.subject:
-        return VerifyLine("*", folder, str(msg.id), f"subject {item.subject!r} != {msg.subject!r}")
-    return VerifyLine("=", folder, str(msg.id), msg.subject)
-
-
-def crlf(raw: bytes) -> bytes:
-    """Every line end as CRLF (bare CR and bare LF included)."""
-    return re.sub(rb"\r\n|\r|\n", b"\r\n", raw)

@@ -16,13 +16,14 @@ from collections.abc import Container, Iterator
 from pstkit import writer as writer_mod
 from pstkit.catalog import FolderRow
 from pstkit.check import recover
-from pstkit.importing import import_, verify
+from pstkit.importing import import_
 from pstkit.mapping import selected
 from pstkit.model import Fetched, FetchResult, FolderInfo, Problem, Skipped
 from pstkit.options import FetchFilter
 from pstkit.protocols import NotExported, Source
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run
 from pstkit.store import Store
+from pstkit.verify import verify
 from pstkit.writer import StoreWriter
 
 log = logging.getLogger("pstkit")

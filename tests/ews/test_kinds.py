@@ -23,6 +23,7 @@ from pstkit.model import Delivered, ItemKind, Role, StoredMessage
 from pstkit.options import ConnectOptions, MappingOptions
 from pstkit.protocols import Failed
 from pstkit.store import Store
+from pstkit.verify import verify
 from tests.ews.test_sink import soap_post
 from tests.helpers import cli
 from tests.servers.ews import EwsServer
@@ -150,7 +151,7 @@ def test_sample_contacts_all_arrive_as_contacts_and_verify_clean(
     )  # fmt: skip
     assert {(i.element, i.item_class) for i in contacts} == {("Contact", "IPM.Contact")}
     # Exchange's size of a contact is not the stored message's: no false "*" or "-".
-    assert Counter(line.mark for line in importing.verify(store, sink)) == Counter({"=": 6})
+    assert Counter(line.mark for line in verify(store, sink)) == Counter({"=": 6})
     again = importing.import_(store, sink, MappingOptions())
     assert not again.problems and len(in_folder(server, ("Contacts",))) == 6
 
@@ -160,7 +161,7 @@ def test_verify_after_dist_list_import_has_no_false_differences(
 ) -> None:
     store = export(corpus / "pst" / "dist-list.pst", tmp_path / "store")
     importing.import_(store, sink, MappingOptions())
-    marks = Counter(line.mark for line in importing.verify(store, sink))
+    marks = Counter(line.mark for line in verify(store, sink))
     assert marks == Counter({"=": 3})
 
 
