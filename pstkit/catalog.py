@@ -81,6 +81,7 @@ class Catalog:
     def __init__(self, path: Path, *, create: bool = False) -> None:
         if not create and not path.exists():
             raise StoreError(f"catalog {path} is missing")
+        self.path = path
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=DELETE")
@@ -112,10 +113,10 @@ class Catalog:
             )
             return int(cur.lastrowid or 0)
 
-    def finish_run(self, run_id: int, status: str, stats: dict[str, int]) -> None:
+    def finish_run(self, run_id: int, status: str, stats: dict[str, object]) -> None:
         self._q(
             "UPDATE runs SET finished=?, status=?, stats=? WHERE id=?",
-            (now_text(), status, json.dumps(stats), run_id),
+            (now_text(), status, json.dumps(stats, ensure_ascii=False), run_id),
         )
 
     def runs(self) -> list[tuple[object, ...]]:

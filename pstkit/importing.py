@@ -8,18 +8,21 @@ was in flight, and sinks de-duplicate that by the key stamped on each item.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pstkit.catalog import MessageRow, path_to_text
 from pstkit.errors import IntegrityError
-from pstkit.mapping import PlanEntry, StoreFolder, plan
+from pstkit.mapping import PlanEntry, StoreFolder, path_text, plan
 from pstkit.model import DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
 from pstkit.protocols import Failed, Sink
-from pstkit.runs import NullProgress, Progress, RunResult, recorded_run
+from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
+
+log = logging.getLogger("pstkit")
 
 
 def store_folders(store: Store) -> list[StoreFolder]:
@@ -46,6 +49,7 @@ def import_(
             if _wanted(entry):
                 sink.ensure_folder(entry.target, entry.role, entry.source.info.container_class)
         delivered = store.catalog.delivered_ids(sink.key)
+        result.already = len(delivered)
         progress.start("import", sum(e.source.count for e in entries) - len(delivered) or None)
         job = _ImportJob(
             store, sink, opts.duplicates, result, progress, delivered,
@@ -86,6 +90,7 @@ class _ImportJob:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def folder(self, entry: PlanEntry) -> None:
+        tell_folder(self.progress, path_text(entry.target))
         for batch in self._batches(entry):
             self._deliver(entry.target, batch)
 
@@ -112,7 +117,7 @@ class _ImportJob:
             try:
                 raw = self.store.read(row)
             except IntegrityError as e:
-                problems.append(self._problem(row.msg, f"store file damaged: {e}"))
+                problems.append(self._problem(target, row.msg, f"store file damaged: {e}"))
                 continue
             dups = self._duplicates(row.msg, raw, target)
             if dups and (self.policy is DuplicatePolicy.SKIP or row.msg.id in self.in_flight):
@@ -120,7 +125,7 @@ class _ImportJob:
                 continue
             if dups:
                 self.sink.delete(target, dups)
-                self.result.stats["replaced"] += 1
+                self.result.count(path_text(target), "replaced")
             send.append((row.msg, raw))
         if send:
             # Mark the batch in flight first: if this process dies before the
@@ -131,16 +136,19 @@ class _ImportJob:
         for (msg, raw), res in zip(send, results, strict=True):
             if isinstance(res, Failed):
                 # Stays "sending": the next run retries it (after a look in the target).
-                problems.append(self._problem(msg, res.reason))
+                problems.append(self._problem(target, msg, res.reason))
                 continue
             done.append((msg.id, target, res.target_id, "delivered"))
             if res.note:
-                problems.append(self._problem(msg, f"delivered, but {res.note}", failed=False))
-            self.result.stats["bytes"] += len(raw)
+                problems.append(
+                    self._problem(target, msg, f"delivered, but {res.note}", failed=False)
+                )
+            self.result.count(path_text(target), "bytes", len(raw))
             with self.lock:
                 self.ours.add(res.target_id)
         self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, done, problems)
-        self._count(done, len(rows))
+        log.debug("%s: batch of %d recorded (%d sent)", path_text(target), len(rows), len(send))
+        self._count(target, done, len(rows), sum(len(raw) for _, raw in send))
 
     def _duplicates(self, msg: StoredMessage, raw: bytes, target: FolderPath) -> list[str]:
         if self.policy is DuplicatePolicy.ALLOW and msg.id not in self.in_flight:
@@ -150,13 +158,20 @@ class _ImportJob:
             return [t for t in found if t not in self.ours]
 
     def _problem(
-        self, msg: StoredMessage, reason: str, failed: bool = True
+        self, target: FolderPath, msg: StoredMessage, reason: str, failed: bool = True
     ) -> tuple[str, str, str, str]:
-        self.result.problems.append(Problem("import", msg.folder, str(msg.id), reason))
-        self.result.stats["failed" if failed else "changed"] += 1
+        with self.lock:
+            problem = Problem("import", msg.folder, str(msg.id), reason,
+                              subject=msg.subject, date=msg.received)  # fmt: skip
+            self.result.problems.append(problem)
+            self.result.count(path_text(target), "failed" if failed else "changed")
         return ("import", path_to_text(msg.folder), str(msg.id), reason)
 
-    def _count(self, done: Sequence[tuple[int, FolderPath, str, str]], n: int) -> None:
-        for _, _, _, how in done:
-            self.result.stats[how] += 1
-        self.progress.advance(n)
+    def _count(
+        self, target: FolderPath, done: Sequence[tuple[int, FolderPath, str, str]], n: int,
+        nbytes: int,
+    ) -> None:  # fmt: skip
+        with self.lock:
+            for _, _, _, how in done:
+                self.result.count(path_text(target), how)
+        self.progress.advance(n, nbytes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,12 +38,20 @@ def _global(
         bool, typer.Option("--verbose", "-v", help="More log lines on stderr.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-) -> None:
+    log_file: Annotated[
+        Path | None,
+        typer.Option("--log-file", help="Also write each run's log here (the store keeps "
+                     "its own in logs/run-N.log).", metavar="FILE"),
+    ] = None,
+) -> None:  # fmt: skip
     env = env_of(ctx)
-    env.json, env.debug, env.quiet = json_out, debug, quiet
+    env.json, env.debug, env.quiet, env.verbose = json_out, debug, quiet, verbose
+    env.log_file = log_file
     handler = logging.StreamHandler(env.stderr)
     handler.setFormatter(logging.Formatter("pstkit: %(message)s"))
+    # The logger passes everything to the run logs; the terminal sees warnings (-v: all).
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     env.log_handler = handler
     logger = logging.getLogger("pstkit")
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logger.setLevel(logging.DEBUG)

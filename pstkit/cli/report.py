@@ -10,7 +10,8 @@ from pstkit.cli.env import Env, print_json
 from pstkit.importing import store_folders
 from pstkit.mapping import PlanEntry, effective_role, path_text
 from pstkit.model import FolderInfo, FolderPath
-from pstkit.runs import RunResult
+from pstkit.runs import RunResult, is_note
+from pstkit.runstats import DONE, block, item_text, size_text, summary
 from pstkit.store import Store
 
 
@@ -20,33 +21,45 @@ def _mb(n: int) -> str:
 
 def run_dict(result: RunResult, what: str) -> dict[str, object]:
     problems = [
-        {"stage": p.stage, "folder": path_text(p.folder), "item": p.item, "reason": p.reason}
+        {"stage": p.stage, "folder": path_text(p.folder), "item": p.item, "reason": p.reason,
+         "subject": p.subject, "date": p.date.isoformat() if p.date else "",
+         "warning": is_note(p.reason)}
         for p in result.problems
-    ]
+    ]  # fmt: skip
     return {"run": result.run_id, "kind": result.kind, "what": what,
-            "stats": dict(result.stats), "problems": problems}  # fmt: skip
+            "stats": dict(result.stats), "summary": summary(result),
+            "problems": problems}  # fmt: skip
 
 
 def print_run(env: Env, result: RunResult, what: str, staged: RunResult | None = None) -> None:
-    """One result document; a direct import nests its staging run under "staged"."""
+    """One result document; a direct import nests its staging run under "staged".
+    The stats block goes to stderr either way."""
     if env.json:
         data = run_dict(result, what)
         if staged is not None:
             data["staged"] = run_dict(staged, "staged")
         print_json(env, data)
-        return
-    if staged is not None:
-        _print_text(env, staged, "staged into the work store")
-    _print_text(env, result, what)
+    else:
+        if staged is not None:
+            _print_text(env, staged, "staged into the work store")
+        _print_text(env, result, what)
+    for r in (staged, result):
+        if r is not None:
+            for line in block(r, env.verbose):
+                print(line, file=env.stderr)
 
 
 def _print_text(env: Env, result: RunResult, what: str) -> None:
     stats = dict(result.stats)
     nbytes = stats.pop("bytes", 0)
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(stats.items())) or "nothing to do"
-    env.out(f"{what}: {counts} ({_mb(nbytes)}) [run {result.run_id}]")
+    done_key, already = DONE.get(result.kind, ("done", "already"))
+    done = stats.pop(done_key, 0)
+    rest = "".join(f", {v} {k}" for k, v in sorted(stats.items()))
+    env.out(f"{what}: {done} new, {result.already} {already}{rest} ({size_text(nbytes)})"
+            f" [run {result.run_id}]")  # fmt: skip
     for p in result.problems:
-        env.out(f"  problem: {path_text(p.folder)} {p.item}: {p.reason}")
+        label = "warning" if is_note(p.reason) else "problem"
+        env.out(f"  {label}: {item_text(p)}: {p.reason}")
 
 
 def print_folders(env: Env, infos: Sequence[FolderInfo],

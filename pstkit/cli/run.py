@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     env = env or Env()
     _pin_malloc_mmap_threshold()
     args = sys.argv[1:] if argv is None else argv
+    env.argv = list(args)
     asks = [a for a in args if a in ("--version", "-V")]
     if asks and all(a.startswith("-") for a in args):  # `pstkit --json --version`: global options
         args = [*(a for a in args if a not in asks), "version"]
