@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from pstkit.catalog import MessageRow
+from pstkit.catalog import MessageRow, text_to_path
 from pstkit.importing import _wanted, make_plan
 from pstkit.itemfields import differences, stored_fields
 from pstkit.mapping import PlanEntry, path_text
@@ -52,17 +52,30 @@ def verify(store: Store, sink: Sink, opts: MappingOptions | None = None) -> Iter
     opts = opts or MappingOptions()
     ledger = store.catalog.deliveries(sink.key)
     existing = {f.path for f in sink.folders()}
-    groups: dict[FolderPath, list[PlanEntry]] = defaultdict(list)
-    for entry in make_plan(store, sink, opts):
-        if _wanted(entry):
-            groups[entry.target].append(entry)
-    for target, entries in groups.items():
-        rows = (row for e in entries for row in store.rows(e.source.id))
+    for target, rows in _by_target(store, make_plan(store, sink, opts), ledger).items():
         if target not in existing:
             for row in rows:
                 yield _line("-", target, row, "folder missing in target")
             continue
         yield from _verify_folder(store, target, rows, list(sink.inventory(target)), ledger)
+
+
+def _by_target(
+    store: Store, entries: Iterable[PlanEntry], ledger: dict[int, tuple[str, str, str]]
+) -> dict[FolderPath, list[MessageRow]]:
+    """Store rows per target folder: where the ledger says each went, else where
+    the plan sends it now (a plan made after the import may differ: a folder the
+    import created can since have taken a role)."""
+    groups: dict[FolderPath, list[MessageRow]] = {}
+    for entry in entries:
+        if not _wanted(entry):
+            continue
+        groups.setdefault(entry.target, [])
+        for row in store.rows(entry.source.id):
+            went = ledger.get(row.msg.id)
+            target = text_to_path(went[0]) if went and went[2] != "sending" else entry.target
+            groups.setdefault(target, []).append(row)
+    return groups
 
 
 @dataclass
