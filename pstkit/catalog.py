@@ -316,6 +316,20 @@ class Catalog:
             args,
         )
 
+    def describe_item(self, stage: str, folder: FolderPath, item: str) -> tuple[str, str]:
+        """(subject, received) of a problem's item, so reports can name it by
+        subject and date: an import problem's item is a message id, an export
+        problem's the source id in its folder ("", "" when never stored)."""
+        if stage == "export":
+            sql = ("SELECT m.subject, m.received FROM messages m JOIN folders f ON f.id=m.folder_id"
+                   " WHERE f.path=? AND m.source_id=? ORDER BY m.id LIMIT 1")  # fmt: skip
+            rows = self._q(sql, (path_to_text(folder), item))
+        elif item.isdigit():
+            rows = self._q("SELECT subject, received FROM messages WHERE id=?", (int(item),))
+        else:
+            rows = []
+        return (str(rows[0][0]), str(rows[0][1] or "")) if rows else ("", "")
+
     def integrity_check(self) -> str:
         return str(self._q("PRAGMA integrity_check")[0][0])
 
