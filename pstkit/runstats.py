@@ -39,9 +39,13 @@ def item_text(p: Problem) -> str:
 
 
 def reason_kind(reason: str) -> str:
-    """A reason without its particulars, so equal causes count together."""
-    head = re.split(r" \(|: ", reason, maxsplit=1)[0]
-    return re.sub(r"\d+", "N", head).strip()
+    """A reason without its particulars (parenthesised names, numbers), so
+    equal causes count together: "stored, but attachment N is an OLE object…"."""
+    text, previous = reason, ""
+    while text != previous:  # nested parentheses, innermost first
+        previous, text = text, re.sub(r"\s*\([^()]*\)", "", text)
+    text = " ".join(re.sub(r"\d+", "N", text).split())
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def reason_counts(problems: Iterable[Problem]) -> Counter[str]:
