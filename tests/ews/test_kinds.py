@@ -25,7 +25,7 @@ from pstkit.protocols import Failed
 from pstkit.store import Store
 from pstkit.verify import verify
 from tests.ews.test_sink import soap_post
-from tests.helpers import cli
+from tests.helpers import cli, run_pstkit
 from tests.servers.ews import EwsServer
 from tests.servers.ews.faults import Kind
 from tests.servers.ews.mailbox import Item
@@ -475,3 +475,25 @@ def test_shape_never_raises(kind: ItemKind, raw: bytes) -> None:
     assert isinstance(shaped, str | ews_kinds.Shape)
     if isinstance(shaped, ews_kinds.Shape) and kind is not ItemKind.MAIL:
         assert shaped.element == ews_kinds.ELEMENTS[kind]
+
+
+def test_verify_finds_a_contact_that_arrived_empty(
+    server: EwsServer, corpus: Path, tmp_path: Path
+) -> None:
+    """Issue 13: a contact created from a vCard alone arrived with no name, and
+    verify said `=` (key and subject matched). It compares the display name
+    (and an event's start and end): an empty contact is `*`."""
+    env = {"PSTKIT_PASSWORD": USER.password}
+    store = tmp_path / "store"
+    pst = corpus / "pst" / "aspose_SampleContacts.pst"
+    assert run_pstkit("export", pst, store).returncode == 0
+    assert run_pstkit("import", store, url(server), "--auth", "basic", env=env).returncode == 0
+    clean = run_pstkit("verify", store, url(server), "--auth", "basic", env=env)
+    assert clean.returncode == 0 and "6 matching, 0 missing" in clean.stdout, clean.stdout
+    box = server.mailboxes[USER.mailbox]
+    victim = next(i for i in box.items.values() if i.display_name == "Bertha A. Buell")
+    box.items[victim.id] = dataclasses.replace(victim, display_name="")
+    res = run_pstkit("verify", store, url(server), "--auth", "basic", env=env)
+    assert res.returncode == 1
+    assert "5 matching, 0 missing, 0 extra, 1 differing" in res.stdout
+    assert "name '' != 'Bertha A. Buell'" in res.stdout
