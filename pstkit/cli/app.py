@@ -15,8 +15,18 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Move mailboxes between IMAP/POP3, PST/OST, Maildir/mbox and Exchange "
     "through a verifiable store on disk.",
+    epilog=(
+        "\b\nSources and targets:\n"
+        "  maildir:PATH  mbox:PATH  eml:DIR  pst:FILE (.pst/.ost)\n"
+        "  imap://user@host[:port] (STARTTLS)  imaps://user@host  pop3s://user@host\n"
+        "  ews://user@host[/EWS/Exchange.asmx]  ews://user@autodiscover  graph://TENANT/MAILBOX\n"
+        "  a bare path: an existing store, Maildir, mbox, .eml directory or PST\n\n"
+        "\b\nGlobal options may also follow the command (pstkit verify S T --json).\n"
+        "`pstkit help COMMAND` or `pstkit COMMAND -h` explains a command."
+    ),
 )
 
 

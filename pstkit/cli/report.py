@@ -103,14 +103,38 @@ def print_ls(env: Env, store: Store) -> None:
         })  # fmt: skip
         return
     env.out(f"store {store.root} ({store.layout.value}, id {store.id})")
-    for f in folders:
+    env.out(f"{'messages':>8}  {'size':>9}  folder")
+    for f in sorted(folders, key=lambda f: f.info.path):  # parents before children
         role = f" [{f.info.role.value}]" if f.info.role else ""
-        env.out(f"{f.count:>7}  {_mb(f.size):>10}  {path_text(f.info.path)}{role}")
-    env.out(f"{sum(f.count for f in folders)} messages in {len(folders)} folders")
+        name = f.info.path[-1] if f.info.path else "/"
+        indent = "  " * max(len(f.info.path) - 1, 0)
+        env.out(f"{f.count:>8}  {size_text(f.size):>9}  {indent}{name}{role}")
+    total = sum(f.size for f in folders)
+    env.out(f"{sum(f.count for f in folders):>8}  {size_text(total):>9}  "
+            f"in {len(folders)} folders")  # fmt: skip
     for r in runs:
-        env.out(f"run {r[0]}: {r[1]} {r[2]} {r[3]} -> {r[5]} {r[6]}")
+        env.out(f"run {r[0]}: {r[1]} {r[2]} {r[3]} -> {r[5]} {_run_counts(str(r[6]))}")
     for p in problems:
         env.out(f"problem (run {p[0]}, {p[1]}) {p[2]} {p[3]}: {p[4]}")
+
+
+def _run_counts(stats: str) -> str:
+    """A run's counts for people: `21 stored, 28.3 KB, 0.3 s` (no per-folder detail)."""
+    try:
+        data = json.loads(stats)
+    except ValueError:
+        return stats
+    if not isinstance(data, dict):
+        return stats
+    parts = [f"{v} {k}" for k, v in sorted(data.items())
+             if isinstance(v, int) and k not in ("bytes", "already")]  # fmt: skip
+    if data.get("already"):
+        parts.append(f"{data['already']} already there")
+    if data.get("bytes"):
+        parts.append(size_text(int(data["bytes"])))
+    if isinstance(data.get("seconds"), int | float):
+        parts.append(f"{data['seconds']:.1f} s")
+    return ", ".join(parts) or "nothing new"
 
 
 def print_plan(env: Env, entries: Sequence[PlanEntry], pending: dict[int, int]) -> None:

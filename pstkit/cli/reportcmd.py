@@ -29,6 +29,8 @@ def report_cmd(
     per-folder counts source -> store -> target, problems by folder, date and
     subject, verify results, charts of folder sizes and throughput.
 
+    \b
+    Examples:
       pstkit report STORE --html report.html
       pstkit report STORE --target imaps://bob@mail.example.com --csv report.csv
       pstkit --json report STORE

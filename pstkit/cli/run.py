@@ -11,7 +11,7 @@ import traceback
 
 import typer
 
-from pstkit.cli import about, batchcmds, commands, reportcmd, verifycmd
+from pstkit.cli import about, batchcmds, commands, conventions, reportcmd, verifycmd
 from pstkit.cli.app import app
 from pstkit.cli.env import Env, print_json
 from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
         args = [*(a for a in args if a not in asks), "version"]
     try:
         command = typer.main.get_command(app)
-        result = command.main(args, prog_name="pstkit", standalone_mode=False, obj=env)
+        conventions.polish(command)
+        result = command.main(conventions.hoist_globals(args), prog_name="pstkit", standalone_mode=False, obj=env)
         code = result if isinstance(result, int) else 0
     except PstkitError as e:
         code = report(env, e.message, e.hint_text(), e.exit_code, e)

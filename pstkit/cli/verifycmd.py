@@ -84,6 +84,8 @@ def verify_cmd(
 
     Prints the differences and a closing count; exit 0 when everything matches, 1 if not.
 
+    \b
+    Examples:
       pstkit verify STORE imaps://user@host
       pstkit verify STORE maildir:OUT --all
       pstkit verify STORE ews://user@host --csv verify.csv

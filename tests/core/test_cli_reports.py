@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pstkit.cli.conventions import hoist_globals
 from pstkit.runlog import redact
 from tests.helpers import make_message, run_pstkit, write_maildir
 
@@ -224,3 +225,47 @@ def test_report_renders_in_a_headless_browser(corpus: Path, tmp_path: Path) -> N
 def _visible_text(dom: str) -> str:
     body = re.sub(r"<(style|title)>.*?</\1>", " ", dom, flags=re.S)
     return re.sub(r"<[^>]+>", " ", body).replace("&amp;", "&").replace("&gt;", ">")
+
+
+# --- CLI conventions and listings (issue 15.10, 15.12) ----------------------------------
+
+
+def test_global_options_after_the_command_and_help_without_python_types(tmp_path: Path) -> None:
+    store, target = _imported(tmp_path)
+    after = run_pstkit("verify", store, target, "--json")
+    assert after.returncode == 0 and json.loads(after.stdout)["totals"]["matching"] == 7
+    assert json.loads(run_pstkit("ls", store, "-q", "--json").stdout)["layout"] == "maildir"
+    for words in (["help", "verify"], ["verify", "-h"], ["import", "--help"], ["help"],
+                  ["report", "-h"], ["export", "-h"], ["check", "-h"]):  # fmt: skip
+        res = run_pstkit(*words)
+        assert res.returncode == 0, res.stderr
+        assert "Usage: pstkit" in res.stdout
+        assert not re.search(r"<(str|int|path|list\[str\])|\{[a-z]+\}|\{[A-Z]+\}", res.stdout)
+    assert "Usage: pstkit verify [OPTIONS] STORE TARGET" in run_pstkit("help", "verify").stdout
+    assert "--duplicates skip|allow|replace" in run_pstkit("import", "-h").stdout
+    assert "imaps://user@host" in run_pstkit("-h").stdout  # the location forms
+    unknown = run_pstkit("help", "nope")
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1
+
+
+def test_ls_is_a_tree_with_readable_sizes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_maildir(src, {"": [(make_message(1), "S")], ".Projects": [(make_message(2), "")],
+                        ".Projects.A": [(make_message(3, size=40_000), "")]})  # fmt: skip
+    store = tmp_path / "store"
+    assert run_pstkit("export", f"maildir:{src}", store).returncode == 0
+    lines = run_pstkit("ls", store).stdout.splitlines()
+    assert lines[1].split() == ["messages", "size", "folder"]
+    assert re.fullmatch(r"\s+1\s+\d+ B  INBOX \[inbox\]", lines[2]), lines
+    assert lines[3].endswith("  Projects") and lines[4].endswith("    A")  # a child, indented
+    assert re.search(r"\s4\d\.\d KB\s", lines[4]), lines[4]
+    assert "0.0 MB" not in "\n".join(lines)
+
+
+def test_hoisting_moves_only_global_options() -> None:
+    assert hoist_globals(["verify", "S", "T", "--json", "-v", "--log-file", "L"]) == [
+        "--json", "-v", "--log-file", "L", "verify", "S", "T"]
+    assert hoist_globals(["--log-file", "L", "ls", "S", "-q"]) == [
+        "--log-file", "L", "-q", "ls", "S"]
+    assert hoist_globals(["export", "--folder", "X", "--", "--json"]) == [
+        "export", "--folder", "X", "--", "--json"]
