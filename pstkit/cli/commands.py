@@ -37,7 +37,7 @@ from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
 from pstkit.importing import make_plan
-from pstkit.location import parse_location
+from pstkit.location import parse_location, require_user
 from pstkit.options import ConnectOptions
 from pstkit.pipeline import export as run_export
 from pstkit.pipeline import import_ as run_import
@@ -104,11 +104,11 @@ def _store(text: str, writable: bool = False, command: str = "") -> Store:
 
 
 def _source(text: str, options: ConnectOptions) -> Any:
-    return open_source(parse_location(text), options)
+    return open_source(require_user(parse_location(text)), options)
 
 
 def _sink(text: str, options: ConnectOptions) -> Any:
-    loc = parse_location(text)
+    loc = require_user(parse_location(text))
     if loc.scheme == "store":
         raise UsageError(f"{text} is a pstkit store, not an import target")
     return open_sink(loc, options)

@@ -4,12 +4,15 @@ notes, the run logs and `pstkit report` rendered by a real headless Chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -269,3 +272,43 @@ def test_hoisting_moves_only_global_options() -> None:
         "--log-file", "L", "-q", "ls", "S"]
     assert hoist_globals(["export", "--folder", "X", "--", "--json"]) == [
         "export", "--folder", "X", "--", "--json"]
+
+
+# --- errors that point at the fix (issue 15.11) -----------------------------------------
+
+
+def _plain_imap_port() -> tuple[socket.socket, int]:
+    """A port that greets in plain text, as an IMAP server's 143 does."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = srv.accept()
+                with conn:
+                    conn.sendall(b"* OK IMAP4rev1 ready\r\n")
+                    conn.recv(4096)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, srv.getsockname()[1]
+
+
+def test_errors_name_the_fix(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        (("ls", afile), "is a file, not a store"),
+        (("export", "imaps:/mx.example.com", tmp_path / "s"), "did you mean imaps://mx.example.com"),
+        (("export", "imaps://mx.example.com", tmp_path / "s"), "no user name: write imaps://USER@"),
+        (("export", tmp_path / "missing.pst", tmp_path / "s"), "missing.pst': no such file\n"),
+    ]
+    srv, port = _plain_imap_port()
+    cases.append((("export", f"imaps://bob@127.0.0.1:{port}", tmp_path / "s"),
+                  "this port does not speak TLS: try imap:// (STARTTLS) or port 993"))  # fmt: skip
+    try:
+        for args, words in cases:
+            res = run_pstkit(*args, env={"PSTKIT_PASSWORD": "x"})
+            assert res.returncode in (2, 3, 5), res.stderr
+            assert words in res.stderr and "Traceback" not in res.stderr, res.stderr
+    finally:
+        srv.close()
