@@ -125,7 +125,7 @@ def _folders(store: Store, targets: list[str]) -> list[FolderLine]:
         if str(row.msg.id) in delivered:
             by_folder[path_text(row.msg.folder)] += 1
     out = []
-    for f in store_folders(store):
+    for f in sorted(store_folders(store), key=lambda f: f.info.path):  # parents first
         name = path_text(f.info.path)
         out.append(FolderLine(name, f.info.role.value if f.info.role else "",
                               f.count + skipped[name], f.count, f.size, skipped[name],

@@ -137,8 +137,8 @@ def _runs(runs: Sequence[RunInfo]) -> str:
 
 
 def _charts(r: Report) -> str:
-    sizes = [(f.path or "/", f.size / 1e6) for f in r.folders]
+    sizes = [(f.path or "/", float(f.size)) for f in r.folders]
     runs = [(f"run {x.id} {x.kind}", x.count("bytes") / 1e6 / x.seconds)
             for x in r.runs if x.seconds > 0 and x.kind in ("export", "import")]  # fmt: skip
-    return (bar_chart("Size per folder (MB)", sizes)
+    return (bar_chart("Size per folder", sizes, lambda v: size_text(int(v)))
             + bar_chart("Throughput per run, in order (MB/s)", runs))  # fmt: skip

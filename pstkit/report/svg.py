@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 ROW, LABEL, WIDTH = 18, 200, 360
 
 
-def bar_chart(title: str, bars: Sequence[tuple[str, float]]) -> str:
+def bar_chart(
+    title: str, bars: Sequence[tuple[str, float]], fmt: Callable[[float], str] = "{:.2f}".format
+) -> str:
     """One bar per (label, value); the longest bar fills the width."""
     if not bars:
         return f"<p>{escape(title)}: no data.</p>"
@@ -20,9 +22,9 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]]) -> str:
     for n, (label, value) in enumerate(bars):
         y = 4 + n * ROW
         w = max(1.0, WIDTH * value / top)
-        name = escape(label[-32:])
+        name, shown = escape(label[-32:]), escape(fmt(value))
         out.append(f'<text x="{LABEL - 6}" y="{y + 12}" text-anchor="end">{name}</text>'
                    f'<rect x="{LABEL}" y="{y}" width="{w:.1f}" height="{ROW - 4}" fill="#3b6ea8"/>'
-                   f'<text x="{LABEL + w + 4:.1f}" y="{y + 12}">{value:.2f}</text>')  # fmt: skip
+                   f'<text x="{LABEL + w + 4:.1f}" y="{y + 12}">{shown}</text>')  # fmt: skip
     out.append(f"</svg><figcaption>{escape(title)}</figcaption></figure>")
     return "\n".join(out)
