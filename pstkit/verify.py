@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pstkit.catalog import MessageRow, text_to_path
+from pstkit.errors import IntegrityError
 from pstkit.importing import _wanted, make_plan
 from pstkit.itemfields import differences, stored_fields
 from pstkit.mapping import PlanEntry, path_text
@@ -120,8 +121,11 @@ def _verify_folder(
         )  # fmt: skip
         if found is None:
             yield _line("-", target, row, "")
-        else:
+            continue
+        try:
             yield compare(store, row, target, found)
+        except IntegrityError as e:  # the store's copy is damaged: nothing to compare with
+            yield _line("!", target, row, f"store file damaged: {e.message}")
     for item in index.unused():
         yield VerifyLine("+", target, item.target_id, "", item.subject, item.message_id, item.size)
 

@@ -312,3 +312,16 @@ def test_errors_name_the_fix(tmp_path: Path) -> None:
             assert words in res.stderr and "Traceback" not in res.stderr, res.stderr
     finally:
         srv.close()
+
+
+def test_a_damaged_store_copy_is_reported_not_a_crash(tmp_path: Path) -> None:
+    store, target = _imported(tmp_path)
+    out = Path(target.removeprefix("maildir:"))
+    victim = next((out / "cur").iterdir())
+    victim.write_bytes(victim.read_bytes() + b"changed in the target\n")
+    for stored in (store / "mail" / "cur").iterdir():  # every INBOX copy, so its own too
+        stored.write_bytes(b"damaged")
+    res = run_pstkit("verify", store, target)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "store file damaged" in res.stdout and res.stdout.startswith("!  INBOX  ")
+    assert "6 matching, 0 missing, 0 extra, 0 differing, 1 errors" in res.stdout
