@@ -105,7 +105,8 @@ def print_ls(env: Env, store: Store) -> None:
     env.out(f"store {store.root} ({store.layout.value}, id {store.id})")
     env.out(f"{'messages':>8}  {'size':>9}  folder")
     for f in sorted(folders, key=lambda f: f.info.path):  # parents before children
-        role = f" [{f.info.role.value}]" if f.info.role else ""
+        known = effective_role(f.info)  # as `folders` shows it: a known name counts
+        role = f" [{known.value}]" if known else ""
         name = f.info.path[-1] if f.info.path else "/"
         indent = "  " * max(len(f.info.path) - 1, 0)
         env.out(f"{f.count:>8}  {size_text(f.size):>9}  {indent}{name}{role}")
@@ -140,13 +141,17 @@ def _run_counts(stats: str) -> str:
 def print_plan(env: Env, entries: Sequence[PlanEntry], pending: dict[int, int]) -> None:
     if env.json:
         print_json(env, [{"from": list(e.source.info.path), "to": list(e.target), "how": e.how,
-                          "messages": e.source.count, "pending": pending.get(e.source.id, 0)}
+                          "messages": e.source.count, "bytes": e.source.size,
+                          "pending": pending.get(e.source.id, 0)}
                          for e in entries])  # fmt: skip
         return
     for e in entries:
         env.out(f"{path_text(e.source.info.path)} -> {path_text(e.target) or '/'} "
-                f"({e.how}; {pending.get(e.source.id, 0)} of {e.source.count} to import)")  # fmt: skip
-    env.out(f"{sum(pending.values())} messages to import into {len(entries)} folders")
+                f"({e.how}; {pending.get(e.source.id, 0)} of {e.source.count} to import, "
+                f"{size_text(e.source.size)})")  # fmt: skip
+    total = size_text(sum(e.source.size for e in entries))
+    env.out(f"{sum(pending.values())} messages to import into {len(entries)} folders "
+            f"(the folders hold {sum(e.source.count for e in entries)} messages, {total})")  # fmt: skip
 
 
 def print_batch(env: Env, results: Sequence[BatchResult]) -> None:

@@ -263,6 +263,9 @@ def test_ls_is_a_tree_with_readable_sizes(tmp_path: Path) -> None:
     assert lines[3].endswith("  Projects") and lines[4].endswith("    A")  # a child, indented
     assert re.search(r"\s4\d\.\d KB\s", lines[4]), lines[4]
     assert "0.0 MB" not in "\n".join(lines)
+    plan = run_pstkit("plan", store, f"maildir:{tmp_path / 'out'}").stdout.splitlines()
+    assert re.search(r"Projects/A -> Projects/A \(create; 1 of 1 to import, 4\d\.\d KB\)", plan[2])
+    assert plan[-1].startswith("3 messages to import into 3 folders (the folders hold 3 ")
 
 
 def test_hoisting_moves_only_global_options() -> None:
