@@ -89,8 +89,9 @@ def test_cli_import_of_dist_list_pst(
     code, out, err = cli(*args)
     # The PST's Freebusy Data item is Outlook's own: counted, not exported, not a problem.
     assert "1 system items, not exported" in out
-    # 1: CreateItem cannot delete or change single occurrences: said, not hidden.
-    assert code == 1, out + err
+    # CreateItem cannot delete or change single occurrences: said, not hidden; the item
+    # arrived, so that is a counted warning (exit 0), not a failure (issue 15.8).
+    assert code == 0 and "warnings   1  (" in err, out + err
     assert "not carried into the CalendarItem: 1 deleted occurrence, 2 changed occurrences" in (
         out + err
     )

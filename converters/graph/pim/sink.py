@@ -147,7 +147,7 @@ class PimSink:
         for item in items:
             yield TargetItem(
                 target_id=str(item["id"]),
-                subject=str(item.get(name.split(",")[0]) or ""),
+                subject=str(item.get(name.split(",", maxsplit=1)[0]) or ""),
                 stable_key=gj.prop_value(item, gj.KEY_PROP) or "",
                 fields=compared_fields(item, folder.ns == CONTACTS),
             )
