@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -96,9 +97,15 @@ class RunResult:
                 "folders": {f: dict(c) for f, c in self.folders.items()}}  # fmt: skip
 
 
+#: words of a note that says the item itself may be incomplete or altered (read from a
+#: damaged file): such an item arrived, but it still counts as a failure (exit 1)
+_DAMAGE = re.compile(r"damaged|unreadable|\blost\b|may be changed|truncated", re.IGNORECASE)
+
+
 def is_note(reason: str) -> bool:
-    """A problem recorded next to an item that still arrived."""
-    return reason.startswith(("stored, but", "delivered, but"))
+    """A problem recorded next to an item that still arrived whole: a warning (exit 0),
+    e.g. "stored, but attachment 1 is an OLE object, kept as raw bytes"."""
+    return reason.startswith(("stored, but", "delivered, but")) and not _DAMAGE.search(reason)
 
 
 @contextmanager
