@@ -328,3 +328,17 @@ def test_a_damaged_store_copy_is_reported_not_a_crash(tmp_path: Path) -> None:
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
     assert "store file damaged" in res.stdout and res.stdout.startswith("!  INBOX  ")
     assert "6 matching, 0 missing, 0 extra, 0 differing, 1 errors" in res.stdout
+
+
+def test_report_of_one_target_as_json_and_csv(tmp_path: Path) -> None:
+    store, target = _imported(tmp_path)
+    other = f"maildir:{tmp_path / 'other'}"
+    assert run_pstkit("import", store, other).returncode == 0
+    assert run_pstkit("verify", store, target).returncode == 0
+    data = json.loads(run_pstkit("--json", "report", store, "--target", target).stdout)
+    assert data["targets"] == [target] and data["sources"][0].startswith("maildir:")
+    assert [r["kind"] for r in data["runs"]] == ["export", "import", "verify"]
+    assert sum(f["delivered"] for f in data["folders"]) == 7
+    assert data["verify"][target]["stats"]["matching"] == 7
+    res = run_pstkit("report", store)
+    assert res.returncode == 2 and "--html FILE and/or --csv FILE" in res.stderr
