@@ -81,6 +81,7 @@ class Catalog:
     def __init__(self, path: Path, *, create: bool = False) -> None:
         if not create and not path.exists():
             raise StoreError(f"catalog {path} is missing")
+        self.path = path
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=DELETE")
@@ -112,10 +113,10 @@ class Catalog:
             )
             return int(cur.lastrowid or 0)
 
-    def finish_run(self, run_id: int, status: str, stats: dict[str, int]) -> None:
+    def finish_run(self, run_id: int, status: str, stats: dict[str, object]) -> None:
         self._q(
             "UPDATE runs SET finished=?, status=?, stats=? WHERE id=?",
-            (now_text(), status, json.dumps(stats), run_id),
+            (now_text(), status, json.dumps(stats, ensure_ascii=False), run_id),
         )
 
     def runs(self) -> list[tuple[object, ...]]:
@@ -314,6 +315,20 @@ class Catalog:
             f"SELECT run_id, stage, folder, item, reason, at FROM problems {where} ORDER BY id",
             args,
         )
+
+    def describe_item(self, stage: str, folder: FolderPath, item: str) -> tuple[str, str]:
+        """(subject, received) of a problem's item, so reports can name it by
+        subject and date: an import problem's item is a message id, an export
+        problem's the source id in its folder ("", "" when never stored)."""
+        if stage == "export":
+            sql = ("SELECT m.subject, m.received FROM messages m JOIN folders f ON f.id=m.folder_id"
+                   " WHERE f.path=? AND m.source_id=? ORDER BY m.id LIMIT 1")  # fmt: skip
+            rows = self._q(sql, (path_to_text(folder), item))
+        elif item.isdigit():
+            rows = self._q("SELECT subject, received FROM messages WHERE id=?", (int(item),))
+        else:
+            rows = []
+        return (str(rows[0][0]), str(rows[0][1] or "")) if rows else ("", "")
 
     def integrity_check(self) -> str:
         return str(self._q("PRAGMA integrity_check")[0][0])

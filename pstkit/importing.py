@@ -8,20 +8,21 @@ was in flight, and sinks de-duplicate that by the key stamped on each item.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
-import re
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pstkit.catalog import MessageRow, path_to_text
 from pstkit.errors import IntegrityError
-from pstkit.mapping import PlanEntry, StoreFolder, plan
+from pstkit.mapping import PlanEntry, StoreFolder, path_text, plan
 from pstkit.model import DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
-from pstkit.protocols import Failed, Sink, TargetItem
-from pstkit.runs import NullProgress, Progress, RunResult, recorded_run
+from pstkit.protocols import Failed, Sink
+from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
+
+log = logging.getLogger("pstkit")
 
 
 def store_folders(store: Store) -> list[StoreFolder]:
@@ -48,6 +49,7 @@ def import_(
             if _wanted(entry):
                 sink.ensure_folder(entry.target, entry.role, entry.source.info.container_class)
         delivered = store.catalog.delivered_ids(sink.key)
+        result.already = len(delivered)
         progress.start("import", sum(e.source.count for e in entries) - len(delivered) or None)
         job = _ImportJob(
             store, sink, opts.duplicates, result, progress, delivered,
@@ -88,6 +90,7 @@ class _ImportJob:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def folder(self, entry: PlanEntry) -> None:
+        tell_folder(self.progress, path_text(entry.target))
         for batch in self._batches(entry):
             self._deliver(entry.target, batch)
 
@@ -114,7 +117,7 @@ class _ImportJob:
             try:
                 raw = self.store.read(row)
             except IntegrityError as e:
-                problems.append(self._problem(row.msg, f"store file damaged: {e}"))
+                problems.append(self._problem(target, row.msg, f"store file damaged: {e}"))
                 continue
             dups = self._duplicates(row.msg, raw, target)
             if dups and (self.policy is DuplicatePolicy.SKIP or row.msg.id in self.in_flight):
@@ -122,7 +125,7 @@ class _ImportJob:
                 continue
             if dups:
                 self.sink.delete(target, dups)
-                self.result.stats["replaced"] += 1
+                self.result.count(path_text(target), "replaced")
             send.append((row.msg, raw))
         if send:
             # Mark the batch in flight first: if this process dies before the
@@ -133,16 +136,19 @@ class _ImportJob:
         for (msg, raw), res in zip(send, results, strict=True):
             if isinstance(res, Failed):
                 # Stays "sending": the next run retries it (after a look in the target).
-                problems.append(self._problem(msg, res.reason))
+                problems.append(self._problem(target, msg, res.reason))
                 continue
             done.append((msg.id, target, res.target_id, "delivered"))
             if res.note:
-                problems.append(self._problem(msg, f"delivered, but {res.note}", failed=False))
-            self.result.stats["bytes"] += len(raw)
+                problems.append(
+                    self._problem(target, msg, f"delivered, but {res.note}", failed=False)
+                )
+            self.result.count(path_text(target), "bytes", len(raw))
             with self.lock:
                 self.ours.add(res.target_id)
         self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, done, problems)
-        self._count(done, len(rows))
+        log.debug("%s: batch of %d recorded (%d sent)", path_text(target), len(rows), len(send))
+        self._count(target, done, len(rows), sum(len(raw) for _, raw in send))
 
     def _duplicates(self, msg: StoredMessage, raw: bytes, target: FolderPath) -> list[str]:
         if self.policy is DuplicatePolicy.ALLOW and msg.id not in self.in_flight:
@@ -152,87 +158,20 @@ class _ImportJob:
             return [t for t in found if t not in self.ours]
 
     def _problem(
-        self, msg: StoredMessage, reason: str, failed: bool = True
+        self, target: FolderPath, msg: StoredMessage, reason: str, failed: bool = True
     ) -> tuple[str, str, str, str]:
-        self.result.problems.append(Problem("import", msg.folder, str(msg.id), reason))
-        self.result.stats["failed" if failed else "changed"] += 1
+        with self.lock:
+            problem = Problem("import", msg.folder, str(msg.id), reason,
+                              subject=msg.subject, date=msg.received)  # fmt: skip
+            self.result.problems.append(problem)
+            self.result.count(path_text(target), "failed" if failed else "changed")
         return ("import", path_to_text(msg.folder), str(msg.id), reason)
 
-    def _count(self, done: Sequence[tuple[int, FolderPath, str, str]], n: int) -> None:
-        for _, _, _, how in done:
-            self.result.stats[how] += 1
-        self.progress.advance(n)
-
-
-# --- verify ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerifyLine:
-    """One `rclone check`-style line: = same, - missing in target,
-    + only in target, * differs, ! could not be compared."""
-
-    mark: str
-    folder: FolderPath
-    item: str
-    detail: str = ""
-
-
-def verify(store: Store, sink: Sink, opts: MappingOptions | None = None) -> Iterator[VerifyLine]:
-    opts = opts or MappingOptions()
-    ledger = store.catalog.deliveries(sink.key)
-    existing = {f.path for f in sink.folders()}
-    for entry in make_plan(store, sink, opts):
-        if not _wanted(entry):
-            continue
-        if entry.target not in existing:
-            for row in store.rows(entry.source.id):
-                yield VerifyLine("-", entry.target, str(row.msg.id), "folder missing in target")
-            continue
-        yield from _verify_folder(store, sink, entry, ledger)
-
-
-def _verify_folder(
-    store: Store, sink: Sink, entry: PlanEntry, ledger: dict[int, tuple[str, str, str]]
-) -> Iterator[VerifyLine]:
-    items = list(sink.inventory(entry.target))
-    by_id = {i.target_id: i for i in items if i.target_id}
-    by_key = {i.stable_key: i for i in items if i.stable_key}
-    by_mid = {(i.message_id, i.size): i for i in items if i.message_id}
-    used: set[str] = set()
-    for row in store.rows(entry.source.id):
-        msg = row.msg
-        target_id = ledger.get(msg.id, ("", "", ""))[1]
-        found = (
-            by_id.get(target_id)
-            or by_key.get(msg.stable_key)
-            or by_mid.get((msg.message_id, msg.size))
-        )
-        if found is None:
-            yield VerifyLine("-", entry.target, str(msg.id), msg.subject)
-            continue
-        used.add(found.target_id)
-        yield _compare(store, row, entry.target, found)
-    for item in items:
-        if item.target_id not in used:
-            yield VerifyLine("+", entry.target, item.target_id, item.subject)
-
-
-def _compare(store: Store, row: MessageRow, folder: FolderPath, item: TargetItem) -> VerifyLine:
-    msg = row.msg
-    if item.sha256 and item.sha256 != msg.sha256:
-        # IMAP servers store bare LF line ends as CRLF (RFC 5322 requires CRLF):
-        # the same message, with its line ends normalised, is not a difference.
-        if hashlib.sha256(crlf(store.read(row))).hexdigest() == item.sha256:
-            return VerifyLine(
-                "=", folder, str(msg.id), f"{msg.subject} (line ends made CRLF by the target)"
-            )
-        return VerifyLine("*", folder, str(msg.id), "content differs")
-    if item.subject and msg.subject and item.subject != msg.subject:
-        return VerifyLine("*", folder, str(msg.id), f"subject {item.subject!r} != {msg.subject!r}")
-    return VerifyLine("=", folder, str(msg.id), msg.subject)
-
-
-def crlf(raw: bytes) -> bytes:
-    """Every line end as CRLF (bare CR and bare LF included)."""
-    return re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
+    def _count(
+        self, target: FolderPath, done: Sequence[tuple[int, FolderPath, str, str]], n: int,
+        nbytes: int,
+    ) -> None:  # fmt: skip
+        with self.lock:
+            for _, _, _, how in done:
+                self.result.count(path_text(target), how)
+        self.progress.advance(n, nbytes)

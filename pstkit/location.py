@@ -50,6 +50,8 @@ def parse_location(text: str) -> Location:
     scheme_l = scheme.lower()
     if sep and scheme_l in URL_SCHEMES and rest.startswith("//"):
         return _parse_url(text, "graph" if scheme_l == "m365" else scheme_l)
+    if sep and scheme_l in URL_SCHEMES:
+        raise BadLocation(text, f"did you mean {scheme_l}://{rest.lstrip('/')} ?")
     if sep and scheme_l in FILE_SCHEMES and len(scheme) > 1:  # len>1: not "C:\"
         if not rest:
             raise BadLocation(text, "no path after the scheme")
@@ -81,6 +83,15 @@ def _parse_url(text: str, scheme: str) -> Location:
         port=port or DEFAULT_PORTS.get(scheme),
         params=dict(parse_qsl(parts.query)),
     )
+
+
+def require_user(loc: Location) -> Location:
+    """An IMAP/POP3 account named without its user: say so before connecting
+    (a batch's `--server imaps://host` is the one place a user comes separately)."""
+    if not loc.user and loc.scheme in ("imap", "imaps", "pop3", "pop3s"):
+        port = f":{loc.port}" if loc.port else ""
+        raise BadLocation(loc.display(), f"no user name: write {loc.scheme}://USER@{loc.host}{port}")
+    return loc
 
 
 #: an OLE2 compound file (MS-CFB): what an Outlook .msg file is
@@ -115,9 +126,13 @@ def sniff_path(path: Path) -> str:
         raise BadLocation(str(path), "not a PST/OST, mbox or Maildir")
     if path.exists():  # a device, socket or FIFO
         raise BadLocation(str(path), "not a regular file or directory")
-    raise BadLocation(
-        str(path), "no such file or directory; name new targets as maildir:PATH or mbox:PATH"
-    )
+    raise BadLocation(str(path), _missing(path))
+
+
+def _missing(path: Path) -> str:
+    if path.suffix.lower() in (".pst", ".ost", ".mbox", ".mbx", ".eml", ".msg"):
+        return "no such file"  # a source's name: talk of new targets would mislead
+    return "no such file or directory; name new targets as maildir:PATH or mbox:PATH"
 
 
 def _has_maildirpp_child(path: Path) -> bool:

@@ -184,3 +184,6 @@ class Problem:
     item: str  # source id or store message id
     reason: str
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: for people: which message this is (reports name items by folder, date, subject)
+    subject: str = ""
+    date: datetime | None = None

@@ -16,13 +16,14 @@ from collections.abc import Container, Iterator
 from pstkit import writer as writer_mod
 from pstkit.catalog import FolderRow
 from pstkit.check import recover
-from pstkit.importing import import_, verify
-from pstkit.mapping import selected
+from pstkit.importing import import_
+from pstkit.mapping import path_text, selected
 from pstkit.model import Fetched, FetchResult, FolderInfo, Problem, Skipped
 from pstkit.options import FetchFilter
 from pstkit.protocols import NotExported, Source
-from pstkit.runs import NullProgress, Progress, RunResult, recorded_run
+from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
+from pstkit.verify import verify
 from pstkit.writer import StoreWriter
 
 log = logging.getLogger("pstkit")
@@ -68,6 +69,8 @@ def export(
         folders = [f for f in source.folders() if selected(f.path, filt.include, filt.exclude)]
         rows = {f.path: store.ensure_folder(f) for f in folders}
         by_id = {rows[f.path].id: f for f in folders}
+        counts = store.catalog.counts()
+        result.already = sum(counts.get(r.id, (0, 0))[0] for r in rows.values())
         writer = StoreWriter(
             store, result.run_id, source.key,
             on_commit=lambda fid, ids: source.committed(by_id[fid], ids),
@@ -236,10 +239,14 @@ def _take(
     result: RunResult,
     progress: Progress,
 ) -> None:
+    folder = path_text(row.info.path)
+    if folder != result.current:
+        result.current = folder
+        tell_folder(progress, folder)
     if isinstance(item, Fetched):
         if _outside_dates(item, filt):
             writer.advance(row, item.cursor)  # excluded on purpose: counted, not a problem
-            result.stats["filtered"] += 1
+            result.count(folder, "filtered")
             return
         if filt.max_size is not None and len(item.raw) > filt.max_size:
             reason = f"larger than --max-size ({len(item.raw)} > {filt.max_size} bytes)"
@@ -250,19 +257,22 @@ def _take(
             item = Skipped(item.meta, reason, item.cursor)
     if isinstance(item, Skipped):
         writer.skip(row, item)
-        result.stats["skipped"] += 1
-        result.problems.append(Problem("export", row.info.path, item.meta.source_id, item.reason))
+        result.count(folder, "skipped")
+        meta = item.meta
+        result.problems.append(Problem("export", row.info.path, meta.source_id, item.reason,
+                                       subject=meta.subject, date=meta.received))  # fmt: skip
     else:
         outcome = writer.add(row, item)
-        result.stats[outcome] += 1
+        result.count(folder, outcome)
         if outcome == "stored":
-            result.stats["bytes"] += len(item.raw)
+            result.count(folder, "bytes", len(item.raw))
             for note in item.notes:  # stored, but not everything came across
                 writer.problem(row, item.meta.source_id, f"stored, but {note}")
                 result.problems.append(
-                    Problem("export", row.info.path, item.meta.source_id, f"stored, but {note}")
-                )
-                result.stats["changed"] += 1
+                    Problem("export", row.info.path, item.meta.source_id, f"stored, but {note}",
+                            subject=item.meta.subject, date=item.meta.received)
+                )  # fmt: skip
+                result.count(folder, "changed")
     progress.advance(1, len(item.raw) if isinstance(item, Fetched) else 0)
 
 

@@ -96,6 +96,9 @@ class TargetItem:
     message_id: str = ""
     stable_key: str = ""  # StoredMessage.stable_key if pstkit stamped it
     sha256: str = ""  # when the sink can read the bytes cheaply
+    #: for contacts and events: ("name"|"emails"|"start"|"end", value) pairs the
+    #: target reports (see pstkit.itemfields); verify compares them to the store's.
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from pstkit.catalog import Catalog
 from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, Interrupted, StoreWriteError
@@ -33,16 +36,76 @@ class NullProgress:
         pass
 
 
+@runtime_checkable
+class RunObserver(Protocol):
+    """Optional for a Progress: told when a run starts and ends (the CLI opens
+    the run's log file then) and which folder is being worked on."""
+
+    def run_started(self, run_id: int, kind: str, peer: str, store_root: Path) -> None: ...
+    def run_finished(self, result: RunResult, status: str) -> None: ...
+    def folder(self, name: str) -> None: ...
+
+
+def tell_folder(progress: Progress, name: str) -> None:
+    if isinstance(progress, RunObserver):
+        progress.folder(name)
+
+
+#: stats keys that are not counts of items
+NOT_ITEMS = frozenset({"bytes"})
+#: outcomes that are a success with a note, not a failure (exit 0, counted as warnings)
+NOTED = frozenset({"changed"})
+
+
 @dataclass
 class RunResult:
     run_id: int
     kind: str
     stats: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
+    #: per folder ("/"-joined): the same counts as `stats`
+    folders: dict[str, Counter[str]] = field(default_factory=dict)
+    #: items that were already there before this run (stored, or delivered)
+    already: int = 0
+    started: float = field(default_factory=time.monotonic)
+    elapsed: float = 0.0
+    current: str | None = None  # the folder being worked on (for progress)
+
+    def count(self, folder: str, outcome: str, n: int = 1) -> None:
+        self.stats[outcome] += n
+        self.folders.setdefault(folder, Counter())[outcome] += n
+
+    @property
+    def failures(self) -> list[Problem]:
+        """Problems that cost an item (skipped or failed), not notes on stored ones."""
+        return [p for p in self.problems if not is_note(p.reason)]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if is_note(p.reason)]
 
     @property
     def exit_code(self) -> int:
-        return EXIT_PROBLEMS if self.problems else EXIT_OK
+        """0 also when items arrived with a note ("stored, but …"): that is a
+        warning, counted, not a failure. 1 when an item was skipped or failed."""
+        return EXIT_PROBLEMS if self.failures else EXIT_OK
+
+    def record(self) -> dict[str, object]:
+        """What the catalog's runs row keeps: the counts, and the run's shape."""
+        return {**dict(self.stats), "already": self.already,
+                "seconds": round(self.elapsed, 3),
+                "folders": {f: dict(c) for f, c in self.folders.items()}}  # fmt: skip
+
+
+#: words of a note that says the item itself may be incomplete or altered (read from a
+#: damaged file): such an item arrived, but it still counts as a failure (exit 1)
+_DAMAGE = re.compile(r"damaged|unreadable|\blost\b|may be changed|truncated", re.IGNORECASE)
+
+
+def is_note(reason: str) -> bool:
+    """A problem recorded next to an item that still arrived whole: a warning (exit 0),
+    e.g. "stored, but attachment 1 is an OLE object, kept as raw bytes"."""
+    return reason.startswith(("stored, but", "delivered, but")) and not _DAMAGE.search(reason)
 
 
 @contextmanager
@@ -50,16 +113,22 @@ def recorded_run(catalog: Catalog, kind: str, peer: str, progress: Progress) -> 
     """A run row from start to end: ok, problems, failed or interrupted."""
     result = RunResult(catalog.begin_run(kind, peer), kind)
     status = "failed"
+    observer = progress if isinstance(progress, RunObserver) else None
+    if observer is not None:
+        observer.run_started(result.run_id, kind, peer, catalog.path.parent)
     try:
         yield result
-        status = "ok" if not result.problems else "problems"
+        status = "ok" if not result.failures else "problems"
     except KeyboardInterrupt:
         status = "interrupted"
         raise Interrupted() from None
     finally:
+        result.elapsed = time.monotonic() - result.started
         progress.done()
+        if observer is not None:
+            observer.run_finished(result, status)
         try:
-            catalog.finish_run(result.run_id, status, dict(result.stats))
+            catalog.finish_run(result.run_id, status, result.record())
         except StoreWriteError:
             # The disk is full or gone: the run stays "running", and the next
             # writer treats it as interrupted. The original error is what matters.

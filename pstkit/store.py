@@ -212,6 +212,8 @@ def verify_bytes(row: MessageRow, data: bytes) -> None:
 
 
 def read_marker(root: Path) -> dict[str, object]:
+    if root.is_file():
+        raise StoreError(f"{root} is a file, not a store (a store is a folder)")
     try:
         marker = json.loads((root / MARKER).read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -254,6 +254,8 @@ class StoreWriter:
             self.store.catalog.commit_batch(
                 self.run_id, batch.rows, batch.rekeys, batch.cursors, batch.problems
             )
+            log.debug("committed a batch: %d messages, %d bytes, %d problems",
+                      len(batch.rows), batch.nbytes, len(batch.problems))  # fmt: skip
         except BaseException as e:  # re-raised on the writer's thread by _settle
             flight.error = e
 

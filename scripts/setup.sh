@@ -13,6 +13,8 @@ if [ "$dev" = 1 ]; then
     apt_packages="$apt_packages dovecot-imapd dovecot-pop3d mtools pst-utils isync openssl ca-certificates"
     apt_packages="$apt_packages redis-server redis-tools"
 fi
+# Chromium renders `pstkit report`'s HTML in its test (headless --dump-dom).
+if [ "$dev" = 1 ]; then apt_packages="$apt_packages chromium"; fi
 # A C compiler and Python's headers build the optional speed-ups (converters/pst/_pstspeed.c);
 # without them pstkit still installs and runs, only its PST reading is slower.
 command -v cc >/dev/null 2>&1 || apt_packages="$apt_packages gcc libc6-dev"

@@ -17,6 +17,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests.adapters
@@ -53,6 +54,7 @@ from pstkit.converters.ews.wire import (
     verify_with,
 )
 from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError
+from pstkit.itemfields import utc_text
 from pstkit.location import Location
 from pstkit.model import Role
 from pstkit.options import ConnectOptions
@@ -371,10 +373,12 @@ class EwsClient:
     def listing(self, target: FolderRef) -> list[TargetItem]:
         """Id, size, subject, Message-ID and stamped key of every item, in folders of any
         kind: calendar items and contacts have no InternetMessageId, and exchangelib
-        refuses to ask for it in their folders."""
+        refuses to ask for it in their folders. Contacts also give their display name
+        and events their start and end, which verify compares (`pstkit.itemfields`)."""
         models = getattr(target.handle, "supported_item_models", ())
         known = {f.name for model in models for f in model.FIELDS}
-        wanted = ("id", "size", "subject", "message_id", "pstkit_source_key")
+        wanted = ("id", "size", "subject", "message_id", "pstkit_source_key",
+                  "display_name", "start", "end")  # fmt: skip
         fields = [f for f in wanted if f in known]
         return self._call(
             lambda: [
@@ -384,10 +388,24 @@ class EwsClient:
                     getattr(i, "subject", None) or "",
                     getattr(i, "message_id", None) or "",
                     getattr(i, "pstkit_source_key", None) or "",
+                    fields=_compared_fields(i),
                 )
                 for i in target.handle.all().only(*fields)
             ]
         )
+
+
+def _compared_fields(item: Any) -> tuple[tuple[str, str], ...]:
+    """What verify compares of a contact or event ("" where the item has none)."""
+    kind = type(item).__name__
+    if kind in ("Contact", "DistributionList"):
+        return (("name", getattr(item, "display_name", None) or ""),)
+    if kind == "CalendarItem":
+        # EWSDateTime refuses astimezone(UTC): go through the timestamp.
+        return tuple((k, utc_text(datetime.fromtimestamp(v.timestamp(), UTC))
+                      if isinstance(v, datetime) else "")
+                     for k, v in (("start", item.start), ("end", item.end)))  # fmt: skip
+    return ()
 
 
 def _ref(folder: Any) -> FolderRef:

@@ -205,6 +205,8 @@ def close(client: IMAPClient) -> None:
 def _ssl_reason(e: ssl.SSLError) -> str:
     if isinstance(e, ssl.SSLCertVerificationError):
         return f"certificate not trusted ({e.verify_message})"
+    if "WRONG_VERSION_NUMBER" in str(e):  # a plain-text greeting where a TLS hello was due
+        return "this port does not speak TLS: try imap:// (STARTTLS) or port 993"
     return _one_line(e)
 
 

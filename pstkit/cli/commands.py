@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from pathlib import Path
@@ -14,10 +13,10 @@ from pstkit import lock
 from pstkit.batch.csvfiles import export_jobs, read_users
 from pstkit.batch.engine import new_batch_id
 from pstkit.batch.mapping_csv import read_mapping
-from pstkit.check import check as check_store
 from pstkit.cli.app import app, env_of
 from pstkit.cli.batchcmds import Broker, KeyFile, run_batch_command
-from pstkit.cli.env import TqdmProgress, print_json
+from pstkit.cli.checkreport import print_check, run_check
+from pstkit.cli.env import TqdmProgress
 from pstkit.cli.opts import (
     Auth,
     CaFile,
@@ -36,14 +35,12 @@ from pstkit.cli.opts import (
 )
 from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
 from pstkit.converters import open_sink, open_source
-from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_PROBLEMS, UsageError
+from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
 from pstkit.importing import make_plan
-from pstkit.location import parse_location
-from pstkit.mapping import path_text
+from pstkit.location import parse_location, require_user
 from pstkit.options import ConnectOptions
 from pstkit.pipeline import export as run_export
 from pstkit.pipeline import import_ as run_import
-from pstkit.pipeline import verify as run_verify
 from pstkit.protocols import KindCounter
 from pstkit.runs import RunResult
 from pstkit.store import LOCK, Layout, Store, read_marker
@@ -107,11 +104,11 @@ def _store(text: str, writable: bool = False, command: str = "") -> Store:
 
 
 def _source(text: str, options: ConnectOptions) -> Any:
-    return open_source(parse_location(text), options)
+    return open_source(require_user(parse_location(text)), options)
 
 
 def _sink(text: str, options: ConnectOptions) -> Any:
-    loc = parse_location(text)
+    loc = require_user(parse_location(text))
     if loc.scheme == "store":
         raise UsageError(f"{text} is a pstkit store, not an import target")
     return open_sink(loc, options)
@@ -281,46 +278,6 @@ def plan(
 
 
 @app.command()
-def verify(
-    ctx: typer.Context,
-    store: Annotated[str, typer.Argument(help="The store.")],
-    target: Annotated[str, typer.Argument(help="The import target to compare with.")],
-    csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the report as CSV.")] = None,
-    root: Root = None, select: Select = None, subfolders: Subfolders = True,
-    exclude: Exclude = None, by_role: ByRole = True,
-    password_env: PasswordEnv = "PSTKIT_PASSWORD", password_file: PasswordFile = None,
-    password_command: PasswordCommand = None, token_file: TokenFile = None,
-    token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
-    insecure: Insecure = False, opt: Opt = None, mailbox: Mailbox = None,
-    impersonate: Impersonate = False, tenant: Tenant = None, client_id: ClientId = None,
-    client_secret_env: ClientSecretEnv = None, client_secret_file: ClientSecretFile = None,
-    client_cert: ClientCert = None,
-) -> int:  # fmt: skip
-    """Compare a store with a target: = same, - missing, + extra, * differs."""
-    env = env_of(ctx)
-    mopts = mapping_options(root, select, subfolders, exclude, "skip", by_role)
-    with _store(store) as st:
-        sink = _sink(target, connect_options(**pick_connect(locals())))
-        try:
-            lines = list(run_verify(st, sink, mopts))
-        finally:
-            sink.close()
-    rows = [(v.mark, path_text(v.folder), v.item, v.detail) for v in lines]
-    if csv_file:
-        with open(csv_file, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows([("mark", "folder", "item", "detail"), *rows])
-    if env.json:
-        print_json(
-            env, [dict(zip(("mark", "folder", "item", "detail"), r, strict=True)) for r in rows]
-        )
-    else:
-        for mark, folder, item, detail in rows:
-            env.out(f"{mark} {folder} {item} {detail}".rstrip())
-    bad = sum(1 for r in rows if r[0] != "=")
-    return EXIT_OK if not bad else EXIT_PROBLEMS
-
-
-@app.command()
 def ls(ctx: typer.Context, store: Annotated[str, typer.Argument(help="The store.")]) -> int:
     """Folder tree with counts, runs and problems of a store."""
     with _store(store) as st:
@@ -339,15 +296,8 @@ def check(
     """Verify a store (after copying it, say): every file, size and digest."""
     env = env_of(ctx)
     with _store(store) as st:
-        findings = list(check_store(st, read_data))
-    if env.json:
-        print_json(env, [f.__dict__ for f in findings])
-    else:
-        for f in findings:
-            env.out(f"{'DAMAGE' if f.damage else 'warn'}  {f.code:<10} {f.where}  {f.detail}")
-        env.out(
-            f"{sum(f.damage for f in findings)} damaged, {sum(not f.damage for f in findings)} warnings"
-        )
+        findings, files, nbytes, seconds = run_check(env, st, read_data)
+    print_check(env, findings, files, nbytes, seconds, read_data)
     return EXIT_INTEGRITY if any(f.damage for f in findings) else EXIT_OK
 
 

@@ -10,7 +10,8 @@ from pstkit.cli.env import Env, print_json
 from pstkit.importing import store_folders
 from pstkit.mapping import PlanEntry, effective_role, path_text
 from pstkit.model import FolderInfo, FolderPath
-from pstkit.runs import RunResult
+from pstkit.runs import RunResult, is_note
+from pstkit.runstats import DONE, block, item_text, size_text, summary
 from pstkit.store import Store
 
 
@@ -20,33 +21,45 @@ def _mb(n: int) -> str:
 
 def run_dict(result: RunResult, what: str) -> dict[str, object]:
     problems = [
-        {"stage": p.stage, "folder": path_text(p.folder), "item": p.item, "reason": p.reason}
+        {"stage": p.stage, "folder": path_text(p.folder), "item": p.item, "reason": p.reason,
+         "subject": p.subject, "date": p.date.isoformat() if p.date else "",
+         "warning": is_note(p.reason)}
         for p in result.problems
-    ]
+    ]  # fmt: skip
     return {"run": result.run_id, "kind": result.kind, "what": what,
-            "stats": dict(result.stats), "problems": problems}  # fmt: skip
+            "stats": dict(result.stats), "summary": summary(result),
+            "problems": problems}  # fmt: skip
 
 
 def print_run(env: Env, result: RunResult, what: str, staged: RunResult | None = None) -> None:
-    """One result document; a direct import nests its staging run under "staged"."""
+    """One result document; a direct import nests its staging run under "staged".
+    The stats block goes to stderr either way."""
     if env.json:
         data = run_dict(result, what)
         if staged is not None:
             data["staged"] = run_dict(staged, "staged")
         print_json(env, data)
-        return
-    if staged is not None:
-        _print_text(env, staged, "staged into the work store")
-    _print_text(env, result, what)
+    else:
+        if staged is not None:
+            _print_text(env, staged, "staged into the work store")
+        _print_text(env, result, what)
+    for r in (staged, result):
+        if r is not None:
+            for line in block(r, env.verbose):
+                print(line, file=env.stderr)
 
 
 def _print_text(env: Env, result: RunResult, what: str) -> None:
     stats = dict(result.stats)
     nbytes = stats.pop("bytes", 0)
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(stats.items())) or "nothing to do"
-    env.out(f"{what}: {counts} ({_mb(nbytes)}) [run {result.run_id}]")
+    done_key, already = DONE.get(result.kind, ("done", "already"))
+    done = stats.pop(done_key, 0)
+    rest = "".join(f", {v} {k}" for k, v in sorted(stats.items()))
+    env.out(f"{what}: {done} new, {result.already} {already}{rest} ({size_text(nbytes)})"
+            f" [run {result.run_id}]")  # fmt: skip
     for p in result.problems:
-        env.out(f"  problem: {path_text(p.folder)} {p.item}: {p.reason}")
+        label = "warning" if is_note(p.reason) else "problem"
+        env.out(f"  {label}: {item_text(p)}: {p.reason}")
 
 
 def print_folders(env: Env, infos: Sequence[FolderInfo],
@@ -90,26 +103,55 @@ def print_ls(env: Env, store: Store) -> None:
         })  # fmt: skip
         return
     env.out(f"store {store.root} ({store.layout.value}, id {store.id})")
-    for f in folders:
-        role = f" [{f.info.role.value}]" if f.info.role else ""
-        env.out(f"{f.count:>7}  {_mb(f.size):>10}  {path_text(f.info.path)}{role}")
-    env.out(f"{sum(f.count for f in folders)} messages in {len(folders)} folders")
+    env.out(f"{'messages':>8}  {'size':>9}  folder")
+    for f in sorted(folders, key=lambda f: f.info.path):  # parents before children
+        known = effective_role(f.info)  # as `folders` shows it: a known name counts
+        role = f" [{known.value}]" if known else ""
+        name = f.info.path[-1] if f.info.path else "/"
+        indent = "  " * max(len(f.info.path) - 1, 0)
+        env.out(f"{f.count:>8}  {size_text(f.size):>9}  {indent}{name}{role}")
+    total = sum(f.size for f in folders)
+    env.out(f"{sum(f.count for f in folders):>8}  {size_text(total):>9}  "
+            f"in {len(folders)} folders")  # fmt: skip
     for r in runs:
-        env.out(f"run {r[0]}: {r[1]} {r[2]} {r[3]} -> {r[5]} {r[6]}")
+        env.out(f"run {r[0]}: {r[1]} {r[2]} {r[3]} -> {r[5]} {_run_counts(str(r[6]))}")
     for p in problems:
         env.out(f"problem (run {p[0]}, {p[1]}) {p[2]} {p[3]}: {p[4]}")
+
+
+def _run_counts(stats: str) -> str:
+    """A run's counts for people: `21 stored, 28.3 KB, 0.3 s` (no per-folder detail)."""
+    try:
+        data = json.loads(stats)
+    except ValueError:
+        return stats
+    if not isinstance(data, dict):
+        return stats
+    parts = [f"{v} {k}" for k, v in sorted(data.items())
+             if isinstance(v, int) and k not in ("bytes", "already")]  # fmt: skip
+    if data.get("already"):
+        parts.append(f"{data['already']} already there")
+    if data.get("bytes"):
+        parts.append(size_text(int(data["bytes"])))
+    if isinstance(data.get("seconds"), int | float):
+        parts.append(f"{data['seconds']:.1f} s")
+    return ", ".join(parts) or "nothing new"
 
 
 def print_plan(env: Env, entries: Sequence[PlanEntry], pending: dict[int, int]) -> None:
     if env.json:
         print_json(env, [{"from": list(e.source.info.path), "to": list(e.target), "how": e.how,
-                          "messages": e.source.count, "pending": pending.get(e.source.id, 0)}
+                          "messages": e.source.count, "bytes": e.source.size,
+                          "pending": pending.get(e.source.id, 0)}
                          for e in entries])  # fmt: skip
         return
     for e in entries:
         env.out(f"{path_text(e.source.info.path)} -> {path_text(e.target) or '/'} "
-                f"({e.how}; {pending.get(e.source.id, 0)} of {e.source.count} to import)")  # fmt: skip
-    env.out(f"{sum(pending.values())} messages to import into {len(entries)} folders")
+                f"({e.how}; {pending.get(e.source.id, 0)} of {e.source.count} to import, "
+                f"{size_text(e.source.size)})")  # fmt: skip
+    total = size_text(sum(e.source.size for e in entries))
+    env.out(f"{sum(pending.values())} messages to import into {len(entries)} folders "
+            f"(the folders hold {sum(e.source.count for e in entries)} messages, {total})")  # fmt: skip
 
 
 def print_batch(env: Env, results: Sequence[BatchResult]) -> None:

@@ -11,13 +11,13 @@ import traceback
 
 import typer
 
-from pstkit.cli import about, batchcmds, commands
+from pstkit.cli import about, batchcmds, commands, conventions, reportcmd, verifycmd
 from pstkit.cli.app import app
 from pstkit.cli.env import Env, print_json
 from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
 
 EXIT_INTERNAL = 70
-_ = (about, batchcmds, commands)  # importing them registers the commands on `app`
+_ = (about, batchcmds, commands, reportcmd, verifycmd)  # importing them registers the commands on `app`
 
 
 def _pin_malloc_mmap_threshold() -> None:
@@ -37,12 +37,14 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     env = env or Env()
     _pin_malloc_mmap_threshold()
     args = sys.argv[1:] if argv is None else argv
+    env.argv = list(args)
     asks = [a for a in args if a in ("--version", "-V")]
     if asks and all(a.startswith("-") for a in args):  # `pstkit --json --version`: global options
         args = [*(a for a in args if a not in asks), "version"]
     try:
         command = typer.main.get_command(app)
-        result = command.main(args, prog_name="pstkit", standalone_mode=False, obj=env)
+        conventions.polish(command)
+        result = command.main(conventions.hoist_globals(args), prog_name="pstkit", standalone_mode=False, obj=env)
         code = result if isinstance(result, int) else 0
         if code == EXIT_INTERRUPTED:
             # typer turns a KeyboardInterrupt that leaves a command into a silent exit 130

@@ -20,6 +20,7 @@ from pstkit.location import parse_location
 from pstkit.model import DuplicatePolicy, Flag
 from pstkit.options import ConnectOptions, MappingOptions
 from pstkit.store import Store
+from pstkit.verify import verify
 from tests.helpers import REPO, make_message, write_maildir
 from tests.servers.ews import EwsServer
 from tests.servers.ews.mailbox import Item
@@ -80,7 +81,7 @@ def test_store_arrives_once_in_the_right_folders(server: EwsServer, tmp_path: Pa
     assert got[("Projects",)][0].props[("tag", str(0x1090))].value == "2"  # flagged
     assert all(i.props[("tag", str(0x1081))].value == "102" for i in got[("Projects", "A")])
     assert len({i.props[KEY].value for i in items}) == TOTAL
-    lines = list(importing.verify(store, sink))
+    lines = list(verify(store, sink))
     assert Counter(line.mark for line in lines) == Counter({"=": TOTAL})
     again = importing.import_(store, sink, MappingOptions())  # the ledger: nothing twice
     assert sum(len(v) for v in by_path(server).values()) == TOTAL
@@ -166,7 +167,7 @@ def test_pst_straight_to_exchange(server: EwsServer, tmp_path: Path, corpus: Pat
     result = importing.import_(store, sink, MappingOptions())
     assert not result.problems
     assert len(server.mailboxes[USER.mailbox].items) == stored
-    assert Counter(line.mark for line in importing.verify(store, sink)) == Counter({"=": stored})
+    assert Counter(line.mark for line in verify(store, sink)) == Counter({"=": stored})
     by_key = {i.props[KEY].value: i for i in server.mailboxes[USER.mailbox].items.values()}
     for row in store.rows():
         item = by_key[row.msg.stable_key]

@@ -84,6 +84,6 @@ def test_maildir_to_graph_json_fallback_and_verify(graph: GraphServer, tmp_path:
     count = sum(len(items) for items in maildir_content(SAMPLE).values())
     assert len(box.messages) == count
     assert {m.created_via for m in box.messages.values()} == {"json", "mimeDraft"}
-    code, out, err = cli("verify", str(store), target, *_connect(graph))
+    code, out, err = cli("verify", "--all", str(store), target, *_connect(graph))
     assert code == 0, out + err
     assert out.count("=") >= count

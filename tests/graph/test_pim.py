@@ -339,3 +339,20 @@ def test_contact_folders_inside_contacts(graph: GraphServer, tmp_path: Path) -> 
                      "Suppliers Person": folders["Suppliers"].id}  # fmt: skip
     code, out, err = cli("verify", str(store_dir), graph.location(UPN), *_connect(graph))
     assert code == 0, out + err
+
+
+def test_verify_finds_a_contact_that_arrived_empty(
+    graph: GraphServer, corpus: Path, tmp_path: Path
+) -> None:
+    """Issue 13's verify point on Graph: the display name is compared, so an empty
+    contact is `*` (it used to pass on its stamped key and an empty subject)."""
+    store = tmp_path / "store"
+    _export(corpus / "pst" / "aspose_SampleContacts.pst", store)
+    assert _import(graph, store)[0] == 0
+    pim = pim_box(graph)
+    bertha = next(c for c in pim.items.values() if c.props["displayName"] == "Bertha A. Buell")
+    bertha.props["displayName"] = ""
+    code, out, err = cli("verify", str(store), graph.location(UPN), *_connect(graph))
+    assert code == 1, out + err
+    assert "5 matching, 0 missing, 0 extra, 1 differing" in out
+    assert "name '' != 'Bertha A. Buell'" in out

@@ -286,14 +286,14 @@ def test_verify_accepts_line_ends_the_server_made_crlf(
     assert cli("import", str(store), *target(dovecot, user))[0] == 0
     code, out, err = cli("verify", str(store), *target(dovecot, user))
     assert code == 0, out + err
-    assert out.count("line ends made CRLF by the target") == 3
+    assert "3 of the matching: line ends made CRLF by the target" in out
 
 
 def test_a_flag_the_server_cannot_keep_is_reported(
     dovecot: Dovecot, tmp_path: Path, password: str
 ) -> None:
     """A keyword that is not an IMAP atom cannot be stored: the message arrives,
-    and the loss is a recorded problem (exit 1), not a silent change."""
+    and the loss is a recorded warning (exit 0, counted), not a silent change."""
     user = dovecot.add_user(unique_user("kw"), password)
     source = tmp_path / "src"
     for sub in ("cur", "new", "tmp"):
@@ -303,7 +303,8 @@ def test_a_flag_the_server_cannot_keep_is_reported(
     store = tmp_path / "store"
     assert cli("export", f"maildir:{source}", str(store))[0] == 0
     code, res = cli_json("import", str(store), *target(dovecot, user))
-    assert code == 1
+    assert code == 0
+    assert res["summary"]["warnings"] == 1  # type: ignore[index]
     assert res["stats"]["delivered"] == 1  # type: ignore[index]
     reasons = [p["reason"] for p in res["problems"]]  # type: ignore[index]
     assert reasons == ["delivered, but the target cannot keep two words"]

@@ -142,13 +142,14 @@ class PimSink:
         return FolderIndex.of(items)
 
     def inventory(self, folder: PimFolder) -> Iterator[TargetItem]:
-        name = "displayName" if folder.ns == CONTACTS else "subject"
+        name = "displayName" if folder.ns == CONTACTS else "subject,start,end"
         items = self._wrap(folder, lambda: self._listing(folder, f"id,{name}"))
         for item in items:
             yield TargetItem(
                 target_id=str(item["id"]),
-                subject=str(item.get(name) or ""),
+                subject=str(item.get(name.split(",", maxsplit=1)[0]) or ""),
                 stable_key=gj.prop_value(item, gj.KEY_PROP) or "",
+                fields=compared_fields(item, folder.ns == CONTACTS),
             )
 
     def delete(self, folder: PimFolder, target_ids: Sequence[str]) -> None:
@@ -158,6 +159,20 @@ class PimSink:
             except ApiError as e:
                 if e.status != 404:  # already gone is what we wanted
                     raise self._edge(e, PERMISSION[folder.ns]) from e
+
+
+def compared_fields(item: dict[str, Any], contact: bool) -> tuple[tuple[str, str], ...]:
+    """What verify compares (pstkit.itemfields): a contact's display name; an event's
+    start and end when Graph gives them in UTC (it does unless asked for a zone)."""
+    if contact:
+        return (("name", str(item.get("displayName") or "")),)
+    out = []
+    for key in ("start", "end"):
+        when = item.get(key)
+        if isinstance(when, dict) and when.get("timeZone") == "UTC" and when.get("dateTime"):
+            stamp = str(when["dateTime"])  # naive: the UTC the timeZone field names
+            out.append((key, _utc_text(stamp if stamp.endswith("Z") else stamp + "Z")))
+    return tuple(out)
 
 
 def _utc_text(value: str) -> str:

@@ -1,0 +1,146 @@
+"""What a migration report says, read from a store's catalog (no connections)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pstkit.catalog import text_to_path
+from pstkit.importing import store_folders
+from pstkit.mapping import path_text
+from pstkit.runs import is_note
+from pstkit.store import Store, read_marker
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    kind: str
+    peer: str
+    started: str
+    finished: str
+    status: str
+    stats: dict[str, object]
+
+    @property
+    def seconds(self) -> float:
+        value = self.stats.get("seconds")
+        if isinstance(value, int | float):
+            return float(value)
+        try:  # runs recorded before the stats block: from the times
+            start, end = datetime.fromisoformat(self.started), datetime.fromisoformat(self.finished)
+            return (end - start).total_seconds()
+        except ValueError:
+            return 0.0
+
+    def count(self, key: str) -> int:
+        value = self.stats.get(key, 0)
+        return int(value) if isinstance(value, int | float) else 0
+
+
+@dataclass
+class FolderLine:
+    """One store folder: source -> store -> target."""
+
+    path: str
+    role: str
+    source: int  # items the source offered: stored + skipped
+    stored: int
+    size: int
+    skipped: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class ProblemLine:
+    run: int
+    stage: str
+    folder: str
+    date: str
+    subject: str
+    item: str
+    reason: str
+    warning: bool
+
+
+@dataclass
+class Report:
+    store: str
+    store_id: str
+    layout: str
+    created: str
+    sources: list[str]
+    targets: list[str]
+    runs: list[RunInfo]
+    folders: list[FolderLine]
+    problems: list[ProblemLine]
+    #: the newest verify run per target: its totals and per target folder counts
+    verify: dict[str, RunInfo] = field(default_factory=dict)
+
+
+def gather(store: Store, target: str | None = None) -> Report:
+    runs = [_run(r) for r in store.catalog.runs()]
+    if target:
+        runs = [r for r in runs if r.kind == "export" or _is_target(r.peer, target)]
+    targets = list(dict.fromkeys(r.peer for r in runs if r.kind in ("import", "verify")))
+    marker = read_marker(store.root)
+    return Report(
+        store=str(store.root.resolve()), store_id=store.id, layout=store.layout.value,
+        created=str(marker.get("created", "")),
+        sources=list(dict.fromkeys(r.peer for r in runs if r.kind == "export")),
+        targets=targets, runs=runs, folders=_folders(store, targets),
+        problems=_problems(store, {r.id for r in runs}),
+        verify={r.peer: r for r in runs if r.kind == "verify" and r.status != "running"},
+    )  # fmt: skip
+
+
+def _is_target(peer: str, target: str) -> bool:
+    return peer == target or peer.endswith(target) or target in peer
+
+
+def _run(r: tuple[object, ...]) -> RunInfo:
+    stats = json.loads(str(r[6])) if r[6] else {}
+    return RunInfo(int(str(r[0])), str(r[1]), str(r[2]), str(r[3]), str(r[4] or ""),
+                   str(r[5]), stats if isinstance(stats, dict) else {})  # fmt: skip
+
+
+def _folders(store: Store, targets: list[str]) -> list[FolderLine]:
+    skipped: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for _, stage, folder, _, reason, _ in store.catalog.problems():
+        if is_note(str(reason)):
+            continue
+        name = path_text(text_to_path(str(folder)))
+        (skipped if stage == "export" else failed)[name] += 1
+    delivered: Counter[str] = Counter()
+    for t in targets:
+        for msg_id, (_, _, how) in store.catalog.deliveries(t).items():
+            if how != "sending":
+                delivered[str(msg_id)] += 1
+    by_folder: Counter[str] = Counter()
+    for row in store.rows():
+        if str(row.msg.id) in delivered:
+            by_folder[path_text(row.msg.folder)] += 1
+    out = []
+    for f in sorted(store_folders(store), key=lambda f: f.info.path):  # parents first
+        name = path_text(f.info.path)
+        out.append(FolderLine(name, f.info.role.value if f.info.role else "",
+                              f.count + skipped[name], f.count, f.size, skipped[name],
+                              by_folder[name], failed[name]))  # fmt: skip
+    return out
+
+
+def _problems(store: Store, runs: set[int]) -> list[ProblemLine]:
+    out = []
+    for run, stage, folder, item, reason, _ in store.catalog.problems():
+        if int(str(run)) not in runs:
+            continue
+        path = text_to_path(str(folder))
+        subject, date = store.catalog.describe_item(str(stage), path, str(item))
+        when = date[:16].replace("T", " ")
+        out.append(ProblemLine(int(str(run)), str(stage), path_text(path), when, subject,
+                               str(item), str(reason), is_note(str(reason))))  # fmt: skip
+    return out

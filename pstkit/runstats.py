@@ -1,0 +1,111 @@
+"""The closing block of a run, for people (stderr, the run log) and scripts (`--json`).
+
+    export finished in 2.4 s: 0 new, 2000 already stored
+      done       0 messages, 0.0 MB  (0.0 msg/s, 0.00 MB/s)
+      skipped    1  (1 larger than --max-size)
+      warnings   2  (2 stored, but an OLE attachment kept as bytes)
+
+Pure functions of a `RunResult`; the CLI prints them, `pstkit.runlog` writes them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from pstkit.mapping import path_text
+from pstkit.model import Problem
+from pstkit.runs import NOT_ITEMS, RunResult
+
+#: per run kind: (what counts as done, what "already" means)
+DONE = {"export": ("stored", "already stored"), "import": ("delivered", "already delivered")}
+
+
+def size_text(n: float) -> str:
+    """28 KB, 1.4 MB, 3.2 GB: never "0.0 MB" for a small folder."""
+    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= factor:
+            return f"{n / factor:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def item_text(p: Problem) -> str:
+    """A problem item for people: folder, date, subject (the id last, for support)."""
+    date = p.date.strftime("%Y-%m-%d %H:%M") if p.date else ""
+    subject = repr(p.subject) if p.subject else ""
+    named = " ".join(x for x in (path_text(p.folder), date, subject) if x)
+    return f"{named} [{p.item}]"
+
+
+def reason_kind(reason: str) -> str:
+    """A reason without its particulars (parenthesised names, numbers), so
+    equal causes count together: "stored, but attachment N is an OLE object…"."""
+    text, previous = reason, ""
+    while text != previous:  # nested parentheses, innermost first
+        previous, text = text, re.sub(r"\s*\([^()]*\)", "", text)
+    text = " ".join(re.sub(r"\d+", "N", text).split())
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def reason_counts(problems: Iterable[Problem]) -> Counter[str]:
+    return Counter(reason_kind(p.reason) for p in problems)
+
+
+def summary(result: RunResult) -> dict[str, object]:
+    """The stats block as data (`--json`'s "summary")."""
+    done_key, _ = DONE.get(result.kind, ("done", "already"))
+    nbytes = result.stats.get("bytes", 0)
+    seconds = max(result.elapsed, 1e-6)
+    done = result.stats.get(done_key, 0)
+    return {
+        "seconds": round(result.elapsed, 3),
+        "done": done, "bytes": nbytes, "already": result.already,
+        "skipped": result.stats.get("skipped", 0), "failed": result.stats.get("failed", 0),
+        "warnings": len(result.warnings),
+        "msg_per_s": round(done / seconds, 2), "mb_per_s": round(nbytes / 1e6 / seconds, 3),
+        "reasons": dict(reason_counts(result.failures)),
+        "warning_reasons": dict(reason_counts(result.warnings)),
+        "folders": {f: dict(c) for f, c in sorted(result.folders.items())},
+    }  # fmt: skip
+
+
+def block(result: RunResult, verbose: bool = False) -> list[str]:
+    """The stats block as lines of text."""
+    s = summary(result)
+    done_key, already = DONE.get(result.kind, ("done", "already"))
+    lines = [
+        f"{result.kind} finished in {_duration(result.elapsed)}: {s['done']} new, "
+        f"{s['already']} {already}",
+        f"  done       {s['done']} messages, {size_text(int(str(s['bytes'])))}  "
+        f"({s['msg_per_s']} msg/s, {float(str(s['mb_per_s'])):.2f} MB/s)",
+    ]
+    bad = "skipped" if result.kind == "export" else "failed"
+    for label, problems in ((bad, result.failures), ("warnings", result.warnings)):
+        if problems:
+            counts = reason_counts(problems)
+            why = ", ".join(f"{n} {r}" for r, n in counts.most_common())
+            lines.append(f"  {label:<10} {len(problems)}  ({why})")
+    if verbose and result.folders:
+        lines.extend(folder_table(result, done_key))
+    return lines
+
+
+def folder_table(result: RunResult, done_key: str) -> list[str]:
+    names = sorted({k for c in result.folders.values() for k in c} - NOT_ITEMS - {done_key})
+    head = f"  {'folder':<30} {done_key:>9} {'size':>9}" + "".join(f" {n:>9}" for n in names)
+    out = [head]
+    for folder, c in sorted(result.folders.items()):
+        row = f"  {folder or '/':<30} {c[done_key]:>9} {size_text(c['bytes']):>9}"
+        out.append(row + "".join(f" {c[n]:>9}" for n in names))
+    return out
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}"
+
+
