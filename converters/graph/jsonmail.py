@@ -1,9 +1,10 @@
 """Pure translations for the Graph sink: store message -> Graph request bodies.
 
 No I/O. Two shapes:
-- `import_body`: pstkit's importMime request (the exact MIME bytes, base64,
-  plus the state Exchange keeps outside MIME: read state, flag, categories,
-  received time and the stamped stable key);
+- `import_mime_body` and `state_patch`: Graph's importMime action takes only
+  the base64 MIME (`Content-Type: text/plain`, no JSON envelope); what MIME
+  cannot carry (read state, flag, categories, last verb, the stamped stable
+  key) follows in one PATCH of the created message (`state_patch`);
 - `json_message`: the fallback "create message as JSON" body. It cannot keep
   the MIME bytes; it sets PR_MESSAGE_FLAGS (0x0E07) at creation so the item
   is not a draft, PR_MESSAGE_DELIVERY_TIME (0x0E06) and PR_CLIENT_SUBMIT_TIME
@@ -173,23 +174,30 @@ def _state(msg: StoredMessage, key: str) -> dict[str, Any]:
     }
 
 
-def import_body(msg: StoredMessage, raw: bytes) -> dict[str, Any]:
-    return {"mimeContent": base64.b64encode(raw).decode("ascii"), **_state(msg, msg.stable_key)}
+def import_mime_body(raw: bytes) -> bytes:
+    """The whole importMime request body: the MIME bytes in base64, nothing else."""
+    return base64.b64encode(raw)
 
 
-def draft_patch(msg: StoredMessage) -> dict[str, Any]:
-    """What a draft made from MIME gets afterwards: its state and the stable key."""
+def state_patch(msg: StoredMessage) -> dict[str, Any]:
+    """The PATCH that finishes an item made from MIME (importMime, or a draft):
+    its state and the stable key. Read state, flag, categories and extended
+    properties are not "sensitive" (updatable on non-draft items with Mail.ReadWrite)."""
+    props = [{"id": KEY_PROP, "value": msg.stable_key}]
+    verb = last_verb(msg.flags)
+    if verb is not None:
+        props.append({"id": PR_LAST_VERB_EXECUTED, "value": str(verb)})
     return {
         "isRead": Flag.SEEN in msg.flags,
         "flag": {"flagStatus": flag_status(msg.flags)},
         "categories": categories(msg.keywords),
-        "singleValueExtendedProperties": [{"id": KEY_PROP, "value": msg.stable_key}],
+        "singleValueExtendedProperties": props,
     }
 
 
 def import_size(raw: bytes) -> int:
-    """Upper bound of the importMime request size, without building it."""
-    return 4 * ((len(raw) + 2) // 3) + 4096
+    """The size of the importMime (or MIME draft) request body."""
+    return 4 * ((len(raw) + 2) // 3)
 
 
 def parse(raw: bytes) -> EmailMessage:
