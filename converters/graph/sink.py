@@ -10,7 +10,7 @@ pipeline's ledger keeps them, and after a kill `settle` finds such an item
 again. A message is "delivered" only once its PATCH is done.
 
 Contacts and events (from PST sources) go into contact folders and
-calendars, created from JSON: see graph_pim_folders and graph_pim_sink.
+calendars, created from JSON: see pim/folders.py and pim/sink.py.
 
 Every item carries the stamped stable key (jsonmail.KEY_PROP); after an
 ambiguous failure the key is looked up before anything is sent again.
