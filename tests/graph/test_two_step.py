@@ -83,3 +83,18 @@ def test_failed_patch_is_not_delivered_and_is_finished_later(graph: GraphServer)
     assert len(box(graph).messages) == 3
     m = box(graph).messages[item_id]
     assert key_of(m) == msg.stable_key and m.props["flag"]["flagStatus"] == "flagged"
+
+
+def test_an_answer_other_than_201_is_looked_up_not_trusted(graph: GraphServer) -> None:
+    # The item is made, but the answer is a 200 without a message: not the documented 201.
+    graph.state.inject(200, count=1, when="after", path_contains="/importMime")
+    msg = stored(7, _raw(7), frozenset({Flag.SEEN}), message_id="<7@two.example>")
+    sink = open_sink(graph)
+    try:
+        (r,) = sink.put_batch(("Inbox",), [(msg, _raw(7))])
+        assert sink.mode_counts["importMime"] == 1
+    finally:
+        sink.close()
+    assert isinstance(r, Delivered)
+    (m,) = box(graph).messages.values()  # adopted by its Message-ID, not sent twice
+    assert m.id == r.target_id and key_of(m) == msg.stable_key and m.props["isRead"] is True
