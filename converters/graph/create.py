@@ -48,6 +48,11 @@ class Made:
     patch: dict[str, Any] | None
 
 
+def _same_instant(a: str, b: str) -> bool:
+    """Two Graph UTC times ("2020-01-02T03:04:05Z", maybe with fractions) name one second."""
+    return a[:19] == b[:19] and bool(a)
+
+
 def unavailable(e: ApiError) -> bool:
     """Does this importMime answer mean "this tenant cannot do it" (not "bad message")?"""
     return e.status in (403, 404, 405, 501) or (e.status == 400 and "segment" in e.message)
@@ -70,7 +75,7 @@ class Creator:
                 return self._send(folder_id, msg, raw)
             except Ambiguous as e:
                 log.info("message %s: outcome unknown (%s); looking it up", msg.id, e)
-                found = self._wrap(lambda: self.settle(folder_id, msg))
+                found = self._wrap(lambda: self.settle(folder_id, msg, raw))
                 if found is not None:
                     if found.patch is not None:  # made from MIME; its answer was lost
                         self._counted("mimeDraft" if Flag.DRAFT in msg.flags else "importMime")
@@ -91,7 +96,7 @@ class Creator:
 
     # --- after an ambiguous send, or a kill -----------------------------------
 
-    def settle(self, folder_id: str, msg: StoredMessage) -> Made | None:
+    def settle(self, folder_id: str, msg: StoredMessage, raw: bytes) -> Made | None:
         """The message if it arrived (with what is left to do); removes half-made copies."""
         key = msg.stable_key
         for item in self._by_key(folder_id, key + gj.INCOMPLETE):
@@ -99,7 +104,7 @@ class Creator:
         found = self._by_key(folder_id, key)
         if found:
             return Made(str(found[0]["id"]), None)
-        return self.adopt(folder_id, msg)
+        return self.adopt(folder_id, msg, raw)
 
     def by_id(self, item_id: str, msg: StoredMessage) -> Made | None:
         """The item a killed run created as `item_id`, if it is still there."""
@@ -116,16 +121,28 @@ class Creator:
             return Made(str(item["id"]), gj.state_patch(msg))
         return Made(str(item["id"]), None) if key == msg.stable_key else None
 
-    def adopt(self, folder_id: str, msg: StoredMessage) -> Made | None:
-        """An unstamped item with our Message-ID in the folder is ours: a create
-        whose answer (or whose PATCH) was lost. It is finished, not sent again."""
-        if not msg.message_id:
-            return None
+    def adopt(self, folder_id: str, msg: StoredMessage, raw: bytes) -> Made | None:
+        """An unstamped item in the folder that is this message is ours: a create
+        whose answer (or whose PATCH) was lost. It is finished, not sent again.
+        "This message": the same Message-ID; without one, the same subject and
+        sent time (the `Date` header, which Graph keeps as sentDateTime)."""
         url = f"{self._base}/mailFolders/{folder_id}/messages"
-        flt = f"internetMessageId eq {gj.odata_quote(msg.message_id)}"
-        params = {"$filter": flt, "$select": "id", "$expand": gj.expand_props(gj.KEY_PROP)}
+        expand = gj.expand_props(gj.KEY_PROP)
+        if msg.message_id:
+            flt = f"internetMessageId eq {gj.odata_quote(msg.message_id)}"
+            want = None
+        else:
+            parsed = gj.parse(raw)
+            sent = gj.sent_time(parsed)
+            if sent is None:
+                return None
+            flt = f"subject eq {gj.odata_quote(gj.header(parsed, 'Subject'))}"
+            want = gj.systime(sent)
+        params = {"$filter": flt, "$select": "id,sentDateTime", "$expand": expand}
         for item in self.api.pages(url, params):
-            if gj.prop_value(item, gj.KEY_PROP) is None:
+            if gj.prop_value(item, gj.KEY_PROP) is not None:
+                continue
+            if want is None or _same_instant(str(item.get("sentDateTime") or ""), want):
                 return Made(str(item["id"]), gj.state_patch(msg))
         return None
 

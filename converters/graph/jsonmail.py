@@ -206,7 +206,7 @@ def parse(raw: bytes) -> EmailMessage:
     return parsed
 
 
-def _header(msg: Message, name: str) -> str:
+def header(msg: Message, name: str) -> str:
     try:
         return str(msg.get(name, "") or "")
     except Exception:
@@ -214,13 +214,13 @@ def _header(msg: Message, name: str) -> str:
 
 
 def _recipients(msg: Message, name: str) -> list[dict[str, Any]]:
-    pairs = getaddresses([_header(msg, name)])
+    pairs = getaddresses([header(msg, name)])
     return [{"emailAddress": {"name": n, "address": a}} for n, a in pairs if a]
 
 
 def sent_time(msg: Message) -> datetime | None:
     try:
-        return parsedate_to_datetime(_header(msg, "Date"))
+        return parsedate_to_datetime(header(msg, "Date"))
     except (TypeError, ValueError, IndexError):
         return None
 
@@ -254,7 +254,7 @@ def attachments(msg: EmailMessage) -> list[AttachmentPart]:
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
             name = part.get_filename() or f"attachment-{n}"
-        cid = _header(part, "Content-ID").strip("<> ") or None
+        cid = header(part, "Content-ID").strip("<> ") or None
         out.append(
             AttachmentPart(name, ctype, data, part.get_content_disposition() == "inline", cid)
         )
@@ -278,7 +278,7 @@ def x_headers(msg: Message, budget: int = 4096) -> list[dict[str, str]]:
 def json_message(msg: StoredMessage, raw: bytes, key: str) -> JsonMessage:
     parsed = parse(raw)
     body: dict[str, Any] = {
-        "subject": _header(parsed, "Subject"),
+        "subject": header(parsed, "Subject"),
         "body": _body(parsed),
         "toRecipients": _recipients(parsed, "To"),
         "ccRecipients": _recipients(parsed, "Cc"),
@@ -289,8 +289,8 @@ def json_message(msg: StoredMessage, raw: bytes, key: str) -> JsonMessage:
     sender = _recipients(parsed, "From")
     if sender:
         body["from"] = sender[0]
-    if msg.message_id or _header(parsed, "Message-ID"):
-        body["internetMessageId"] = msg.message_id or _header(parsed, "Message-ID").strip()
+    if msg.message_id or header(parsed, "Message-ID"):
+        body["internetMessageId"] = msg.message_id or header(parsed, "Message-ID").strip()
     inline, late, used = [], [], 0
     for att in attachments(parsed):
         size = 4 * ((len(att.data) + 2) // 3)

@@ -182,12 +182,13 @@ class GraphSink:
     ) -> list[str]:
         """For a message whose batch was in flight when a run died: its target
         ids, after finishing it if it was created but not yet PATCHed (found by
-        the id the ledger kept, else by stable key, else by Message-ID)."""
+        the id the ledger kept, else by stable key, else by Message-ID or, for a
+        message without one, by subject and sent time)."""
         if self._pim_folder(folder) is not None:
             return self.find_duplicates(msg, raw, folder)
         folder_id = self._wrap(lambda: self._folders.ensure(folder, None))
         made = self._wrap(lambda: self._creator.by_id(target_id, msg)) if target_id else None
-        made = made or self._wrap(lambda: self._creator.settle(folder_id, msg))
+        made = made or self._wrap(lambda: self._creator.settle(folder_id, msg, raw))
         if made is None:
             return []
         if made.patch is not None:

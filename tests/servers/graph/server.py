@@ -8,6 +8,7 @@ request-rate limits, the route, injected "after" fault.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import sys
@@ -94,7 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
             graph.state.log.append((time.time(), req.method, req.path, resp.status))
         if resp.drop:
             self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):  # the client may be gone already (killed)
+                self.connection.shutdown(socket.SHUT_RDWR)
             return
         self.send_response(resp.status)
         for k, v in resp.headers.items():
