@@ -42,6 +42,13 @@ TEXT = {"Content-Type": "text/plain"}
 
 
 @dataclass(frozen=True)
+class Lost:
+    """A create whose answer was lost: the item may or may not exist."""
+
+    error: str
+
+
+@dataclass(frozen=True)
 class Made:
     item_id: str
     #: the PATCH that finishes the item; None when nothing is left to do
@@ -68,25 +75,47 @@ class Creator:
         self.mode_counts = {m: 0 for m in (*MODES, "mimeDraft")}
         self._edge = edge  # ApiError -> the error the user sees (permission, mailbox)
         self._lock = threading.Lock()
+        self._claimed: set[str] = set()
 
-    def create(self, folder_id: str, msg: StoredMessage, raw: bytes) -> Made | Failed:
+    def create(self, folder_id: str, msg: StoredMessage, raw: bytes) -> Made | Failed | Lost:
+        """One try; `Lost` when the answer was lost (see `recover`)."""
+        try:
+            return self._claim(self._send(folder_id, msg, raw))
+        except Ambiguous as e:
+            log.info("message %s: outcome unknown (%s); will look it up", msg.id, e)
+            return Lost(str(e))
+        except ApiError as e:
+            return self._refused(e)
+
+    def recover(self, folder_id: str, msg: StoredMessage, raw: bytes, lost: Lost) -> Made | Failed:
+        """After a lost answer: look the message up, else send it again (up to ATTEMPTS).
+        Called once the batch's other creates are answered, so an unstamped item
+        another message of the batch made is known (claimed) and never adopted."""
+        error = lost.error
         for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return self._send(folder_id, msg, raw)
-            except Ambiguous as e:
-                log.info("message %s: outcome unknown (%s); looking it up", msg.id, e)
-                found = self._wrap(lambda: self.settle(folder_id, msg, raw))
-                if found is not None:
-                    if found.patch is not None:  # made from MIME; its answer was lost
-                        self._counted("mimeDraft" if Flag.DRAFT in msg.flags else "importMime")
-                    return found
-                if attempt == ATTEMPTS:
-                    return Failed(f"Graph did not confirm delivery after {ATTEMPTS} tries: {e}")
-            except ApiError as e:
-                if e.status in (401, 403) and e.code == "ErrorAccessDenied":
-                    raise self._edge(e) from e
-                return Failed(f"Graph refused the message: {e}")
-        raise AssertionError("unreachable")
+            found = self._wrap(lambda: self.settle(folder_id, msg, raw))
+            if found is not None:
+                if found.patch is not None:  # made from MIME; its answer was lost
+                    self._counted("mimeDraft" if Flag.DRAFT in msg.flags else "importMime")
+                return found
+            if attempt == ATTEMPTS:
+                break
+            made = self.create(folder_id, msg, raw)
+            if not isinstance(made, Lost):
+                return made
+            error = made.error
+        return Failed(f"Graph did not confirm delivery after {ATTEMPTS} tries: {error}")
+
+    def _refused(self, e: ApiError) -> Failed:
+        if e.status in (401, 403) and e.code == "ErrorAccessDenied":
+            raise self._edge(e) from e
+        return Failed(f"Graph refused the message: {e}")
+
+    def _claim(self, made: Made) -> Made:
+        """Remember the items this sink made or adopted: never adopted for another message."""
+        with self._lock:
+            self._claimed.add(made.item_id)
+        return made
 
     def _wrap(self, fn: Callable[[], Made | None]) -> Made | None:
         try:
@@ -103,8 +132,9 @@ class Creator:
             self.api.call("DELETE", f"{self._base}/messages/{quote(str(item['id']))}")
         found = self._by_key(folder_id, key)
         if found:
-            return Made(str(found[0]["id"]), None)
-        return self.adopt(folder_id, msg, raw)
+            return self._claim(Made(str(found[0]["id"]), None))
+        adopted = self.adopt(folder_id, msg, raw)
+        return None if adopted is None else self._claim(adopted)
 
     def by_id(self, item_id: str, msg: StoredMessage) -> Made | None:
         """The item a killed run created as `item_id`, if it is still there."""
@@ -118,8 +148,8 @@ class Creator:
             raise
         key = gj.prop_value(item, gj.KEY_PROP)
         if key is None:
-            return Made(str(item["id"]), gj.state_patch(msg))
-        return Made(str(item["id"]), None) if key == msg.stable_key else None
+            return self._claim(Made(str(item["id"]), gj.state_patch(msg)))
+        return self._claim(Made(str(item["id"]), None)) if key == msg.stable_key else None
 
     def adopt(self, folder_id: str, msg: StoredMessage, raw: bytes) -> Made | None:
         """An unstamped item in the folder that is this message is ours: a create
@@ -139,12 +169,28 @@ class Creator:
             flt = f"subject eq {gj.odata_quote(gj.header(parsed, 'Subject'))}"
             want = gj.systime(sent)
         params = {"$filter": flt, "$select": "id,sentDateTime", "$expand": expand}
+        found = []
         for item in self.api.pages(url, params):
-            if gj.prop_value(item, gj.KEY_PROP) is not None:
+            with self._lock:
+                taken = str(item["id"]) in self._claimed
+            if taken or gj.prop_value(item, gj.KEY_PROP) is not None:
                 continue
             if want is None or _same_instant(str(item.get("sentDateTime") or ""), want):
-                return Made(str(item["id"]), gj.state_patch(msg))
-        return None
+                found.append(str(item["id"]))
+        chosen = self._same_bytes(found, raw)
+        return None if chosen is None else Made(chosen, gj.state_patch(msg))
+
+    def _same_bytes(self, ids: list[str], raw: bytes) -> str | None:
+        """Of several candidates (two messages alike in Message-ID, or in subject and
+        date), the one whose MIME is these bytes: importMime "preserves the full MIME
+        content". If none is byte-equal (Exchange rewrote it), the first."""
+        if len(ids) <= 1:
+            return ids[0] if ids else None
+        for item_id in ids:
+            url = f"{self._base}/messages/{quote(item_id)}/$value"
+            if self.api.call("GET", url).content == raw:
+                return item_id
+        return ids[0]
 
     def _by_key(self, folder_id: str, key: str) -> list[dict[str, Any]]:
         url = f"{self._base}/mailFolders/{folder_id}/messages"

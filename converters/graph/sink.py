@@ -32,7 +32,7 @@ import httpx
 from pstkit.converters.graph import jsonmail as gj
 from pstkit.converters.graph.auth import auth_from_options, tls_verify
 from pstkit.converters.graph.client import ApiError, GraphHttp, answer_error
-from pstkit.converters.graph.create import MODES, Creator, Made
+from pstkit.converters.graph.create import MODES, Creator, Lost, Made
 from pstkit.converters.graph.finish import MAX_BATCH, Finisher
 from pstkit.converters.graph.folders import FolderTree
 from pstkit.converters.graph.index import FolderIndex, listing_params
@@ -153,7 +153,7 @@ class GraphSink:
             return list(self._pool.map(lambda item: self._pim.put(pim, *item), batch))
         folder_id = self._wrap(lambda: self._folders.ensure(folder, None))
 
-        def create(msg: StoredMessage, raw: bytes) -> Made | Failed:
+        def create(msg: StoredMessage, raw: bytes) -> Made | Failed | Lost:
             # Graph creates items from MIME only as messages: a contact or event
             # sent that way would become an e-mail, a silent change.
             if msg.kind is not ItemKind.MAIL:
@@ -165,7 +165,10 @@ class GraphSink:
 
         # The pipeline works one folder per thread: without the pool a big
         # Inbox would use 1 of the mailbox's 4 slots.
-        made = list(self._pool.map(lambda item: create(*item), batch))
+        tried = list(self._pool.map(lambda item: create(*item), batch))
+        # Lost answers are looked up one by one once every other create is answered.
+        made = [self._creator.recover(folder_id, msg, raw, m) if isinstance(m, Lost) else m
+                for (msg, raw), m in zip(batch, tried, strict=True)]  # fmt: skip
         todo = [(msg.id, m) for (msg, _), m in zip(batch, made, strict=True)
                 if isinstance(m, Made) and m.patch is not None]  # fmt: skip
         if todo:
