@@ -3,6 +3,9 @@
 The ledger (catalog table `deliveries`) is written only after the sink said
 a batch is durable, so a killed import re-sends at most the one batch that
 was in flight, and sinks de-duplicate that by the key stamped on each item.
+Sinks that create and then finish an item (`TwoStepSink`) report the ids
+they created; the ledger keeps them on the "sending" rows so a later run
+finishes those items instead of sending them again.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from dataclasses import dataclass, field
 from pstkit.catalog import MessageRow, path_to_text
 from pstkit.errors import IntegrityError
 from pstkit.mapping import PlanEntry, StoreFolder, path_text, plan
-from pstkit.model import DuplicatePolicy, FolderPath, Problem, StoredMessage
+from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
-from pstkit.protocols import Failed, Sink
+from pstkit.protocols import Failed, Sink, TwoStepSink
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
 
@@ -53,7 +56,7 @@ def import_(
         progress.start("import", sum(e.source.count for e in entries) - len(delivered) or None)
         job = _ImportJob(
             store, sink, opts.duplicates, result, progress, delivered,
-            in_flight=store.catalog.sending_ids(sink.key),
+            in_flight=_in_flight(store, sink),
             ours=store.catalog.delivered_target_ids(sink.key),
         )  # fmt: skip
         n = max(1, min(connections, sink.max_connections))
@@ -65,6 +68,12 @@ def import_(
                 for fut in [pool.submit(job.folder, e) for e in entries]:
                     fut.result()
     return result
+
+
+def _in_flight(store: Store, sink: Sink) -> dict[int, str]:
+    """Items of batches in flight when a run died -> the target id a sink reported ("")."""
+    rows = store.catalog.deliveries(sink.key)
+    return {m: target for m, (_f, target, how) in rows.items() if how == "sending"}
 
 
 def _wanted(entry: PlanEntry) -> bool:
@@ -81,9 +90,10 @@ class _ImportJob:
     result: RunResult
     progress: Progress
     delivered: set[int]
-    #: items of a batch that was in flight when an earlier run died: they are
-    #: checked for in the target whatever the policy, so none arrives twice.
-    in_flight: set[int] = field(default_factory=set)
+    #: items of a batch that was in flight when an earlier run died (-> the
+    #: target id a two-step sink made, or ""): they are checked for in the
+    #: target whatever the policy, so none arrives twice.
+    in_flight: dict[int, str] = field(default_factory=dict)
     #: target ids this store delivered: never mistaken for pre-existing duplicates
     #: (two copies of one message in a store both arrive).
     ours: set[str] = field(default_factory=set)
@@ -132,7 +142,7 @@ class _ImportJob:
             # ledger is written, the next run looks in the target for these.
             marks = [(m.id, target, "", "sending") for m, _ in send]
             self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, marks)
-        results = self.sink.put_batch(target, send) if send else []
+        results = self._put(target, send) if send else []
         for (msg, raw), res in zip(send, results, strict=True):
             if isinstance(res, Failed):
                 # Stays "sending": the next run retries it (after a look in the target).
@@ -150,10 +160,25 @@ class _ImportJob:
         log.debug("%s: batch of %d recorded (%d sent)", path_text(target), len(rows), len(send))
         self._count(target, done, len(rows), sum(len(raw) for _, raw in send))
 
+    def _put(
+        self, target: FolderPath, send: list[tuple[StoredMessage, bytes]]
+    ) -> list[Delivered | Failed]:
+        if not isinstance(self.sink, TwoStepSink):
+            return self.sink.put_batch(target, send)
+
+        def created(made: Sequence[tuple[int, str]]) -> None:
+            marks = [(mid, target, tid, "sending") for mid, tid in made]
+            self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, marks)
+
+        return self.sink.put_batch_noting(target, send, created)
+
     def _duplicates(self, msg: StoredMessage, raw: bytes, target: FolderPath) -> list[str]:
         if self.policy is DuplicatePolicy.ALLOW and msg.id not in self.in_flight:
             return []
-        found = self.sink.find_duplicates(msg, raw, target)
+        if msg.id in self.in_flight and isinstance(self.sink, TwoStepSink):
+            found = self.sink.settle(target, msg, raw, self.in_flight[msg.id])
+        else:
+            found = self.sink.find_duplicates(msg, raw, target)
         with self.lock:
             return [t for t in found if t not in self.ours]
 

@@ -15,7 +15,7 @@ capped backoff, and must never deliver or store an item twice.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -143,3 +143,29 @@ class Sink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class TwoStepSink(Protocol):
+    """Optional for sinks that deliver an item in two requests, create then
+    finish (Graph: importMime, then a PATCH with state and stable key). Between
+    the two the item exists unfinished; the pipeline keeps the ids the sink
+    reports, and after a kill asks the sink to settle each in-flight item."""
+
+    def put_batch_noting(
+        self,
+        folder: FolderPath,
+        batch: Sequence[tuple[StoredMessage, bytes]],
+        created: Callable[[Sequence[tuple[int, str]]], None],
+    ) -> list[Delivered | Failed]:
+        """`put_batch`, calling `created` with (message id, target id) pairs of
+        the items it made before it finishes them."""
+        ...
+
+    def settle(
+        self, folder: FolderPath, msg: StoredMessage, raw: bytes, target_id: str
+    ) -> list[str]:
+        """For a message that was in flight when a run died (`target_id` as
+        reported by `created`, or ""): its target ids, after finishing it if it
+        was made but not finished. Empty when it never arrived."""
+        ...

@@ -33,7 +33,10 @@ log = logging.getLogger("pstkit.graph")
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 APP_SCOPES = [f"{GRAPH_RESOURCE}/.default"]
-# Contacts and calendars too: a PST's contacts and events go in as Graph contacts/events.
+# Checked against the docs: importMime needs delegated Mail-Advanced.ReadWrite (application:
+# Mail-Advanced.ReadWrite.All; both need admin consent); the PATCH that follows, the JSON
+# fallback, folders and look-ups need Mail.ReadWrite. Contacts and calendars too: a PST's
+# contacts and events go in as Graph contacts/events.
 DELEGATED_SCOPES = [
     f"{GRAPH_RESOURCE}/{name}"
     for name in ("Mail.ReadWrite", "Mail-Advanced.ReadWrite", "Contacts.ReadWrite",

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -52,6 +53,15 @@ def error_of(resp: httpx.Response) -> ApiError:
     return ApiError(resp.status_code, code, " ".join(message.split()))
 
 
+def answer_error(answer: dict[str, Any]) -> ApiError:
+    """The error of one JSON batch answer."""
+    body = answer.get("body")
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    err = err if isinstance(err, dict) else {}
+    code, message = str(err.get("code", "")), str(err.get("message", ""))
+    return ApiError(int(answer.get("status", 0)), code, " ".join(message.split()))
+
+
 def is_tls_failure(e: Exception) -> bool:
     return "CERTIFICATE_VERIFY_FAILED" in str(e) or "SSL" in type(e.__context__).__name__
 
@@ -68,6 +78,13 @@ def retry_after(resp: httpx.Response, attempt: int) -> float:
     if value.strip().isdigit():
         return min(float(value), MAX_WAIT)
     return min(2.0 ** min(attempt, 6), MAX_WAIT)  # no hint: capped exponential backoff
+
+
+def chain(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The requests with `dependsOn` naming each one's predecessor (a sequential batch)."""
+    out = [dict(requests[0])] if requests else []
+    out += [{**req, "dependsOn": [str(prev["id"])]} for prev, req in pairwise(requests)]
+    return out
 
 
 class GraphHttp:
@@ -149,19 +166,29 @@ class GraphHttp:
         self._count("throttled")
         self._sleep(retry_after(resp, n))
 
-    def batch(self, root: str, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def batch(
+        self, root: str, requests: list[dict[str, Any]], *, sequential: bool = False
+    ) -> dict[str, dict[str, Any]]:
         """Idempotent requests (<= 20) in one JSON $batch call; throttled ones go again.
 
         Returns each request's answer by id. Only for requests that may safely
-        run twice: a lost batch answer is resent whole.
+        run twice: a lost batch answer is resent whole. `sequential` chains them
+        with `dependsOn`, so Outlook runs them one at a time and the batch takes
+        one of the mailbox's 4 concurrent slots, as this client counts it (without
+        it Outlook runs up to 4 of them at once). In a chain a failed request
+        fails the rest with 424 (Failed Dependency): those had no effect and go
+        again in the next round.
         """
         done: dict[str, dict[str, Any]] = {}
         todo = list(requests)
         for n in range(1, MAX_THROTTLED + 1):
-            answer = self.json("POST", f"{root}/$batch", json={"requests": todo}, idempotent=True)
+            body = {"requests": chain(todo) if sequential else todo}
+            answer = self.json("POST", f"{root}/$batch", json=body, idempotent=True)
             wait, again = 0.0, set()
             for r in answer.get("responses", []):
-                if r.get("status") in RETRY_STATUS:
+                if r.get("status") == 424:
+                    again.add(str(r.get("id")))
+                elif r.get("status") in RETRY_STATUS:
                     again.add(str(r.get("id")))
                     hint = str((r.get("headers") or {}).get("Retry-After", ""))
                     wait = max(wait, float(hint) if hint.isdigit() else 2.0 ** min(n, 6))
@@ -170,8 +197,9 @@ class GraphHttp:
             todo = [q for q in todo if str(q["id"]) in again]
             if not todo:
                 return done
-            self._count("throttled")
-            self._sleep(min(wait, MAX_WAIT))
+            if wait:
+                self._count("throttled")
+                self._sleep(min(wait, MAX_WAIT))
         raise TransientError(f"{root}/$batch", "requests kept being throttled")
 
     def json(self, method: str, url: str, **kw: Any) -> dict[str, Any]:

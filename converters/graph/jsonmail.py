@@ -1,9 +1,10 @@
 """Pure translations for the Graph sink: store message -> Graph request bodies.
 
 No I/O. Two shapes:
-- `import_body`: pstkit's importMime request (the exact MIME bytes, base64,
-  plus the state Exchange keeps outside MIME: read state, flag, categories,
-  received time and the stamped stable key);
+- `import_mime_body` and `state_patch`: Graph's importMime action takes only
+  the base64 MIME (`Content-Type: text/plain`, no JSON envelope); what MIME
+  cannot carry (read state, flag, categories, last verb, the stamped stable
+  key) follows in one PATCH of the created message (`state_patch`);
 - `json_message`: the fallback "create message as JSON" body. It cannot keep
   the MIME bytes; it sets PR_MESSAGE_FLAGS (0x0E07) at creation so the item
   is not a draft, PR_MESSAGE_DELIVERY_TIME (0x0E06) and PR_CLIENT_SUBMIT_TIME
@@ -173,23 +174,30 @@ def _state(msg: StoredMessage, key: str) -> dict[str, Any]:
     }
 
 
-def import_body(msg: StoredMessage, raw: bytes) -> dict[str, Any]:
-    return {"mimeContent": base64.b64encode(raw).decode("ascii"), **_state(msg, msg.stable_key)}
+def import_mime_body(raw: bytes) -> bytes:
+    """The whole importMime request body: the MIME bytes in base64, nothing else."""
+    return base64.b64encode(raw)
 
 
-def draft_patch(msg: StoredMessage) -> dict[str, Any]:
-    """What a draft made from MIME gets afterwards: its state and the stable key."""
+def state_patch(msg: StoredMessage) -> dict[str, Any]:
+    """The PATCH that finishes an item made from MIME (importMime, or a draft):
+    its state and the stable key. Read state, flag, categories and extended
+    properties are not "sensitive" (updatable on non-draft items with Mail.ReadWrite)."""
+    props = [{"id": KEY_PROP, "value": msg.stable_key}]
+    verb = last_verb(msg.flags)
+    if verb is not None:
+        props.append({"id": PR_LAST_VERB_EXECUTED, "value": str(verb)})
     return {
         "isRead": Flag.SEEN in msg.flags,
         "flag": {"flagStatus": flag_status(msg.flags)},
         "categories": categories(msg.keywords),
-        "singleValueExtendedProperties": [{"id": KEY_PROP, "value": msg.stable_key}],
+        "singleValueExtendedProperties": props,
     }
 
 
 def import_size(raw: bytes) -> int:
-    """Upper bound of the importMime request size, without building it."""
-    return 4 * ((len(raw) + 2) // 3) + 4096
+    """The size of the importMime (or MIME draft) request body."""
+    return 4 * ((len(raw) + 2) // 3)
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -198,7 +206,7 @@ def parse(raw: bytes) -> EmailMessage:
     return parsed
 
 
-def _header(msg: Message, name: str) -> str:
+def header(msg: Message, name: str) -> str:
     try:
         return str(msg.get(name, "") or "")
     except Exception:
@@ -206,13 +214,13 @@ def _header(msg: Message, name: str) -> str:
 
 
 def _recipients(msg: Message, name: str) -> list[dict[str, Any]]:
-    pairs = getaddresses([_header(msg, name)])
+    pairs = getaddresses([header(msg, name)])
     return [{"emailAddress": {"name": n, "address": a}} for n, a in pairs if a]
 
 
 def sent_time(msg: Message) -> datetime | None:
     try:
-        return parsedate_to_datetime(_header(msg, "Date"))
+        return parsedate_to_datetime(header(msg, "Date"))
     except (TypeError, ValueError, IndexError):
         return None
 
@@ -246,7 +254,7 @@ def attachments(msg: EmailMessage) -> list[AttachmentPart]:
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
             name = part.get_filename() or f"attachment-{n}"
-        cid = _header(part, "Content-ID").strip("<> ") or None
+        cid = header(part, "Content-ID").strip("<> ") or None
         out.append(
             AttachmentPart(name, ctype, data, part.get_content_disposition() == "inline", cid)
         )
@@ -270,7 +278,7 @@ def x_headers(msg: Message, budget: int = 4096) -> list[dict[str, str]]:
 def json_message(msg: StoredMessage, raw: bytes, key: str) -> JsonMessage:
     parsed = parse(raw)
     body: dict[str, Any] = {
-        "subject": _header(parsed, "Subject"),
+        "subject": header(parsed, "Subject"),
         "body": _body(parsed),
         "toRecipients": _recipients(parsed, "To"),
         "ccRecipients": _recipients(parsed, "Cc"),
@@ -281,8 +289,8 @@ def json_message(msg: StoredMessage, raw: bytes, key: str) -> JsonMessage:
     sender = _recipients(parsed, "From")
     if sender:
         body["from"] = sender[0]
-    if msg.message_id or _header(parsed, "Message-ID"):
-        body["internetMessageId"] = msg.message_id or _header(parsed, "Message-ID").strip()
+    if msg.message_id or header(parsed, "Message-ID"):
+        body["internetMessageId"] = msg.message_id or header(parsed, "Message-ID").strip()
     inline, late, used = [], [], 0
     for att in attachments(parsed):
         size = 4 * ((len(att.data) + 2) // 3)

@@ -1,17 +1,18 @@
 """Import into Exchange Online over Microsoft Graph: `graph://TENANT/MAILBOX`.
 
-Two delivery modes, chosen per run and reported (attribute `mode`, counts in
-`mode_counts`, and a log line when it changes):
-- "importMime": POST {beta}/users/{id}/mailFolders/{id}/importMime with the
-  exact MIME bytes; a delivered, non-draft item whose $value is those bytes.
-- "json": when the tenant refuses importMime (404/403, or 400 "segment"),
-  or for one message whose request would pass Graph's 4 MB cap: the message
-  is created from JSON (graph_json.json_message); the MIME bytes are not kept.
+A mail item takes two requests: create (`create.py`: Graph's importMime
+action with the base64 MIME, a MIME draft, or JSON when the tenant refuses
+importMime; the mode is reported in `mode`/`mode_counts`), then one PATCH
+for what MIME cannot carry (`finish.py`, in JSON batches). Between the two
+the item exists unstamped: `put_batch_noting` reports the created ids so the
+pipeline's ledger keeps them, and after a kill `settle` finds such an item
+(by that id, else by its Message-ID) and finishes it instead of sending it
+again. A message is "delivered" only once its PATCH is done.
 
 Contacts and events (from PST sources) go into contact folders and
-calendars, created from JSON: see graph_pim_folders and graph_pim_sink.
+calendars, created from JSON: see pim/folders.py and pim/sink.py.
 
-Every item carries the stamped stable key (graph_json.KEY_PROP); after an
+Every item carries the stamped stable key (jsonmail.KEY_PROP); after an
 ambiguous failure the key is looked up before anything is sent again.
 Location parameters for other clouds or the test server:
 `?authority=https://login.example&graph=https://graph.example/v1.0`.
@@ -19,10 +20,9 @@ Location parameters for other clouds or the test server:
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -31,14 +31,16 @@ import httpx
 
 from pstkit.converters.graph import jsonmail as gj
 from pstkit.converters.graph.auth import auth_from_options, tls_verify
-from pstkit.converters.graph.client import Ambiguous, ApiError, GraphHttp
+from pstkit.converters.graph.client import ApiError, GraphHttp, answer_error
+from pstkit.converters.graph.create import MODES, Creator, Lost, Made
+from pstkit.converters.graph.finish import MAX_BATCH, Finisher
 from pstkit.converters.graph.folders import FolderTree
 from pstkit.converters.graph.index import FolderIndex, listing_params
 from pstkit.converters.graph.pim.folders import PimFolder, PimFolders
 from pstkit.converters.graph.pim.sink import PimSink
 from pstkit.errors import AuthError, BadLocation, ConnectError, UsageError
 from pstkit.location import Location
-from pstkit.model import Delivered, Flag, FolderInfo, FolderPath, ItemKind, Role, StoredMessage
+from pstkit.model import Delivered, FolderInfo, FolderPath, ItemKind, Role, StoredMessage
 from pstkit.options import ConnectOptions
 from pstkit.protocols import BatchLimit, Failed, TargetItem
 
@@ -46,14 +48,7 @@ log = logging.getLogger("pstkit.graph")
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_GRAPH = "https://graph.microsoft.com/v1.0"
-MODES = ("importMime", "json")
-ATTEMPTS = 3  # sends of one message after ambiguous failures (each preceded by a lookup)
-UPLOAD_CHUNK = 10 * 320 * 1024  # a multiple of 320 KiB below 4 MB, as Graph asks
-
-
-def _unavailable(e: ApiError) -> bool:
-    """Does this importMime answer mean "this tenant cannot do it" (not "bad message")?"""
-    return e.status in (403, 404, 405, 501) or (e.status == 400 and "segment" in e.message)
+Created = Callable[[Sequence[tuple[int, str]]], None]
 
 
 class GraphSink:
@@ -74,11 +69,9 @@ class GraphSink:
         self._beta = params.get("graph_beta") or (graph.rsplit("/", 1)[0] + "/beta")
         self._base = f"{graph}/users/{quote(self.mailbox)}"
         self._beta_base = f"{self._beta}/users/{quote(self.mailbox)}"
-        self.mode = options.extra.get("graph_mode", "importMime")
-        if self.mode not in MODES:
-            raise UsageError(f"graph_mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        self.mode_counts = {m: 0 for m in (*MODES, "mimeDraft")}
-        self._lock = threading.Lock()
+        mode = options.extra.get("graph_mode", "importMime")
+        if mode not in MODES:
+            raise UsageError(f"graph_mode must be one of {', '.join(MODES)}, not {mode!r}")
         self._index_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.max_connections, thread_name_prefix="graph")
         self._indexes: dict[str, FolderIndex] = {}
@@ -91,6 +84,9 @@ class GraphSink:
             authority = params.get("authority", DEFAULT_AUTHORITY)
             auth = auth_from_options(self.tenant, self.mailbox, authority, self._http, options)
             self.api = GraphHttp(self._http, auth.token, concurrency=self.max_connections)
+            edge = lambda e: _edge_error(e, self.mailbox, "Mail.ReadWrite")  # noqa: E731
+            self._creator = Creator(self.api, self._base, self._beta_base, mode, edge)
+            self._finisher = Finisher(self.api, graph, self.mailbox, self._pool)
             self._folders = FolderTree(self.api, self._base)
             # Contacts and calendars live outside mailFolders (see graph_pim_folders).
             self._pim_folders = PimFolders(self.api, self._base)
@@ -100,6 +96,15 @@ class GraphSink:
         except BaseException:
             self._http.close()  # nobody will call close() on a half-made sink
             raise
+
+    @property
+    def mode(self) -> str:
+        """Either importMime, or json once the tenant refused importMime (or when asked)."""
+        return self._creator.mode
+
+    @property
+    def mode_counts(self) -> dict[str, int]:
+        return self._creator.mode_counts
 
     def _check_mailbox(self) -> None:
         try:
@@ -136,12 +141,19 @@ class GraphSink:
     def put_batch(
         self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
     ) -> list[Delivered | Failed]:
+        return self.put_batch_noting(folder, batch, lambda made: None)
+
+    def put_batch_noting(
+        self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]], created: Created
+    ) -> list[Delivered | Failed]:
+        """Create every item (4 side by side), report the ones still to be
+        finished as (store id, target id) through `created`, then PATCH them."""
         pim = self._pim_folder(folder)
         if pim is not None:  # a contacts folder or calendar: items made from JSON
             return list(self._pool.map(lambda item: self._pim.put(pim, *item), batch))
         folder_id = self._wrap(lambda: self._folders.ensure(folder, None))
 
-        def put(msg: StoredMessage, raw: bytes) -> Delivered | Failed:
+        def create(msg: StoredMessage, raw: bytes) -> Made | Failed | Lost:
             # Graph creates items from MIME only as messages: a contact or event
             # sent that way would become an e-mail, a silent change.
             if msg.kind is not ItemKind.MAIL:
@@ -149,155 +161,48 @@ class GraphSink:
                     f"Graph import of {msg.kind.value} items is not supported yet; "
                     "use ews:// or keep them in the store"
                 )
-            return self._put_one(folder_id, msg, raw)
+            return self._creator.create(folder_id, msg, raw)
 
-        # The items of one batch go out side by side (the pipeline works one
-        # folder per thread, so a big Inbox would otherwise use 1 of 4 slots).
-        return list(self._pool.map(lambda item: put(*item), batch))
+        # The pipeline works one folder per thread: without the pool a big
+        # Inbox would use 1 of the mailbox's 4 slots.
+        tried = list(self._pool.map(lambda item: create(*item), batch))
+        # Lost answers are looked up one by one once every other create is answered.
+        made = [self._creator.recover(folder_id, msg, raw, m) if isinstance(m, Lost) else m
+                for (msg, raw), m in zip(batch, tried, strict=True)]  # fmt: skip
+        todo = [(msg.id, m) for (msg, _), m in zip(batch, made, strict=True)
+                if isinstance(m, Made) and m.patch is not None]  # fmt: skip
+        if todo:
+            created([(mid, m.item_id) for mid, m in todo])
+        errors = dict(zip([m.item_id for _, m in todo], self._finish([m for _, m in todo]),
+                          strict=True))  # fmt: skip
+        return [_result(m, errors) for m in made]
 
-    def _put_one(self, folder_id: str, msg: StoredMessage, raw: bytes) -> Delivered | Failed:
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return Delivered(self._send(folder_id, msg, raw))
-            except Ambiguous as e:
-                log.info("message %s: outcome unknown (%s); looking it up", msg.id, e)
-                found = self._wrap(lambda: self._settle(folder_id, msg))
-                if found:
-                    return Delivered(found)
-                if attempt == ATTEMPTS:
-                    return Failed(f"Graph did not confirm delivery after {ATTEMPTS} tries: {e}")
-            except ApiError as e:
-                if e.status in (401, 403) and e.code == "ErrorAccessDenied":
-                    raise _edge_error(e, self.mailbox, "Mail.ReadWrite") from e
-                return Failed(f"Graph refused the message: {e}")
-        raise AssertionError("unreachable")
+    def _finish(self, made: Sequence[Made]) -> list[str]:
+        return self._finisher.finish([(m.item_id, m.patch or {}) for m in made])
 
-    def _settle(self, folder_id: str, msg: StoredMessage) -> str:
-        """After an ambiguous send: the id if it arrived whole; remove half-made copies."""
-        key = msg.stable_key
-        for item in self._by_key(folder_id, key + gj.INCOMPLETE):
-            self.api.call("DELETE", f"{self._base}/messages/{item['id']}")
-        found = self._by_key(folder_id, key)
-        if found:
-            return str(found[0]["id"])
-        return self._adopt_draft(folder_id, msg) if Flag.DRAFT in msg.flags else ""
-
-    def _send(self, folder_id: str, msg: StoredMessage, raw: bytes) -> str:
-        if Flag.DRAFT in msg.flags and gj.import_size(raw) <= gj.MAX_REQUEST:
-            return self._draft(folder_id, msg, raw)
-        if self.mode == "importMime" and gj.import_size(raw) <= gj.MAX_REQUEST:
-            try:
-                return self._import(folder_id, msg, raw)
-            except ApiError as e:
-                if not _unavailable(e):
-                    raise
-                self._switch_to_json(e)
-        elif self.mode == "importMime":
-            log.warning(
-                "message %s is %d bytes: over importMime's 4 MB request cap, delivered "
-                "as JSON (MIME bytes not kept)",
-                msg.id,
-                len(raw),
-            )
-        return self._create_json(folder_id, msg, raw)
-
-    def _draft(self, folder_id: str, msg: StoredMessage, raw: bytes) -> str:
-        """Drafts stay editable drafts: Graph's documented MIME create (base64 as
-        text/plain) makes one; state and stable key follow in a PATCH."""
-        url = f"{self._base}/mailFolders/{folder_id}/messages"
-        body = base64.b64encode(raw)
-        item = self.api.json("POST", url, content=body, headers={"Content-Type": "text/plain"})
-        self._stamp(str(item["id"]), msg)
-        self._counted("mimeDraft")
-        return str(item["id"])
-
-    def _stamp(self, item_id: str, msg: StoredMessage) -> None:
-        try:
-            self.api.call("PATCH", f"{self._base}/messages/{item_id}", json=gj.draft_patch(msg))
-        except ApiError:
-            self.api.call("DELETE", f"{self._base}/messages/{item_id}")  # no unstamped copies
-            raise
-
-    def _adopt_draft(self, folder_id: str, msg: StoredMessage) -> str:
-        """After an ambiguous draft create: an unstamped copy with our Message-ID is ours."""
-        if not msg.message_id:
-            return ""
-        url = f"{self._base}/mailFolders/{folder_id}/messages"
-        flt = f"internetMessageId eq {gj.odata_quote(msg.message_id)}"
-        params = {"$filter": flt, "$select": "id", "$expand": gj.expand_props(gj.KEY_PROP)}
-        for item in self.api.pages(url, params):
-            if gj.prop_value(item, gj.KEY_PROP) is None:
-                self._stamp(str(item["id"]), msg)
-                self._counted("mimeDraft")
-                return str(item["id"])
-        return ""
-
-    def _import(self, folder_id: str, msg: StoredMessage, raw: bytes) -> str:
-        url = f"{self._beta_base}/mailFolders/{folder_id}/importMime"
-        item = self.api.json("POST", url, json=gj.import_body(msg, raw))
-        self._counted("importMime")
-        return str(item["id"])
-
-    def _switch_to_json(self, e: ApiError) -> None:
-        with self._lock:
-            if self.mode != "json":
-                self.mode = "json"
-                log.warning(
-                    "importMime is not available (%s; it needs Mail-Advanced.ReadWrite): "
-                    "creating messages as JSON, which cannot keep the MIME bytes",
-                    e,
+    def settle(
+        self, folder: FolderPath, msg: StoredMessage, raw: bytes, target_id: str
+    ) -> list[str]:
+        """For a message whose batch was in flight when a run died: its target
+        ids, after finishing it if it was created but not yet PATCHed (found by
+        the id the ledger kept, else by stable key, else by Message-ID or, for a
+        message without one, by subject and sent time)."""
+        if self._pim_folder(folder) is not None:
+            return self.find_duplicates(msg, raw, folder)
+        folder_id = self._wrap(lambda: self._folders.ensure(folder, None))
+        made = self._wrap(lambda: self._creator.by_id(target_id, msg)) if target_id else None
+        made = made or self._wrap(lambda: self._creator.settle(folder_id, msg, raw))
+        if made is None:
+            return []
+        if made.patch is not None:
+            log.info("message %s: finishing item %s left unstamped", msg.id, made.item_id)
+            (error,) = self._finish([made])
+            if error:
+                raise ConnectError(
+                    f"Graph mailbox {self.mailbox}",
+                    f"cannot finish item {made.item_id} of message {msg.id}: {error}",
                 )
-
-    def _counted(self, mode: str) -> None:
-        with self._lock:
-            self.mode_counts[mode] += 1
-
-    def _create_json(self, folder_id: str, msg: StoredMessage, raw: bytes) -> str:
-        made = gj.json_message(msg, raw, msg.stable_key)
-        url = f"{self._base}/mailFolders/{folder_id}/messages"
-        item_id = str(self.api.json("POST", url, json=made.body)["id"])
-        if made.late:
-            try:
-                for att in made.late:
-                    self._attach(item_id, att)
-                self.api.call(
-                    "PATCH",
-                    f"{self._base}/messages/{item_id}",
-                    json={
-                        "singleValueExtendedProperties": [
-                            {"id": gj.KEY_PROP, "value": msg.stable_key}
-                        ]
-                    },
-                )
-            except (ApiError, Ambiguous):
-                self.api.call("DELETE", f"{self._base}/messages/{item_id}")
-                raise
-        self._counted("json")
-        return item_id
-
-    def _attach(self, item_id: str, att: gj.AttachmentPart) -> None:
-        url = f"{self._base}/messages/{item_id}/attachments"
-        if len(att.data) <= gj.SMALL_ATTACHMENT:
-            self.api.call("POST", url, json=att.graph())
-            return
-        session = self.api.json(
-            "POST",
-            f"{url}/createUploadSession",
-            json={
-                "AttachmentItem": {
-                    "attachmentType": "file",
-                    "name": att.name,
-                    "size": len(att.data),
-                    "contentType": att.content_type,
-                    "isInline": att.is_inline,
-                }
-            },
-        )
-        total = len(att.data)
-        for start in range(0, total, UPLOAD_CHUNK):
-            chunk = att.data[start : start + UPLOAD_CHUNK]
-            rng = f"bytes {start}-{start + len(chunk) - 1}/{total}"
-            self.api.put_raw(str(session["uploadUrl"]), chunk, {"Content-Range": rng})
+        return [made.item_id]
 
     # --- lookups -----------------------------------------------------------
 
@@ -330,32 +235,27 @@ class GraphSink:
         return items
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
-        """Delete items, 20 per JSON $batch call (DELETE may safely run twice)."""
+        """Delete items, 20 per sequential JSON $batch call (DELETE may safely run twice)."""
         pim = self._pim_folder(folder)
         if pim is not None:
             return self._pim.delete(pim, target_ids)
         ids = list(dict.fromkeys(target_ids))
-        for start in range(0, len(ids), 20):
+        for start in range(0, len(ids), MAX_BATCH):
             reqs = [
                 {
                     "id": str(n),
                     "method": "DELETE",
                     "url": f"/users/{quote(self.mailbox)}/messages/{quote(tid)}",
                 }
-                for n, tid in enumerate(ids[start : start + 20])
+                for n, tid in enumerate(ids[start : start + MAX_BATCH])
             ]
-            answers = self._wrap(lambda reqs=reqs: self.api.batch(self._graph, reqs))
+            answers = self._wrap(
+                lambda reqs=reqs: self.api.batch(self._graph, reqs, sequential=True)
+            )
             for r in answers.values():
                 # 404: already gone, which is what we wanted.
                 if r.get("status") not in (204, 404):
-                    body = r.get("body") if isinstance(r.get("body"), dict) else {}
-                    err = body.get("error", {}) if isinstance(body, dict) else {}
-                    e = ApiError(
-                        int(r.get("status", 0)),
-                        str(err.get("code", "")),
-                        str(err.get("message", "")),
-                    )
-                    raise _edge_error(e, self.mailbox, "Mail.ReadWrite")
+                    raise _edge_error(answer_error(r), self.mailbox, "Mail.ReadWrite")
 
     def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
         pim = self._pim_folder(folder)
@@ -382,6 +282,15 @@ class GraphSink:
     def close(self) -> None:
         self._pool.shutdown()
         self._http.close()
+
+
+def _result(made: Made | Failed, errors: dict[str, str]) -> Delivered | Failed:
+    if isinstance(made, Failed):
+        return made
+    error = errors.get(made.item_id, "")
+    if error:  # the ledger keeps the id: the next run finishes the item, not resends it
+        return Failed(f"created as {made.item_id} but not finished (state, stable key): {error}")
+    return Delivered(made.item_id)
 
 
 def _edge_error(e: ApiError, mailbox: str, permission: str) -> Exception:

@@ -35,9 +35,11 @@ __all__ = ["graph", "graph_tls"]
 RAW = b"From: a@example.org\r\nSubject: hello\r\nMessage-ID: <h@example.org>\r\n\r\nhi\r\n"
 
 
-def _deliver_one(sink: GraphSink) -> None:
+def _deliver_one(sink: GraphSink, mode: str = "importMime") -> None:
+    """One message in: by importMime (delegated Mail-Advanced.ReadWrite or application
+    Mail-Advanced.ReadWrite.All, as the default test apps have), else as JSON."""
     (r,) = sink.put_batch(("Inbox",), [(stored(1, RAW), RAW)])
-    assert isinstance(r, Delivered)
+    assert isinstance(r, Delivered) and sink.mode == mode
 
 
 def test_client_secret(graph: GraphServer, caplog: pytest.LogCaptureFixture) -> None:
@@ -171,8 +173,7 @@ def test_without_mail_advanced_import_falls_back(graph: GraphServer) -> None:
     assert MAIL_ADV_APP not in graph.state.apps[APP].roles
     sink = open_sink(graph)
     try:
-        _deliver_one(sink)
-        assert sink.mode == "json"
+        _deliver_one(sink, "json")
     finally:
         sink.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
@@ -74,20 +73,27 @@ def test_same_prop_spelling() -> None:
     assert gj.prop_value({}, gj.PR_MESSAGE_SIZE) is None
 
 
-def test_import_body_keeps_bytes_and_state() -> None:
+def test_import_mime_body_is_only_the_base64_mime() -> None:
     raw = b"Subject: x\r\n\r\n\xff\x00body"
+    body = gj.import_mime_body(raw)
+    assert base64.b64decode(body, validate=True) == raw  # no JSON envelope, no line breaks
+    assert len(body) == gj.import_size(raw)
+
+
+def test_state_patch_carries_what_mime_cannot() -> None:
+    raw = b"Subject: x\r\n\r\nbody"
     when = datetime(2019, 5, 6, 7, 8, 9, tzinfo=UTC)
-    msg = stored(4, raw, frozenset({Flag.SEEN, Flag.FLAGGED}), frozenset({"Red"}), when)
-    body = gj.import_body(msg, raw)
-    assert base64.b64decode(body["mimeContent"]) == raw
-    assert body["isRead"] is True and body["flag"] == {"flagStatus": "flagged"}
-    assert body["categories"] == ["Red"]
-    props = {p["id"]: p["value"] for p in body["singleValueExtendedProperties"]}
-    assert props == {
-        gj.KEY_PROP: "store-7f3a:4",
-        gj.PR_MESSAGE_DELIVERY_TIME: "2019-05-06T07:08:09Z",
-    }
-    assert len(json.dumps(body)) <= gj.import_size(raw)
+    flags = frozenset({Flag.SEEN, Flag.FLAGGED, Flag.ANSWERED})
+    msg = stored(4, raw, flags, frozenset({"Red", "$Junk"}), when)
+    patch = gj.state_patch(msg)
+    assert patch["isRead"] is True and patch["flag"] == {"flagStatus": "flagged"}
+    assert patch["categories"] == ["Red"]
+    props = {p["id"]: p["value"] for p in patch["singleValueExtendedProperties"]}
+    assert props == {gj.KEY_PROP: "store-7f3a:4", gj.PR_LAST_VERB_EXECUTED: "102"}
+    # Only properties Graph lets Mail.ReadWrite update on a non-draft message.
+    assert set(patch) <= {"isRead", "flag", "categories", "singleValueExtendedProperties"}
+    unread = gj.state_patch(stored(5, raw))
+    assert unread["isRead"] is False and unread["flag"] == {"flagStatus": "notFlagged"}
 
 
 def test_json_message_for_every_corpus_file_is_accepted(corpus: Path) -> None:

@@ -7,10 +7,12 @@ hide a server that accepts too much.
 from __future__ import annotations
 
 import base64
+import json
 import ssl
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -44,7 +46,7 @@ def _code(r: httpx.Response) -> tuple[int, str]:
     return r.status_code, r.json()["error"]["code"]
 
 
-MIME = b"From: a@example.org\r\nSubject: s\r\n\r\nbody\r\n"
+MIME = b"From: a@example.org\r\nSubject: s\r\nDate: Thu, 2 Jan 2020 03:04:05 +0000\r\n\r\nbody\r\n"
 IMPORT = f"/beta/users/{UPN}/mailFolders/inbox/importMime"
 CREATE = f"/v1.0/users/{UPN}/mailFolders/inbox/messages"
 
@@ -59,15 +61,59 @@ def test_auth_required(graph: GraphServer, client: httpx.Client) -> None:
     assert _code(r) == (401, "InvalidAuthenticationToken")
 
 
-def test_validation(client: httpx.Client) -> None:
-    assert _code(client.post(IMPORT, json={"mimeContent": "!!notbase64"})) == (
+TEXT = {"Content-Type": "text/plain"}
+#: the request shape pstkit used to send before Microsoft documented the action
+OLD_SHAPE = {"mimeContent": base64.b64encode(MIME).decode(), "isRead": True}
+
+
+def test_import_mime_refuses_the_old_json_shape(client: httpx.Client) -> None:
+    # As JSON: the wrong content type for an action that takes text/plain.
+    assert _code(client.post(IMPORT, json=OLD_SHAPE)) == (415, "UnsupportedMediaType")
+    # The same JSON text sent as text/plain is not base64 MIME.
+    as_text = json.dumps(OLD_SHAPE).encode()
+    assert _code(client.post(IMPORT, content=as_text, headers=TEXT)) == (
         400,
         "ErrorMimeContentInvalidBase64String",
     )
-    assert (
-        _code(client.post(IMPORT, content=b"{}", headers={"Content-Type": "text/plain"}))[0] == 415
-    )
-    assert _code(client.post(IMPORT, json={"mimeContent": "", "x": 1}))[0] == 400
+    assert client.post(IMPORT, content=b"", headers=TEXT).status_code == 400
+    assert client.post(IMPORT).status_code == 415  # no content type at all
+
+
+def test_import_mime_as_documented(client: httpx.Client) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    r = client.post(IMPORT, content=base64.b64encode(MIME), headers=TEXT)
+    assert r.status_code == 201
+    item = r.json()
+    assert item["isDraft"] is False and item["id"]
+    # ASSUMED (undocumented): received = the import time; sent = the Date header.
+    assert datetime.fromisoformat(item["receivedDateTime"].replace("Z", "+00:00")) >= before
+    assert item["sentDateTime"] == "2020-01-02T03:04:05Z"
+    assert client.get(f"/v1.0/users/{UPN}/messages/{item['id']}/$value").content == MIME
+    # What MIME cannot carry follows in a PATCH (Mail.ReadWrite).
+    key = "String {6b0c3e1d-7a2f-4c55-9e0b-2f5d8a61c4e7} Name PstkitSourceKey"
+    patch = {"isRead": True, "flag": {"flagStatus": "flagged"}, "categories": ["Red"],
+             "singleValueExtendedProperties": [{"id": key, "value": "k1"}]}  # fmt: skip
+    done = client.patch(f"/v1.0/users/{UPN}/messages/{item['id']}", json=patch).json()
+    assert done["isRead"] is True and done["flag"]["flagStatus"] == "flagged"
+    assert done["categories"] == ["Red"] and done["isDraft"] is False
+
+
+def test_sequential_batch_fails_dependents_with_424(client: httpx.Client) -> None:
+    made = client.post(IMPORT, content=base64.b64encode(MIME), headers=TEXT).json()["id"]
+    url = f"/users/{UPN}/messages/"
+    body = {"headers": {"Content-Type": "application/json"}, "body": {"isRead": True}}
+    reqs = [
+        {"id": "1", "method": "PATCH", "url": url + made, **body},
+        {"id": "2", "method": "PATCH", "url": url + "nosuchitem", "dependsOn": ["1"], **body},
+        {"id": "3", "method": "PATCH", "url": url + made, "dependsOn": ["2"], **body},
+    ]
+    answers = client.post("/v1.0/$batch", json={"requests": reqs}).json()["responses"]
+    assert {a["id"]: a["status"] for a in answers} == {"1": 200, "2": 404, "3": 424}
+    mixed = [reqs[0], {**reqs[1], "dependsOn": []}]
+    assert client.post("/v1.0/$batch", json={"requests": mixed}).status_code == 400
+
+
+def test_validation(client: httpx.Client) -> None:
     assert _code(client.post(CREATE, json={"subject": "s", "bogus": 1})) == (400, "RequestBodyRead")
     hdr = {"internetMessageHeaders": [{"name": "Received", "value": "x"}]}
     assert _code(client.post(CREATE, json=hdr)) == (400, "InvalidInternetMessageHeader")
@@ -75,8 +121,8 @@ def test_validation(client: httpx.Client) -> None:
     assert _code(client.post(CREATE, json=bad_prop))[0] == 400
     bad_id = {"singleValueExtendedProperties": [{"id": "Nonsense 12", "value": "1"}]}
     assert _code(client.post(CREATE, json=bad_id)) == (400, "ErrorInvalidExtendedProperty")
-    big = {"mimeContent": base64.b64encode(b"x" * (3 * 1024 * 1024 + 10)).decode()}
-    assert _code(client.post(IMPORT, json=big))[0] == 413
+    big = base64.b64encode(b"x" * (3 * 1024 * 1024 + 10))
+    assert _code(client.post(IMPORT, content=big, headers=TEXT))[0] == 413
     assert _code(client.get("/v1.0/users/nobody@x/mailFolders")) == (404, "ErrorInvalidUser")
     flt = {"$filter": "contains(subject,'x')"}
     assert client.get(f"{CREATE}", params=flt).status_code == 400
@@ -107,11 +153,14 @@ def test_folder_conflict_and_paging(client: httpx.Client) -> None:
 
 
 def test_import_mime_toggle(graph: GraphServer, client: httpx.Client) -> None:
-    body = {"mimeContent": base64.b64encode(MIME).decode()}
-    assert client.post(IMPORT, json=body).status_code == 201
-    assert client.post(IMPORT.replace("/beta/", "/v1.0/"), json=body).status_code == 404
+    body = base64.b64encode(MIME)
+    assert client.post(IMPORT, content=body, headers=TEXT).status_code == 201
+    v1 = client.post(IMPORT.replace("/beta/", "/v1.0/"), content=body, headers=TEXT)
+    assert _code(v1) == (400, "BadRequest") and "segment 'importMime'" in v1.text
+    graph.state.import_mime = 404
+    assert _code(client.post(IMPORT, content=body, headers=TEXT)) == (404, "ResourceNotFound")
     graph.state.import_mime = 403
-    assert _code(client.post(IMPORT, json=body)) == (403, "ErrorAccessDenied")
+    assert _code(client.post(IMPORT, content=body, headers=TEXT)) == (403, "ErrorAccessDenied")
 
 
 def test_mailbox_concurrency_limit(graph: GraphServer, client: httpx.Client) -> None:

@@ -27,7 +27,7 @@ def main(location: str, ca_file: str, count: int) -> None:
     sink = GraphSink(parse_location(location), opts)
     for n in range(1, count + 1):
         raw = message(n)
-        sink.put_batch(("Inbox",), [(stored(n, raw), raw)])
+        sink.put_batch(("Inbox",), [(stored(n, raw, message_id=f"<{n}@kill>"), raw)])
         print(n, flush=True)
     sink.close()
 

@@ -118,7 +118,10 @@ def _children(state: State, req: Request, box: Mailbox, parent: Folder) -> Respo
 
 
 def _import_mime(state: State, req: Request, box: Mailbox, version: str, f: Folder) -> Response:
-    if version != "beta" or state.import_mime == 404:
+    """POST …/mailFolders/{id}/importMime (beta): body = base64 MIME, Content-Type text/plain."""
+    if version != "beta":  # a beta action: v1.0 has no such segment
+        raise GraphError(400, "BadRequest", "Resource not found for the segment 'importMime'.")
+    if state.import_mime == 404:  # a tenant where the action is not (yet) available
         raise GraphError(
             404, "ResourceNotFound", "Resource not found for the segment 'importMime'."
         )
@@ -126,10 +129,17 @@ def _import_mime(state: State, req: Request, box: Mailbox, version: str, f: Fold
         raise GraphError(
             403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
         )
-    m = msgs.create_import(state, f.id, req.json())
+    ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "text/plain":
+        raise GraphError(
+            415, "UnsupportedMediaType",
+            f"Content-Type {ctype or 'none'!r} is not supported; importMime takes the "
+            "base64 MIME as text/plain.",
+        )  # fmt: skip
+    m = msgs.create_import(state, f.id, req.body)
     box.messages[m.id] = m
     state.bump("imported")
-    return json_response(201, msgs.render(m, ["id", "parentFolderId", "isDraft", "isRead"], []))
+    return json_response(201, msgs.render(m, [], []))
 
 
 def _list_or_create(state: State, req: Request, box: Mailbox, f: Folder) -> Response:

@@ -8,6 +8,7 @@ request-rate limits, the route, injected "after" fault.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import sys
@@ -30,6 +31,7 @@ from tests.servers.graph.state import (
     MAIL_RW,
     Fault,
     Mailbox,
+    Stall,
     State,
     Token,
 )
@@ -93,7 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
             graph.state.log.append((time.time(), req.method, req.path, resp.status))
         if resp.drop:
             self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):  # the client may be gone already (killed)
+                self.connection.shutdown(socket.SHUT_RDWR)
             return
         self.send_response(resp.status)
         for k, v in resp.headers.items():
@@ -140,6 +143,25 @@ class GraphServer:
     # --- request handling ------------------------------------------------
 
     def handle(self, req: Request) -> Response:
+        stall = self._stalled(req)
+        if stall is not None and stall.when == "before":
+            _park(stall)
+            return GraphError(503, *DEFAULT_CODES[503]).response("stalled")
+        resp = self._handle(req)
+        if stall is not None:
+            _park(stall)
+            return Response(0, drop=True)
+        return resp
+
+    def _stalled(self, req: Request) -> Stall | None:
+        with self.state.lock:
+            stall = self.state.stall
+            if stall is None or not stall.matches(req.method, req.path):
+                return None
+            stall.seen += 1
+            return stall if stall.seen > stall.skip else None
+
+    def _handle(self, req: Request) -> Response:
         rid = str(uuid.uuid4())
         try:
             if req.segments[1:] == ["$batch"] and req.method == "POST":
@@ -256,6 +278,11 @@ class GraphServer:
             box.recent.append(now)
             if upload:
                 box.uploads.append((now, upload))
+
+
+def _park(stall: Stall) -> None:
+    stall.reached.set()
+    stall.release.wait(60)
 
 
 def _expire(box: Mailbox, now: float, window: float, upload_window: float) -> None:

@@ -133,6 +133,28 @@ class Fault:
 
 
 @dataclass
+class Stall:
+    """Park requests at a chosen moment, so a test can kill its client there.
+
+    Every request matching one of `targets` ((method, path part) pairs), from
+    the (`skip`+1)-th on, waits for `release`; `reached` tells the test one is
+    parked. `when="before"`: then it is refused without effect (503);
+    `when="after"`: it is carried out first, and after the wait its connection
+    is dropped (the client never learns the outcome).
+    """
+
+    targets: list[tuple[str, str]]
+    when: str = "before"
+    skip: int = 0
+    seen: int = 0
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def matches(self, method: str, path: str) -> bool:
+        return any(m == method and p in path for m, p in self.targets)
+
+
+@dataclass
 class Limits:
     max_request_bytes: int = 4 * 1024 * 1024
     mailbox_concurrency: int = 4
@@ -157,6 +179,7 @@ class State:
         self.faults: list[Fault] = []
         self.limits = Limits()
         self.hold: threading.Event | None = None  # requests wait for it once admitted
+        self.stall: Stall | None = None  # park requests at a chosen moment (kill tests)
         self.import_mime: int | None = None  # None = available; 404/403/400 = refused
         self.token_lifetime = 3600
         self.uploads: dict[str, dict[str, Any]] = {}
