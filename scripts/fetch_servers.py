@@ -7,8 +7,8 @@ them into one tree (no maintainer scripts run, nothing outside the cache is touc
 The test fixtures (tests/servers/cyrus.py, courier.py) run the binaries from there with
 LD_LIBRARY_PATH pointing into the tree.
 
-    python3 scripts/fetch_servers.py [CACHE]   # default: $PSTKIT_SERVERS or
-                                               # ~/.cache/pstkit-servers
+    python3 scripts/fetch_servers.py [CACHE]   # default: $PSTKIT_SERVERS, else
+                          # /var/cache/pstkit-servers as root, ~/.cache/pstkit-servers if not
 
 Re-running is cheap: a package already unpacked at its candidate version is skipped.
 Where a package cannot be had (no such package, no network), CACHE/<server>.missing
@@ -35,7 +35,11 @@ def cache_dir(arg: str | None = None) -> Path:
     if arg:
         return Path(arg)
     env = os.environ.get("PSTKIT_SERVERS")
-    return Path(env) if env else Path.home() / ".cache" / "pstkit-servers"
+    if env:
+        return Path(env)
+    # As root the servers run as "nobody", who cannot enter /root.
+    return (Path("/var/cache/pstkit-servers") if os.geteuid() == 0
+            else Path.home() / ".cache" / "pstkit-servers")
 
 
 def _out(*args: str) -> str:
