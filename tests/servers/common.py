@@ -153,7 +153,7 @@ class Unpacked:
     def env(self, **extra: str) -> dict[str, str]:
         """The environment to run its binaries: its libraries first, then the system's."""
         libs = [self.root / d for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu",
-                                        "usr/lib", "usr/lib/courier-authlib")]
+                                        "usr/lib")]
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = ":".join(str(p) for p in libs)
         env.update(extra)
