@@ -82,9 +82,12 @@ class _ImportJob:
     #: items of a batch that was in flight when an earlier run died: they are
     #: checked for in the target whatever the policy, so none arrives twice.
     in_flight: set[int] = field(default_factory=set)
-    #: target ids this store delivered: never mistaken for pre-existing duplicates
-    #: (two copies of one message in a store both arrive).
-    ours: set[str] = field(default_factory=set)
+    #: (target folder, target id) this store delivered or claimed as a duplicate in
+    #: this run: never taken again, so identical copies in the store are distinct items
+    #: (two copies in the store -> two in the target). Keyed by folder because ids need
+    #: not be unique across folders (IMAP "UIDVALIDITY:UID": Cyrus gives every folder
+    #: created in one second the same UIDVALIDITY).
+    ours: set[tuple[str, str]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def folder(self, entry: PlanEntry) -> None:
@@ -118,6 +121,8 @@ class _ImportJob:
                 continue
             dups = self._duplicates(row.msg, raw, target)
             if dups and (self.policy is DuplicatePolicy.SKIP or row.msg.id in self.in_flight):
+                with self.lock:  # claimed: the next identical copy needs another one
+                    self.ours.add((path_to_text(target), dups[0]))
                 done.append((row.msg.id, target, dups[0], "duplicate"))
                 continue
             if dups:
@@ -140,7 +145,7 @@ class _ImportJob:
                 problems.append(self._problem(msg, f"delivered, but {res.note}", failed=False))
             self.result.stats["bytes"] += len(raw)
             with self.lock:
-                self.ours.add(res.target_id)
+                self.ours.add((path_to_text(target), res.target_id))
         self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, done, problems)
         self._count(done, len(rows))
 
@@ -148,8 +153,9 @@ class _ImportJob:
         if self.policy is DuplicatePolicy.ALLOW and msg.id not in self.in_flight:
             return []
         found = self.sink.find_duplicates(msg, raw, target)
+        folder = path_to_text(target)
         with self.lock:
-            return [t for t in found if t not in self.ours]
+            return [t for t in found if (folder, t) not in self.ours]
 
     def _problem(
         self, msg: StoredMessage, reason: str, failed: bool = True

@@ -133,13 +133,32 @@ def quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def append_head(flags: Iterable[str], when: datetime | None, size: int, plus: bool) -> bytes:
-    """The part of an APPEND before one message literal: `(flags) "date" {n+}`."""
+def append_head(flags: Iterable[str], when: datetime | None, size: int, plus: bool,
+                binary: bool = False) -> bytes:
+    """The part of an APPEND before one message literal: `(flags) "date" {n+}`, or
+    `~{n+}` (a literal8, RFC 3516) for a message that holds a NUL byte."""
     parts = [f"({' '.join(flags)})"]
     if when is not None:
         parts.append(f'"{internaldate(when)}"')
-    parts.append(f"{{{size}{'+' if plus else ''}}}")
+    parts.append(f"{'~' if binary else ''}{{{size}{'+' if plus else ''}}}")
     return " ".join(parts).encode("ascii")
+
+
+def wire_form(raw: bytes, *, binary: bool) -> bytes | None:
+    """What an APPEND carries for the stored bytes `raw`; the store keeps `raw` as is.
+
+    IMAP allows only CRLF line ends in a message (RFC 3501 2.3.1; Cyrus refuses
+    "bare newlines", Dovecot converts them), so a bare LF goes out as CRLF; a bare CR
+    is left alone. A NUL byte may travel only in a literal8, where the server offers
+    BINARY (RFC 3516): without it, None (the caller reports the message as failed).
+    `verify` compares a target's bytes with this form: equal here is "=" there."""
+    if b"\0" in raw and not binary:
+        return None
+    return crlf(raw)
+
+
+NUL_REFUSED = ("it holds a NUL byte and the server does not offer BINARY (RFC 3516): "
+               "IMAP cannot carry it")
 
 
 # --- responses -------------------------------------------------------------------

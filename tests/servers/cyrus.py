@@ -95,11 +95,20 @@ class Cyrus:
         self.start()
 
     def stall(self) -> None:
-        """Stop the master process (SIGSTOP): the ports stay open, the kernel still
-        completes TCP handshakes, but nobody accepts or greets, as after the SIGTERM
-        of issue 13 left the master spinning. `resume()` lets it go on."""
+        """Stop the master process (SIGSTOP) and kill its imapd children: every
+        client connection drops, the ports stay open and the kernel still completes
+        TCP handshakes, but nobody greets, as after the SIGTERM of issue 13 left the
+        master spinning. `resume()` lets it go on."""
         assert self._proc is not None
-        os.kill(self._proc.pid, signal.SIGSTOP)
+        master = self._proc.pid
+        os.kill(master, signal.SIGSTOP)
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master:  # field 4 of /proc/PID/stat: the parent
+                os.kill(int(stat.parent.name), signal.SIGKILL)
 
     def resume(self) -> None:
         assert self._proc is not None

@@ -1,0 +1,134 @@
+"""The IMAP sink against every server of the matrix (Dovecot, Cyrus, Courier): a store
+made from a bare-LF Maildir arrives exactly once, is found again by duplicate checks
+and verifies; identical copies stay distinct items; a resume never takes a UID of
+another folder; a NUL byte travels only as literal8; a stalled server fails in time
+(issue 13)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from pstkit.converters.imap.sink import ImapSink
+from pstkit.errors import ConnectorError
+from pstkit.location import parse_location
+from pstkit.model import Delivered
+from pstkit.protocols import Failed
+from tests.helpers import cli, cli_json
+from tests.imap.servers_helpers import (
+    FOLDERS,
+    count,
+    make_store,
+    mark_sending,
+    message_ids,
+    server,
+    server_digests,
+    store_digests,
+    target,
+)
+from tests.imap.test_sink_helpers import stored
+from tests.servers.common import ImapServer, unique_user
+from tests.servers.cyrus import Cyrus
+from tests.servers.mail_helpers import options, password_file
+
+pytest_plugins = ["tests.servers.dovecot", "tests.servers.cyrus", "tests.servers.courier"]
+__all__ = ["server"]  # the parametrised fixture, imported for pytest
+PW = "pw"
+
+
+@pytest.fixture(autouse=True)
+def _password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PSTKIT_PASSWORD", PW)
+
+
+def test_bare_lf_store_arrives_once_dedups_and_verifies(server: ImapServer, tmp_path: Path
+                                                       ) -> None:
+    user = server.add_user(unique_user("mx"), PW)
+    store = make_store(tmp_path)
+    code, out = cli_json("import", str(store), *target(server, user))
+    assert code == 0, out
+    assert isinstance(out, dict) and out["stats"].get("delivered") == 3 * len(FOLDERS)
+    want = store_digests(store)
+    assert server_digests(server, user) == want
+    code, stdout, err = cli("verify", str(store), *target(server, user))
+    assert code == 0, stdout + err
+    # Another store holding the same messages: every one is found as a duplicate
+    # (Courier quotes the field names of BODY[HEADER.FIELDS ("MESSAGE-ID" "SUBJECT")]).
+    other = make_store(tmp_path, name="other")
+    code, out = cli_json("import", str(other), *target(server, user))
+    assert code == 0, out
+    assert isinstance(out, dict) and not out["stats"].get("delivered"), out
+    assert server_digests(server, user) == want
+
+
+def test_identical_copies_are_distinct_items_after_a_resume(server: ImapServer, tmp_path: Path
+                                                           ) -> None:
+    user = server.add_user(unique_user("mc"), PW)
+    store = make_store(tmp_path, per_folder=1, copies=2)
+    code, out = cli_json("import", str(store), *target(server, user))
+    assert code == 0, out
+    # Killed after APPEND of both copies but before the ledger knew: both "sending".
+    mark_sending(store, message_ids(store, ("INBOX",)))
+    code, out = cli_json("import", str(store), *target(server, user))
+    assert code == 0, out
+    assert server_digests(server, user) == store_digests(store)
+
+
+def test_resume_never_takes_a_uid_of_another_folder(server: ImapServer, tmp_path: Path) -> None:
+    """Cyrus gives folders created in one second one UIDVALIDITY: "UIDVALIDITY:1" of
+    Kunden and of INBOX look alike, and the resumed import must not mistake one for
+    the other and send Kunden's message again."""
+    user = server.add_user(unique_user("mu"), PW)
+    store = make_store(tmp_path, per_folder=1)
+    code, out = cli_json("import", str(store), *target(server, user))
+    assert code == 0, out
+    mark_sending(store, message_ids(store, ("Kunden",)))
+    code, out = cli_json("import", str(store), *target(server, user))
+    assert code == 0, out
+    assert server_digests(server, user) == store_digests(store)
+
+
+def test_a_nul_byte_goes_as_literal8_or_is_reported(server: ImapServer, tmp_path: Path) -> None:
+    user = server.add_user(unique_user("mn"), PW)
+    raw = b"Subject: nul\r\nMessage-ID: <nul@test>\r\n\r\nbefore\0after\n"
+    sink = ImapSink(parse_location(f"imap://{user.name}@127.0.0.1:{server.imap_port}"),
+                    options(password_file(tmp_path, user), insecure=True, starttls=False))
+    try:
+        results = sink.put_batch(("INBOX",), [(stored(1, raw), raw)])
+        binary = "BINARY" in {str(c).upper() for c in sink._caps}
+    finally:
+        sink.close()
+    if binary:
+        assert isinstance(results[0], Delivered)
+        with server.client(user) as c:  # imaplib: imapclient cannot parse a literal8 reply
+            c.select_folder("INBOX", readonly=True)
+            typ, data = c._imap.fetch("1", "(BINARY.PEEK[])")  # BODY[] may alter a NUL
+        assert typ == "OK" and isinstance(data[0], tuple)
+        assert data[0][1] == raw.replace(b"after\n", b"after\r\n")
+    else:
+        assert isinstance(results[0], Failed) and "NUL" in results[0].reason
+        assert count(server, user) == 0
+
+
+def test_a_stalled_server_fails_within_the_timeout(fresh_cyrus: Cyrus, tmp_path: Path) -> None:
+    """Issue 13: after SIGTERM Cyrus's master spun without accepting, and pstkit waited
+    ~375 s (60 s per reconnect attempt, six attempts). All reconnects together now get
+    one --timeout."""
+    user = fresh_cyrus.add_user(unique_user("ms"), PW)
+    loc = parse_location(f"imap://{user.name}@127.0.0.1:{fresh_cyrus.imap_port}")
+    sink = ImapSink(loc, options(password_file(tmp_path, user), insecure=True,
+                                 starttls=False, timeout=2.0))
+    raw = b"Subject: s\r\nMessage-ID: <s1@test>\r\n\r\nbody\r\n"
+    try:
+        assert isinstance(sink.put_batch(("INBOX",), [(stored(1, raw), raw)])[0], Delivered)
+        fresh_cyrus.stall()
+        start = time.monotonic()
+        with pytest.raises(ConnectorError, match="no answer within 2 s"):
+            sink.put_batch(("INBOX",), [(stored(2, raw), raw)])
+        waited = time.monotonic() - start
+    finally:
+        fresh_cyrus.resume()
+        sink.close()
+    assert waited < 8, f"waited {waited:.1f} s for a stalled server (budget: one 2 s timeout)"
