@@ -354,6 +354,9 @@ class ImapSink:
 
     def _build_index(self, client: IMAPClient, name: str) -> dict[str, list[int]]:
         self._select(client, name)
+        # Courier shows messages this session appended to the selected folder only
+        # after a command that lets it report them (EXISTS); SEARCH alone does not.
+        client.noop()
         return duplicate_index(client)
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
