@@ -78,8 +78,9 @@ def store_digests(store: Path) -> Digests:
     return out
 
 
-def server_digests(server: ImapServer, user: Account) -> Digests:
-    """Every message of every folder, read with plain imapclient."""
+def server_digests(server: ImapServer, user: Account, *, flags: bool = False) -> Digests:
+    """Every message of every folder, read with plain imapclient: its digest, and
+    with `flags` also its flags and keywords (without the session's \\Recent)."""
     out: Digests = {}
     with server.client(user) as c:
         for attrs, delim, name in c.list_folders():
@@ -88,9 +89,12 @@ def server_digests(server: ImapServer, user: Account) -> Digests:
             path = folder_path(server, name, delim.decode())
             c.select_folder(name, readonly=True)
             uids = c.search(["ALL"])
-            if uids:
-                for d in c.fetch(uids, ["BODY.PEEK[]"]).values():
-                    out.setdefault(path, Counter())[hashlib.sha256(d[b"BODY[]"]).hexdigest()] += 1
+            for d in c.fetch(uids, ["BODY.PEEK[]", "FLAGS"]).values() if uids else []:
+                key = hashlib.sha256(d[b"BODY[]"]).hexdigest()
+                if flags:
+                    key += " " + " ".join(sorted(f.decode() for f in d[b"FLAGS"]
+                                                 if f.lower() != b"\\recent"))
+                out.setdefault(path, Counter())[key] += 1
     return out
 
 

@@ -6,6 +6,9 @@ another folder; a NUL byte travels only as literal8; a stalled server fails in t
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
 from collections import Counter
 from dataclasses import replace
@@ -182,3 +185,31 @@ def test_sink_then_source_gives_the_same_bytes_and_flags(server: ImapServer, tmp
             got.setdefault(info.path, Counter())[(item.raw, item.meta.flags)] += 1
     source.close()
     assert {f: got.get(f) for f in CONTRACT_FOLDERS} == want
+
+
+MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+
+
+@pytest.mark.skipif(shutil.which("mcopy") is None, reason="mtools not installed")
+def test_round_trip_through_a_fat32_store_to_another_account(server: ImapServer,
+                                                             tmp_path: Path) -> None:
+    """Account A -> store -> FAT32 image -> back -> account B: same messages and
+    flags in the same folders (the round trip of test_sink_e2e, on every server)."""
+    a, b = server.add_user(unique_user("fa"), PW), server.add_user(unique_user("fb"), PW)
+    code, out = cli_json("import", str(make_store(tmp_path)), *target(server, a))
+    assert code == 0, out
+    store = tmp_path / "exported"
+    code, _, err = cli("export", target(server, a)[0], str(store), *target(server, a)[1:])
+    assert code == 0, err
+    image = tmp_path / "fat32.img"
+    with open(image, "wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    back = tmp_path / "back"
+    back.mkdir()
+    for cmd in (["mformat", "-i", str(image), "-F", "::"],
+                ["mcopy", "-i", str(image), "-s", "-Q", str(store), "::/"],
+                ["mcopy", "-i", str(image), "-s", "-Q", "::/exported", str(back)]):
+        subprocess.run(cmd, check=True, env=MTOOLS_ENV, capture_output=True)
+    code, stdout, err = cli("import", str(back / "exported"), *target(server, b))
+    assert code == 0, stdout + err
+    assert server_digests(server, b, flags=True) == server_digests(server, a, flags=True)
