@@ -9,7 +9,9 @@ A store folder segment that contains the server's hierarchy delimiter is
 *substituted*, not escaped: the delimiter becomes a look-alike character
 (`/` -> U+2215 DIVISION SLASH, `.` -> U+2024 ONE DOT LEADER, anything else
 -> `_`), so "Q1/Q2" stays one readable folder instead of becoming two levels.
-`path_from_mailbox` maps the look-alikes back, so a re-run and `verify` find
+A "/" is substituted whatever the delimiter: Cyrus and Courier (delimiter ".")
+and Dovecot's maildir refuse it in a name. `names.restore_segment` maps the
+look-alikes back (sink and source), so a re-run, `verify` and an export find
 the folder under its store name.
 """
 
@@ -20,7 +22,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pstkit.converters.imap.names import decode_segment, encode_mutf7
+from pstkit.converters.imap.names import (
+    LOOKALIKE,
+    decode_segment,
+    encode_mutf7,
+    restore_segment,
+)
 from pstkit.headers import summary
 from pstkit.model import Flag, FolderPath
 
@@ -32,7 +39,6 @@ FLAG_ATOMS: dict[Flag, str] = {
     Flag.DELETED: "\\Deleted",
     Flag.FORWARDED: "$Forwarded",
 }
-LOOKALIKE: dict[str, str] = {"/": "\u2215", ".": "\u2024"}
 _ATOM_SPECIALS = re.compile(r'[(){ %*"\\\]\x00-\x1f\x7f-\U0010ffff]')
 _CRLF = re.compile(rb"\r?\n")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -80,10 +86,10 @@ def valid_keyword(kw: str) -> bool:
 
 
 def substitute(segment: str, delimiter: str | None) -> str:
-    """One store segment -> a name segment free of the delimiter."""
-    if not delimiter or delimiter not in segment:
-        return segment
-    return segment.replace(delimiter, LOOKALIKE.get(delimiter, "_"))
+    """One store segment -> a name segment free of the delimiter and of "/"."""
+    if delimiter and delimiter in segment:
+        segment = segment.replace(delimiter, LOOKALIKE.get(delimiter, "_"))
+    return segment.replace("/", LOOKALIKE["/"])
 
 
 def mailbox_name(path: FolderPath, delimiter: str | None, prefix: str = "") -> str:
@@ -103,20 +109,12 @@ def parents(path: FolderPath) -> list[FolderPath]:
 
 
 def path_from_segments(raw_segments: Iterable[str], delimiter: str | None) -> FolderPath:
-    """Decoded segments with the look-alike of `delimiter` mapped back."""
-    alike = LOOKALIKE.get(delimiter or "", "")
-    out = []
-    for raw in raw_segments:
-        seg = decode_segment(raw)
-        out.append(seg.replace(alike, delimiter or "") if alike else seg)
-    return tuple(out)
+    """Decoded segments with the look-alikes mapped back."""
+    return tuple(restore_segment(decode_segment(raw), delimiter) for raw in raw_segments)
 
 
 def unsubstitute(path: FolderPath, delimiter: str | None) -> FolderPath:
-    alike = LOOKALIKE.get(delimiter or "", "")
-    if not alike or not delimiter:
-        return path
-    return tuple(s.replace(alike, delimiter) for s in path)
+    return tuple(restore_segment(s, delimiter) for s in path)
 
 
 # --- APPEND pieces -------------------------------------------------------------

@@ -63,6 +63,9 @@ def test_bare_lf_store_arrives_once_dedups_and_verifies(server: ImapServer, tmp_
     assert server_digests(server, user) == want
     code, stdout, err = cli("verify", str(store), *target(server, user))
     assert code == 0, stdout + err
+    lines = stdout.splitlines()
+    assert len(lines) == 3 * len(FOLDERS)
+    assert all(line.startswith("= ") and "CRLF" in line for line in lines), stdout
     # Another store holding the same messages: every one is found as a duplicate
     # (Courier quotes the field names of BODY[HEADER.FIELDS ("MESSAGE-ID" "SUBJECT")]).
     other = make_store(tmp_path, name="other")
@@ -150,9 +153,7 @@ def test_a_stalled_server_fails_within_the_timeout(fresh_cyrus: Cyrus, tmp_path:
     assert waited < 8, f"waited {waited:.1f} s for a stalled server (budget: one 2 s timeout)"
 
 
-# Not ("a.b/c:d",) as in tests/core: Cyrus refuses "/" in a name under "." (its default
-# namespace), and the IMAP source does not map Dovecot's look-alike back (issue 13 note).
-CONTRACT_FOLDERS = [("INBOX",), ("Sent Items",), ("Projekte", "Überweisungen")]
+CONTRACT_FOLDERS = [("INBOX",), ("Sent Items",), ("Projekte", "Überweisungen"), ("a.b/c:d",)]
 
 
 def test_sink_then_source_gives_the_same_bytes_and_flags(server: ImapServer, tmp_path: Path

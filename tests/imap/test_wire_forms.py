@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pstkit.converters.imap.append import append_head, crlf, wire_form
+from pstkit.converters.imap.append import append_head, crlf, substitute, wire_form
 from pstkit.converters.imap.conn import retry
 from pstkit.converters.imap.items import header_fields
+from pstkit.converters.imap.names import LOOKALIKE, restore_segment
 from pstkit.errors import ConnectError
 from tests.servers.courier import SOCKET, rewrite_paths
 
@@ -87,3 +88,16 @@ def test_rewrite_paths_refuses_what_cannot_fit() -> None:
         rewrite_paths(SOCKET + b"\0", {SOCKET: SOCKET + b"x"})
     with pytest.raises(ValueError, match="not found"):
         rewrite_paths(b"nothing here", {SOCKET: b"/x"})
+
+
+@pytest.mark.parametrize(("segment", "delimiter", "name"), [
+    ("a/b", ".", "a\u2215b"),  # Cyrus, Courier, Dovecot maildir refuse "/" under "."
+    ("a.b", ".", "a\u2024b"),
+    ("a.b/c", "/", "a.b\u2215c"),
+    ("plain", "/", "plain"),
+    ("a^b", "^", "a_b"),
+])  # fmt: skip
+def test_substitute_and_restore(segment: str, delimiter: str, name: str) -> None:
+    assert substitute(segment, delimiter) == name
+    if delimiter in LOOKALIKE:
+        assert restore_segment(name, delimiter) == segment
