@@ -33,9 +33,7 @@ def server(request: pytest.FixtureRequest) -> ImapServer:
 
 
 def target(server: ImapServer, user: Account) -> list[str]:
-    """CLI arguments for the account (Courier without TLS: its test instance has none)."""
-    if server.name == "courier":
-        return [f"imap://{user.name}@127.0.0.1:{server.imap_port}", "--insecure"]
+    """CLI arguments for the account, over IMAPS."""
     return [f"imaps://{user.name}@127.0.0.1:{server.imaps_port}", "--ca-file",
             str(server.ca_file)]
 

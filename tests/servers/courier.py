@@ -4,7 +4,8 @@ Courier conflicts with the installed `dovecot-imapd` package, so it runs from th
 that scripts/fetch_servers.py unpacked: `couriertcpd` -> `imaplogin` -> `imapd`, with
 logins checked by Courier's own `authdaemond` and its `authuserdb` module against a
 userdb made by `makedatprog`. Mail is a Maildir per user; the namespace is Courier's
-"INBOX." with ".".
+"INBOX." with ".". IMAPS goes through `couriertls` in front of imaplogin, as Debian's
+imapd-ssl runs it.
 
 Courier's auth library has the daemon's socket, its rc file, its module folder and the
 userdb file compiled in (under /run/courier, /etc/courier and /usr/lib). Instead of
@@ -77,7 +78,8 @@ def rewrite_paths(data: bytes, paths: dict[bytes, bytes]) -> bytes:
 
 
 class Courier:
-    """One running couriertcpd (imap) and authdaemond; ports stay across restarts."""
+    """One running authdaemond and couriertcpd for imap and imaps; ports stay across
+    restarts."""
 
     name = "courier"
     prefix, separator = "INBOX.", "."
@@ -125,14 +127,31 @@ class Courier:
                 [str(self.root / "authdaemond")], stdout=log, stderr=log, env=env,
                 start_new_session=True, cwd=self.root))
             self._procs.append(subprocess.Popen(
-                [str(self.tree.path("usr/sbin/couriertcpd")), f"-address={HOST}",
-                 "-maxprocs=100", "-maxperip=100", "-nodnslookup", "-noidentlookup",
-                 str(self.imap_port), str(self.tree.path("usr/lib/courier/courier/imaplogin")),
-                 str(self.tree.path("usr/bin/imapd")), "Maildir"],
+                [*self._tcpd(self.imap_port), *self._login()],
                 stdout=log, stderr=log, env=env, start_new_session=True, cwd=self.root))
+            # imaps as Debian's imapd-ssl runs it: couriertls in front of imaplogin.
+            self._procs.append(subprocess.Popen(
+                [*self._tcpd(self.imaps_port), str(self.tree.path("usr/bin/couriertls")),
+                 "-server", "-tcpd", *self._login()],
+                stdout=log, stderr=log, env=self._tls_env(env), start_new_session=True,
+                cwd=self.root))
         procs = list(self._procs)
         wait_greeting(self.imap_port, lambda: all(p.poll() is None for p in procs),
                       "courier", self.log_tail)
+
+    def _tcpd(self, port: int) -> list[str]:
+        return [str(self.tree.path("usr/sbin/couriertcpd")), f"-address={HOST}",
+                "-maxprocs=100", "-maxperip=100", "-nodnslookup", "-noidentlookup", str(port)]
+
+    def _login(self) -> list[str]:
+        return [str(self.tree.path("usr/lib/courier/courier/imaplogin")),
+                str(self.tree.path("usr/bin/imapd")), "Maildir"]
+
+    def _tls_env(self, env: dict[str, str]) -> dict[str, str]:
+        pem = self.root / "imapd.pem"  # couriertls wants key and certificate in one file
+        pem.write_bytes(self.tls.key.read_bytes() + self.tls.cert.read_bytes())
+        return {**env, "TLS_CERTFILE": str(pem), "TLS_VERIFYPEER": "NONE",
+                "IMAP_TLS": "1", "IMAP_CAPABILITY": env["IMAP_CAPABILITY_TLS"]}
 
     def stop(self) -> None:
         for p in reversed(self._procs):
@@ -199,7 +218,8 @@ class Courier:
                 stdin="".join(lines) + ".\n")
 
 
-NEEDS = (AUTHLIB, DAEMON, USERDB, "usr/sbin/couriertcpd", "usr/libexec/gam_server", "usr/bin/imapd",
+NEEDS = (AUTHLIB, DAEMON, USERDB, "usr/sbin/couriertcpd", "usr/libexec/gam_server",
+         "usr/bin/couriertls", "usr/bin/imapd",
          "usr/lib/courier/courier/imaplogin", "usr/lib/courier/courier-authlib/makedatprog")
 
 
