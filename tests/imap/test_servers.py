@@ -214,3 +214,21 @@ def test_round_trip_through_a_fat32_store_to_another_account(server: ImapServer,
     code, stdout, err = cli("import", str(back / "exported"), *target(server, b))
     assert code == 0, stdout + err
     assert server_digests(server, b, flags=True) == server_digests(server, a, flags=True)
+
+
+def test_export_is_incremental_and_exact(server: ImapServer, tmp_path: Path) -> None:
+    """The IMAP source on every server: an export, new mail, a second export that
+    fetches only the new mail; the store then holds each server message once."""
+    user = server.add_user(unique_user("me"), PW)
+    code, out = cli_json("import", str(make_store(tmp_path)), *target(server, user))
+    assert code == 0, out
+    store = tmp_path / "exported"
+    code, _, err = cli("export", target(server, user)[0], str(store), *target(server, user)[1:])
+    assert code == 0, err
+    with server.client(user) as c:
+        for i in (100, 101):
+            c.append(server.prefix + "Kunden", lf_message(i))
+    code, out = cli_json("export", target(server, user)[0], str(store), *target(server, user)[1:])
+    assert code == 0, out
+    assert isinstance(out, dict) and out["stats"].get("stored") == 2, out
+    assert store_digests(store) == server_digests(server, user)
