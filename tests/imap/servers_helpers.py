@@ -1,6 +1,6 @@
-"""Helpers for the IMAP server matrix (tests/imap/test_servers*.py): one fixture over
-Dovecot, Cyrus and Courier, stores made from a bare-LF Maildir, and what an account
-holds as multisets of content digests per folder."""
+"""Helpers for the IMAP server matrix (tests/imap/test_servers*.py; the `server` fixture
+over Dovecot, Cyrus and Courier is in tests/imap/conftest.py): stores made from a bare-LF
+Maildir, and what an account holds as multisets of content digests per folder."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import os
 import sqlite3
 from collections import Counter
 from pathlib import Path
-
-import pytest
 
 from pstkit.converters.imap.append import wire_form
 from pstkit.model import FolderPath
@@ -23,13 +21,6 @@ Digests = dict[FolderPath, Counter[str]]
 # Maildir++ folder -> store path (no SPECIAL-USE names: every server maps them alike)
 FOLDERS: dict[str, FolderPath] = {"": ("INBOX",), ".Projekte.2024": ("Projekte", "2024"),
                                   ".Kunden": ("Kunden",)}
-
-
-@pytest.fixture(params=SERVERS)
-def server(request: pytest.FixtureRequest) -> ImapServer:
-    """Each test runs against every server of the matrix."""
-    got: ImapServer = request.getfixturevalue(request.param)
-    return got
 
 
 def target(server: ImapServer, user: Account) -> list[str]:

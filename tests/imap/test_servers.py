@@ -32,7 +32,6 @@ from tests.imap.servers_helpers import (
     make_store,
     mark_sending,
     message_ids,
-    server,
     server_digests,
     store_digests,
     target,
@@ -42,8 +41,6 @@ from tests.servers.common import ImapServer, unique_user
 from tests.servers.cyrus import Cyrus
 from tests.servers.mail_helpers import options, password_file
 
-pytest_plugins = ["tests.servers.dovecot", "tests.servers.cyrus", "tests.servers.courier"]
-__all__ = ["server"]  # the parametrised fixture, imported for pytest
 PW = "pw"
 
 

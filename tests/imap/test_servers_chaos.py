@@ -24,15 +24,12 @@ from pstkit.store import CATALOG
 from tests.helpers import REPO
 from tests.imap.servers_helpers import (
     make_store,
-    server,
     server_digests,
     store_digests,
     target,
 )
 from tests.servers.common import ImapServer, unique_user
 
-pytest_plugins = ["tests.servers.dovecot", "tests.servers.cyrus", "tests.servers.courier"]
-__all__ = ["server"]
 PW = "pw"
 KILLS = 10
 SEEDS = {"dovecot": 1301, "cyrus": 1302, "courier": 1303}  # failing runs replay exactly

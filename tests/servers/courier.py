@@ -13,7 +13,7 @@ writing there (shared by every instance, and root only), each instance gets copi
 the three binaries with those paths rewritten to same-length or shorter paths inside
 its own short folder /tmp/pcXXXXXXXX (`rewrite_paths`). Nothing else is changed.
 
-Use with `pytest_plugins = ["tests.servers.courier"]` and the fixture `courier` (one per
+Its fixtures are declared once, in tests/conftest.py; use the fixture `courier` (one per
 session; give each test its own user) or `fresh_courier` (one per test).
 """
 

@@ -11,7 +11,7 @@ admin (`CREATE user.NAME`), with SPECIAL-USE Sent/Drafts/Trash/Junk/Archive fold
 Cyrus logs only to syslog, which test machines lack: `log_tail()` shows what the master
 printed.
 
-Use with `pytest_plugins = ["tests.servers.cyrus"]` and the fixture `cyrus` (one per
+Its fixtures are declared once, in tests/conftest.py; use the fixture `cyrus` (one per
 session; give each test its own user) or `fresh_cyrus` (one per test, to stall or stop).
 """
 
