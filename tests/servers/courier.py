@@ -236,12 +236,14 @@ def serve(tls: TlsFiles) -> Iterator[Courier]:
     tree = courier_tree()
     root = Path(tempfile.mkdtemp(prefix="pc", dir="/tmp"))
     os.chmod(root, 0o755)
-    server = Courier(root, tls, tree)
+    server = None
     try:
+        server = Courier(root, tls, tree)
         server.start()
         yield server
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

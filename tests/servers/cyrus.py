@@ -216,12 +216,14 @@ def serve(tls: TlsFiles, **kw: bool) -> Iterator[Cyrus]:
     tree = cyrus_tree()
     root = Path(tempfile.mkdtemp(prefix="pstkit-cyrus-"))
     os.chmod(root, 0o755)
-    server = Cyrus(root, tls, tree, **kw)
+    server = None
     try:
+        server = Cyrus(root, tls, tree, **kw)
         server.start()
         yield server
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
