@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections import Counter
 from dataclasses import replace
@@ -229,3 +230,22 @@ def test_export_is_incremental_and_exact(server: ImapServer, tmp_path: Path) -> 
     assert code == 0, out
     assert isinstance(out, dict) and out["stats"].get("stored") == 2, out
     assert store_digests(store) == server_digests(server, user)
+
+
+def test_server_restart_mid_import(fresh_server: ImapServer, tmp_path: Path) -> None:
+    """Every connection cut by a server restart mid-import: the import reconnects,
+    looks for the batch it was sending, and ends with every message once."""
+    user = fresh_server.add_user(unique_user("mr"), PW)
+    store = make_store(tmp_path, per_folder=60)
+    result: list[tuple[int, str, str]] = []
+    run = threading.Thread(target=lambda: result.append(cli(
+        "import", str(store), *target(fresh_server, user), "--opt", "imap_batch_items=2")))
+    run.start()
+    while run.is_alive() and count(fresh_server, user) < 20:
+        time.sleep(0.01)
+    assert run.is_alive(), "the import ended before the restart"
+    fresh_server.restart()
+    run.join()
+    code, out, err = result[0]
+    assert code == 0, out + err
+    assert server_digests(fresh_server, user) == store_digests(store)

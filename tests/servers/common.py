@@ -58,6 +58,8 @@ class ImapServer(Protocol):
 
     def log_tail(self, lines: int = 30) -> str: ...
 
+    def restart(self) -> None: ...
+
 
 def free_port() -> int:
     with socket.socket() as s:
