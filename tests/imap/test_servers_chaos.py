@@ -36,13 +36,14 @@ SEEDS = {"dovecot": 1301, "cyrus": 1302, "courier": 1303}  # failing runs replay
 CLI = [sys.executable, "-c", "from pstkit.cli import main; main()"]
 
 
-def _run(args: list[str], progress: Callable[[], int] | None = None, at: int = 0
+def _run(args: list[str], log: Path, progress: Callable[[], int] | None = None, at: int = 0
          ) -> int | None:
-    """Run the CLI; with `progress`, SIGKILL it as soon as progress() reaches `at`.
-    Its exit code, or None if it was killed."""
+    """Run the CLI (stderr appended to `log`); with `progress`, SIGKILL it as soon as
+    progress() reaches `at`. Its exit code, or None if it was killed."""
     env = {**os.environ, "PSTKIT_PASSWORD": PW}
-    proc = subprocess.Popen([*CLI, *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    with log.open("ab") as err:
+        proc = subprocess.Popen([*CLI, *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=err)
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
         if progress is not None and progress() >= at:
@@ -57,7 +58,7 @@ def _run(args: list[str], progress: Callable[[], int] | None = None, at: int = 0
 
 
 def _chaos(args: Callable[[int], list[str]], progress: Callable[[int], int],
-           check: Callable[[int], None], rng: random.Random) -> int:
+           check: Callable[[int], None], rng: random.Random, log: Path) -> int:
     """Runs killed with kill -9 when their progress has gone a random 1-4 messages past
     where the last one died, until KILLS of them died mid-run; each re-runs the last.
     A run that finishes before its kill point completes target `n`: it is checked and
@@ -65,15 +66,19 @@ def _chaos(args: Callable[[int], list[str]], progress: Callable[[int], int],
     last target is then run to the end and checked. Returns how many targets."""
     killed, n = 0, 0
     while killed < KILLS:
-        code = _run(args(n), functools.partial(progress, n), progress(n) + rng.randint(1, 4))
-        assert code in (None, 0, 1), f"{args(n)[0]} ended with {code}"
+        code = _run(args(n), log, functools.partial(progress, n), progress(n) + rng.randint(1, 4))
+        assert code in (None, 0, 1), f"{args(n)[0]} ended with {code}: {_tail(log)}"
         killed += code is None
         if code is not None:
             check(n)
             n += 1
-    assert _run(args(n)) == 0, f"the last {args(n)[0]} after the kills failed"
+    assert _run(args(n), log) == 0, f"the last {args(n)[0]} failed: {_tail(log)}"
     check(n)
     return n + 1
+
+
+def _tail(log: Path) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-5:])
 
 
 def _ledger(store: Path, url: str) -> int:
@@ -109,12 +114,12 @@ def test_killed_import_and_export_end_exactly_once(server: ImapServer, tmp_path:
         assert server_digests(server, users[n]) == want
 
     _chaos(lambda n: ["import", str(store), *account(n), "--opt", "imap_batch_items=2"],
-           lambda n: _ledger(store, account(n)[0]), imported, rng)
+           lambda n: _ledger(store, account(n)[0]), imported, rng, tmp_path / "import.log")
     # And back: the (last) account exported into new stores, killed the same way.
     source = account(len(users) - 1)
     _chaos(lambda n: ["export", *source, str(tmp_path / f"back{n}")],
            lambda n: _files(tmp_path / f"back{n}"),
-           lambda n: _exported(tmp_path / f"back{n}", want), rng)
+           lambda n: _exported(tmp_path / f"back{n}", want), rng, tmp_path / "export.log")
 
 
 def _exported(store: Path, want: dict[FolderPath, Counter[str]]) -> None:
