@@ -121,10 +121,11 @@ class _ImportJob:
                 continue
             dups = self._duplicates(row.msg, raw, target)
             if dups and (self.policy is DuplicatePolicy.SKIP or row.msg.id in self.in_flight):
-                with self.lock:  # claimed: the next identical copy needs another one
-                    self.ours.add((path_to_text(target), dups[0]))
-                done.append((row.msg.id, target, dups[0], "duplicate"))
-                continue
+                claimed = self._claim(target, dups)
+                if claimed is not None:
+                    done.append((row.msg.id, target, claimed, "duplicate"))
+                    continue
+                dups = []  # another thread took the last one: this copy is sent
             if dups:
                 self.sink.delete(target, dups)
                 self.result.stats["replaced"] += 1
@@ -156,6 +157,17 @@ class _ImportJob:
         folder = path_to_text(target)
         with self.lock:
             return [t for t in found if (folder, t) not in self.ours]
+
+    def _claim(self, target: FolderPath, found: list[str]) -> str | None:
+        """Take the first of `found` nobody has taken (checked and taken under one lock,
+        as two store folders may share a target folder on two threads)."""
+        folder = path_to_text(target)
+        with self.lock:
+            for t in found:
+                if (folder, t) not in self.ours:
+                    self.ours.add((folder, t))  # the next identical copy needs another one
+                    return t
+        return None
 
     def _problem(
         self, msg: StoredMessage, reason: str, failed: bool = True
