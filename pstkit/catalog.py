@@ -267,18 +267,14 @@ class Catalog:
         )
         return {int(str(r[0])) for r in rows}
 
-    def sending_ids(self, sink_key: str) -> set[int]:
-        """Items whose batch was in flight when a run died: maybe delivered."""
+    def delivered_target_ids(self, sink_key: str) -> set[tuple[str, str]]:
+        """(target folder, target id) of every item this store delivered or matched to a
+        duplicate: an id alone is unique only within its folder."""
         rows = self._q(
-            "SELECT message FROM deliveries WHERE sink_key=? AND how='sending'", (sink_key,)
+            "SELECT target_folder, target_id FROM deliveries WHERE sink_key=?"
+            " AND how IN ('delivered', 'duplicate') AND target_id<>''", (sink_key,)
         )
-        return {int(str(r[0])) for r in rows}
-
-    def delivered_target_ids(self, sink_key: str) -> set[str]:
-        rows = self._q(
-            "SELECT target_id FROM deliveries WHERE sink_key=? AND how='delivered'", (sink_key,)
-        )
-        return {str(r[0]) for r in rows}
+        return {(str(r[0]), str(r[1])) for r in rows}
 
     def deliveries(self, sink_key: str) -> dict[int, tuple[str, str, str]]:
         rows = self._q(

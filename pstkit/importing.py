@@ -94,9 +94,12 @@ class _ImportJob:
     #: target id a two-step sink made, or ""): they are checked for in the
     #: target whatever the policy, so none arrives twice.
     in_flight: dict[int, str] = field(default_factory=dict)
-    #: target ids this store delivered: never mistaken for pre-existing duplicates
-    #: (two copies of one message in a store both arrive).
-    ours: set[str] = field(default_factory=set)
+    #: (target folder, target id) this store delivered or claimed as a duplicate in
+    #: this run: never taken again, so identical copies in the store are distinct items
+    #: (two copies in the store -> two in the target). Keyed by folder because ids need
+    #: not be unique across folders (IMAP "UIDVALIDITY:UID": Cyrus gives every folder
+    #: created in one second the same UIDVALIDITY).
+    ours: set[tuple[str, str]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def folder(self, entry: PlanEntry) -> None:
@@ -131,8 +134,11 @@ class _ImportJob:
                 continue
             dups = self._duplicates(row.msg, raw, target)
             if dups and (self.policy is DuplicatePolicy.SKIP or row.msg.id in self.in_flight):
-                done.append((row.msg.id, target, dups[0], "duplicate"))
-                continue
+                claimed = self._claim(target, dups)
+                if claimed is not None:
+                    done.append((row.msg.id, target, claimed, "duplicate"))
+                    continue
+                dups = []  # another thread took the last one: this copy is sent
             if dups:
                 self.sink.delete(target, dups)
                 self.result.count(path_text(target), "replaced")
@@ -155,7 +161,7 @@ class _ImportJob:
                 )
             self.result.count(path_text(target), "bytes", len(raw))
             with self.lock:
-                self.ours.add(res.target_id)
+                self.ours.add((path_to_text(target), res.target_id))
         self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, done, problems)
         log.debug("%s: batch of %d recorded (%d sent)", path_text(target), len(rows), len(send))
         self._count(target, done, len(rows), sum(len(raw) for _, raw in send))
@@ -179,8 +185,20 @@ class _ImportJob:
             found = self.sink.settle(target, msg, raw, self.in_flight[msg.id])
         else:
             found = self.sink.find_duplicates(msg, raw, target)
+        folder = path_to_text(target)
         with self.lock:
-            return [t for t in found if t not in self.ours]
+            return [t for t in found if (folder, t) not in self.ours]
+
+    def _claim(self, target: FolderPath, found: list[str]) -> str | None:
+        """Take the first of `found` nobody has taken (checked and taken under one lock,
+        as two store folders may share a target folder on two threads)."""
+        folder = path_to_text(target)
+        with self.lock:
+            for t in found:
+                if (folder, t) not in self.ours:
+                    self.ours.add((folder, t))  # the next identical copy needs another one
+                    return t
+        return None
 
     def _problem(
         self, target: FolderPath, msg: StoredMessage, reason: str, failed: bool = True

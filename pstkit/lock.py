@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,23 @@ def read_lock(path: Path) -> LockInfo | None:
         return LockInfo(0, "?", "?", "unreadable lock file")
 
 
+UNREADABLE_GRACE = 1.0  # seconds a lock may stay unwritten before it counts as abandoned
+
+
+def _settled(path: Path) -> LockInfo | None:
+    """The lock's holder. A lock file that stays unreadable (empty) for
+    UNREADABLE_GRACE was left by a process killed between creating it and writing it
+    (a writer does both within microseconds): it is reported as held by nobody alive."""
+    held = read_lock(path)
+    deadline = time.monotonic() + UNREADABLE_GRACE
+    while held is not None and held.pid == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        held = read_lock(path)
+    if held is not None and held.pid == 0:
+        return LockInfo(0, socket.gethostname(), "?", "a lock file left empty by a killed run")
+    return held
+
+
 def _pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -69,7 +87,7 @@ def acquire(path: Path, store_name: str, command: str) -> None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            held = read_lock(path)
+            held = _settled(path)
             if held is not None and held.is_stale():
                 log.warning("removing stale lock of %s", held.describe())
                 path.unlink(missing_ok=True)

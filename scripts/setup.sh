@@ -43,4 +43,9 @@ PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e ".[$extra]"
 # An editable install is not byte-compiled; where PYTHONDONTWRITEBYTECODE is set (as on some
 # build machines) every start would compile pstkit's sources again.
 .venv/bin/python -m compileall -q pstkit >/dev/null
+if [ "$dev" = 1 ]; then
+    # Cyrus and Courier (the IMAP test matrix) conflict with dovecot-imapd as packages:
+    # fetched with apt-get download and unpacked into a cache, never installed.
+    python3 scripts/fetch_servers.py
+fi
 echo "pstkit installed in .venv ($(.venv/bin/pstkit --help >/dev/null && echo ok))" >&2

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-# The Dovecot and Redis fixtures, declared once here (pytest rewrites asserts only in plugins named
-# by the root conftest).
-pytest_plugins = ["tests.servers.dovecot", "tests.servers.redis"]
+# The mail server and Redis fixtures, declared once here (pytest rewrites asserts only in plugins
+# named by the root conftest).
+pytest_plugins = ["tests.servers.dovecot", "tests.servers.cyrus", "tests.servers.courier",
+                  "tests.servers.redis"]
 
 REPO = Path(__file__).resolve().parents[1]
 

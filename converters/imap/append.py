@@ -9,7 +9,9 @@ A store folder segment that contains the server's hierarchy delimiter is
 *substituted*, not escaped: the delimiter becomes a look-alike character
 (`/` -> U+2215 DIVISION SLASH, `.` -> U+2024 ONE DOT LEADER, anything else
 -> `_`), so "Q1/Q2" stays one readable folder instead of becoming two levels.
-`path_from_mailbox` maps the look-alikes back, so a re-run and `verify` find
+A "/" is substituted whatever the delimiter: Cyrus and Courier (delimiter ".")
+and Dovecot's maildir refuse it in a name. `names.restore_segment` maps the
+look-alikes back (sink and source), so a re-run, `verify` and an export find
 the folder under its store name.
 """
 
@@ -20,7 +22,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pstkit.converters.imap.names import decode_segment, encode_mutf7
+from pstkit.converters.imap.names import (
+    LOOKALIKE,
+    decode_segment,
+    encode_mutf7,
+    restore_segment,
+)
 from pstkit.headers import summary
 from pstkit.model import Flag, FolderPath
 
@@ -32,7 +39,6 @@ FLAG_ATOMS: dict[Flag, str] = {
     Flag.DELETED: "\\Deleted",
     Flag.FORWARDED: "$Forwarded",
 }
-LOOKALIKE: dict[str, str] = {"/": "\u2215", ".": "\u2024"}
 _ATOM_SPECIALS = re.compile(r'[(){ %*"\\\]\x00-\x1f\x7f-\U0010ffff]')
 _CRLF = re.compile(rb"\r?\n")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -80,10 +86,10 @@ def valid_keyword(kw: str) -> bool:
 
 
 def substitute(segment: str, delimiter: str | None) -> str:
-    """One store segment -> a name segment free of the delimiter."""
-    if not delimiter or delimiter not in segment:
-        return segment
-    return segment.replace(delimiter, LOOKALIKE.get(delimiter, "_"))
+    """One store segment -> a name segment free of the delimiter and of "/"."""
+    if delimiter and delimiter in segment:
+        segment = segment.replace(delimiter, LOOKALIKE.get(delimiter, "_"))
+    return segment.replace("/", LOOKALIKE["/"])
 
 
 def mailbox_name(path: FolderPath, delimiter: str | None, prefix: str = "") -> str:
@@ -103,20 +109,12 @@ def parents(path: FolderPath) -> list[FolderPath]:
 
 
 def path_from_segments(raw_segments: Iterable[str], delimiter: str | None) -> FolderPath:
-    """Decoded segments with the look-alike of `delimiter` mapped back."""
-    alike = LOOKALIKE.get(delimiter or "", "")
-    out = []
-    for raw in raw_segments:
-        seg = decode_segment(raw)
-        out.append(seg.replace(alike, delimiter or "") if alike else seg)
-    return tuple(out)
+    """Decoded segments with the look-alikes mapped back."""
+    return tuple(restore_segment(decode_segment(raw), delimiter) for raw in raw_segments)
 
 
 def unsubstitute(path: FolderPath, delimiter: str | None) -> FolderPath:
-    alike = LOOKALIKE.get(delimiter or "", "")
-    if not alike or not delimiter:
-        return path
-    return tuple(s.replace(alike, delimiter) for s in path)
+    return tuple(restore_segment(s, delimiter) for s in path)
 
 
 # --- APPEND pieces -------------------------------------------------------------
@@ -133,13 +131,32 @@ def quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def append_head(flags: Iterable[str], when: datetime | None, size: int, plus: bool) -> bytes:
-    """The part of an APPEND before one message literal: `(flags) "date" {n+}`."""
+def append_head(flags: Iterable[str], when: datetime | None, size: int, plus: bool,
+                binary: bool = False) -> bytes:
+    """The part of an APPEND before one message literal: `(flags) "date" {n+}`, or
+    `~{n+}` (a literal8, RFC 3516) for a message that holds a NUL byte."""
     parts = [f"({' '.join(flags)})"]
     if when is not None:
         parts.append(f'"{internaldate(when)}"')
-    parts.append(f"{{{size}{'+' if plus else ''}}}")
+    parts.append(f"{'~' if binary else ''}{{{size}{'+' if plus else ''}}}")
     return " ".join(parts).encode("ascii")
+
+
+def wire_form(raw: bytes, *, binary: bool) -> bytes | None:
+    """What an APPEND carries for the stored bytes `raw`; the store keeps `raw` as is.
+
+    IMAP allows only CRLF line ends in a message (RFC 3501 2.3.1; Cyrus refuses
+    "bare newlines", Dovecot converts them), so a bare LF goes out as CRLF; a bare CR
+    is left alone. A NUL byte may travel only in a literal8, where the server offers
+    BINARY (RFC 3516): without it, None (the caller reports the message as failed).
+    `verify` compares a target's bytes with this form: equal here is "=" there."""
+    if b"\0" in raw and not binary:
+        return None
+    return crlf(raw)
+
+
+NUL_REFUSED = ("it holds a NUL byte and the server does not offer BINARY (RFC 3516): "
+               "IMAP cannot carry it")
 
 
 # --- responses -------------------------------------------------------------------

@@ -13,7 +13,12 @@ from imapclient import IMAPClient
 from imapclient import exceptions as imap_exc
 
 from pstkit.converters.imap.conn import DROPPED
-from pstkit.converters.imap.items import parse_body_fetch, translate_flags, uid_set
+from pstkit.converters.imap.items import (
+    header_fields,
+    parse_body_fetch,
+    translate_flags,
+    uid_set,
+)
 from pstkit.errors import SourceError
 from pstkit.headers import summary
 from pstkit.model import Flag, FolderInfo, utc
@@ -103,14 +108,13 @@ def fetch_meta(client: IMAPClient, uids: list[int], gmail: bool) -> dict[int, Me
 def subjects(client: IMAPClient, uids: list[int]) -> dict[int, str]:
     if not uids:
         return {}
-    key = b"BODY[HEADER.FIELDS (SUBJECT)]"
     try:
         resp = client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
     except DROPPED:
         raise
     except COMMAND_ERRORS:
         resp = {}
-    return {u: summary(resp.get(u, {}).get(key) or b"")[1] for u in uids}
+    return {u: summary(header_fields(resp.get(u, {})))[1] for u in uids}
 
 
 def fetch_bodies(client: IMAPClient, uids: list[int]) -> dict[int, bytes | str]:

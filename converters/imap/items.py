@@ -126,3 +126,13 @@ def parse_body_fetch(data: Sequence[bytes | tuple[bytes, bytes] | None]) -> dict
         if m is not None:
             out[int(m.group(1))] = item[1]
     return out
+
+
+def header_fields(data: dict[bytes, object]) -> bytes:
+    """The BODY[HEADER.FIELDS (...)] part of one FETCH reply, whichever way the server
+    spelled the key: Dovecot and Cyrus echo `(MESSAGE-ID SUBJECT)`, Courier quotes the
+    field names `("MESSAGE-ID" "SUBJECT")`; both are valid astrings (RFC 3501)."""
+    for key, value in data.items():
+        if key.upper().startswith(b"BODY[HEADER.FIELDS") and isinstance(value, bytes):
+            return value
+    return b""

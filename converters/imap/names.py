@@ -134,6 +134,22 @@ def decode_segment(raw: str) -> str:
         return raw
 
 
+# --- look-alikes ----------------------------------------------------------------
+
+#: A character a server cannot keep in a name travels as a look-alike and comes back
+#: as itself: the hierarchy delimiter, and "/", which servers that keep folders as
+#: directories refuse whatever their delimiter (Cyrus and Courier with ".", Dovecot's
+#: maildir). The IMAP sink writes them (`append.substitute`); reading maps them back.
+LOOKALIKE: dict[str, str] = {"/": "\u2215", ".": "\u2024"}
+
+
+def restore_segment(segment: str, delimiter: str | None) -> str:
+    """A decoded name segment with the look-alikes of "/" and of `delimiter` undone."""
+    out = segment.replace(LOOKALIKE["/"], "/")
+    alike = LOOKALIKE.get(delimiter or "")
+    return out.replace(alike, delimiter) if alike and delimiter else out
+
+
 # --- LIST -> folders ---------------------------------------------------------
 
 
@@ -145,7 +161,7 @@ def folder_path(raw_name: str, delimiter: str | None, prefix: str = "") -> Folde
     if name.upper() == "INBOX":
         return ("INBOX",)
     parts = name.split(delimiter) if delimiter else [name]
-    return tuple(decode_segment(p) for p in parts if p != "")
+    return tuple(restore_segment(decode_segment(p), delimiter) for p in parts if p != "")
 
 
 def role_of(entry: ListEntry, path: FolderPath, by_name: bool) -> Role | None:

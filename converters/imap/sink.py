@@ -250,6 +250,13 @@ class ImapSink:
 
     def _append(self, client: IMAPClient, name: str, state: _Folder, batch: Batch,
                 pending: list[int], results: Results) -> None:
+        binary = "BINARY" in self._caps
+        for i in list(pending):
+            if ia.wire_form(batch[i][1], binary=binary) is None:
+                results[i] = Failed(ia.NUL_REFUSED)
+                pending.remove(i)
+        if not pending:
+            return
         if len(pending) > 1 and "MULTIAPPEND" in self._caps:
             typ, text = self._send(client, name, state, [batch[i] for i in pending])
             if typ == "OK":
@@ -268,12 +275,14 @@ class ImapSink:
 
     def _send(self, client: IMAPClient, name: str, state: _Folder, items: Batch
               ) -> tuple[str, str]:
-        plus = "LITERAL+" in self._caps
+        plus, binary = "LITERAL+" in self._caps, "BINARY" in self._caps
         pieces = []
         for msg, raw in items:
             choice = ia.choose_flags(msg.flags, msg.keywords, state.permanent)
             self._count_dropped(choice.dropped)
-            pieces.append((ia.append_head(choice.send, msg.received, len(raw), plus), raw))
+            wire = ia.wire_form(raw, binary=binary) or b""
+            head = ia.append_head(choice.send, msg.received, len(wire), plus, b"\0" in wire)
+            pieces.append((head, wire))
         return append_command(client._imap, ia.quote(name).encode("ascii"), pieces, plus)
 
     def _delivered(self, state: _Folder, idx: list[int], text: str, results: Results) -> None:
@@ -345,6 +354,9 @@ class ImapSink:
 
     def _build_index(self, client: IMAPClient, name: str) -> dict[str, list[int]]:
         self._select(client, name)
+        # Courier shows messages this session appended to the selected folder only
+        # after a command that lets it report them (EXISTS); SEARCH alone does not.
+        client.noop()
         return duplicate_index(client)
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ from imapclient import IMAPClient
 from pstkit.converters.imap import append as ia
 from pstkit.converters.imap.commands import COMMAND_ERRORS, text_of_error
 from pstkit.converters.imap.conn import DROPPED
-from pstkit.converters.imap.items import parse_body_fetch, uid_set
+from pstkit.converters.imap.items import header_fields, parse_body_fetch, uid_set
 from pstkit.errors import ConnectorError, TargetWriteError
 from pstkit.headers import summary
 from pstkit.protocols import TargetItem
@@ -26,26 +26,32 @@ FETCH_CHUNK = 200  # UIDs per FETCH when indexing or taking inventory
 
 def append_command(imap: imaplib.IMAP4, mailbox: bytes, pieces: list[tuple[bytes, bytes]],
                    plus: bool) -> tuple[str, str]:
-    """One (MULTI)APPEND of `pieces` = [(head, exact bytes)], written straight
-    to imaplib's socket: imaplib's own `append` takes one message and turns
-    bare LF into CRLF, and we send the bytes untouched. Returns (OK|NO|BAD, text)."""
+    """One (MULTI)APPEND of `pieces` = [(head, wire bytes)], written straight
+    to imaplib's socket: imaplib's own `append` takes one message and rewrites
+    its line ends; the caller sends `ia.wire_form`. Returns (OK|NO|BAD, text)."""
     for typ in ("OK", "NO", "BAD"):
         imap.untagged_responses.pop(typ, None)
     tag = imap._new_tag()
-    imap.send(tag + b" APPEND " + mailbox)
+    # Each step of the command goes out in one write (with TCP_NODELAY set by the
+    # connector): a command split over small writes waits ~40 ms for the server's
+    # delayed ACK per message (Nagle), which made Courier take 40 ms per APPEND.
+    out = [tag + b" APPEND " + mailbox]
     refused = False
     for head, raw in pieces:
-        imap.send(b" " + head + b"\r\n")
-        if not plus:  # wait for "+ go ahead", or an early NO
+        out.append(b" " + head + b"\r\n")
+        if not plus:  # send what we have, wait for "+ go ahead", or an early NO
+            imap.send(b"".join(out))
+            out = []
             while imap._get_response():
                 if imap.tagged_commands[tag]:
                     refused = True
                     break
             if refused:
                 break
-        imap.send(raw)
+        out.append(raw)
     if not refused:
-        imap.send(b"\r\n")
+        out.append(b"\r\n")
+        imap.send(b"".join(out))
     try:
         typ, data = imap._command_complete("APPEND", tag)
     except imaplib.IMAP4.abort:
@@ -84,13 +90,12 @@ def header_summaries(
     client: IMAPClient, uids: Sequence[int]
 ) -> Iterator[tuple[int, int, str, str]]:
     """(uid, size, Message-ID, Subject) of `uids`, in chunks."""
-    part = b"BODY[HEADER.FIELDS (MESSAGE-ID SUBJECT)]"
     for n in range(0, len(uids), FETCH_CHUNK):
         chunk = list(uids[n:n + FETCH_CHUNK])
         resp = client.fetch(chunk, ["RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)]"])
         for uid in chunk:
             data = resp.get(uid, {})
-            mid, subject = summary(data.get(part) or b"")
+            mid, subject = summary(header_fields(data))
             yield uid, int(data.get(b"RFC822.SIZE", 0)), mid, subject
 
 

@@ -283,8 +283,7 @@ def test_contract_sink_then_imap_source_gives_the_same(dovecot: Dovecot, tmp_pat
         assert all(isinstance(r, Delivered) for r in s.put_batch(folder, batch))
         assert s.find_duplicates(batch[0][0], batch[0][1], folder)
         assert len(list(s.inventory(folder))) == 3
-        back = folder if folder != ("a.b/c:d",) else ("a.b\u2215c:d",)
-        sent[back] = sorted((r, m.flags, m.keywords, m.received) for m, r in batch)
+        sent[folder] = sorted((r, m.flags, m.keywords, m.received) for m, r in batch)
     s.close()
     src = source(dovecot, user, tmp_path)
     got = {}

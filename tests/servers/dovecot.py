@@ -26,9 +26,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,62 +34,28 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
+from tests.servers.common import (
+    HOST,
+    SPECIAL_USE,
+    Account,
+    TlsFiles,
+    free_port,
+    mail_ids,
+    make_tls,
+    run,
+    unique_user,
+)
 from tests.servers.oauth import TokenInfoServer
 
-HOST = "127.0.0.1"
-SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk",
-               "Archive": "\\Archive"}
-
-
-@dataclass(frozen=True)
-class Account:
-    name: str
-    password: str
-    home: Path
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca_file: Path  # the CA that signed `cert`: pass as --ca-file
-    cert: Path
-    key: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def make_tls(directory: Path) -> TlsFiles:
-    """A CA and a server certificate for localhost/127.0.0.1 (openssl CLI)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key, ca, key, csr, cert = (directory / n for n in
-                                  ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
-    ext = directory / "san.ext"
-    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                   "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-                   "extendedKeyUsage=serverAuth\n")
-    _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-         "-subj", "/CN=pstkit test CA", "-keyout", ca_key, "-out", ca,
-         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign,cRLSign")
-    _run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-         "-keyout", key, "-out", csr)
-    _run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-         "-days", "30", "-extfile", ext, "-out", cert)
-    os.chmod(key, 0o644)  # read by dovecot's config process, which may not be us
-    return TlsFiles(ca, cert, key)
-
-
-def _run(*args: object) -> str:
-    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{args[0]} failed: {done.stderr.strip()}")
-    return done.stdout
+# Account, TlsFiles, free_port and unique_user live in tests.servers.common now; the tests
+# still import them from here.
+__all__ = ["Account", "Dovecot", "TlsFiles", "free_port", "serve", "unique_user"]
 
 
 class Dovecot:
     """One running Dovecot. Ports stay the same across `restart()`."""
+
+    name = "dovecot"
 
     def __init__(self, root: Path, tls: TlsFiles, *, mail_location: str = "sdbox:~/mail",
                  prefix: str = "", separator: str = "/",
@@ -111,7 +75,7 @@ class Dovecot:
         self.users_dir = root / "users.d"
         self.log_file = root / "dovecot.log"
         self._proc: subprocess.Popen[bytes] | None = None
-        self._mail_uid, self._mail_gid = _mail_ids()
+        self._mail_uid, self._mail_gid = mail_ids()
         for sub in ("run", "state", "home", "users.d"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o755)
@@ -229,7 +193,7 @@ class Dovecot:
         return done.returncode == 0
 
     def doveadm(self, *args: str) -> str:
-        return _run("doveadm", "-c", self.conf, *args)
+        return run("doveadm", "-c", self.conf, *args)
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
@@ -333,14 +297,6 @@ service lmtp {{
         return "" if os.geteuid() == 0 else "  chroot =\n"
 
 
-def _mail_ids() -> tuple[int, int]:
-    # Dovecot refuses uid 0 for mail: as root, mail belongs to "nobody".
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("nobody")
-        return pw.pw_uid, pw.pw_gid
-    return os.geteuid(), os.getegid()
-
-
 def dovecot_available() -> bool:
     return shutil.which("dovecot") is not None and shutil.which("openssl") is not None
 
@@ -381,6 +337,3 @@ def fresh_dovecot(dovecot_tls: TlsFiles) -> Iterator[Dovecot]:
     """A server of its own, for tests that restart or otherwise disturb it."""
     yield from serve(dovecot_tls)
 
-
-def unique_user(prefix: str = "u") -> str:
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
