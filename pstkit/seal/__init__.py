@@ -1,0 +1,17 @@
+"""Sealed stores: a store packed for removable media, encrypted and signed.
+
+A bundle is checkable without any decryption key (the signed manifest binds
+every ciphertext's SHA-256) and openable with standard tools: every data file
+is an age file, the manifest's signature is a minisign signature. Format in
+README.md ("Sealed stores").
+
+    bech32.py    the Bech32 text form of age keys
+    age.py       the age v1 file format (X25519 and scrypt recipients), streaming
+    minisign.py  minisign keys and signatures (Ed25519, BLAKE2b-prehashed)
+    keys.py      key files: keygen, loading identities, recipients, signing keys
+    bundle.py    the bundle's layout and its signed manifest
+    pack.py      the store as one tar stream, cut into bounded age volumes
+    seal.py      store -> bundle
+    opening.py   check a bundle, decrypt it, unseal it into a store
+    errors.py    the errors a bundle or a key can raise
+"""
