@@ -1,0 +1,299 @@
+"""Open a bundle: check it (with or without a key), read its index, unseal it.
+
+Nothing is decrypted before the manifest's signature is verified against the
+trusted key. Every volume's ciphertext is hashed while it is read and compared
+with the signed manifest before the next one is used; the tar stream must hold
+exactly the index's members, in order, with their sizes and SHA-256. An unseal
+writes into a hidden sibling directory and renames it into place at the end,
+so a store that appears is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pstkit.catalog import Catalog
+from pstkit.check import Finding
+from pstkit.check import check as check_store
+from pstkit.errors import StoreExists
+from pstkit.fsutil import fsync_path, sync_tree, write_error
+from pstkit.runs import NullProgress, Progress
+from pstkit.seal.age import AgeError, Decryptor, Identity, NoIdentityMatch
+from pstkit.seal.bundle import INDEX, DataFile, Manifest, check_files, read_manifest
+from pstkit.seal.errors import BundleDamaged, DecryptionFailed
+from pstkit.seal.minisign import PublicKey
+from pstkit.seal.pack import Index, Member, tar_reader
+from pstkit.store import CATALOG, MAIL, Store
+
+READ_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    manifest: Manifest
+    findings: list[Finding]
+    index: Index | None  # with an identity: what the bundle holds
+
+
+class _HashingReader:
+    """One data file, hashed as its ciphertext is read."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "rb")  # noqa: SIM115 - closed by the chain
+        self.digest = hashlib.sha256()
+
+    def read(self, n: int) -> bytes:
+        data = self.file.read(n)
+        self.digest.update(data)
+        return data
+
+
+def _open_age(
+    bundle: Path, f: DataFile, identities: Sequence[Identity]
+) -> tuple[_HashingReader, Decryptor]:
+    reader = _HashingReader(bundle / f.name)
+    try:
+        return reader, Decryptor(reader, identities)
+    except NoIdentityMatch as e:
+        reader.file.close()
+        raise DecryptionFailed(f.name, "no identity or passphrase given matches it") from e
+    except AgeError as e:
+        reader.file.close()
+        raise BundleDamaged(f"{f.name}: {e}") from e
+
+
+def _finish_age(f: DataFile, reader: _HashingReader) -> None:
+    """The whole file was read: its ciphertext must be the one the manifest signs."""
+    rest = reader.file.read()
+    reader.digest.update(rest)
+    reader.file.close()
+    if rest or reader.digest.hexdigest() != f.sha256:
+        raise BundleDamaged(f"{f.name}: SHA-256 differs from the signed manifest")
+
+
+class VolumeChain(io.RawIOBase):
+    """The plaintext of the volumes, in order, as one stream."""
+
+    def __init__(self, bundle: Path, volumes: Sequence[DataFile], identities: Sequence[Identity]):
+        super().__init__()
+        self.bundle, self.volumes, self.identities = bundle, list(volumes), identities
+        self._current: tuple[DataFile, _HashingReader, Decryptor] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while True:
+            if self._current is None:
+                if not self.volumes:
+                    return b""
+                f = self.volumes.pop(0)
+                self._current = (f, *_open_age(self.bundle, f, self.identities))
+            f, reader, dec = self._current
+            try:
+                data = dec.read(n if n >= 0 else READ_BLOCK)
+            except AgeError as e:
+                raise BundleDamaged(f"{f.name}: {e}") from e
+            if data:
+                return data
+            _finish_age(f, reader)
+            self._current = None
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        """Read to the end (only zero padding may be left), verifying every volume."""
+        while data := self.read(READ_BLOCK):
+            if data.count(0) != len(data):
+                raise BundleDamaged("data after the end of the tar stream")
+
+
+def read_index(bundle: Path, manifest: Manifest, identities: Sequence[Identity]) -> Index:
+    entry = next((f for f in manifest.files if f.name == INDEX), None)
+    if entry is None:
+        raise BundleDamaged(f"the manifest lists no {INDEX}")
+    reader, dec = _open_age(bundle, entry, identities)
+    try:
+        raw = dec.read()
+    except AgeError as e:
+        raise BundleDamaged(f"{INDEX}: {e}") from e
+    _finish_age(entry, reader)
+    index = Index.from_json(raw)
+    if index.bundle != manifest.bundle:
+        raise BundleDamaged(f"{INDEX} belongs to bundle {index.bundle}, not {manifest.bundle}")
+    if list(index.volumes) != [f.name for f in manifest.volumes]:
+        raise BundleDamaged("the index and the manifest list different volumes")
+    return index
+
+
+Visit = Callable[[Member, io.BufferedReader | None], None]
+
+
+def walk(bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
+         visit: Visit) -> None:  # fmt: skip
+    """Decrypt the stream and hand each member (checked against the index) to `visit`."""
+    chain = VolumeChain(bundle, manifest.volumes, identities)
+    try:
+        with tar_reader(chain) as tar:
+            expected = iter(index.members)
+            for info in tar:
+                member = next(expected, None)
+                if member is None or info.name.rstrip("/") != member.path:
+                    raise BundleDamaged(f"unexpected member {info.name!r} in the stream")
+                if (member.kind == "dir") != info.isdir() or not (info.isdir() or info.isfile()):
+                    raise BundleDamaged(f"{member.path}: wrong member type")
+                visit(member, tar.extractfile(info) if info.isfile() else None)  # type: ignore[arg-type]
+            missing = next(expected, None)
+            if missing is not None:
+                raise BundleDamaged(f"the stream ends before {missing.path}")
+        chain.drain()
+    except tarfile.TarError as e:
+        raise BundleDamaged(f"the tar stream is damaged: {e}") from e
+
+
+def _copy(member: Member, data: io.BufferedReader, out: io.BufferedWriter | None) -> None:
+    digest, size = hashlib.sha256(), 0
+    while block := data.read(READ_BLOCK):
+        digest.update(block)
+        size += len(block)
+        if out is not None:
+            out.write(block)
+    if size != member.size or digest.hexdigest() != member.sha256:
+        raise BundleDamaged(f"{member.path}: content differs from the index")
+
+
+# --- check -------------------------------------------------------------------------
+
+
+def check_bundle(
+    bundle: Path, trusted: PublicKey, identities: Sequence[Identity] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BundleReport:  # fmt: skip
+    manifest = read_manifest(bundle, trusted)
+    findings = list(check_files(bundle, manifest, True, progress))
+    if identities is None or any(f.damage for f in findings):
+        return BundleReport(manifest, findings, None)
+    index = read_index(bundle, manifest, identities)
+    findings += _check_contents(bundle, manifest, index, identities)
+    return BundleReport(manifest, findings, index)
+
+
+def _check_contents(
+    bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity]
+) -> list[Finding]:
+    with tempfile.TemporaryDirectory(prefix="pstkit-check-") as tmp:
+        catalog = Path(tmp) / CATALOG
+
+        def visit(member: Member, data: io.BufferedReader | None) -> None:
+            if data is None:
+                return
+            if member.path == CATALOG:
+                with open(os.open(catalog, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
+                    _copy(member, data, out)
+            else:
+                _copy(member, data, None)
+
+        try:
+            walk(bundle, manifest, index, identities, visit)
+        except BundleDamaged as e:
+            return [Finding("content", "data", e.message.removeprefix("bundle damaged: "), True)]
+        return list(_cross_check(catalog, index))
+
+
+def _cross_check(catalog_path: Path, index: Index) -> Iterator[Finding]:
+    """The catalog inside agrees with the files inside (the store's own check)."""
+    files = {m.path: m for m in index.members if m.kind == "file"}
+    catalog = Catalog(catalog_path)
+    try:
+        if catalog.integrity_check() != "ok":
+            yield Finding("catalog", CATALOG, "SQLite integrity check failed", True)
+            return
+        referenced = set()
+        mbox = index.store.get("layout") == "mbox"
+        for row in catalog.messages():
+            path = f"{MAIL}/{row.file}"
+            referenced.add(path)
+            m = files.get(path)
+            if m is None:
+                yield Finding("missing", path, f"message {row.msg.id} not in the bundle", True)
+            elif not mbox and (m.size != row.msg.size or m.sha256 != row.msg.sha256):
+                yield Finding("digest", path, "differs from the catalog inside", True)
+        for path in files:
+            if path.startswith(f"{MAIL}/") and path not in referenced and not mbox:
+                yield Finding("orphan", path, "file not in the catalog inside", True)
+    finally:
+        catalog.close()
+
+
+# --- unseal --------------------------------------------------------------------------
+
+
+def unseal(
+    bundle: Path, target: Path, trusted: PublicKey, identities: Sequence[Identity],
+    progress: Progress | None = None,
+) -> Index:  # fmt: skip
+    """Write the store inside `bundle` to `target` (new or empty)."""
+    progress = progress or NullProgress()
+    manifest = read_manifest(bundle, trusted)
+    damage = [f for f in check_files(bundle, manifest, read_data=False) if f.damage]
+    if damage:
+        raise BundleDamaged(f"{damage[0].where}: {damage[0].detail}")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise StoreExists(target)
+    index = read_index(bundle, manifest, identities)
+    work = target.parent / f".{target.name}.unseal-{manifest.bundle[:8]}"
+    shutil.rmtree(work, ignore_errors=True)  # what a killed unseal of this bundle left
+    try:
+        _extract(bundle, manifest, index, identities, work, progress)
+        if target.exists():
+            target.rmdir()
+        os.replace(work, target)
+        fsync_path(target.parent)
+    except OSError as e:
+        shutil.rmtree(work, ignore_errors=True)
+        raise write_error(target, e) from e
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    with Store.open(target) as store:
+        damage = [f for f in check_store(store) if f.damage]
+    if damage:
+        raise BundleDamaged(f"the unsealed store: {damage[0].code} {damage[0].where}")
+    return index
+
+
+def _extract(
+    bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
+    work: Path, progress: Progress,
+) -> None:  # fmt: skip
+    work.mkdir(parents=True)
+    files: list[Path] = []
+    dirs: list[Path] = [work]
+    progress.start("unsealing", len(index.members))
+
+    def visit(member: Member, data: io.BufferedReader | None) -> None:
+        path = work / member.path
+        if data is None:
+            path.mkdir(parents=True, exist_ok=True)
+            dirs.append(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as out:
+                _copy(member, data, out)
+            files.append(path)
+        progress.advance(1, member.size)
+
+    walk(bundle, manifest, index, identities, visit)
+    progress.done()
+    sync_tree(work, files, dirs)
