@@ -11,13 +11,13 @@ import traceback
 
 import typer
 
-from pstkit.cli import about, batchcmds, commands
+from pstkit.cli import about, batchcmds, commands, seal
 from pstkit.cli.app import app
 from pstkit.cli.env import Env, print_json
 from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
 
 EXIT_INTERNAL = 70
-_ = (about, batchcmds, commands)  # importing them registers the commands on `app`
+_ = (about, batchcmds, commands, seal)  # importing them registers the commands on `app`
 
 
 def _pin_malloc_mmap_threshold() -> None:
