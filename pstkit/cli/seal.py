@@ -26,6 +26,7 @@ from pstkit.cli.report import print_run, run_dict
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, SecretError, UsageError
 from pstkit.options import SecretSpec
 from pstkit.runs import RunResult
+from pstkit.seal import require
 from pstkit.seal.age import Identity, Recipient, ScryptIdentity, ScryptRecipient
 from pstkit.seal.bundle import MANIFEST, Manifest
 from pstkit.seal.keys import (
@@ -140,6 +141,7 @@ def keygen_cmd(
     passphrase_file: Annotated[Path | None, typer.Option(help="File holding sign.key's new passphrase.")] = None,
 ) -> int:  # fmt: skip
     """Make an age identity (encryption) and a minisign key (signing); print the public halves."""
+    require()
     env = env_of(ctx)
     secret = (
         _secret(SIGN_PASSPHRASE_ENV, passphrase_file, "sign.key passphrase") if passphrase else None
@@ -172,6 +174,7 @@ def seal_plan(
     volume_size: str,
 ) -> SealPlan:  # fmt: skip
     """Recipients, signer and sizes, loaded before anything is read or written."""
+    require()
     size = volume_bytes(volume_size)
     if sign_key is None:
         raise UsageError("sealing needs --sign-key sign.key (the manifest is always signed)")
@@ -236,6 +239,7 @@ def seal_cmd(
 
 
 def _trusted(trust: Path | None, identity: Path | None) -> PublicKey:
+    require()  # every way into a bundle starts here
     if trust is None and identity is not None and (identity.parent / SIGN_PUB).is_file():
         trust = identity.parent / SIGN_PUB
     if trust is None:
@@ -270,6 +274,7 @@ def unseal_cmd(
     passphrase_file: PassphraseFile = None,
 ) -> int:  # fmt: skip
     """Verify a bundle's signature and every file, then decrypt it into a store."""
+    require()
     env = env_of(ctx)
     bundle = bundle.expanduser()
     trusted = _trusted(trust, identity)

@@ -15,3 +15,17 @@ README.md ("Sealed stores").
     opening.py   check a bundle, decrypt it, unseal it into a store
     errors.py    the errors a bundle or a key can raise
 """
+
+from __future__ import annotations
+
+import importlib
+
+from pstkit.errors import MissingDependency
+
+
+def require() -> None:
+    """Sealing needs `cryptography` (the `seal` extra); say so in one line if it is missing."""
+    try:
+        importlib.import_module("cryptography.hazmat.primitives.ciphers.aead")
+    except ImportError as e:
+        raise MissingDependency("sealed bundles", "cryptography", "seal") from e
