@@ -27,7 +27,7 @@ from pstkit.seal.age import (
     X25519Identity,
     X25519Recipient,
     parse_header,
-)  # fmt: skip
+)
 from pstkit.seal.minisign import MinisignError, PublicKey, SecretKey, WrongPassphrase
 
 needs_age = pytest.mark.skipif(shutil.which("age") is None, reason="Debian's age not installed")
@@ -68,12 +68,19 @@ def test_debian_age_decrypts_ours_and_we_decrypt_its(
     data = random.Random(size).randbytes(size)
     (tmp_path / "id").write_text(identity.text() + "\n")
     (tmp_path / "ours.age").write_bytes(encrypt(data, [identity.recipient()]))
-    done = subprocess.run(["age", "-d", "-i", tmp_path / "id", tmp_path / "ours.age"],
-                          capture_output=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["age", "-d", "-i", tmp_path / "id", tmp_path / "ours.age"],
+        capture_output=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == data
-    theirs = subprocess.run(["age", "-e", "-r", identity.recipient().text()], input=data,
-                            capture_output=True, check=True).stdout  # fmt: skip
+    theirs = subprocess.run(
+        ["age", "-e", "-r", identity.recipient().text()],
+        input=data,
+        capture_output=True,
+        check=True,
+    ).stdout
     assert decrypt(theirs, [identity]) == data
 
 
@@ -81,8 +88,9 @@ def test_debian_age_decrypts_ours_and_we_decrypt_its(
 def test_age_keygen_identity_and_recipient_read_as_age_writes_them(tmp_path: Path) -> None:
     subprocess.run(["age-keygen", "-o", tmp_path / "k"], capture_output=True, check=True)
     secret = next(ln for ln in (tmp_path / "k").read_text().splitlines() if ln.startswith("AGE-"))
-    public = subprocess.run(["age-keygen", "-y", tmp_path / "k"], capture_output=True, text=True,
-                            check=True).stdout.strip()  # fmt: skip
+    public = subprocess.run(
+        ["age-keygen", "-y", tmp_path / "k"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     ident = X25519Identity.parse(secret)
     assert ident.recipient().text() == public
     assert ident.text() == secret
@@ -147,8 +155,13 @@ def test_any_change_to_a_file_fails_authentication(identity: X25519Identity, whe
     elif where == "append":
         blob += b"\0"
     else:
-        pos = {"header": 30, "mac": head + 6, "nonce": body + 3, "first": body + 40,
-               "last": len(blob) - 5}[where]  # fmt: skip
+        pos = {
+            "header": 30,
+            "mac": head + 6,
+            "nonce": body + 3,
+            "first": body + 40,
+            "last": len(blob) - 5,
+        }[where]
         blob[pos] ^= 0x01
     with pytest.raises(AgeError):
         decrypt(bytes(blob), [identity])
@@ -205,27 +218,51 @@ def test_debian_minisign_verifies_our_signature_and_we_verify_its(tmp_path: Path
     (tmp_path / "sign.key").write_text(key.text())
     (tmp_path / "m").write_bytes(b"the manifest\n")
     (tmp_path / "m.minisig").write_text(key.sign(b"the manifest\n", "bundle:1").text())
-    done = subprocess.run(["minisign", "-V", "-p", tmp_path / "sign.pub", "-m", tmp_path / "m"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["minisign", "-V", "-p", tmp_path / "sign.pub", "-m", tmp_path / "m"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "Trusted comment: bundle:1" in done.stdout
-    subprocess.run(["minisign", "-S", "-s", tmp_path / "sign.key", "-m", tmp_path / "m",
-                    "-x", tmp_path / "theirs.minisig", "-t", "from minisign"],
-                   capture_output=True, check=True, input=b"")  # fmt: skip
+    subprocess.run(
+        [
+            "minisign",
+            "-S",
+            "-s",
+            tmp_path / "sign.key",
+            "-m",
+            tmp_path / "m",
+            "-x",
+            tmp_path / "theirs.minisig",
+            "-t",
+            "from minisign",
+        ],
+        capture_output=True,
+        check=True,
+        input=b"",
+    )
     comment = key.public_key.verify(b"the manifest\n", (tmp_path / "theirs.minisig").read_text())
     assert comment == "from minisign"
 
 
 @needs_minisign
 def test_minisign_generated_unencrypted_key_signs_for_us(tmp_path: Path) -> None:
-    subprocess.run(["minisign", "-G", "-W", "-p", tmp_path / "g.pub", "-s", tmp_path / "g.key"],
-                   capture_output=True, check=True)  # fmt: skip
+    subprocess.run(
+        ["minisign", "-G", "-W", "-p", tmp_path / "g.pub", "-s", tmp_path / "g.key"],
+        capture_output=True,
+        check=True,
+    )
     key = SecretKey.parse((tmp_path / "g.key").read_text())
     assert key.public_key == PublicKey.parse((tmp_path / "g.pub").read_text())
     (tmp_path / "m").write_bytes(b"data")
     (tmp_path / "m.minisig").write_text(key.sign(b"data", "x").text())
-    subprocess.run(["minisign", "-V", "-p", tmp_path / "g.pub", "-m", tmp_path / "m"],
-                   capture_output=True, check=True)  # fmt: skip
+    subprocess.run(
+        ["minisign", "-V", "-p", tmp_path / "g.pub", "-m", tmp_path / "m"],
+        capture_output=True,
+        check=True,
+    )
 
 
 @needs_minisign
@@ -237,8 +274,12 @@ def test_our_passphrase_key_opens_in_minisign_and_refuses_a_wrong_passphrase(
     (tmp_path / "e.key").write_text(text)
     (tmp_path / "e.pub").write_text(key.public_key.text())
     (tmp_path / "m").write_bytes(b"data")
-    subprocess.run(["minisign", "-S", "-s", tmp_path / "e.key", "-m", tmp_path / "m"],
-                   input=b"s3cret\n", capture_output=True, check=True)  # fmt: skip
+    subprocess.run(
+        ["minisign", "-S", "-s", tmp_path / "e.key", "-m", tmp_path / "m"],
+        input=b"s3cret\n",
+        capture_output=True,
+        check=True,
+    )
     key.public_key.verify(b"data", (tmp_path / "m.minisig").read_text())
     with pytest.raises(WrongPassphrase):
         SecretKey.parse(text, "wrong")
