@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import hmac
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -370,6 +370,16 @@ class Decryptor:
         self._pos = 0
         self._counter += 1
         self._done = last
+
+    def chunks(self) -> Iterator[bytes]:
+        """The rest of the plaintext, one decrypted chunk at a time (no copies)."""
+        if self._pos < len(self._buf):
+            yield self._buf[self._pos :]
+        self._pos = len(self._buf)
+        while not self._done:
+            self._next_chunk()
+            self._pos = len(self._buf)
+            yield self._buf
 
     def read(self, n: int = -1) -> bytes:
         parts = []

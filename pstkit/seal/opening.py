@@ -11,14 +11,13 @@ so a store that appears is complete.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pstkit.catalog import Catalog
 from pstkit.check import Finding
@@ -26,11 +25,13 @@ from pstkit.check import check as check_store
 from pstkit.errors import StoreExists
 from pstkit.fsutil import fsync_path, sync_tree, write_error
 from pstkit.runs import NullProgress, Progress
-from pstkit.seal.age import AgeError, Decryptor, Identity, NoIdentityMatch
-from pstkit.seal.bundle import INDEX, DataFile, Manifest, check_files, read_manifest
-from pstkit.seal.errors import BundleDamaged, DecryptionFailed
+from pstkit.seal.age import AgeError, Identity
+from pstkit.seal.bundle import INDEX, Manifest, check_files, read_manifest
+from pstkit.seal.errors import BundleDamaged
 from pstkit.seal.minisign import PublicKey
-from pstkit.seal.pack import Index, Member, tar_reader
+from pstkit.seal.pack import Index, Member
+from pstkit.seal.pipe import Worker
+from pstkit.seal.unpack import open_age, walk
 from pstkit.store import CATALOG, MAIL, Store
 
 READ_BLOCK = 1 << 20
@@ -43,92 +44,17 @@ class BundleReport:
     index: Index | None  # with an identity: what the bundle holds
 
 
-class _HashingReader:
-    """One data file, hashed as its ciphertext is read."""
-
-    def __init__(self, path: Path) -> None:
-        self.file = open(path, "rb")  # noqa: SIM115 - closed by the chain
-        self.digest = hashlib.sha256()
-
-    def read(self, n: int) -> bytes:
-        data = self.file.read(n)
-        self.digest.update(data)
-        return data
-
-
-def _open_age(
-    bundle: Path, f: DataFile, identities: Sequence[Identity]
-) -> tuple[_HashingReader, Decryptor]:
-    reader = _HashingReader(bundle / f.name)
-    try:
-        return reader, Decryptor(reader, identities)
-    except NoIdentityMatch as e:
-        reader.file.close()
-        raise DecryptionFailed(f.name, "no identity or passphrase given matches it") from e
-    except AgeError as e:
-        reader.file.close()
-        raise BundleDamaged(f"{f.name}: {e}") from e
-
-
-def _finish_age(f: DataFile, reader: _HashingReader) -> None:
-    """The whole file was read: its ciphertext must be the one the manifest signs."""
-    rest = reader.file.read()
-    reader.digest.update(rest)
-    reader.file.close()
-    if rest or reader.digest.hexdigest() != f.sha256:
-        raise BundleDamaged(f"{f.name}: SHA-256 differs from the signed manifest")
-
-
-class VolumeChain(io.RawIOBase):
-    """The plaintext of the volumes, in order, as one stream."""
-
-    def __init__(self, bundle: Path, volumes: Sequence[DataFile], identities: Sequence[Identity]):
-        super().__init__()
-        self.bundle, self.volumes, self.identities = bundle, list(volumes), identities
-        self._current: tuple[DataFile, _HashingReader, Decryptor] | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        while True:
-            if self._current is None:
-                if not self.volumes:
-                    return b""
-                f = self.volumes.pop(0)
-                self._current = (f, *_open_age(self.bundle, f, self.identities))
-            f, reader, dec = self._current
-            try:
-                data = dec.read(n if n >= 0 else READ_BLOCK)
-            except AgeError as e:
-                raise BundleDamaged(f"{f.name}: {e}") from e
-            if data:
-                return data
-            _finish_age(f, reader)
-            self._current = None
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def drain(self) -> None:
-        """Read to the end (only zero padding may be left), verifying every volume."""
-        while data := self.read(READ_BLOCK):
-            if data.count(0) != len(data):
-                raise BundleDamaged("data after the end of the tar stream")
-
-
 def read_index(bundle: Path, manifest: Manifest, identities: Sequence[Identity]) -> Index:
     entry = next((f for f in manifest.files if f.name == INDEX), None)
     if entry is None:
         raise BundleDamaged(f"the manifest lists no {INDEX}")
-    reader, dec = _open_age(bundle, entry, identities)
+    reader, dec = open_age(bundle, entry, identities)
     try:
         raw = dec.read()
     except AgeError as e:
+        reader.close()
         raise BundleDamaged(f"{INDEX}: {e}") from e
-    _finish_age(entry, reader)
+    reader.finish(entry)
     index = Index.from_json(raw)
     if index.bundle != manifest.bundle:
         raise BundleDamaged(f"{INDEX} belongs to bundle {index.bundle}, not {manifest.bundle}")
@@ -137,38 +63,11 @@ def read_index(bundle: Path, manifest: Manifest, identities: Sequence[Identity])
     return index
 
 
-Visit = Callable[[Member, io.BufferedReader | None], None]
-
-
-def walk(bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
-         visit: Visit) -> None:  # fmt: skip
-    """Decrypt the stream and hand each member (checked against the index) to `visit`."""
-    chain = VolumeChain(bundle, manifest.volumes, identities)
-    try:
-        with tar_reader(chain) as tar:
-            expected = iter(index.members)
-            for info in tar:
-                member = next(expected, None)
-                if member is None or info.name.rstrip("/") != member.path:
-                    raise BundleDamaged(f"unexpected member {info.name!r} in the stream")
-                if (member.kind == "dir") != info.isdir() or not (info.isdir() or info.isfile()):
-                    raise BundleDamaged(f"{member.path}: wrong member type")
-                visit(member, tar.extractfile(info) if info.isfile() else None)  # type: ignore[arg-type]
-            missing = next(expected, None)
-            if missing is not None:
-                raise BundleDamaged(f"the stream ends before {missing.path}")
-        chain.drain()
-    except tarfile.TarError as e:
-        raise BundleDamaged(f"the tar stream is damaged: {e}") from e
-
-
-def _copy(member: Member, data: io.BufferedReader, out: io.BufferedWriter | None) -> None:
+def _digest(member: Member, pieces: Iterator[bytes]) -> None:
     digest, size = hashlib.sha256(), 0
-    while block := data.read(READ_BLOCK):
-        digest.update(block)
-        size += len(block)
-        if out is not None:
-            out.write(block)
+    for piece in pieces:
+        digest.update(piece)
+        size += len(piece)
     if size != member.size or digest.hexdigest() != member.sha256:
         raise BundleDamaged(f"{member.path}: content differs from the index")
 
@@ -195,14 +94,15 @@ def _check_contents(
     with tempfile.TemporaryDirectory(prefix="pstkit-check-") as tmp:
         catalog = Path(tmp) / CATALOG
 
-        def visit(member: Member, data: io.BufferedReader | None) -> None:
-            if data is None:
+        def visit(member: Member, pieces: Iterator[bytes] | None) -> None:
+            if pieces is None:
                 return
             if member.path == CATALOG:
+                held = list(pieces)
                 with open(os.open(catalog, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
-                    _copy(member, data, out)
-            else:
-                _copy(member, data, None)
+                    out.writelines(held)
+                pieces = iter(held)
+            _digest(member, pieces)
 
         try:
             walk(bundle, manifest, index, identities, visit)
@@ -278,22 +178,54 @@ def _extract(
     work: Path, progress: Progress,
 ) -> None:  # fmt: skip
     work.mkdir(parents=True)
-    files: list[Path] = []
+    writer = _FileWriter()
     dirs: list[Path] = [work]
     progress.start("unsealing", len(index.members))
 
-    def visit(member: Member, data: io.BufferedReader | None) -> None:
+    def visit(member: Member, pieces: Iterator[bytes] | None) -> None:
         path = work / member.path
-        if data is None:
+        if pieces is None:
             path.mkdir(parents=True, exist_ok=True)
             dirs.append(path)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as out:
-                _copy(member, data, out)
-            files.append(path)
+            writer.put(("open", path, member))
+            for piece in pieces:
+                writer.put(("data", piece, member))
+            writer.put(("close", path, member))
         progress.advance(1, member.size)
 
-    walk(bundle, manifest, index, identities, visit)
+    try:
+        walk(bundle, manifest, index, identities, visit)
+    finally:
+        writer.close()
     progress.done()
-    sync_tree(work, files, dirs)
+    sync_tree(work, writer.files, dirs)
+
+
+class _FileWriter(Worker[tuple[str, object, Member]]):
+    """Writes and hashes the members' files in a helper thread, in order."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self._out: BinaryIO | None = None
+        self._digest = hashlib.sha256()
+        self._size = 0
+        super().__init__(self._do)
+
+    def _do(self, op: tuple[str, object, Member]) -> None:
+        what, arg, member = op
+        if what == "open":
+            assert isinstance(arg, Path)
+            self._out = open(arg, "wb")  # noqa: SIM115 - closed by "close"
+            self._digest, self._size = hashlib.sha256(), 0
+            self.files.append(arg)
+        elif what == "data":
+            assert isinstance(arg, bytes) and self._out is not None
+            self._digest.update(arg)
+            self._out.write(arg)
+            self._size += len(arg)
+        else:
+            assert self._out is not None
+            self._out.close()
+            if self._size != member.size or self._digest.hexdigest() != member.sha256:
+                raise BundleDamaged(f"{member.path}: content differs from the index")

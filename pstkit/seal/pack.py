@@ -13,8 +13,8 @@ size and SHA-256 of the plaintext, the folders, and the store's marker.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import json
 import os
 import tarfile
@@ -26,6 +26,7 @@ from pstkit.fsutil import write_error
 from pstkit.seal.age import Encryptor, Recipient
 from pstkit.seal.bundle import DATA, DataFile
 from pstkit.seal.errors import BundleDamaged
+from pstkit.seal.pipe import Worker
 
 INDEX_FORMAT = "pstkit-bundle-index"
 BLOCK = tarfile.BLOCKSIZE
@@ -91,23 +92,35 @@ def check_member_path(path: str) -> str:
 
 
 class HashingSink:
-    """A file being written, hashed as it goes (the manifest's SHA-256)."""
+    """A file being written, hashed as it goes (the manifest's SHA-256); the
+    hashing and writing run in a helper thread while the caller encrypts."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.file = open(path, "wb")  # noqa: SIM115 - closed by finish()
         self.digest = hashlib.sha256()
         self.size = 0
+        self._worker = Worker(self._write)
 
-    def write(self, data: bytes) -> None:
+    def _write(self, data: bytes) -> None:
         self.digest.update(data)
         self.file.write(data)
+
+    def write(self, data: bytes) -> None:
+        self._worker.put(data)
         self.size += len(data)
 
     def finish(self) -> None:
+        self._worker.close()
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._worker.close()
+        self.file.close()
+        self.path.unlink(missing_ok=True)
 
 
 def write_age_file(
@@ -179,6 +192,12 @@ class VolumeWriter:
             self._finish()
         return self.files
 
+    def abort(self) -> None:
+        """After a failure: stop the helper thread, leave no temp file open."""
+        if self._sink is not None:
+            self._sink.abort()
+        self._enc = self._sink = None
+
 
 class TarWriter:
     """Writes pax tar members into `out` (deterministic headers: no owners)."""
@@ -210,7 +229,3 @@ class TarWriter:
         self._put(bytes(2 * BLOCK))
         if self.size % tarfile.RECORDSIZE:
             self._put(bytes(tarfile.RECORDSIZE - self.size % tarfile.RECORDSIZE))
-
-
-def tar_reader(stream: io.RawIOBase) -> tarfile.TarFile:
-    return tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape")

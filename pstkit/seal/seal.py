@@ -37,10 +37,13 @@ from pstkit.seal.bundle import (
 from pstkit.seal.errors import BundleError
 from pstkit.seal.minisign import SecretKey, key_id_text
 from pstkit.seal.pack import DEFAULT_VOLUME, Index, Member, TarWriter, VolumeWriter, write_age_file
+from pstkit.seal.pipe import prefetch
 from pstkit.store import CATALOG, MAIL, MARKER, Layout, Store, read_marker
 
 log = logging.getLogger("pstkit")
 READ_BLOCK = 8 << 20
+PREFETCH_MAX = 4 << 20  # files up to this size are read ahead whole
+PREFETCH_DEPTH = 16
 PARTIAL_TOP = {DATA, MANIFEST + TMP_SUFFIX, SIGNATURE, SIGNATURE + TMP_SUFFIX}
 PARTIAL_DATA = re.compile(r"(\d{5}|index)\.age(\.tmp)?")
 
@@ -73,14 +76,11 @@ def seal(
     bundle_id = str(uuid.uuid4())
     dirs, entries = _plan(store)
     volumes = VolumeWriter(bundle / DATA, recipients, volume_size)
-    tar = TarWriter(volumes)
-    members = [_dir(tar, d) for d in dirs]
-    progress.start("sealing", len(entries))
-    for entry in entries:
-        members.append(_file(tar, entry))
-        progress.advance(1, entry.size)
-    progress.done()
-    tar.close()
+    try:
+        members = _stream(TarWriter(volumes), dirs, entries, progress)
+    except BaseException:
+        volumes.abort()
+        raise
     files = volumes.close()
     index = Index(bundle_id, read_marker(store.root), tuple(f.name for f in files), tuple(members),
                   tuple(_folders(store)))  # fmt: skip
@@ -149,24 +149,49 @@ def _message_entry(store: Store, row: MessageRow) -> _Entry:
                   max(mtime, 0))  # fmt: skip
 
 
+def _stream(tar: TarWriter, dirs: list[str], entries: list[_Entry],
+            progress: Progress) -> list[Member]:  # fmt: skip
+    """The tar stream: directories, then every file, read ahead in a helper thread."""
+    members = [_dir(tar, d) for d in dirs]
+    progress.start("sealing", len(entries))
+    for entry, data, sha in prefetch(_read_ahead(entries), PREFETCH_DEPTH):
+        members.append(_file(tar, entry, data, sha))
+        progress.advance(1, entry.size)
+    progress.done()
+    tar.close()
+    return members
+
+
+def _read_ahead(entries: list[_Entry]) -> Iterator[tuple[_Entry, bytes | None, str]]:
+    """Each entry with its bytes and SHA-256, if small enough to hold (larger
+    ones are streamed by the caller)."""
+    for entry in entries:
+        if entry.size > PREFETCH_MAX:
+            yield entry, None, ""
+            continue
+        data = b"".join(_blocks(entry.source, entry.size))
+        yield entry, data, hashlib.sha256(data).hexdigest()
+
+
 def _dir(tar: TarWriter, path: str) -> Member:
     tar.header(path, "dir", 0, int(time.time()))
     return Member(path, "dir", 0, "")
 
 
-def _file(tar: TarWriter, entry: _Entry) -> Member:
-    digest = hashlib.sha256()
+def _file(tar: TarWriter, entry: _Entry, data: bytes | None, sha: str) -> Member:
     tar.header(entry.path, "file", entry.size, entry.mtime)
-    size = 0
-    for block in _blocks(entry.source, entry.size):
-        digest.update(block)
-        tar.data(block)
-        size += len(block)
-    tar.end_member(size)
-    sha = digest.hexdigest()
+    if data is not None:
+        tar.data(data)
+    else:
+        digest = hashlib.sha256()
+        for block in _blocks(entry.source, entry.size):
+            digest.update(block)
+            tar.data(block)
+        sha = digest.hexdigest()
+    tar.end_member(entry.size)
     if entry.sha256 is not None and sha != entry.sha256:
         raise IntegrityError(f"{entry.path}: content does not match its SHA-256 in the catalog")
-    return Member(entry.path, "file", size, sha)
+    return Member(entry.path, "file", entry.size, sha)
 
 
 def _blocks(path: Path, size: int) -> Iterator[bytes]:

@@ -1,0 +1,185 @@
+"""A bundle's stream read back: each volume's ciphertext read and hashed ahead
+in a helper thread, decrypted chunk by chunk, and the tar members parsed from
+the chunks and held to the index (name, type, size, order). The tar parser
+reads only what `TarWriter` writes: pax path records, directories, regular files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from pstkit.seal.age import AgeError, Decryptor, Identity, NoIdentityMatch
+from pstkit.seal.bundle import DataFile, Manifest
+from pstkit.seal.errors import BundleDamaged, DecryptionFailed
+from pstkit.seal.pack import BLOCK, Index, Member
+from pstkit.seal.pipe import prefetch
+
+READ_BLOCK = 1 << 20
+PIECE = 4 << 20  # a member's data is handed on in pieces of at most this size
+ZERO_BLOCK = bytes(BLOCK)
+
+Visit = Callable[[Member, Iterator[bytes] | None], None]
+
+
+class CipherReader:
+    """One data file's ciphertext, read and hashed ahead in a helper thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "rb")  # noqa: SIM115 - closed by finish()/close()
+        self.digest = hashlib.sha256()
+        self._blocks = prefetch(self._produce(), 8)
+        self._buf, self._pos = b"", 0
+
+    def _produce(self) -> Iterator[bytes]:
+        while block := self.file.read(READ_BLOCK):
+            self.digest.update(block)
+            yield block
+
+    def read(self, n: int) -> bytes:
+        if self._pos >= len(self._buf):
+            self._buf, self._pos = next(self._blocks, b""), 0
+        if self._pos == 0 and n >= len(self._buf):
+            self._pos = len(self._buf)
+            return self._buf
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def finish(self, f: DataFile) -> None:
+        """All was read: the ciphertext must be the one the manifest signs."""
+        rest = self._pos < len(self._buf) or next(self._blocks, b"")
+        self.close()
+        if rest or self.digest.hexdigest() != f.sha256:
+            raise BundleDamaged(f"{f.name}: SHA-256 differs from the signed manifest")
+
+    def close(self) -> None:
+        self._blocks.close()
+        self.file.close()
+
+
+def open_age(
+    bundle: Path, f: DataFile, identities: Sequence[Identity]
+) -> tuple[CipherReader, Decryptor]:
+    reader = CipherReader(bundle / f.name)
+    try:
+        return reader, Decryptor(reader, identities)
+    except NoIdentityMatch as e:
+        reader.close()
+        raise DecryptionFailed(f.name, "no identity or passphrase given matches it") from e
+    except AgeError as e:
+        reader.close()
+        raise BundleDamaged(f"{f.name}: {e}") from e
+
+
+def plain_chunks(
+    bundle: Path, volumes: Sequence[DataFile], identities: Sequence[Identity]
+) -> Iterator[bytes]:
+    """The plaintext of the volumes in order; each volume's hash checked at its end."""
+    for f in volumes:
+        reader, dec = open_age(bundle, f, identities)
+        try:
+            yield from dec.chunks()
+        except AgeError as e:
+            reader.close()
+            raise BundleDamaged(f"{f.name}: {e}") from e
+        reader.finish(f)
+
+
+class _Stream:
+    """Exact-size reads over a sequence of chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf, self._pos = b"", 0
+
+    def take(self, n: int) -> bytes:
+        parts = []
+        while n > 0:
+            if self._pos >= len(self._buf):
+                self._buf, self._pos = next(self._chunks, b""), 0
+                if not self._buf:
+                    break
+            end = min(len(self._buf), self._pos + n)
+            parts.append(memoryview(self._buf)[self._pos : end])
+            n -= end - self._pos
+            self._pos = end
+        return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
+
+    def pieces(self, size: int) -> Iterator[bytes]:
+        while size > 0:
+            piece = self.take(min(size, PIECE))
+            if not piece:
+                raise BundleDamaged("the stream ends inside a member")
+            size -= len(piece)
+            yield piece
+
+    def rest(self) -> Iterator[bytes]:
+        if self._pos < len(self._buf):
+            yield self._buf[self._pos :]
+        self._buf, self._pos = b"", 0
+        yield from self._chunks
+
+
+def _parse_pax(data: bytes) -> dict[str, str]:
+    out, pos = {}, 0
+    try:
+        while pos < len(data):
+            space = data.index(b" ", pos)
+            length = int(data[pos:space])
+            record = data[space + 1 : pos + length - 1]
+            key, _, value = record.partition(b"=")
+            out[key.decode("ascii")] = value.decode("utf-8", "surrogateescape")
+            pos += length
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BundleDamaged(f"a damaged pax header in the stream ({e})") from e
+    return out
+
+
+def _header(stream: _Stream) -> tuple[str, str, int] | None:
+    """(name, kind, size) of the next member; None at the end of the archive."""
+    raw = stream.take(BLOCK)
+    if raw == ZERO_BLOCK or not raw:
+        return None
+    try:
+        info = tarfile.TarInfo.frombuf(raw, "utf-8", "surrogateescape")
+        pax: dict[str, str] = {}
+        if info.type == tarfile.XHDTYPE:
+            pax = _parse_pax(stream.take(info.size))
+            stream.take(-info.size % BLOCK)
+            info = tarfile.TarInfo.frombuf(stream.take(BLOCK), "utf-8", "surrogateescape")
+    except tarfile.HeaderError as e:
+        raise BundleDamaged(f"a damaged tar header in the stream ({e})") from e
+    kinds = {tarfile.DIRTYPE: "dir", tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file"}
+    if info.type not in kinds:
+        raise BundleDamaged(f"a member of type {info.type!r} in the stream")
+    return pax.get("path", info.name).rstrip("/"), kinds[info.type], int(pax.get("size", info.size))
+
+
+def walk(bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
+         visit: Visit) -> None:  # fmt: skip
+    """Decrypt the stream and hand each member, checked against the index, to
+    `visit` (with its data in pieces, which `visit` may leave unread)."""
+    stream = _Stream(plain_chunks(bundle, manifest.volumes, identities))
+    for member in index.members:
+        header = _header(stream)
+        if header is None:
+            raise BundleDamaged(f"the stream ends before {member.path}")
+        name, kind, size = header
+        if name != member.path or kind != member.kind or (kind == "file" and size != member.size):
+            raise BundleDamaged(f"the stream holds {name!r} where the index has {member.path!r}")
+        if kind == "dir":
+            visit(member, None)
+            continue
+        pieces = stream.pieces(size)
+        visit(member, pieces)
+        for _ in pieces:  # what the visitor left unread
+            pass
+        stream.take(-size % BLOCK)
+    if _header(stream) is not None:
+        raise BundleDamaged("the stream holds more members than the index")
+    for chunk in stream.rest():  # zero padding to the end, and every volume's hash
+        if chunk.count(0) != len(chunk):
+            raise BundleDamaged("data after the end of the tar stream")
