@@ -42,7 +42,6 @@ SCRYPT_LABEL = b"age-encryption.org/v1/scrypt"
 SCRYPT_LOG_N = 18  # age's own default work factor (~256 MiB, about a second)
 SCRYPT_MAX_LOG_N = 22  # refuse files that would make us spend minutes (as age does)
 MAX_HEADER = 1 << 20
-READ_SIZE = 1 << 20
 ZERO_NONCE = bytes(12)
 
 
@@ -343,24 +342,36 @@ class Decryptor:
             rest += more
         self._aead = ChaCha20Poly1305(_hkdf(file_key, rest[:16], b"payload"))
         self._src = src
-        self._ahead, self._apos = rest[16:], 0  # ciphertext read but not yet decrypted
+        self._ahead = rest[16:]  # ciphertext read with the header
+        self._next: bytes | None = None
         self._counter = 0
         self._done = False
         self._buf, self._pos = b"", 0
 
-    def _next_chunk(self) -> None:
+    def _read_chunk(self) -> bytes:
+        """The next ciphertext chunk, in pieces as the source gives them (no big copies)."""
         size = CHUNK + TAG
-        if len(self._ahead) - self._apos <= size:  # one byte more tells if it is the last
-            parts = [self._ahead[self._apos :]]
-            while sum(map(len, parts)) <= size:
-                more = self._src.read(READ_SIZE)
-                if not more:
-                    break
-                parts.append(more)
-            self._ahead, self._apos = b"".join(parts), 0
-        chunk = memoryview(self._ahead)[self._apos : self._apos + size]
-        self._apos += len(chunk)
-        last = self._apos == len(self._ahead)
+        parts = []
+        if self._ahead:
+            parts.append(self._ahead)
+            self._ahead = b""
+        have = sum(map(len, parts))
+        while have < size:
+            more = self._src.read(size - have)
+            if not more:
+                break
+            parts.append(more)
+            have += len(more)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if len(data) > size:  # only the header's read can overshoot
+            self._ahead = data[size:]
+            data = data[:size]
+        return data
+
+    def _next_chunk(self) -> None:
+        chunk = self._next if self._next is not None else self._read_chunk()
+        self._next = self._read_chunk()  # one chunk ahead tells if this one is the last
+        last = not self._next
         if len(chunk) < TAG or (last and len(chunk) == TAG and self._counter):
             raise AgeError("truncated payload")
         try:

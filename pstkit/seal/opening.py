@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from pstkit.catalog import Catalog
 from pstkit.check import Finding
@@ -30,7 +29,6 @@ from pstkit.seal.bundle import INDEX, Manifest, check_files, read_manifest
 from pstkit.seal.errors import BundleDamaged
 from pstkit.seal.minisign import PublicKey
 from pstkit.seal.pack import Index, Member
-from pstkit.seal.pipe import Worker
 from pstkit.seal.unpack import open_age, walk
 from pstkit.store import CATALOG, MAIL, Store
 
@@ -188,44 +186,27 @@ def _extract(
             path.mkdir(parents=True, exist_ok=True)
             dirs.append(path)
         else:
-            writer.put(("open", path, member))
-            for piece in pieces:
-                writer.put(("data", piece, member))
-            writer.put(("close", path, member))
+            writer.write(path, member, pieces)
         progress.advance(1, member.size)
 
-    try:
-        walk(bundle, manifest, index, identities, visit)
-    finally:
-        writer.close()
+    walk(bundle, manifest, index, identities, visit)
     progress.done()
     sync_tree(work, writer.files, dirs)
 
 
-class _FileWriter(Worker[tuple[str, object, Member]]):
-    """Writes and hashes the members' files in a helper thread, in order."""
+class _FileWriter:
+    """Writes the members' files, each checked against the index as it is written."""
 
     def __init__(self) -> None:
         self.files: list[Path] = []
-        self._out: BinaryIO | None = None
-        self._digest = hashlib.sha256()
-        self._size = 0
-        super().__init__(self._do)
 
-    def _do(self, op: tuple[str, object, Member]) -> None:
-        what, arg, member = op
-        if what == "open":
-            assert isinstance(arg, Path)
-            self._out = open(arg, "wb")  # noqa: SIM115 - closed by "close"
-            self._digest, self._size = hashlib.sha256(), 0
-            self.files.append(arg)
-        elif what == "data":
-            assert isinstance(arg, bytes) and self._out is not None
-            self._digest.update(arg)
-            self._out.write(arg)
-            self._size += len(arg)
-        else:
-            assert self._out is not None
-            self._out.close()
-            if self._size != member.size or self._digest.hexdigest() != member.sha256:
-                raise BundleDamaged(f"{member.path}: content differs from the index")
+    def write(self, path: Path, member: Member, pieces: Iterator[bytes]) -> None:
+        digest, size = hashlib.sha256(), 0
+        with open(path, "wb") as out:
+            for piece in pieces:
+                digest.update(piece)
+                out.write(piece)
+                size += len(piece)
+        self.files.append(path)
+        if size != member.size or digest.hexdigest() != member.sha256:
+            raise BundleDamaged(f"{member.path}: content differs from the index")

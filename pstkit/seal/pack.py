@@ -33,6 +33,7 @@ BLOCK = tarfile.BLOCKSIZE
 MIN_VOLUME = 1 << 20
 MAX_VOLUME = 3 << 30  # FAT32 caps a file at 4 GiB - 1; age adds 16 bytes per 64 KiB
 DEFAULT_VOLUME = 1 << 30
+HANDOFF = 1 << 20
 TOP_LEVEL = ("pstkit-store.json", "catalog.sqlite", "mail")
 
 
@@ -100,17 +101,26 @@ class HashingSink:
         self.file = open(path, "wb")  # noqa: SIM115 - closed by finish()
         self.digest = hashlib.sha256()
         self.size = 0
-        self._worker = Worker(self._write)
+        self._group: list[bytes] = []
+        self._grouped = 0
+        self._worker: Worker[list[bytes]] = Worker(self._write, depth=8)
 
-    def _write(self, data: bytes) -> None:
-        self.digest.update(data)
-        self.file.write(data)
+    def _write(self, group: list[bytes]) -> None:
+        for data in group:
+            self.digest.update(data)
+        self.file.writelines(group)
 
     def write(self, data: bytes) -> None:
-        self._worker.put(data)
+        self._group.append(data)  # handed over per MiB: fewer thread switches
+        self._grouped += len(data)
         self.size += len(data)
+        if self._grouped >= HANDOFF:
+            self._worker.put(self._group)
+            self._group, self._grouped = [], 0
 
     def finish(self) -> None:
+        if self._group:
+            self._worker.put(self._group)
         self._worker.close()
         self.file.flush()
         os.fsync(self.file.fileno())

@@ -78,3 +78,25 @@ class Worker(Generic[T]):
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise failure
+
+
+def batched(items: Iterator[T], size: Callable[[T], int], limit: int) -> Iterator[list[T]]:
+    """Items grouped up to `limit` bytes: a thread handoff per group, not per item
+    (each handoff costs futex calls and GIL switches)."""
+    group: list[T] = []
+    total = 0
+    for item in items:
+        group.append(item)
+        total += size(item)
+        if total >= limit:
+            yield group
+            group, total = [], 0
+    if group:
+        yield group
+
+
+def ahead(items: Iterator[T], size: Callable[[T], int], limit: int = 1 << 20,
+          depth: int = 8) -> Iterator[T]:  # fmt: skip
+    """`items` computed ahead in a helper thread, handed over in groups."""
+    for group in prefetch(batched(items, size, limit), depth):
+        yield from group

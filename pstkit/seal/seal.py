@@ -37,13 +37,12 @@ from pstkit.seal.bundle import (
 from pstkit.seal.errors import BundleError
 from pstkit.seal.minisign import SecretKey, key_id_text
 from pstkit.seal.pack import DEFAULT_VOLUME, Index, Member, TarWriter, VolumeWriter, write_age_file
-from pstkit.seal.pipe import prefetch
+from pstkit.seal.pipe import ahead
 from pstkit.store import CATALOG, MAIL, MARKER, Layout, Store, read_marker
 
 log = logging.getLogger("pstkit")
 READ_BLOCK = 8 << 20
 PREFETCH_MAX = 4 << 20  # files up to this size are read ahead whole
-PREFETCH_DEPTH = 16
 PARTIAL_TOP = {DATA, MANIFEST + TMP_SUFFIX, SIGNATURE, SIGNATURE + TMP_SUFFIX}
 PARTIAL_DATA = re.compile(r"(\d{5}|index)\.age(\.tmp)?")
 
@@ -154,7 +153,7 @@ def _stream(tar: TarWriter, dirs: list[str], entries: list[_Entry],
     """The tar stream: directories, then every file, read ahead in a helper thread."""
     members = [_dir(tar, d) for d in dirs]
     progress.start("sealing", len(entries))
-    for entry, data, sha in prefetch(_read_ahead(entries), PREFETCH_DEPTH):
+    for entry, data, sha in ahead(_read_ahead(entries), lambda t: t[0].size):
         members.append(_file(tar, entry, data, sha))
         progress.advance(1, entry.size)
     progress.done()

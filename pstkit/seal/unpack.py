@@ -15,9 +15,8 @@ from pstkit.seal.age import AgeError, Decryptor, Identity, NoIdentityMatch
 from pstkit.seal.bundle import DataFile, Manifest
 from pstkit.seal.errors import BundleDamaged, DecryptionFailed
 from pstkit.seal.pack import BLOCK, Index, Member
-from pstkit.seal.pipe import prefetch
+from pstkit.seal.pipe import ahead
 
-READ_BLOCK = 1 << 20
 PIECE = 4 << 20  # a member's data is handed on in pieces of at most this size
 ZERO_BLOCK = bytes(BLOCK)
 
@@ -25,38 +24,25 @@ Visit = Callable[[Member, Iterator[bytes] | None], None]
 
 
 class CipherReader:
-    """One data file's ciphertext, read and hashed ahead in a helper thread."""
+    """One data file's ciphertext, hashed as it is read."""
 
     def __init__(self, path: Path) -> None:
         self.file = open(path, "rb")  # noqa: SIM115 - closed by finish()/close()
         self.digest = hashlib.sha256()
-        self._blocks = prefetch(self._produce(), 8)
-        self._buf, self._pos = b"", 0
-
-    def _produce(self) -> Iterator[bytes]:
-        while block := self.file.read(READ_BLOCK):
-            self.digest.update(block)
-            yield block
 
     def read(self, n: int) -> bytes:
-        if self._pos >= len(self._buf):
-            self._buf, self._pos = next(self._blocks, b""), 0
-        if self._pos == 0 and n >= len(self._buf):
-            self._pos = len(self._buf)
-            return self._buf
-        out = self._buf[self._pos : self._pos + n]
-        self._pos += len(out)
-        return out
+        data = self.file.read(n)
+        self.digest.update(data)
+        return data
 
     def finish(self, f: DataFile) -> None:
         """All was read: the ciphertext must be the one the manifest signs."""
-        rest = self._pos < len(self._buf) or next(self._blocks, b"")
+        rest = self.file.read(1)
         self.close()
         if rest or self.digest.hexdigest() != f.sha256:
             raise BundleDamaged(f"{f.name}: SHA-256 differs from the signed manifest")
 
     def close(self) -> None:
-        self._blocks.close()
         self.file.close()
 
 
@@ -162,7 +148,8 @@ def walk(bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Id
          visit: Visit) -> None:  # fmt: skip
     """Decrypt the stream and hand each member, checked against the index, to
     `visit` (with its data in pieces, which `visit` may leave unread)."""
-    stream = _Stream(plain_chunks(bundle, manifest.volumes, identities))
+    # Reading, hashing and decrypting run ahead in a helper thread.
+    stream = _Stream(ahead(plain_chunks(bundle, manifest.volumes, identities), len))
     for member in index.members:
         header = _header(stream)
         if header is None:
