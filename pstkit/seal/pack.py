@@ -13,27 +13,25 @@ size and SHA-256 of the plaintext, the folders, and the store's marker.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pstkit.fsutil import write_error
 from pstkit.seal.age import Encryptor, Recipient
 from pstkit.seal.bundle import DATA, DataFile
 from pstkit.seal.errors import BundleDamaged
-from pstkit.seal.pipe import Worker
 
 INDEX_FORMAT = "pstkit-bundle-index"
 BLOCK = tarfile.BLOCKSIZE
 MIN_VOLUME = 1 << 20
 MAX_VOLUME = 3 << 30  # FAT32 caps a file at 4 GiB - 1; age adds 16 bytes per 64 KiB
 DEFAULT_VOLUME = 1 << 30
-HANDOFF = 1 << 20
 TOP_LEVEL = ("pstkit-store.json", "catalog.sqlite", "mail")
 
 
@@ -93,42 +91,25 @@ def check_member_path(path: str) -> str:
 
 
 class HashingSink:
-    """A file being written, hashed as it goes (the manifest's SHA-256); the
-    hashing and writing run in a helper thread while the caller encrypts."""
+    """A file being written, hashed as it goes (the manifest's SHA-256)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.file = open(path, "wb")  # noqa: SIM115 - closed by finish()
+        self.file = open(path, "wb")  # noqa: SIM115 - closed by finish()/abort()
         self.digest = hashlib.sha256()
         self.size = 0
-        self._group: list[bytes] = []
-        self._grouped = 0
-        self._worker: Worker[list[bytes]] = Worker(self._write, depth=8)
-
-    def _write(self, group: list[bytes]) -> None:
-        for data in group:
-            self.digest.update(data)
-        self.file.writelines(group)
 
     def write(self, data: bytes) -> None:
-        self._group.append(data)  # handed over per MiB: fewer thread switches
-        self._grouped += len(data)
+        self.digest.update(data)
+        self.file.write(data)
         self.size += len(data)
-        if self._grouped >= HANDOFF:
-            self._worker.put(self._group)
-            self._group, self._grouped = [], 0
 
     def finish(self) -> None:
-        if self._group:
-            self._worker.put(self._group)
-        self._worker.close()
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
 
     def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self._worker.close()
         self.file.close()
         self.path.unlink(missing_ok=True)
 
@@ -209,10 +190,63 @@ class VolumeWriter:
         self._enc = self._sink = None
 
 
+def encrypt_stream(read: Callable[[], bytes], directory: Path, recipients: Sequence[Recipient],
+                   limit: int) -> list[DataFile]:  # fmt: skip
+    """Encrypt what `read` returns (until b"") into volumes; runs in the child of
+    `child.Feeder`, or in-process where there is no fork."""
+    writer = VolumeWriter(directory, recipients, limit)
+    try:
+        while block := read():
+            writer.write(block)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+def _ustar(name: bytes, prefix: bytes, typeflag: bytes, size: int, mtime: int, mode: int) -> bytes:
+    head = b"".join((
+        name.ljust(100, b"\0"), b"%07o\0" % mode, b"0000000\0", b"0000000\0",
+        b"%011o\0" % size, b"%011o\0" % mtime, b" " * 8, typeflag, bytes(100),
+        b"ustar\x0000", bytes(64), b"0000000\0", b"0000000\0", prefix.ljust(155, b"\0"),
+        bytes(12),
+    ))  # fmt: skip
+    checksum = b"%06o\0 " % sum(head)
+    return head[:148] + checksum + head[156:]
+
+
+def tar_header(path: str, kind: str, size: int, mtime: int) -> bytes:
+    """A POSIX tar header (ustar; a pax record first for names ustar cannot hold).
+
+    Written here rather than by tarfile: tarfile's TarInfo.tobuf costs a tenth of
+    a millisecond per member, a tenth of a seal's time on a mailbox of small files.
+    """
+    typeflag, mode = (b"5", 0o755) if kind == "dir" else (b"0", 0o644)
+    size = size if kind == "file" else 0
+    name = path.encode("utf-8", "surrogateescape") + (b"/" if kind == "dir" else b"")
+    if name.isascii() and len(name) <= 100:
+        return _ustar(name, b"", typeflag, size, mtime, mode)
+    cut = name.rfind(b"/", 0, 156)
+    if name.isascii() and cut > 0 and len(name) - cut - 1 <= 100 and cut <= 155:
+        return _ustar(name[cut + 1 :], name[:cut], typeflag, size, mtime, mode)
+    record = b" path=" + name + b"\n"
+    length = len(record) + len(str(len(record)))
+    length += len(str(length)) - len(str(len(record)))  # the length counts its own digits
+    pax = str(length).encode() + record
+    pad = bytes(-len(pax) % BLOCK)
+    short = name[-100:].decode("utf-8", "ignore").encode()
+    return (_ustar(b"././@PaxHeader", b"", b"x", len(pax), mtime, 0o644) + pax + pad
+            + _ustar(short, b"", typeflag, size, mtime, mode))  # fmt: skip
+
+
+class Sink(Protocol):
+    def write(self, data: bytes | memoryview) -> None: ...
+
+
 class TarWriter:
     """Writes pax tar members into `out` (deterministic headers: no owners)."""
 
-    def __init__(self, out: VolumeWriter) -> None:
+    def __init__(self, out: Sink) -> None:
         self.out = out
         self.size = 0
 
@@ -221,12 +255,7 @@ class TarWriter:
         self.size += len(data)
 
     def header(self, path: str, kind: str, size: int, mtime: int) -> None:
-        info = tarfile.TarInfo(path)
-        info.type = tarfile.DIRTYPE if kind == "dir" else tarfile.REGTYPE
-        info.mode = 0o755 if kind == "dir" else 0o644
-        info.size = size if kind == "file" else 0
-        info.mtime = mtime
-        self._put(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        self._put(tar_header(path, kind, size, mtime))
 
     def data(self, block: bytes | memoryview) -> None:
         self._put(block)

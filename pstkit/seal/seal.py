@@ -30,19 +30,27 @@ from pstkit.seal.bundle import (
     MANIFEST,
     SIGNATURE,
     TMP_SUFFIX,
+    DataFile,
     Manifest,
     trusted_comment,
     write_atomic,
 )
+from pstkit.seal.child import Feeder, can_fork
 from pstkit.seal.errors import BundleError
 from pstkit.seal.minisign import SecretKey, key_id_text
-from pstkit.seal.pack import DEFAULT_VOLUME, Index, Member, TarWriter, VolumeWriter, write_age_file
-from pstkit.seal.pipe import ahead
+from pstkit.seal.pack import (
+    DEFAULT_VOLUME,
+    Index,
+    Member,
+    TarWriter,
+    VolumeWriter,
+    encrypt_stream,
+    write_age_file,
+)
 from pstkit.store import CATALOG, MAIL, MARKER, Layout, Store, read_marker
 
 log = logging.getLogger("pstkit")
 READ_BLOCK = 8 << 20
-PREFETCH_MAX = 4 << 20  # files up to this size are read ahead whole
 PARTIAL_TOP = {DATA, MANIFEST + TMP_SUFFIX, SIGNATURE, SIGNATURE + TMP_SUFFIX}
 PARTIAL_DATA = re.compile(r"(\d{5}|index)\.age(\.tmp)?")
 
@@ -74,13 +82,13 @@ def seal(
         _precheck_mbox(store)  # mbox rows are verified by the store's own reader
     bundle_id = str(uuid.uuid4())
     dirs, entries = _plan(store)
-    volumes = VolumeWriter(bundle / DATA, recipients, volume_size)
+    volumes = _encryptor(bundle / DATA, recipients, volume_size)
     try:
         members = _stream(TarWriter(volumes), dirs, entries, progress)
     except BaseException:
         volumes.abort()
         raise
-    files = volumes.close()
+    files: list[DataFile] = volumes.close()
     index = Index(bundle_id, read_marker(store.root), tuple(f.name for f in files), tuple(members),
                   tuple(_folders(store)))  # fmt: skip
     index_file = write_age_file(bundle / DATA, "index.age", index.to_json(), recipients)
@@ -137,7 +145,7 @@ def _plan(store: Store) -> tuple[list[str], list[_Entry]]:
             entries.append(_Entry(base, store.mail / folder.dirname, size, None, now))
         dirs |= {"/".join(base.split("/")[:i]) for i in range(2, base.count("/") + 1)}
     if store.layout is Layout.MAILDIR:
-        entries += [_message_entry(store, row) for row in store.rows()]
+        entries += [_message_entry(store, row) for row in store.catalog.messages()]
     return sorted(dirs), entries
 
 
@@ -148,28 +156,27 @@ def _message_entry(store: Store, row: MessageRow) -> _Entry:
                   max(mtime, 0))  # fmt: skip
 
 
+def _encryptor(
+    directory: Path, recipients: Sequence[Recipient], limit: int
+) -> Feeder | VolumeWriter:
+    """Where the tar stream goes: a child process that encrypts and writes the
+    volumes while this one reads and hashes the store (or this process alone)."""
+    if can_fork():
+        return Feeder(lambda read: encrypt_stream(read, directory, recipients, limit))
+    return VolumeWriter(directory, recipients, limit)
+
+
 def _stream(tar: TarWriter, dirs: list[str], entries: list[_Entry],
             progress: Progress) -> list[Member]:  # fmt: skip
-    """The tar stream: directories, then every file, read ahead in a helper thread."""
+    """The tar stream: directories, then every file, checked against the catalog."""
     members = [_dir(tar, d) for d in dirs]
     progress.start("sealing", len(entries))
-    for entry, data, sha in ahead(_read_ahead(entries), lambda t: t[0].size):
-        members.append(_file(tar, entry, data, sha))
+    for entry in entries:
+        members.append(_file(tar, entry))
         progress.advance(1, entry.size)
     progress.done()
     tar.close()
     return members
-
-
-def _read_ahead(entries: list[_Entry]) -> Iterator[tuple[_Entry, bytes | None, str]]:
-    """Each entry with its bytes and SHA-256, if small enough to hold (larger
-    ones are streamed by the caller)."""
-    for entry in entries:
-        if entry.size > PREFETCH_MAX:
-            yield entry, None, ""
-            continue
-        data = b"".join(_blocks(entry.source, entry.size))
-        yield entry, data, hashlib.sha256(data).hexdigest()
 
 
 def _dir(tar: TarWriter, path: str) -> Member:
@@ -177,17 +184,14 @@ def _dir(tar: TarWriter, path: str) -> Member:
     return Member(path, "dir", 0, "")
 
 
-def _file(tar: TarWriter, entry: _Entry, data: bytes | None, sha: str) -> Member:
+def _file(tar: TarWriter, entry: _Entry) -> Member:
     tar.header(entry.path, "file", entry.size, entry.mtime)
-    if data is not None:
-        tar.data(data)
-    else:
-        digest = hashlib.sha256()
-        for block in _blocks(entry.source, entry.size):
-            digest.update(block)
-            tar.data(block)
-        sha = digest.hexdigest()
+    digest = hashlib.sha256()
+    for block in _blocks(entry.source, entry.size):
+        digest.update(block)
+        tar.data(block)
     tar.end_member(entry.size)
+    sha = digest.hexdigest()
     if entry.sha256 is not None and sha != entry.sha256:
         raise IntegrityError(f"{entry.path}: content does not match its SHA-256 in the catalog")
     return Member(entry.path, "file", entry.size, sha)

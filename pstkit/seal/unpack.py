@@ -1,5 +1,5 @@
-"""A bundle's stream read back: each volume's ciphertext read and hashed ahead
-in a helper thread, decrypted chunk by chunk, and the tar members parsed from
+"""A bundle's stream read back: each volume's ciphertext read, hashed and
+decrypted chunk by chunk (in a child process), and the tar members parsed from
 the chunks and held to the index (name, type, size, order). The tar parser
 reads only what `TarWriter` writes: pax path records, directories, regular files.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pstkit.seal.age import AgeError, Decryptor, Identity, NoIdentityMatch
 from pstkit.seal.bundle import DataFile, Manifest
+from pstkit.seal.child import can_fork, produced
 from pstkit.seal.errors import BundleDamaged, DecryptionFailed
 from pstkit.seal.pack import BLOCK, Index, Member
-from pstkit.seal.pipe import ahead
 
 PIECE = 4 << 20  # a member's data is handed on in pieces of at most this size
 ZERO_BLOCK = bytes(BLOCK)
@@ -148,8 +148,12 @@ def walk(bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Id
          visit: Visit) -> None:  # fmt: skip
     """Decrypt the stream and hand each member, checked against the index, to
     `visit` (with its data in pieces, which `visit` may leave unread)."""
-    # Reading, hashing and decrypting run ahead in a helper thread.
-    stream = _Stream(ahead(plain_chunks(bundle, manifest.volumes, identities), len))
+
+    # Reading, hashing and decrypting run in a child process (see child.py).
+    def chunks() -> Iterator[bytes]:
+        return plain_chunks(bundle, manifest.volumes, identities)
+
+    stream = _Stream(produced(chunks) if can_fork() else chunks())
     for member in index.members:
         header = _header(stream)
         if header is None:

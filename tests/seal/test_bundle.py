@@ -383,3 +383,18 @@ def test_export_seal_puts_only_ciphertext_on_the_bundle_disk(
         == 0
     )
     assert store_state(tmp_path / "u") == store_state(store)  # same source, same rows
+
+
+def test_unseal_of_an_altered_volume_stops_and_leaves_nothing(
+    tmp_path: Path, bundle: Path, keys: Keys
+) -> None:
+    work = copy(bundle, tmp_path)
+    _flip(work / "data" / "00001.age", 3000)  # same size: found while decrypting
+    target = tmp_path / "store"
+    code, _, err = cli("unseal", str(work), str(target), "--identity", str(keys.identity))
+    assert code == 4, err
+    assert "data/00001.age" in err.splitlines()[0]
+    assert not target.exists() and not list(tmp_path.glob(".store*"))
+    code, out, _ = check(work, keys, "--identity", str(keys.identity))
+    assert code == 4
+    assert "DAMAGE  digest     data/00001.age" in out

@@ -9,6 +9,7 @@ import pty
 import random
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from pstkit.seal.age import (
     parse_header,
 )
 from pstkit.seal.minisign import MinisignError, PublicKey, SecretKey, WrongPassphrase
+from pstkit.seal.pack import tar_header
 
 needs_age = pytest.mark.skipif(shutil.which("age") is None, reason="Debian's age not installed")
 needs_minisign = pytest.mark.skipif(
@@ -296,3 +298,22 @@ def test_signature_by_another_key_or_of_other_data_is_refused() -> None:
     forged = sig.replace("trusted comment: c", "trusted comment: d")
     with pytest.raises(MinisignError, match="does not match"):
         key.public_key.verify(b"data", forged)
+
+
+@pytest.mark.parametrize("length", [1, 40, 98, 99, 100, 101, 150, 160, 250, 251, 300])
+@pytest.mark.parametrize("char", ["a", "é", "日"])
+def test_tar_headers_read_back_by_tarfile(length: int, char: str) -> None:
+    name = "mail/" + "/".join(char * 60 for _ in range(3))[:length] + "/cur/" + "f" * 32 + "!2,S"
+    data = b"message\n" * 7
+    stream = tar_header(name, "file", len(data), 1_700_000_000) + data
+    stream += bytes(-len(stream) % 512) + tar_header("mail/.x", "dir", 0, 0) + bytes(1024)
+    with tarfile.open(fileobj=io.BytesIO(stream), mode="r:") as tar:
+        first, second = tar.getmembers()
+        assert (first.name, first.size, first.mtime, first.isfile()) == (
+            name,
+            len(data),
+            1_700_000_000,
+            True,
+        )
+        assert tar.extractfile(first).read() == data  # type: ignore[union-attr]
+        assert (second.name, second.isdir()) == ("mail/.x", True)
