@@ -223,6 +223,7 @@ def seal_cmd(
     passphrase_file: PassphraseFile = None, sign_key: SignKeyOpt = None,
     sign_passphrase_file: SignPassphraseFile = None, description: Description = "",
     volume_size: VolumeSize = "1G",
+    read_data: Annotated[bool, typer.Option(help="Also hash every message against the catalog while sealing (else sizes are checked here and SHA-256 at unseal/import).")] = False,
 ) -> int:  # fmt: skip
     """Encrypt and sign a store into a bundle for removable media (only ciphertext is written)."""
     env = env_of(ctx)
@@ -230,7 +231,7 @@ def seal_cmd(
                      description, volume_size)  # fmt: skip
     with Store.open(store.expanduser(), writable=True, command="seal") as st:
         result = seal(st, bundle.expanduser(), plan.recipients, plan.signer, plan.description,
-                      plan.volume_size, TqdmProgress(env))  # fmt: skip
+                      plan.volume_size, TqdmProgress(env), read_data)  # fmt: skip
     print_sealed(env, result, bundle)
     return EXIT_OK
 

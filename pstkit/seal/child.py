@@ -39,7 +39,7 @@ def _pipe() -> tuple[int, int]:
     return r, w
 
 
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -82,7 +82,7 @@ def _run_child(work: Callable[[], Any], result_fd: int) -> None:
         except Exception:
             payload = pickle.dumps((False, RuntimeError(f"{type(e).__name__}: {e}")))
     try:
-        _write_all(result_fd, payload)
+        write_all(result_fd, payload)
     finally:
         os._exit(0)
 
@@ -107,18 +107,34 @@ class Feeder:
         self._small = bytearray()
 
     def write(self, data: bytes | memoryview) -> None:
-        if len(data) < 4096:  # tar headers and padding: gathered, not one syscall each
+        if 0 < len(data) < 4096:  # tar headers and padding: gathered, not one syscall each
             self._small += data
             if len(self._small) < 65536:
                 return
             data, self._small = bytes(self._small), bytearray()
-        elif self._small:
-            _write_all(self._data_w, self._small)
-            self._small = bytearray()
         try:
-            _write_all(self._data_w, data)
+            if self._small:
+                write_all(self._data_w, self._small)
+                self._small = bytearray()
+            write_all(self._data_w, data)
         except BrokenPipeError:
             self._failed()
+
+    def splice_from(self, fd: int, count: int) -> int:
+        """Move `count` bytes of file `fd` into the pipe inside the kernel (no copy
+        through this process); returns how many there were (fewer at end of file)."""
+        if self._small:
+            self.write(b"")
+        done = 0
+        try:
+            while done < count:
+                n = os.splice(fd, self._data_w, count - done)
+                if n == 0:
+                    break
+                done += n
+        except BrokenPipeError:
+            self._failed()
+        return done
 
     def _failed(self) -> None:
         os.close(self._data_w)
@@ -128,7 +144,7 @@ class Feeder:
 
     def close(self) -> Any:
         try:
-            _write_all(self._data_w, self._small)
+            write_all(self._data_w, self._small)
         except BrokenPipeError:
             self._failed()
         os.close(self._data_w)
@@ -154,7 +170,7 @@ def produced(produce: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
         def work() -> None:
             with contextlib.suppress(BrokenPipeError):  # the parent stopped early
                 for chunk in produce():
-                    _write_all(data_w, chunk)
+                    write_all(data_w, chunk)
             os.close(data_w)
 
         _run_child(work, result_w)

@@ -26,6 +26,7 @@ from pstkit.fsutil import fsync_path, sync_tree, write_error
 from pstkit.runs import NullProgress, Progress
 from pstkit.seal.age import AgeError, Identity
 from pstkit.seal.bundle import INDEX, Manifest, check_files, read_manifest
+from pstkit.seal.child import write_all
 from pstkit.seal.errors import BundleDamaged
 from pstkit.seal.minisign import PublicKey
 from pstkit.seal.pack import Index, Member
@@ -61,7 +62,7 @@ def read_index(bundle: Path, manifest: Manifest, identities: Sequence[Identity])
     return index
 
 
-def _digest(member: Member, pieces: Iterator[bytes]) -> None:
+def _digest(member: Member, pieces: Iterator[memoryview]) -> None:
     digest, size = hashlib.sha256(), 0
     for piece in pieces:
         digest.update(piece)
@@ -92,7 +93,7 @@ def _check_contents(
     with tempfile.TemporaryDirectory(prefix="pstkit-check-") as tmp:
         catalog = Path(tmp) / CATALOG
 
-        def visit(member: Member, pieces: Iterator[bytes] | None) -> None:
+        def visit(member: Member, pieces: Iterator[memoryview] | None) -> None:
             if pieces is None:
                 return
             if member.path == CATALOG:
@@ -180,7 +181,7 @@ def _extract(
     dirs: list[Path] = [work]
     progress.start("unsealing", len(index.members))
 
-    def visit(member: Member, pieces: Iterator[bytes] | None) -> None:
+    def visit(member: Member, pieces: Iterator[memoryview] | None) -> None:
         path = work / member.path
         if pieces is None:
             path.mkdir(parents=True, exist_ok=True)
@@ -200,13 +201,16 @@ class _FileWriter:
     def __init__(self) -> None:
         self.files: list[Path] = []
 
-    def write(self, path: Path, member: Member, pieces: Iterator[bytes]) -> None:
+    def write(self, path: Path, member: Member, pieces: Iterator[memoryview]) -> None:
         digest, size = hashlib.sha256(), 0
-        with open(path, "wb") as out:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self.files.append(path)
+        try:
             for piece in pieces:
                 digest.update(piece)
-                out.write(piece)
                 size += len(piece)
-        self.files.append(path)
+                write_all(fd, piece)
+        finally:
+            os.close(fd)
         if size != member.size or digest.hexdigest() != member.sha256:
             raise BundleDamaged(f"{member.path}: content differs from the index")

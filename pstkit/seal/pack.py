@@ -260,6 +260,21 @@ class TarWriter:
     def data(self, block: bytes | memoryview) -> None:
         self._put(block)
 
+    def splice(self, fd: int, size: int) -> int:
+        """`size` bytes of file `fd`, moved by the kernel where the sink can; the
+        number of bytes there were."""
+        splice = getattr(self.out, "splice_from", None)
+        if splice is not None and hasattr(os, "splice"):
+            done = int(splice(fd, size))
+        else:
+            done = 0
+            while done < size and (block := os.read(fd, min(size - done, 1 << 20))):
+                self._put(block)
+                done += len(block)
+            return done
+        self.size += done
+        return done
+
     def end_member(self, size: int) -> None:
         if size % BLOCK:
             self._put(bytes(BLOCK - size % BLOCK))

@@ -17,10 +17,9 @@ from pstkit.seal.child import can_fork, produced
 from pstkit.seal.errors import BundleDamaged, DecryptionFailed
 from pstkit.seal.pack import BLOCK, Index, Member
 
-PIECE = 4 << 20  # a member's data is handed on in pieces of at most this size
 ZERO_BLOCK = bytes(BLOCK)
 
-Visit = Callable[[Member, Iterator[bytes] | None], None]
+Visit = Callable[[Member, Iterator[memoryview] | None], None]
 
 
 class CipherReader:
@@ -94,13 +93,17 @@ class _Stream:
             self._pos = end
         return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
 
-    def pieces(self, size: int) -> Iterator[bytes]:
+    def pieces(self, size: int) -> Iterator[memoryview]:
+        """The next `size` bytes as views into the decrypted chunks (no copies)."""
         while size > 0:
-            piece = self.take(min(size, PIECE))
-            if not piece:
-                raise BundleDamaged("the stream ends inside a member")
-            size -= len(piece)
-            yield piece
+            if self._pos >= len(self._buf):
+                self._buf, self._pos = next(self._chunks, b""), 0
+                if not self._buf:
+                    raise BundleDamaged("the stream ends inside a member")
+            end = min(len(self._buf), self._pos + size)
+            yield memoryview(self._buf)[self._pos : end]
+            size -= end - self._pos
+            self._pos = end
 
     def rest(self) -> Iterator[bytes]:
         if self._pos < len(self._buf):

@@ -242,14 +242,25 @@ def test_unseal_refuses_a_non_empty_target_and_seal_a_finished_bundle(
     assert "already holds a sealed bundle" in err
 
 
-def test_a_damaged_store_is_not_sealed(tmp_path: Path, keys: Keys) -> None:
+def test_a_damaged_store_is_caught_at_seal_or_at_unseal(tmp_path: Path, keys: Keys) -> None:
     store = build_store(tmp_path, per_folder=1)
     victim = next(p for p in (store / "mail").rglob("cur/*") if p.is_file())
-    _flip(victim, 10)
-    code, _, err = seal(store, tmp_path / "b", keys)
+    _flip(victim, 10)  # same size: only a hash finds it
+    code, _, err = seal(store, tmp_path / "b", keys, "--read-data")
     assert code == 4
     assert "does not match its SHA-256" in err
     assert not (tmp_path / "b" / "manifest.json").exists()
+    assert seal(store, tmp_path / "b2", keys)[0] == 0  # sizes only: sealed as it is …
+    code, _, err = cli(
+        "unseal", str(tmp_path / "b2"), str(tmp_path / "u"), "--identity", str(keys.identity)
+    )
+    assert code == 4  # … and refused where it is opened
+    assert victim.name in err
+    assert not (tmp_path / "u").exists()
+    victim.write_bytes(victim.read_bytes()[:-5])  # a size change is found at once
+    code, _, err = seal(store, tmp_path / "b3", keys)
+    assert code == 4
+    assert "size differs" in err
 
 
 def test_small_volumes_and_a_member_across_two(tmp_path: Path, keys: Keys) -> None:
