@@ -10,9 +10,11 @@ README.md ("Sealed stores").
     minisign.py  minisign keys and signatures (Ed25519, BLAKE2b-prehashed)
     keys.py      key files: keygen, loading identities, recipients, signing keys
     bundle.py    the bundle's layout and its signed manifest
-    pack.py      the store as one tar stream, cut into bounded age volumes
+    pack.py      the store as one tar stream (headers, index), cut into bounded age volumes
+    unpack.py    the stream read back: volumes decrypted, tar members held to the index
+    child.py     the second process: encrypting (seal) or decrypting (unseal) beside this one
     seal.py      store -> bundle
-    opening.py   check a bundle, decrypt it, unseal it into a store
+    opening.py   check a bundle, read its index, unseal it into a store
     errors.py    the errors a bundle or a key can raise
 """
 

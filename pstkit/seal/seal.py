@@ -13,7 +13,6 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -252,9 +251,3 @@ def _sign(bundle: Path, manifest: Manifest, signer: SecretKey) -> None:
     signature = signer.sign(raw, trusted_comment(manifest, int(time.time())))
     write_atomic(bundle / SIGNATURE, signature.text().encode("ascii"))
     write_atomic(bundle / MANIFEST, raw)  # last: its presence means the bundle is complete
-
-
-def remove_partial(bundle: Path) -> None:
-    """Remove an unfinished bundle directory (only ours: used by export --seal on failure)."""
-    if bundle.is_dir() and not (bundle / MANIFEST).exists():
-        shutil.rmtree(bundle / DATA, ignore_errors=True)
