@@ -158,8 +158,8 @@ class Feeder:
 
 
 def produced(produce: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
-    """The bytes of `produce()`, which runs in a child; its errors are raised here,
-    after the bytes it wrote before them."""
+    """The bytes of `produce()`, which runs in a child forked now; its errors are
+    raised here, after the bytes it wrote before them."""
     data_r, data_w = _pipe()
     result_r, result_w = os.pipe()
     pid = os.fork()
@@ -176,6 +176,10 @@ def produced(produce: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
         _run_child(work, result_w)
     os.close(data_w)
     os.close(result_w)
+    return _consume(data_r, result_r, pid)
+
+
+def _consume(data_r: int, result_r: int, pid: int) -> Iterator[bytes]:
     finished = False
     try:
         while chunk := os.read(data_r, READ):

@@ -179,9 +179,12 @@ def _extract(
     work.mkdir(parents=True)
     writer = _FileWriter()
     dirs: list[Path] = [work]
-    progress.start("unsealing", len(index.members))
+    started: list[bool] = []
 
     def visit(member: Member, pieces: Iterator[memoryview] | None) -> None:
+        if not started:  # after the fork: a progress bar may start a thread
+            progress.start("unsealing", len(index.members))
+            started.append(True)
         path = work / member.path
         if pieces is None:
             path.mkdir(parents=True, exist_ok=True)
