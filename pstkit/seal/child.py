@@ -10,7 +10,8 @@ encrypts and writes (seal) or reads and decrypts (unseal), on the second core.
 The child gets no secrets over the pipe: it inherits the recipients or
 identities in its memory at the fork. It reports its result (or its exception)
 pickled on a second pipe and leaves with os._exit, running no cleanup of the
-parent's. Where there is no fork, the same work runs in-process.
+parent's. Where there is no fork (or with PSTKIT_SEAL_ONE_PROCESS=1), the
+same work runs in-process.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ F_SETPIPE_SZ = 1031  # Linux
 
 
 def can_fork() -> bool:
-    return hasattr(os, "fork")
+    """Two processes, unless there is no fork or PSTKIT_SEAL_ONE_PROCESS is set
+    (for a debugger, or a system where forking a large process is unwelcome)."""
+    return hasattr(os, "fork") and not os.environ.get("PSTKIT_SEAL_ONE_PROCESS")
 
 
 def _pipe() -> tuple[int, int]:

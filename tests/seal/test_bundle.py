@@ -409,3 +409,24 @@ def test_unseal_of_an_altered_volume_stops_and_leaves_nothing(
     code, out, _ = check(work, keys, "--identity", str(keys.identity))
     assert code == 4
     assert "DAMAGE  digest     data/00001.age" in out
+
+
+def test_one_process_mode_writes_and_reads_the_same_format(
+    tmp_path: Path, store: Path, bundle: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PSTKIT_SEAL_ONE_PROCESS=1 (no fork): its bundle opens in two-process mode and back."""
+    monkeypatch.setenv("PSTKIT_SEAL_ONE_PROCESS", "1")
+    assert seal(store, tmp_path / "b", keys, "--volume-size", "1M")[0] == 0
+    code, out, _ = check(tmp_path / "b", keys, "--identity", str(keys.identity))
+    assert code == 0, out
+    assert (
+        cli("unseal", str(bundle), str(tmp_path / "u1"), "--identity", str(keys.identity))[0] == 0
+    )
+    monkeypatch.delenv("PSTKIT_SEAL_ONE_PROCESS")
+    assert (
+        cli("unseal", str(tmp_path / "b"), str(tmp_path / "u2"), "--identity", str(keys.identity))[
+            0
+        ]
+        == 0
+    )
+    assert store_state(tmp_path / "u1") == store_state(tmp_path / "u2") == store_state(store)
