@@ -15,8 +15,8 @@ from tests.helpers import cli, make_message, write_maildir
 # What must never be readable in a bundle.
 SUBJECTS = ["Quarterly merger plan Zephyr", "Übernahme der Firma Möwe", "会議の議事録"]
 ADDRESSES = ["ceo.secret@acme-holdings.example", "whistle.blower@press.example"]
-MAILDIRS = [".Projekt Zephyr", ".Vertraulich.Personalakten"]
-FOLDER_NAMES = ["Projekt Zephyr", "Vertraulich", "Personalakten"]
+MAILDIRS = [".Projekt Zephyr", ".Vertraulich.Personalakten", ".Überweisungen 東京"]
+FOLDER_NAMES = ["Projekt Zephyr", "Vertraulich", "Personalakten", "Überweisungen 東京"]
 BODY_PHRASE = "the vault combination is 7-31-4159"
 
 

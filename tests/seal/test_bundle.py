@@ -42,7 +42,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, store: Path, keys: Keys) ->
     path = tmp_path_factory.mktemp("b") / "bundle"
     code, out, err = seal(store, path, keys)
     assert code == 0, err
-    assert "sealed 12 messages" in out
+    assert "sealed 16 messages" in out
     return path
 
 
@@ -90,7 +90,7 @@ def test_round_trip_through_a_fat32_image(
     assert out.strip().endswith("0 damaged")
     code, out, _ = check(carried, keys, "--identity", str(keys.identity))
     assert code == 0, out
-    assert "12 messages" in out
+    assert "16 messages" in out
     code, out, err = cli(
         "unseal",
         str(carried),
@@ -355,7 +355,7 @@ def test_import_straight_from_a_bundle_into_maildir(
         str(keys.sign_pub),
     )
     assert code == 0, err
-    assert "12 delivered" in text
+    assert "16 delivered" in text
     reference = tmp_path / "ref"
     assert cli("import", str(store), f"maildir:{reference}")[0] == 0
     assert maildir_content(out) == maildir_content(reference)
@@ -382,7 +382,7 @@ def test_export_seal_puts_only_ciphertext_on_the_bundle_disk(
     )
     assert code == 0, err
     assert "staging the plain store on local disk" in err
-    assert "sealed 6 messages" in out
+    assert "sealed 8 messages" in out
     assert not list(cache_home.glob("pstkit/seal/*"))  # the work store is gone
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
         "data",

@@ -91,17 +91,17 @@ def test_import_straight_from_a_bundle_into_dovecot(
     ]
     code, out, err = cli("--json", "import", str(bundle), *target, "--identity", str(keys.identity))
     assert code == 0, err
-    assert json.loads(out)["stats"]["delivered"] == 9
+    assert json.loads(out)["stats"]["delivered"] == 12
     bundle_id = json.loads((bundle / "manifest.json").read_text())["bundle"]
     work = cache_home / "pstkit" / "bundles" / bundle_id
     code, out, err = cli("verify", str(work), *target)  # every message read back: same SHA-256
     assert code == 0, out + err
-    assert out.count("=") >= 9 and "-" not in [ln[:1] for ln in out.splitlines()]
+    assert out.count("=") >= 12 and "-" not in [ln[:1] for ln in out.splitlines()]
     with dovecot.client(user) as c:
         total = sum(
             c.select_folder(name, readonly=True)[b"EXISTS"]
             for flags, _, name in c.list_folders()
             if b"\\Noselect" not in flags
         )
-    assert total == 9
+    assert total == 12
     assert os.listdir(work)  # the work store stays: a re-run resumes from its ledger
