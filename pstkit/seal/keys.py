@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pstkit.errors import SecretError
 from pstkit.options import SecretSpec
 from pstkit.seal.age import AgeError, X25519Identity, X25519Recipient
-from pstkit.seal.errors import KeyFileError
+from pstkit.seal.errors import DecryptionFailed, KeyFileError
 from pstkit.seal.minisign import MinisignError, PublicKey, SecretKey, WrongPassphrase
 from pstkit.secrets import resolve_secret
 
@@ -108,11 +109,15 @@ def parse_recipients(values: list[str]) -> list[X25519Recipient]:
 
 def load_sign_key(path: Path, passphrase: SecretSpec) -> SecretKey:
     text = _read(path)
+    where = f"${passphrase.env}" if passphrase.env else "the environment"
+    hint = f"give sign.key's passphrase in {where}, a --sign-passphrase-file, or at a prompt"
     try:
         secret = resolve_secret(passphrase) if SecretKey.is_encrypted(text) else None
         return SecretKey.parse(text, secret)
+    except SecretError as e:
+        raise SecretError(e.args[0], hint=hint) from e
     except WrongPassphrase as e:
-        raise KeyFileError(path, "wrong passphrase") from e
+        raise DecryptionFailed(path, "wrong passphrase", hint=hint) from e
     except MinisignError as e:
         raise KeyFileError(path, str(e)) from e
 

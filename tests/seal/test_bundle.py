@@ -430,3 +430,43 @@ def test_one_process_mode_writes_and_reads_the_same_format(
         == 0
     )
     assert store_state(tmp_path / "u1") == store_state(tmp_path / "u2") == store_state(store)
+
+
+def test_passphrase_protected_sign_key(
+    tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PSTKIT_SIGN_PASSPHRASE", "sign-secret")
+    code, _, err = cli("keygen", "--out", str(tmp_path / "k"), "--passphrase")
+    assert code == 0, err
+    assert "encrypted secret key" in (tmp_path / "k" / "sign.key").read_text()
+    args = [
+        "seal",
+        str(store),
+        str(tmp_path / "b"),
+        "--recipient",
+        str(tmp_path / "k" / "recipient.txt"),
+        "--sign-key",
+        str(tmp_path / "k" / "sign.key"),
+    ]
+    assert cli(*args)[0] == 0
+    if shutil.which("minisign"):
+        subprocess.run(
+            [
+                "minisign",
+                "-V",
+                "-p",
+                tmp_path / "k" / "sign.pub",
+                "-m",
+                tmp_path / "b" / "manifest.json",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    monkeypatch.setenv("PSTKIT_SIGN_PASSPHRASE", "wrong")
+    code, _, err = cli(*args[:2], str(tmp_path / "b2"), *args[3:])
+    assert code == 6
+    assert "wrong passphrase" in err and len(err.strip().splitlines()) == 2
+    monkeypatch.delenv("PSTKIT_SIGN_PASSPHRASE")
+    code, _, err = cli(*args[:2], str(tmp_path / "b3"), *args[3:])
+    assert code == 2
+    assert "$PSTKIT_SIGN_PASSPHRASE" in err
