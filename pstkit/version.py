@@ -20,6 +20,7 @@ PARTS: tuple[tuple[str, str, str], ...] = (
     ("EWS (exchangelib)", "exchangelib", "pip install 'pstkit[ews]'"),
     ("Graph sign-in (msal)", "msal", "pip install 'pstkit[graph]'"),
     ("Graph HTTP (httpx)", "httpx", "pip install 'pstkit[graph]'"),
+    ("Sealed bundles (cryptography)", "cryptography", "pip install 'pstkit[seal]'"),
 )
 
 

@@ -9,9 +9,10 @@ dev=0; [ "${1:-}" = "--dev" ] && dev=1
 apt_packages="python3-venv python3-pip"
 if [ "$dev" = 1 ]; then
     # Dovecot (IMAP/POP3 test server), mtools (FAT32 images), readpst (PST comparison),
-    # mbsync (benchmark peer), openssl (test certificates), redis (the celery engine's broker).
+    # mbsync (benchmark peer), openssl (test certificates), redis (the celery engine's broker),
+    # age and minisign (the tests hold sealed bundles to the reference tools).
     apt_packages="$apt_packages dovecot-imapd dovecot-pop3d mtools pst-utils isync openssl ca-certificates"
-    apt_packages="$apt_packages redis-server redis-tools"
+    apt_packages="$apt_packages redis-server redis-tools age minisign"
 fi
 # Chromium renders `pstkit report`'s HTML in its test (headless --dump-dom).
 if [ "$dev" = 1 ]; then apt_packages="$apt_packages chromium"; fi

@@ -34,6 +34,22 @@ from pstkit.cli.opts import (
     pick_connect,
 )
 from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
+from pstkit.cli.seal import (
+    Description,
+    IdentityOpt,
+    PassphraseFile,
+    PassphraseFlag,
+    RecipientOpt,
+    SignKeyOpt,
+    SignPassphraseFile,
+    TrustOpt,
+    VolumeSize,
+    check_bundle_cmd,
+    export_sealed,
+    is_bundle,
+    seal_plan,
+    stage_bundle,
+)  # fmt: skip
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
 from pstkit.importing import make_plan
@@ -156,6 +172,12 @@ def export(
     token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
     insecure: Insecure = False, connections: Connections = 1, opt: Opt = None,
     codepage: Codepage = None, gmail: Gmail = None, delete_after_export: DeleteAfter = False,
+    seal: Annotated[bool, typer.Option("--seal", help="STORE is a bundle to seal into: the plain store is staged on local disk (in ~/.cache/pstkit/seal/, or --work-store) and removed after sealing, so only ciphertext reaches STORE's disk.", rich_help_panel="Sealing")] = False,
+    recipient: RecipientOpt = None, passphrase: PassphraseFlag = False,
+    passphrase_file: PassphraseFile = None, sign_key: SignKeyOpt = None,
+    sign_passphrase_file: SignPassphraseFile = None, description: Description = "",
+    volume_size: VolumeSize = "1G",
+    work_store: Annotated[Path | None, typer.Option(help="With --seal: where to stage the plain store (local disk).", rich_help_panel="Sealing")] = None,
 ) -> int:  # fmt: skip
     """Copy mail from SOURCE into STORE (resumable; a re-run fetches only what is new)."""
     env = env_of(ctx)
@@ -170,7 +192,16 @@ def export(
                                  parallel, detach)  # fmt: skip
     if store is None:
         raise UsageError("export needs SOURCE and STORE")
+    plan = seal_plan(recipient, passphrase, passphrase_file, sign_key, sign_passphrase_file,
+                     description, volume_size) if seal else None  # fmt: skip
     src = _source(source, connect_options(**pick_connect(locals())))
+    if plan is not None:
+        try:
+            return export_sealed(env, src.key, Path(store).expanduser(), plan, work_store,
+                                 lambda p: Store.create(p, fmt, command=f"export {src.key}"),
+                                 lambda st: run_export(src, st, filt, TqdmProgress(env), connections))  # fmt: skip
+        finally:
+            src.close()
     try:
         with Store.create(Path(store).expanduser(), fmt, command=f"export {src.key}") as st:
             result = run_export(src, st, filt, TqdmProgress(env), connections)
@@ -198,9 +229,11 @@ def import_cmd(
     mailbox: Mailbox = None, impersonate: Impersonate = False, tenant: Tenant = None,
     client_id: ClientId = None, client_secret_env: ClientSecretEnv = None,
     client_secret_file: ClientSecretFile = None, client_cert: ClientCert = None,
-    codepage: Codepage = None,
+    codepage: Codepage = None, identity: IdentityOpt = None, trust: TrustOpt = None,
+    passphrase_file: PassphraseFile = None,
 ) -> int:  # fmt: skip
-    """Deliver a store's mail to TARGET, each folder into its counterpart."""
+    """Deliver a store's mail to TARGET, each folder into its counterpart (STORE may
+    also be a PST, mbox or Maildir, or a sealed bundle with --identity/--trust)."""
     env = env_of(ctx)
     mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
     if batch is not None:
@@ -214,7 +247,11 @@ def import_cmd(
         raise UsageError("import needs STORE and TARGET (or --batch mapping.csv)")
     sink = _sink(target, connect_options(**pick_connect(locals())))
     try:
-        store_dir, staged = _stage_direct(env, store, work_store, codepage)
+        if is_bundle(store):
+            store_dir, staged = stage_bundle(env, store, identity, trust, passphrase_file,
+                                             work_store), None  # fmt: skip
+        else:
+            store_dir, staged = _stage_direct(env, store, work_store, codepage)
         with Store.open(store_dir, writable=True, command=f"import {sink.key}") as st:
             result = run_import(st, sink, mopts, TqdmProgress(env), connections)
     finally:
@@ -292,9 +329,17 @@ def check(
     read_data: Annotated[
         bool, typer.Option(help="Also read every message and compare its SHA-256.")
     ] = False,
+    trust: TrustOpt = None,
+    identity: IdentityOpt = None,
+    passphrase_file: PassphraseFile = None,
 ) -> int:
-    """Verify a store (after copying it, say): every file, size and digest."""
+    """Verify a store (after copying it, say): every file, size and digest. A sealed
+    bundle: its signature (--trust) and every file's SHA-256, with no key; with
+    --identity (or --passphrase-file) also the store inside."""
     env = env_of(ctx)
+    if is_bundle(store) or trust is not None:
+        decrypt = identity is not None or passphrase_file is not None
+        return check_bundle_cmd(env, store, trust, identity, passphrase_file, decrypt)
     with _store(store) as st:
         findings, files, nbytes, seconds = run_check(env, st, read_data)
     print_check(env, findings, files, nbytes, seconds, read_data)

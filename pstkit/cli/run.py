@@ -11,13 +11,14 @@ import traceback
 
 import typer
 
-from pstkit.cli import about, batchcmds, commands, conventions, reportcmd, verifycmd
+from pstkit.cli import about, batchcmds, commands, conventions, reportcmd, seal, verifycmd
 from pstkit.cli.app import app
 from pstkit.cli.env import Env, print_json
 from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
 
 EXIT_INTERNAL = 70
-_ = (about, batchcmds, commands, reportcmd, verifycmd)  # importing them registers the commands on `app`
+# importing them registers the commands on `app`
+_ = (about, batchcmds, commands, reportcmd, seal, verifycmd)
 
 
 def _pin_malloc_mmap_threshold() -> None:

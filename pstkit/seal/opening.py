@@ -1,0 +1,219 @@
+"""Open a bundle: check it (with or without a key), read its index, unseal it.
+
+Nothing is decrypted before the manifest's signature is verified against the
+trusted key. Every volume's ciphertext is hashed while it is read and compared
+with the signed manifest before the next one is used; the tar stream must hold
+exactly the index's members, in order, with their sizes and SHA-256. An unseal
+writes into a hidden sibling directory and renames it into place at the end,
+so a store that appears is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pstkit.catalog import Catalog
+from pstkit.check import Finding
+from pstkit.check import check as check_store
+from pstkit.errors import StoreExists
+from pstkit.fsutil import fsync_path, sync_tree, write_error
+from pstkit.runs import NullProgress, Progress
+from pstkit.seal.age import AgeError, Identity
+from pstkit.seal.bundle import INDEX, Manifest, check_files, read_manifest
+from pstkit.seal.child import write_all
+from pstkit.seal.errors import BundleDamaged
+from pstkit.seal.minisign import PublicKey
+from pstkit.seal.pack import Index, Member
+from pstkit.seal.unpack import open_age, walk
+from pstkit.store import CATALOG, MAIL, Store
+
+READ_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    manifest: Manifest
+    findings: list[Finding]
+    index: Index | None  # with an identity: what the bundle holds
+
+
+def read_index(bundle: Path, manifest: Manifest, identities: Sequence[Identity]) -> Index:
+    entry = next((f for f in manifest.files if f.name == INDEX), None)
+    if entry is None:
+        raise BundleDamaged(f"the manifest lists no {INDEX}")
+    reader, dec = open_age(bundle, entry, identities)
+    try:
+        raw = dec.read()
+    except AgeError as e:
+        reader.close()
+        raise BundleDamaged(f"{INDEX}: {e}") from e
+    reader.finish(entry)
+    index = Index.from_json(raw)
+    if index.bundle != manifest.bundle:
+        raise BundleDamaged(f"{INDEX} belongs to bundle {index.bundle}, not {manifest.bundle}")
+    if list(index.volumes) != [f.name for f in manifest.volumes]:
+        raise BundleDamaged("the index and the manifest list different volumes")
+    return index
+
+
+def _digest(member: Member, pieces: Iterator[memoryview]) -> None:
+    digest, size = hashlib.sha256(), 0
+    for piece in pieces:
+        digest.update(piece)
+        size += len(piece)
+    if size != member.size or digest.hexdigest() != member.sha256:
+        raise BundleDamaged(f"{member.path}: content differs from the index")
+
+
+# --- check -------------------------------------------------------------------------
+
+
+def check_bundle(
+    bundle: Path, trusted: PublicKey, identities: Sequence[Identity] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BundleReport:  # fmt: skip
+    manifest = read_manifest(bundle, trusted)
+    findings = list(check_files(bundle, manifest, True, progress))
+    if identities is None or any(f.damage for f in findings):
+        return BundleReport(manifest, findings, None)
+    index = read_index(bundle, manifest, identities)
+    findings += _check_contents(bundle, manifest, index, identities)
+    return BundleReport(manifest, findings, index)
+
+
+def _check_contents(
+    bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity]
+) -> list[Finding]:
+    with tempfile.TemporaryDirectory(prefix="pstkit-check-") as tmp:
+        catalog = Path(tmp) / CATALOG
+
+        def visit(member: Member, pieces: Iterator[memoryview] | None) -> None:
+            if pieces is None:
+                return
+            if member.path == CATALOG:
+                held = list(pieces)
+                with open(os.open(catalog, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
+                    out.writelines(held)
+                pieces = iter(held)
+            _digest(member, pieces)
+
+        try:
+            walk(bundle, manifest, index, identities, visit)
+        except BundleDamaged as e:
+            return [Finding("content", "data", e.message.removeprefix("bundle damaged: "), True)]
+        return list(_cross_check(catalog, index))
+
+
+def _cross_check(catalog_path: Path, index: Index) -> Iterator[Finding]:
+    """The catalog inside agrees with the files inside (the store's own check)."""
+    files = {m.path: m for m in index.members if m.kind == "file"}
+    catalog = Catalog(catalog_path)
+    try:
+        if catalog.integrity_check() != "ok":
+            yield Finding("catalog", CATALOG, "SQLite integrity check failed", True)
+            return
+        referenced = set()
+        mbox = index.store.get("layout") == "mbox"
+        for row in catalog.messages():
+            path = f"{MAIL}/{row.file}"
+            referenced.add(path)
+            m = files.get(path)
+            if m is None:
+                yield Finding("missing", path, f"message {row.msg.id} not in the bundle", True)
+            elif not mbox and (m.size != row.msg.size or m.sha256 != row.msg.sha256):
+                yield Finding("digest", path, "differs from the catalog inside", True)
+        for path in files:
+            if path.startswith(f"{MAIL}/") and path not in referenced and not mbox:
+                yield Finding("orphan", path, "file not in the catalog inside", True)
+    finally:
+        catalog.close()
+
+
+# --- unseal --------------------------------------------------------------------------
+
+
+def unseal(
+    bundle: Path, target: Path, trusted: PublicKey, identities: Sequence[Identity],
+    progress: Progress | None = None,
+) -> Index:  # fmt: skip
+    """Write the store inside `bundle` to `target` (new or empty)."""
+    progress = progress or NullProgress()
+    manifest = read_manifest(bundle, trusted)
+    damage = [f for f in check_files(bundle, manifest, read_data=False) if f.damage]
+    if damage:
+        raise BundleDamaged(f"{damage[0].where}: {damage[0].detail}")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise StoreExists(target)
+    index = read_index(bundle, manifest, identities)
+    work = target.parent / f".{target.name}.unseal-{manifest.bundle[:8]}"
+    shutil.rmtree(work, ignore_errors=True)  # what a killed unseal of this bundle left
+    try:
+        _extract(bundle, manifest, index, identities, work, progress)
+        if target.exists():
+            target.rmdir()
+        os.replace(work, target)
+        fsync_path(target.parent)
+    except OSError as e:
+        shutil.rmtree(work, ignore_errors=True)
+        raise write_error(target, e) from e
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    with Store.open(target) as store:
+        damage = [f for f in check_store(store) if f.damage]
+    if damage:
+        raise BundleDamaged(f"the unsealed store: {damage[0].code} {damage[0].where}")
+    return index
+
+
+def _extract(
+    bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
+    work: Path, progress: Progress,
+) -> None:  # fmt: skip
+    work.mkdir(parents=True)
+    writer = _FileWriter()
+    dirs: list[Path] = [work]
+    started: list[bool] = []
+
+    def visit(member: Member, pieces: Iterator[memoryview] | None) -> None:
+        if not started:  # after the fork: a progress bar may start a thread
+            progress.start("unsealing", len(index.members))
+            started.append(True)
+        path = work / member.path
+        if pieces is None:
+            path.mkdir(parents=True, exist_ok=True)
+            dirs.append(path)
+        else:
+            writer.write(path, member, pieces)
+        progress.advance(1, member.size)
+
+    walk(bundle, manifest, index, identities, visit)
+    progress.done()
+    sync_tree(work, writer.files, dirs)
+
+
+class _FileWriter:
+    """Writes the members' files, each checked against the index as it is written."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+
+    def write(self, path: Path, member: Member, pieces: Iterator[memoryview]) -> None:
+        digest, size = hashlib.sha256(), 0
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self.files.append(path)
+        try:
+            for piece in pieces:
+                digest.update(piece)
+                size += len(piece)
+                write_all(fd, piece)
+        finally:
+            os.close(fd)
+        if size != member.size or digest.hexdigest() != member.sha256:
+            raise BundleDamaged(f"{member.path}: content differs from the index")

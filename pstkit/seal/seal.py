@@ -1,0 +1,253 @@
+"""`pstkit seal`: a store -> a bundle (encrypted volumes, index, signed manifest).
+
+Writing order: volumes (each temp -> fsync -> rename), the index, the
+signature, the manifest last. A directory without a manifest is an unfinished
+seal: the next `seal` into it removes what it left and starts again. Only
+ciphertext is written into the bundle; the store is read under its lock, every
+message checked against the catalog's SHA-256 on the way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pstkit.catalog import MessageRow, now_text
+from pstkit.check import check as check_store
+from pstkit.errors import IntegrityError
+from pstkit.fsutil import fsync_path
+from pstkit.runs import NullProgress, Progress
+from pstkit.seal.age import Recipient, ScryptRecipient
+from pstkit.seal.bundle import (
+    DATA,
+    MANIFEST,
+    SIGNATURE,
+    TMP_SUFFIX,
+    DataFile,
+    Manifest,
+    trusted_comment,
+    write_atomic,
+)
+from pstkit.seal.child import Feeder, can_fork
+from pstkit.seal.errors import BundleError
+from pstkit.seal.minisign import SecretKey, key_id_text
+from pstkit.seal.pack import (
+    DEFAULT_VOLUME,
+    Index,
+    Member,
+    TarWriter,
+    VolumeWriter,
+    encrypt_stream,
+    write_age_file,
+)
+from pstkit.store import CATALOG, MAIL, MARKER, Layout, Store, read_marker
+
+log = logging.getLogger("pstkit")
+READ_BLOCK = 8 << 20
+PARTIAL_TOP = {DATA, MANIFEST + TMP_SUFFIX, SIGNATURE, SIGNATURE + TMP_SUFFIX}
+PARTIAL_DATA = re.compile(r"(\d{5}|index)\.age(\.tmp)?")
+
+
+@dataclass(frozen=True)
+class SealResult:
+    manifest: Manifest
+    messages: int
+    plain_bytes: int  # the store's bytes that went into the bundle
+    restarted: bool
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: str
+    source: Path
+    size: int
+    sha256: str | None  # from the catalog: checked while streaming
+    mtime: int
+
+
+def seal(
+    store: Store, bundle: Path, recipients: Sequence[Recipient], signer: SecretKey,
+    description: str = "", volume_size: int = DEFAULT_VOLUME, progress: Progress | None = None,
+    read_data: bool = False,
+) -> SealResult:  # fmt: skip
+    """Seal `store` into `bundle`. Messages go in as they are on disk, their size
+    checked and their SHA-256 taken from the catalog (unseal, check --identity and
+    import verify them); with `read_data` each is also hashed here first."""
+    progress = progress or NullProgress()
+    restarted = _prepare(bundle)
+    if store.layout is Layout.MBOX:
+        _precheck_mbox(store)  # mbox rows are verified by the store's own reader
+    bundle_id = str(uuid.uuid4())
+    dirs, entries = _plan(store)
+    volumes = _encryptor(bundle / DATA, recipients, volume_size)
+    try:
+        members = _stream(TarWriter(volumes), dirs, entries, progress, read_data)
+    except BaseException:
+        volumes.abort()
+        raise
+    files: list[DataFile] = volumes.close()
+    index = Index(bundle_id, read_marker(store.root), tuple(f.name for f in files), tuple(members),
+                  tuple(_folders(store)))  # fmt: skip
+    index_file = write_age_file(bundle / DATA, "index.age", index.to_json(), recipients)
+    fsync_path(bundle / DATA)
+    encryption = "scrypt" if isinstance(recipients[0], ScryptRecipient) else "x25519"
+    manifest = Manifest(
+        bundle_id, now_text(), description or f"pstkit store {store.id}",
+        key_id_text(signer.key_id), encryption, (index_file, *files),
+    )  # fmt: skip
+    _sign(bundle, manifest, signer)
+    plain = sum(e.size for e in entries)
+    return SealResult(manifest, sum(1 for e in entries if e.sha256), plain, restarted)
+
+
+def _prepare(bundle: Path) -> bool:
+    """Make `bundle` ready; True if an unfinished seal was cleared first."""
+    if (bundle / MANIFEST).exists():
+        raise BundleError(f"{bundle} already holds a sealed bundle; seal into a new directory")
+    if bundle.exists() and not bundle.is_dir():
+        raise BundleError(f"{bundle} is not a directory")
+    top = sorted(p.name for p in bundle.iterdir()) if bundle.exists() else []
+    data = sorted(p.name for p in (bundle / DATA).iterdir()) if (bundle / DATA).is_dir() else []
+    if not set(top) <= PARTIAL_TOP or not all(PARTIAL_DATA.fullmatch(n) for n in data):
+        raise BundleError(f"{bundle} is not empty and not an unfinished bundle")
+    if top:
+        log.warning("%s: clearing an interrupted seal and starting again", bundle)
+        for name in data:
+            (bundle / DATA / name).unlink()
+        for name in top:
+            if name != DATA:
+                (bundle / name).unlink()
+    (bundle / DATA).mkdir(parents=True, exist_ok=True)
+    return bool(top)
+
+
+def _precheck_mbox(store: Store) -> None:
+    damage = [f for f in check_store(store, read_data=True) if f.damage]
+    if damage:
+        raise IntegrityError(f"{damage[0].where}: {damage[0].detail} (and {len(damage) - 1} more)")
+
+
+def _plan(store: Store) -> tuple[list[str], list[_Entry]]:
+    now = int(time.time())
+    entries = [_Entry(MARKER, store.root / MARKER, (store.root / MARKER).stat().st_size, None, now),
+               _Entry(CATALOG, store.root / CATALOG, (store.root / CATALOG).stat().st_size,
+                      None, now)]  # fmt: skip
+    dirs = {MAIL}
+    for folder in store.folders():
+        base = f"{MAIL}/{folder.dirname}" if folder.dirname else MAIL
+        if store.layout is Layout.MAILDIR:
+            dirs |= {base, *(f"{base}/{sub}" for sub in ("cur", "new", "tmp"))}
+        else:
+            size = (store.mail / folder.dirname).stat().st_size
+            entries.append(_Entry(base, store.mail / folder.dirname, size, None, now))
+        dirs |= {"/".join(base.split("/")[:i]) for i in range(2, base.count("/") + 1)}
+    if store.layout is Layout.MAILDIR:
+        entries += [_message_entry(store, row) for row in store.catalog.messages()]
+    return sorted(dirs), entries
+
+
+def _message_entry(store: Store, row: MessageRow) -> _Entry:
+    received = row.msg.received
+    mtime = int(received.timestamp()) if received else 0
+    return _Entry(f"{MAIL}/{row.file}", store.message_path(row), row.msg.size, row.msg.sha256,
+                  max(mtime, 0))  # fmt: skip
+
+
+def _encryptor(
+    directory: Path, recipients: Sequence[Recipient], limit: int
+) -> Feeder | VolumeWriter:
+    """Where the tar stream goes: a child process that encrypts and writes the
+    volumes while this one reads and hashes the store (or this process alone)."""
+    if can_fork():
+        return Feeder(lambda read: encrypt_stream(read, directory, recipients, limit))
+    return VolumeWriter(directory, recipients, limit)
+
+
+def _stream(tar: TarWriter, dirs: list[str], entries: list[_Entry],
+            progress: Progress, read_data: bool) -> list[Member]:  # fmt: skip
+    """The tar stream: directories, then every file, checked against the catalog."""
+    members = [_dir(tar, d) for d in dirs]
+    progress.start("sealing", len(entries))
+    for entry in entries:
+        trusted = entry.sha256 is not None and not read_data
+        members.append(_spliced(tar, entry) if trusted else _file(tar, entry))
+        progress.advance(1, entry.size)
+    progress.done()
+    tar.close()
+    return members
+
+
+def _dir(tar: TarWriter, path: str) -> Member:
+    tar.header(path, "dir", 0, int(time.time()))
+    return Member(path, "dir", 0, "")
+
+
+def _file(tar: TarWriter, entry: _Entry) -> Member:
+    tar.header(entry.path, "file", entry.size, entry.mtime)
+    digest = hashlib.sha256()
+    for block in _blocks(entry.source, entry.size):
+        digest.update(block)
+        tar.data(block)
+    tar.end_member(entry.size)
+    sha = digest.hexdigest()
+    if entry.sha256 is not None and sha != entry.sha256:
+        raise IntegrityError(f"{entry.path}: content does not match its SHA-256 in the catalog")
+    return Member(entry.path, "file", entry.size, sha)
+
+
+def _spliced(tar: TarWriter, entry: _Entry) -> Member:
+    """A message as it is on disk, of the catalog's size, with the catalog's SHA-256."""
+    try:
+        fd = os.open(entry.source, os.O_RDONLY)
+    except FileNotFoundError as e:
+        raise IntegrityError(f"{entry.path}: missing") from e
+    try:
+        if os.fstat(fd).st_size != entry.size:
+            raise IntegrityError(f"{entry.path}: size differs from the catalog")
+        tar.header(entry.path, "file", entry.size, entry.mtime)
+        if tar.splice(fd, entry.size) != entry.size:
+            raise IntegrityError(f"{entry.path}: shorter than the catalog says")
+    finally:
+        os.close(fd)
+    tar.end_member(entry.size)
+    assert entry.sha256 is not None
+    return Member(entry.path, "file", entry.size, entry.sha256)
+
+
+def _blocks(path: Path, size: int) -> Iterator[bytes]:
+    """Exactly `size` bytes of `path` (a file that changed size is damage)."""
+    try:
+        with open(path, "rb") as f:
+            left = size
+            while left:
+                block = f.read(min(left, READ_BLOCK))
+                if not block:
+                    break
+                left -= len(block)
+                yield block
+            if left or f.read(1):
+                raise IntegrityError(f"{path}: size differs from the catalog")
+    except FileNotFoundError as e:
+        raise IntegrityError(f"{path}: missing") from e
+
+
+def _folders(store: Store) -> Iterator[dict[str, object]]:
+    counts = store.catalog.counts()
+    for f in store.folders():
+        n, size = counts.get(f.id, (0, 0))
+        role = f.info.role.value if f.info.role else None
+        yield {"path": list(f.info.path), "role": role, "messages": n, "bytes": size}
+
+
+def _sign(bundle: Path, manifest: Manifest, signer: SecretKey) -> None:
+    raw = manifest.to_json()
+    signature = signer.sign(raw, trusted_comment(manifest, int(time.time())))
+    write_atomic(bundle / SIGNATURE, signature.text().encode("ascii"))
+    write_atomic(bundle / MANIFEST, raw)  # last: its presence means the bundle is complete
