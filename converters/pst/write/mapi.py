@@ -1,0 +1,337 @@
+"""MIME -> MAPI properties of an Outlook message, as a PST stores them. Pure.
+
+The inverse of `pstkit.converters.pst.mime` for mail: message class, subject (prefix,
+normalized, conversation topic), sender and sent-representing, recipients (To/Cc/Bcc with
+SMTP addresses and one-off entry ids), dates, flags, importance, Internet Message-ID and
+threading headers, the original header block (PR_TRANSPORT_MESSAGE_HEADERS), plain and
+HTML bodies, and attachments by value with names, MIME type, content id, size and rendering
+position. A message/rfc822 part is attached as an .eml file (embedded Outlook messages are
+not built yet). Values come out raw: `(prop id, prop type, bytes)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import email
+import email.errors
+import email.header
+import email.policy
+import quopri
+import re
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import Message as PyMessage
+from email.utils import getaddresses, parsedate_to_datetime
+
+PT_SHORT, PT_LONG, PT_BOOLEAN, PT_I8 = 0x0002, 0x0003, 0x000B, 0x0014
+PT_UNICODE, PT_SYSTIME, PT_BINARY = 0x001F, 0x0040, 0x0102
+MSGFLAG_READ, MSGFLAG_UNSENT, MSGFLAG_HASATTACH = 0x01, 0x08, 0x10
+_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+_ONE_OFF = bytes.fromhex("812b1fa4bea310199d6e00dd010f5402")  # MAPI one-off entry id uid
+_PREFIX = re.compile(r"^\s*([A-Za-z]{1,4}:\s)")
+_HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")  # a field name and its colon
+
+Prop = tuple[int, int, bytes]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    props: list[Prop]
+
+
+@dataclass(frozen=True)
+class Message:
+    props: list[Prop]
+    recipients: list[list[Prop]]
+    attachments: list[Attachment]
+
+
+# --- raw values -------------------------------------------------------------------
+
+
+def unicode(pid: int, text: str) -> Prop:
+    return pid, PT_UNICODE, recover(text).encode("utf-16-le", "replace")
+
+
+def recover(text: str) -> str:
+    """Text with raw 8-bit bytes (surrogate escapes, from undeclared header charsets) read
+    as UTF-8, else as Windows-1252; a lone surrogate cannot be stored as UTF-16."""
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return text
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
+def binary(pid: int, data: bytes) -> Prop:
+    return pid, PT_BINARY, data
+
+
+def long(pid: int, value: int) -> Prop:
+    return pid, PT_LONG, struct.pack("<I", value & 0xFFFFFFFF)
+
+
+def boolean(pid: int, value: bool) -> Prop:
+    return pid, PT_BOOLEAN, bytes([1 if value else 0, 0, 0, 0])
+
+
+def systime(pid: int, when: datetime) -> Prop:
+    ticks = max(0, int((when - _EPOCH).total_seconds() * 10_000_000))
+    return pid, PT_SYSTIME, struct.pack("<Q", ticks)
+
+
+# --- the message ------------------------------------------------------------------
+
+
+def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = None
+            ) -> Message:
+    """The MAPI form of one RFC 5322 message. `flags` are pstkit flag names (seen,
+    answered, flagged, draft, forwarded); `received` is when it arrived (UTC)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    flags = set(flags)
+    props = [*_envelope(msg, received), unicode(0x007D, header_block(raw))]
+    recipients = _recipients(msg)
+    plain, html, parts = _split(msg)
+    if plain is not None:
+        props.append(unicode(0x1000, plain))
+    if html is not None:
+        props += [binary(0x1013, html.encode("utf-8")), long(0x3FDE, 65001)]
+    attachments = [_attachment(p, i) for i, p in enumerate(parts)]
+    bits = (MSGFLAG_READ if "seen" in flags else 0) | (
+        MSGFLAG_UNSENT if "draft" in flags else 0) | (MSGFLAG_HASATTACH if attachments else 0)
+    props += [long(0x0E07, bits), boolean(0x0E1B, bool(attachments))]
+    if "answered" in flags or "forwarded" in flags:  # PR_LAST_VERB_EXECUTED: reply / forward
+        props.append(long(0x1081, 102 if "answered" in flags else 104))
+    if "flagged" in flags:
+        props.append(long(0x1090, 2))  # PR_FLAG_STATUS: followupFlagged
+    props += _display_lists(recipients)
+    return Message(props, recipients, attachments)
+
+
+def _header(msg: PyMessage, name: str) -> str:
+    value = msg.get(name)
+    if value is None:
+        return ""
+    try:
+        return str(email.header.make_header(email.header.decode_header(str(value))))
+    except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
+        return str(value)
+
+
+def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
+    subject = " ".join(_header(msg, "Subject").split("\r\n"))
+    m = _PREFIX.match(subject)
+    prefix = m.group(1) if m else ""
+    props = [unicode(0x001A, "IPM.Note"), unicode(0x0037, subject),
+             unicode(0x003D, prefix), unicode(0x0E1D, subject[len(prefix):]),
+             unicode(0x0070, subject[len(prefix):]), long(0x0017, _importance(msg)),
+             long(0x0036, 0), long(0x3FFD, 65001)]
+    sent = _date(msg.get("Date"))
+    when = received or sent or datetime.now(UTC)
+    if sent is not None:
+        props.append(systime(0x0039, sent))
+    props += [systime(0x0E06, when), systime(0x3007, when), systime(0x3008, when)]
+    for pid, name in ((0x1035, "Message-ID"), (0x1042, "In-Reply-To"), (0x1039, "References")):
+        value = " ".join(_header(msg, name).split())
+        if value:
+            props.append(unicode(pid, value))
+    props += _sender(msg)
+    return props
+
+
+def header_block(raw: bytes) -> str:
+    """The message's header lines as they came (PR_TRANSPORT_MESSAGE_HEADERS), CRLF, up to
+    the blank line or the first line that is no header (a parser reads the rest as body)."""
+    out: list[bytes] = []
+    for line in raw.splitlines():
+        if not line.strip(b"\r") or not (_HEADER_LINE.match(line) or (line[:1] in b" \t"
+                                         and out)):
+            break
+        out.append(line.rstrip(b"\r"))
+    return (b"\r\n".join(out) + b"\r\n\r\n").decode("utf-8", "replace") if out else ""
+
+
+def _importance(msg: PyMessage) -> int:
+    value = (_header(msg, "Importance") or _header(msg, "X-Priority")).strip().lower()
+    if value.startswith(("high", "1", "2")):
+        return 2
+    if value.startswith(("low", "4", "5")):
+        return 0
+    return 1
+
+
+def _date(value: object) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        return when.astimezone(UTC) if when.year > 1601 else None
+    except (OverflowError, ValueError):
+        return None
+
+
+def _addresses(msg: PyMessage, name: str) -> list[tuple[str, str]]:
+    values = [str(v) for v in msg.get_all(name, [])]
+    decoded = [str(email.header.make_header(email.header.decode_header(v)))
+               if "=?" in v else v for v in values] if values else []
+    return [(n, a) for n, a in getaddresses(decoded) if n or a]
+
+
+def _sender(msg: PyMessage) -> list[Prop]:
+    found = _addresses(msg, "From") or _addresses(msg, "Sender")
+    if not found:
+        return []
+    name, addr = found[0]
+    name = name or addr
+    out = []
+    for ids in ((0x0C1A, 0x0C1E, 0x0C1F, 0x5D01, 0x0C19), (0x0042, 0x0064, 0x0065, 0x5D02,
+                                                         0x0041)):
+        out += [unicode(ids[0], name), unicode(ids[1], "SMTP"), unicode(ids[2], addr),
+                unicode(ids[3], addr), binary(ids[4], one_off(name, addr))]
+    return out
+
+
+def one_off(name: str, addr: str) -> bytes:
+    """A one-off entry id (MS-OXCDATA 2.2.5.1) for an SMTP address, Unicode strings."""
+    text = "\0".join((name, "SMTP", addr)) + "\0"
+    return b"\0" * 4 + _ONE_OFF + struct.pack("<HH", 0, 0x8000 | 0x1000) + unicode(
+        0, text)[2]
+
+
+def _recipients(msg: PyMessage) -> list[list[Prop]]:
+    out = []
+    for kind, header in ((1, "To"), (2, "Cc"), (3, "Bcc")):
+        for name, addr in _addresses(msg, header):
+            shown = name or addr
+            out.append([long(0x0C15, kind), unicode(0x3001, shown), unicode(0x3002, "SMTP"),
+                        unicode(0x3003, addr), unicode(0x39FE, addr), unicode(0x5FF6, shown),
+                        long(0x0FFE, 6), long(0x3900, 0), boolean(0x0E0F, True),
+                        boolean(0x3A40, False), binary(0x0FFF, one_off(shown, addr)),
+                        binary(0x300B, f"SMTP:{addr.upper()}\0".encode("ascii", "replace"))])
+    return out
+
+
+def _display_lists(recipients: list[list[Prop]]) -> list[Prop]:
+    out: list[Prop] = []
+    for kind, pid in ((1, 0x0E04), (2, 0x0E03), (3, 0x0E02)):
+        names = [r[1][2].decode("utf-16-le") for r in recipients
+                 if r[0][2] == struct.pack("<I", kind)]
+        out.append(unicode(pid, "; ".join(names)))
+    return out
+
+
+# --- bodies and attachments -------------------------------------------------------
+
+
+def _split(msg: PyMessage) -> tuple[str | None, str | None, list[PyMessage]]:
+    """(plain body, HTML body, attachment parts): the first inline text/plain and
+    text/html outside attachments are the bodies; every other leaf part is attached."""
+    plain: str | None = None
+    html: str | None = None
+    parts: list[PyMessage] = []
+    for part in _leaves(msg):
+        ctype = part.get_content_type()
+        inline = part.get_content_disposition() != "attachment" and not part.get_filename()
+        if inline and ctype == "text/plain" and plain is None:
+            plain = _text(part)
+        elif inline and ctype == "text/html" and html is None:
+            html = _text(part)
+        else:
+            parts.append(part)
+    return plain, html, parts
+
+
+def _leaves(part: PyMessage) -> Iterator[PyMessage]:
+    if part.get_content_type() == "message/rfc822" or not part.is_multipart():
+        yield part
+        return
+    payload = part.get_payload()
+    for sub in payload if isinstance(payload, list) else []:
+        if isinstance(sub, PyMessage):
+            yield from _leaves(sub)
+
+
+def _text(part: PyMessage) -> str:
+    data = _data(part)
+    charset = part.get_content_charset() or "us-ascii"
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:
+        return data.decode("latin-1")
+
+
+def _data(part: PyMessage) -> bytes:
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if part.get_content_type() == "message/rfc822" and cte in ("base64", "quoted-printable"):
+        # RFC 2046 forbids encoding message/rfc822, but mailers do; Python leaves it encoded
+        body = re.split(rb"\r?\n\r?\n", part.as_bytes(), maxsplit=1)[-1]
+        if cte == "base64":
+            return base64.b64decode(body + b"===", validate=False)
+        return quopri.decodestring(body)
+    if part.get_content_type() == "message/rfc822" and part.is_multipart():
+        inner = part.get_payload(0)
+        return inner.as_bytes() if isinstance(inner, PyMessage) else b""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def _attachment(part: PyMessage, index: int) -> Attachment:
+    data = _data(part)
+    ctype = part.get_content_type()
+    name = _filename(part) or (f"message-{index + 1}.eml" if ctype == "message/rfc822"
+                               else f"attachment-{index + 1}{_ext(ctype)}")
+    cid = (part.get("Content-ID") or "").strip().strip("<>")
+    inline = part.get_content_disposition() == "inline" and bool(cid)
+    props = [long(0x3705, 1), binary(0x3701, data), unicode(0x3707, name),
+             unicode(0x3704, short_name(name)), unicode(0x3001, name),
+             unicode(0x3703, _suffix(name)), unicode(0x370E, ctype),
+             long(0x0E20, len(data)), long(0x370B, 0xFFFFFFFF),
+             long(0x3714, 4 if inline else 0), boolean(0x7FFE, inline)]
+    if cid:
+        props.append(unicode(0x3712, cid))
+    return Attachment(props)
+
+
+def _filename(part: PyMessage) -> str:
+    try:
+        name = part.get_filename() or ""
+    except (UnicodeError, LookupError, ValueError):
+        return ""
+    if "=?" in name:
+        with contextlib.suppress(UnicodeError, LookupError, ValueError,
+                                 email.errors.HeaderParseError):
+            name = str(email.header.make_header(email.header.decode_header(name)))
+    return " ".join(name.replace("\0", "").split())
+
+
+def _ext(ctype: str) -> str:
+    return {"text/plain": ".txt", "text/html": ".html", "text/calendar": ".ics",
+            "image/png": ".png", "image/jpeg": ".jpg", "application/pdf": ".pdf"}.get(
+        ctype, ".bin")
+
+
+def _suffix(name: str) -> str:
+    return name[name.rfind("."):] if "." in name else ""
+
+
+def short_name(name: str) -> str:
+    """An 8.3 name for PR_ATTACH_FILENAME."""
+    stem, ext = name.rsplit(".", 1) if "." in name else (name, "")
+    clean = "".join(c for c in stem.upper() if c.isascii() and c.isalnum())[:8] or "ATTACH"
+    ext = "".join(c for c in ext.upper() if c.isascii() and c.isalnum())[:3]
+    return f"{clean}.{ext}" if ext else clean
+

@@ -1,0 +1,131 @@
+"""MIME -> MAPI properties for the PST writer (pure, table-tested)."""
+
+from __future__ import annotations
+
+import struct
+from datetime import UTC, datetime
+
+import pytest
+
+from pstkit.converters.pst.write.mapi import (
+    MSGFLAG_HASATTACH,
+    MSGFLAG_READ,
+    MSGFLAG_UNSENT,
+    Message,
+    header_block,
+    one_off,
+    recover,
+    short_name,
+    to_mapi,
+)
+
+BASE = (b"From: Ann Example <ann@example.com>\r\nTo: Bob <bob@example.com>, carl@example.com\r\n"
+        b"Cc: =?utf-8?q?D=C3=B6ra?= <dora@example.com>\r\nBcc: eve@example.com\r\n"
+        b"Subject: RE: Hello there\r\nDate: Tue, 01 Oct 2024 10:00:00 +0200\r\n"
+        b"Message-ID: <m1@example.com>\r\nIn-Reply-To: <m0@example.com>\r\n")
+
+
+def props(m: Message) -> dict[int, bytes]:
+    return {pid: raw for pid, _t, raw in m.props}
+
+
+def text(m: Message, pid: int) -> str:
+    return props(m)[pid].decode("utf-16-le")
+
+
+def long(m: Message, pid: int) -> int:
+    return int(struct.unpack("<I", props(m)[pid][:4])[0])
+
+
+def filetime(when: datetime) -> bytes:
+    return struct.pack("<Q", int((when - datetime(1601, 1, 1, tzinfo=UTC)).total_seconds()
+                                 * 10_000_000))
+
+
+def test_envelope() -> None:
+    m = to_mapi(BASE + b"\r\nbody\r\n")
+    assert text(m, 0x001A) == "IPM.Note"
+    assert (text(m, 0x0037), text(m, 0x003D), text(m, 0x0E1D)) == (
+        "RE: Hello there", "RE: ", "Hello there")
+    assert text(m, 0x0070) == "Hello there"  # conversation topic
+    assert props(m)[0x0039] == filetime(datetime(2024, 10, 1, 8, 0, tzinfo=UTC))
+    assert (text(m, 0x0C1A), text(m, 0x0C1F), text(m, 0x5D01)) == (
+        "Ann Example", "ann@example.com", "ann@example.com")
+    assert text(m, 0x0042) == "Ann Example" and text(m, 0x0C1E) == "SMTP"
+    assert text(m, 0x1035) == "<m1@example.com>" and text(m, 0x1042) == "<m0@example.com>"
+    assert text(m, 0x1000).strip() == "body"
+    assert text(m, 0x007D) == BASE.decode() + "\r\n"  # the header block as it came
+
+
+@pytest.mark.parametrize(("flags", "bits", "verb", "status"), [
+    ((), 0, None, None),
+    (("seen",), MSGFLAG_READ, None, None),
+    (("draft",), MSGFLAG_UNSENT, None, None),
+    (("seen", "answered"), MSGFLAG_READ, 102, None),
+    (("forwarded",), 0, 104, None),
+    (("flagged",), 0, None, 2),
+])
+def test_flags(flags: tuple[str, ...], bits: int, verb: int | None, status: int | None) -> None:
+    m = to_mapi(BASE + b"\r\nx\r\n", flags)
+    assert long(m, 0x0E07) == bits
+    assert (long(m, 0x1081) if 0x1081 in props(m) else None) == verb
+    assert (long(m, 0x1090) if 0x1090 in props(m) else None) == status
+
+
+def test_recipients() -> None:
+    m = to_mapi(BASE + b"\r\nx\r\n")
+    rows = [{pid: raw for pid, _t, raw in r} for r in m.recipients]
+    got = [(int.from_bytes(r[0x0C15], "little"), r[0x3001].decode("utf-16-le"),
+            r[0x39FE].decode("utf-16-le")) for r in rows]
+    assert got == [(1, "Bob", "bob@example.com"), (1, "carl@example.com", "carl@example.com"),
+                   (2, "Döra", "dora@example.com"), (3, "eve@example.com", "eve@example.com")]
+    assert text(m, 0x0E04) == "Bob; carl@example.com"
+    assert text(m, 0x0E03) == "Döra" and text(m, 0x0E02) == "eve@example.com"
+
+
+def test_html_only_and_attachments() -> None:
+    raw = BASE + (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+                  b"--b\r\nContent-Type: text/html; charset=iso-8859-1\r\n\r\n<p>caf\xe9</p>\r\n"
+                  b"--b\r\nContent-Type: image/png\r\nContent-ID: <img1>\r\n"
+                  b"Content-Disposition: inline\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                  b"iVBORw0K\r\n--b\r\n"
+                  b"Content-Type: application/pdf; name=\"r\xc3\xa9sum\xc3\xa9.pdf\"\r\n"
+                  b"Content-Disposition: attachment; filename*=utf-8''r%C3%A9sum%C3%A9.pdf\r\n\r\n"
+                  b"%PDF\r\n--b--\r\n")
+    m = to_mapi(raw)
+    assert 0x1000 not in props(m)
+    assert props(m)[0x1013].decode("utf-8").strip() == "<p>café</p>"
+    assert long(m, 0x0E07) & MSGFLAG_HASATTACH
+    first, second = ({pid: v for pid, _t, v in a.props} for a in m.attachments)
+    assert first[0x3701] == b"\x89PNG\r\n\x1a\n"[:6] and first[0x3712] == "img1".encode("utf-16-le")
+    assert first[0x7FFE][0] == 1  # inline: hidden
+    assert second[0x3707].decode("utf-16-le") == "résumé.pdf"
+    assert second[0x3704].decode("utf-16-le") == "RSUM.PDF"
+    assert second[0x370E].decode("utf-16-le") == "application/pdf"
+    assert int.from_bytes(second[0x0E20], "little") == len(second[0x3701])
+    assert second[0x370B] == b"\xff\xff\xff\xff"  # rendering position: none
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ("plain", "plain"),
+    ("caf\udcc3\udca9", "café"),  # UTF-8 bytes in a header without a charset
+    ("caf\udce9", "café"),  # Windows-1252
+    ("bad \ud800 surrogate", "bad \ufffd surrogate"),
+])
+def test_recover(raw: str, want: str) -> None:
+    assert recover(raw) == want
+
+
+def test_one_off_and_short_names() -> None:
+    eid = one_off("Ann", "ann@example.com")
+    assert eid[4:20] == bytes.fromhex("812b1fa4bea310199d6e00dd010f5402")
+    assert eid[24:].decode("utf-16-le") == "Ann\0SMTP\0ann@example.com\0"
+    assert short_name("Quarterly report 2024.xlsx") == "QUARTERL.XLS"
+    assert short_name("noext") == "NOEXT" and short_name("日本.txt") == "ATTACH.TXT"
+
+
+def test_header_block_normalises_line_ends() -> None:
+    assert header_block(b"A: 1\nB: 2\n\nbody\n") == "A: 1\r\nB: 2\r\n\r\n"
+    assert header_block(b"A: 1\r\n\r\nbody") == "A: 1\r\n\r\n"
+    assert header_block(b"A: 1\r\n folded\r\nnot a header\r\nB: 2\r\n") == "A: 1\r\n folded\r\n\r\n"
+    assert header_block(b"1795\nFrom: x\n\n") == ""  # .emlx: a parser sees no header
