@@ -45,7 +45,7 @@ class Seen:
 def _squash(text: str) -> str:
     """Whitespace collapsed; a run of replacement characters counts as one (readers differ
     in how many they make of one undecodable byte)."""
-    text = re.sub("\ufffd+", "\ufffd", recover(text).replace("\0", ""))
+    text = re.sub("\ufffd+", "\ufffd", recover(text))
     return " ".join(text.split())
 
 
