@@ -91,8 +91,8 @@ def _compare(reader: str, expected: dict[FolderPath, list[bytes]],
         if len(seen) != len(raws):
             diffs.append(f"{reader} {folder}: {len(seen)} items, expected {len(raws)}")
             continue
-        for raw, item in zip(raws, seen, strict=True):  # NID order is delivery order
-            want, item = _reader_view(reader, from_mime(raw, names=reader != "readpst"), item)
+        for raw, shown in zip(raws, seen, strict=True):  # NID order is delivery order
+            want, item = _reader_view(reader, from_mime(raw, names=reader != "readpst"), shown)
             if reader == "readpst" and want.subject in _READPST_OWN_HEADER:
                 want = replace(want, recipients=item.recipients)
             for name in want.__dataclass_fields__:

@@ -84,7 +84,8 @@ def boolean(pid: int, value: bool) -> Prop:
 
 
 def systime(pid: int, when: datetime) -> Prop:
-    ticks = max(0, int((when - _EPOCH).total_seconds() * 10_000_000))
+    delta = when - _EPOCH  # integer arithmetic: a float loses the last microsecond
+    ticks = max(0, ((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) * 10)
     return pid, PT_SYSTIME, struct.pack("<Q", ticks)
 
 
@@ -127,7 +128,7 @@ def _header(msg: PyMessage, name: str) -> str:
 
 
 def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
-    subject = " ".join(_header(msg, "Subject").split("\r\n"))
+    subject = _unfold(_header(msg, "Subject"))
     m = _PREFIX.match(subject)
     prefix = m.group(1) if m else ""
     props = [unicode(0x001A, "IPM.Note"), unicode(0x0037, subject),
@@ -140,11 +141,16 @@ def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
         props.append(systime(0x0039, sent))
     props += [systime(0x0E06, when), systime(0x3007, when), systime(0x3008, when)]
     for pid, name in ((0x1035, "Message-ID"), (0x1042, "In-Reply-To"), (0x1039, "References")):
-        value = " ".join(_header(msg, name).split())
+        value = _unfold(_header(msg, name)).strip()
         if value:
             props.append(unicode(pid, value))
     props += _sender(msg)
     return props
+
+
+def _unfold(value: str) -> str:
+    """RFC 5322 unfolding: a line break before white space goes, the white space stays."""
+    return re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", "").replace("\n", "")
 
 
 def header_block(raw: bytes) -> str:
