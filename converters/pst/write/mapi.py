@@ -32,6 +32,9 @@ MSGFLAG_READ, MSGFLAG_UNSENT, MSGFLAG_HASATTACH = 0x01, 0x08, 0x10
 _EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _ONE_OFF = bytes.fromhex("812b1fa4bea310199d6e00dd010f5402")  # MAPI one-off entry id uid
 _PREFIX = re.compile(r"^\s*([A-Za-z]{1,4}:\s)")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")  # a field name and its colon
 
 Prop = tuple[int, int, bytes]
@@ -59,7 +62,7 @@ def unicode(pid: int, text: str) -> Prop:
 def recover(text: str) -> str:
     """Text with raw 8-bit bytes (surrogate escapes, from undeclared header charsets) read
     as UTF-8, else as Windows-1252; a lone surrogate cannot be stored as UTF-16."""
-    if not any("\ud800" <= c <= "\udfff" for c in text):
+    if not _SURROGATE.search(text):
         return text
     try:
         data = text.encode("utf-8", "surrogateescape")
@@ -150,7 +153,7 @@ def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
 
 def _unfold(value: str) -> str:
     """RFC 5322 unfolding: a line break before white space goes, the white space stays."""
-    return re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", "").replace("\n", "")
+    return _FOLD.sub("", value).replace("\r", "").replace("\n", "")
 
 
 def header_block(raw: bytes) -> str:
@@ -284,7 +287,7 @@ def _data(part: PyMessage) -> bytes:
     cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if part.get_content_type() == "message/rfc822" and cte in ("base64", "quoted-printable"):
         # RFC 2046 forbids encoding message/rfc822, but mailers do; Python leaves it encoded
-        body = re.split(rb"\r?\n\r?\n", part.as_bytes(), maxsplit=1)[-1]
+        body = _BLANK_LINE.split(part.as_bytes(), maxsplit=1)[-1]
         if cte == "base64":
             return base64.b64decode(body + b"===", validate=False)
         return quopri.decodestring(body)

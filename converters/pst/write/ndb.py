@@ -254,5 +254,10 @@ class NdbWriter:
 def _mark(bits: bytearray, ib: int, size: int) -> None:
     """Set the AMap bits (most significant bit first) of the 64-byte slots a range uses."""
     first, last = (ib - AMAP_AT) // 64, (ib + size - 1 - AMAP_AT) // 64
-    for slot in range(first, last + 1):
-        bits[slot >> 3] |= 0x80 >> (slot & 7)
+    lo, hi = first >> 3, last >> 3
+    if lo == hi:
+        bits[lo] |= (0xFF >> (first & 7)) & (0xFF << (7 - (last & 7)))
+        return
+    bits[lo] |= 0xFF >> (first & 7)
+    bits[lo + 1 : hi] = b"\xff" * (hi - lo - 1)
+    bits[hi] |= (0xFF << (7 - (last & 7))) & 0xFF
