@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pypff
 import pytest
 
 from pstkit.converters.pst.write.check import check
@@ -80,3 +81,27 @@ def test_hostile_mime_gives_valid_pst_or_reported_failure(tmp_path: Path, seed: 
         assert check(f).findings == []
     assert len(pstkit_read(out)[("Inbox",)]) == len(written)
     assert len(libpff_read(out)[("Inbox",)]) == len(written)
+
+
+def test_fifty_thousand_recipients(tmp_path: Path) -> None:
+    """A recipient table of 50,000 rows (a multi-block row matrix in a sub-node of a
+    sub-node, names from astral planes): valid, and libpff counts every row."""
+    to = ", ".join(f"\"Name 😀 {n}\" <u{n}@example.com>" for n in range(50_000))
+    raw = f"Subject: many\r\nFrom: a@example.com\r\nTo: {to}\r\n\r\nbody".encode()
+    out = tmp_path / "many.pst"
+    sink = PstSink(Location("pst", str(out)), ConnectOptions())
+    sink.ensure_folder(("Inbox",), None)
+    assert isinstance(sink.put_batch(("Inbox",), [(stored(1), raw)])[0], Delivered)
+    sink.close()
+    with out.open("rb") as f:
+        assert check(f).findings == []
+    f = pypff.file()
+    f.open(str(out))
+    try:
+        root = f.get_root_folder()
+        top = next(root.get_sub_folder(i) for i in range(root.number_of_sub_folders)
+                   if root.get_sub_folder(i).name.startswith("Top of"))
+        inbox = top.get_sub_folder(0)
+        assert inbox.get_sub_message(0).recipients.number_of_record_sets == 50_000
+    finally:
+        f.close()

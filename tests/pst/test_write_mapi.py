@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pstkit.converters.pst.write.mapi import (
+    MAX_DEPTH,
     MSGFLAG_HASATTACH,
     MSGFLAG_READ,
     MSGFLAG_UNSENT,
@@ -129,3 +130,32 @@ def test_header_block_normalises_line_ends() -> None:
     assert header_block(b"A: 1\r\n\r\nbody") == "A: 1\r\n\r\n"
     assert header_block(b"A: 1\r\n folded\r\nnot a header\r\nB: 2\r\n") == "A: 1\r\n folded\r\n\r\n"
     assert header_block(b"1795\nFrom: x\n\n") == ""  # .emlx: a parser sees no header
+
+
+def _nested(depth: int) -> bytes:
+    raw = b"Subject: leaf\r\n\r\nleaf body\r\n"
+    for n in range(depth):
+        raw = (f"Subject: level {n}\r\nMIME-Version: 1.0\r\n"
+               f"Content-Type: multipart/mixed; boundary=z{n}\r\n\r\n--z{n}\r\n"
+               "Content-Type: message/rfc822\r\n\r\n").encode() + raw + f"\r\n--z{n}--\r\n".encode()
+    return raw
+
+
+def test_attached_messages_become_embedded_messages_to_a_depth() -> None:
+    m = to_mapi(_nested(3))
+    levels = []
+    while m.attachments:
+        att = m.attachments[0]
+        props_ = {pid: raw for pid, _t, raw in att.props}
+        assert props_[0x3705] == struct.pack("<I", 5)  # PR_ATTACH_METHOD: embedded message
+        assert att.embedded is not None
+        levels.append(props_[0x3001].decode("utf-16-le"))
+        m = att.embedded
+    assert levels == ["level 1", "level 0", "leaf"] and text(m, 0x1000).strip() == "leaf body"
+    deep = to_mapi(_nested(MAX_DEPTH + 2))
+    for _ in range(MAX_DEPTH):
+        assert deep.attachments[0].embedded is not None
+        deep = deep.attachments[0].embedded
+    last = deep.attachments[0]  # deeper than pstkit's reader follows: an .eml by value
+    assert last.embedded is None
+    assert {pid: raw for pid, _t, raw in last.props}[0x3705] == struct.pack("<I", 1)

@@ -64,6 +64,9 @@ def attachment_key(ctype: str, data: bytes) -> str:
     """An attachment's identity: its bytes' digest; for an attached message, its subject
     (readers re-serialise message/rfc822 parts)."""
     if ctype == "message/rfc822":
+        data = data.lstrip(b"\r\n")
+        if data.startswith((b">From ", b"From ")):  # readpst starts one with an mbox line
+            data = data.split(b"\n", 1)[-1]
         inner = email.message_from_bytes(data, policy=email.policy.compat32)
         return "message:" + _squash(_decoded(inner.get("Subject")))
     return hashlib.sha256(data).hexdigest()
@@ -220,6 +223,11 @@ def libpff_seen(msg: object) -> Seen:
     atts = []
     for i in range(msg.number_of_attachments):  # type: ignore[attr-defined]
         a = msg.get_attachment(i)  # type: ignore[attr-defined]
+        method = _entry(a, 0x3705)
+        if method is not None and getattr(method, "data_as_integer", 0) == 5:
+            # pypff cannot open an embedded message: its subject (the display name) it is
+            atts.append((_squash(_string(a, 0x3707)), "message:" + _squash(_string(a, 0x3001))))
+            continue
         data = a.read_buffer(a.size) if a.size else b""
         atts.append((_squash(_string(a, 0x3707)), attachment_key(_string(a, 0x370E), data)))
     sent = msg.client_submit_time  # type: ignore[attr-defined]

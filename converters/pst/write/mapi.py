@@ -30,6 +30,7 @@ PT_SHORT, PT_LONG, PT_BOOLEAN, PT_I8 = 0x0002, 0x0003, 0x000B, 0x0014
 PT_UNICODE, PT_SYSTIME, PT_BINARY = 0x001F, 0x0040, 0x0102
 MSGFLAG_READ, MSGFLAG_UNSENT, MSGFLAG_HASATTACH = 0x01, 0x08, 0x10
 _EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+MAX_DEPTH = 8  # embedded messages inside embedded messages, as pstkit's reader reads them
 _ONE_OFF = bytes.fromhex("812b1fa4bea310199d6e00dd010f5402")  # MAPI one-off entry id uid
 _PREFIX = re.compile(r"^\s*([A-Za-z]{1,4}:\s)")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -43,6 +44,7 @@ Prop = tuple[int, int, bytes]
 @dataclass(frozen=True)
 class Attachment:
     props: list[Prop]
+    embedded: Message | None = None  # attach method 5: an Outlook message inside
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,12 @@ def systime(pid: int, when: datetime) -> Prop:
 # --- the message ------------------------------------------------------------------
 
 
-def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = None
-            ) -> Message:
+def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = None,
+            depth: int = 0) -> Message:
     """The MAPI form of one RFC 5322 message. `flags` are pstkit flag names (seen,
-    answered, flagged, draft, forwarded); `received` is when it arrived (UTC)."""
+    answered, flagged, draft, forwarded); `received` is when it arrived (UTC). Attached
+    messages become embedded Outlook messages, MAX_DEPTH levels deep (deeper ones are
+    attached as .eml files)."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     flags = set(flags)
     props = [*_envelope(msg, received), unicode(0x007D, header_block(raw))]
@@ -108,7 +112,7 @@ def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = N
         props.append(unicode(0x1000, plain))
     if html is not None:
         props += [binary(0x1013, html.encode("utf-8")), long(0x3FDE, 65001)]
-    attachments = [_attachment(p, i) for i, p in enumerate(parts)]
+    attachments = [_attachment(p, i, depth) for i, p in enumerate(parts)]
     bits = (MSGFLAG_READ if "seen" in flags else 0) | (
         MSGFLAG_UNSENT if "draft" in flags else 0) | (MSGFLAG_HASATTACH if attachments else 0)
     props += [long(0x0E07, bits), boolean(0x0E1B, bool(attachments))]
@@ -298,9 +302,12 @@ def _data(part: PyMessage) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
-def _attachment(part: PyMessage, index: int) -> Attachment:
+def _attachment(part: PyMessage, index: int, depth: int) -> Attachment:
     data = _data(part)
     ctype = part.get_content_type()
+    if ctype == "message/rfc822" and depth < MAX_DEPTH and data.strip():
+        inner = to_mapi(data, ("seen",), None, depth + 1)
+        return Attachment(_embedded_props(part, inner), inner)
     name = _filename(part) or (f"message-{index + 1}.eml" if ctype == "message/rfc822"
                                else f"attachment-{index + 1}{_ext(ctype)}")
     cid = (part.get("Content-ID") or "").strip().strip("<>")
@@ -313,6 +320,19 @@ def _attachment(part: PyMessage, index: int) -> Attachment:
     if cid:
         props.append(unicode(0x3712, cid))
     return Attachment(props)
+
+
+def _embedded_props(part: PyMessage, inner: Message) -> list[Prop]:
+    """An attachment holding a message: Outlook shows it by the message's subject; the
+    message itself (PR_ATTACH_DATA_OBJ) is added where it is written."""
+    subject = next((raw for pid, _t, raw in inner.props if pid == 0x0037), b"")
+    props = [long(0x3705, 5), unicode(0x3001, subject.decode("utf-16-le")),
+             unicode(0x370E, "message/rfc822"), long(0x370B, 0xFFFFFFFF), long(0x3714, 0),
+             boolean(0x7FFE, False)]
+    name = _filename(part)
+    if name:
+        props += [unicode(0x3707, name), unicode(0x3704, short_name(name))]
+    return props
 
 
 def _filename(part: PyMessage) -> str:

@@ -23,6 +23,7 @@ from .mapi import (
     PT_BOOLEAN,
     PT_LONG,
     PT_UNICODE,
+    Attachment,
     Message,
     binary,
     boolean,
@@ -37,6 +38,8 @@ NID_SUBTREE, NID_FINDER, NID_DELETED, NID_SPAM_SEARCH = 0x8022, 0x8042, 0x8062, 
 NID_SMQ, NID_SEARCH_ACTIVITY = 0x1E1, 0x201
 NID_RECEIVE_FOLDERS, NID_OUTGOING_QUEUE = 0x62B, 0x64C
 NID_RECIPIENTS, NID_ATTACHMENTS = 0x692, 0x671
+NID_EMBEDDED = (0x600 << 5) | 0x04  # an attached message, inside its attachment
+PT_OBJECT = 0x000D
 FIRST_FOLDER_INDEX, FIRST_MESSAGE_INDEX = 0x400, 0x10000
 
 # Column sets of the folder tables (MS-PST 2.4.4.4.1, 2.4.4.5.1, 2.4.4.5.2, 2.4.5.3.1,
@@ -278,12 +281,11 @@ def write_message(ndb: NdbWriter, msg: Message) -> tuple[int, int, int]:
     arows = []
     for i, att in enumerate(msg.attachments):
         anid = nid(0x400 + i, 0x05)
-        asubs = SubNodes()
-        ablocks = property_context(att.props, asubs)
-        size += _bytes(ablocks, asubs)
-        entries.append((anid, ndb.tree(ablocks), _store_subs(ndb, asubs)))
+        data_bid, sub_bid, asize, props = _attachment(ndb, att)
+        size += asize
+        entries.append((anid, data_bid, sub_bid))
         keep = {t >> 16 for t in ATTACHMENTS}
-        arows.append((anid, [p for p in att.props if p[0] in keep]))
+        arows.append((anid, [p for p in props if p[0] in keep]))
     if arows:
         tsubs = SubNodes()
         tblocks = table_context(ATTACHMENTS, arows, tsubs)
@@ -298,6 +300,23 @@ def write_message(ndb: NdbWriter, msg: Message) -> tuple[int, int, int]:
     data_bid = ndb.tree(blocks)
     entries += [(n, ndb.tree(b), 0) for n, b in msubs.items]
     return data_bid, ndb.subnodes(entries), size
+
+
+def _attachment(ndb: NdbWriter, att: Attachment) -> tuple[int, int, int, list[Prop]]:
+    """An attachment node (bidData, bidSub, bytes, its properties). An embedded message is
+    a sub-node of the attachment, named by PR_ATTACH_DATA_OBJ (NID and size)."""
+    extra: list[tuple[int, int, int]] = []
+    props = list(att.props)
+    inner_size = 0
+    if att.embedded is not None:
+        data_bid, sub_bid, inner_size = write_message(ndb, att.embedded)
+        extra.append((NID_EMBEDDED, data_bid, sub_bid))
+        props += [(0x3701, PT_OBJECT, struct.pack("<II", NID_EMBEDDED, inner_size)),
+                  long(0x0E20, inner_size)]
+    subs = SubNodes()
+    blocks = property_context(props, subs)
+    sub = ndb.subnodes([(n, ndb.tree(b), 0) for n, b in subs.items] + extra)
+    return ndb.tree(blocks), sub, _bytes(blocks, subs) + inner_size, props
 
 
 def _tags(base: Sequence[int], props: Sequence[Prop]) -> list[int]:
