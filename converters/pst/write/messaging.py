@@ -11,6 +11,7 @@ written as they come; folders and their tables at `finish`, when their counts ar
 
 from __future__ import annotations
 
+import marshal
 import struct
 import uuid
 from collections.abc import Sequence
@@ -72,7 +73,7 @@ class Folder:
     name: str
     container_class: str = "IPF.Note"
     children: list[int] = field(default_factory=list)
-    rows: list[tuple[int, list[Prop]]] = field(default_factory=list)  # contents table
+    rows: list[tuple[int, bytes]] = field(default_factory=list)  # contents table, marshalled
     unread: int = 0
     props: list[Prop] = field(default_factory=list)  # extra properties (entry ids)
 
@@ -141,7 +142,8 @@ class PstWriter:
         folder = self.folders[folder_nid]
         row = {(p[0] << 16) | p[1]: p for p in msg.props}
         row[0x0E080003] = long(0x0E08, size)
-        folder.rows.append((new, [row[t] for t in CONTENTS if t in row]))
+        # kept small until `finish` writes the table (a folder may hold 100,000 items)
+        folder.rows.append((new, marshal.dumps(tuple(row[t] for t in CONTENTS if t in row))))
         flags = int.from_bytes(row.get(0x0E070003, (0, 0, b"\0\0\0\0"))[2], "little")
         folder.unread += 0 if flags & 1 else 1
         return new
@@ -204,7 +206,7 @@ class PstWriter:
         self._pc(f.nid, props, parent=f.parent)
         base = f.nid & ~0x1F
         self._table(base | 0x0D, HIERARCHY, [(k.nid, _hierarchy_row(k)) for k in kids])
-        self._table(base | 0x0E, CONTENTS, f.rows)
+        self._table(base | 0x0E, CONTENTS, [(n, marshal.loads(r)) for n, r in f.rows])
         self._table(base | 0x0F, FAI, [])
 
     def _spam_search_folder(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from array import array
 from collections.abc import Sequence
 from typing import BinaryIO
 
@@ -76,9 +77,11 @@ class NdbWriter:
         self.next_ib = DATA_AT
         self.next_bid = 0x100  # block BIDs step by 4; bit 1 marks internal blocks
         self.next_page_bid = 0x100
-        self.bbt: list[tuple[int, int, int]] = []  # (bid, ib, cb), in BID order
+        # the BBT's entries, in BID order, as flat arrays: 18 bytes a block, memory stays
+        # small for millions of blocks
+        self.bids, self.ibs, self.cbs = array("Q"), array("Q"), array("H")
+        self.pages = array("Q")  # offsets of the B-tree pages
         self.nodes: list[Node] = []
-        self.allocated: list[tuple[int, int]] = []  # (ib, size) besides the map pages
         f.truncate(0)
         self._write(0, b"\0" * DATA_AT)  # header and density list come last
 
@@ -92,7 +95,6 @@ class NdbWriter:
                 break
             ib = (clash + PAGE + align - 1) // align * align
         self.next_ib = ib + size
-        self.allocated.append((ib, size))
         return ib
 
     def _write(self, ib: int, data: bytes) -> None:
@@ -112,7 +114,9 @@ class NdbWriter:
         ib = self._alloc(size, 64)
         trailer = struct.pack("<HHIQ", len(data), signature(ib, bid), crc(data), bid)
         self._write(ib, data + b"\0" * (size - 16 - len(data)) + trailer)
-        self.bbt.append((bid, ib, len(data)))
+        self.bids.append(bid)
+        self.ibs.append(ib)
+        self.cbs.append(len(data))
         return bid
 
     def data(self, data: bytes) -> int:
@@ -176,7 +180,8 @@ class NdbWriter:
         # every block is referenced once (by the NBT, an XBLOCK or an SLBLOCK): cRef 2,
         # the count Outlook keeps for a block with one owner
         bbt = self._btree([(bid, struct.pack("<QQHH4x", bid, ib, cb, 2))
-                           for bid, ib, cb in self.bbt], PT_BBT, BBT_LEAF)
+                           for bid, ib, cb in zip(self.bids, self.ibs, self.cbs, strict=True)],
+                          PT_BBT, BBT_LEAF)
         end = self.next_ib
         eof = AMAP_AT + ((end - AMAP_AT + AMAP_SPAN - 1) // AMAP_SPAN) * AMAP_SPAN
         free = self._maps(eof)
@@ -213,6 +218,7 @@ class NdbWriter:
         body = b"".join(r for _k, r in rows).ljust(488, b"\0")
         body += struct.pack("<BBBB4x", len(rows), 488 // size, size, level)
         bid, ib = self._page_bid(), self._alloc(PAGE, PAGE)
+        self.pages.append(ib)
         self._write(ib, page_trailer(body, ptype, ib, bid))
         return (rows[0][0] if rows else 0), bid, ib
 
@@ -222,8 +228,10 @@ class NdbWriter:
         for ib in range(AMAP_AT, eof, PAGE):
             if _reserved(ib):
                 _mark(bits, ib, PAGE)
-        for ib, size in self.allocated:
-            _mark(bits, ib, size)
+        for ib, cb in zip(self.ibs, self.cbs, strict=True):
+            _mark(bits, ib, block_size(cb))
+        for ib in self.pages:
+            _mark(bits, ib, PAGE)
         free = 0
         per = (PAGE - 16)
         for n, ib in enumerate(range(AMAP_AT, eof, AMAP_SPAN)):

@@ -50,7 +50,8 @@ class PstSink:
         self.path = Path(location.path).absolute()
         self.tmp = self.path.with_name(self.path.name + ".pstkit-tmp")
         self.max_connections = 1  # one file, one writer
-        self.batch_limit = BatchLimit(max_items=200, max_bytes=64 * 1024 * 1024)
+        # small batches: messages are written one by one, a batch only costs memory
+        self.batch_limit = BatchLimit(max_items=50, max_bytes=8 * 1024 * 1024)
         self.display_name = options.extra.get("display-name", self.path.stem)
         self._lock = threading.Lock()
         self._existing = Existing.open(self.path) if self.path.exists() else None
