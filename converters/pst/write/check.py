@@ -208,7 +208,13 @@ def _wanted_bits(pf: _File) -> bytearray:
         if (ib - AMAP_AT) % AMAP_SPAN == 0 or (ib >= PMAP_AT and (ib - PMAP_AT) % PMAP_SPAN == 0):
             pf.used.append((ib, PAGE))
     for ib, size in pf.used:
-        for slot in range(max(0, (ib - AMAP_AT) // 64), (ib + size - 1 - AMAP_AT) // 64 + 1):
+        first, last = max(0, (ib - AMAP_AT) // 64), (ib + size - 1 - AMAP_AT) // 64
+        while first <= last and first & 7:  # bit by bit up to a byte boundary
+            want[first >> 3] |= 0x80 >> (first & 7)
+            first += 1
+        full = (last + 1 - first) // 8  # then whole bytes
+        want[first >> 3 : (first >> 3) + full] = b"\xff" * full
+        for slot in range(first + 8 * full, last + 1):
             want[slot >> 3] |= 0x80 >> (slot & 7)
     return want
 
