@@ -79,6 +79,8 @@ def test_killed_write_leaves_no_pst_and_categories_survive(tmp_path: Path) -> No
     killed = PstSink(Location("pst", str(out)), ConnectOptions())
     killed.ensure_folder(("Inbox",), Role.INBOX)
     assert isinstance(killed.put_batch(("Inbox",), [(_msg(1), make_message(1))])[0], Delivered)
+    assert [i.stable_key for i in killed.inventory(("Inbox",))] == ["store-uuid:1"]
+    assert killed.find_duplicates(_msg(1), make_message(1), ("Inbox",))
     assert not out.exists()  # no close(): the work file has no header, no reader takes it
     with killed.tmp.open("rb") as f:
         try:

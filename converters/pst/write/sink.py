@@ -59,6 +59,7 @@ class PstSink:
         self._writer: PstWriter | None = None
         self._nids: dict[FolderPath, int] = {}
         self._dups = DuplicateIndex(lambda _folder: iter(()))
+        self._written: dict[FolderPath, list[TargetItem]] = {}  # what this run wrote
         uid = self._existing.uid if self._existing else os.urandom(16)
         self._uid = uid
         self.key = f"pst:{self.path}#{uid.hex()}"
@@ -74,6 +75,7 @@ class PstSink:
     def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
         if self._existing is not None:
             yield from self._existing.items(folder)
+        yield from list(self._written.get(folder, ()))
 
     # --- writing ------------------------------------------------------------------
     def _open(self) -> PstWriter:
@@ -118,6 +120,8 @@ class PstSink:
                     out.append(Failed(f"cannot write this message to a PST: {e}"))
                     continue
                 self._dups.add(folder, raw, f"{item:#x}")
+                self._written.setdefault(folder, []).append(TargetItem(
+                    f"{item:#x}", None, msg.subject, msg.message_id, msg.stable_key))
                 out.append(Delivered(f"{item:#x}"))
             return out
 
