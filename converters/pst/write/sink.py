@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from pstkit.dupindex import DuplicateIndex
+from pstkit.dupindex import duplicate_key
 from pstkit.errors import TargetWriteError
 from pstkit.fsutil import fsync_path
 from pstkit.location import Location
@@ -58,7 +58,7 @@ class PstSink:
         self._file: BinaryIO | None = None
         self._writer: PstWriter | None = None
         self._nids: dict[FolderPath, int] = {}
-        self._dups = DuplicateIndex(lambda _folder: iter(()))
+        self._dups: dict[tuple[FolderPath, str], list[str]] = {}  # (folder, dup key) -> ids
         self._written: dict[FolderPath, list[TargetItem]] = {}  # what this run wrote
         uid = self._existing.uid if self._existing else os.urandom(16)
         self._uid = uid
@@ -119,14 +119,14 @@ class PstSink:
                 except (ValueError, OverflowError) as e:  # hostile input: one item fails
                     out.append(Failed(f"cannot write this message to a PST: {e}"))
                     continue
-                self._dups.add(folder, raw, f"{item:#x}")
+                self._dups.setdefault((folder, duplicate_key(raw)), []).append(f"{item:#x}")
                 self._written.setdefault(folder, []).append(TargetItem(
                     f"{item:#x}", None, msg.subject, msg.message_id, msg.stable_key))
                 out.append(Delivered(f"{item:#x}"))
             return out
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
-        return self._dups.find(folder, raw)
+        return list(self._dups.get((folder, duplicate_key(raw)), []))
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
         if target_ids:
