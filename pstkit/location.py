@@ -116,7 +116,8 @@ def sniff_path(path: Path) -> str:
     if path.exists():  # a device, socket or FIFO
         raise BadLocation(str(path), "not a regular file or directory")
     raise BadLocation(
-        str(path), "no such file or directory; name new targets as maildir:PATH or mbox:PATH"
+        str(path),
+        "no such file or directory; name new targets as maildir:PATH, mbox:PATH or pst:FILE",
     )
 
 
