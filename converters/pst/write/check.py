@@ -27,16 +27,21 @@ from pstkit.converters.pst.write.ndb import (
     AMAP_AT,
     AMAP_SPAN,
     DLIST_AT,
+    FMAP_AT,
+    FMAP_SPAN,
     PAGE,
     PMAP_AT,
     PMAP_SPAN,
     PT_AMAP,
     PT_BBT,
     PT_DL,
+    PT_FMAP,
     PT_NBT,
     PT_PMAP,
     block_size,
     crc,
+    longest_free,
+    map_pages,
     signature,
 )
 
@@ -204,9 +209,7 @@ def _references(pf: _File, strict: bool) -> None:
 def _wanted_bits(pf: _File) -> bytearray:
     """The AMap bits the used space calls for: map pages, B-tree pages and blocks."""
     want = bytearray((pf.size - AMAP_AT) // 64 // 8 + 1)
-    for ib in range(AMAP_AT, pf.size, PAGE):
-        if (ib - AMAP_AT) % AMAP_SPAN == 0 or (ib >= PMAP_AT and (ib - PMAP_AT) % PMAP_SPAN == 0):
-            pf.used.append((ib, PAGE))
+    pf.used += [(ib, PAGE) for ib, _kind in map_pages(pf.size)]
     for ib, size in pf.used:
         first, last = max(0, (ib - AMAP_AT) // 64), (ib + size - 1 - AMAP_AT) // 64
         while first <= last and first & 7:  # bit by bit up to a byte boundary
@@ -234,10 +237,25 @@ def _amap(pf: _File, head: bytes) -> None:
     for ib in range(PMAP_AT, pf.size, PMAP_SPAN):
         if not _page_ok(pf, pf.read(ib, PAGE), ib, PT_PMAP, signed=False):
             pf.report.bad(f"PMap page {ib:#x} bad")
+    _fmaps(pf, want)
     if counted != free:
         pf.report.bad(f"header cbAMapFree {free} but the AMaps show {counted}")
     if last_seen and last != last_seen:
         pf.report.bad("header ibAMapLast wrong")
+
+
+def _fmaps(pf: _File, want: bytearray) -> None:
+    """Every FMap page where [MS-PST] puts one, with each AMap's longest free run."""
+    amaps = (pf.size - AMAP_AT) // AMAP_SPAN
+    for k, ib in enumerate(range(FMAP_AT, pf.size, FMAP_SPAN)):
+        page = pf.read(ib, PAGE)
+        if not _page_ok(pf, page, ib, PT_FMAP, signed=False):
+            pf.report.bad(f"FMap page {ib:#x}: type, CRC or BID wrong")
+        first = 128 + 496 * k
+        for i, n in enumerate(range(first, min(first + 496, amaps))):
+            if page[i] != longest_free(bytes(want[n * 496 : (n + 1) * 496])):
+                pf.report.bad(f"FMap page {ib:#x}: AMap {n}'s longest free run wrong")
+                break
 
 
 def _messaging(pf: _File) -> None:
