@@ -163,6 +163,8 @@ class NdbWriter:
 
     def _xblock(self, kids: list[tuple[int, int]], level: int) -> tuple[int, int]:
         total = sum(n for _b, n in kids)
+        if total > 0xFFFFFFFF:
+            raise ValueError("a value over 4 GiB cannot be stored in a PST")
         head = struct.pack("<BBHI", 1, level, len(kids), total)
         return self.block(head + struct.pack(f"<{len(kids)}Q", *(b for b, _n in kids)),
                           internal=True), total

@@ -146,6 +146,8 @@ class PstSink:
                 fsync_path(self.path.parent)
             except OSError as e:
                 raise TargetWriteError(self.path, e.strerror or str(e)) from e
+            except ValueError as e:  # a limit of the format (FPMap files); the work file stays
+                raise TargetWriteError(self.path, str(e)) from e
 
 
 if TYPE_CHECKING:
