@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from .ltp import Prop, SubNodes, property_context, split, table_context
+from .ltp import Heap, Prop, SubNodes, bth, property_context, split, table_context
 from .mapi import (
     PT_BINARY,
     PT_BOOLEAN,
@@ -36,34 +36,41 @@ from .ndb import NdbWriter
 
 NID_STORE, NID_NAME_MAP, NID_ROOT = 0x21, 0x61, 0x122
 NID_SUBTREE, NID_FINDER, NID_DELETED, NID_SPAM_SEARCH = 0x8022, 0x8042, 0x8062, 0x2223
-NID_SMQ, NID_SEARCH_ACTIVITY = 0x1E1, 0x201
+NID_SMQ, NID_SEARCH_ACTIVITY, NID_HIERARCHY_MAP = 0x1E1, 0x201, 0xC01
+_EMPTY_QUEUES = (0x321, 0x501, 0xE41)  # search gatherer folder queue and two more, empty
 NID_RECEIVE_FOLDERS, NID_OUTGOING_QUEUE = 0x62B, 0x64C
 NID_RECIPIENTS, NID_ATTACHMENTS = 0x692, 0x671
 NID_EMBEDDED = (0x600 << 5) | 0x04  # an attached message, inside its attachment
 PT_OBJECT = 0x000D
 FIRST_FOLDER_INDEX, FIRST_MESSAGE_INDEX = 0x400, 0x10000
 
-# Column sets of the folder tables (MS-PST 2.4.4.4.1, 2.4.4.5.1, 2.4.4.5.2, 2.4.5.3.1,
-# 2.4.6.1.1): tags (id << 16 | type). Every table of a kind has the template's columns.
-HIERARCHY = (0x0E300003, 0x0E330014, 0x0E340102, 0x0E380003, 0x3001001F, 0x36020003,
+# Column sets of the tables (MS-PST 2.4.4.4.1, 2.4.4.5.1, 2.4.4.5.2, 2.4.5.3.1, 2.4.6.1.1),
+# tags (id << 16 | type), exactly as in the templates of an Outlook-made store (pstsdk's
+# sample1.pst); every table of a kind has the template's columns.
+HIERARCHY = (0x0E300102, 0x0E330014, 0x0E340102, 0x0E380003, 0x3001001F, 0x36020003,
              0x36030003, 0x360A000B, 0x3613001F, 0x66350003, 0x66360003)
 CONTENTS = (0x00170003, 0x001A001F, 0x00360003, 0x0037001F, 0x00390040, 0x0042001F,
             0x0057000B, 0x0058000B, 0x0070001F, 0x00710102, 0x0E03001F, 0x0E04001F,
-            0x0E060040, 0x0E070003, 0x0E080003, 0x0E170003, 0x0E300003, 0x0E330014,
+            0x0E060040, 0x0E070003, 0x0E080003, 0x0E170003, 0x0E300102, 0x0E330014,
             0x0E340102, 0x0E380003, 0x0E3C0102, 0x0E3D0102, 0x10970003, 0x30080040,
-            0x65C60003)
+            0x30130102, 0x65C60003)
 FAI = (0x001A001F, 0x0E070003, 0x0E170003, 0x3001001F, 0x6800001F, 0x6803000B,
        0x68051003, 0x682F001F, 0x70030003, 0x70040102, 0x70050102, 0x7006001F, 0x70070003)
-SEARCH_CONTENTS = (*CONTENTS, 0x0E05001F, 0x0E2A000B, 0x67F10003)
+SEARCH_CONTENTS = (0x00170003, 0x001A001F, 0x00360003, 0x0037001F, 0x0042001F, 0x0057000B,
+                   0x0058000B, 0x0E03001F, 0x0E04001F, 0x0E05001F, 0x0E060040, 0x0E070003,
+                   0x0E080003, 0x0E170003, 0x0E2A000B, 0x30080040, 0x67F10003)
 RECIPIENTS = (0x0C150003, 0x0E0F000B, 0x0FF90102, 0x0FFE0003, 0x0FFF0102, 0x3001001F,
-              0x3002001F, 0x3003001F, 0x300B0102, 0x39000003, 0x39FE001F, 0x3A40000B,
-              0x5FF6001F)
+              0x3002001F, 0x3003001F, 0x300B0102, 0x39000003, 0x39FF001F, 0x3A40000B)
 ATTACHMENTS = (0x0E200003, 0x3704001F, 0x37050003, 0x370B0003)
+OUTGOING = (0x000F0040, 0x00390040, 0x0E070003, 0x0E100003, 0x0E140003, 0x0E29001F,
+            0x0EA20003, 0x67F10003)
+_TEMPLATES = {0x60D: HIERARCHY, 0x60E: CONTENTS, 0x60F: FAI, 0x610: SEARCH_CONTENTS,
+              NID_RECIPIENTS: RECIPIENTS, NID_ATTACHMENTS: ATTACHMENTS}
+
+
 #: special folders found from entry ids on the Inbox and the root folder (MS-OXOSFLD)
 _INBOX_IDS = (("calendar", 0x36D0), ("contacts", 0x36D1), ("journal", 0x36D2),
               ("notes", 0x36D3), ("tasks", 0x36D4), ("drafts", 0x36D7))
-_TEMPLATES = {0x60D: HIERARCHY, 0x60E: CONTENTS, 0x60F: FAI, 0x610: SEARCH_CONTENTS,
-              NID_RECIPIENTS: RECIPIENTS, NID_ATTACHMENTS: ATTACHMENTS}
 
 
 @dataclass
@@ -95,10 +102,10 @@ class PstWriter:
         self.keywords_id, self.key_id = self.names.id(KEYWORDS), self.names.id(SOURCE_KEY)
         self.next_folder, self.next_message = FIRST_FOLDER_INDEX, FIRST_MESSAGE_INDEX
         self._add(Folder(NID_ROOT, NID_ROOT, "", ""))
-        self._add(Folder(NID_SUBTREE, NID_ROOT, "Top of Personal Folders"))
-        self._add(Folder(NID_FINDER, NID_ROOT, "Finder", ""))
-        self._add(Folder(NID_DELETED, NID_SUBTREE, "Deleted Items"))
-        self._add(Folder(NID_SPAM_SEARCH, NID_ROOT, "SPAM Search Folder 2"))
+        self._add(Folder(NID_SUBTREE, NID_ROOT, "Top of Personal Folders", ""))
+        self._add(Folder(NID_FINDER, NID_ROOT, "Search Root", ""))
+        self._add(Folder(NID_DELETED, NID_SUBTREE, "Deleted Items", ""))
+        self._add(Folder(NID_SPAM_SEARCH, NID_ROOT, "SPAM Search Folder 2", ""))
         self.special["trash"] = NID_DELETED
 
     def entry_id(self, folder_nid: int) -> bytes:
@@ -161,14 +168,17 @@ class PstWriter:
         inbox = self.special.get("inbox", NID_ROOT)
         self._table(NID_RECEIVE_FOLDERS, (0x001A001F, 0x66050003),
                     [(1, [unicode(0x001A, ""), long(0x6605, inbox)])])
-        self._table(NID_OUTGOING_QUEUE, (0x00390040, 0x0E100003, 0x0E140003), [])
+        self._table(NID_OUTGOING_QUEUE, OUTGOING, [])
         for folder in sorted(self.folders.values(), key=lambda f: f.nid):
             if folder.nid != NID_SPAM_SEARCH:
                 self._folder(folder)
         self._spam_search_folder()
         self._pc(NID_NAME_MAP, self.names.props())
+        heap = Heap(0x9C)  # the hierarchy map: empty, as in a new Outlook store
+        self.ndb.node(NID_HIERARCHY_MAP, self.ndb.tree(heap.build(bth(heap, 16, 4, []))))
         self._pc(NID_STORE, self._store_props())
-        ndb.node(NID_SMQ, ndb.block(b""))
+        for empty in (NID_SMQ, *_EMPTY_QUEUES):  # as in a new Outlook store
+            ndb.node(empty, ndb.block(b""))
         ndb.node(NID_SEARCH_ACTIVITY, ndb.block(struct.pack("<I", NID_SPAM_SEARCH)))
         ndb.finish(self._rgnid())
 
@@ -183,9 +193,11 @@ class PstWriter:
             self.folders[target].props += extra
 
     def _store_props(self) -> list[Prop]:
+        history = struct.pack("<I", 1) + self.uid + struct.pack("<I", 1)
         props = [binary(0x0FF9, self.uid), unicode(0x3001, self.display_name),
                  long(0x67FF, 0), binary(0x35E0, self.entry_id(NID_SUBTREE)),
-                 binary(0x35E7, self.entry_id(NID_FINDER))]
+                 binary(0x35E7, self.entry_id(NID_FINDER)), binary(0x0E34, history),
+                 long(0x0E38, 0), boolean(0x6633, True), long(0x66FA, 0x000E0011)]
         mask = 0x89  # IPM subtree, wastebasket and finder are valid
         for role, pid, bit in (("trash", 0x35E3, 0x08), ("sent", 0x35E4, 0x10),
                                ("outbox", 0x35E2, 0x04)):
@@ -198,11 +210,10 @@ class PstWriter:
 
     def _folder(self, f: Folder) -> None:
         kids = [self.folders[k] for k in sorted(f.children)]
-        props = [binary(0x0FF9, self.entry_id(f.nid)), unicode(0x3001, f.name),
-                 long(0x3602, len(f.rows)), long(0x3603, f.unread),
-                 boolean(0x360A, bool(kids)), long(0x3617, 0), *f.props]
-        if f.container_class:
-            props.append(unicode(0x3613, f.container_class))
+        props = [unicode(0x3001, f.name), long(0x3602, len(f.rows)), long(0x3603, f.unread),
+                 boolean(0x360A, bool(kids)), *f.props]
+        if f.container_class:  # as Outlook: mail folders have a class and hidden counts
+            props += [unicode(0x3613, f.container_class), long(0x6635, 0), long(0x6636, 0)]
         self._pc(f.nid, props, parent=f.parent)
         base = f.nid & ~0x1F
         self._table(base | 0x0D, HIERARCHY, [(k.nid, _hierarchy_row(k)) for k in kids])
