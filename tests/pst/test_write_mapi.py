@@ -95,7 +95,8 @@ def test_html_only_and_attachments() -> None:
                   b"%PDF\r\n--b--\r\n")
     m = to_mapi(raw)
     assert 0x1000 not in props(m)
-    assert props(m)[0x1013].decode("utf-8").strip() == "<p>café</p>"
+    assert props(m)[0x1013].strip() == b"<p>caf\xe9</p>"  # as it came, with its code page
+    assert long(m, 0x3FDE) == 28591
     assert long(m, 0x0E07) & MSGFLAG_HASATTACH
     first, second = ({pid: v for pid, _t, v in a.props} for a in m.attachments)
     assert first[0x3701] == b"\x89PNG\r\n\x1a\n"[:6] and first[0x3712] == "img1".encode("utf-16-le")
@@ -159,3 +160,16 @@ def test_attached_messages_become_embedded_messages_to_a_depth() -> None:
     last = deep.attachments[0]  # deeper than pstkit's reader follows: an .eml by value
     assert last.embedded is None
     assert {pid: raw for pid, _t, raw in last.props}[0x3705] == struct.pack("<I", 1)
+
+
+@pytest.mark.parametrize(("charset", "body", "stored", "cpid"), [
+    ("windows-1252", b"<b>\x80</b>", b"<b>\x80</b>", 1252),
+    ("shift_jis", "<b>日本</b>".encode("shift_jis"), "<b>日本</b>".encode("shift_jis"), 932),
+    ("x-unknown", b"<b>a\xe9</b>", "<b>a\xe9</b>".encode("utf-8"), 65001),  # latin-1 guess
+    ("utf-8", b"<b>\xff</b>", "<b>\ufffd</b>".encode("utf-8"), 65001),  # broken: re-encoded
+])
+def test_html_code_page(charset: str, body: bytes, stored: bytes, cpid: int) -> None:
+    raw = (f"Subject: h\r\nContent-Type: text/html; charset={charset}\r\n"
+           "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + body + b"\r\n"
+    m = to_mapi(raw)
+    assert props(m)[0x1013].strip() == stored and long(m, 0x3FDE) == cpid

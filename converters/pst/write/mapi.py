@@ -12,6 +12,7 @@ not built yet). Values come out raw: `(prop id, prop type, bytes)`.
 from __future__ import annotations
 
 import base64
+import codecs
 import contextlib
 import email
 import email.errors
@@ -111,7 +112,7 @@ def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = N
     if plain is not None:
         props.append(unicode(0x1000, plain))
     if html is not None:
-        props += [binary(0x1013, html.encode("utf-8")), long(0x3FDE, 65001)]
+        props += html_body(html)
     attachments = [_attachment(p, i, depth) for i, p in enumerate(parts)]
     bits = (MSGFLAG_READ if "seen" in flags else 0) | (
         MSGFLAG_UNSENT if "draft" in flags else 0) | (MSGFLAG_HASATTACH if attachments else 0)
@@ -250,11 +251,44 @@ def _display_lists(recipients: list[list[Prop]]) -> list[Prop]:
 # --- bodies and attachments -------------------------------------------------------
 
 
-def _split(msg: PyMessage) -> tuple[str | None, str | None, list[PyMessage]]:
+def html_body(part: PyMessage) -> list[Prop]:
+    """PR_HTML with its code page (PR_INTERNET_CPID): the bytes as they came when their
+    charset has a Windows code page and decodes them, else re-encoded as UTF-8."""
+    data = _data(part)
+    cp = codepage(part.get_content_charset() or "us-ascii")
+    if cp is not None:
+        try:
+            data.decode(part.get_content_charset() or "us-ascii")
+            return [binary(0x1013, data), long(0x3FDE, cp)]
+        except (UnicodeError, LookupError):
+            pass
+    return [binary(0x1013, _text(part).encode("utf-8")), long(0x3FDE, 65001)]
+
+
+#: code pages of the charsets whose Python name does not give it away
+_CODEPAGES = {"utf-8": 65001, "ascii": 20127, "shift_jis": 932, "euc_jp": 51932,
+              "iso2022_jp": 50220, "gb2312": 936, "gbk": 936, "gb18030": 54936, "big5": 950,
+              "euc_kr": 51949, "koi8-r": 20866, "koi8-u": 21866, "hz": 52936}
+
+
+def codepage(charset: str) -> int | None:
+    """The Windows code page of a MIME charset (None when it has none)."""
+    try:
+        name = codecs.lookup(charset).name
+    except (LookupError, ValueError):
+        return None
+    if name.startswith("iso8859-") and name[8:].isdigit():
+        return 28590 + int(name[8:])
+    if name.startswith("cp") and name[2:].isdigit():
+        return int(name[2:])
+    return _CODEPAGES.get(name)
+
+
+def _split(msg: PyMessage) -> tuple[str | None, PyMessage | None, list[PyMessage]]:
     """(plain body, HTML body, attachment parts): the first inline text/plain and
     text/html outside attachments are the bodies; every other leaf part is attached."""
     plain: str | None = None
-    html: str | None = None
+    html: PyMessage | None = None
     parts: list[PyMessage] = []
     for part in _leaves(msg):
         ctype = part.get_content_type()
@@ -262,7 +296,7 @@ def _split(msg: PyMessage) -> tuple[str | None, str | None, list[PyMessage]]:
         if inline and ctype == "text/plain" and plain is None:
             plain = _text(part)
         elif inline and ctype == "text/html" and html is None:
-            html = _text(part)
+            html = part
         else:
             parts.append(part)
     return plain, html, parts
