@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import struct
 from datetime import UTC, datetime
 
@@ -173,3 +174,14 @@ def test_html_code_page(charset: str, body: bytes, stored: bytes, cpid: int) -> 
            "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + body + b"\r\n"
     m = to_mapi(raw)
     assert props(m)[0x1013].strip() == stored and long(m, 0x3FDE) == cpid
+
+
+def test_thread_and_sensitivity() -> None:
+    index = bytes(range(27))  # a header block and one child block, as Outlook sends it
+    raw = (b"Subject: RE: Plan\r\nThread-Topic: The plan\r\nThread-Index: "
+           + base64.b64encode(index) + b"\r\nSensitivity: Company-Confidential\r\n\r\nx")
+    m = to_mapi(raw)
+    assert text(m, 0x0070) == "The plan" and props(m)[0x0071] == index
+    assert long(m, 0x0036) == 3 and len(props(m)[0x300B]) == 16
+    fresh = props(to_mapi(BASE + b"\r\nx"))[0x0071]
+    assert len(fresh) == 22 and fresh[0] == 1  # a new conversation: header block only

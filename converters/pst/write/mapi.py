@@ -18,6 +18,7 @@ import email
 import email.errors
 import email.header
 import email.policy
+import hashlib
 import quopri
 import re
 import struct
@@ -141,10 +142,11 @@ def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
     prefix = m.group(1) if m else ""
     props = [unicode(0x001A, "IPM.Note"), unicode(0x0037, subject),
              unicode(0x003D, prefix), unicode(0x0E1D, subject[len(prefix):]),
-             unicode(0x0070, subject[len(prefix):]), long(0x0017, _importance(msg)),
-             long(0x0036, 0), long(0x3FFD, 65001)]
+             long(0x0017, _importance(msg)), long(0x0036, _sensitivity(msg)),
+             long(0x3FFD, 65001)]
     sent = _date(msg.get("Date"))
     when = received or sent or datetime.now(UTC)
+    props += _thread(msg, subject[len(prefix):], sent or when)
     if sent is not None:
         props.append(systime(0x0039, sent))
     props += [systime(0x0E06, when), systime(0x3007, when), systime(0x3008, when)]
@@ -154,6 +156,31 @@ def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
             props.append(unicode(pid, value))
     props += _sender(msg)
     return props
+
+
+def _sensitivity(msg: PyMessage) -> int:
+    """PR_SENSITIVITY from the Sensitivity header (RFC 2156): normal, personal, private,
+    company-confidential."""
+    value = _header(msg, "Sensitivity").strip().lower()
+    return {"personal": 1, "private": 2, "company-confidential": 3}.get(value, 0)
+
+
+def _thread(msg: PyMessage, topic: str, when: datetime) -> list[Prop]:
+    """Conversation topic and index (Outlook's Thread-Topic/Thread-Index headers when
+    there, else a fresh index from the date, MS-OXOMSG 2.2.1.3) and a search key."""
+    topic = _unfold(_header(msg, "Thread-Topic")).strip() or topic
+    mid = _unfold(_header(msg, "Message-ID")).strip()
+    seed = (mid or topic).encode("utf-8", "replace")
+    try:
+        index = base64.b64decode(_header(msg, "Thread-Index").strip(), validate=True)
+    except ValueError:
+        index = b""
+    if len(index) < 22 or (len(index) - 22) % 5:
+        ticks = int.from_bytes(systime(0, when)[2], "little")
+        guid = hashlib.md5(seed, usedforsecurity=False).digest()
+        index = b"\x01" + ((ticks >> 24) & (2**40 - 1)).to_bytes(5, "big") + guid
+    key = hashlib.md5(seed + index, usedforsecurity=False).digest()
+    return [unicode(0x0070, topic), binary(0x0071, index), binary(0x300B, key)]
 
 
 def _unfold(value: str) -> str:
