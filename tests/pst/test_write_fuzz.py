@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 import pypff
@@ -16,7 +17,7 @@ from pstkit.location import Location
 from pstkit.model import Delivered, Flag, StoredMessage
 from pstkit.options import ConnectOptions
 
-from .write_readers import libpff_read, pstkit_read
+from .write_readers import from_mime, libpff_read, pstkit_read
 
 PLANES = "aé€ж中😀𝄞\U000e0041\U0010fffd"  # BMP, astral planes, plane 14 and 16
 
@@ -105,3 +106,26 @@ def test_fifty_thousand_recipients(tmp_path: Path) -> None:
         assert inbox.get_sub_message(0).recipients.number_of_record_sets == 50_000
     finally:
         f.close()
+
+
+def test_four_hundred_attachments_take_a_two_level_sub_node_tree(tmp_path: Path) -> None:
+    """Over 340 sub-nodes (SLENTRYs in one block) need an SIBLOCK over SLBLOCKs: valid,
+    and pstkit's reader and libpff read every attachment. (readpst 0.6.76 reads only
+    one-level sub-node trees: it shows such a message without attachments.)"""
+    msg = EmailMessage()
+    msg["Subject"], msg["From"] = "many attachments", "a@example.com"
+    msg.set_content("body")
+    for i in range(400):
+        msg.add_attachment(f"data {i}".encode(), maintype="application",
+                           subtype="octet-stream", filename=f"f{i}.bin")
+    out = tmp_path / "si.pst"
+    sink = PstSink(Location("pst", str(out)), ConnectOptions())
+    sink.ensure_folder(("Inbox",), None)
+    assert isinstance(sink.put_batch(("Inbox",), [(stored(1), msg.as_bytes())])[0], Delivered)
+    sink.close()
+    with out.open("rb") as f:
+        assert check(f).findings == []
+    [raw] = pstkit_read(out)[("Inbox",)]
+    assert len(from_mime(raw).attachments) == 400
+    [seen] = libpff_read(out)[("Inbox",)]
+    assert sorted(n for n, _h in seen.attachments) == sorted(f"f{i}.bin" for i in range(400))
