@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import marshal
 import struct
+import tempfile
 import uuid
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -80,7 +82,9 @@ class Folder:
     name: str
     container_class: str = "IPF.Note"
     children: list[int] = field(default_factory=list)
-    rows: list[tuple[int, bytes]] = field(default_factory=list)  # contents table, marshalled
+    #: where this folder's contents-table rows are in the writer's spool (8 bytes an item:
+    #: a folder may hold 100,000 items and memory stays flat)
+    rows: array[int] = field(default_factory=lambda: array("Q"))
     unread: int = 0
     props: list[Prop] = field(default_factory=list)  # extra properties (entry ids)
 
@@ -99,6 +103,8 @@ class PstWriter:
         self.folders: dict[int, Folder] = {}
         self.special: dict[str, int] = {}  # role name -> folder nid
         self.names = NameMap()
+        # contents-table rows until `finish`; an anonymous file, gone when closed
+        self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the writer)
         self.keywords_id, self.key_id = self.names.id(KEYWORDS), self.names.id(SOURCE_KEY)
         self.next_folder, self.next_message = FIRST_FOLDER_INDEX, FIRST_MESSAGE_INDEX
         self._add(Folder(NID_ROOT, NID_ROOT, "", ""))
@@ -150,7 +156,10 @@ class PstWriter:
         row = {(p[0] << 16) | p[1]: p for p in msg.props}
         row[0x0E080003] = long(0x0E08, size)
         # kept small until `finish` writes the table (a folder may hold 100,000 items)
-        folder.rows.append((new, marshal.dumps(tuple(row[t] for t in CONTENTS if t in row))))
+        record = marshal.dumps((new, tuple(row[t] for t in CONTENTS if t in row)))
+        self.spool.seek(0, 2)
+        folder.rows.append(self.spool.tell())
+        self.spool.write(struct.pack("<I", len(record)) + record)
         flags = int.from_bytes(row.get(0x0E070003, (0, 0, b"\0\0\0\0"))[2], "little")
         folder.unread += 0 if flags & 1 else 1
         return new
@@ -181,6 +190,7 @@ class PstWriter:
             ndb.node(empty, ndb.block(b""))
         ndb.node(NID_SEARCH_ACTIVITY, ndb.block(struct.pack("<I", NID_SPAM_SEARCH)))
         ndb.finish(self._rgnid())
+        self.spool.close()
 
     def _special_entry_ids(self) -> None:
         """Drafts, junk... are found from the Inbox and the root folder (MS-OXOSFLD)."""
@@ -217,8 +227,14 @@ class PstWriter:
         self._pc(f.nid, props, parent=f.parent)
         base = f.nid & ~0x1F
         self._table(base | 0x0D, HIERARCHY, [(k.nid, _hierarchy_row(k)) for k in kids])
-        self._table(base | 0x0E, CONTENTS, [(n, marshal.loads(r)) for n, r in f.rows])
+        self._table(base | 0x0E, CONTENTS, [self._row(at) for at in f.rows])
         self._table(base | 0x0F, FAI, [])
+
+    def _row(self, at: int) -> tuple[int, Sequence[Prop]]:
+        self.spool.seek(at)
+        size = struct.unpack("<I", self.spool.read(4))[0]
+        nid_, cells = marshal.loads(self.spool.read(size))
+        return int(nid_), list(cells)
 
     def _spam_search_folder(self) -> None:
         base = NID_SPAM_SEARCH & ~0x1F

@@ -59,7 +59,7 @@ class PstSink:
         self._writer: PstWriter | None = None
         self._nids: dict[FolderPath, int] = {}
         self._dups: dict[tuple[FolderPath, str], list[str]] = {}  # (folder, dup key) -> ids
-        self._written: dict[FolderPath, list[TargetItem]] = {}  # what this run wrote
+        self._written: dict[FolderPath, list[tuple[str, str]]] = {}  # (target id, stable key)
         uid = self._existing.uid if self._existing else os.urandom(16)
         self._uid = uid
         self.key = f"pst:{self.path}#{uid.hex()}"
@@ -75,7 +75,8 @@ class PstSink:
     def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
         if self._existing is not None:
             yield from self._existing.items(folder)
-        yield from list(self._written.get(folder, ()))
+        for target_id, key in list(self._written.get(folder, ())):
+            yield TargetItem(target_id, stable_key=key)
 
     # --- writing ------------------------------------------------------------------
     def _open(self) -> PstWriter:
@@ -120,8 +121,7 @@ class PstSink:
                     out.append(Failed(f"cannot write this message to a PST: {e}"))
                     continue
                 self._dups.setdefault((folder, duplicate_key(raw)), []).append(f"{item:#x}")
-                self._written.setdefault(folder, []).append(TargetItem(
-                    f"{item:#x}", None, msg.subject, msg.message_id, msg.stable_key))
+                self._written.setdefault(folder, []).append((f"{item:#x}", msg.stable_key))
                 out.append(Delivered(f"{item:#x}"))
             return out
 
