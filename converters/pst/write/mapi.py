@@ -1,46 +1,63 @@
 """MIME -> MAPI properties of an Outlook message, as a PST stores them. Pure.
 
 The inverse of `pstkit.converters.pst.mime` for mail: message class, subject (prefix,
-normalized, conversation topic), sender and sent-representing, recipients (To/Cc/Bcc with
-SMTP addresses and one-off entry ids), dates, flags, importance, Internet Message-ID and
-threading headers, the original header block (PR_TRANSPORT_MESSAGE_HEADERS), plain and
-HTML bodies, and attachments by value with names, MIME type, content id, size and rendering
-position. A message/rfc822 part is attached as an .eml file (embedded Outlook messages are
-not built yet). Values come out raw: `(prop id, prop type, bytes)`.
+normalized, conversation topic and index), sender and sent-representing, recipients
+(To/Cc/Bcc with SMTP addresses and one-off entry ids), dates, flags, importance,
+sensitivity, Internet Message-ID and threading headers, the original header block
+(PR_TRANSPORT_MESSAGE_HEADERS), the bodies and attachments (`parts`), attached messages as
+embedded Outlook messages. Values come out raw (`values`): `(prop id, prop type, bytes)`.
 """
 
 from __future__ import annotations
 
 import base64
-import codecs
-import contextlib
 import email
 import email.errors
 import email.header
 import email.policy
 import hashlib
-import quopri
 import re
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message as PyMessage
 from email.utils import getaddresses, parsedate_to_datetime
 
-PT_SHORT, PT_LONG, PT_BOOLEAN, PT_I8 = 0x0002, 0x0003, 0x000B, 0x0014
-PT_UNICODE, PT_SYSTIME, PT_BINARY = 0x001F, 0x0040, 0x0102
+from .parts import (
+    data_of,
+    extension,
+    filename_of,
+    html_body,
+    short_name,
+    split_parts,
+    suffix,
+    text_of,
+)
+from .values import (
+    PT_BINARY,
+    PT_BOOLEAN,
+    PT_LONG,
+    PT_UNICODE,
+    Prop,
+    binary,
+    boolean,
+    long,
+    recover,
+    systime,
+    unicode,
+)
+
 MSGFLAG_READ, MSGFLAG_UNSENT, MSGFLAG_HASATTACH = 0x01, 0x08, 0x10
-_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 MAX_DEPTH = 8  # embedded messages inside embedded messages, as pstkit's reader reads them
 _ONE_OFF = bytes.fromhex("812b1fa4bea310199d6e00dd010f5402")  # MAPI one-off entry id uid
 _PREFIX = re.compile(r"^\s*([A-Za-z]{1,4}:\s)")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")  # a field name and its colon
 
-Prop = tuple[int, int, bytes]
+__all__ = ["PT_BINARY", "PT_BOOLEAN", "PT_LONG", "PT_UNICODE", "Attachment", "Message", "Prop",
+           "binary", "boolean", "header_block", "long", "one_off", "recover", "short_name",
+           "systime", "text_of", "to_mapi", "unicode"]
 
 
 @dataclass(frozen=True)
@@ -56,46 +73,6 @@ class Message:
     attachments: list[Attachment]
 
 
-# --- raw values -------------------------------------------------------------------
-
-
-def unicode(pid: int, text: str) -> Prop:
-    return pid, PT_UNICODE, recover(text).encode("utf-16-le", "replace")
-
-
-def recover(text: str) -> str:
-    """Text with raw 8-bit bytes (surrogate escapes, from undeclared header charsets) read
-    as UTF-8, else as Windows-1252; a lone surrogate cannot be stored as UTF-16."""
-    if not _SURROGATE.search(text):
-        return text
-    try:
-        data = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a surrogate that is no escaped byte
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
-
-
-def binary(pid: int, data: bytes) -> Prop:
-    return pid, PT_BINARY, data
-
-
-def long(pid: int, value: int) -> Prop:
-    return pid, PT_LONG, struct.pack("<I", value & 0xFFFFFFFF)
-
-
-def boolean(pid: int, value: bool) -> Prop:
-    return pid, PT_BOOLEAN, bytes([1 if value else 0, 0, 0, 0])
-
-
-def systime(pid: int, when: datetime) -> Prop:
-    delta = when - _EPOCH  # integer arithmetic: a float loses the last microsecond
-    ticks = max(0, ((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) * 10)
-    return pid, PT_SYSTIME, struct.pack("<Q", ticks)
-
-
 # --- the message ------------------------------------------------------------------
 
 
@@ -109,7 +86,7 @@ def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = N
     flags = set(flags)
     props = [*_envelope(msg, received), unicode(0x007D, header_block(raw))]
     recipients = _recipients(msg)
-    plain, html, parts = _split(msg)
+    plain, html, parts = split_parts(msg)
     if plain is not None:
         props.append(unicode(0x1000, plain))
     if html is not None:
@@ -275,107 +252,19 @@ def _display_lists(recipients: list[list[Prop]]) -> list[Prop]:
     return out
 
 
-# --- bodies and attachments -------------------------------------------------------
-
-
-def html_body(part: PyMessage) -> list[Prop]:
-    """PR_HTML with its code page (PR_INTERNET_CPID): the bytes as they came when their
-    charset has a Windows code page and decodes them, else re-encoded as UTF-8."""
-    data = _data(part)
-    cp = codepage(part.get_content_charset() or "us-ascii")
-    if cp is not None:
-        try:
-            data.decode(part.get_content_charset() or "us-ascii")
-            return [binary(0x1013, data), long(0x3FDE, cp)]
-        except (UnicodeError, LookupError):
-            pass
-    return [binary(0x1013, _text(part).encode("utf-8")), long(0x3FDE, 65001)]
-
-
-#: code pages of the charsets whose Python name does not give it away
-_CODEPAGES = {"utf-8": 65001, "ascii": 20127, "shift_jis": 932, "euc_jp": 51932,
-              "iso2022_jp": 50220, "gb2312": 936, "gbk": 936, "gb18030": 54936, "big5": 950,
-              "euc_kr": 51949, "koi8-r": 20866, "koi8-u": 21866, "hz": 52936}
-
-
-def codepage(charset: str) -> int | None:
-    """The Windows code page of a MIME charset (None when it has none)."""
-    try:
-        name = codecs.lookup(charset).name
-    except (LookupError, ValueError):
-        return None
-    if name.startswith("iso8859-") and name[8:].isdigit():
-        return 28590 + int(name[8:])
-    if name.startswith("cp") and name[2:].isdigit():
-        return int(name[2:])
-    return _CODEPAGES.get(name)
-
-
-def _split(msg: PyMessage) -> tuple[str | None, PyMessage | None, list[PyMessage]]:
-    """(plain body, HTML body, attachment parts): the first inline text/plain and
-    text/html outside attachments are the bodies; every other leaf part is attached."""
-    plain: str | None = None
-    html: PyMessage | None = None
-    parts: list[PyMessage] = []
-    for part in _leaves(msg):
-        ctype = part.get_content_type()
-        inline = part.get_content_disposition() != "attachment" and not part.get_filename()
-        if inline and ctype == "text/plain" and plain is None:
-            plain = _text(part)
-        elif inline and ctype == "text/html" and html is None:
-            html = part
-        else:
-            parts.append(part)
-    return plain, html, parts
-
-
-def _leaves(part: PyMessage) -> Iterator[PyMessage]:
-    if part.get_content_type() == "message/rfc822" or not part.is_multipart():
-        yield part
-        return
-    payload = part.get_payload()
-    for sub in payload if isinstance(payload, list) else []:
-        if isinstance(sub, PyMessage):
-            yield from _leaves(sub)
-
-
-def _text(part: PyMessage) -> str:
-    data = _data(part)
-    charset = part.get_content_charset() or "us-ascii"
-    try:
-        return data.decode(charset, "replace")
-    except LookupError:
-        return data.decode("latin-1")
-
-
-def _data(part: PyMessage) -> bytes:
-    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-    if part.get_content_type() == "message/rfc822" and cte in ("base64", "quoted-printable"):
-        # RFC 2046 forbids encoding message/rfc822, but mailers do; Python leaves it encoded
-        body = _BLANK_LINE.split(part.as_bytes(), maxsplit=1)[-1]
-        if cte == "base64":
-            return base64.b64decode(body + b"===", validate=False)
-        return quopri.decodestring(body)
-    if part.get_content_type() == "message/rfc822" and part.is_multipart():
-        inner = part.get_payload(0)
-        return inner.as_bytes() if isinstance(inner, PyMessage) else b""
-    data = part.get_payload(decode=True)
-    return data if isinstance(data, bytes) else b""
-
-
 def _attachment(part: PyMessage, index: int, depth: int) -> Attachment:
-    data = _data(part)
+    data = data_of(part)
     ctype = part.get_content_type()
     if ctype == "message/rfc822" and depth < MAX_DEPTH and data.strip():
         inner = to_mapi(data, ("seen",), None, depth + 1)
         return Attachment(_embedded_props(part, inner), inner)
-    name = _filename(part) or (f"message-{index + 1}.eml" if ctype == "message/rfc822"
-                               else f"attachment-{index + 1}{_ext(ctype)}")
+    name = filename_of(part) or (f"message-{index + 1}.eml" if ctype == "message/rfc822"
+                               else f"attachment-{index + 1}{extension(ctype)}")
     cid = (part.get("Content-ID") or "").strip().strip("<>")
     inline = part.get_content_disposition() == "inline" and bool(cid)
     props = [long(0x3705, 1), binary(0x3701, data), unicode(0x3707, name),
              unicode(0x3704, short_name(name)), unicode(0x3001, name),
-             unicode(0x3703, _suffix(name)), unicode(0x370E, ctype),
+             unicode(0x3703, suffix(name)), unicode(0x370E, ctype),
              long(0x0E20, len(data)), long(0x370B, 0xFFFFFFFF),
              long(0x3714, 4 if inline else 0), boolean(0x7FFE, inline)]
     if cid:
@@ -390,38 +279,7 @@ def _embedded_props(part: PyMessage, inner: Message) -> list[Prop]:
     props = [long(0x3705, 5), unicode(0x3001, subject.decode("utf-16-le")),
              unicode(0x370E, "message/rfc822"), long(0x370B, 0xFFFFFFFF), long(0x3714, 0),
              boolean(0x7FFE, False)]
-    name = _filename(part)
+    name = filename_of(part)
     if name:
         props += [unicode(0x3707, name), unicode(0x3704, short_name(name))]
     return props
-
-
-def _filename(part: PyMessage) -> str:
-    try:
-        name = part.get_filename() or ""
-    except (UnicodeError, LookupError, ValueError):
-        return ""
-    if "=?" in name:
-        with contextlib.suppress(UnicodeError, LookupError, ValueError,
-                                 email.errors.HeaderParseError):
-            name = str(email.header.make_header(email.header.decode_header(name)))
-    return " ".join(name.replace("\0", "").split())
-
-
-def _ext(ctype: str) -> str:
-    return {"text/plain": ".txt", "text/html": ".html", "text/calendar": ".ics",
-            "image/png": ".png", "image/jpeg": ".jpg", "application/pdf": ".pdf"}.get(
-        ctype, ".bin")
-
-
-def _suffix(name: str) -> str:
-    return name[name.rfind("."):] if "." in name else ""
-
-
-def short_name(name: str) -> str:
-    """An 8.3 name for PR_ATTACH_FILENAME."""
-    stem, ext = name.rsplit(".", 1) if "." in name else (name, "")
-    clean = "".join(c for c in stem.upper() if c.isascii() and c.isalnum())[:8] or "ATTACH"
-    ext = "".join(c for c in ext.upper() if c.isascii() and c.isalnum())[:3]
-    return f"{clean}.{ext}" if ext else clean
-
