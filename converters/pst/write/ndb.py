@@ -18,7 +18,7 @@ import os
 import struct
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 PAGE = 512
@@ -196,12 +196,12 @@ class NdbWriter:
         self.nodes.sort()
         if any(a[0] == b[0] for a, b in zip(self.nodes, self.nodes[1:], strict=False)):
             raise ValueError("a NID is used twice")
-        nbt = self._btree([(n[0], struct.pack("<QQQI4x", *n)) for n in self.nodes],
+        nbt = self._btree(((n[0], struct.pack("<QQQI4x", *n)) for n in self.nodes),
                           PT_NBT, NBT_LEAF)
         # every block is referenced once (by the NBT, an XBLOCK or an SLBLOCK): cRef 2,
         # the count Outlook keeps for a block with one owner
-        bbt = self._btree([(bid, struct.pack("<QQHH4x", bid, ib, cb, 2))
-                           for bid, ib, cb in zip(self.bids, self.ibs, self.cbs, strict=True)],
+        bbt = self._btree(((bid, struct.pack("<QQHH4x", bid, ib, cb, 2))
+                           for bid, ib, cb in zip(self.bids, self.ibs, self.cbs, strict=True)),
                           PT_BBT, BBT_LEAF)
         end = self.next_ib
         eof = AMAP_AT + ((end - AMAP_AT + AMAP_SPAN - 1) // AMAP_SPAN) * AMAP_SPAN
@@ -221,18 +221,26 @@ class NdbWriter:
         self.next_page_bid += 4
         return bid
 
-    def _btree(self, entries: list[tuple[int, bytes]], ptype: int, size: int
+    def _btree(self, entries: Iterator[tuple[int, bytes]], ptype: int, size: int
                ) -> tuple[int, int]:
-        """Pages bottom-up from entries sorted by key; the root's (bid, ib)."""
+        """Pages bottom-up from entries sorted by key; the root's (bid, ib). The leaf level
+        is written as the entries come (memory: one page, and a reference per page)."""
         level, per = 0, (PAGE - 24) // size
-        rows = entries
-        while True:
-            refs = [self._page(rows[i : i + per], ptype, size, level)
-                    for i in range(0, max(len(rows), 1), per)]
-            if len(refs) == 1:
-                return refs[0][1], refs[0][2]
+        refs: list[tuple[int, int, int]] = []
+        chunk: list[tuple[int, bytes]] = []
+        for entry in entries:
+            chunk.append(entry)
+            if len(chunk) == per:
+                refs.append(self._page(chunk, ptype, size, level))
+                chunk = []
+        if chunk or not refs:
+            refs.append(self._page(chunk, ptype, size, level))
+        while len(refs) > 1:
             rows = [(key, struct.pack("<QQQ", key, bid, ib)) for key, bid, ib in refs]
             level, size, per = level + 1, BT_INNER, (PAGE - 24) // BT_INNER
+            refs = [self._page(rows[i : i + per], ptype, size, level)
+                    for i in range(0, len(rows), per)]
+        return refs[0][1], refs[0][2]
 
     def _page(self, rows: list[tuple[int, bytes]], ptype: int, size: int, level: int
               ) -> tuple[int, int, int]:
