@@ -58,6 +58,9 @@ class Existing:
         except READ_ERRORS as e:
             raise TargetWriteError(path, f"not a PST pstkit can read ({e})") from e
 
+    def close(self) -> None:
+        self.reader.ndb.f.close()
+
     def items(self, folder: FolderPath) -> Iterator[TargetItem]:
         nid = self.paths.get(folder)
         if nid is None:

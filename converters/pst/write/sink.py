@@ -135,6 +135,8 @@ class PstSink:
     def close(self) -> None:
         """Finish the file (B-trees, maps, header), make it durable and put it in place."""
         with self._lock:
+            if self._existing is not None:
+                self._existing.close()
             writer, f = self._writer, self._file
             self._writer = self._file = None
             if writer is None or f is None:
