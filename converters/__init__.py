@@ -35,7 +35,8 @@ REGISTRY: dict[str, Entry] = {
     "maildir": Entry("local.maildir:MaildirSource", "local.maildir:MaildirSink"),
     "mbox": Entry("local.mbox:MboxSource", "local.mbox:MboxSink"),
     "eml": Entry("local.eml:EmlSource", None),
-    "pst": Entry("pst.source:PstSource", None),  # pypff: only a fallback (pst.libpff)
+    # pypff: only a fallback of the reader (pst.libpff); the writer needs none
+    "pst": Entry("pst.source:PstSource", "pst.write.sink:PstSink"),
     "imap": _IMAP,
     "imaps": _IMAP,
     "pop3": _POP3,

@@ -132,7 +132,7 @@ def sniff_path(path: Path) -> str:
 def _missing(path: Path) -> str:
     if path.suffix.lower() in (".pst", ".ost", ".mbox", ".mbx", ".eml", ".msg"):
         return "no such file"  # a source's name: talk of new targets would mislead
-    return "no such file or directory; name new targets as maildir:PATH or mbox:PATH"
+    return "no such file or directory; name new targets as maildir:PATH, mbox:PATH or pst:FILE"
 
 
 def _has_maildirpp_child(path: Path) -> bool:

@@ -1,7 +1,8 @@
 """One contract suite for every registered converter that needs no server.
 
 For each scheme with both a sink and a source: put messages through the sink,
-read them back through the source, and get the same bytes, flags and folders.
+read them back through the source, and get the same bytes, flags and folders (a PST
+keeps MAPI properties, not bytes: there the same messages and flags).
 Server-backed converters (imap, ews, graph) run their contract tests against
 their test servers in their own modules.
 """
@@ -9,6 +10,7 @@ their test servers in their own modules.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -64,9 +66,17 @@ def test_sink_then_source_gives_the_same_bytes(
     for info in source.folders():
         for item in source.fetch(info, None, FetchFilter(), set()):
             got.setdefault(info.path, []).append(item.raw)  # type: ignore[union-attr]
-            if scheme == "maildir":
-                expect = next(m for m, r in messages if r == item.raw)  # type: ignore[union-attr]
+            if scheme in ("maildir", "pst"):
+                expect = next(m for m, r in messages if _mid(r) == _mid(item.raw))  # type: ignore[union-attr]
                 assert item.meta.flags == expect.flags
     source.close()
     for folder in FOLDERS:
-        assert sorted(got[folder]) == sorted(r for m, r in messages if m.folder == folder)
+        want = sorted(r for m, r in messages if m.folder == folder)
+        if scheme == "pst":  # a PST keeps MAPI properties, not the bytes: the same messages
+            assert sorted(map(_mid, got[folder])) == sorted(map(_mid, want))
+            continue  # (field by field: tests/pst/test_write_readers.py, test_write_roundtrip.py)
+        assert sorted(got[folder]) == want
+
+
+def _mid(raw: bytes) -> str:
+    return str(message_from_bytes(raw).get("Message-ID", ""))

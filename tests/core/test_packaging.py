@@ -50,7 +50,8 @@ def test_the_wheel_installs_converters_under_pstkit_only(wheel: Path) -> None:
     tops = {n.split("/")[0] for n in names}
     assert "converters" not in tops
     assert {t for t in tops if not t.endswith(".dist-info")} == {"pstkit"}
-    for part in ("local/maildir.py", "imap/sink.py", "pst/source.py", "ews/sink.py",
+    for part in ("local/maildir.py", "imap/sink.py", "pst/source.py", "pst/write/sink.py",
+                 "ews/sink.py",
                  "graph/sink.py", "pim/tzrules.py"):  # fmt: skip
         assert f"pstkit/converters/{part}" in names, part
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)

@@ -1,0 +1,308 @@
+"""The node database of a new Unicode PST (MS-PST 2.2): blocks, data trees, sub-node trees,
+the two B-trees, the allocation maps and the header. I/O, append-only.
+
+A file is written front to back: every block goes to the next free 64-byte slot as it is
+made (skipping the AMap/PMap pages at their fixed offsets), the B-trees are built bottom-up
+from sorted entries once everything else is written, and the header goes last. Until then
+the file has no valid header ("!BDN" is missing), so a killed writer leaves a file no
+reader mistakes for a PST. Layout as Outlook makes it: header at 0, density list at 0x4200,
+AMap every 0x3E000 bytes from 0x4400, PMap every eighth AMap interval from 0x4600, the file
+padded to the end of its last AMap's range (an empty Outlook PST is exactly 0x42400 bytes).
+Limits of this first version: no FMap/FPMap pages (files over ~32 MB lack them; readers
+ignore them, Outlook's free-space search may rebuild them), data trees up to XXBLOCK depth.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from array import array
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO
+
+PAGE = 512
+BLOCK_MAX = 8176  # largest block payload: 8192 minus the 16-byte trailer
+HEADER_SIZE = 564
+DLIST_AT = 0x4200
+AMAP_AT = 0x4400
+PMAP_AT = 0x4600
+AMAP_SPAN = 0x3E000  # bytes one AMap page covers: 496 bytes * 8 bits * 64
+PMAP_SPAN = AMAP_SPAN * 8
+DATA_AT = 0x4800
+FMAP_AT = DATA_AT + AMAP_SPAN * 128  # the first FMap: after the 128 AMaps the header's covers
+FMAP_SPAN = AMAP_SPAN * 496  # one FMap byte per AMap
+PT_BBT, PT_NBT, PT_FMAP, PT_PMAP, PT_AMAP, PT_DL = 0x80, 0x81, 0x82, 0x83, 0x84, 0x86
+XBLOCK_FANOUT = (BLOCK_MAX - 8) // 8  # BIDs one XBLOCK/XXBLOCK holds (1021)
+SL_FANOUT = (BLOCK_MAX - 8) // 24  # SLENTRYs one SLBLOCK holds (340)
+SI_FANOUT = (BLOCK_MAX - 8) // 16
+NBT_LEAF, BBT_LEAF, BT_INNER = 32, 24, 24  # entry sizes in B-tree pages
+
+Node = tuple[int, int, int, int]  # nid, bidData, bidSub, nidParent
+
+
+def crc(data: bytes | bytearray | memoryview) -> int:
+    """MS-PST's CRC-32 (5.3): the IEEE polynomial, start 0, no final inversion."""
+    return zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
+
+
+def signature(ib: int, bid: int) -> int:
+    """ComputeSig (MS-PST 5.5): a block's or page's wSig from its offset and BID."""
+    ib ^= bid
+    return ((ib >> 16) ^ ib) & 0xFFFF
+
+
+def block_size(cb: int) -> int:
+    """Bytes a block of `cb` payload bytes takes on disk (trailer, 64-byte multiple)."""
+    return (cb + 16 + 63) // 64 * 64
+
+
+def _reserved(ib: int) -> bool:
+    """Is the 512-byte page at `ib` an AMap, PMap or FMap page?"""
+    return ib >= AMAP_AT and ((ib - AMAP_AT) % AMAP_SPAN == 0 or
+                              (ib >= PMAP_AT and (ib - PMAP_AT) % PMAP_SPAN == 0) or
+                              (ib >= FMAP_AT and (ib - FMAP_AT) % FMAP_SPAN == 0))
+
+
+def map_pages(eof: int) -> list[tuple[int, int]]:
+    """(offset, page type) of every AMap, PMap and FMap page below `eof` (MS-PST 2.2.2.7):
+    AMaps every 0x3E000 bytes from 0x4400, a PMap after every eighth, an FMap (one byte per
+    AMap: its longest free run) after AMap 128 and then every 496th. FPMaps would start at
+    about 7.9 GB; this writer does not write files that large."""
+    out = [(ib, PT_AMAP) for ib in range(AMAP_AT, eof, AMAP_SPAN)]
+    out += [(ib, PT_PMAP) for ib in range(PMAP_AT, eof, PMAP_SPAN)]
+    return out + [(ib, PT_FMAP) for ib in range(FMAP_AT, eof, FMAP_SPAN)]
+
+
+def longest_free(chunk: bytes) -> int:
+    """The longest run of free (zero) bits in an AMap's bits, as an FMap byte holds it."""
+    runs = format(int.from_bytes(chunk, "big"), f"0{len(chunk) * 8}b").split("1")
+    return min(255, max(map(len, runs)))
+
+
+def page_trailer(data: bytes, ptype: int, ib: int, bid: int, signed: bool = True) -> bytes:
+    """A 512-byte page: its 496 data bytes and trailer (MS-PST 2.2.2.7.1)."""
+    assert len(data) == PAGE - 16
+    sig = signature(ib, bid) if signed else 0
+    return data + struct.pack("<BBHIQ", ptype, ptype, sig, crc(data), bid)
+
+
+class NdbWriter:
+    """Writes blocks as they come and the B-trees, maps and header at `finish`."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.pos = 0  # where the file object's position is
+        self.next_ib = DATA_AT
+        self.next_bid = 0x100  # block BIDs step by 4; bit 1 marks internal blocks
+        self.next_page_bid = 0x100
+        # the BBT's entries, in BID order, as flat arrays: 18 bytes a block, memory stays
+        # small for millions of blocks
+        self.bids, self.ibs, self.cbs = array("Q"), array("Q"), array("H")
+        self.pages = array("Q")  # offsets of the B-tree pages
+        self.nodes: list[Node] = []
+        f.truncate(0)
+        self._write(0, b"\0" * DATA_AT)  # header and density list come last
+
+    # --- space ----------------------------------------------------------------------
+    def _alloc(self, size: int, align: int) -> int:
+        ib = (self.next_ib + align - 1) // align * align
+        while True:
+            first = max(AMAP_AT, ib - ib % PAGE)
+            clash = next((p for p in range(first, ib + size, PAGE) if _reserved(p)), None)
+            if clash is None:
+                break
+            ib = (clash + PAGE + align - 1) // align * align
+        self.next_ib = ib + size
+        return ib
+
+    def _write(self, ib: int, data: bytes) -> None:
+        if ib != self.pos:
+            self.f.seek(ib)
+        self.f.write(data)
+        self.pos = ib + len(data)
+
+    # --- blocks and trees -----------------------------------------------------------
+    def block(self, data: bytes, internal: bool = False) -> int:
+        """Write one block (MS-PST 2.2.2.8); its BID."""
+        if len(data) > BLOCK_MAX:
+            raise ValueError(f"block of {len(data)} bytes")
+        bid = self.next_bid | (2 if internal else 0)
+        self.next_bid += 4
+        size = block_size(len(data))
+        ib = self._alloc(size, 64)
+        trailer = struct.pack("<HHIQ", len(data), signature(ib, bid), crc(data), bid)
+        self._write(ib, data + b"\0" * (size - 16 - len(data)) + trailer)
+        self.bids.append(bid)
+        self.ibs.append(ib)
+        self.cbs.append(len(data))
+        return bid
+
+    def data(self, data: bytes) -> int:
+        """A data tree holding `data`, cut into full blocks."""
+        if len(data) <= BLOCK_MAX:
+            return self.block(data)
+        return self.tree([data[i : i + BLOCK_MAX] for i in range(0, len(data), BLOCK_MAX)])
+
+    def tree(self, blocks: Sequence[bytes]) -> int:
+        """A data tree of these blocks (every one but the last must be BLOCK_MAX long, as
+        readers locate bytes by block index): one block, an XBLOCK or an XXBLOCK."""
+        if len(blocks) == 1:
+            return self.block(blocks[0])
+        if any(len(b) != BLOCK_MAX for b in blocks[:-1]):
+            raise ValueError("inner data-tree blocks must be full")
+        leaves = [(self.block(b), len(b)) for b in blocks]
+        level = 1
+        while len(leaves) > 1:
+            if level > 2:
+                raise ValueError("data tree deeper than an XXBLOCK (over ~8 GB)")
+            leaves = [self._xblock(leaves[i : i + XBLOCK_FANOUT], level)
+                      for i in range(0, len(leaves), XBLOCK_FANOUT)]
+            level += 1
+        return leaves[0][0]
+
+    def _xblock(self, kids: list[tuple[int, int]], level: int) -> tuple[int, int]:
+        total = sum(n for _b, n in kids)
+        if total > 0xFFFFFFFF:
+            raise ValueError("a value over 4 GiB cannot be stored in a PST")
+        head = struct.pack("<BBHI", 1, level, len(kids), total)
+        return self.block(head + struct.pack(f"<{len(kids)}Q", *(b for b, _n in kids)),
+                          internal=True), total
+
+    def subnodes(self, entries: Sequence[tuple[int, int, int]]) -> int:
+        """An SLBLOCK (or SIBLOCK over SLBLOCKs) of (nid, bidData, bidSub), 0 if none."""
+        if not entries:
+            return 0
+        entries = sorted(entries)
+        leaves = [(chunk[0][0], self._slblock(chunk)) for chunk in
+                  (entries[i : i + SL_FANOUT] for i in range(0, len(entries), SL_FANOUT))]
+        if len(leaves) == 1:
+            return leaves[0][1]
+        if len(leaves) > SI_FANOUT:
+            raise ValueError("more sub-nodes than one SIBLOCK holds")
+        body = b"".join(struct.pack("<QQ", nid, bid) for nid, bid in leaves)
+        return self.block(struct.pack("<BBHI", 2, 1, len(leaves), 0) + body, internal=True)
+
+    def _slblock(self, chunk: Sequence[tuple[int, int, int]]) -> int:
+        body = b"".join(struct.pack("<QQQ", *e) for e in chunk)
+        return self.block(struct.pack("<BBHI", 2, 0, len(chunk), 0) + body, internal=True)
+
+    def node(self, nid: int, data_bid: int, sub_bid: int = 0, parent: int = 0) -> None:
+        self.nodes.append((nid, data_bid, sub_bid, parent))
+
+    # --- the end: B-trees, maps, header ---------------------------------------------
+    def finish(self, rgnid: Sequence[int]) -> None:
+        """Write both B-trees, the maps and the header, and make it all durable."""
+        self.nodes.sort()
+        if any(a[0] == b[0] for a, b in zip(self.nodes, self.nodes[1:], strict=False)):
+            raise ValueError("a NID is used twice")
+        nbt = self._btree(((n[0], struct.pack("<QQQI4x", *n)) for n in self.nodes),
+                          PT_NBT, NBT_LEAF)
+        # every block is referenced once (by the NBT, an XBLOCK or an SLBLOCK): cRef 2,
+        # the count Outlook keeps for a block with one owner
+        bbt = self._btree(((bid, struct.pack("<QQHH4x", bid, ib, cb, 2))
+                           for bid, ib, cb in zip(self.bids, self.ibs, self.cbs, strict=True)),
+                          PT_BBT, BBT_LEAF)
+        end = self.next_ib
+        eof = AMAP_AT + ((end - AMAP_AT + AMAP_SPAN - 1) // AMAP_SPAN) * AMAP_SPAN
+        free = self._maps(eof)
+        dl_bid = self._page_bid()
+        dlist = struct.pack("<BBHI", 0, 0, 0, 0).ljust(PAGE - 16, b"\0")
+        self._write(DLIST_AT, page_trailer(dlist, PT_DL, DLIST_AT, dl_bid))
+        self.f.truncate(eof)
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self._write(0, self._header(eof, free, nbt, bbt, rgnid))
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def _page_bid(self) -> int:
+        bid = self.next_page_bid
+        self.next_page_bid += 4
+        return bid
+
+    def _btree(self, entries: Iterator[tuple[int, bytes]], ptype: int, size: int
+               ) -> tuple[int, int]:
+        """Pages bottom-up from entries sorted by key; the root's (bid, ib). The leaf level
+        is written as the entries come (memory: one page, and a reference per page)."""
+        level, per = 0, (PAGE - 24) // size
+        refs: list[tuple[int, int, int]] = []
+        chunk: list[tuple[int, bytes]] = []
+        for entry in entries:
+            chunk.append(entry)
+            if len(chunk) == per:
+                refs.append(self._page(chunk, ptype, size, level))
+                chunk = []
+        if chunk or not refs:
+            refs.append(self._page(chunk, ptype, size, level))
+        while len(refs) > 1:
+            rows = [(key, struct.pack("<QQQ", key, bid, ib)) for key, bid, ib in refs]
+            level, size, per = level + 1, BT_INNER, (PAGE - 24) // BT_INNER
+            refs = [self._page(rows[i : i + per], ptype, size, level)
+                    for i in range(0, len(rows), per)]
+        return refs[0][1], refs[0][2]
+
+    def _page(self, rows: list[tuple[int, bytes]], ptype: int, size: int, level: int
+              ) -> tuple[int, int, int]:
+        body = b"".join(r for _k, r in rows).ljust(488, b"\0")
+        body += struct.pack("<BBBB4x", len(rows), 488 // size, size, level)
+        bid, ib = self._page_bid(), self._alloc(PAGE, PAGE)
+        self.pages.append(ib)
+        self._write(ib, page_trailer(body, ptype, ib, bid))
+        return (rows[0][0] if rows else 0), bid, ib
+
+    def _maps(self, eof: int) -> int:
+        """Write every AMap, PMap and FMap page up to `eof`; the free bytes the AMaps show."""
+        if eof > FMAP_AT + FMAP_SPAN * 64:
+            raise ValueError("files over 7.9 GB need FPMap pages, which are not written yet")
+        bits = bytearray((eof - AMAP_AT) // 64 // 8)
+        pages = map_pages(eof)
+        for ib, _kind in pages:
+            _mark(bits, ib, PAGE)
+        for ib, cb in zip(self.ibs, self.cbs, strict=True):
+            _mark(bits, ib, block_size(cb))
+        for ib in self.pages:
+            _mark(bits, ib, PAGE)
+        free = 0
+        per = (PAGE - 16)
+        for n, ib in enumerate(range(AMAP_AT, eof, AMAP_SPAN)):
+            chunk = bytes(bits[n * per : (n + 1) * per])
+            free += (per * 8 - sum(bin(b).count("1") for b in chunk)) * 64
+            self._write(ib, page_trailer(chunk, PT_AMAP, ib, ib, signed=False))
+        for ib in range(PMAP_AT, eof, PMAP_SPAN):  # deprecated; Outlook keeps them all-ones
+            self._write(ib, page_trailer(b"\xff" * per, PT_PMAP, ib, ib, signed=False))
+        amaps = len(bits) // per
+        for k, ib in enumerate(range(FMAP_AT, eof, FMAP_SPAN)):
+            first = 128 + 496 * k
+            fmap = bytes(longest_free(bytes(bits[n * per : (n + 1) * per]))
+                         for n in range(first, min(first + 496, amaps)))
+            self._write(ib, page_trailer(fmap.ljust(per, b"\0"), PT_FMAP, ib, ib, signed=False))
+        return free
+
+    def _header(self, eof: int, free: int, nbt: tuple[int, int], bbt: tuple[int, int],
+                rgnid: Sequence[int]) -> bytes:
+        h = bytearray(HEADER_SIZE)
+        struct.pack_into("<4s4x2sHHBB", h, 0, b"!BDN", b"SM", 23, 19, 1, 1)
+        struct.pack_into("<QI", h, 32, self.next_page_bid, 1)  # bidNextP, dwUnique
+        struct.pack_into("<32I", h, 44, *rgnid)
+        last_amap = AMAP_AT + (eof - AMAP_AT - 1) // AMAP_SPAN * AMAP_SPAN
+        struct.pack_into("<4xQQQQQQQQBBH", h, 180, eof, last_amap, free, 0,
+                         nbt[0], nbt[1], bbt[0], bbt[1], 2, 0, 0)  # fAMapValid = VALID_AMAP2
+        h[256:512] = b"\xff" * 256  # rgbFM, rgbFP: deprecated, all ones
+        h[512], h[513] = 0x80, 0  # bSentinel; bCryptMethod: none
+        struct.pack_into("<Q", h, 516, self.next_bid)
+        struct.pack_into("<I", h, 4, crc(h[8 : 8 + 471]))
+        struct.pack_into("<I", h, 524, crc(h[8 : 8 + 516]))
+        return bytes(h)
+
+
+def _mark(bits: bytearray, ib: int, size: int) -> None:
+    """Set the AMap bits (most significant bit first) of the 64-byte slots a range uses."""
+    first, last = (ib - AMAP_AT) // 64, (ib + size - 1 - AMAP_AT) // 64
+    lo, hi = first >> 3, last >> 3
+    if lo == hi:
+        bits[lo] |= (0xFF >> (first & 7)) & (0xFF << (7 - (last & 7)))
+        return
+    bits[lo] |= 0xFF >> (first & 7)
+    bits[lo + 1 : hi] = b"\xff" * (hi - lo - 1)
+    bits[hi] |= (0xFF << (7 - (last & 7))) & 0xFF
