@@ -57,9 +57,11 @@ def test_roles_paths_and_flags(tmp_path: Path) -> None:
 
 def test_verify_and_existing_file(tmp_path: Path) -> None:
     store, pst = _written(tmp_path)
-    code, out = cli("--json", "--quiet", "verify", str(store), f"pst:{pst}")[:2]
+    code, out = cli("--json", "--quiet", "verify", "--all", str(store), f"pst:{pst}")[:2]
     assert code == 0, out
-    lines = json.loads(out)
+    report = json.loads(out)
+    assert report["totals"]["matching"] == sum(len(m) for m in FOLDERS.values())
+    lines = report["lines"]
     assert len(lines) == sum(len(m) for m in FOLDERS.values())
     assert {x["mark"] for x in lines} == {"="}
     assert {x["folder"] for x in lines} >= {"Inbox", "Sent Items", "Projekte/Überweisungen 2024"}
