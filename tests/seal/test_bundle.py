@@ -355,13 +355,13 @@ def test_import_straight_from_a_bundle_into_maildir(
         str(keys.sign_pub),
     )
     assert code == 0, err
-    assert "16 delivered" in text
+    assert "16 new, 0 already delivered" in text
     reference = tmp_path / "ref"
     assert cli("import", str(store), f"maildir:{reference}")[0] == 0
     assert maildir_content(out) == maildir_content(reference)
     code, text, _ = cli("import", str(bundle), f"maildir:{out}", "--identity", str(keys.identity))
     assert code == 0
-    assert "delivered" not in text  # the work store's ledger: nothing twice
+    assert "0 new, 16 already delivered" in text  # the work store's ledger: nothing twice
     assert list(cache_home.glob("pstkit/bundles/*"))
 
 
