@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 from pstkit.batch.secretbox import new_key_file  # noqa: E402
 from pstkit.store import Store  # noqa: E402
 from tests.helpers import make_message  # noqa: E402
-from tests.servers.dovecot import Dovecot, make_tls  # noqa: E402
+from tests.servers.common import make_tls  # noqa: E402
+from tests.servers.dovecot import Dovecot  # noqa: E402
 from tests.servers.redis import Redis, Workers  # noqa: E402
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.servers.dovecot import Account, Dovecot, make_tls, serve  # noqa: E402
+from tests.servers.common import make_tls  # noqa: E402
+from tests.servers.dovecot import Account, Dovecot, serve  # noqa: E402
 
 GENMAIL = REPO.parent / "shared" / "bench" / "genmail.py"
 PSTKIT = "from pstkit.cli import main; main()"

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -97,6 +99,18 @@ def make_tls(directory: Path) -> TlsFiles:
         "-days", "30", "-extfile", ext, "-out", cert)
     os.chmod(key, 0o644)  # read by the server's unprivileged processes, which may not be us
     return TlsFiles(ca, cert, key)
+
+
+@contextlib.contextmanager
+def temporary_tls(prefix: str) -> Iterator[TlsFiles]:
+    """`make_tls` in a fresh folder, removed afterwards. The folder is world-readable:
+    Cyrus's and Courier's daemons run as "nobody" when the tests run as root."""
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(d, 0o755)
+    try:
+        yield make_tls(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def mail_ids() -> tuple[int, int]:

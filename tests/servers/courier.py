@@ -38,9 +38,9 @@ from tests.servers.common import (
     chown_tree,
     free_port,
     mail_ids,
-    make_tls,
     run,
     stop_group,
+    temporary_tls,
     unpacked,
     wait_greeting,
 )
@@ -250,12 +250,8 @@ def serve(tls: TlsFiles) -> Iterator[Courier]:
 @pytest.fixture(scope="session")
 def courier_tls() -> Iterator[TlsFiles]:
     courier_tree()
-    d = Path(tempfile.mkdtemp(prefix="pstkit-courier-tls-"))
-    os.chmod(d, 0o755)
-    try:
-        yield make_tls(d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    with temporary_tls("pstkit-courier-tls-") as tls:
+        yield tls
 
 
 @pytest.fixture(scope="session")

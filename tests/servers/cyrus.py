@@ -37,9 +37,9 @@ from tests.servers.common import (
     chown_tree,
     free_port,
     mail_ids,
-    make_tls,
     run,
     stop_group,
+    temporary_tls,
     unpacked,
     wait_greeting,
 )
@@ -230,12 +230,8 @@ def serve(tls: TlsFiles, **kw: bool) -> Iterator[Cyrus]:
 @pytest.fixture(scope="session")
 def cyrus_tls() -> Iterator[TlsFiles]:
     cyrus_tree()
-    d = Path(tempfile.mkdtemp(prefix="pstkit-cyrus-tls-"))
-    os.chmod(d, 0o755)  # imapd runs as "nobody" when we are root and reads the key
-    try:
-        yield make_tls(d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    with temporary_tls("pstkit-cyrus-tls-") as tls:
+        yield tls
 
 
 @pytest.fixture(scope="session")

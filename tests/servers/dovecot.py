@@ -41,8 +41,8 @@ from tests.servers.common import (
     TlsFiles,
     free_port,
     mail_ids,
-    make_tls,
     run,
+    temporary_tls,
     unique_user,
 )
 from tests.servers.oauth import TokenInfoServer
@@ -305,11 +305,8 @@ def dovecot_available() -> bool:
 def dovecot_tls() -> Iterator[TlsFiles]:
     if not dovecot_available():
         pytest.skip("dovecot/openssl not installed (apt-get install dovecot-imapd dovecot-pop3d)")
-    d = Path(tempfile.mkdtemp(prefix="pstkit-tls-"))
-    try:
-        yield make_tls(d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    with temporary_tls("pstkit-tls-") as tls:
+        yield tls
 
 
 def serve(tls: TlsFiles, **kw: Any) -> Iterator[Dovecot]:
