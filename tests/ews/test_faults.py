@@ -42,14 +42,6 @@ INBOX = ("Inbox",)
 
 
 @pytest.fixture
-def server(ews_schema_dir: Path) -> Iterator[EwsServer]:
-    srv = start_server(ews_schema_dir)
-    yield srv
-    srv.stop()
-    assert srv.response_errors == []
-
-
-@pytest.fixture
 def sink(server: EwsServer) -> Iterator[EwsSink]:
     s = EwsSink(location(server), options(extra={"ews_max_backoff": "1"}))
     s.ensure_folder(INBOX, Role.INBOX)

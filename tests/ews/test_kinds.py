@@ -29,7 +29,7 @@ from tests.helpers import cli, run_pstkit
 from tests.servers.ews import EwsServer
 from tests.servers.ews.faults import Kind
 from tests.servers.ews.mailbox import Item
-from tests.servers.ews.testkit import USER, location, options, start_server, stored
+from tests.servers.ews.testkit import USER, location, options, stored
 from tests.servers.graph.checks import box
 from tests.servers.graph.fixtures import graph, graph_tls, open_sink
 from tests.servers.graph.server import GraphServer
@@ -39,14 +39,6 @@ pytest.importorskip("pypff")
 __all__ = ["graph", "graph_tls"]  # fixtures, used by name
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
 KEY = ("name", "6c0b1a52-5e7e-4d4f-9d1b-7a8d3f2b9c41", "PstkitSourceKey")
-
-
-@pytest.fixture
-def server(ews_schema_dir: Path) -> Iterator[EwsServer]:
-    srv = start_server(ews_schema_dir)
-    yield srv
-    srv.stop()
-    assert srv.response_errors == []  # every answer was valid against the schema
 
 
 @pytest.fixture

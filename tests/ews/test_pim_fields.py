@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -17,7 +16,7 @@ from pstkit.converters.ews.sink import EwsSink
 from pstkit.model import ItemKind, Role, StoredMessage
 from pstkit.protocols import Delivered
 from tests.servers.ews import EwsServer, Item
-from tests.servers.ews.testkit import USER, location, options, start_server, stored
+from tests.servers.ews.testkit import USER, location, options, stored
 
 pytest.importorskip("exchangelib")
 
@@ -64,14 +63,6 @@ def item(kind: ItemKind, card: str, n: int, folder: tuple[str, ...]) -> tuple[St
     ctype = "text/calendar" if kind is ItemKind.EVENT else "text/vcard"
     raw = wrapped(card, ctype)
     return dataclasses.replace(stored(raw, n, folder), kind=kind), raw
-
-
-@pytest.fixture
-def server(ews_schema_dir: Path) -> Iterator[EwsServer]:
-    srv = start_server(ews_schema_dir)  # validates every request against types.xsd
-    yield srv
-    srv.stop()
-    assert srv.response_errors == []
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from pstkit.verify import verify
 from tests.helpers import REPO, make_message, write_maildir
 from tests.servers.ews import EwsServer
 from tests.servers.ews.mailbox import Item
-from tests.servers.ews.testkit import USER, location, options, start_server
+from tests.servers.ews.testkit import USER, location, options
 
 pytest.importorskip("exchangelib")
 KEY = ("name", "6c0b1a52-5e7e-4d4f-9d1b-7a8d3f2b9c41", "PstkitSourceKey")
@@ -37,14 +36,6 @@ FOLDERS = {
     ".&ANw-berweisungen": [(make_message(500), "")],  # "Überweisungen"
 }
 TOTAL = sum(len(v) for v in FOLDERS.values())
-
-
-@pytest.fixture
-def server(ews_schema_dir: Path) -> Iterator[EwsServer]:
-    srv = start_server(ews_schema_dir)
-    yield srv
-    srv.stop()
-    assert srv.response_errors == []
 
 
 def make_store(tmp: Path, name: str) -> Store:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -11,21 +10,13 @@ from pstkit.converters.ews.sink import EwsSink
 from pstkit.model import Role, StoredMessage
 from pstkit.protocols import Delivered, Failed
 from tests.servers.ews import EwsServer, Kind
-from tests.servers.ews.testkit import USER, location, options, start_server
+from tests.servers.ews.testkit import USER, location, options
 from tests.servers.ews.testkit import stored as make
 
 pytest.importorskip("exchangelib")
 
 INBOX = ("Inbox",)
 GROMOX_E3045 = "E-3045: failed to find proper type for node 'DistributionList'"
-
-
-@pytest.fixture
-def server(ews_schema_dir: Path) -> Iterator[EwsServer]:
-    srv = start_server(ews_schema_dir)
-    yield srv
-    srv.stop()
-    assert srv.response_errors == []
 
 
 @pytest.fixture
