@@ -237,7 +237,8 @@ def test_server_restart_mid_import(fresh_server: ImapServer, tmp_path: Path) -> 
     """Every connection cut by a server restart mid-import: the import reconnects,
     looks for the batch it was sending, and ends with every message once."""
     user = fresh_server.add_user(unique_user("mr"), PW)
-    store = make_store(tmp_path, per_folder=60)
+    # Long enough that a slow STATUS poll (Courier) still finds the import running.
+    store = make_store(tmp_path, per_folder=200)
     result: list[tuple[int, str, str]] = []
     run = threading.Thread(target=lambda: result.append(cli(
         "import", str(store), *target(fresh_server, user), "--opt", "imap_batch_items=2")))
