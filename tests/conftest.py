@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,14 @@ pytest_plugins = ["tests.servers.dovecot", "tests.servers.cyrus", "tests.servers
                   "tests.servers.redis"]
 
 REPO = Path(__file__).resolve().parents[1]
+
+# A shell starts background jobs (`pytest … &`, nohup, some CI runners) with SIGINT ignored, and
+# an ignored signal stays ignored across exec: every pstkit child would then shrug off the
+# Ctrl-C that the interrupt tests send, and they fail only when the suite runs in the
+# background. A terminal's Ctrl-C is what they test, so the suite restores the default handler
+# (children then start with SIGINT at its default, as from a terminal).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def corpus_root() -> Path:
