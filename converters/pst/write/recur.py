@@ -87,7 +87,7 @@ def _mask(days: str, start: date) -> int:
 
 def _nth(rule: dict[str, str]) -> int | None:
     """The "nth weekday" of a month rule (5 = last), from BYSETPOS or a BYDAY prefix."""
-    prefixes = {d.rstrip("SUMOTUWETHFRSA") for d in rule.get("BYDAY", "").split(",")} - {""}
+    prefixes = {d[:-2] for d in rule.get("BYDAY", "").split(",")} - {""}
     raw = rule.get("BYSETPOS") or (prefixes.pop() if len(prefixes) == 1 else "")
     if not raw:
         return None
@@ -208,11 +208,17 @@ def _end(p: Pattern, rule: dict[str, str], start: date) -> tuple[int, int, int]:
         return END_COUNT, want, minutes(last)
     if "UNTIL" in rule:
         until = _until(rule["UNTIL"])
-        dates = [d for d in _take_until(p, start, until)]
+        dates = list(_take_until(p, start, until))
         if not dates:
             raise RecurrenceError(f"UNTIL={rule['UNTIL']} before the first occurrence")
         return END_DATE, len(dates), minutes(dates[-1])
     return END_NEVER, 10, NEVER_DATE  # Outlook writes a count of 10 for "no end date"
+
+
+def series_end(rrule: str, start: date) -> date | None:
+    """The date of the last occurrence; None for a series without end."""
+    end_type, _count, end = _end(pattern(rrule, start), parse_rule(rrule), start)
+    return None if end_type == END_NEVER else (_EPOCH + timedelta(minutes=end)).date()
 
 
 def _take_until(p: Pattern, start: date, until: date) -> Iterator[date]:
