@@ -88,7 +88,9 @@ def _mask(days: str, start: date) -> int:
 def _nth(rule: dict[str, str]) -> int | None:
     """The "nth weekday" of a month rule (5 = last), from BYSETPOS or a BYDAY prefix."""
     prefixes = {d[:-2] for d in rule.get("BYDAY", "").split(",")} - {""}
-    raw = rule.get("BYSETPOS") or (prefixes.pop() if len(prefixes) == 1 else "")
+    if len(prefixes) > 1:
+        raise RecurrenceError(f"BYDAY={rule['BYDAY']} (one nth weekday a month)")
+    raw = rule.get("BYSETPOS") or (prefixes.pop() if prefixes else "")
     if not raw:
         return None
     n = int(raw) if raw.lstrip("+-").isdigit() else 0
