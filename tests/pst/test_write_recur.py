@@ -36,11 +36,13 @@ START, END = datetime(2016, 8, 2, 8, 0), datetime(2016, 8, 2, 8, 30)  # a Tuesda
      "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,FR;COUNT=4;WKST=SU"),  # Outlook keeps a count
     ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=2;UNTIL=20170101",
      "FREQ=MONTHLY;INTERVAL=1;BYDAY=MO;BYSETPOS=2;COUNT=5;WKST=SU"),
-    ("FREQ=MONTHLY;BYDAY=-1FR;COUNT=3", "FREQ=MONTHLY;INTERVAL=1;BYDAY=FR;BYSETPOS=-1;COUNT=3;WKST=SU"),
+    ("FREQ=MONTHLY;BYDAY=-1FR;COUNT=3",
+     "FREQ=MONTHLY;INTERVAL=1;BYDAY=FR;BYSETPOS=-1;COUNT=3;WKST=SU"),
     ("FREQ=MONTHLY;BYMONTHDAY=15", "FREQ=MONTHLY;INTERVAL=1;BYMONTHDAY=15;WKST=SU"),
     ("FREQ=MONTHLY", "FREQ=MONTHLY;INTERVAL=1;BYMONTHDAY=2;WKST=SU"),
     ("FREQ=YEARLY;BYMONTHDAY=-1", "FREQ=YEARLY;INTERVAL=1;BYMONTHDAY=-1;WKST=SU"),
-    ("FREQ=YEARLY;INTERVAL=2;BYMONTH=8;BYDAY=1TU", "FREQ=YEARLY;INTERVAL=2;BYDAY=TU;BYSETPOS=1;WKST=SU"),
+    ("FREQ=YEARLY;INTERVAL=2;BYMONTH=8;BYDAY=1TU",
+     "FREQ=YEARLY;INTERVAL=2;BYDAY=TU;BYSETPOS=1;WKST=SU"),
 ])  # fmt: skip
 def test_rules_read_back(rule: str, read: str) -> None:
     rec = parse_recurrence(recurrence_blob(rule, START, END))
@@ -57,8 +59,8 @@ def test_rules_outlook_cannot_express_are_refused(rule: str) -> None:
 
 
 def test_deleted_and_changed_occurrences() -> None:
-    moved = Changed(datetime(2016, 8, 23, 8), datetime(2016, 8, 23, 9), datetime(2016, 8, 23, 9, 30),
-                    "Später", "Room 2")
+    moved = Changed(datetime(2016, 8, 23, 8), datetime(2016, 8, 23, 9),
+                    datetime(2016, 8, 23, 9, 30), "Später", "Room 2")
     blob = recurrence_blob("FREQ=WEEKLY;BYDAY=TU;COUNT=10", START, END, [date(2016, 8, 9)], [moved])
     rec = parse_recurrence(blob)
     assert rec.deleted == (datetime(2016, 8, 9), datetime(2016, 8, 23))
