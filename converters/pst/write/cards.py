@@ -74,7 +74,8 @@ def contact_props(card: Sequence[Line], ids: Ids) -> list[Prop]:
                        (0x3A45, prefix), (0x3A05, suffix)):
         if value:
             props.append(unicode(pid, value))
-    file_as = f"{surname}, {given}" if surname and given else name
+    file_as = f"{surname}, {' '.join(x for x in (given, middle) if x)}" if surname and given \
+        else name  # Outlook's default: "Last, First Middle"
     props.append(_named(ids, 0x8005, unicode(0, file_as)))
     org = _first(card, "ORG")
     if org is not None:

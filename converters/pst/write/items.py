@@ -84,7 +84,7 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
             attachments.append(att)
         else:
             attachments[i] = att
-    body = plain if plain is not None else None
+    body = plain or None  # an empty body is no body (readpst would show an empty NOTE)
     cls = str(msg.get("X-Pstkit-Item-Class", "") or CLASSES[kind]).strip()
     props = _envelope(msg, cls, body, received, set(flags), bool(attachments)) + own
     if received is not None and not any(p[0] == 0x3007 for p in props):
