@@ -174,7 +174,7 @@ def members(card: Sequence[Line]) -> list[tuple[str, str]]:
 
 def distlist_props(card: Sequence[Line], ids: Ids) -> list[Prop]:
     """A vCard group -> IPM.DistList properties (2.2.2.2): name, members as one-off entry
-    ids in both member lists, and the checksum (CRC-32 of the member entry ids)."""
+    ids in both member lists, and the checksum (2.2.2.2.3)."""
     fn = _first(card, "FN")
     name = fn.text() if fn else ""
     entries = [one_off(who, addr) for who, addr in members(card)]
@@ -184,4 +184,11 @@ def distlist_props(card: Sequence[Line], ids: Ids) -> list[Prop]:
             _named(ids, 0x8005, unicode(0, name)),
             (ids((PSETID_ADDRESS, 0x8055)), PT_MV_BINARY, multi_binary(entries)),
             (ids((PSETID_ADDRESS, 0x8054)), PT_MV_BINARY, multi_binary(entries)),
-            _named(ids, 0x804C, long(0, zlib.crc32(b"".join(entries))))]
+            _named(ids, 0x804C, long(0, dl_checksum(entries)))]
+
+
+def dl_checksum(entries: Sequence[bytes]) -> int:
+    """PidLidDistributionListChecksum: the CRC-32 of the member entry ids one after the
+    other, computed as [MS-PST]'s CRC (initial value 0, no final inversion) — what the
+    Outlook-made dist-list.pst holds (tests/pst/test_write_cards.py)."""
+    return zlib.crc32(b"".join(entries), 0xFFFFFFFF) ^ 0xFFFFFFFF

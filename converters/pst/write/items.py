@@ -52,7 +52,7 @@ from .mapi import (
     systime,
     unicode,
 )
-from .parts import split_parts, text_of
+from .parts import data_of, split_parts
 
 CLASSES = {ItemKind.CONTACT: "IPM.Contact", ItemKind.DISTLIST: "IPM.DistList",
            ItemKind.EVENT: "IPM.Appointment", ItemKind.TASK: "IPM.Task",
@@ -72,7 +72,9 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
     plain, _html, parts = split_parts(msg)
     card = next((p for p in parts if p.get_content_type() in _CARD), None)
     rest = [p for p in parts if p is not card]
-    text = text_of(card) if card is not None else ""
+    # vCard and iCalendar are UTF-8 unless the part says otherwise (RFC 6350 3.1, 5545 3.1.4)
+    text = data_of(card).decode(card.get_content_charset() or "utf-8", "replace") if \
+        card is not None else ""
     own, recipients, exceptions = _kind_props(kind, text, rest, ids)
     if kind is ItemKind.NOTE and _date_header(msg) is not None:
         own.append(systime(0x3008, _date_header(msg)))  # type: ignore[arg-type]
