@@ -1,7 +1,7 @@
 """Round trip: corpus PST -> store -> PST (pstkit's writer) -> store: the same folders and,
 per mail item, the same subject, flags, keywords, received date, Message-ID and decoded
 content (bodies, attachment bytes); per contact, list, event, task and note the same
-stored bytes (vCard/iCalendar, body, Message-ID), but for one writer gap listed below."""
+stored bytes (vCard/iCalendar, body, Message-ID, attachments)."""
 
 from __future__ import annotations
 
@@ -32,11 +32,7 @@ def _card_parts(raw: bytes) -> tuple[tuple[str, bytes], ...]:
 
 
 def catalog(store: Path) -> tuple[dict[FolderPath, list[Row]], list[tuple[object, ...]]]:
-    """Mail per folder (in store order), and the other items: their fields and bytes.
-    Writer gap: an attached message's RTF body (text/rtf alternative) comes back as an
-    attached .rtf file (no compressed RTF is written), so for items with attached
-    messages (dist-list.pst's series and its exceptions) the card and body parts are
-    compared instead of the whole bytes."""
+    """Mail per folder (in store order), and the other items: their fields and bytes."""
     out: dict[FolderPath, list[Row]] = {}
     other: list[tuple[object, ...]] = []
     with Store.open(store) as st:
@@ -44,9 +40,8 @@ def catalog(store: Path) -> tuple[dict[FolderPath, list[Row]], list[tuple[object
             m = row.msg
             if m.kind != ItemKind.MAIL:
                 raw = st.read(row)
-                whole = b"" if b"message/rfc822" in raw else raw
                 other.append((m.folder, m.kind, m.subject, sorted(f.value for f in m.flags),
-                              sorted(m.keywords), m.received, m.message_id, whole,
+                              sorted(m.keywords), m.received, m.message_id, raw,
                               _card_parts(raw)))
                 continue
             seen = from_mime(st.read(row))

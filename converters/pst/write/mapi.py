@@ -29,6 +29,7 @@ from .parts import (
     extension,
     filename_of,
     html_body,
+    rtf_body,
     short_name,
     split_parts,
     suffix,
@@ -87,6 +88,8 @@ def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = N
     props = [*_envelope(msg, received), unicode(0x007D, header_block(raw))]
     recipients = _recipients(msg)
     plain, html, parts = split_parts(msg)
+    rtf, parts = rtf_body(parts)
+    props += rtf
     if plain is not None:
         props.append(unicode(0x1000, plain))
     if html is not None:
