@@ -172,7 +172,7 @@ def test_contact_comes_back_line_for_line() -> None:
     names = NameMap()
     raw = stored("IPM.Contact", "Margaret J. Tolle", "Met at the conference; likes tea.",
                  "contact.vcf", "text/vcard", crlf(CONTACT))
-    m = to_item(raw, ItemKind.CONTACT, ["seen"], None, names.id)
+    m, _notes = to_item(raw, ItemKind.CONTACT, ["seen"], None, names.id)
     p = read_back(m, names)
     keywords = (names.id(("00020329-0000-0000-c000-000000000046", "Keywords")), 0x101F)
     assert keywords[0] not in {x[0] for x in m.props}  # categories: the writer adds them
@@ -186,7 +186,7 @@ def test_group_comes_back_with_members_and_checksum() -> None:
     names = NameMap()
     raw = stored("IPM.DistList", "test dist list", "", "distlist.vcf", "text/vcard",
                  crlf(GROUP))
-    m = to_item(raw, ItemKind.DISTLIST, [], None, names.id)
+    m, _notes = to_item(raw, ItemKind.DISTLIST, [], None, names.id)
     p = read_back(m, names)
     assert distlist_vcard(p) == crlf(GROUP)
     members = {pid: raw for pid, t, raw in m.props if t == 0x1102}
@@ -200,7 +200,7 @@ def test_event_comes_back_line_for_line(text: str) -> None:
     names = NameMap()
     body = "Agenda\nfirst line" if "Agenda" in text else ""
     raw = stored("IPM.Appointment", "x", body, "event.ics", "text/calendar", text)
-    m = to_item(raw, ItemKind.EVENT, [], None, names.id)
+    m, _notes = to_item(raw, ItemKind.EVENT, [], None, names.id)
     p = read_back(m, names)
     uid = next(raw_.decode("utf-16-le") for pid, _t, raw_ in m.props if pid == names.id(UID))
     p = Props({**p.values, "Keywords": ("Work",)} if "CATEGORIES" in text else p.values)
@@ -217,7 +217,7 @@ def test_changed_occurrence_becomes_an_exception_item() -> None:
     names = NameMap()
     raw = stored("IPM.Appointment", "Weekly sync", "Agenda\nfirst line", "event.ics",
                  "text/calendar", text)
-    m = to_item(raw, ItemKind.EVENT, [], None, names.id)
+    m, _notes = to_item(raw, ItemKind.EVENT, [], None, names.id)
     assert len(m.attachments) == 1 and m.attachments[0].embedded is not None
     inner = read_back(m.attachments[0].embedded, names)
     assert inner.text(0x001A).lower() == "ipm.ole.class.{00061055-0000-0000-c000-000000000046}"
@@ -235,7 +235,7 @@ def test_task_comes_back_line_for_line() -> None:
     text = calendar(TODO)
     raw = stored("IPM.Task", "File taxes", "Forms in the drawer", "task.ics", "text/calendar",
                  text)
-    m = to_item(raw, ItemKind.TASK, [], None, names.id)
+    m, _notes = to_item(raw, ItemKind.TASK, [], None, names.id)
     p = read_back(m, names)
     assert task_ics(p, "pst-99") == text
 
@@ -273,3 +273,20 @@ def test_checksum_is_the_one_outlook_writes(corpus: Path) -> None:
                 found.append(dl_checksum(values) in longs)
     f.close()
     assert any(found)
+
+
+def test_what_cannot_be_kept_is_said() -> None:
+    """A rule Outlook cannot express: the first occurrence is written, and a note says so
+    (the sink passes it on as the delivery's note, recorded as a problem)."""
+    hourly = calendar(TZ, SERIES.replace("FREQ=WEEKLY;INTERVAL=1;BYDAY=TU;COUNT=10;WKST=SU",
+                                         "FREQ=HOURLY;COUNT=3"))
+    raw = stored("IPM.Appointment", "Weekly sync", "", "event.ics", "text/calendar", hourly)
+    names = NameMap()
+    m, notes = to_item(raw, ItemKind.EVENT, [], None, names.id)
+    assert notes == ["recurrence not kept (FREQ=HOURLY): only the first occurrence is written"]
+    p = read_back(m, names)
+    assert not p.flag("Recurring") and p.time("Start") is not None
+    broken = calendar(SINGLE.replace("DTSTART:20110919T221037Z", "DTSTART:2011"))
+    with pytest.raises(ValueError, match="DTSTART is not a date or time"):
+        to_item(stored("IPM.Appointment", "x", "", "event.ics", "text/calendar", broken),
+                ItemKind.EVENT, [], None, names.id)

@@ -84,7 +84,15 @@ class When:
 
 
 def moment(line: Line, zones: dict[str, Zone]) -> When:
-    """A DTSTART/DTEND/RECURRENCE-ID/EXDATE value (its first, for lists)."""
+    """A DTSTART/DTEND/RECURRENCE-ID/EXDATE value (its first, for lists); ValueError with
+    the line's name when it is no date or time."""
+    try:
+        return _moment(line, zones)
+    except ValueError as e:
+        raise ValueError(f"{line.name} is not a date or time ({line.value[:40]!r})") from e
+
+
+def _moment(line: Line, zones: dict[str, Zone]) -> When:
     value = line.value.split(",")[0].strip()
     if line.param("VALUE").upper() == "DATE" or len(value) == 8:
         day = datetime.strptime(value[:8], "%Y%m%d")
@@ -234,6 +242,9 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
             series, changed, why = _series(c, begin, end, zones, exceptions, ids)
             props += series
             notes += why
+        elif exceptions:
+            notes.append(f"{len(exceptions)} changed occurrence(s) of an event without "
+                         "RRULE left out")
     else:
         props += alarm(c, ids, None)
     return Event(props, recipients, changed, notes)
@@ -260,6 +271,8 @@ def _series(c: Component, begin: When, end: When, zones: dict[str, Zone],
     changed = [_changed(x, begin, zones) for x in exceptions]
     kept = [(x, ch, w) for x, ch_w in zip(exceptions, changed, strict=True) if ch_w
             for ch, w in [ch_w]]
+    notes = [f"{len(changed) - len(kept)} changed occurrence(s) without readable times "
+             "left out"] if len(kept) < len(changed) else []
     try:
         blob = recurrence_blob(rrule, begin.local, end.local, gone, [ch for _x, ch, _w in kept])
     except RecurrenceError as e:
@@ -272,7 +285,7 @@ def _series(c: Component, begin: When, end: When, zones: dict[str, Zone],
              (0, 0x0102, blob)), _named(ids, a, 0x8231, long(0, kind)),
              _named(ids, a, 0x8235, systime(0, begin.utc)),
              _named(ids, a, 0x8236, systime(0, clip_end))]  # fmt: skip
-    return props, kept, []
+    return props, kept, notes
 
 
 def zone_utc(series: When, local: datetime) -> datetime:

@@ -64,8 +64,9 @@ _CARD = ("text/vcard", "text/x-vcard", "text/directory", "text/calendar")
 
 
 def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime | None,
-            ids: Ids) -> Message:
-    """The MAPI form of one stored non-mail item; ValueError when it cannot be made."""
+            ids: Ids) -> tuple[Message, list[str]]:
+    """The MAPI form of one stored non-mail item and what of it could not be kept;
+    ValueError when it cannot be made at all."""
     if kind not in CLASSES:
         raise ValueError(f"{kind} items cannot be written to a PST yet")
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
@@ -75,7 +76,7 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
     # vCard and iCalendar are UTF-8 unless the part says otherwise (RFC 6350 3.1, 5545 3.1.4)
     text = data_of(card).decode(card.get_content_charset() or "utf-8", "replace") if \
         card is not None else ""
-    own, recipients, exceptions = _kind_props(kind, text, rest, ids)
+    own, recipients, exceptions, notes = _kind_props(kind, text, rest, ids)
     if kind is ItemKind.NOTE and _date_header(msg) is not None:
         own.append(systime(0x3008, _date_header(msg)))  # type: ignore[arg-type]
     if msg.get("Message-ID"):
@@ -91,24 +92,26 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
     props = _envelope(msg, cls, body, received, set(flags), bool(attachments)) + own
     if received is not None and not any(p[0] == 0x3007 for p in props):
         props.append(systime(0x3007, received))
-    return Message(_unique(props), recipients, attachments)
+    return Message(_unique(props), recipients, attachments), notes
 
 
-def _kind_props(kind: ItemKind, text: str, rest: list[PyMessage], ids: Ids
-                ) -> tuple[list[Prop], list[list[Prop]], list[tuple[int | None, Attachment]]]:
+Parts = tuple[list[Prop], list[list[Prop]], list[tuple[int | None, Attachment]], list[str]]
+
+
+def _kind_props(kind: ItemKind, text: str, rest: list[PyMessage], ids: Ids) -> Parts:
     if kind is ItemKind.CONTACT:
-        return contact_props(lines(text), ids), [], []
+        return contact_props(lines(text), ids), [], [], []
     if kind is ItemKind.DISTLIST:
-        return distlist_props(lines(text), ids), [], []
+        return distlist_props(lines(text), ids), [], [], []
     if kind is ItemKind.NOTE:
         return [long(ids((PSETID_NOTE, 0x8B00)), 3), long(ids((PSETID_NOTE, 0x8B02)), 200),
-                long(ids((PSETID_NOTE, 0x8B03)), 166)], [], []
+                long(ids((PSETID_NOTE, 0x8B03)), 166)], [], [], []
     comps = components(text)
     if kind is ItemKind.TASK:
         todo = next((c for c in comps if c.name == "VTODO"), None)
         if todo is None:
             raise ValueError("a task without a VTODO")
-        return task(todo, ids) + _uid(todo, ids), [], []
+        return task(todo, ids) + _uid(todo, ids), [], [], []
     return _event(comps, calendar_zones(text), rest, ids)
 
 
@@ -117,7 +120,7 @@ def _uid(c: Component, ids: Ids) -> list[Prop]:
 
 
 def _event(comps: list[Component], zones: dict[str, Zone], rest: list[PyMessage], ids: Ids
-           ) -> tuple[list[Prop], list[list[Prop]], list[tuple[int | None, Attachment]]]:
+           ) -> Parts:
     events = [c for c in comps if c.name == "VEVENT"]
     series = next((c for c in events if c.first("RECURRENCE-ID") is None), None)
     if series is None:
@@ -126,7 +129,7 @@ def _event(comps: list[Component], zones: dict[str, Zone], rest: list[PyMessage]
     ev = event(series, zones, changed, ids)
     out = [_exception(series, x, original.utc, rest, zones, ids)
            for x, _ch, original in ev.changed]
-    return ev.props + _uid(series, ids), ev.recipients, out
+    return ev.props + _uid(series, ids), ev.recipients, out, ev.notes
 
 
 def _exception(series: Component, x: Component, original: datetime, rest: list[PyMessage],

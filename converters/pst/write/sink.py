@@ -114,16 +114,20 @@ class PstSink:
             out: list[Delivered | Failed] = []
             for msg, raw in batch:
                 flags = {f.value for f in msg.flags}
+                notes: list[str] = []
                 try:
-                    mapi = (to_mapi(raw, flags, msg.received) if msg.kind == ItemKind.MAIL
-                            else to_item(raw, msg.kind, flags, msg.received, writer.names.id))
+                    if msg.kind == ItemKind.MAIL:
+                        mapi = to_mapi(raw, flags, msg.received)
+                    else:
+                        mapi, notes = to_item(raw, msg.kind, flags, msg.received,
+                                              writer.names.id)
                     item = writer.message(nid, mapi, sorted(msg.keywords), msg.stable_key)
                 except (ValueError, OverflowError) as e:  # hostile input: one item fails
-                    out.append(Failed(f"cannot write this message to a PST: {e}"))
+                    out.append(Failed(f"cannot write this item to a PST: {e}"))
                     continue
                 self._dups.setdefault((folder, duplicate_key(raw)), []).append(f"{item:#x}")
                 self._written.setdefault(folder, []).append((f"{item:#x}", msg.stable_key))
-                out.append(Delivered(f"{item:#x}"))
+                out.append(Delivered(f"{item:#x}", "; ".join(notes)))
             return out
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
