@@ -203,3 +203,13 @@ def test_rtf_alternative_becomes_the_rtf_body() -> None:
     assert decompress(props(m)[0x1009]).rstrip(b"\r\n") == rtf
     assert props(m)[0x0E1F][0] == 1  # PR_RTF_IN_SYNC
     assert [a.props[2][2].decode("utf-16-le") for a in m.attachments] == ["x.rtf"]
+
+
+@pytest.mark.parametrize(("subject", "want"), [
+    ("Zoë Ämter".encode(), "Zoë Ämter"),  # raw UTF-8
+    (b"caf\xe9 cr\xe8me", "café crème"),  # raw Windows-1252
+    (b"=?utf-8?q?D=C3=B6ra?= here", "Döra here"),  # an encoded word
+])  # fmt: skip
+def test_raw_eight_bit_subject(subject: bytes, want: str) -> None:
+    m = to_mapi(b"Subject: " + subject + b"\r\n\r\nbody")
+    assert text(m, 0x0037) == want and text(m, 0x0E1D) == want

@@ -12,8 +12,6 @@ attached message made from the exception (same creation time), that message is r
 from __future__ import annotations
 
 import email
-import email.errors
-import email.header
 import email.policy
 import email.utils
 from collections.abc import Iterable
@@ -47,6 +45,7 @@ from .mapi import (
     Message,
     Prop,
     _attachment,
+    _header,
     boolean,
     long,
     systime,
@@ -172,16 +171,6 @@ def _date(part: PyMessage) -> datetime | None:
         return email.utils.parsedate_to_datetime(str(value)) if value else None
     except (TypeError, ValueError):
         return None
-
-
-def _header(msg: PyMessage, name: str) -> str:
-    value = msg.get(name)
-    if value is None:
-        return ""
-    try:
-        return str(email.header.make_header(email.header.decode_header(str(value))))
-    except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
-        return str(value)
 
 
 def _envelope(msg: PyMessage, cls: str, body: str | None, received: datetime | None,

@@ -110,10 +110,26 @@ def _header(msg: PyMessage, name: str) -> str:
     value = msg.get(name)
     if value is None:
         return ""
+    if isinstance(value, email.header.Header):  # raw 8-bit bytes (compat32: unknown-8bit)
+        value = "".join(_eight_bit(data, charset)
+                        for data, charset in email.header.decode_header(value))
     try:
         return str(email.header.make_header(email.header.decode_header(str(value))))
     except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
         return str(value)
+
+
+def _eight_bit(data: bytes | str, charset: str | None) -> str:
+    """A header chunk: text as it is; bytes in their charset, undeclared ones read as
+    UTF-8, else Windows-1252."""
+    if isinstance(data, str):
+        return data
+    for codec in ((charset,) if charset and charset != "unknown-8bit" else ()) + ("utf-8",):
+        try:
+            return data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return data.decode("cp1252", "replace")
 
 
 def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
