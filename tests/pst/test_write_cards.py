@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pstkit.converters.pst.cards import NAMED, contact_vcard, distlist_vcard
+from pstkit.converters.pst.cards import NAMED, contact_vcard, distlist_vcard, note_text
 from pstkit.converters.pst.ical import event_ics, task_ics
 from pstkit.converters.pst.props import Props, decode_props
 from pstkit.converters.pst.write.cards import dl_checksum
@@ -240,11 +240,21 @@ def test_task_comes_back_line_for_line() -> None:
     assert task_ics(p, "pst-99") == text
 
 
-def test_journal_items_are_refused_with_a_reason() -> None:
-    with pytest.raises(ValueError, match="journal"):
-        to_item(b"Subject: x\r\n\r\nbody", ItemKind.JOURNAL, [], None, NameMap().id)
-
-
+@pytest.mark.parametrize(("kind", "cls", "text"), [
+    (ItemKind.NOTE, "IPM.StickyNote", "Shopping\r\n\r\nmilk\r\neggs"),
+    (ItemKind.NOTE, "IPM.StickyNote", "Empty\r\n\r\n"),
+    (ItemKind.JOURNAL, "IPM.Activity", "Call with Bob\r\nType: Phone call\r\n"
+     "Start: 2024-01-02T10:00:00+00:00\r\nEnd: 2024-01-02T10:30:00+00:00\r\n\r\nabout X"),
+])  # fmt: skip
+def test_notes_and_journal_come_back(kind: ItemKind, cls: str, text: str) -> None:
+    title = text.split("\r\n", maxsplit=1)[0]
+    raw = crlf(f"Subject: {title}\nDate: Tue, 02 Jan 2024 11:00:00 +0000\n"
+               f"X-Pstkit-Item-Class: {cls}\nContent-Type: text/plain; charset=utf-8\n\n"
+               ).encode() + text.encode()
+    names = NameMap()
+    m, _notes = to_item(raw, kind, [], None, names.id)
+    p = read_back(m, names)
+    assert note_text(p) == text and p.text(0x001A) == cls
 def test_checksum_is_the_one_outlook_writes(corpus: Path) -> None:
     """dist-list.pst (Outlook-made): one of its long properties is the CRC of the member
     entry ids, as `dl_checksum` computes it."""

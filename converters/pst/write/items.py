@@ -55,10 +55,11 @@ from .parts import data_of, split_parts
 
 CLASSES = {ItemKind.CONTACT: "IPM.Contact", ItemKind.DISTLIST: "IPM.DistList",
            ItemKind.EVENT: "IPM.Appointment", ItemKind.TASK: "IPM.Task",
-           ItemKind.NOTE: "IPM.StickyNote"}
+           ItemKind.NOTE: "IPM.StickyNote", ItemKind.JOURNAL: "IPM.Activity"}
 UID = (PS_PSTKIT, "Uid")  # the iCalendar UID, so that a round trip keeps it
 MESSAGE_ID = (PS_PSTKIT, "MessageId")  # and the stored form's Message-ID
 PSETID_NOTE = "0006200e-0000-0000-c000-000000000046"
+PSETID_LOG = "0006200a-0000-0000-c000-000000000046"
 _CARD = ("text/vcard", "text/x-vcard", "text/directory", "text/calendar")
 
 
@@ -66,8 +67,6 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
             ids: Ids) -> tuple[Message, list[str]]:
     """The MAPI form of one stored non-mail item and what of it could not be kept;
     ValueError when it cannot be made at all."""
-    if kind not in CLASSES:
-        raise ValueError(f"{kind} items cannot be written to a PST yet")
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     plain, _html, parts = split_parts(msg)
     card = next((p for p in parts if p.get_content_type() in _CARD), None)
@@ -75,9 +74,13 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
     # vCard and iCalendar are UTF-8 unless the part says otherwise (RFC 6350 3.1, 5545 3.1.4)
     text = data_of(card).decode(card.get_content_charset() or "utf-8", "replace") if \
         card is not None else ""
-    own, recipients, exceptions, notes = _kind_props(kind, text, rest, ids)
-    if kind is ItemKind.NOTE and _date_header(msg) is not None:
-        own.append(systime(0x3008, _date_header(msg)))  # type: ignore[arg-type]
+    if kind in (ItemKind.NOTE, ItemKind.JOURNAL):
+        changed = _date_header(msg)
+        parts_: Parts = (note_props(kind, plain or "", ids) + (
+            [systime(0x3008, changed)] if changed is not None else []), [], [], [])
+    else:
+        parts_ = _kind_props(kind, text, rest, ids)
+    own, recipients, exceptions, notes = parts_
     if msg.get("Message-ID"):
         own.append(unicode(ids(MESSAGE_ID), str(msg.get("Message-ID")).strip()))
     attachments = [_attachment(p, i, 0) for i, p in enumerate(rest)]
@@ -86,7 +89,8 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
             attachments.append(att)
         else:
             attachments[i] = att
-    body = plain or None  # an empty body is no body (readpst would show an empty NOTE)
+    # an empty body is no body (readpst would show an empty NOTE); a note's is in `own`
+    body = None if kind in (ItemKind.NOTE, ItemKind.JOURNAL) else plain or None
     cls = str(msg.get("X-Pstkit-Item-Class", "") or CLASSES[kind]).strip()
     props = _envelope(msg, cls, body, received, set(flags), bool(attachments)) + own
     if received is not None and not any(p[0] == 0x3007 for p in props):
@@ -102,9 +106,6 @@ def _kind_props(kind: ItemKind, text: str, rest: list[PyMessage], ids: Ids) -> P
         return contact_props(lines(text), ids), [], [], []
     if kind is ItemKind.DISTLIST:
         return distlist_props(lines(text), ids), [], [], []
-    if kind is ItemKind.NOTE:
-        return [long(ids((PSETID_NOTE, 0x8B00)), 3), long(ids((PSETID_NOTE, 0x8B02)), 200),
-                long(ids((PSETID_NOTE, 0x8B03)), 166)], [], [], []
     comps = components(text)
     if kind is ItemKind.TASK:
         todo = next((c for c in comps if c.name == "VTODO"), None)
@@ -112,6 +113,31 @@ def _kind_props(kind: ItemKind, text: str, rest: list[PyMessage], ids: Ids) -> P
             raise ValueError("a task without a VTODO")
         return task(todo, ids) + _uid(todo, ids), [], [], []
     return _event(comps, calendar_zones(text), rest, ids)
+
+
+def note_props(kind: ItemKind, text: str, ids: Ids) -> list[Prop]:
+    """A sticky note ([MS-OXONOTE] 2.2.1: color yellow, width, height) or a journal entry
+    ([MS-OXOJRNL] 2.2.1: type, start, end) from the text `pst.cards.note_text` made: the
+    title line, for a journal its "Type:", "Start:" and "End:" lines, a blank line, then
+    the body."""
+    head, sep, body = text.replace("\r\n", "\n").partition("\n\n")
+    lines = head.split("\n") if sep else [head]
+    props = [unicode(0x1000, body.replace("\n", "\r\n"))] if body else []
+    if kind is ItemKind.NOTE:
+        return [*props, long(ids((PSETID_NOTE, 0x8B00)), 3),
+                long(ids((PSETID_NOTE, 0x8B02)), 200), long(ids((PSETID_NOTE, 0x8B03)), 166)]
+    for line in lines[1:]:
+        label, _, value = line.partition(": ")
+        if label == "Type":
+            props.append(unicode(ids((PSETID_LOG, 0x8700)), value))
+        elif label in ("Start", "End"):
+            try:
+                when = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            lid = 0x8706 if label == "Start" else 0x8708
+            props.append(systime(ids((PSETID_LOG, lid)), when))
+    return props
 
 
 def _uid(c: Component, ids: Ids) -> list[Prop]:

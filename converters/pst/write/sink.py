@@ -8,8 +8,8 @@ state (no file), never a half-valid PST. The ledger key holds the new file's rec
 so a re-run after a crash delivers everything again into a fresh file; the deliveries of
 a file that never got finished are never looked at again. Appending to an existing PST is
 not built yet: a target file that exists is refused (plan and verify read it).
-Contacts, distribution lists, events, tasks and notes become Outlook items (`items`);
-journal entries are reported as not written.
+Contacts, distribution lists, events, tasks, notes and journal entries become Outlook
+items (`items`).
 """
 
 from __future__ import annotations
