@@ -110,13 +110,20 @@ def _header(msg: PyMessage, name: str) -> str:
     value = msg.get(name)
     if value is None:
         return ""
-    if isinstance(value, email.header.Header):  # raw 8-bit bytes (compat32: unknown-8bit)
-        value = "".join(_eight_bit(data, charset)
-                        for data, charset in email.header.decode_header(value))
+    value = _text(value)
     try:
         return str(email.header.make_header(email.header.decode_header(str(value))))
     except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
         return str(value)
+
+
+def _text(value: object) -> str:
+    """A header value as text: compat32 hands raw 8-bit bytes over as an unknown-8bit
+    Header, whose str() would make them U+FFFD."""
+    if isinstance(value, email.header.Header):
+        return "".join(_eight_bit(data, charset)
+                       for data, charset in email.header.decode_header(value))
+    return str(value)
 
 
 def _eight_bit(data: bytes | str, charset: str | None) -> str:
@@ -193,7 +200,8 @@ def header_block(raw: bytes) -> str:
                                          and out)):
             break
         out.append(line.rstrip(b"\r"))
-    return (b"\r\n".join(out) + b"\r\n\r\n").decode("utf-8", "replace") if out else ""
+    # raw 8-bit bytes stay escaped: `unicode` reads them as UTF-8, else Windows-1252
+    return (b"\r\n".join(out) + b"\r\n\r\n").decode("utf-8", "surrogateescape") if out else ""
 
 
 def _importance(msg: PyMessage) -> int:
@@ -222,7 +230,7 @@ def _date(value: object) -> datetime | None:
 
 
 def _addresses(msg: PyMessage, name: str) -> list[tuple[str, str]]:
-    values = [str(v) for v in msg.get_all(name, [])]
+    values = [_text(v) for v in msg.get_all(name, [])]
     decoded = [str(email.header.make_header(email.header.decode_header(v)))
                if "=?" in v else v for v in values] if values else []
     return [(n, a) for n, a in getaddresses(decoded) if n or a]
