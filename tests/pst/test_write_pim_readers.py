@@ -14,9 +14,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pstkit.converters.pst.props import parse_name_map
+from pstkit.converters.pst.source import PstSource
+from pstkit.location import Location
+from pstkit.options import ConnectOptions
 from tests.helpers import cli
 
 pypff = pytest.importorskip("pypff")
@@ -98,3 +103,53 @@ def test_readers_see_the_same_items(corpus: Path, tmp_path: Path, name: str) -> 
     for folder, kinds in made.items():
         kept = [k for k in kinds if not k.startswith("IPM.Microsoft.ScheduleData")]
         assert written.get(folder, []) == kept, folder
+
+
+def outlook_named(path: Path, cls: str) -> dict[tuple[str, int | str], tuple[int, bytes]]:
+    """The named properties (by property set and LID) of the first item of class `cls`."""
+    source = PstSource(Location("pst", str(path)), ConnectOptions())
+    streams = {pid: raw for pid, _t, raw in source._node_entries(0x61, "name_map", "")}
+    ids = {v: k for k, v in parse_name_map(streams.get(2, b""), streams.get(3, b""),
+                                           streams.get(4, b"")).items()}
+    f = pypff.file()
+    f.open(str(path))
+
+    def walk(folder: Any) -> list[Any]:
+        own = [folder.get_sub_message(i) for i in range(folder.number_of_sub_messages)]
+        return own + [m for i in range(folder.number_of_sub_folders)
+                      for m in walk(folder.get_sub_folder(i))]
+
+    for item in walk(f.root_folder):
+        entries = list(item.record_sets[0].entries)
+        found = {e.entry_type: e for e in entries}
+        if 0x1A in found and found[0x1A].get_data_as_string() == cls:
+            out = {ids[e.entry_type]: (e.value_type, bytes(e.data or b""))
+                   for e in entries if e.entry_type in ids}
+            f.close()
+            return out
+    f.close()
+    raise AssertionError(f"no {cls} in {path}")
+
+
+APPOINTMENT = "00062002-0000-0000-c000-000000000046"
+ADDRESS = "00062004-0000-0000-c000-000000000046"
+#: properties whose bytes equal those Outlook wrote in dist-list.pst: the recurrence blob
+#: with its exceptions, the three time zone definitions, clip start/end; a contact's
+#: e-mail address fields, file-as and address book list; the list's one-off members
+SAME_AS_OUTLOOK = {
+    "IPM.Appointment": [(APPOINTMENT, lid) for lid in (0x8216, 0x825E, 0x825F, 0x8260, 0x8233,
+                                                       0x8235, 0x8236, 0x8223, 0x8215)],
+    "IPM.Contact": [(ADDRESS, lid) for lid in (0x8080, 0x8082, 0x8083, 0x8084, 0x8085, 0x8005,
+                                               0x8006, 0x8028, 0x8029)],
+    "IPM.DistList": [(ADDRESS, lid) for lid in (0x8053, 0x8054, 0x8005, 0x8006)],
+}
+
+
+@pytest.mark.parametrize("cls", sorted(SAME_AS_OUTLOOK))
+def test_properties_equal_those_outlook_wrote(corpus: Path, tmp_path: Path, cls: str) -> None:
+    original, store, pst = corpus / "pst" / "dist-list.pst", tmp_path / "s", tmp_path / "w.pst"
+    assert cli("--quiet", "export", str(original), str(store))[0] == 0
+    assert cli("--quiet", "import", str(store), f"pst:{pst}")[0] == 0
+    want, got = outlook_named(original, cls), outlook_named(pst, cls)
+    for name in SAME_AS_OUTLOOK[cls]:
+        assert want.get(name) is not None and got.get(name) == want.get(name), name

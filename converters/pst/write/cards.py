@@ -45,7 +45,9 @@ _ADR = {"WORK": ((0x3A2B, 0x3A29, 0x3A27, 0x3A28, 0x3A2A, 0x3A26), 0x801B,
                  (0x804A, 0x8045, 0x8046, 0x8047, 0x8048, 0x8049)),
         "HOME": ((0x3A5E, 0x3A5D, 0x3A59, 0x3A5C, 0x3A5B, 0x3A5A), 0x801A, ()),
         "POSTAL": ((0x3A64, 0x3A63, 0x3A5F, 0x3A62, 0x3A61, 0x3A60), 0x801C, ())}
-_EMAIL_LIDS = (0x8080, 0x8090, 0x80A0)  # Email1/2/3 display name; +2 type, +3, +4, +5
+_EMAIL_LIDS = (0x8080, 0x8090, 0x80A0)
+#: one-off entry id flags of an Outlook-made contact's addresses: Unicode, no rich text
+_OUTLOOK_ONE_OFF = 0x8001  # Email1/2/3 display name; +2 type, +3, +4, +5
 
 
 def _named(ids: Ids, lid: int, value: Prop) -> Prop:
@@ -77,6 +79,8 @@ def contact_props(card: Sequence[Line], ids: Ids) -> list[Prop]:
     file_as = f"{surname}, {' '.join(x for x in (given, middle) if x)}" if surname and given \
         else name  # Outlook's default: "Last, First Middle"
     props.append(_named(ids, 0x8005, unicode(0, file_as)))
+    # PidLidFileUnderId (2.2.1.1.12): "Last, First Middle", else the text of FileUnder
+    props.append(_named(ids, 0x8006, long(0, 0x8017 if surname and given else 0xFFFFFFFF)))
     org = _first(card, "ORG")
     if org is not None:
         for pid, value in zip((0x3A16, 0x3A18), org.parts(), strict=False):
@@ -98,15 +102,15 @@ def _emails(card: Sequence[Line], name: str, ids: Ids) -> list[Prop]:
     addrs = [line.text() for line in card if line.name == "EMAIL" and line.text()][:3]
     out: list[Prop] = []
     for lid, addr in zip(_EMAIL_LIDS, addrs, strict=False):
-        shown = f"{name} ({addr})" if name else addr
+        shown = name or addr  # as in Outlook-made contacts (dist-list.pst)
         out += [_named(ids, lid, unicode(0, shown)), _named(ids, lid + 2, unicode(0, "SMTP")),
                 _named(ids, lid + 3, unicode(0, addr)), _named(ids, lid + 4, unicode(0, addr)),
-                _named(ids, lid + 5, binary(0, one_off(shown, addr)))]
+                _named(ids, lid + 5, binary(0, one_off(shown, addr, _OUTLOOK_ONE_OFF)))]
     if addrs:  # PidLidAddressBookProviderEmailList / ...ArrayType (2.2.1.2.12, 2.2.1.2.13)
         slots = list(range(len(addrs)))
+        # a fixed-size multi-value is a packed array, no count (MS-PST 2.3.3.4.1)
         out += [(ids((PSETID_ADDRESS, 0x8028)), PT_MV_LONG,
-                 len(slots).to_bytes(4, "little") + b"".join(s.to_bytes(4, "little")
-                                                             for s in slots)),
+                 b"".join(s.to_bytes(4, "little") for s in slots)),
                 _named(ids, 0x8029, long(0, (1 << len(addrs)) - 1))]
     return out
 
@@ -177,11 +181,11 @@ def distlist_props(card: Sequence[Line], ids: Ids) -> list[Prop]:
     ids in both member lists, and the checksum (2.2.2.2.3)."""
     fn = _first(card, "FN")
     name = fn.text() if fn else ""
-    entries = [one_off(who, addr) for who, addr in members(card)]
+    entries = [one_off(who, addr, _OUTLOOK_ONE_OFF) for who, addr in members(card)]
     rev = _first(card, "REV")
     changed = [systime(0x3008, t) for t in [_stamp(rev.value) if rev else None] if t]
     return [*changed, unicode(0x3001, name), _named(ids, 0x8053, unicode(0, name)),
-            _named(ids, 0x8005, unicode(0, name)),
+            _named(ids, 0x8005, unicode(0, name)), _named(ids, 0x8006, long(0, 0xFFFFFFFF)),
             (ids((PSETID_ADDRESS, 0x8055)), PT_MV_BINARY, multi_binary(entries)),
             (ids((PSETID_ADDRESS, 0x8054)), PT_MV_BINARY, multi_binary(entries)),
             _named(ids, 0x804C, long(0, dl_checksum(entries)))]

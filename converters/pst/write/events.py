@@ -41,7 +41,7 @@ PSETID_COMMON = "00062008-0000-0000-c000-000000000046"
 PSETID_TASK = "00062003-0000-0000-c000-000000000046"
 Ids = Callable[[tuple[str, str | int]], int]
 PT_DOUBLE = 0x0005
-NEVER = datetime(4500, 8, 31, 23, 59, tzinfo=UTC)  # clip end of a series without end
+NEVER = datetime(4500, 8, 31, 23, 59)  # clip end of a series without end (local)
 _RECUR_TYPE = {"DAILY": 1, "WEEKLY": 2, "MONTHLY": 3, "YEARLY": 4}
 
 
@@ -252,9 +252,9 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
 
 def _zone_props(ids: Ids, zone: Zone, year: int, recurring: bool) -> list[Prop]:
     a = PSETID_APPOINTMENT
-    display = tzdefinition(zone, year, recurring=False)
-    out = [_named(ids, a, 0x825E, (0, 0x0102, display)),
-           _named(ids, a, 0x825F, (0, 0x0102, display))]
+    start = tzdefinition(zone, year, recurring=False, only_current=True)
+    out = [_named(ids, a, 0x825E, (0, 0x0102, start)),  # as Outlook: the rule in force
+           _named(ids, a, 0x825F, (0, 0x0102, tzdefinition(zone, year, recurring=False)))]
     if recurring:
         out += [_named(ids, a, 0x8260, (0, 0x0102, tzdefinition(zone, year))),
                 _named(ids, a, 0x8233, (0, 0x0102, tzstruct(zone, year))),
@@ -268,7 +268,7 @@ def _series(c: Component, begin: When, end: When, zones: dict[str, Zone],
     """The recurrence properties, the changed occurrences and what could not be kept."""
     a, rrule = PSETID_APPOINTMENT, c.text("RRULE")
     gone = [_local_date(moment(x, zones), begin) for x in c.lines if x.name == "EXDATE"]
-    changed = [_changed(x, begin, zones) for x in exceptions]
+    changed = [_changed(c, x, begin, zones) for x in exceptions]
     kept = [(x, ch, w) for x, ch_w in zip(exceptions, changed, strict=True) if ch_w
             for ch, w in [ch_w]]
     notes = [f"{len(changed) - len(kept)} changed occurrence(s) without readable times "
@@ -279,11 +279,14 @@ def _series(c: Component, begin: When, end: When, zones: dict[str, Zone],
         return [], [], [f"recurrence not kept ({e}): only the first occurrence is written"]
     kind = _RECUR_TYPE.get(rrule.upper().split("FREQ=")[-1].split(";")[0], 0)
     last = series_end(rrule, begin.local.date())
-    midnight = datetime.combine(last, datetime.min.time()) if last is not None else None
-    clip_end = NEVER if midnight is None else zone_utc(begin, midnight)
+    # PidLidClipStart/ClipEnd (2.2.1.14-15): local midnight of the first and last dates,
+    # 4500-08-31 23:59 local without end; in UTC, as Outlook writes them
+    clip_start = zone_utc(begin, datetime.combine(begin.local.date(), datetime.min.time()))
+    clip_end = zone_utc(begin, NEVER if last is None else datetime.combine(
+        last, datetime.min.time()))
     props = [_named(ids, a, 0x8223, boolean(0, True)), _named(ids, a, 0x8216,
              (0, 0x0102, blob)), _named(ids, a, 0x8231, long(0, kind)),
-             _named(ids, a, 0x8235, systime(0, begin.utc)),
+             _named(ids, a, 0x8235, systime(0, clip_start)),
              _named(ids, a, 0x8236, systime(0, clip_end))]  # fmt: skip
     return props, kept, notes
 
@@ -298,8 +301,10 @@ def _local_date(w: When, series: When) -> date:
     return w.local.date()
 
 
-def _changed(x: Component, begin: When, zones: dict[str, Zone]
+def _changed(series: Component, x: Component, begin: When, zones: dict[str, Zone]
              ) -> tuple[Changed, When] | None:
+    """A RECURRENCE-ID VEVENT: its times in the series' zone, and what it overrides
+    (subject, location, body: only where it differs from the series)."""
     rid = x.first("RECURRENCE-ID")
     span = times(x, zones)
     if rid is None or span is None:
@@ -313,9 +318,12 @@ def _changed(x: Component, begin: When, zones: dict[str, Zone]
             return w.local if w.all_day or w.zone is not None else w.utc.replace(tzinfo=None)
         return begin.zone.to_local(w.utc)
 
-    subject = x.text("SUMMARY") if x.first("SUMMARY") is not None else None
-    location = x.text("LOCATION") if x.first("LOCATION") is not None else None
-    return Changed(local(original), local(span[0]), local(span[1]), subject, location), original
+    def own(name: str) -> str | None:
+        differs = x.first(name) is not None and x.text(name) != series.text(name)
+        return x.text(name) if differs else None
+
+    return Changed(local(original), local(span[0]), local(span[1]), own("SUMMARY"),
+                   own("LOCATION"), own("DESCRIPTION") is not None), original
 
 
 def task(c: Component, ids: Ids) -> list[Prop]:

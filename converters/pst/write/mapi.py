@@ -250,11 +250,10 @@ def _sender(msg: PyMessage) -> list[Prop]:
     return out
 
 
-def one_off(name: str, addr: str) -> bytes:
+def one_off(name: str, addr: str, flags: int = 0x8000 | 0x1000) -> bytes:
     """A one-off entry id (MS-OXCDATA 2.2.5.1) for an SMTP address, Unicode strings."""
     text = "\0".join((name, "SMTP", addr)) + "\0"
-    return b"\0" * 4 + _ONE_OFF + struct.pack("<HH", 0, 0x8000 | 0x1000) + unicode(
-        0, text)[2]
+    return b"\0" * 4 + _ONE_OFF + struct.pack("<HH", 0, flags) + unicode(0, text)[2]
 
 
 def _recipients(msg: PyMessage) -> list[list[Prop]]:

@@ -29,10 +29,12 @@ from pstkit.converters.pim.tzrules import DAYS, Rule, Transition, Zone
 DAILY, WEEKLY, MONTHLY, YEARLY = 0x200A, 0x200B, 0x200C, 0x200D
 PT_DAY, PT_WEEK, PT_MONTH, PT_MONTH_NTH, PT_MONTH_END = 0, 1, 2, 3, 4
 END_DATE, END_COUNT, END_NEVER = 0x2021, 0x2022, 0x2023
+#: TZRULE's 14 unused bytes, as Outlook fills them (a January 1st)
+_X = struct.pack("<7H", 1, 0, 1, 0, 0, 0, 0)
 NEVER_DATE = 0x5AE980DF  # EndDate of a series without end (2.2.1.44.1)
 _EPOCH = datetime(1601, 1, 1)
 _MAX_OCCURRENCES = 10_000  # expanding a rule to find its count or last date stops here
-ARO_SUBJECT, ARO_LOCATION = 0x0001, 0x0010
+ARO_SUBJECT, ARO_LOCATION, ARO_EXCEPTIONAL_BODY = 0x0001, 0x0010, 0x0200
 
 
 class RecurrenceError(ValueError):
@@ -49,6 +51,7 @@ class Changed:
     end: datetime
     subject: str | None = None
     location: str | None = None
+    body: bool = False  # the occurrence has its own body (in its exception item)
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,7 @@ def recurrence_blob(rrule: str, start: datetime, end: datetime,
 
 def _flags(c: Changed) -> int:
     return (ARO_SUBJECT if c.subject is not None else 0) | (
-        ARO_LOCATION if c.location is not None else 0)
+        ARO_LOCATION if c.location is not None else 0) | (ARO_EXCEPTIONAL_BODY if c.body else 0)
 
 
 def _ansi(text: str) -> bytes:
@@ -289,7 +292,7 @@ def _ansi(text: str) -> bytes:
 def _exception_info(c: Changed) -> bytes:
     """ExceptionInfo (2.2.1.44.2): times, then the overridden fields in flag order."""
     out = struct.pack("<IIIH", minutes(c.start), minutes(c.end), minutes(c.original),
-                      _flags(c))
+                      _flags(c))  # (ARO_EXCEPTIONAL_BODY has no data here)
     if c.subject is not None:
         out += _ansi(c.subject)
     if c.location is not None:
@@ -305,7 +308,7 @@ def _wide(text: str) -> bytes:
 def _extended(c: Changed) -> bytes:
     """ExtendedException (2.2.1.44.3): no change highlight; Unicode subject/location."""
     out = struct.pack("<III", 4, 0, 0)  # ChangeHighlightSize, Value, ReservedBlockEE1Size
-    if _flags(c):
+    if _flags(c) & (ARO_SUBJECT | ARO_LOCATION):
         out += struct.pack("<III", minutes(c.start), minutes(c.end), minutes(c.original))
         out += _wide(c.subject) if c.subject is not None else b""
         out += _wide(c.location) if c.location is not None else b""
@@ -335,18 +338,22 @@ def tzstruct(zone: Zone, year: int) -> bytes:
             + struct.pack("<H", 0) + _systemtime(rule.to_daylight))
 
 
-def tzdefinition(zone: Zone, year: int, recurring: bool = True) -> bytes:
-    """A TZDEFINITION (2.2.1.41) with the zone's name and every rule (TZRULE, 2.2.1.41.1);
+def tzdefinition(zone: Zone, year: int, recurring: bool = True, only_current: bool = False
+                 ) -> bytes:
+    """A TZDEFINITION (2.2.1.41) with the zone's name and its rules (TZRULE, 2.2.1.41.1);
     the rule in force in `year` is flagged as Outlook does (RECUR_CURRENT_TZREG for the
-    recurrence's, EFFECTIVE_TZREG for the display ones)."""
-    name = zone.tzid.encode("utf-16-le")[: 2 * 260]
-    header = struct.pack("<HH", 0x0002, len(name) // 2) + name + struct.pack("<H",
-                                                                             len(zone.rules))
-    out = struct.pack("<BBH", 2, 1, len(header)) + header
+    recurrence's, EFFECTIVE_TZREG for the display ones). `only_current`: that rule alone,
+    as Outlook writes PidLidAppointmentTimeZoneDefinitionStartDisplay."""
     current = max(i for i, y in enumerate(zone.years) if i == 0 or y <= year)
-    for i, rule in enumerate(zone.rules):
-        year = zone.years[i] if i else 1601
+    picked = [current] if only_current else list(range(len(zone.rules)))
+    name = zone.tzid.encode("utf-16-le")[: 2 * 260]
+    header = struct.pack("<HH", 0x0002, len(name) // 2) + name + struct.pack("<H", len(picked))
+    out = struct.pack("<BBH", 2, 1, len(header)) + header
+    for i in picked:
+        rule = zone.rules[i]
+        # the first rule's year: the one before the next rule's, else `year` (as Outlook)
+        first = zone.years[i] if i else (zone.years[1] - 1 if len(zone.years) > 1 else year)
         flags = (0x0003 if recurring else 0x0002) if i == current else 0
-        out += struct.pack("<BBHHH", 2, 1, 0x3E, flags, year) + b"\0" * 14
+        out += struct.pack("<BBHHH", 2, 1, 0x3E, flags, first) + _X
         out += _biases(rule) + _systemtime(rule.to_standard) + _systemtime(rule.to_daylight)
     return out
