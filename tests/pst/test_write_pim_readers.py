@@ -11,8 +11,11 @@ modification time where an item has none (SampleOstFile.ost, see NOT_KEPT)."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +23,15 @@ import pytest
 
 from pstkit.converters.pst.props import parse_name_map
 from pstkit.converters.pst.source import PstSource
+from pstkit.converters.pst.write.sink import PstSink
 from pstkit.location import Location
+from pstkit.model import ItemKind
 from pstkit.options import ConnectOptions
 from tests.helpers import cli
+
+from .test_write_cards import calendar
+from .test_write_cards import stored as wrap
+from .test_write_fuzz import stored
 
 pypff = pytest.importorskip("pypff")
 PSTS = ["dist-list.pst", "aspose_SampleContacts.pst", "aspose_source.pst", "SampleOstFile.ost"]
@@ -153,3 +162,76 @@ def test_properties_equal_those_outlook_wrote(corpus: Path, tmp_path: Path, cls:
     want, got = outlook_named(original, cls), outlook_named(pst, cls)
     for name in SAME_AS_OUTLOOK[cls]:
         assert want.get(name) is not None and got.get(name) == want.get(name), name
+
+
+def _libpst_rule(line: str) -> dict[str, object]:
+    """readpst's RRULE (libpst 0.6.76 separates BYDAY values with ';' and writes the last
+    weekday of a month as BYSETPOS=5) -> comparable parts."""
+    parts: dict[str, object] = {"INTERVAL": "1"}
+    key = ""
+    for item in line.removeprefix("RRULE:").split(";"):
+        name, eq, value = item.partition("=")
+        if not eq and key == "BYDAY":
+            parts["BYDAY"] = {*parts["BYDAY"], name}  # type: ignore[misc]
+            continue
+        key = name
+        parts[name] = set(value.split(",")) if name == "BYDAY" else value
+    if parts.get("BYSETPOS") == "5":
+        parts["BYSETPOS"] = "-1"
+    parts.pop("BYMONTH", None)  # libpst adds the start's month to yearly rules
+    return parts
+
+
+@pytest.mark.skipif(shutil.which("readpst") is None, reason="readpst (pst-utils) not installed")
+@pytest.mark.parametrize("seed", [1, 2])
+def test_readpst_decodes_the_recurrence_blobs(tmp_path: Path, seed: int) -> None:
+    """libpst's own decoder of PidLidAppointmentRecur reads the rule of seeded random
+    series back (frequency, interval, count, weekdays, month day, nth weekday)."""
+    rnd = random.Random(seed)
+    days = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")
+    out, rules = tmp_path / "r.pst", {}
+    sink = PstSink(Location("pst", str(out)), ConnectOptions())
+    sink.ensure_folder(("Calendar",), None)
+    for i in range(30):
+        start = date(2020, 1, 1) + timedelta(days=rnd.randrange(1500))
+        freq, n, count = rnd.choice(("DAILY", "WEEKLY", "MONTHLY", "YEARLY")), rnd.randrange(
+            1, 4), rnd.randrange(2, 20)
+        want: dict[str, object] = {"FREQ": freq, "COUNT": str(count), "INTERVAL": str(n)}
+        by = ""
+        if freq == "WEEKLY":
+            picked = {days[d] for d in rnd.sample(range(7), rnd.randrange(1, 4))}
+            by, want["BYDAY"] = ";BYDAY=" + ",".join(sorted(picked)), picked
+        elif freq == "MONTHLY" and rnd.random() < 0.5:
+            day, pos = days[rnd.randrange(7)], rnd.choice((1, 2, 3, 4, -1))
+            by, want["BYDAY"], want["BYSETPOS"] = f";BYDAY={day};BYSETPOS={pos}", {day}, str(pos)
+        elif freq != "DAILY":
+            want["BYMONTHDAY"] = str(start.day)
+        if freq == "YEARLY":
+            want.pop("INTERVAL")  # libpst writes no INTERVAL for yearly series
+            n = 1
+        rule = f"FREQ={freq};INTERVAL={n}{by};COUNT={count}"
+        rules[f"r{i}"] = {k: v for k, v in want.items() if not (k == "INTERVAL" and v == "1")}
+        ev = (f"BEGIN:VEVENT\nUID:u{i}\nDTSTAMP:20240101T000000Z\nDTSTART:{start:%Y%m%d}T093000Z"
+              f"\nDTEND:{start:%Y%m%d}T103000Z\nSUMMARY:r{i}\nRRULE:{rule}\nEND:VEVENT\n")
+        raw = wrap("IPM.Appointment", f"r{i}", "", "e.ics", "text/calendar", calendar(ev))
+        msg = replace(stored(i), kind=ItemKind.EVENT, folder=("Calendar",))
+        assert sink.put_batch(("Calendar",), [(msg, raw)])[0].note == ""  # type: ignore[union-attr]
+    sink.close()
+    got = readpst_rules(out, tmp_path / "rp")
+    for name, want in rules.items():
+        parts = _libpst_rule(got[name])
+        if parts.get("INTERVAL") == "1":
+            parts.pop("INTERVAL")
+        assert parts == want and len(parts) >= 2, (name, got[name])
+
+
+def readpst_rules(pst: Path, out: Path) -> dict[str, str]:
+    out.mkdir()
+    subprocess.run(["readpst", "-q", "-j", "0", "-D", "-M", "-o", str(out), str(pst)],
+                   check=True, capture_output=True, timeout=120)
+    found = {}
+    for f in (p for p in out.rglob("*") if p.is_file()):
+        lines = f.read_text(errors="replace").splitlines()
+        summary = next((x[8:] for x in lines if x.startswith("SUMMARY:")), "")
+        found[summary] = next((x for x in lines if x.startswith("RRULE:")), "")
+    return found
