@@ -26,7 +26,7 @@ from pstkit.converters.pim.content import Line, lines
 from pstkit.converters.pim.ical_tz import zones_in
 from pstkit.converters.pim.tzrules import Zone, ZoneError
 
-from .mapi import Prop, boolean, long, systime, unicode
+from .mapi import Prop, binary, boolean, long, one_off, systime, unicode
 from .recur import (
     Changed,
     RecurrenceError,
@@ -150,7 +150,7 @@ def times(c: Component, zones: dict[str, Zone]) -> tuple[When, When] | None:
     return begin, When(begin.utc + step, begin.local + step, begin.all_day, begin.zone)
 
 
-def _when_props(ids: Ids, begin: When, end: When) -> list[Prop]:
+def when_props(ids: Ids, begin: When, end: When) -> list[Prop]:
     a = PSETID_APPOINTMENT
     minutes = int((end.utc - begin.utc) // timedelta(minutes=1))
     return [_named(ids, a, 0x820D, systime(0, begin.utc)), _named(ids, a, 0x820E,
@@ -191,8 +191,6 @@ def common(c: Component) -> list[Prop]:
 
 
 def _party(line: Line, kind: int, flags: int) -> list[Prop]:
-    from .mapi import binary, one_off  # noqa: PLC0415 (kept next to its only use)
-
     addr = line.text()
     addr = addr[7:] if addr.lower().startswith("mailto:") else addr
     name = line.param("CN") or addr
@@ -234,7 +232,7 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
     changed: list[tuple[Component, Changed, When]] = []
     if span is not None:
         begin, end = span
-        props += _when_props(ids, begin, end) + alarm(c, ids, begin.utc)
+        props += when_props(ids, begin, end) + alarm(c, ids, begin.utc)
         zone = begin.zone
         if zone is not None:
             props += _zone_props(ids, zone, begin.local.year, c.first("RRULE") is not None)

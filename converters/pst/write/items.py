@@ -28,7 +28,6 @@ from .cards import Ids, contact_props, distlist_props
 from .events import (
     PSETID_APPOINTMENT,
     Component,
-    _when_props,
     calendar_zones,
     common,
     components,
@@ -36,6 +35,7 @@ from .events import (
     moment,
     task,
     times,
+    when_props,
 )
 from .mapi import (
     MSGFLAG_HASATTACH,
@@ -44,10 +44,10 @@ from .mapi import (
     Attachment,
     Message,
     Prop,
-    _attachment,
-    _header,
     boolean,
+    header_text,
     long,
+    part_attachment,
     systime,
     unicode,
 )
@@ -75,7 +75,7 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
     text = data_of(card).decode(card.get_content_charset() or "utf-8", "replace") if \
         card is not None else ""
     if kind in (ItemKind.NOTE, ItemKind.JOURNAL):
-        changed = _date_header(msg)
+        changed = _dateheader_text(msg)
         parts_: Parts = (note_props(kind, plain or "", ids) + (
             [systime(0x3008, changed)] if changed is not None else []), [], [], [])
     else:
@@ -83,7 +83,7 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
     own, recipients, exceptions, notes = parts_
     if msg.get("Message-ID"):
         own.append(unicode(ids(MESSAGE_ID), str(msg.get("Message-ID")).strip()))
-    attachments = [_attachment(p, i, 0) for i, p in enumerate(rest)]
+    attachments = [part_attachment(p, i, 0) for i, p in enumerate(rest)]
     for i, att in exceptions:
         if i is None:
             attachments.append(att)
@@ -166,7 +166,7 @@ def _exception(series: Component, x: Component, original: datetime, rest: list[P
     created = moment(stamp, {}).utc if stamp is not None else None
     index = next((i for i, p in enumerate(rest) if p.get_content_type() == "message/rfc822"
                   and created is not None and _date(p) == created), None)
-    base = _attachment(rest[index], index, 0) if index is not None else None
+    base = part_attachment(rest[index], index, 0) if index is not None else None
     inner = base.embedded if base is not None and base.embedded is not None else Message(
         [], [], [])
     # what equals the series' is left out: the exception inherits it (2.2.10.2)
@@ -179,7 +179,7 @@ def _exception(series: Component, x: Component, original: datetime, rest: list[P
     if x.first("LOCATION") is not None:
         props.append((ids((a, 0x8208)), 0x001F, unicode(0, x.text("LOCATION"))[2]))
     span = times(x, zones)
-    props += _when_props(ids, *span) if span is not None else []
+    props += when_props(ids, *span) if span is not None else []
     embedded = Message(_unique(props), inner.recipients, inner.attachments)
     att = [p for p in (base.props if base is not None else [long(0x3705, 5),
            unicode(0x3001, "Untitled")]) if p[0] not in (0x7FFE, 0x3714)]
@@ -201,7 +201,7 @@ def _date(part: PyMessage) -> datetime | None:
 
 def _envelope(msg: PyMessage, cls: str, body: str | None, received: datetime | None,
               flags: set[str], attached: bool) -> list[Prop]:
-    subject = _header(msg, "Subject")
+    subject = header_text(msg, "Subject")
     out = [unicode(0x001A, cls), unicode(0x0037, subject), unicode(0x0E1D, subject),
            long(0x0E07, (MSGFLAG_READ if "seen" in flags else 0)
                 | (MSGFLAG_UNSENT if "draft" in flags else 0)
@@ -214,7 +214,7 @@ def _envelope(msg: PyMessage, cls: str, body: str | None, received: datetime | N
     return out
 
 
-def _date_header(msg: PyMessage) -> datetime | None:
+def _dateheader_text(msg: PyMessage) -> datetime | None:
     value = msg.get("Date")
     try:
         return email.utils.parsedate_to_datetime(str(value)) if value else None

@@ -57,8 +57,9 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")  # a field name and its colon
 
 __all__ = ["PT_BINARY", "PT_BOOLEAN", "PT_LONG", "PT_UNICODE", "Attachment", "Message", "Prop",
-           "binary", "boolean", "header_block", "long", "one_off", "recover", "short_name",
-           "systime", "text_of", "to_mapi", "unicode"]
+           "binary", "boolean", "header_block", "header_text", "long", "one_off",
+           "part_attachment", "recover", "short_name", "systime", "text_of", "to_mapi",
+           "unicode"]
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,16 @@ def _attachment(part: PyMessage, index: int, depth: int) -> Attachment:
     if cid:
         props.append(unicode(0x3712, cid))
     return Attachment(props)
+
+
+def part_attachment(part: PyMessage, index: int, depth: int = 0) -> Attachment:
+    """A MIME part as an Outlook attachment (attached messages embedded); for `items`."""
+    return _attachment(part, index, depth)
+
+
+def header_text(msg: PyMessage, name: str) -> str:
+    """A header's decoded text (encoded words, raw 8-bit bytes); for `items`."""
+    return _header(msg, name)
 
 
 def _embedded_props(part: PyMessage, inner: Message) -> list[Prop]:
