@@ -217,6 +217,7 @@ def wrap_item(props: Props, kind: ItemKind, uid: str, attachments: tuple[Attachm
         date=props.time(PR_LAST_MODIFICATION_TIME) or props.time(PR_CREATION_TIME),
         bodies=(Body("text/plain", body.encode("utf-8"), "utf-8"),),
         attachments=atts,
+        message_id=props.text("PstkitMessageId"),  # an item pstkit wrote: as it was stored
         extra_headers=headers,
     )
 

@@ -143,13 +143,13 @@ class ItemReader:
         extras = Extras()
         attachments = self._attachments(body, extras, raw.nodes)
         notes = extras.notes
-        uid = raw.source_id
-        if kind is not ItemKind.MAIL:
-            return wrap_item(props, kind, f"pst-{uid}", attachments, tuple(notes),
+        uid = f"pst-{raw.source_id}"
+        if kind is not ItemKind.MAIL:  # an item pstkit wrote keeps the UID it came with
+            return wrap_item(props, kind, props.text("PstkitUid") or uid, attachments, tuple(notes),
                              tuple(extras.exceptions))
         method = meeting_method(props.text(PR_MESSAGE_CLASS))
         if method:  # a meeting request/reply/cancellation carries its event, as iMIP does
-            ics = event_ics(props, f"pst-{uid}", method).encode("utf-8")
+            ics = event_ics(props, uid, method).encode("utf-8")
             ctype = f"text/calendar; charset=utf-8; method={method}"
             attachments = (*attachments, Attachment("meeting.ics", ctype, ics))
         recipients = tuple(decode_props(r, self._codepage) for r in body.recipients)

@@ -45,6 +45,7 @@ from pstkit.converters.pst.props import (
     PR_CONTAINER_CLASS,
     PR_MESSAGE_CLASS,
     PR_PST_PASSWORD,
+    PS_PSTKIT,
     PS_PUBLIC_STRINGS,
     codec_option,
     codepage_name,
@@ -203,12 +204,17 @@ class PstSource:
         streams = {pid: raw for pid, _t, raw in self._node_entries(
             NID_NAME_TO_ID_MAP, "name_to_id_map", "named properties (categories, contact and "
             "event fields) are lost")}
-        keywords = (PS_PUBLIC_STRINGS, "Keywords")
+        keywords, uid = (PS_PUBLIC_STRINGS, "Keywords"), (PS_PSTKIT, "Uid")
+        mid = (PS_PSTKIT, "MessageId")
         names = parse_name_map(streams.get(2, b""), streams.get(3, b""), streams.get(4, b""),
-                               {*NAMED, keywords})
+                               {*NAMED, keywords, uid, mid})
         out = {pid: NAMED[name] for name, pid in names.items() if name in NAMED}
         if keywords in names:
             out[names[keywords]] = "Keywords"
+        if uid in names:  # the iCalendar UID of an item pstkit wrote
+            out[names[uid]] = "PstkitUid"
+        if mid in names:  # and the Message-ID its stored form had
+            out[names[mid]] = "PstkitMessageId"
         return out
 
     # --- Source protocol -------------------------------------------------

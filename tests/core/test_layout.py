@@ -82,7 +82,7 @@ def test_every_room_says_what_it_holds() -> None:
     ("where", "line", "expect"),
     [
         ("converters/ews/sink.py", "from pstkit.converters.pst import tz", "ews imports room pst"),
-        ("converters/graph/pim/text.py", "from ...imap import names", "graph imports room imap"),
+        ("converters/graph/pim/event.py", "from ...imap import names", "graph imports room imap"),
         ("converters/pim/tzrules.py", "import pstkit.converters.pst.tz", "pim imports room pst"),
         ("converters/local/mbox.py", "from converters.imap import conn", "imports converters.imap"),
         ("pstkit/store.py", "from pstkit.converters.local import maildir", "core imports"),

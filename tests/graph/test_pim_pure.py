@@ -10,7 +10,7 @@ import pytest
 from pstkit.converters.graph.pim.contact import contact, is_group
 from pstkit.converters.graph.pim.event import duration, event
 from pstkit.converters.graph.pim.recur import Unsupported, recurrence
-from pstkit.converters.graph.pim.text import find_part, lines, split_unescaped, unescape, unfold
+from pstkit.converters.pim.content import find_part, lines, split_unescaped, unescape, unfold
 from tests.servers.graph import pim_checks
 from tests.servers.graph.core import GraphError
 

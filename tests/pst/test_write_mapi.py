@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pstkit.converters.pst.rtf import decompress
 from pstkit.converters.pst.write.mapi import (
     MAX_DEPTH,
     MSGFLAG_HASATTACH,
@@ -185,3 +186,30 @@ def test_thread_and_sensitivity() -> None:
     assert long(m, 0x0036) == 3 and len(props(m)[0x300B]) == 16
     fresh = props(to_mapi(BASE + b"\r\nx"))[0x0071]
     assert len(fresh) == 22 and fresh[0] == 1  # a new conversation: header block only
+
+
+def test_rtf_alternative_becomes_the_rtf_body() -> None:
+    """A text/rtf alternative (as pstkit's reader writes a real RTF body) is PR_RTF_COMPRESSED
+    in its uncompressed form, which the reader's decompressor reads back; an attached .rtf
+    file stays an attachment."""
+    rtf = b"{\\rtf1\\ansi\\ansicpg1252 Hello {\\b bold}\\par}"
+    raw = BASE + (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n"
+                  b"--m\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n"
+                  b"--a\r\nContent-Type: text/plain\r\n\r\nHello bold\r\n"
+                  b"--a\r\nContent-Type: text/rtf\r\n\r\n" + rtf + b"\r\n--a--\r\n"
+                  b"--m\r\nContent-Type: text/rtf; name=x.rtf\r\n"
+                  b"Content-Disposition: attachment; filename=x.rtf\r\n\r\n{\\rtf1 x}\r\n--m--\r\n")
+    m = to_mapi(raw)
+    assert decompress(props(m)[0x1009]).rstrip(b"\r\n") == rtf
+    assert props(m)[0x0E1F][0] == 1  # PR_RTF_IN_SYNC
+    assert [a.props[2][2].decode("utf-16-le") for a in m.attachments] == ["x.rtf"]
+
+
+@pytest.mark.parametrize(("subject", "want"), [
+    ("Zoë Ämter".encode(), "Zoë Ämter"),  # raw UTF-8
+    (b"caf\xe9 cr\xe8me", "café crème"),  # raw Windows-1252
+    (b"=?utf-8?q?D=C3=B6ra?= here", "Döra here"),  # an encoded word
+])  # fmt: skip
+def test_raw_eight_bit_subject(subject: bytes, want: str) -> None:
+    m = to_mapi(b"Subject: " + subject + b"\r\n\r\nbody")
+    assert text(m, 0x0037) == want and text(m, 0x0E1D) == want

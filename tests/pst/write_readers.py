@@ -75,6 +75,9 @@ def attachment_key(ctype: str, data: bytes) -> str:
 def _decoded(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, email.header.Header):  # raw 8-bit bytes (compat32: unknown-8bit)
+        value = "".join(recover(d.decode("utf-8", "surrogateescape")) if isinstance(d, bytes)
+                        else d for d, _cs in email.header.decode_header(value))
     text = str(value)
     try:
         return str(email.header.make_header(email.header.decode_header(text)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pstkit.converters.graph.jsonmail import AttachmentPart
-from pstkit.converters.graph.pim.text import Line, lines
+from pstkit.converters.pim.content import Line, lines
 
 MAX_EMAILS = 3  # Graph's contact keeps at most three e-mail addresses
 METADATA = {"BEGIN", "END", "VERSION", "REV", "PRODID", "UID", "KIND", "SOURCE", "CLASS",

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pstkit.converters.graph.pim.contact import PimItem
 from pstkit.converters.graph.pim.recur import Unsupported, recurrence
-from pstkit.converters.graph.pim.text import Line, lines
+from pstkit.converters.pim.content import Line, lines
 from pstkit.converters.pim.ical_tz import zones_in
 from pstkit.converters.pim.tzrules import Zone
 

@@ -27,7 +27,7 @@ from pstkit.converters.graph.index import FolderIndex
 from pstkit.converters.graph.pim.contact import PimItem, contact, is_group
 from pstkit.converters.graph.pim.event import event
 from pstkit.converters.graph.pim.folders import CONTACTS, DENIED, PERMISSION, PimFolder
-from pstkit.converters.graph.pim.text import ICAL_TYPES, VCARD_TYPES, find_part
+from pstkit.converters.pim.content import ICAL_TYPES, VCARD_TYPES, find_part
 from pstkit.model import Delivered, ItemKind, StoredMessage
 from pstkit.protocols import Failed, TargetItem
 

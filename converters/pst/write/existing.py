@@ -1,6 +1,7 @@
 """What a PST that pstkit wrote holds, for `plan` and `verify` against it: the store's
 record key (part of the sink's ledger key), its folders with roles, and the items of one
-folder. Read with pstkit's own node reader. I/O.
+folder (with the fields `verify` compares for contacts and events, `pstkit.itemfields`).
+Read with pstkit's own node reader. I/O.
 """
 
 from __future__ import annotations
@@ -14,11 +15,20 @@ from pstkit.converters.pst.btree import READ_ERRORS, Ndb
 from pstkit.converters.pst.nodes import NodeReader, children
 from pstkit.converters.pst.props import parse_name_map
 from pstkit.errors import TargetWriteError
+from pstkit.itemfields import emails_text, utc_text
 from pstkit.model import FolderPath
 from pstkit.protocols import TargetItem
 
 from .messaging import NID_NAME_MAP, NID_STORE, NID_SUBTREE
 from .namemap import SOURCE_KEY
+from .values import filetime
+
+PSETID_ADDRESS = "00062004-0000-0000-c000-000000000046"
+PSETID_APPOINTMENT = "00062002-0000-0000-c000-000000000046"
+#: what verify compares, by name: Email1-3 addresses, StartWhole, EndWhole
+_FIELDS = {(PSETID_ADDRESS, 0x8083): "email", (PSETID_ADDRESS, 0x8093): "email",
+           (PSETID_ADDRESS, 0x80A3): "email", (PSETID_APPOINTMENT, 0x820D): "start",
+           (PSETID_APPOINTMENT, 0x820E): "end"}
 
 Entries = list[tuple[int, int, bytes]]
 
@@ -36,6 +46,7 @@ class Existing:
     paths: dict[FolderPath, int]  # path below the IPM subtree -> folder NID
     reader: NodeReader
     key_id: int  # property id of pstkit's stable key in this file (0: none)
+    fields: dict[int, str]  # property id -> compared field (see _FIELDS)
 
     @classmethod
     def open(cls, path: Path) -> Existing:
@@ -54,7 +65,9 @@ class Existing:
                     name = _text(reader.entries(kid), 0x3001)
                     paths[(*base, name)] = kid
                     todo.append(((*base, name), kid))
-            return cls(uid, paths, reader, _key_id(reader))
+            names = _names(reader)
+            return cls(uid, paths, reader, names.get(SOURCE_KEY, 0),
+                       {pid: _FIELDS[name] for name, pid in names.items() if name in _FIELDS})
         except READ_ERRORS as e:
             raise TargetWriteError(path, f"not a PST pstkit can read ({e})") from e
 
@@ -71,15 +84,28 @@ class Existing:
             size = next((int.from_bytes(r[:4], "little") for p, _t, r in entries
                          if p == 0x0E08), None)
             yield TargetItem(f"{m:#x}", size, _text(entries, 0x0037), _text(entries, 0x1035),
-                             _text(entries, self.key_id) if self.key_id else "")
+                             _text(entries, self.key_id) if self.key_id else "",
+                             fields=self._fields(entries))
+
+    def _fields(self, entries: Entries) -> tuple[tuple[str, str], ...]:
+        """A contact's name and addresses, an event's start and end; () for mail."""
+        cls = _text(entries, 0x001A).lower()
+        if cls.startswith(("ipm.contact", "ipm.distlist")):
+            mails = [_text(entries, p) for p, kind in self.fields.items() if kind == "email"]
+            out = [("name", _text(entries, 0x3001))]
+            return tuple(out + ([("emails", emails_text(mails))] if any(mails) else []))
+        if cls.startswith("ipm.appointment"):
+            times = [(self.fields[p], filetime(r)) for p, t, r in entries
+                     if t == 0x0040 and self.fields.get(p) in ("start", "end")]
+            return tuple((kind, utc_text(when)) for kind, when in times if when is not None)
+        return ()
 
 
-def _key_id(reader: NodeReader) -> int:
-    """Where pstkit's stable key lives in this file, from its name-to-id map."""
+def _names(reader: NodeReader) -> dict[tuple[str, str | int], int]:
+    """This file's ids of pstkit's stable key and the compared fields (name-to-id map)."""
     streams = {p: r for p, _t, r in reader.entries(NID_NAME_MAP)}
-    names = parse_name_map(streams.get(2, b""), streams.get(3, b""), streams.get(4, b""),
-                           {SOURCE_KEY})
-    return names.get(SOURCE_KEY, 0)
+    return parse_name_map(streams.get(2, b""), streams.get(3, b""), streams.get(4, b""),
+                          {SOURCE_KEY, *_FIELDS})
 
 
 __all__ = ["Existing", "struct"]

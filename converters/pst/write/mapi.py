@@ -29,6 +29,7 @@ from .parts import (
     extension,
     filename_of,
     html_body,
+    rtf_body,
     short_name,
     split_parts,
     suffix,
@@ -56,8 +57,9 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")  # a field name and its colon
 
 __all__ = ["PT_BINARY", "PT_BOOLEAN", "PT_LONG", "PT_UNICODE", "Attachment", "Message", "Prop",
-           "binary", "boolean", "header_block", "long", "one_off", "recover", "short_name",
-           "systime", "text_of", "to_mapi", "unicode"]
+           "binary", "boolean", "header_block", "header_text", "long", "one_off",
+           "part_attachment", "recover", "short_name", "systime", "text_of", "to_mapi",
+           "unicode"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = N
     props = [*_envelope(msg, received), unicode(0x007D, header_block(raw))]
     recipients = _recipients(msg)
     plain, html, parts = split_parts(msg)
+    rtf, parts = rtf_body(parts)
+    props += rtf
     if plain is not None:
         props.append(unicode(0x1000, plain))
     if html is not None:
@@ -107,10 +111,33 @@ def _header(msg: PyMessage, name: str) -> str:
     value = msg.get(name)
     if value is None:
         return ""
+    value = _text(value)
     try:
         return str(email.header.make_header(email.header.decode_header(str(value))))
     except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
         return str(value)
+
+
+def _text(value: object) -> str:
+    """A header value as text: compat32 hands raw 8-bit bytes over as an unknown-8bit
+    Header, whose str() would make them U+FFFD."""
+    if isinstance(value, email.header.Header):
+        return "".join(_eight_bit(data, charset)
+                       for data, charset in email.header.decode_header(value))
+    return str(value)
+
+
+def _eight_bit(data: bytes | str, charset: str | None) -> str:
+    """A header chunk: text as it is; bytes in their charset, undeclared ones read as
+    UTF-8, else Windows-1252."""
+    if isinstance(data, str):
+        return data
+    for codec in ((charset,) if charset and charset != "unknown-8bit" else ()) + ("utf-8",):
+        try:
+            return data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return data.decode("cp1252", "replace")
 
 
 def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
@@ -174,7 +201,8 @@ def header_block(raw: bytes) -> str:
                                          and out)):
             break
         out.append(line.rstrip(b"\r"))
-    return (b"\r\n".join(out) + b"\r\n\r\n").decode("utf-8", "replace") if out else ""
+    # raw 8-bit bytes stay escaped: `unicode` reads them as UTF-8, else Windows-1252
+    return (b"\r\n".join(out) + b"\r\n\r\n").decode("utf-8", "surrogateescape") if out else ""
 
 
 def _importance(msg: PyMessage) -> int:
@@ -203,7 +231,7 @@ def _date(value: object) -> datetime | None:
 
 
 def _addresses(msg: PyMessage, name: str) -> list[tuple[str, str]]:
-    values = [str(v) for v in msg.get_all(name, [])]
+    values = [_text(v) for v in msg.get_all(name, [])]
     decoded = [str(email.header.make_header(email.header.decode_header(v)))
                if "=?" in v else v for v in values] if values else []
     return [(n, a) for n, a in getaddresses(decoded) if n or a]
@@ -223,11 +251,10 @@ def _sender(msg: PyMessage) -> list[Prop]:
     return out
 
 
-def one_off(name: str, addr: str) -> bytes:
+def one_off(name: str, addr: str, flags: int = 0x8000 | 0x1000) -> bytes:
     """A one-off entry id (MS-OXCDATA 2.2.5.1) for an SMTP address, Unicode strings."""
     text = "\0".join((name, "SMTP", addr)) + "\0"
-    return b"\0" * 4 + _ONE_OFF + struct.pack("<HH", 0, 0x8000 | 0x1000) + unicode(
-        0, text)[2]
+    return b"\0" * 4 + _ONE_OFF + struct.pack("<HH", 0, flags) + unicode(0, text)[2]
 
 
 def _recipients(msg: PyMessage) -> list[list[Prop]]:
@@ -270,6 +297,16 @@ def _attachment(part: PyMessage, index: int, depth: int) -> Attachment:
     if cid:
         props.append(unicode(0x3712, cid))
     return Attachment(props)
+
+
+def part_attachment(part: PyMessage, index: int, depth: int = 0) -> Attachment:
+    """A MIME part as an Outlook attachment (attached messages embedded); for `items`."""
+    return _attachment(part, index, depth)
+
+
+def header_text(msg: PyMessage, name: str) -> str:
+    """A header's decoded text (encoded words, raw 8-bit bytes); for `items`."""
+    return _header(msg, name)
 
 
 def _embedded_props(part: PyMessage, inner: Message) -> list[Prop]:

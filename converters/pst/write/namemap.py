@@ -12,11 +12,12 @@ import struct
 import uuid
 import zlib
 
+from pstkit.converters.pst.props import PS_PSTKIT
+
 from .mapi import Prop, binary, long
 
 PS_MAPI = "00020328-0000-0000-c000-000000000046"
 PS_PUBLIC_STRINGS = "00020329-0000-0000-c000-000000000046"
-PS_PSTKIT = "5c0b3a6e-2f5d-4e8a-9a44-7073746b6974"  # pstkit's own property set
 KEYWORDS = (PS_PUBLIC_STRINGS, "Keywords")
 SOURCE_KEY = (PS_PSTKIT, "SourceKey")
 BUCKETS = 251

@@ -10,6 +10,7 @@ import email.errors
 import email.header
 import quopri
 import re
+import struct
 from collections.abc import Iterator
 from email.message import Message as PyMessage
 
@@ -67,6 +68,20 @@ def split_parts(msg: PyMessage) -> tuple[str | None, PyMessage | None, list[PyMe
         else:
             parts.append(part)
     return plain, html, parts
+
+
+def rtf_body(parts: list[PyMessage]) -> tuple[list[Prop], list[PyMessage]]:
+    """An inline text/rtf part (an RTF alternative, as pstkit's reader writes a real RTF
+    body) -> PR_RTF_COMPRESSED in its uncompressed form ([MS-OXRTFCP] 2.2.1.1: header
+    with COMPTYPE "MELA", CRC 0, then the RTF) and PR_RTF_IN_SYNC; the other parts."""
+    for i, part in enumerate(parts):
+        if (part.get_content_type() == "text/rtf" and not part.get_filename()
+                and part.get_content_disposition() != "attachment"):
+            rtf = data_of(part)
+            packed = struct.pack("<IIII", len(rtf) + 12, len(rtf), 0x414C454D, 0) + rtf
+            return [binary(0x1009, packed), (0x0E1F, 0x000B, b"\1\0\0\0")], [
+                *parts[:i], *parts[i + 1 :]]
+    return [], parts
 
 
 def leaves(part: PyMessage) -> Iterator[PyMessage]:

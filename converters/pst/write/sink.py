@@ -8,7 +8,8 @@ state (no file), never a half-valid PST. The ledger key holds the new file's rec
 so a re-run after a crash delivers everything again into a fresh file; the deliveries of
 a file that never got finished are never looked at again. Appending to an existing PST is
 not built yet: a target file that exists is refused (plan and verify read it).
-Only mail is written; contacts, events and other items are reported as not written.
+Contacts, distribution lists, events, tasks, notes and journal entries become Outlook
+items (`items`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pstkit.options import ConnectOptions
 from pstkit.protocols import BatchLimit, Failed, Sink, TargetItem
 
 from .existing import Existing
+from .items import to_item
 from .mapi import to_mapi
 from .messaging import PstWriter
 
@@ -111,18 +113,21 @@ class PstSink:
             nid = self._nids[folder]
             out: list[Delivered | Failed] = []
             for msg, raw in batch:
-                if msg.kind != ItemKind.MAIL:
-                    out.append(Failed(f"{msg.kind} items cannot be written to a PST yet"))
-                    continue
+                flags = {f.value for f in msg.flags}
+                notes: list[str] = []
                 try:
-                    mapi = to_mapi(raw, {f.value for f in msg.flags}, msg.received)
+                    if msg.kind == ItemKind.MAIL:
+                        mapi = to_mapi(raw, flags, msg.received)
+                    else:
+                        mapi, notes = to_item(raw, msg.kind, flags, msg.received,
+                                              writer.names.id)
                     item = writer.message(nid, mapi, sorted(msg.keywords), msg.stable_key)
                 except (ValueError, OverflowError) as e:  # hostile input: one item fails
-                    out.append(Failed(f"cannot write this message to a PST: {e}"))
+                    out.append(Failed(f"cannot write this item to a PST: {e}"))
                     continue
                 self._dups.setdefault((folder, duplicate_key(raw)), []).append(f"{item:#x}")
                 self._written.setdefault(folder, []).append((f"{item:#x}", msg.stable_key))
-                out.append(Delivered(f"{item:#x}"))
+                out.append(Delivered(f"{item:#x}", "; ".join(notes)))
             return out
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:

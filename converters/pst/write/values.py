@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 PT_SHORT, PT_LONG, PT_BOOLEAN, PT_I8 = 0x0002, 0x0003, 0x000B, 0x0014
 PT_UNICODE, PT_SYSTIME, PT_BINARY = 0x001F, 0x0040, 0x0102
@@ -49,3 +49,14 @@ def systime(pid: int, when: datetime) -> Prop:
     delta = when - _EPOCH  # integer arithmetic: a float loses the last microsecond
     ticks = max(0, ((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) * 10)
     return pid, PT_SYSTIME, struct.pack("<Q", ticks)
+
+
+def filetime(raw: bytes) -> datetime | None:
+    """A PT_SYSTIME value back as an aware UTC time (None when out of range)."""
+    if len(raw) < 8:
+        return None
+    ticks = int.from_bytes(raw[:8], "little")
+    try:
+        return _EPOCH + timedelta(microseconds=ticks // 10)
+    except OverflowError:
+        return None

@@ -1,7 +1,7 @@
 """vCard/iCalendar content lines, and finding them in a stored item (pure).
 
-Shared by graph_pim_contact (vCard 3.0/4.0 -> Graph contact) and
-graph_pim_event (iCalendar VEVENT -> Graph event). RFC 6350 / RFC 5545:
+Shared by the Graph sink (vCard/iCalendar -> contacts and events) and the
+PST writer (vCard/iCalendar -> Outlook items). RFC 6350 / RFC 5545:
 lines are folded with CRLF + one space or tab; a property is
 `NAME;PARAM=a,b;PARAM="quoted:value":value`; text values escape `\\,`,
 `\\;`, `\\\\` and `\\n` (`\\N`). vCard 2.1 QUOTED-PRINTABLE/CHARSET values

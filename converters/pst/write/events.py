@@ -1,0 +1,356 @@
+"""iCalendar -> the MAPI properties of Outlook appointments and tasks. Pure.
+
+The inverse of `pst.ical`. A VEVENT becomes an IPM.Appointment ([MS-OXOCAL]): start and
+end (PidLidAppointmentStartWhole/EndWhole 2.2.1.5/2.2.1.6, PidTagStartDate/EndDate,
+PidLidCommonStart/End), duration, all-day (PidLidAppointmentSubType 2.2.1.9), location,
+busy status (2.2.1.2), reminder (PidLidReminderSet/Delta), organizer and attendees as
+recipients (2.2.4.10). A series also gets PidLidRecurring, PidLidAppointmentRecur
+(`recur.recurrence_blob`), PidLidRecurrenceType and clip start/end (2.2.1.13-15), and its
+zone: PidLidTimeZoneStruct, PidLidTimeZoneDescription (2.2.1.39-40),
+PidLidAppointmentTimeZoneDefinitionRecur / StartDisplay / EndDisplay (2.2.1.41-43).
+Occurrences with their own VEVENT (RECURRENCE-ID) become ExceptionInfo in the blob and
+exception items (2.2.10) built by the caller from `Event.changed`.
+A VTODO becomes an IPM.Task ([MS-OXOTASK] 2.2.2.2: status, percent complete, start,
+due and completion dates).
+"""
+
+from __future__ import annotations
+
+import struct
+import zoneinfo
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from pstkit.converters.pim.content import Line, lines
+from pstkit.converters.pim.ical_tz import zones_in
+from pstkit.converters.pim.tzrules import Zone, ZoneError
+
+from .mapi import Prop, binary, boolean, long, one_off, systime, unicode
+from .recur import (
+    Changed,
+    RecurrenceError,
+    recurrence_blob,
+    series_end,
+    tzdefinition,
+    tzstruct,
+)
+
+PSETID_APPOINTMENT = "00062002-0000-0000-c000-000000000046"
+PSETID_COMMON = "00062008-0000-0000-c000-000000000046"
+PSETID_TASK = "00062003-0000-0000-c000-000000000046"
+Ids = Callable[[tuple[str, str | int]], int]
+PT_DOUBLE = 0x0005
+NEVER = datetime(4500, 8, 31, 23, 59)  # clip end of a series without end (local)
+_RECUR_TYPE = {"DAILY": 1, "WEEKLY": 2, "MONTHLY": 3, "YEARLY": 4}
+
+
+@dataclass
+class Component:
+    name: str
+    lines: list[Line] = field(default_factory=list)
+    children: list[Component] = field(default_factory=list)
+
+    def first(self, name: str) -> Line | None:
+        return next((x for x in self.lines if x.name == name), None)
+
+    def text(self, name: str) -> str:
+        line = self.first(name)
+        return line.text() if line is not None else ""
+
+
+def components(text: str) -> list[Component]:
+    """The top-level components inside a VCALENDAR (VEVENT, VTODO, VTIMEZONE...)."""
+    stack = [Component("")]
+    for line in lines(text):
+        if line.name == "BEGIN":
+            child = Component(line.value.strip().upper())
+            stack[-1].children.append(child)
+            stack.append(child)
+        elif line.name == "END" and len(stack) > 1:
+            stack.pop()
+        else:
+            stack[-1].lines.append(line)
+    roots = stack[0].children
+    return [c for r in roots for c in (r.children if r.name == "VCALENDAR" else [r])]
+
+
+@dataclass(frozen=True)
+class When:
+    utc: datetime
+    local: datetime  # naive, in `zone` (UTC when None)
+    all_day: bool
+    zone: Zone | None
+
+
+def moment(line: Line, zones: dict[str, Zone]) -> When:
+    """A DTSTART/DTEND/RECURRENCE-ID/EXDATE value (its first, for lists); ValueError with
+    the line's name when it is no date or time."""
+    try:
+        return _moment(line, zones)
+    except ValueError as e:
+        raise ValueError(f"{line.name} is not a date or time ({line.value[:40]!r})") from e
+
+
+def _moment(line: Line, zones: dict[str, Zone]) -> When:
+    value = line.value.split(",")[0].strip()
+    if line.param("VALUE").upper() == "DATE" or len(value) == 8:
+        day = datetime.strptime(value[:8], "%Y%m%d")
+        zone = zones.get(line.param("TZID"))
+        return When(zone.to_utc(day) if zone else day.replace(tzinfo=UTC), day, True, zone)
+    naive = datetime.strptime(value[:15], "%Y%m%dT%H%M%S")
+    if value.endswith("Z"):
+        return When(naive.replace(tzinfo=UTC), naive, False, None)
+    tzid = line.param("TZID")
+    if tzid in zones:
+        return When(zones[tzid].to_utc(naive), naive, False, zones[tzid])
+    try:
+        aware = naive.replace(tzinfo=zoneinfo.ZoneInfo(tzid)) if tzid else None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        aware = None
+    utc = aware.astimezone(UTC) if aware else naive.replace(tzinfo=UTC)
+    return When(utc, utc.replace(tzinfo=None), False, None)
+
+
+def _duration(text: str) -> timedelta:
+    """An RFC 5545 DURATION (P1DT2H, PT30M, P1W...)."""
+    total, number, sign = timedelta(), "", -1 if text.startswith("-") else 1
+    units = {"W": timedelta(weeks=1), "D": timedelta(days=1), "H": timedelta(hours=1),
+             "M": timedelta(minutes=1), "S": timedelta(seconds=1)}
+    for ch in text.lstrip("+-").upper():
+        if ch.isdigit():
+            number += ch
+        elif ch in units and number:
+            total += int(number) * units[ch]
+            number = ""
+    return sign * total
+
+
+@dataclass(frozen=True)
+class Event:
+    props: list[Prop]
+    recipients: list[list[Prop]]
+    changed: list[tuple[Component, Changed, When]]  # exception VEVENTs, for exception items
+    notes: list[str]
+
+
+def _named(ids: Ids, guid: str, lid: int, value: Prop) -> Prop:
+    return ids((guid, lid)), value[1], value[2]
+
+
+def times(c: Component, zones: dict[str, Zone]) -> tuple[When, When] | None:
+    start = c.first("DTSTART")
+    if start is None:
+        return None
+    begin = moment(start, zones)
+    end_line, dur = c.first("DTEND"), c.first("DURATION")
+    if end_line is not None:
+        return begin, moment(end_line, zones)
+    step = _duration(dur.value) if dur else timedelta(days=1 if begin.all_day else 0)
+    return begin, When(begin.utc + step, begin.local + step, begin.all_day, begin.zone)
+
+
+def when_props(ids: Ids, begin: When, end: When) -> list[Prop]:
+    a = PSETID_APPOINTMENT
+    minutes = int((end.utc - begin.utc) // timedelta(minutes=1))
+    return [_named(ids, a, 0x820D, systime(0, begin.utc)), _named(ids, a, 0x820E,
+            systime(0, end.utc)), systime(0x0060, begin.utc), systime(0x0061, end.utc),
+            _named(ids, PSETID_COMMON, 0x8516, systime(0, begin.utc)),
+            _named(ids, PSETID_COMMON, 0x8517, systime(0, end.utc)),
+            _named(ids, a, 0x8213, long(0, minutes)),
+            _named(ids, a, 0x8215, boolean(0, begin.all_day))]  # fmt: skip
+
+
+def alarm(c: Component, ids: Ids, start: datetime | None) -> list[Prop]:
+    """PidLidReminderSet/Delta/Time/SignalTime ([MS-OXORMDR] 2.2.1) from a VALARM."""
+    trigger = next((a.first("TRIGGER") for a in c.children if a.name == "VALARM"), None)
+    if trigger is None or trigger.value.strip().lstrip("-").upper()[:1] != "P":
+        return []
+    delta = max(0, int(-_duration(trigger.value.strip()) // timedelta(minutes=1)))
+    out = [_named(ids, PSETID_COMMON, 0x8503, boolean(0, True)),
+           _named(ids, PSETID_COMMON, 0x8501, long(0, delta))]
+    if start is not None:
+        out += [_named(ids, PSETID_COMMON, 0x8502, systime(0, start)),
+                _named(ids, PSETID_COMMON, 0x8560, systime(0, start - timedelta(minutes=delta)))]
+    return out
+
+
+def common(c: Component) -> list[Prop]:
+    """Subject, body and the item's own times."""
+    out = [unicode(0x0037, c.text("SUMMARY")), unicode(0x0E1D, c.text("SUMMARY"))]
+    if c.first("DESCRIPTION") is not None:
+        out.append(unicode(0x1000, c.text("DESCRIPTION")))
+    for pid, names in ((0x3007, ("CREATED", "DTSTAMP")), (0x3008, ("LAST-MODIFIED",))):
+        line = next((c.first(n) for n in names if c.first(n) is not None), None)
+        if line is not None:
+            try:
+                out.append(systime(pid, moment(line, {}).utc))
+            except ValueError:
+                continue
+    return out
+
+
+def _party(line: Line, kind: int, flags: int) -> list[Prop]:
+    addr = line.text()
+    addr = addr[7:] if addr.lower().startswith("mailto:") else addr
+    name = line.param("CN") or addr
+    return [long(0x0C15, kind), unicode(0x3001, name), unicode(0x3002, "SMTP"),
+            unicode(0x3003, addr), unicode(0x39FE, addr), long(0x0FFE, 6),
+            long(0x5FFD, flags), binary(0x0FFF, one_off(name, addr)),
+            binary(0x300B, f"SMTP:{addr.upper()}\0".encode("ascii", "replace"))]
+
+
+def parties(c: Component) -> list[list[Prop]]:
+    """The organizer (recipient flags: sendable + organizer) and attendees (2.2.4.10):
+    required ones To, optional Cc, resources Bcc."""
+    out = []
+    org = c.first("ORGANIZER")
+    if org is not None and org.text():
+        out.append(_party(org, 1, 0x0003))
+    for att in (x for x in c.lines if x.name == "ATTENDEE" and x.text()):
+        role = att.param("ROLE").upper()
+        kind = 2 if role == "OPT-PARTICIPANT" else 3 if att.param("CUTYPE").upper() in (
+            "RESOURCE", "ROOM") else 1
+        out.append(_party(att, kind, 0x0001))
+    return out
+
+
+def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
+          ids: Ids) -> Event:
+    """A VEVENT (and its RECURRENCE-ID VEVENTs) -> an appointment's properties."""
+    a, notes = PSETID_APPOINTMENT, list[str]()
+    props = [unicode(0x001A, "IPM.Appointment"), *common(c)]
+    span = times(c, zones)
+    if c.first("LOCATION") is not None:
+        props.append(_named(ids, a, 0x8208, unicode(0, c.text("LOCATION"))))
+    transparent = c.text("TRANSP").upper() == "TRANSPARENT"
+    busy = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3}.get(
+        c.text("X-MICROSOFT-CDO-BUSYSTATUS").upper(), 0 if transparent else 2)
+    props.append(_named(ids, a, 0x8205, long(0, busy)))
+    recipients = parties(c)
+    props.append(_named(ids, a, 0x8217, long(0, 1 if recipients else 0)))  # asfMeeting
+    changed: list[tuple[Component, Changed, When]] = []
+    if span is not None:
+        begin, end = span
+        props += when_props(ids, begin, end) + alarm(c, ids, begin.utc)
+        zone = begin.zone
+        if zone is not None:
+            props += _zone_props(ids, zone, begin.local.year, c.first("RRULE") is not None)
+        if c.first("RRULE") is not None:
+            series, changed, why = _series(c, begin, end, zones, exceptions, ids)
+            props += series
+            notes += why
+        elif exceptions:
+            notes.append(f"{len(exceptions)} changed occurrence(s) of an event without "
+                         "RRULE left out")
+    else:
+        props += alarm(c, ids, None)
+    return Event(props, recipients, changed, notes)
+
+
+def _zone_props(ids: Ids, zone: Zone, year: int, recurring: bool) -> list[Prop]:
+    a = PSETID_APPOINTMENT
+    start = tzdefinition(zone, year, recurring=False, only_current=True)
+    out = [_named(ids, a, 0x825E, (0, 0x0102, start)),  # as Outlook: the rule in force
+           _named(ids, a, 0x825F, (0, 0x0102, tzdefinition(zone, year, recurring=False)))]
+    if recurring:
+        out += [_named(ids, a, 0x8260, (0, 0x0102, tzdefinition(zone, year))),
+                _named(ids, a, 0x8233, (0, 0x0102, tzstruct(zone, year))),
+                _named(ids, a, 0x8234, unicode(0, zone.tzid))]
+    return out
+
+
+def _series(c: Component, begin: When, end: When, zones: dict[str, Zone],
+            exceptions: Sequence[Component], ids: Ids
+            ) -> tuple[list[Prop], list[tuple[Component, Changed, When]], list[str]]:
+    """The recurrence properties, the changed occurrences and what could not be kept."""
+    a, rrule = PSETID_APPOINTMENT, c.text("RRULE")
+    gone = [_local_date(moment(x, zones), begin) for x in c.lines if x.name == "EXDATE"]
+    changed = [_changed(c, x, begin, zones) for x in exceptions]
+    kept = [(x, ch, w) for x, ch_w in zip(exceptions, changed, strict=True) if ch_w
+            for ch, w in [ch_w]]
+    notes = [f"{len(changed) - len(kept)} changed occurrence(s) without readable times "
+             "left out"] if len(kept) < len(changed) else []
+    try:
+        blob = recurrence_blob(rrule, begin.local, end.local, gone, [ch for _x, ch, _w in kept])
+    except RecurrenceError as e:
+        return [], [], [f"recurrence not kept ({e}): only the first occurrence is written"]
+    kind = _RECUR_TYPE.get(rrule.upper().split("FREQ=")[-1].split(";")[0], 0)
+    last = series_end(rrule, begin.local.date())
+    # PidLidClipStart/ClipEnd (2.2.1.14-15): local midnight of the first and last dates,
+    # 4500-08-31 23:59 local without end; in UTC, as Outlook writes them
+    clip_start = zone_utc(begin, datetime.combine(begin.local.date(), datetime.min.time()))
+    clip_end = zone_utc(begin, NEVER if last is None else datetime.combine(
+        last, datetime.min.time()))
+    props = [_named(ids, a, 0x8223, boolean(0, True)), _named(ids, a, 0x8216,
+             (0, 0x0102, blob)), _named(ids, a, 0x8231, long(0, kind)),
+             _named(ids, a, 0x8235, systime(0, clip_start)),
+             _named(ids, a, 0x8236, systime(0, clip_end))]  # fmt: skip
+    return props, kept, notes
+
+
+def zone_utc(series: When, local: datetime) -> datetime:
+    return series.zone.to_utc(local) if series.zone is not None else local.replace(tzinfo=UTC)
+
+
+def _local_date(w: When, series: When) -> date:
+    if series.zone is not None and w.zone is None:
+        return series.zone.to_local(w.utc).date()
+    return w.local.date()
+
+
+def _changed(series: Component, x: Component, begin: When, zones: dict[str, Zone]
+             ) -> tuple[Changed, When] | None:
+    """A RECURRENCE-ID VEVENT: its times in the series' zone, and what it overrides
+    (subject, location, body: only where it differs from the series)."""
+    rid = x.first("RECURRENCE-ID")
+    span = times(x, zones)
+    if rid is None or span is None:
+        return None
+    try:
+        original = moment(rid, zones)
+    except ValueError:
+        return None
+    def local(w: When) -> datetime:
+        if w.all_day or w.zone is not None or begin.zone is None:
+            return w.local if w.all_day or w.zone is not None else w.utc.replace(tzinfo=None)
+        return begin.zone.to_local(w.utc)
+
+    def own(name: str) -> str | None:
+        differs = x.first(name) is not None and x.text(name) != series.text(name)
+        return x.text(name) if differs else None
+
+    return Changed(local(original), local(span[0]), local(span[1]), own("SUMMARY"),
+                   own("LOCATION"), own("DESCRIPTION") is not None), original
+
+
+def task(c: Component, ids: Ids) -> list[Prop]:
+    """A VTODO -> IPM.Task properties ([MS-OXOTASK] 2.2.2.2)."""
+    t = PSETID_TASK
+    props = [unicode(0x001A, "IPM.Task"), *common(c)]
+    status = {"NEEDS-ACTION": 0, "IN-PROCESS": 1, "COMPLETED": 2, "CANCELLED": 4}.get(
+        c.text("STATUS").upper())
+    if status is not None:
+        props.append(_named(ids, t, 0x8101, long(0, status)))
+        props.append(_named(ids, t, 0x811C, boolean(0, status == 2)))
+    pct = c.text("PERCENT-COMPLETE")
+    if pct.isdigit():
+        props.append(_named(ids, t, 0x8102, (0, PT_DOUBLE, struct.pack("<d", int(pct) / 100))))
+    start = None
+    for lid, name in ((0x8104, "DTSTART"), (0x8105, "DUE"), (0x810F, "COMPLETED")):
+        line = c.first(name)
+        if line is not None:
+            try:
+                w = moment(line, {})
+            except ValueError:
+                continue
+            start = w.utc if name == "DTSTART" else start
+            props.append(_named(ids, t, lid, systime(0, w.utc)))
+    return props + alarm(c, ids, start)
+
+
+def calendar_zones(text: str) -> dict[str, Zone]:
+    try:
+        return zones_in(text)
+    except ZoneError:
+        return {}
