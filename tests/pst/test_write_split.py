@@ -9,6 +9,7 @@ import io
 import json
 import random
 from collections import Counter
+from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import default
 from pathlib import Path
@@ -30,6 +31,7 @@ from pstkit.converters.pst.write.purview import (
 )
 from pstkit.converters.pst.write.sink import PstSink
 from pstkit.location import Location
+from pstkit.model import Flag, Role, StoredMessage
 from pstkit.options import ConnectOptions, FetchFilter
 from pstkit.store import Store
 from tests.helpers import make_message, run_pstkit, write_maildir
@@ -176,3 +178,30 @@ def test_mapping_rows_merge_and_split_at_500() -> None:
     assert [len(parse(f)) for f in files] == [MAX_ROWS, MAX_ROWS, 1]
     assert all(f.startswith(HEADER + "\r\n") for f in files)
     assert [r for f in files for r in parse(f)] == many
+
+
+def test_a_killed_split_write_leaves_no_part_and_the_rerun_cleans_up(tmp_path: Path) -> None:
+    """Parts grow under work names until the run ends: a run that dies after three parts
+    leaves no `out-NNN.pst`; the next run (here with fewer items: fewer parts) renames its
+    own and removes the dead run's extra work files."""
+    def msg(i: int) -> StoredMessage:
+        return StoredMessage(i, ("Inbox",), "", 0, frozenset({Flag.SEEN}), frozenset(),
+                             datetime(2024, 5, 1, tzinfo=UTC), f"<m{i}@x>", "", str(i), "e")
+
+    out = tmp_path / "out.pst"
+    opts = ConnectOptions(extra={"max-size": "2MB"})
+    dead = PstSink(Location("pst", str(out)), opts)
+    dead.ensure_folder(("Inbox",), Role.INBOX)
+    for i in range(12):
+        dead.put_batch(("Inbox",), [(msg(i), make_message(i, size=150_000))])
+    dead_parts = len(list(tmp_path.glob("out-*.pst.pstkit-tmp")))  # no close(): killed
+    assert dead_parts >= 3
+    assert not list(tmp_path.glob("out-*.pst"))
+    rerun = PstSink(Location("pst", str(out)), opts)
+    rerun.ensure_folder(("Inbox",), Role.INBOX)
+    for i in range(5):
+        rerun.put_batch(("Inbox",), [(msg(i), make_message(i, size=150_000))])
+    rerun.close()
+    parts = sorted(tmp_path.glob("out-*.pst"))
+    assert 2 <= len(parts) < dead_parts and not list(tmp_path.glob("*.pstkit-tmp"))
+    assert sum(_message_ids(p).total() for p in parts) == 5

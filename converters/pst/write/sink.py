@@ -72,6 +72,7 @@ class PstSink:
 
     def __init__(self, location: Location, options: ConnectOptions) -> None:
         self.path = Path(location.path).absolute()
+        self.tmp = fileset.work_name(self.path)  # the work name when the output is one file
         self.max_size = _max_size(options)
         self.max_connections = 1  # one file, one writer
         # small batches: messages are written one by one, a batch only costs memory
@@ -224,6 +225,12 @@ class PstSink:
             try:
                 for work, final, _n in done:
                     os.replace(work, final)
+                # work files of a killed earlier run that had more parts than this one
+                k = len(done) + 1
+                while self._split and (stale := fileset.work_name(
+                        fileset.part_name(self.path, k))).exists():
+                    stale.unlink()
+                    k += 1
                 if done:
                     fsync_path(self.path.parent)
             except OSError as e:
