@@ -32,6 +32,8 @@ PMAP_SPAN = AMAP_SPAN * 8
 DATA_AT = 0x4800
 FMAP_AT = DATA_AT + AMAP_SPAN * 128  # the first FMap: after the 128 AMaps the header's covers
 FMAP_SPAN = AMAP_SPAN * 496  # one FMap byte per AMap
+#: the largest file this writer makes: past it FPMap pages would be needed (not written yet)
+MAX_EOF = FMAP_AT + FMAP_SPAN * 64
 PT_BBT, PT_NBT, PT_FMAP, PT_PMAP, PT_AMAP, PT_DL = 0x80, 0x81, 0x82, 0x83, 0x84, 0x86
 XBLOCK_FANOUT = (BLOCK_MAX - 8) // 8  # BIDs one XBLOCK/XXBLOCK holds (1021)
 SL_FANOUT = (BLOCK_MAX - 8) // 24  # SLENTRYs one SLBLOCK holds (340)
@@ -253,7 +255,7 @@ class NdbWriter:
 
     def _maps(self, eof: int) -> int:
         """Write every AMap, PMap and FMap page up to `eof`; the free bytes the AMaps show."""
-        if eof > FMAP_AT + FMAP_SPAN * 64:
+        if eof > MAX_EOF:
             raise ValueError("files over 7.9 GB need FPMap pages, which are not written yet")
         bits = bytearray((eof - AMAP_AT) // 64 // 8)
         pages = map_pages(eof)

@@ -19,6 +19,7 @@ Only mail is written; contacts, events and other items are reported as not writt
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -38,6 +39,7 @@ from . import fileset
 from .existing import Existing
 from .mapi import to_mapi
 from .messaging import PstWriter
+from .ndb import MAX_EOF
 from .purview import IMPORT_SERVICE_ITEM_LIMIT, import_request, parse_size
 from .purview_file import PurviewFile
 
@@ -51,6 +53,7 @@ SPECIAL: dict[Role, tuple[str, str]] = {
     Role.JOURNAL: ("Journal", "IPF.Journal"),
 }
 _BY_PATH: dict[FolderPath, Role] = {(name,): role for role, (name, _c) in SPECIAL.items()}
+log = logging.getLogger("pstkit")
 MIN_PART = 1_000_000  # a part smaller than this could not hold a store's own structure
 
 
@@ -64,7 +67,10 @@ def _max_size(options: ConnectOptions) -> int | None:
         raise UsageError(f"--max-size: {e}") from None
     if size < MIN_PART:
         raise UsageError("--max-size must be at least 1 MB")
-    return size
+    if size > MAX_EOF:
+        log.warning("PST parts are kept at %.1f GB, the largest file this writer makes yet "
+                    "(--max-size %s)", MAX_EOF / 1e9, text)
+    return min(size, MAX_EOF)
 
 
 class PstSink:
@@ -191,8 +197,11 @@ class PstSink:
         if msg.kind != ItemKind.MAIL:
             return Failed(f"{msg.kind} items cannot be written to a PST yet")
         writer = self._open()
-        if (self.max_size is not None and self._in_part
-                and fileset.projected(writer, len(raw)) > self.max_size):
+        if self._in_part and fileset.projected(writer, len(raw)) > (self.max_size or MAX_EOF):
+            if self.max_size is None:
+                return Failed(f"the PST would pass {MAX_EOF / 1e9:.1f} GB, the largest file "
+                              "this writer makes yet: write it in parts with --max-size "
+                              "(e.g. --max-size 7GB)")
             self._finish_part()  # the part is full: the item opens the next one
             writer = self._open()
         nid = self._nid(folder)
