@@ -238,6 +238,7 @@ def import_cmd(
     also be a PST, mbox or Maildir, or a sealed bundle with --identity/--trust)."""
     env = env_of(ctx)
     mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
+    opt = pst_opts(opt, max_size, purview_csv)
     if batch is not None:
         if store is not None or target is not None:
             raise UsageError("with --batch, the CSV names every source and target")
@@ -247,7 +248,6 @@ def import_cmd(
                                  parallel, detach)  # fmt: skip
     if store is None or target is None:
         raise UsageError("import needs STORE and TARGET (or --batch mapping.csv)")
-    opt = pst_opts(opt, max_size, purview_csv)
     sink = _sink(target, connect_options(**pick_connect(locals())))
     try:
         if is_bundle(store):

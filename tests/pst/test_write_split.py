@@ -213,3 +213,27 @@ def test_max_size_past_the_writers_limit_is_capped_and_said(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert "PST parts are kept at 8.1 GB" in done.stderr
     assert _message_ids(tmp_path / "big-001.pst") == want
+
+
+def test_a_batch_writes_a_pst_set_per_mailbox_and_one_mapping_file(tmp_path: Path) -> None:
+    stores = {}
+    for user, seed in (("ann", 1), ("bob", 2)):
+        (tmp_path / user).mkdir()
+        stores[user] = _store(tmp_path / user, n=10, seed=seed)
+    out = tmp_path / "out"
+    rows = ["EmailAddress,Source,Target"] + [
+        f"{u}@contoso.com,{store},pst:{out / u}.pst" for u, (store, _w) in stores.items()]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "batch.csv").write_text("\n".join(rows) + "\n")
+    done = run_pstkit("import", "--batch", str(tmp_path / "batch.csv"), "--max-size", "1MB",
+                      "--purview-csv", str(tmp_path / "out" / "mapping.csv"), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = (tmp_path / "out" / "mapping.csv").read_text().splitlines()
+    assert lines[0] == HEADER
+    for user, (_store_dir, want) in stores.items():
+        parts = sorted((tmp_path / "out").glob(f"{user}-*.pst"))
+        assert len(parts) >= 2
+        assert sum((_message_ids(p) for p in parts), Counter()) == want
+        assert sorted(x for x in lines[1:] if f",{user}@contoso.com," in x) == sorted(
+            f"Exchange,,{p.name},{user}@contoso.com,FALSE,/,,,," for p in parts)
+    assert len(lines) == 1 + len(list((tmp_path / "out").glob("*.pst")))

@@ -6,6 +6,7 @@ work name and renamed. I/O around the pure purview.py.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +66,18 @@ class PurviewFile:
         return rows
 
     def add(self, names: list[str]) -> None:
+        """Add rows for these files; under a lock, since the jobs of a batch run at once and
+        all write one mapping file."""
         new = [row(n, self.mailbox, self.file_path, self.archive, self.root) for n in names]
-        texts = render(merge_rows(self.read(), new))
+        lock = self.path.with_name(self.path.name + ".lock")
+        try:
+            with lock.open("a") as held:
+                fcntl.flock(held, fcntl.LOCK_EX)
+                self._write(render(merge_rows(self.read(), new)))
+        except OSError as e:
+            raise TargetWriteError(self.path, e.strerror or str(e)) from e
+
+    def _write(self, texts: list[str]) -> None:
         try:
             for n, text in enumerate(texts, 1):
                 target = self._part(n)
