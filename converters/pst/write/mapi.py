@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from email.message import Message as PyMessage
 from email.utils import getaddresses, parsedate_to_datetime
 
+from . import fastmime
 from .parts import (
     data_of,
     extension,
@@ -77,21 +78,23 @@ class Message:
 
 
 def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = None,
-            depth: int = 0) -> Message:
+            depth: int = 0, outer: datetime | None = None) -> Message:
     """The MAPI form of one RFC 5322 message. `flags` are pstkit flag names (seen,
     answered, flagged, draft, forwarded); `received` is when it arrived (UTC). Attached
     messages become embedded Outlook messages, MAX_DEPTH levels deep (deeper ones are
-    attached as .eml files)."""
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    attached as .eml files); one without a Date takes the time of the message holding it
+    (`outer`), so that the same message always gives the same item."""
+    msg = fastmime.parse(raw)
     flags = set(flags)
-    props = [*_envelope(msg, received), unicode(0x007D, header_block(raw))]
+    when = received or _date(msg.get("Date")) or outer or datetime.now(UTC)
+    props = [*_envelope(msg, when), unicode(0x007D, header_block(raw))]
     recipients = _recipients(msg)
     plain, html, parts = split_parts(msg)
     if plain is not None:
         props.append(unicode(0x1000, plain))
     if html is not None:
         props += html_body(html)
-    attachments = [_attachment(p, i, depth) for i, p in enumerate(parts)]
+    attachments = [_attachment(p, i, depth, when) for i, p in enumerate(parts)]
     bits = (MSGFLAG_READ if "seen" in flags else 0) | (
         MSGFLAG_UNSENT if "draft" in flags else 0) | (MSGFLAG_HASATTACH if attachments else 0)
     props += [long(0x0E07, bits), boolean(0x0E1B, bool(attachments))]
@@ -113,7 +116,8 @@ def _header(msg: PyMessage, name: str) -> str:
         return str(value)
 
 
-def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
+def _envelope(msg: PyMessage, when: datetime) -> list[Prop]:
+    """Subject, importance, dates (`when`: delivery, creation, modification), ids, sender."""
     subject = _unfold(_header(msg, "Subject"))
     m = _PREFIX.match(subject)
     prefix = m.group(1) if m else ""
@@ -122,7 +126,6 @@ def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
              long(0x0017, _importance(msg)), long(0x0036, _sensitivity(msg)),
              long(0x3FFD, 65001)]
     sent = _date(msg.get("Date"))
-    when = received or sent or datetime.now(UTC)
     props += _thread(msg, subject[len(prefix):], sent or when)
     if sent is not None:
         props.append(systime(0x0039, sent))
@@ -252,11 +255,11 @@ def _display_lists(recipients: list[list[Prop]]) -> list[Prop]:
     return out
 
 
-def _attachment(part: PyMessage, index: int, depth: int) -> Attachment:
+def _attachment(part: PyMessage, index: int, depth: int, when: datetime) -> Attachment:
     data = data_of(part)
     ctype = part.get_content_type()
     if ctype == "message/rfc822" and depth < MAX_DEPTH and data.strip():
-        inner = to_mapi(data, ("seen",), None, depth + 1)
+        inner = to_mapi(data, ("seen",), None, depth + 1, when)
         return Attachment(_embedded_props(part, inner), inner)
     name = filename_of(part) or (f"message-{index + 1}.eml" if ctype == "message/rfc822"
                                else f"attachment-{index + 1}{extension(ctype)}")
