@@ -24,7 +24,6 @@ import re
 from email.message import Message
 
 _HEADERS = email.parser.BytesHeaderParser(policy=email.policy.compat32)
-_LONE_CR = re.compile(rb"\r(?!\n)")
 _HEADER_LINE = re.compile(rb"[\041-\071\073-\176]*:|[\t ]")  # the stdlib's headerRE
 MAX_DEPTH = 50  # deeper nesting is left to the stdlib (it has no limit of its own)
 
@@ -41,8 +40,8 @@ def parse(raw: bytes) -> Message:
 def fast(raw: bytes) -> Message | None:
     """The tree by the fast path; None where only the stdlib's parser gives it exactly."""
     try:
-        if _LONE_CR.search(raw):
-            raise _Slow
+        if raw.count(b"\r") != raw.count(b"\r\n"):
+            raise _Slow  # a lone CR: the stdlib ends lines there too
         eol = b"\r\n" if b"\r\n" in raw else b"\n"
         if eol == b"\r\n" and raw.count(b"\n") != raw.count(b"\r\n"):
             raise _Slow  # mixed line ends

@@ -66,6 +66,15 @@ def _reserved(ib: int) -> bool:
                               (ib >= FMAP_AT and (ib - FMAP_AT) % FMAP_SPAN == 0))
 
 
+def next_reserved(ib: int) -> int:
+    """The first AMap, PMap or FMap page at or after `ib` (counted, not searched page by
+    page: a large block would otherwise test thousands of pages)."""
+    def after(at: int, span: int) -> int:
+        return at if ib <= at else at + -(-(ib - at) // span) * span
+
+    return min(after(AMAP_AT, AMAP_SPAN), after(PMAP_AT, PMAP_SPAN), after(FMAP_AT, FMAP_SPAN))
+
+
 def map_pages(eof: int) -> list[tuple[int, int]]:
     """(offset, page type) of every AMap, PMap and FMap page below `eof` (MS-PST 2.2.2.7):
     AMaps every 0x3E000 bytes from 0x4400, a PMap after every eighth, an FMap (one byte per
@@ -110,9 +119,8 @@ class NdbWriter:
     def _alloc(self, size: int, align: int) -> int:
         ib = (self.next_ib + align - 1) // align * align
         while True:
-            first = max(AMAP_AT, ib - ib % PAGE)
-            clash = next((p for p in range(first, ib + size, PAGE) if _reserved(p)), None)
-            if clash is None:
+            clash = next_reserved(max(AMAP_AT, ib - ib % PAGE))
+            if clash >= ib + size:
                 break
             ib = (clash + PAGE + align - 1) // align * align
         self.next_ib = ib + size
