@@ -174,8 +174,13 @@ def header_block(raw: bytes) -> str:
     out: list[bytes] = []
     # the lines up to the first blank line are all that is read: splitting only a prefix
     # that holds it saves splitting megabytes of body
-    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n"), raw.find(b"\r\r")) if i >= 0]
-    head = raw[:min(ends) + 4] if ends else raw
+    head = raw
+    for window in (1 << 16, len(raw)):  # the head is near the start: look there first
+        ends = [i for i in (raw.find(b"\n\n", 0, window), raw.find(b"\n\r\n", 0, window),
+                            raw.find(b"\r\r", 0, window)) if i >= 0]
+        if ends:
+            head = raw[:min(ends) + 4]
+            break
     for line in head.splitlines():
         if not line.strip(b"\r") or not (_HEADER_LINE.match(line) or (line[:1] in b" \t"
                                          and out)):
