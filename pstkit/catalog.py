@@ -251,6 +251,12 @@ class Catalog:
                 yield _message_row(r)
             last = int(str(page[-1][0]))
 
+    def larger_than(self, size: int) -> list[MessageRow]:
+        """Messages over `size` bytes (a target's per-item limit, reported before writing)."""
+        rows = self._q(f"SELECT {MESSAGE_COLUMNS} FROM messages m JOIN folders f ON "
+                       "f.id=m.folder_id WHERE m.size>? ORDER BY m.id", (size,))
+        return [_message_row(r) for r in rows]
+
     def counts(self) -> dict[int, tuple[int, int]]:
         rows = self._q("SELECT folder_id, COUNT(*), COALESCE(SUM(size),0) FROM messages GROUP BY 1")
         return {int(str(f)): (int(str(n)), int(str(b))) for f, n, b in rows}

@@ -3,7 +3,8 @@
 Columns (case-insensitive; only Source and Target are required):
 
     EmailAddress    the mailbox's name in the batch and in `batch status`
-                    (default: the target's user name, else the source)
+                    (default: the target's user name, else the source); for a
+                    pst: target also the mailbox of `--purview-csv`
     Source          a pstkit store (a directory, or store:PATH), or any
                     source: imaps://user@host, pst:FILE, maildir:DIR, ...
     Store           where to stage a Source that is not a store (export
@@ -70,6 +71,9 @@ def _job(
         store = str((base / Path(cols["store"]).expanduser()).absolute())
         export_from = replace(source, user=cols["username"]) if cols.get("username") else source
     key = cols.get("emailaddress") or target.user or (export_from or source).display()
+    if target.scheme == "pst" and cols.get("emailaddress") and not target_options.mailbox:
+        # a PST's mailbox (Purview mapping file, import requests) is the row's mailbox
+        target_options = replace(target_options, mailbox=cols["emailaddress"])
     return Job(batch_id, key, store, source=export_from, target=target,
                source_options=source_options, target_options=target_options,
                mapping=_row_mapping(cols, mapping))  # fmt: skip

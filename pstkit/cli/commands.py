@@ -33,6 +33,7 @@ from pstkit.cli.opts import (
     mapping_options,
     pick_connect,
 )
+from pstkit.cli.pstfiles import MaxSize, PurviewCsv, print_written, pst_opts, warn_large
 from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
 from pstkit.cli.seal import (
     Description,
@@ -230,12 +231,14 @@ def import_cmd(
     client_id: ClientId = None, client_secret_env: ClientSecretEnv = None,
     client_secret_file: ClientSecretFile = None, client_cert: ClientCert = None,
     codepage: Codepage = None, identity: IdentityOpt = None, trust: TrustOpt = None,
-    passphrase_file: PassphraseFile = None,
+    passphrase_file: PassphraseFile = None, max_size: MaxSize = None,
+    purview_csv: PurviewCsv = None,
 ) -> int:  # fmt: skip
     """Deliver a store's mail to TARGET, each folder into its counterpart (STORE may
     also be a PST, mbox or Maildir, or a sealed bundle with --identity/--trust)."""
     env = env_of(ctx)
     mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
+    opt = pst_opts(opt, max_size, purview_csv)
     if batch is not None:
         if store is not None or target is not None:
             raise UsageError("with --batch, the CSV names every source and target")
@@ -253,10 +256,12 @@ def import_cmd(
         else:
             store_dir, staged = _stage_direct(env, store, work_store, codepage)
         with Store.open(store_dir, writable=True, command=f"import {sink.key}") as st:
+            warn_large(env, st, sink)
             result = run_import(st, sink, mopts, TqdmProgress(env), connections)
     finally:
         sink.close()
     print_run(env, result, f"imported from {store_dir} into {sink.key}", staged)
+    print_written(env, sink)
     return max(result.exit_code, staged.exit_code if staged else 0)
 
 

@@ -130,6 +130,12 @@ def test_sample_contacts_all_arrive_once_and_verify(
     assert graph.state.counters["contact_created"] == 6
     code, out, err = cli("verify", str(store), graph.location(UPN), *_connect(graph))
     assert code == 0, out + err
+    # e-mail addresses are compared too: one changed on the server is a difference
+    assert bertha.props.get("emailAddresses"), bertha.props
+    bertha.props["emailAddresses"] = [{"address": "someone.else@example.com", "name": "x"}]
+    code, out, err = cli("verify", str(store), graph.location(UPN), *_connect(graph))
+    assert code != 0 and "someone.else@example.com" in out + err, out + err
+    assert "1 differing" in out + err, out + err
 
 
 # --- a custom calendar folder, from a source made here ------------------------------

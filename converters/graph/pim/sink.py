@@ -28,6 +28,7 @@ from pstkit.converters.graph.pim.contact import PimItem, contact, is_group
 from pstkit.converters.graph.pim.event import event
 from pstkit.converters.graph.pim.folders import CONTACTS, DENIED, PERMISSION, PimFolder
 from pstkit.converters.pim.content import ICAL_TYPES, VCARD_TYPES, find_part
+from pstkit.itemfields import emails_text
 from pstkit.model import Delivered, ItemKind, StoredMessage
 from pstkit.protocols import Failed, TargetItem
 
@@ -142,7 +143,7 @@ class PimSink:
         return FolderIndex.of(items)
 
     def inventory(self, folder: PimFolder) -> Iterator[TargetItem]:
-        name = "displayName" if folder.ns == CONTACTS else "subject,start,end"
+        name = "displayName,emailAddresses" if folder.ns == CONTACTS else "subject,start,end"
         items = self._wrap(folder, lambda: self._listing(folder, f"id,{name}"))
         for item in items:
             yield TargetItem(
@@ -162,10 +163,14 @@ class PimSink:
 
 
 def compared_fields(item: dict[str, Any], contact: bool) -> tuple[tuple[str, str], ...]:
-    """What verify compares (pstkit.itemfields): a contact's display name; an event's
-    start and end when Graph gives them in UTC (it does unless asked for a zone)."""
+    """What verify compares (pstkit.itemfields): a contact's display name and e-mail
+    addresses; an event's start and end when Graph gives them in UTC (it does unless asked
+    for a zone)."""
     if contact:
-        return (("name", str(item.get("displayName") or "")),)
+        addresses = [str(a.get("address") or "") for a in item.get("emailAddresses") or []
+                     if isinstance(a, dict)]
+        return (("name", str(item.get("displayName") or "")),
+                ("emails", emails_text(addresses)))
     out = []
     for key in ("start", "end"):
         when = item.get(key)

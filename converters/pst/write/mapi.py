@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from email.message import Message as PyMessage
 from email.utils import getaddresses, parsedate_to_datetime
 
+from . import fastmime
 from .parts import (
     data_of,
     extension,
@@ -79,14 +80,16 @@ class Message:
 
 
 def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = None,
-            depth: int = 0) -> Message:
+            depth: int = 0, outer: datetime | None = None) -> Message:
     """The MAPI form of one RFC 5322 message. `flags` are pstkit flag names (seen,
     answered, flagged, draft, forwarded); `received` is when it arrived (UTC). Attached
     messages become embedded Outlook messages, MAX_DEPTH levels deep (deeper ones are
-    attached as .eml files)."""
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    attached as .eml files); one without a Date takes the time of the message holding it
+    (`outer`), so that the same message always gives the same item."""
+    msg = fastmime.parse(raw)
     flags = set(flags)
-    props = [*_envelope(msg, received), unicode(0x007D, header_block(raw))]
+    when = received or _date(msg.get("Date")) or outer or datetime.now(UTC)
+    props = [*_envelope(msg, when), unicode(0x007D, header_block(raw))]
     recipients = _recipients(msg)
     plain, html, parts = split_parts(msg)
     rtf, parts = rtf_body(parts)
@@ -95,7 +98,7 @@ def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = N
         props.append(unicode(0x1000, plain))
     if html is not None:
         props += html_body(html)
-    attachments = [_attachment(p, i, depth) for i, p in enumerate(parts)]
+    attachments = [_attachment(p, i, depth, when) for i, p in enumerate(parts)]
     bits = (MSGFLAG_READ if "seen" in flags else 0) | (
         MSGFLAG_UNSENT if "draft" in flags else 0) | (MSGFLAG_HASATTACH if attachments else 0)
     props += [long(0x0E07, bits), boolean(0x0E1B, bool(attachments))]
@@ -140,7 +143,8 @@ def _eight_bit(data: bytes | str, charset: str | None) -> str:
     return data.decode("cp1252", "replace")
 
 
-def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
+def _envelope(msg: PyMessage, when: datetime) -> list[Prop]:
+    """Subject, importance, dates (`when`: delivery, creation, modification), ids, sender."""
     subject = _unfold(_header(msg, "Subject"))
     m = _PREFIX.match(subject)
     prefix = m.group(1) if m else ""
@@ -149,7 +153,6 @@ def _envelope(msg: PyMessage, received: datetime | None) -> list[Prop]:
              long(0x0017, _importance(msg)), long(0x0036, _sensitivity(msg)),
              long(0x3FFD, 65001)]
     sent = _date(msg.get("Date"))
-    when = received or sent or datetime.now(UTC)
     props += _thread(msg, subject[len(prefix):], sent or when)
     if sent is not None:
         props.append(systime(0x0039, sent))
@@ -196,7 +199,16 @@ def header_block(raw: bytes) -> str:
     """The message's header lines as they came (PR_TRANSPORT_MESSAGE_HEADERS), CRLF, up to
     the blank line or the first line that is no header (a parser reads the rest as body)."""
     out: list[bytes] = []
-    for line in raw.splitlines():
+    # the lines up to the first blank line are all that is read: splitting only a prefix
+    # that holds it saves splitting megabytes of body
+    head = raw
+    for window in (1 << 16, len(raw)):  # the head is near the start: look there first
+        ends = [i for i in (raw.find(b"\n\n", 0, window), raw.find(b"\n\r\n", 0, window),
+                            raw.find(b"\r\r", 0, window)) if i >= 0]
+        if ends:
+            head = raw[:min(ends) + 4]
+            break
+    for line in head.splitlines():
         if not line.strip(b"\r") or not (_HEADER_LINE.match(line) or (line[:1] in b" \t"
                                          and out)):
             break
@@ -279,11 +291,11 @@ def _display_lists(recipients: list[list[Prop]]) -> list[Prop]:
     return out
 
 
-def _attachment(part: PyMessage, index: int, depth: int) -> Attachment:
+def _attachment(part: PyMessage, index: int, depth: int, when: datetime | None) -> Attachment:
     data = data_of(part)
     ctype = part.get_content_type()
     if ctype == "message/rfc822" and depth < MAX_DEPTH and data.strip():
-        inner = to_mapi(data, ("seen",), None, depth + 1)
+        inner = to_mapi(data, ("seen",), None, depth + 1, when)
         return Attachment(_embedded_props(part, inner), inner)
     name = filename_of(part) or (f"message-{index + 1}.eml" if ctype == "message/rfc822"
                                else f"attachment-{index + 1}{extension(ctype)}")
@@ -299,9 +311,11 @@ def _attachment(part: PyMessage, index: int, depth: int) -> Attachment:
     return Attachment(props)
 
 
-def part_attachment(part: PyMessage, index: int, depth: int = 0) -> Attachment:
-    """A MIME part as an Outlook attachment (attached messages embedded); for `items`."""
-    return _attachment(part, index, depth)
+def part_attachment(part: PyMessage, index: int, depth: int = 0,
+                    when: datetime | None = None) -> Attachment:
+    """A MIME part as an Outlook attachment (attached messages embedded, those without a
+    Date at `when`); for `items`."""
+    return _attachment(part, index, depth, when)
 
 
 def header_text(msg: PyMessage, name: str) -> str:

@@ -32,6 +32,8 @@ PMAP_SPAN = AMAP_SPAN * 8
 DATA_AT = 0x4800
 FMAP_AT = DATA_AT + AMAP_SPAN * 128  # the first FMap: after the 128 AMaps the header's covers
 FMAP_SPAN = AMAP_SPAN * 496  # one FMap byte per AMap
+#: the largest file this writer makes: past it FPMap pages would be needed (not written yet)
+MAX_EOF = FMAP_AT + FMAP_SPAN * 64
 PT_BBT, PT_NBT, PT_FMAP, PT_PMAP, PT_AMAP, PT_DL = 0x80, 0x81, 0x82, 0x83, 0x84, 0x86
 XBLOCK_FANOUT = (BLOCK_MAX - 8) // 8  # BIDs one XBLOCK/XXBLOCK holds (1021)
 SL_FANOUT = (BLOCK_MAX - 8) // 24  # SLENTRYs one SLBLOCK holds (340)
@@ -62,6 +64,15 @@ def _reserved(ib: int) -> bool:
     return ib >= AMAP_AT and ((ib - AMAP_AT) % AMAP_SPAN == 0 or
                               (ib >= PMAP_AT and (ib - PMAP_AT) % PMAP_SPAN == 0) or
                               (ib >= FMAP_AT and (ib - FMAP_AT) % FMAP_SPAN == 0))
+
+
+def next_reserved(ib: int) -> int:
+    """The first AMap, PMap or FMap page at or after `ib` (counted, not searched page by
+    page: a large block would otherwise test thousands of pages)."""
+    def after(at: int, span: int) -> int:
+        return at if ib <= at else at + -(-(ib - at) // span) * span
+
+    return min(after(AMAP_AT, AMAP_SPAN), after(PMAP_AT, PMAP_SPAN), after(FMAP_AT, FMAP_SPAN))
 
 
 def map_pages(eof: int) -> list[tuple[int, int]]:
@@ -108,9 +119,8 @@ class NdbWriter:
     def _alloc(self, size: int, align: int) -> int:
         ib = (self.next_ib + align - 1) // align * align
         while True:
-            first = max(AMAP_AT, ib - ib % PAGE)
-            clash = next((p for p in range(first, ib + size, PAGE) if _reserved(p)), None)
-            if clash is None:
+            clash = next_reserved(max(AMAP_AT, ib - ib % PAGE))
+            if clash >= ib + size:
                 break
             ib = (clash + PAGE + align - 1) // align * align
         self.next_ib = ib + size
@@ -253,7 +263,7 @@ class NdbWriter:
 
     def _maps(self, eof: int) -> int:
         """Write every AMap, PMap and FMap page up to `eof`; the free bytes the AMaps show."""
-        if eof > FMAP_AT + FMAP_SPAN * 64:
+        if eof > MAX_EOF:
             raise ValueError("files over 7.9 GB need FPMap pages, which are not written yet")
         bits = bytearray((eof - AMAP_AT) // 64 // 8)
         pages = map_pages(eof)

@@ -10,28 +10,40 @@ a file that never got finished are never looked at again. Appending to an existi
 not built yet: a target file that exists is refused (plan and verify read it).
 Contacts, distribution lists, events, tasks, notes and journal entries become Outlook
 items (`items`).
+
+`--opt max-size=20GB` (the CLI's `--max-size`) splits the output into `OUT-001.pst`,
+`OUT-002.pst`…, each a complete store that stays under the size (Microsoft recommends at
+most 20 GB per PST for its import service); all parts are renamed into place together by
+`close`. `--opt purview-csv=FILE` with the mailbox (`--mailbox`) writes Microsoft's PST
+import mapping file for the parts (see purview.py).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from pstkit.dupindex import duplicate_key
-from pstkit.errors import TargetWriteError
+from pstkit.errors import TargetWriteError, UsageError
 from pstkit.fsutil import fsync_path
 from pstkit.location import Location
 from pstkit.model import Delivered, FolderInfo, FolderPath, ItemKind, Role, StoredMessage
 from pstkit.options import ConnectOptions
 from pstkit.protocols import BatchLimit, Failed, Sink, TargetItem
 
+from . import fileset
 from .existing import Existing
 from .items import to_item
 from .mapi import to_mapi
 from .messaging import PstWriter
+from .ndb import MAX_EOF
+from .purview import IMPORT_SERVICE_ITEM_LIMIT, import_request, parse_size
+from .purview_file import PurviewFile
 
 #: Outlook's special folders: role -> (English name, container class)
 SPECIAL: dict[Role, tuple[str, str]] = {
@@ -43,92 +55,172 @@ SPECIAL: dict[Role, tuple[str, str]] = {
     Role.JOURNAL: ("Journal", "IPF.Journal"),
 }
 _BY_PATH: dict[FolderPath, Role] = {(name,): role for role, (name, _c) in SPECIAL.items()}
+log = logging.getLogger("pstkit")
+MIN_PART = 1_000_000  # a part smaller than this could not hold a store's own structure
+
+
+def _max_size(options: ConnectOptions) -> int | None:
+    text = options.extra.get("max-size")
+    if not text:
+        return None
+    try:
+        size = parse_size(text)
+    except ValueError as e:
+        raise UsageError(f"--max-size: {e}") from None
+    if size < MIN_PART:
+        raise UsageError("--max-size must be at least 1 MB")
+    if size > MAX_EOF:
+        log.warning("PST parts are kept at %.1f GB, the largest file this writer makes yet "
+                    "(--max-size %s)", MAX_EOF / 1e9, text)
+    return min(size, MAX_EOF)
 
 
 class PstSink:
-    """Writes one new PST; `close` finishes it."""
+    """Writes one new PST (or a set of parts); `close` finishes it."""
 
     def __init__(self, location: Location, options: ConnectOptions) -> None:
         self.path = Path(location.path).absolute()
-        self.tmp = self.path.with_name(self.path.name + ".pstkit-tmp")
+        self.tmp = fileset.work_name(self.path)  # the work name when the output is one file
+        self.max_size = _max_size(options)
         self.max_connections = 1  # one file, one writer
         # small batches: messages are written one by one, a batch only costs memory
         self.batch_limit = BatchLimit(max_items=50, max_bytes=8 * 1024 * 1024)
         self.display_name = options.extra.get("display-name", self.path.stem)
+        self.purview = PurviewFile.from_options(options)
+        self.mailbox = options.mailbox or ""
+        self.share = options.extra.get("share", "")  # UNC folder for New-MailboxImportRequest
+        #: what Microsoft's import service skips; the CLI names such items before writing
+        self.item_limit = (IMPORT_SERVICE_ITEM_LIMIT, "Microsoft's PST import service skips "
+                           "items over 150 MB (Outlook and New-MailboxImportRequest take them)")
         self._lock = threading.Lock()
-        self._existing = Existing.open(self.path) if self.path.exists() else None
+        files = fileset.existing(self.path)
+        self._existing = [Existing.open(p) for p in files]
+        # parts are numbered in target ids, so that ids of different parts never clash
+        self._split = self.max_size is not None or (bool(files) and files[0] != self.path)
         self._file: BinaryIO | None = None
         self._writer: PstWriter | None = None
-        self._nids: dict[FolderPath, int] = {}
+        self._part = 0  # parts begun (1-based index of the one being written)
+        self._in_part = 0  # items in the part being written
+        self.finished: list[tuple[Path, Path, int]] = []  # (work name, final name, items)
+        self.written: list[tuple[Path, int]] = []  # after `close`: (file, items)
+        self._work_final = (self.path, self.path)
+        self._folders: dict[FolderPath, str] = {}  # every folder asked for -> class
+        self._nids: dict[FolderPath, int] = {}  # ... made in the part being written
         self._dups: dict[tuple[FolderPath, str], list[str]] = {}  # (folder, dup key) -> ids
         self._written: dict[FolderPath, list[tuple[str, str]]] = {}  # (target id, stable key)
-        uid = self._existing.uid if self._existing else os.urandom(16)
+        uid = self._existing[0].uid if self._existing else os.urandom(16)
         self._uid = uid
         self.key = f"pst:{self.path}#{uid.hex()}"
 
     # --- what exists --------------------------------------------------------------
     def folders(self) -> list[FolderInfo]:
-        if self._existing is not None:
-            return [FolderInfo(p, _BY_PATH.get(p)) for p in sorted(self._existing.paths)]
-        made = [FolderInfo(p, _BY_PATH.get(p)) for p in self._nids]
+        if self._existing:
+            paths = {p for e in self._existing for p in e.paths}
+            return [FolderInfo(p, _BY_PATH.get(p)) for p in sorted(paths)]
+        made = [FolderInfo(p, _BY_PATH.get(p)) for p in self._folders]
         return made + [FolderInfo((name,), role) for role, (name, _c) in SPECIAL.items()
-                       if (name,) not in self._nids]
+                       if (name,) not in self._folders]
 
     def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
-        if self._existing is not None:
-            yield from self._existing.items(folder)
+        for index, e in enumerate(self._existing, 1):
+            for item in e.items(folder):
+                yield replace(item, target_id=self._id(index, item.target_id))
         for target_id, key in list(self._written.get(folder, ())):
             yield TargetItem(target_id, stable_key=key)
+
+    def _id(self, part: int, nid: str) -> str:
+        """An item's id: its NID, prefixed by its part's number when the output is split."""
+        return f"{part}/{nid}" if self._split else nid
 
     # --- writing ------------------------------------------------------------------
     def _open(self) -> PstWriter:
         if self._writer is None:
-            if self._existing is not None:
+            if self._existing:
                 raise TargetWriteError(self.path, "the file exists; appending to a PST is "
                                        "not built yet (remove it or give a new name)")
+            self._part += 1
+            final = fileset.part_name(self.path, self._part) if self._split else self.path
+            work = fileset.work_name(final)
             try:
-                self._file = self.tmp.open("w+b")
+                self._file = work.open("w+b")
             except OSError as e:
-                raise TargetWriteError(self.tmp, e.strerror or str(e)) from e
-            self._writer = PstWriter(self._file, self.display_name, self._uid)
+                raise TargetWriteError(work, e.strerror or str(e)) from e
+            # each part is a store of its own: its own record key, the first keeps the set's
+            uid = self._uid if self._part == 1 else os.urandom(16)
+            name = self.display_name if self._part == 1 else f"{self.display_name} ({self._part})"
+            self._writer = PstWriter(self._file, name, uid)
+            self._work_final = (work, final)
+            self._nids, self._in_part = {}, 0
         return self._writer
+
+    def _finish_part(self) -> None:
+        """B-trees, maps and header of the part being written; durable, still at its work
+        name (all parts are renamed together by `close`)."""
+        writer, f = self._writer, self._file
+        self._writer = self._file = None
+        if writer is None or f is None:
+            return
+        try:
+            with f:
+                writer.finish()
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise TargetWriteError(self._work_final[1], e.strerror or str(e)) from e
+        except ValueError as e:  # a limit of the format (FPMap files); the work file stays
+            raise TargetWriteError(self._work_final[1], str(e)) from e
+        self.finished.append((*self._work_final, self._in_part))
 
     def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
         with self._lock:
-            writer = self._open()
             for depth in range(1, len(path) + 1):
-                sub = path[:depth]
-                if sub in self._nids:
-                    continue
-                special = _BY_PATH.get(sub)
-                cls = SPECIAL[special][1] if special else (folder_class or "IPF.Note")
-                parent = self._nids[sub[:-1]] if depth > 1 else None
-                self._nids[sub] = writer.folder(parent, sub[-1], cls,
-                                                special.value if special else "")
+                self._folders.setdefault(path[:depth], folder_class if depth == len(path) else "")
+            self._nid(path)
+
+    def _nid(self, path: FolderPath) -> int:
+        """The folder's NID in the part being written, made (with its parents) if new."""
+        writer = self._open()
+        for depth in range(1, len(path) + 1):
+            sub = path[:depth]
+            if sub in self._nids:
+                continue
+            special = _BY_PATH.get(sub)
+            cls = SPECIAL[special][1] if special else (self._folders.get(sub) or "IPF.Note")
+            parent = self._nids[sub[:-1]] if depth > 1 else None
+            self._nids[sub] = writer.folder(parent, sub[-1], cls, special.value if special else "")
+        return self._nids[path]
 
     def put_batch(self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
                   ) -> list[Delivered | Failed]:
         with self._lock:
+            return [self._put(folder, msg, raw) for msg, raw in batch]
+
+    def _put(self, folder: FolderPath, msg: StoredMessage, raw: bytes) -> Delivered | Failed:
+        writer = self._open()
+        if self._in_part and fileset.projected(writer, len(raw)) > (self.max_size or MAX_EOF):
+            if self.max_size is None:
+                return Failed(f"the PST would pass {MAX_EOF / 1e9:.1f} GB, the largest file "
+                              "this writer makes yet: write it in parts with --max-size "
+                              "(e.g. --max-size 7GB)")
+            self._finish_part()  # the part is full: the item opens the next one
             writer = self._open()
-            nid = self._nids[folder]
-            out: list[Delivered | Failed] = []
-            for msg, raw in batch:
-                flags = {f.value for f in msg.flags}
-                notes: list[str] = []
-                try:
-                    if msg.kind == ItemKind.MAIL:
-                        mapi = to_mapi(raw, flags, msg.received)
-                    else:
-                        mapi, notes = to_item(raw, msg.kind, flags, msg.received,
-                                              writer.names.id)
-                    item = writer.message(nid, mapi, sorted(msg.keywords), msg.stable_key)
-                except (ValueError, OverflowError) as e:  # hostile input: one item fails
-                    out.append(Failed(f"cannot write this item to a PST: {e}"))
-                    continue
-                self._dups.setdefault((folder, duplicate_key(raw)), []).append(f"{item:#x}")
-                self._written.setdefault(folder, []).append((f"{item:#x}", msg.stable_key))
-                out.append(Delivered(f"{item:#x}", "; ".join(notes)))
-            return out
+        nid = self._nid(folder)
+        flags = {f.value for f in msg.flags}
+        notes: list[str] = []
+        try:
+            if msg.kind == ItemKind.MAIL:
+                mapi = to_mapi(raw, flags, msg.received)
+            else:
+                mapi, notes = to_item(raw, msg.kind, flags, msg.received, writer.names.id)
+            item = writer.message(nid, mapi, sorted(msg.keywords), msg.stable_key)
+        except (ValueError, OverflowError) as e:  # hostile input: one item fails
+            return Failed(f"cannot write this item to a PST: {e}")
+        self._in_part += 1
+        target_id = self._id(self._part, f"{item:#x}")
+        self._dups.setdefault((folder, duplicate_key(raw)), []).append(target_id)
+        self._written.setdefault(folder, []).append((target_id, msg.stable_key))
+        size_note = _size_note(len(raw), self.max_size)
+        return Delivered(target_id, "; ".join(n for n in (*notes, size_note) if n))
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
         return list(self._dups.get((folder, duplicate_key(raw)), []))
@@ -138,23 +230,57 @@ class PstSink:
             raise TargetWriteError(self.path, "deleting items from a PST is not supported")
 
     def close(self) -> None:
-        """Finish the file (B-trees, maps, header), make it durable and put it in place."""
+        """Finish the last part, make every part durable and put them all in place, then
+        write the mapping file if one was asked for."""
         with self._lock:
-            if self._existing is not None:
-                self._existing.close()
-            writer, f = self._writer, self._file
-            self._writer = self._file = None
-            if writer is None or f is None:
-                return
+            for e in self._existing:
+                e.close()
+            self._finish_part()
+            done, self.finished = self.finished, []
             try:
-                with f:
-                    writer.finish()
-                os.replace(self.tmp, self.path)
-                fsync_path(self.path.parent)
+                for work, final, _n in done:
+                    os.replace(work, final)
+                # work files of a killed earlier run that had more parts than this one
+                k = len(done) + 1
+                while self._split and (stale := fileset.work_name(
+                        fileset.part_name(self.path, k))).exists():
+                    stale.unlink()
+                    k += 1
+                if done:
+                    fsync_path(self.path.parent)
             except OSError as e:
                 raise TargetWriteError(self.path, e.strerror or str(e)) from e
-            except ValueError as e:  # a limit of the format (FPMap files); the work file stays
-                raise TargetWriteError(self.path, str(e)) from e
+            self.written = [(final, n) for _w, final, n in done]
+            if self.purview is not None and done:
+                self.purview.add([final.name for final, _n in self.written])
+
+
+    def closing_lines(self) -> list[str]:
+        """After `close`: the files written, an import request for each (Exchange on
+        premises) when the mailbox is known, and the mapping file."""
+        lines = [f"wrote {p} ({p.stat().st_size / 1e6:,.1f} MB, {n} items)"
+                 for p, n in self.written]
+        if self.mailbox and self.written:
+            share = self.share or "\\\\SERVER\\SHARE"
+            lines.append("Exchange on premises" + ("" if self.share else " (replace "
+                         "\\\\SERVER\\SHARE by the UNC folder holding the files)") + ":")
+            lines += ["  " + import_request(self.mailbox, share, p.name, len(self.written))
+                      for p, _n in self.written]
+        if self.purview is not None and self.written:
+            lines.append(f"Purview mapping file: {self.purview.path}")
+        return lines
+
+
+def _size_note(size: int, max_size: int | None) -> str:
+    """What an admin must hear about one item before taking the file to Microsoft."""
+    notes = []
+    if size > IMPORT_SERVICE_ITEM_LIMIT:
+        notes.append(f"{size / 1e6:.0f} MB: Microsoft's PST import service skips items over "
+                     "150 MB (Outlook and New-MailboxImportRequest take it)")
+    if max_size is not None and 2 * size > max_size:
+        notes.append(f"{size / 1e6:.0f} MB: the part holding it may be larger than "
+                     "--max-size")
+    return "; ".join(notes)
 
 
 if TYPE_CHECKING:

@@ -1,0 +1,51 @@
+"""The files of one PST target: `OUT.pst`, or with `--max-size` the parts `OUT-001.pst`,
+`OUT-002.pst`…, each a complete store; their work names; which exist; and when the part
+being written is full. Pure except `existing`, which lists a folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .messaging import PstWriter
+
+TMP = ".pstkit-tmp"
+#: a part never grows past its limit because of what `finish` adds: the B-tree pages (a
+#: 512-byte page per 20 BBT or 15 NBT entries, so ≤ 48 bytes an entry with the levels
+#: above), the contents tables (their rows are spooled: at most twice the spool), the
+#: hierarchy and maps (1 MiB covers them for thousands of folders)
+ENTRY_COST, TAIL = 48, 1 << 20
+
+
+def part_name(path: Path, index: int) -> Path:
+    """`OUT.pst` -> `OUT-003.pst` (index 3)."""
+    return path.with_name(f"{path.stem}-{index:03d}{path.suffix or '.pst'}")
+
+
+def work_name(path: Path) -> Path:
+    return path.with_name(path.name + TMP)
+
+
+def existing(path: Path) -> list[Path]:
+    """The files of an earlier write to `path`: the file itself, else its parts in order."""
+    if path.exists():
+        return [path]
+    pattern = re.compile(re.escape(path.stem) + r"-(\d{3,})" + re.escape(path.suffix) + "$")
+    found = []
+    if path.parent.is_dir():
+        for p in path.parent.iterdir():
+            m = pattern.match(p.name)
+            if m:
+                found.append((int(m.group(1)), p))
+    return [p for _i, p in sorted(found)]
+
+
+def projected(writer: PstWriter, item_bytes: int) -> int:
+    """The part's size after `finish` if an item of `item_bytes` (its MIME size) went in
+    now. Conservative: an item takes at most twice its MIME size in blocks (bodies can be
+    kept as text and HTML; base64 shrinks when decoded), and the tail as above."""
+    ndb = writer.ndb
+    entries = len(ndb.bids) + len(ndb.nodes) + 16
+    return (ndb.next_ib + 2 * writer.spool.seek(0, 2) + ENTRY_COST * entries + TAIL
+            + 2 * item_bytes)

@@ -1,0 +1,202 @@
+"""The PST writer's fast MIME splitter builds the stdlib's tree exactly, or steps aside.
+
+For every message of the corpus (eml, mbox, Maildir) and for seeded fuzzed multiparts
+(CRLF and LF, preambles, epilogues, nesting, empty and adjacent parts, missing closes,
+odd header blocks), `fastmime.parse` and `email.message_from_bytes` must give trees that
+serialise to the same bytes and have the same structure, headers, payloads, preamble and
+epilogue. And the fast path must actually be taken for ordinary mail (or it saves nothing).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.message import Message
+from pathlib import Path
+
+import pytest
+
+from pstkit.converters.pst.write import fastmime
+from pstkit.converters.pst.write.mapi import _HEADER_LINE as HEADER_LINE
+from pstkit.converters.pst.write.mapi import header_block, to_mapi
+from pstkit.converters.pst.write.parts import data_of
+
+
+def _stdlib(raw: bytes) -> Message:
+    return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+def _shape(msg: Message) -> object:
+    payload = msg.get_payload()
+    kids = [_shape(p) for p in payload] if isinstance(payload, list) else payload
+    return (msg.items(), msg.get_content_type(), msg.get_default_type(), msg.preamble,
+            msg.epilogue, msg.get_unixfrom(), kids)
+
+
+def _same(raw: bytes) -> bool:
+    """Assert the fast tree equals the stdlib's; True when the fast path was taken."""
+    got = fastmime.fast(raw)
+    if got is None:
+        return False
+    want = _stdlib(raw)
+    assert _shape(got) == _shape(want), raw[:300]
+    assert got.as_bytes() == want.as_bytes(), raw[:300]
+    return True
+
+
+def _corpus_messages(root: Path) -> Iterator[bytes]:
+    for p in sorted((root / "eml").iterdir()):
+        yield p.read_bytes()
+    for p in sorted((root / "mbox").iterdir()):
+        for m in mailbox.mbox(str(p), create=False):
+            yield m.as_bytes()
+    for p in sorted((root / "maildir").rglob("*")):
+        if p.is_file() and p.parent.name in ("cur", "new"):
+            yield p.read_bytes()
+
+
+def test_corpus_messages(corpus: Path) -> None:
+    raws = list(_corpus_messages(corpus))
+    assert len(raws) > 50
+    taken = sum(_same(raw) for raw in raws)
+    assert taken > len(raws) // 3, f"fast path for {taken} of {len(raws)}"
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    for raw in raws:  # the writer's whole translation is the same either way
+        assert to_mapi(raw, received=when) == _stdlib_mapi(raw, when)
+
+
+def _stdlib_mapi(raw: bytes, when: datetime) -> object:
+    saved = fastmime.fast
+    fastmime.fast = lambda _raw: None  # the stdlib path, as before this module existed
+    try:
+        return to_mapi(raw, received=when)
+    finally:
+        fastmime.fast = saved
+
+
+def _leaf(rng: random.Random, eol: str) -> str:
+    kind = rng.choice(["plain", "b64", "bare", "nohead", "qp", "weird"])
+    body = eol.join(rng.choice(["hello", "", " ", "--x", "-- b", "Grüße", "a:b", "\t"])
+                    for _ in range(rng.randrange(0, 5)))
+    if kind == "plain":
+        return f"Content-Type: text/plain; charset=utf-8{eol}{eol}{body}"
+    if kind == "b64":
+        data = rng.randbytes(rng.randrange(0, 300))
+        enc = email.base64mime.body_encode(data, maxlinelen=76, eol=eol)
+        return (f'Content-Type: application/octet-stream; name="f.bin"{eol}'
+                f"Content-Transfer-Encoding: base64{eol}{eol}{enc}")
+    if kind == "bare":
+        return f"Content-Type: text/plain{eol}"  # headers, no blank line, no body
+    if kind == "nohead":
+        return f"{eol}{body}"
+    if kind == "qp":
+        return f"Content-Transfer-Encoding: quoted-printable{eol}{eol}a=3Db={eol}c"
+    return f"X-Odd : value{eol}Subject x: y{eol}{eol}{body}"
+
+
+def _multipart(rng: random.Random, eol: str, depth: int, used: list[str]) -> str:
+    b = rng.choice(["b", "bb", "=_x", "a.b+c", "b-1", "b" * 30])
+    used.append(b)
+    head = f'Content-Type: multipart/{rng.choice(["mixed", "alternative"])}; boundary="{b}"'
+    parts = []
+    for _ in range(rng.randrange(0, 4)):
+        if depth < 3 and rng.random() < 0.3:
+            parts.append(_multipart(rng, eol, depth + 1, used))
+        else:
+            parts.append(_leaf(rng, eol))
+    pre = rng.choice(["", "preamble", f"pre{eol}amble{eol}", eol])
+    post = rng.choice(["", "epilogue", f"{eol}epi{eol}", eol, f"--{b}{eol}"])
+    sep = rng.choice([f"--{b}", f"--{b}  ", f"--{b}\t"])
+    body = pre + (eol if pre else "")
+    for p in parts:
+        body += sep + eol + p + eol
+        if rng.random() < 0.05:
+            body += sep + eol  # adjacent boundary lines
+    if rng.random() > 0.05:
+        body += f"--{b}--" + rng.choice(["", " "]) + rng.choice([eol + post, ""])
+    return head + eol + eol + body
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fuzzed_multiparts(seed: int) -> None:
+    rng = random.Random(seed)
+    taken = total = 0
+    for _ in range(150):
+        eol = rng.choice(["\r\n", "\n"])
+        top = f"From: a@x{eol}Subject: t{eol}MIME-Version: 1.0{eol}"
+        raw = (top + _multipart(rng, eol, 0, [])).encode("utf-8", "surrogateescape")
+        if rng.random() < 0.05:
+            raw = raw.replace(b"\n", b"\r\n", 1)  # mixed line ends
+        total += 1
+        taken += _same(raw)
+    assert taken > total // 10, f"fast path for {taken} of {total}"
+
+
+def test_generated_mailbox_goes_fast_and_alike(tmp_path: Path) -> None:
+    """Ordinary mail (the bench generator's kind: text, HTML, attachments) takes the fast path."""
+    rng = random.Random(5)
+    raws = []
+    for i in range(40):
+        outer = email.message.EmailMessage()
+        outer["Subject"], outer["From"], outer["To"] = f"m{i}", "a@x.example", "b@y.example"
+        outer.set_content("Hello\n" * rng.randrange(1, 50))
+        outer.add_alternative("<p>Hello</p>", subtype="html")
+        for k in range(rng.randrange(0, 3)):
+            outer.add_attachment(rng.randbytes(rng.randrange(1, 5000)),
+                                 maintype="application", subtype="pdf", filename=f"f{k}.pdf")
+        raws.append(outer.as_bytes(policy=email.policy.SMTP))
+    assert all(_same(raw) for raw in raws)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_base64_bodies_decode_as_the_stdlib_decodes_them(seed: int) -> None:
+    """Clean, unpadded, dirty and broken base64 bodies: the writer's decode equals
+    `get_payload(decode=True)` for each."""
+    rng = random.Random(seed)
+    for _ in range(300):
+        data = rng.randbytes(rng.randrange(0, 200))
+        enc = email.base64mime.body_encode(data, maxlinelen=rng.choice([20, 76]),
+                                           eol=rng.choice(["\r\n", "\n"]))
+        mangle = rng.randrange(6)
+        if mangle == 1:
+            enc = enc.rstrip("=\r\n")  # padding lost
+        elif mangle == 2 and enc:
+            i = rng.randrange(len(enc))
+            enc = enc[:i] + rng.choice(["*", " ", "\t", "é", "=", "\r"]) + enc[i:]
+        elif mangle == 3:
+            enc = enc[: rng.randrange(len(enc) + 1)]  # cut anywhere
+        raw = (f"Content-Type: application/pdf\r\nContent-Transfer-Encoding: "
+               f"{rng.choice(['base64', 'BASE64', ' base64'])}\r\n\r\n{enc}").encode(
+            "utf-8", "surrogateescape")
+        part = _stdlib(raw)
+        assert data_of(part) == part.get_payload(decode=True), raw
+
+
+def _header_block_reference(raw: bytes) -> str:
+    """header_block as it was: every line of the message split, then the loop."""
+    out: list[bytes] = []
+    for line in raw.splitlines():
+        if not line.strip(b"\r") or not (HEADER_LINE.match(line) or (line[:1] in b" \t"
+                                         and out)):
+            break
+        out.append(line.rstrip(b"\r"))
+    return (b"\r\n".join(out) + b"\r\n\r\n").decode("utf-8", "surrogateescape") if out else ""
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_header_block_reads_only_the_head_and_gives_the_same(seed: int, corpus: Path) -> None:
+    rng = random.Random(seed)
+    raws = list(_corpus_messages(corpus)) if seed == 0 else []
+    pieces = [b"A: b", b"", b"\r", b" cont", b"X-Y: z\r", b"body", b"\tfold", b"no header"]
+    for _ in range(2000):
+        raws.append(rng.choice([b"\n", b"\r\n", b"\r"]).join(
+            rng.choice(pieces) for _ in range(rng.randrange(0, 8))))
+    for n in (13100, 13106, 20000):  # a head past the first 64 KB searched
+        raws += [b"A: b\r\n" * n + b"\r\nbody\r\n\r\n", b"A: b\n" * n + b"\nbody",
+                 b"A: b\r" * n + b"\rbody", b"A: b\r\n" * n]
+    for raw in raws:
+        assert header_block(raw) == _header_block_reference(raw), raw[:100]
