@@ -11,6 +11,7 @@ finishes those items instead of sending them again.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 from pstkit.catalog import MessageRow, path_to_text
 from pstkit.errors import IntegrityError
+from pstkit.interrupt import StopNow, Stopper, stop_on_signal
 from pstkit.mapping import PlanEntry, StoreFolder, path_text, plan
 from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
@@ -44,9 +46,13 @@ def import_(
     progress: Progress | None = None,
     connections: int = 1,
 ) -> RunResult:
+    """Deliver every planned store folder to `sink`. The first Ctrl-C stops after the
+    batch at hand; a batch still waiting on the target after a moment is cut and stays
+    marked "sending" (the next run looks for it in the target first)."""
     opts = opts or MappingOptions()
     progress = progress or NullProgress()
-    with recorded_run(store.catalog, "import", sink.key, progress) as result:
+    with recorded_run(store.catalog, "import", sink.key, progress) as result, \
+            stop_on_signal() as stop:
         entries = make_plan(store, sink, opts)
         for entry in entries:  # parents first, on one thread: creation order matters
             if _wanted(entry):
@@ -57,17 +63,29 @@ def import_(
         job = _ImportJob(
             store, sink, opts.duplicates, result, progress, delivered,
             in_flight=_in_flight(store, sink),
-            ours=store.catalog.delivered_target_ids(sink.key),
+            ours=store.catalog.delivered_target_ids(sink.key), stop=stop,
         )  # fmt: skip
         n = max(1, min(connections, sink.max_connections))
-        if n == 1:
-            for entry in entries:
-                job.folder(entry)
-        else:
-            with concurrent.futures.ThreadPoolExecutor(n) as pool:
-                for fut in [pool.submit(job.folder, e) for e in entries]:
-                    fut.result()
+        with contextlib.suppress(StopNow):
+            _run_folders(job, entries, n)
+        if stop.is_set():
+            raise KeyboardInterrupt  # recorded as "interrupted", with what was delivered
     return result
+
+
+def _run_folders(job: _ImportJob, entries: list[PlanEntry], n: int) -> None:
+    if n == 1:
+        for entry in entries:
+            job.folder(entry)
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(n)
+    try:
+        for fut in [pool.submit(job.folder, e) for e in entries]:
+            with job.stop.waiting():
+                fut.result()
+    finally:
+        # After a Ctrl-C's grace, threads blocked on a silent target are not waited for.
+        pool.shutdown(wait=not job.stop.expired, cancel_futures=job.stop.is_set())
 
 
 def _in_flight(store: Store, sink: Sink) -> dict[int, str]:
@@ -101,10 +119,13 @@ class _ImportJob:
     #: created in one second the same UIDVALIDITY).
     ours: set[tuple[str, str]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: Stopper = field(default_factory=Stopper)
 
     def folder(self, entry: PlanEntry) -> None:
         tell_folder(self.progress, path_text(entry.target))
         for batch in self._batches(entry):
+            if self.stop.is_set():
+                return
             self._deliver(entry.target, batch)
 
     def _batches(self, entry: PlanEntry) -> Iterator[list[MessageRow]]:
@@ -148,7 +169,8 @@ class _ImportJob:
             # ledger is written, the next run looks in the target for these.
             marks = [(m.id, target, "", "sending") for m, _ in send]
             self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, marks)
-        results = self._put(target, send) if send else []
+        with self.stop.waiting():
+            results = self._put(target, send) if send else []
         for (msg, raw), res in zip(send, results, strict=True):
             if isinstance(res, Failed):
                 # Stays "sending": the next run retries it (after a look in the target).

@@ -202,7 +202,14 @@ def _has_cap(client: IMAPClient, cap: str) -> bool:
         raise ConnectError(client.host, f"connection lost: {e}") from e
 
 
+#: seconds a LOGOUT may take before the socket is just dropped: a healthy server answers
+#: at once, and a silent one must not hold up the end of a run (Ctrl-C, issue 15.9)
+LOGOUT_WAIT = 1.0
+
+
 def _close_quietly(client: IMAPClient) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        client._imap.sock.settimeout(LOGOUT_WAIT)
     try:
         client.logout()
     except (*DROPPED, imaplib.IMAP4.error, imap_exc.IMAPClientError):

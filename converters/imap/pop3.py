@@ -178,6 +178,8 @@ class Pop3Source:
         pop, self._pop = self._pop, None
         if pop is None:
             return
+        with contextlib.suppress(OSError):  # a silent server must not hold up the end
+            pop.sock.settimeout(1.0)
         try:
             pop.quit()
         except (OSError, EOFError, poplib.error_proto) as e:
