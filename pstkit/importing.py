@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from pstkit.bwlimit import TokenBucket
 from pstkit.catalog import MessageRow, path_to_text
 from pstkit.errors import IntegrityError
 from pstkit.interrupt import StopNow, Stopper, stop_on_signal
@@ -45,6 +46,7 @@ def import_(
     opts: MappingOptions | None = None,
     progress: Progress | None = None,
     connections: int = 1,
+    limit: TokenBucket | None = None,
 ) -> RunResult:
     """Deliver every planned store folder to `sink`. The first Ctrl-C stops after the
     batch at hand; a batch still waiting on the target after a moment is cut and stays
@@ -63,7 +65,7 @@ def import_(
         job = _ImportJob(
             store, sink, opts.duplicates, result, progress, delivered,
             in_flight=_in_flight(store, sink),
-            ours=store.catalog.delivered_target_ids(sink.key), stop=stop,
+            ours=store.catalog.delivered_target_ids(sink.key), stop=stop, limit=limit,
         )  # fmt: skip
         n = max(1, min(connections, sink.max_connections))
         with contextlib.suppress(StopNow):
@@ -120,6 +122,8 @@ class _ImportJob:
     ours: set[tuple[str, str]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: Stopper = field(default_factory=Stopper)
+    #: --bwlimit: each batch's bytes are taken before it goes to the sink
+    limit: TokenBucket | None = None
 
     def folder(self, entry: PlanEntry) -> None:
         tell_folder(self.progress, path_text(entry.target))
@@ -170,6 +174,8 @@ class _ImportJob:
             marks = [(m.id, target, "", "sending") for m, _ in send]
             self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, marks)
         with self.stop.waiting():
+            if self.limit is not None and send:
+                self.limit.take(sum(len(raw) for _, raw in send))
             results = self._put(target, send) if send else []
         for (msg, raw), res in zip(send, results, strict=True):
             if isinstance(res, Failed):

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Container, Iterator
 
 from pstkit import writer as writer_mod
+from pstkit.bwlimit import TokenBucket
 from pstkit.catalog import FolderRow
 from pstkit.check import recover
 from pstkit.importing import import_
@@ -56,6 +57,7 @@ def export(
     filt: FetchFilter | None = None,
     progress: Progress | None = None,
     connections: int = 1,
+    limit: TokenBucket | None = None,
 ) -> RunResult:
     """Copy every selected folder of `source` into `store`; resumable. SIGINT/SIGTERM (in
     the main thread) stop it after the message at hand, with every written file committed;
@@ -82,6 +84,9 @@ def export(
                 for row, item in stop.guard(
                     _stream(source, store, work, filt, progress, connections, stop)
                 ):
+                    if limit is not None and isinstance(item, Fetched):
+                        with stop.waiting():  # --bwlimit: the fetch waits with the loop
+                            limit.take(len(item.raw))
                     _take(writer, row, item, filt, result, progress)
                     if stop.is_set():
                         break

@@ -28,7 +28,7 @@ METAVARS = {
     "batch": "CSV", "server": "imaps://HOST[:PORT]", "mailbox": "ADDRESS", "tenant": "TENANT",
     "client_id": "APP-ID", "codepage": "CODEPAGE", "duplicates": "skip|allow|replace",
     "auth": "METHOD", "fmt": "maildir|mbox", "source": "SOURCE", "target": "TARGET",
-    "store": "STORE", "log_file": "FILE",
+    "store": "STORE", "log_file": "FILE", "bwlimit": "RATE", "config": "FILE",
 }  # fmt: skip
 
 
