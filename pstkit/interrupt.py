@@ -59,6 +59,18 @@ class Stopper:
         finally:
             self._waiting = False
 
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """A store write inside a wait (a two-step sink noting what it created) is
+        never cut: the cut, if due, comes right after it."""
+        was, self._waiting = self._waiting, False
+        try:
+            yield
+        finally:
+            self._waiting = was
+        if was and self.expired:
+            raise StopNow
+
     def guard(self, items: Iterator[T]) -> Iterator[T]:
         """`items`, each `next()` a wait that may be cut."""
         while True:

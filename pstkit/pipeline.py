@@ -69,7 +69,9 @@ def export(
     _say_resuming(store, source.key)
     with recorded_run(store.catalog, "export", source.key, progress) as result, \
             stop_on_signal() as stop:
-        folders = [f for f in source.folders() if selected(f.path, filt.include, filt.exclude)]
+        with stop.waiting():  # the source's folder list: nothing is written yet
+            listed = source.folders()
+        folders = [f for f in listed if selected(f.path, filt.include, filt.exclude)]
         rows = {f.path: store.ensure_folder(f) for f in folders}
         by_id = {rows[f.path].id: f for f in folders}
         counts = store.catalog.counts()

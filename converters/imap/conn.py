@@ -230,6 +230,13 @@ def _close_quietly(client: IMAPClient) -> None:
             pass
 
 
+def cut(client: IMAPClient) -> None:
+    """Drop the connection without LOGOUT: for a client another thread is blocked in
+    (a LOGOUT would wait behind that thread's read; the cut wakes it with an error)."""
+    with contextlib.suppress(OSError, AttributeError):
+        client._imap.sock.shutdown(socket.SHUT_RDWR)
+
+
 def close(client: IMAPClient) -> None:
     """LOGOUT, or just drop the socket if the connection is already broken."""
     _close_quietly(client)

@@ -14,8 +14,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from pstkit.store import CATALOG
 from tests.helpers import REPO, cli, make_message, write_maildir
@@ -60,14 +61,18 @@ def _run(args: list[str], log: Path) -> int:
     return proc.wait(timeout=120)
 
 
-def test_ctrl_c_during_export_from_a_silent_server(dovecot: Dovecot, tmp_path: Path) -> None:
+@pytest.mark.parametrize("connections", [1, 2])
+def test_ctrl_c_during_export_from_a_silent_server(dovecot: Dovecot, tmp_path: Path,
+                                                   connections: int) -> None:  # fmt: skip
     user = dovecot.add_user(unique_user(), PW)
-    dovecot.append_many(user, "INBOX", [(make_message(i, size=SIZE), (), None)
-                                        for i in range(N)])  # fmt: skip
+    for folder in ("INBOX", "Archive"):
+        dovecot.append_many(user, folder, [(make_message(i, size=SIZE), (), None)
+                                           for i in range(N // 2)])  # fmt: skip
     store, log = tmp_path / "store", tmp_path / "err.log"
     with StallProxy(("127.0.0.1", dovecot.imap_port)) as proxy:
         args = ["export", f"imap://{user.name}@127.0.0.1:{proxy.port}", str(store),
-                "--ca-file", str(dovecot.ca_file), "--opt", "imap_fetch_batch=2"]
+                "--ca-file", str(dovecot.ca_file), "--opt", "imap_fetch_batch=2",
+                "--connections", str(connections)]
         proxy.silence_after(8 * SIZE, upstream=False)  # a few messages, then silence
         took = _interrupt_when_stalled(_start(args, log), proxy, log)
         first = log.read_text()
@@ -80,19 +85,24 @@ def test_ctrl_c_during_export_from_a_silent_server(dovecot: Dovecot, tmp_path: P
         assert _run(["check", str(store)], log) == 0, log.read_text()
         assert _run(args, log) == 0, log.read_text()
     assert _stored(store) == N
-    assert sum(store_digests(store)[("INBOX",)].values()) == N
+    assert {k: sum(v.values()) for k, v in store_digests(store).items()} == {
+        ("INBOX",): N // 2, ("Archive",): N // 2}
 
 
-def test_ctrl_c_during_import_to_a_silent_server(dovecot: Dovecot, tmp_path: Path) -> None:
+@pytest.mark.parametrize("connections", [1, 2])
+def test_ctrl_c_during_import_to_a_silent_server(dovecot: Dovecot, tmp_path: Path,
+                                                 connections: int) -> None:  # fmt: skip
     user = dovecot.add_user(unique_user(), PW)
     src = tmp_path / "src"
-    write_maildir(src, {"": [(make_message(100 + i, size=SIZE), "") for i in range(N)]})
+    write_maildir(src, {"": [(make_message(100 + i, size=SIZE), "") for i in range(N // 2)],
+                        ".Archive": [(make_message(200 + i, size=SIZE), "")
+                                     for i in range(N // 2)]})  # fmt: skip
     store, log = tmp_path / "store", tmp_path / "err.log"
     code, out, err = cli("export", f"maildir:{src}", str(store))
     assert code == 0, out + err
     with StallProxy(("127.0.0.1", dovecot.imap_port)) as proxy:
         args = ["import", str(store), f"imap://{user.name}@127.0.0.1:{proxy.port}",
-                "--ca-file", str(dovecot.ca_file)]
+                "--ca-file", str(dovecot.ca_file), "--connections", str(connections)]
         proxy.silence_after(6 * SIZE, upstream=True)
         took = _interrupt_when_stalled(_start(args, log), proxy, log)
         first = log.read_text()
@@ -104,7 +114,7 @@ def test_ctrl_c_during_import_to_a_silent_server(dovecot: Dovecot, tmp_path: Pat
         assert _run(args, log) == 0, log.read_text()
     got = server_digests(dovecot, user)
     assert got == store_digests(store), "not every message exactly once"
-    assert sum(Counter(got[("INBOX",)]).values()) == N
+    assert sum(sum(c.values()) for c in got.values()) == N
 
 
 def _stored(store: Path) -> int:
