@@ -152,6 +152,13 @@ class TLSError(ConnectError):
     hint = "give the server's CA with --ca-file, or --insecure if you trust this network"
 
 
+class TLSPortError(TLSError):
+    """cannot connect to {}: {}"""
+
+    hint = ("imap:// and pop3:// expect a plain greeting (then STARTTLS); "
+            "imaps:// and pop3s:// speak TLS from the first byte")
+
+
 class TransientError(ConnectorError):
     """temporary failure at {}: {}"""
 

@@ -10,14 +10,17 @@ finishes those items instead of sending them again.
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import logging
+import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from pstkit.bwlimit import TokenBucket
 from pstkit.catalog import MessageRow, path_to_text
 from pstkit.errors import IntegrityError
+from pstkit.interrupt import StopNow, Stopper, stop_on_signal
 from pstkit.mapping import PlanEntry, StoreFolder, path_text, plan
 from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
@@ -43,31 +46,69 @@ def import_(
     opts: MappingOptions | None = None,
     progress: Progress | None = None,
     connections: int = 1,
+    limit: TokenBucket | None = None,
 ) -> RunResult:
+    """Deliver every planned store folder to `sink`. The first Ctrl-C stops after the
+    batch at hand; a batch still waiting on the target after a moment is cut and stays
+    marked "sending" (the next run looks for it in the target first)."""
     opts = opts or MappingOptions()
     progress = progress or NullProgress()
-    with recorded_run(store.catalog, "import", sink.key, progress) as result:
-        entries = make_plan(store, sink, opts)
-        for entry in entries:  # parents first, on one thread: creation order matters
-            if _wanted(entry):
-                sink.ensure_folder(entry.target, entry.role, entry.source.info.container_class)
+    with recorded_run(store.catalog, "import", sink.key, progress) as result, \
+            stop_on_signal() as stop:
+        with stop.waiting():  # the target's folders: nothing is recorded yet
+            entries = make_plan(store, sink, opts)
+            for entry in entries:  # parents first, on one thread: creation order matters
+                if _wanted(entry):
+                    sink.ensure_folder(entry.target, entry.role,
+                                       entry.source.info.container_class)  # fmt: skip
         delivered = store.catalog.delivered_ids(sink.key)
         result.already = len(delivered)
         progress.start("import", sum(e.source.count for e in entries) - len(delivered) or None)
         job = _ImportJob(
             store, sink, opts.duplicates, result, progress, delivered,
             in_flight=_in_flight(store, sink),
-            ours=store.catalog.delivered_target_ids(sink.key),
+            ours=store.catalog.delivered_target_ids(sink.key), stop=stop, limit=limit,
         )  # fmt: skip
         n = max(1, min(connections, sink.max_connections))
-        if n == 1:
-            for entry in entries:
-                job.folder(entry)
-        else:
-            with concurrent.futures.ThreadPoolExecutor(n) as pool:
-                for fut in [pool.submit(job.folder, e) for e in entries]:
-                    fut.result()
+        with contextlib.suppress(StopNow):
+            _run_folders(job, entries, n)
+        if stop.is_set():
+            raise KeyboardInterrupt  # recorded as "interrupted", with what was delivered
     return result
+
+
+def _run_folders(job: _ImportJob, entries: list[PlanEntry], n: int) -> None:
+    """Folders on `n` threads (each takes the next folder). They are daemon threads, so
+    after a Ctrl-C's grace one blocked on a silent target is not waited for (nothing is
+    recorded while it waits). The first error is raised once every thread is done."""
+    if n == 1:
+        for entry in entries:
+            job.folder(entry)
+        return
+    todo: queue.SimpleQueue[PlanEntry] = queue.SimpleQueue()
+    for entry in entries:
+        todo.put(entry)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            try:
+                entry = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                job.folder(entry)
+            except BaseException as e:  # raised by the caller's thread
+                errors.append(e)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    with job.stop.waiting():
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
 
 
 def _in_flight(store: Store, sink: Sink) -> dict[int, str]:
@@ -101,10 +142,15 @@ class _ImportJob:
     #: created in one second the same UIDVALIDITY).
     ours: set[tuple[str, str]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: Stopper = field(default_factory=Stopper)
+    #: --bwlimit: each batch's bytes are taken before it goes to the sink
+    limit: TokenBucket | None = None
 
     def folder(self, entry: PlanEntry) -> None:
         tell_folder(self.progress, path_text(entry.target))
         for batch in self._batches(entry):
+            if self.stop.is_set():
+                return
             self._deliver(entry.target, batch)
 
     def _batches(self, entry: PlanEntry) -> Iterator[list[MessageRow]]:
@@ -126,29 +172,18 @@ class _ImportJob:
         done: list[tuple[int, FolderPath, str, str]] = []
         problems: list[tuple[str, str, str, str]] = []
         send: list[tuple[StoredMessage, bytes]] = []
-        for row in rows:
-            try:
-                raw = self.store.read(row)
-            except IntegrityError as e:
-                problems.append(self._problem(target, row.msg, f"store file damaged: {e}"))
-                continue
-            dups = self._duplicates(row.msg, raw, target)
-            if dups and (self.policy is DuplicatePolicy.SKIP or row.msg.id in self.in_flight):
-                claimed = self._claim(target, dups)
-                if claimed is not None:
-                    done.append((row.msg.id, target, claimed, "duplicate"))
-                    continue
-                dups = []  # another thread took the last one: this copy is sent
-            if dups:
-                self.sink.delete(target, dups)
-                self.result.count(path_text(target), "replaced")
-            send.append((row.msg, raw))
+        with self.stop.waiting():  # looks in the target; nothing is recorded yet
+            for row in rows:
+                self._sort_out(target, row, done, problems, send)
         if send:
             # Mark the batch in flight first: if this process dies before the
             # ledger is written, the next run looks in the target for these.
             marks = [(m.id, target, "", "sending") for m, _ in send]
             self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, marks)
-        results = self._put(target, send) if send else []
+        with self.stop.waiting():
+            if self.limit is not None and send:
+                self.limit.take(sum(len(raw) for _, raw in send))
+            results = self._put(target, send) if send else []
         for (msg, raw), res in zip(send, results, strict=True):
             if isinstance(res, Failed):
                 # Stays "sending": the next run retries it (after a look in the target).
@@ -166,6 +201,28 @@ class _ImportJob:
         log.debug("%s: batch of %d recorded (%d sent)", path_text(target), len(rows), len(send))
         self._count(target, done, len(rows), sum(len(raw) for _, raw in send))
 
+    def _sort_out(self, target: FolderPath, row: MessageRow,
+                  done: list[tuple[int, FolderPath, str, str]],
+                  problems: list[tuple[str, str, str, str]],
+                  send: list[tuple[StoredMessage, bytes]]) -> None:  # fmt: skip
+        """One row of a batch: damaged, a duplicate already there, or to be sent."""
+        try:
+            raw = self.store.read(row)
+        except IntegrityError as e:
+            problems.append(self._problem(target, row.msg, f"store file damaged: {e}"))
+            return
+        dups = self._duplicates(row.msg, raw, target)
+        if dups and (self.policy is DuplicatePolicy.SKIP or row.msg.id in self.in_flight):
+            claimed = self._claim(target, dups)
+            if claimed is not None:
+                done.append((row.msg.id, target, claimed, "duplicate"))
+                return
+            dups = []  # another thread took the last one: this copy is sent
+        if dups:
+            self.sink.delete(target, dups)
+            self.result.count(path_text(target), "replaced")
+        send.append((row.msg, raw))
+
     def _put(
         self, target: FolderPath, send: list[tuple[StoredMessage, bytes]]
     ) -> list[Delivered | Failed]:
@@ -174,7 +231,8 @@ class _ImportJob:
 
         def created(made: Sequence[tuple[int, str]]) -> None:
             marks = [(mid, target, tid, "sending") for mid, tid in made]
-            self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, marks)
+            with self.stop.shielded():
+                self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, marks)
 
         return self.sink.put_batch_noting(target, send, created)
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import signal
 import threading
 from collections.abc import Container, Iterator
 
 from pstkit import writer as writer_mod
+from pstkit.bwlimit import TokenBucket
 from pstkit.catalog import FolderRow
 from pstkit.check import recover
 from pstkit.importing import import_
+from pstkit.interrupt import StopNow, Stopper, stop_on_signal
 from pstkit.mapping import path_text, selected
 from pstkit.model import Fetched, FetchResult, FolderInfo, Problem, Skipped
 from pstkit.options import FetchFilter
@@ -56,9 +57,11 @@ def export(
     filt: FetchFilter | None = None,
     progress: Progress | None = None,
     connections: int = 1,
+    limit: TokenBucket | None = None,
 ) -> RunResult:
     """Copy every selected folder of `source` into `store`; resumable. SIGINT/SIGTERM (in
-    the main thread) stop it after the message at hand, with every written file committed."""
+    the main thread) stop it after the message at hand, with every written file committed;
+    a wait for a silent server is cut after a moment (pstkit.interrupt)."""
     filt = filt or FetchFilter()
     progress = progress or NullProgress()
     if _interrupted_runs(store):
@@ -66,7 +69,9 @@ def export(
     _say_resuming(store, source.key)
     with recorded_run(store.catalog, "export", source.key, progress) as result, \
             stop_on_signal() as stop:
-        folders = [f for f in source.folders() if selected(f.path, filt.include, filt.exclude)]
+        with stop.waiting():  # the source's folder list: nothing is written yet
+            listed = source.folders()
+        folders = [f for f in listed if selected(f.path, filt.include, filt.exclude)]
         rows = {f.path: store.ensure_folder(f) for f in folders}
         by_id = {rows[f.path].id: f for f in folders}
         counts = store.catalog.counts()
@@ -77,10 +82,16 @@ def export(
         )  # fmt: skip
         try:
             work = [(f, rows[f.path]) for f in folders if f.selectable]
-            for row, item in _stream(source, store, work, filt, progress, connections):
-                _take(writer, row, item, filt, result, progress)
-                if stop.is_set():
-                    break
+            with contextlib.suppress(StopNow):  # a cut wait: what was taken is committed
+                for row, item in stop.guard(
+                    _stream(source, store, work, filt, progress, connections, stop)
+                ):
+                    if limit is not None and isinstance(item, Fetched):
+                        with stop.waiting():  # --bwlimit: the fetch waits with the loop
+                            limit.take(len(item.raw))
+                    _take(writer, row, item, filt, result, progress)
+                    if stop.is_set():
+                        break
             writer.close()
         except BaseException:
             writer.abort()
@@ -93,11 +104,13 @@ def export(
 
 
 def _stream(source: Source, store: Store, work: list[tuple[FolderInfo, FolderRow]],
-            filt: FetchFilter, progress: Progress, connections: int
+            filt: FetchFilter, progress: Progress, connections: int, outer: Stopper,
             ) -> Iterator[tuple[FolderRow, FetchResult]]:  # fmt: skip
     progress.start("export", sum(f.message_count or 0 for f, _ in work) or None)
     n = max(1, min(connections, source.max_connections))
-    return _parallel(source, store, work, filt, n) if n > 1 else _serial(source, store, work, filt)
+    if n > 1:
+        return _parallel(source, store, work, filt, n, outer)
+    return _serial(source, store, work, filt)
 
 
 def _say_resuming(store: Store, source_key: str) -> None:
@@ -105,36 +118,6 @@ def _say_resuming(store: Store, source_key: str) -> None:
     last = [r for r in store.catalog.runs() if r[1] == "export" and r[2] == source_key]
     if last and last[-1][5] in ("interrupted", "failed"):
         log.warning("resuming: %d already stored", store.catalog.count_source(source_key))
-
-
-@contextlib.contextmanager
-def stop_on_signal() -> Iterator[threading.Event]:
-    """The first SIGINT or SIGTERM sets the event (the loop finishes the message at hand,
-    commits and stops); a second one acts at once. Only the main thread can take signals:
-    elsewhere (batch runs) the caller's own handling stays."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def first(signum: int, _frame: object) -> None:
-        stop.set()
-        log.warning("stopping after the message at hand (again to stop at once)")
-        for sig, handler in old.items():  # the next signal interrupts whatever runs
-            signal.signal(sig, handler if sig == signal.SIGINT else _interrupt)
-
-    for sig in old:
-        signal.signal(sig, first)
-    try:
-        yield stop
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _interrupted_runs(store: Store) -> bool:
@@ -194,6 +177,7 @@ def _parallel(
     work: list[tuple[FolderInfo, FolderRow]],
     filt: FetchFilter,
     n: int,
+    outer: Stopper,
 ) -> Iterator[tuple[FolderRow, FetchResult]]:
     """Fetch folders on `n` threads; the caller's thread stays the only writer.
 
@@ -221,12 +205,14 @@ def _parallel(
                 yield got  # type: ignore[misc]
     finally:
         stop.set()
-        _drain(out, threads)
+        _drain(out, threads, outer)
 
 
-def _drain(out: queue.Queue[object], threads: list[threading.Thread]) -> None:
-    """Unblock fetchers stuck on a full queue so they can see `stop`."""
-    while any(t.is_alive() for t in threads):
+def _drain(out: queue.Queue[object], threads: list[threading.Thread], outer: Stopper) -> None:
+    """Unblock fetchers stuck on a full queue so they can see `stop`. After a Ctrl-C's
+    grace, fetchers still blocked on a silent server are left behind (daemon threads
+    that write nothing to the store)."""
+    while any(t.is_alive() for t in threads) and not outer.expired:
         with contextlib.suppress(queue.Empty):
             out.get(timeout=0.1)
 

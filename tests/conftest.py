@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 # (children then start with SIGINT at its default, as from a terminal).
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# A developer's own ~/.config/pstkit/config.toml (option defaults, profiles) must not change
+# what the tests see: the suite and its pstkit children read the config from an empty place.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="pstkit-tests-config-")
 
 
 def corpus_root() -> Path:

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, SocketTimeout
 from imapclient import exceptions as imap_exc
 
+from pstkit.converters.imap.tlsprobe import greet_or_probe
 from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError, TransientError
 from pstkit.location import Location
 from pstkit.options import ConnectOptions
@@ -92,10 +93,14 @@ class ImapConnector:
     # --- steps --------------------------------------------------------------
 
     def _connect(self) -> IMAPClient:
-        host = self.location.host
+        host, timeout = self.location.host, self.options.timeout
         try:
-            client = IMAPClient(host, port=self.port, ssl=self.implicit_tls,
-                                ssl_context=self._ctx, timeout=self.options.timeout)
+            if self.implicit_tls:
+                client = self._client(timeout)
+            else:  # an implicit-TLS port would keep silent until the timeout: probe it
+                tls_url = f"imaps://{self.location.user}@{host}:{self.port}"
+                client = greet_or_probe(self._client, host, self.port, timeout, self.key,
+                                        tls_url)  # fmt: skip
         except ssl.SSLError as e:
             raise TLSError(self.key, _ssl_reason(e)) from e
         except socket.gaierror as e:
@@ -118,6 +123,12 @@ class ImapConnector:
         # EXAMINE exactly the name the server listed.
         client.folder_encode = False
         return client
+
+    def _client(self, greeting_wait: float) -> IMAPClient:
+        """Connected, greeted within `greeting_wait`; later reads get the --timeout."""
+        return IMAPClient(self.location.host, port=self.port, ssl=self.implicit_tls,
+                          ssl_context=self._ctx,
+                          timeout=SocketTimeout(greeting_wait, self.options.timeout))
 
     def _secure(self, client: IMAPClient) -> None:
         if self.implicit_tls:
@@ -202,7 +213,14 @@ def _has_cap(client: IMAPClient, cap: str) -> bool:
         raise ConnectError(client.host, f"connection lost: {e}") from e
 
 
+#: seconds a LOGOUT may take before the socket is just dropped: a healthy server answers
+#: at once, and a silent one must not hold up the end of a run (Ctrl-C, issue 15.9)
+LOGOUT_WAIT = 1.0
+
+
 def _close_quietly(client: IMAPClient) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        client._imap.sock.settimeout(LOGOUT_WAIT)
     try:
         client.logout()
     except (*DROPPED, imaplib.IMAP4.error, imap_exc.IMAPClientError):
@@ -210,6 +228,13 @@ def _close_quietly(client: IMAPClient) -> None:
             client.shutdown()
         except (*DROPPED, imaplib.IMAP4.error):
             pass
+
+
+def cut(client: IMAPClient) -> None:
+    """Drop the connection without LOGOUT: for a client another thread is blocked in
+    (a LOGOUT would wait behind that thread's read; the cut wakes it with an error)."""
+    with contextlib.suppress(OSError, AttributeError):
+        client._imap.sock.shutdown(socket.SHUT_RDWR)
 
 
 def close(client: IMAPClient) -> None:

@@ -29,6 +29,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, BinaryIO
 
 from pstkit.converters.imap.conn import retry, tls_context
+from pstkit.converters.imap.tlsprobe import greet_or_probe
 from pstkit.errors import AuthError, ConnectError, TLSError, TransientError
 from pstkit.location import Location
 from pstkit.model import Fetched, FetchResult, FolderInfo, MessageMeta, Role, Skipped, utc
@@ -178,6 +179,8 @@ class Pop3Source:
         pop, self._pop = self._pop, None
         if pop is None:
             return
+        with contextlib.suppress(OSError):  # a silent server must not hold up the end
+            pop.sock.settimeout(1.0)
         try:
             pop.quit()
         except (OSError, EOFError, poplib.error_proto) as e:
@@ -254,7 +257,9 @@ class Pop3Source:
         try:
             if self._implicit_tls:
                 return poplib.POP3_SSL(host, self._port, context=self._ctx, timeout=t)
-            return poplib.POP3(host, self._port, timeout=t)
+            # an implicit-TLS port would keep silent until the timeout: probe it
+            tls_url = f"pop3s://{self._loc.user}@{host}:{self._port}"
+            return greet_or_probe(self._plain, host, self._port, t, self.key, tls_url)
         except ssl.SSLError as e:
             raise TLSError(self.key, _ssl_reason(e)) from e
         except socket.gaierror as e:
@@ -263,6 +268,12 @@ class Pop3Source:
             raise ConnectError(self.key, "connection refused") from e
         except (OSError, EOFError, poplib.error_proto) as e:
             raise ConnectError(self.key, _text(e)) from e
+
+    def _plain(self, greeting_wait: float) -> poplib.POP3:
+        """Connected, greeted within `greeting_wait`; later reads get the --timeout."""
+        pop = poplib.POP3(self._loc.host, self._port, timeout=greeting_wait)
+        pop.sock.settimeout(self._options.timeout)
+        return pop
 
     def _secure(self, pop: poplib.POP3) -> None:
         if self._implicit_tls:

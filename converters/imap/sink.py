@@ -29,7 +29,7 @@ from imapclient import IMAPClient
 
 from pstkit.converters.imap import append as ia
 from pstkit.converters.imap.commands import COMMAND_ERRORS, personal_prefix, text_of_error
-from pstkit.converters.imap.conn import DROPPED, ImapConnector, close, dropped
+from pstkit.converters.imap.conn import DROPPED, ImapConnector, close, cut, dropped
 from pstkit.converters.imap.names import folders_from_list, parse_list
 from pstkit.converters.imap.sink_wire import (
     append_command,
@@ -78,6 +78,8 @@ class ImapSink:
         self._connector = ImapConnector(location, options)
         self._local = threading.local()
         self._clients: list[IMAPClient] = []
+        #: the thread each client belongs to (clients are per thread)
+        self._owners: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._names: dict[FolderPath, str] = {}
         self._delim: str | None = None
@@ -102,6 +104,7 @@ class ImapSink:
             self._local.selected = None
             with self._lock:
                 self._clients.append(client)
+                self._owners[id(client)] = threading.current_thread()
         return client
 
     def _forget_client(self) -> None:
@@ -130,8 +133,12 @@ class ImapSink:
     def close(self) -> None:
         with self._lock:
             clients, self._clients = self._clients, []
+            owners, self._owners = self._owners, {}
         for c in clients:
-            close(c)
+            if owners.get(id(c), threading.current_thread()) is threading.current_thread():
+                close(c)
+            else:  # another thread's: it may still be waiting in it (a Ctrl-C's grace ran out)
+                cut(c)
 
     def _hello(self, client: IMAPClient) -> None:
         self._caps = frozenset(

@@ -53,10 +53,15 @@ def _global(
         typer.Option("--log-file", help="Also write each run's log here (the store keeps "
                      "its own in logs/run-N.log).", metavar="FILE"),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Option defaults and profiles (@NAME) from this TOML "
+                     "file (default: ~/.config/pstkit/config.toml).", metavar="FILE"),
+    ] = None,
 ) -> None:  # fmt: skip
     env = env_of(ctx)
     env.json, env.debug, env.quiet, env.verbose = json_out, debug, quiet, verbose
-    env.log_file = log_file
+    env.log_file = log_file  # (--config was read before parsing: pstkit.cli.settings)
     handler = logging.StreamHandler(env.stderr)
     handler.setFormatter(logging.Formatter("pstkit: %(message)s"))
     # The logger passes everything to the run logs; the terminal sees warnings (-v: all).

@@ -13,6 +13,7 @@ from pstkit import lock
 from pstkit.batch.csvfiles import export_jobs, read_users
 from pstkit.batch.engine import new_batch_id
 from pstkit.batch.mapping_csv import read_mapping
+from pstkit.bwlimit import limiter
 from pstkit.cli.app import app, env_of
 from pstkit.cli.batchcmds import Broker, KeyFile, run_batch_command
 from pstkit.cli.checkreport import print_check, run_check
@@ -110,6 +111,7 @@ Duplicates = Annotated[
 Engine = Annotated[str, typer.Option(help="With --batch: local (processes here) or celery (workers anywhere, see `pstkit worker`).")]
 Detach = Annotated[bool, typer.Option(help="With --engine celery: print the batch id and return; follow with `pstkit batch status --follow`.")]
 Parallel = Annotated[int, typer.Option(min=1, max=16, help="With --batch --engine local: mailboxes run at once.")]
+BwLimit = Annotated[str | None, typer.Option("--bwlimit", help="Bandwidth limit in bytes/s, e.g. 800K, 2M (K = 1024; off = none).", rich_help_panel="Connection")]
 ByRole = Annotated[
     bool,
     typer.Option("--by-role/--by-name", help="Map special folders by role (Sent -> Sent Items)."),
@@ -173,6 +175,7 @@ def export(
     token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
     insecure: Insecure = False, connections: Connections = 1, opt: Opt = None,
     codepage: Codepage = None, gmail: Gmail = None, delete_after_export: DeleteAfter = False,
+    bwlimit: BwLimit = None,
     seal: Annotated[bool, typer.Option("--seal", help="STORE is a bundle to seal into: the plain store is staged on local disk (in ~/.cache/pstkit/seal/, or --work-store) and removed after sealing, so only ciphertext reaches STORE's disk.", rich_help_panel="Sealing")] = False,
     recipient: RecipientOpt = None, passphrase: PassphraseFlag = False,
     passphrase_file: PassphraseFile = None, sign_key: SignKeyOpt = None,
@@ -183,6 +186,9 @@ def export(
     """Copy mail from SOURCE into STORE (resumable; a re-run fetches only what is new)."""
     env = env_of(ctx)
     filt = fetch_filter(include, exclude, since, before, max_size, newest_first)
+    limit = limiter(bwlimit)
+    if batch is not None and limit is not None:
+        raise UsageError("--bwlimit does not apply to --batch runs (yet): limit each mailbox's run")
     if batch is not None:
         if store is not None:
             raise UsageError("with --batch, give only the directory for the stores")
@@ -200,12 +206,12 @@ def export(
         try:
             return export_sealed(env, src.key, Path(store).expanduser(), plan, work_store,
                                  lambda p: Store.create(p, fmt, command=f"export {src.key}"),
-                                 lambda st: run_export(src, st, filt, TqdmProgress(env), connections))  # fmt: skip
+                                 lambda st: run_export(src, st, filt, TqdmProgress(env), connections, limit))  # fmt: skip
         finally:
             src.close()
     try:
         with Store.create(Path(store).expanduser(), fmt, command=f"export {src.key}") as st:
-            result = run_export(src, st, filt, TqdmProgress(env), connections)
+            result = run_export(src, st, filt, TqdmProgress(env), connections, limit)
     finally:
         src.close()
     print_run(env, result, f"exported from {src.key} into {store}")
@@ -231,14 +237,17 @@ def import_cmd(
     client_id: ClientId = None, client_secret_env: ClientSecretEnv = None,
     client_secret_file: ClientSecretFile = None, client_cert: ClientCert = None,
     codepage: Codepage = None, identity: IdentityOpt = None, trust: TrustOpt = None,
-    passphrase_file: PassphraseFile = None, max_size: MaxSize = None,
-    purview_csv: PurviewCsv = None,
+    passphrase_file: PassphraseFile = None, bwlimit: BwLimit = None,
+    max_size: MaxSize = None, purview_csv: PurviewCsv = None,
 ) -> int:  # fmt: skip
     """Deliver a store's mail to TARGET, each folder into its counterpart (STORE may
     also be a PST, mbox or Maildir, or a sealed bundle with --identity/--trust)."""
     env = env_of(ctx)
     mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
     opt = pst_opts(opt, max_size, purview_csv)
+    limit = limiter(bwlimit)
+    if batch is not None and limit is not None:
+        raise UsageError("--bwlimit does not apply to --batch runs (yet): limit each mailbox's run")
     if batch is not None:
         if store is not None or target is not None:
             raise UsageError("with --batch, the CSV names every source and target")
@@ -257,7 +266,7 @@ def import_cmd(
             store_dir, staged = _stage_direct(env, store, work_store, codepage)
         with Store.open(store_dir, writable=True, command=f"import {sink.key}") as st:
             warn_large(env, st, sink)
-            result = run_import(st, sink, mopts, TqdmProgress(env), connections)
+            result = run_import(st, sink, mopts, TqdmProgress(env), connections, limit)
     finally:
         sink.close()
     print_run(env, result, f"imported from {store_dir} into {sink.key}", staged)

@@ -15,7 +15,7 @@ from pstkit.errors import UsageError
 
 #: the global flags (app.py's callback), and those of them that take a value
 GLOBAL_FLAGS = frozenset({"--json", "--debug", "--verbose", "-v", "--quiet", "-q"})
-GLOBAL_VALUED = frozenset({"--log-file"})
+GLOBAL_VALUED = frozenset({"--log-file", "--config"})
 
 #: what an option's value is, by parameter name (the rest: the name in capitals)
 METAVARS = {
@@ -28,7 +28,7 @@ METAVARS = {
     "batch": "CSV", "server": "imaps://HOST[:PORT]", "mailbox": "ADDRESS", "tenant": "TENANT",
     "client_id": "APP-ID", "codepage": "CODEPAGE", "duplicates": "skip|allow|replace",
     "auth": "METHOD", "fmt": "maildir|mbox", "source": "SOURCE", "target": "TARGET",
-    "store": "STORE", "log_file": "FILE",
+    "store": "STORE", "log_file": "FILE", "bwlimit": "RATE", "config": "FILE",
 }  # fmt: skip
 
 
@@ -47,7 +47,8 @@ def hoist_globals(args: Sequence[str]) -> list[str]:
             break
         if not seen_command:
             front.append(arg)
-            seen_command = not arg.startswith("-") and front[-2:-1] != ["--log-file"]
+            prev = front[-2] if len(front) > 1 else ""
+            seen_command = not arg.startswith("-") and prev not in GLOBAL_VALUED
             continue
         name = arg.split("=", 1)[0]
         if arg in GLOBAL_FLAGS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import sys
 import traceback
 
@@ -14,6 +15,7 @@ import typer
 from pstkit.cli import about, batchcmds, commands, conventions, reportcmd, seal, verifycmd
 from pstkit.cli.app import app
 from pstkit.cli.env import Env, print_json
+from pstkit.cli.settings import apply_config
 from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
 
 EXIT_INTERNAL = 70
@@ -42,10 +44,14 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     asks = [a for a in args if a in ("--version", "-V")]
     if asks and all(a.startswith("-") for a in args):  # `pstkit --json --version`: global options
         args = [*(a for a in args if a not in asks), "version"]
+    secrets: dict[str, str] = {}
     try:
         command = typer.main.get_command(app)
         conventions.polish(command)
-        result = command.main(conventions.hoist_globals(args), prog_name="pstkit", standalone_mode=False, obj=env)
+        args, defaults, secrets = apply_config(command, conventions.hoist_globals(args), os.environ)
+        os.environ.update(secrets)  # a 0600 config's secret, for this process only
+        result = command.main(args, prog_name="pstkit", standalone_mode=False, obj=env,
+                              default_map=defaults)  # fmt: skip
         code = result if isinstance(result, int) else 0
         if code == EXIT_INTERRUPTED:
             # typer turns a KeyboardInterrupt that leaves a command into a silent exit 130
@@ -59,6 +65,8 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
         )
     except Exception as e:
         code = _click_or_internal(env, e)
+    for name in secrets:
+        os.environ.pop(name, None)
     _remove_log_handler(env)
     if argv is None:
         sys.exit(code)

@@ -45,5 +45,5 @@ def test_export_says_it_is_stopping_and_a_second_ctrl_c_stops_it(tmp_path: Path)
     store = str(tmp_path / "store")
     code, err = _interrupted(tmp_path, ["export", "imap://u@127.0.0.1:PORT", store], 2)
     assert code == 130, err
-    assert "stopping after the message at hand" in err
+    assert "stopping… (finishing the message at hand" in err
     assert "pstkit: error: interrupted" in err and "Traceback" not in err
