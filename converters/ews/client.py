@@ -54,7 +54,7 @@ from pstkit.converters.ews.wire import (
     verify_with,
 )
 from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError
-from pstkit.itemfields import utc_text
+from pstkit.itemfields import emails_text, utc_text
 from pstkit.location import Location
 from pstkit.model import Role
 from pstkit.options import ConnectOptions
@@ -373,12 +373,13 @@ class EwsClient:
     def listing(self, target: FolderRef) -> list[TargetItem]:
         """Id, size, subject, Message-ID and stamped key of every item, in folders of any
         kind: calendar items and contacts have no InternetMessageId, and exchangelib
-        refuses to ask for it in their folders. Contacts also give their display name
-        and events their start and end, which verify compares (`pstkit.itemfields`)."""
+        refuses to ask for it in their folders. Contacts also give their display name and
+        e-mail addresses, events their start and end, which verify compares
+        (`pstkit.itemfields`)."""
         models = getattr(target.handle, "supported_item_models", ())
         known = {f.name for model in models for f in model.FIELDS}
         wanted = ("id", "size", "subject", "message_id", "pstkit_source_key",
-                  "display_name", "start", "end")  # fmt: skip
+                  "display_name", "email_addresses", "start", "end")  # fmt: skip
         fields = [f for f in wanted if f in known]
         return self._call(
             lambda: [
@@ -398,7 +399,11 @@ class EwsClient:
 def _compared_fields(item: Any) -> tuple[tuple[str, str], ...]:
     """What verify compares of a contact or event ("" where the item has none)."""
     kind = type(item).__name__
-    if kind in ("Contact", "DistributionList"):
+    if kind == "Contact":
+        addresses = [getattr(a, "email", None) or "" for a in item.email_addresses or []]
+        return (("name", getattr(item, "display_name", None) or ""),
+                ("emails", emails_text(addresses)))
+    if kind == "DistributionList":
         return (("name", getattr(item, "display_name", None) or ""),)
     if kind == "CalendarItem":
         # EWSDateTime refuses astimezone(UTC): go through the timestamp.

@@ -490,3 +490,8 @@ def test_verify_finds_a_contact_that_arrived_empty(
     assert res.returncode == 1
     assert "5 matching, 0 missing, 0 extra, 1 differing" in res.stdout
     assert "name '' != 'Bertha A. Buell'" in res.stdout
+    # e-mail addresses are compared too (issue 13): one changed on the server is `*`
+    box.items[victim.id] = dataclasses.replace(victim, emails=("someone.else@example.com",))
+    res = run_pstkit("verify", store, url(server), "--auth", "basic", env=env)
+    assert res.returncode == 1, res.stdout
+    assert "1 differing" in res.stdout and "someone.else@example.com" in res.stdout

@@ -82,6 +82,9 @@ def shape_fields(
             fields.add(path.get("FieldURI", ""))
         elif path.tag == t("ExtendedFieldURI"):
             extended.append(path)
+        elif path.tag == t("IndexedFieldURI"):  # one member of a dictionary, e.g.
+            # contacts:EmailAddress with FieldIndex EmailAddress2 (see README)
+            fields.add(f"{path.get('FieldURI', '')}#{path.get('FieldIndex', '')}")
     return fields, extended
 
 
@@ -164,6 +167,8 @@ def item_xml(
             ext.append(etree.Element(t("ExtendedFieldURI"), dict(uri.attrib)))
             sub(ext, t("Value"), prop.value)
     _simple(el, item, fields, KIND_FIELDS[item.element])
+    if item.element == "Contact":
+        _emails(el, item, fields)
     if item.element == "DistributionList" and "distributionlist:Members" in fields:
         _members(el, item)
     if item.element != "Message":
@@ -172,6 +177,18 @@ def item_xml(
         sub(el, t("InternetMessageId"), item.message_id)
     if "message:IsRead" in fields:
         sub(el, t("IsRead"), _bool(item.is_read))
+
+
+def _emails(el: etree._Element, item: Item, fields: set[str]) -> None:
+    """EmailAddresses (after DisplayName in ContactItemType's sequence; CompanyName, which
+    would come between, is not rendered): the entries asked for by IndexedFieldURI."""
+    keys = [f"EmailAddress{n}" for n in range(1, len(item.emails) + 1)]
+    entries = [(k, v) for k, v in zip(keys, item.emails, strict=True)
+               if f"contacts:EmailAddress#{k}" in fields]
+    if entries:
+        box = sub(el, t("EmailAddresses"))
+        for key, address in entries:
+            sub(box, t("Entry"), address, Key=key)
 
 
 def _members(el: etree._Element, item: Item) -> None:
