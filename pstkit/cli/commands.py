@@ -55,6 +55,7 @@ from pstkit.cli.seal import (
 )  # fmt: skip
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
+from pstkit.hints import check_hints
 from pstkit.importing import make_plan
 from pstkit.location import parse_location, require_user
 from pstkit.options import ConnectOptions
@@ -366,7 +367,8 @@ def check(
         return check_bundle_cmd(env, store, trust, identity, passphrase_file, decrypt)
     with _store(store) as st:
         findings, files, nbytes, seconds = run_check(env, st, read_data)
-    print_check(env, findings, files, nbytes, seconds, read_data)
+        hints = check_hints(findings, st.catalog.source_keys(), store)
+    print_check(env, findings, files, nbytes, seconds, read_data, hints)
     return EXIT_INTEGRITY if any(f.damage for f in findings) else EXIT_OK
 
 
