@@ -3,9 +3,9 @@
 - A store holds one source. Exporting another into it (two customers' mail in
   one store, then imported into one mailbox) is refused unless the caller says
   `--add-source`.
-- A store this run created is removed again when the run fails before it
-  stored anything (a wrong password must not leave an empty store that the
-  next run then takes for a real one).
+- A store this run created is removed again when the source could not be
+  reached or read before anything was stored (a wrong password must not leave
+  an empty store that the next run then takes for a real one).
 - A `--folder`/`--exclude` pattern that matches no folder is said, naming it:
   a typo would otherwise export everything or nothing without a word.
 """
@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pstkit.errors import UsageError
+from pstkit.errors import ConnectorError, UsageError
 from pstkit.mapping import matches
 from pstkit.model import FolderPath
 from pstkit.store import MARKER, Store
@@ -39,12 +39,14 @@ def refuse_other_source(store: Store, source_key: str, add_source: bool) -> None
 
 @contextlib.contextmanager
 def removed_if_empty(root: Path) -> Iterator[None]:
-    """Remove the store at `root` if this run made it and failed with nothing in it."""
+    """Remove the store at `root` if this run made it and could not reach or read the
+    source (connection, login, a source it cannot use) before storing anything. Other
+    failures (disk full, Ctrl-C) leave the store as it is, to be looked at or resumed."""
     fresh = not (root / MARKER).exists()
     existed = root.exists()
     try:
         yield
-    except BaseException:
+    except (ConnectorError, UsageError):
         if fresh and (root / MARKER).exists() and _empty(root):
             _remove(root, existed)
         raise
