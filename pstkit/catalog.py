@@ -160,6 +160,17 @@ class Catalog:
             )
         )
 
+    def source_message_ids(self, folder_id: int, source_key: str) -> set[int]:
+        """Ids of the rows one source stored in a folder."""
+        rows = self._q(
+            "SELECT id FROM messages WHERE folder_id=? AND source_key=?", (folder_id, source_key)
+        )
+        return {int(str(r[0])) for r in rows}
+
+    def source_keys(self) -> set[str]:
+        """Every source this store holds mail of."""
+        return {str(r[0]) for r in self._q("SELECT DISTINCT source_key FROM messages")}
+
     def count_source(self, source_key: str) -> int:
         """Messages stored from one source (over all folders and epochs)."""
         rows = self._q("SELECT COUNT(*) FROM messages WHERE source_key=?", (source_key,))

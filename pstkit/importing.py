@@ -25,6 +25,7 @@ from pstkit.mapping import PlanEntry, StoreFolder, path_text, plan
 from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
 from pstkit.protocols import Failed, Sink, TwoStepSink
+from pstkit.redeliver import reopen_missing
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
 
@@ -47,10 +48,12 @@ def import_(
     progress: Progress | None = None,
     connections: int = 1,
     limit: TokenBucket | None = None,
+    redeliver: bool = False,
 ) -> RunResult:
     """Deliver every planned store folder to `sink`. The first Ctrl-C stops after the
     batch at hand; a batch still waiting on the target after a moment is cut and stays
-    marked "sending" (the next run looks for it in the target first)."""
+    marked "sending" (the next run looks for it in the target first). With `redeliver`,
+    also what the ledger has but the target lost (`pstkit.redeliver`)."""
     opts = opts or MappingOptions()
     progress = progress or NullProgress()
     with recorded_run(store.catalog, "import", sink.key, progress) as result, \
@@ -61,6 +64,8 @@ def import_(
                 if _wanted(entry):
                     sink.ensure_folder(entry.target, entry.role,
                                        entry.source.info.container_class)  # fmt: skip
+            if redeliver:
+                reopen_missing(store, sink, opts, result.run_id)
         delivered = store.catalog.delivered_ids(sink.key)
         result.already = len(delivered)
         progress.start("import", sum(e.source.count for e in entries) - len(delivered) or None)

@@ -65,9 +65,13 @@ def path_text(path: FolderPath) -> str:
 
 
 def matches(path: FolderPath, globs: Sequence[str]) -> bool:
-    """Shell-style globs over "/"-joined paths, case-sensitive."""
+    """Shell-style globs over "/"-joined paths, case-sensitive. A pattern takes the
+    folders under what it matches too (`Projects` also means `Projects/A`), as
+    Outlook's "include subfolders" does; `Projects/*` alone means only those under it,
+    `--folder Projects --exclude 'Projects/*'` the folder itself only."""
     text = path_text(path)
-    return any(fnmatch.fnmatchcase(text, g) for g in globs)
+    return any(fnmatch.fnmatchcase(text, g) or fnmatch.fnmatchcase(text, g.rstrip("/") + "/*")
+               for g in globs)  # fmt: skip
 
 
 def selected(path: FolderPath, include: Sequence[str], exclude: Sequence[str]) -> bool:

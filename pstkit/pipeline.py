@@ -22,6 +22,8 @@ from pstkit.mapping import path_text, selected
 from pstkit.model import Fetched, FetchResult, FolderInfo, Problem, Skipped
 from pstkit.options import FetchFilter
 from pstkit.protocols import NotExported, Source
+from pstkit.rails import refuse_other_source, warn_unmatched
+from pstkit.repair import repair
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
 from pstkit.verify import verify
@@ -58,12 +60,17 @@ def export(
     progress: Progress | None = None,
     connections: int = 1,
     limit: TokenBucket | None = None,
+    add_source: bool = False,
+    read_data: bool = False,
 ) -> RunResult:
     """Copy every selected folder of `source` into `store`; resumable. SIGINT/SIGTERM (in
     the main thread) stop it after the message at hand, with every written file committed;
-    a wait for a silent server is cut after a moment (pstkit.interrupt)."""
+    a wait for a silent server is cut after a moment (pstkit.interrupt). Stored files of
+    this source that are missing or cut short (with `read_data`: whose bytes differ from
+    their digest) are fetched again first (`pstkit.repair`)."""
     filt = filt or FetchFilter()
     progress = progress or NullProgress()
+    refuse_other_source(store, source.key, add_source)
     if _interrupted_runs(store):
         recover(store)
     _say_resuming(store, source.key)
@@ -71,8 +78,11 @@ def export(
             stop_on_signal() as stop:
         with stop.waiting():  # the source's folder list: nothing is written yet
             listed = source.folders()
+        warn_unmatched([f.path for f in listed], filt.include, filt.exclude, source.key)
         folders = [f for f in listed if selected(f.path, filt.include, filt.exclude)]
         rows = {f.path: store.ensure_folder(f) for f in folders}
+        repair(source, store, [(f, rows[f.path]) for f in folders if f.selectable], result,
+               read_data)  # fmt: skip
         by_id = {rows[f.path].id: f for f in folders}
         counts = store.catalog.counts()
         result.already = sum(counts.get(r.id, (0, 0))[0] for r in rows.values())

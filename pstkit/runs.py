@@ -70,6 +70,7 @@ class RunResult:
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
     current: str | None = None  # the folder being worked on (for progress)
+    error: str = ""  # why the run failed, kept in the store's run row
 
     def count(self, folder: str, outcome: str, n: int = 1) -> None:
         self.stats[outcome] += n
@@ -94,7 +95,8 @@ class RunResult:
         """What the catalog's runs row keeps: the counts, and the run's shape."""
         return {**dict(self.stats), "already": self.already,
                 "seconds": round(self.elapsed, 3),
-                "folders": {f: dict(c) for f, c in self.folders.items()}}  # fmt: skip
+                "folders": {f: dict(c) for f, c in self.folders.items()},
+                **({"error": self.error} if self.error else {})}  # fmt: skip
 
 
 #: words of a note that says the item itself may be incomplete or altered (read from a
@@ -122,6 +124,9 @@ def recorded_run(catalog: Catalog, kind: str, peer: str, progress: Progress) -> 
     except KeyboardInterrupt:
         status = "interrupted"
         raise Interrupted() from None
+    except Exception as e:
+        result.error = str(getattr(e, "message", "") or e)
+        raise
     finally:
         result.elapsed = time.monotonic() - result.started
         progress.done()

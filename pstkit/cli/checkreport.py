@@ -26,7 +26,7 @@ def run_check(env: Env, st: Store, read_data: bool) -> tuple[list[Finding], int,
 
 
 def print_check(env: Env, findings: Sequence[Finding], files: int, nbytes: int, seconds: float,
-                read_data: bool) -> None:  # fmt: skip
+                read_data: bool, hints: Sequence[str] = ()) -> None:  # fmt: skip
     """Every finding, then totals: files and bytes checked, damage, warnings."""
     damaged = sum(f.damage for f in findings)
     warnings = len(findings) - damaged
@@ -39,5 +39,7 @@ def print_check(env: Env, findings: Sequence[Finding], files: int, nbytes: int, 
         for f in findings:
             env.out(f"{'DAMAGE' if f.damage else 'warn'}  {f.code:<10} {f.where}  {f.detail}")
         env.out(f"{files} files, {size_text(nbytes)} {what}: {damaged} damaged, {warnings} warnings")
+    for hint in hints:
+        print(hint, file=env.stderr)
     rate = nbytes / 1e6 / max(seconds, 1e-6)
     print(f"check finished in {seconds:.1f} s ({rate:.2f} MB/s)", file=env.stderr)

@@ -35,6 +35,7 @@ from pstkit.cli.opts import (
     pick_connect,
 )
 from pstkit.cli.pstfiles import MaxSize, PurviewCsv, print_written, pst_opts, warn_large
+from pstkit.cli.railopts import AddSource, RedeliverMissing, Repair
 from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
 from pstkit.cli.seal import (
     Description,
@@ -54,22 +55,27 @@ from pstkit.cli.seal import (
 )  # fmt: skip
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
+from pstkit.hints import check_hints
 from pstkit.importing import make_plan
 from pstkit.location import parse_location, require_user
 from pstkit.options import ConnectOptions
 from pstkit.pipeline import export as run_export
 from pstkit.pipeline import import_ as run_import
 from pstkit.protocols import KindCounter
+from pstkit.rails import removed_if_empty
 from pstkit.runs import RunResult
 from pstkit.store import LOCK, Layout, Store, read_marker
 
 Include = Annotated[
     list[str] | None,
-    typer.Option("--folder", help="Only folders matching this glob (repeatable), e.g. 'INBOX*'."),
+    typer.Option("--folder", help="Only folders matching this glob, and their subfolders "
+                 "(repeatable), e.g. 'INBOX*', 'Projects' (with Projects/A); only those under "
+                 "it: 'Projects/*'. A pattern that matches nothing is a warning."),
 ]
 Exclude = Annotated[
     list[str] | None,
-    typer.Option("--exclude", help="Leave out folders matching this glob (repeatable)."),
+    typer.Option("--exclude", help="Leave out folders matching this glob, and their "
+                 "subfolders (repeatable)."),
 ]
 Codepage = Annotated[
     str | None, typer.Option(help="PST: code page of ANSI text (default: the file's).")
@@ -182,6 +188,7 @@ def export(
     sign_passphrase_file: SignPassphraseFile = None, description: Description = "",
     volume_size: VolumeSize = "1G",
     work_store: Annotated[Path | None, typer.Option(help="With --seal: where to stage the plain store (local disk).", rich_help_panel="Sealing")] = None,
+    add_source: AddSource = False, repair: Repair = False,
 ) -> int:  # fmt: skip
     """Copy mail from SOURCE into STORE (resumable; a re-run fetches only what is new)."""
     env = env_of(ctx)
@@ -210,8 +217,10 @@ def export(
         finally:
             src.close()
     try:
-        with Store.create(Path(store).expanduser(), fmt, command=f"export {src.key}") as st:
-            result = run_export(src, st, filt, TqdmProgress(env), connections, limit)
+        with removed_if_empty(Path(store).expanduser()), \
+                Store.create(Path(store).expanduser(), fmt, command=f"export {src.key}") as st:
+            result = run_export(src, st, filt, TqdmProgress(env), connections, limit,
+                                add_source, repair)  # fmt: skip
     finally:
         src.close()
     print_run(env, result, f"exported from {src.key} into {store}")
@@ -239,6 +248,7 @@ def import_cmd(
     codepage: Codepage = None, identity: IdentityOpt = None, trust: TrustOpt = None,
     passphrase_file: PassphraseFile = None, bwlimit: BwLimit = None,
     max_size: MaxSize = None, purview_csv: PurviewCsv = None,
+    redeliver_missing: RedeliverMissing = False,
 ) -> int:  # fmt: skip
     """Deliver a store's mail to TARGET, each folder into its counterpart (STORE may
     also be a PST, mbox or Maildir, or a sealed bundle with --identity/--trust)."""
@@ -266,7 +276,8 @@ def import_cmd(
             store_dir, staged = _stage_direct(env, store, work_store, codepage)
         with Store.open(store_dir, writable=True, command=f"import {sink.key}") as st:
             warn_large(env, st, sink)
-            result = run_import(st, sink, mopts, TqdmProgress(env), connections, limit)
+            result = run_import(st, sink, mopts, TqdmProgress(env), connections, limit,
+                                redeliver_missing)  # fmt: skip
     finally:
         sink.close()
     print_run(env, result, f"imported from {store_dir} into {sink.key}", staged)
@@ -356,7 +367,8 @@ def check(
         return check_bundle_cmd(env, store, trust, identity, passphrase_file, decrypt)
     with _store(store) as st:
         findings, files, nbytes, seconds = run_check(env, st, read_data)
-    print_check(env, findings, files, nbytes, seconds, read_data)
+        hints = check_hints(findings, st.catalog.source_keys(), store)
+    print_check(env, findings, files, nbytes, seconds, read_data, hints)
     return EXIT_INTEGRITY if any(f.damage for f in findings) else EXIT_OK
 
 

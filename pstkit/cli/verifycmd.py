@@ -51,6 +51,7 @@ from pstkit.cli.opts import (
     pick_connect,
 )
 from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, StoreError
+from pstkit.hints import verify_hints
 from pstkit.mapping import path_text
 from pstkit.model import Problem
 from pstkit.options import MappingOptions
@@ -109,6 +110,8 @@ def verify_cmd(
             env.out(line_text(v))
         for text in closing_block(summary, lines):
             env.out(text)
+    for hint in verify_hints(summary.total, store, target):
+        print(hint, file=env.stderr)
     total = sum(summary.total.values())
     print(f"verify finished in {seconds:.1f} s: {total} items compared "
           f"({total / max(seconds, 1e-6):.1f} items/s)", file=env.stderr)  # fmt: skip
