@@ -4,6 +4,7 @@ run's bundle passes `check --trust` and unseals to an identical store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -22,10 +23,13 @@ KILLS = 4
 
 
 def _listing(root: Path) -> list[tuple[str, int]]:
-    if not root.exists():
-        return []
-    files = (p for p in root.rglob("*") if p.is_file())
-    return sorted((str(p.relative_to(root)), p.stat().st_size) for p in files)
+    """Files under `root` with sizes (a file the run removes meanwhile is left out)."""
+    out = []
+    for top, _, names in os.walk(root):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                out.append((os.path.join(top, name), os.stat(os.path.join(top, name)).st_size))
+    return sorted(out)
 
 
 def _killed(args: list[str], ready: Callable[[], bool], delay: float) -> bool:
