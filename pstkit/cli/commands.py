@@ -40,6 +40,7 @@ from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
 from pstkit.cli.seal import (
     Description,
     IdentityOpt,
+    KeepCache,
     PassphraseFile,
     PassphraseFlag,
     RecipientOpt,
@@ -48,6 +49,7 @@ from pstkit.cli.seal import (
     TrustOpt,
     VolumeSize,
     check_bundle_cmd,
+    drop_bundle_work_store,
     export_sealed,
     is_bundle,
     seal_plan,
@@ -114,10 +116,29 @@ Subfolders = Annotated[
 Duplicates = Annotated[
     str, typer.Option(help="skip (do not import duplicates), allow, or replace.")
 ]
-Engine = Annotated[str, typer.Option(help="With --batch: local (processes here) or celery (workers anywhere, see `pstkit worker`).")]
-Detach = Annotated[bool, typer.Option(help="With --engine celery: print the batch id and return; follow with `pstkit batch status --follow`.")]
-Parallel = Annotated[int, typer.Option(min=1, max=16, help="With --batch --engine local: mailboxes run at once.")]
-BwLimit = Annotated[str | None, typer.Option("--bwlimit", help="Bandwidth limit in bytes/s, e.g. 800K, 2M (K = 1024; off = none).", rich_help_panel="Connection")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="With --batch: local (processes here) or celery (workers anywhere, see `pstkit worker`)."
+    ),
+]
+Detach = Annotated[
+    bool,
+    typer.Option(
+        help="With --engine celery: print the batch id and return; follow with `pstkit batch status --follow`."
+    ),
+]
+Parallel = Annotated[
+    int, typer.Option(min=1, max=16, help="With --batch --engine local: mailboxes run at once.")
+]
+BwLimit = Annotated[
+    str | None,
+    typer.Option(
+        "--bwlimit",
+        help="Bandwidth limit in bytes/s, e.g. 800K, 2M (K = 1024; off = none).",
+        rich_help_panel="Connection",
+    ),
+]
 ByRole = Annotated[
     bool,
     typer.Option("--by-role/--by-name", help="Map special folders by role (Sent -> Sent Items)."),
@@ -248,7 +269,7 @@ def import_cmd(
     codepage: Codepage = None, identity: IdentityOpt = None, trust: TrustOpt = None,
     passphrase_file: PassphraseFile = None, bwlimit: BwLimit = None,
     max_size: MaxSize = None, purview_csv: PurviewCsv = None,
-    redeliver_missing: RedeliverMissing = False,
+    redeliver_missing: RedeliverMissing = False, keep_cache: KeepCache = False,
 ) -> int:  # fmt: skip
     """Deliver a store's mail to TARGET, each folder into its counterpart (STORE may
     also be a PST, mbox or Maildir, or a sealed bundle with --identity/--trust)."""
@@ -268,10 +289,12 @@ def import_cmd(
     if store is None or target is None:
         raise UsageError("import needs STORE and TARGET (or --batch mapping.csv)")
     sink = _sink(target, connect_options(**pick_connect(locals())))
+    cached: Path | None = None  # a bundle's plain work store pstkit chose itself
     try:
         if is_bundle(store):
             store_dir, staged = stage_bundle(env, store, identity, trust, passphrase_file,
                                              work_store), None  # fmt: skip
+            cached = store_dir if work_store is None else None
         else:
             store_dir, staged = _stage_direct(env, store, work_store, codepage)
         with Store.open(store_dir, writable=True, command=f"import {sink.key}") as st:
@@ -282,7 +305,10 @@ def import_cmd(
         sink.close()
     print_run(env, result, f"imported from {store_dir} into {sink.key}", staged)
     print_written(env, sink)
-    return max(result.exit_code, staged.exit_code if staged else 0)
+    code = max(result.exit_code, staged.exit_code if staged else 0)
+    if cached is not None:
+        drop_bundle_work_store(cached, keep_cache, code)
+    return code
 
 
 def _stage_direct(

@@ -106,6 +106,16 @@ IdentityOpt = Annotated[
         rich_help_panel="Bundle",
     ),
 ]
+KeepCache = Annotated[
+    bool,
+    typer.Option(
+        "--keep-cache",
+        help="import BUNDLE: keep the plain work store in ~/.cache/pstkit/bundles/ after a"
+        " complete import (it is removed then by default; kept anyway after problems, so a"
+        " re-run resumes).",
+        rich_help_panel="Sealing",
+    ),
+]
 TrustOpt = Annotated[
     Path | None,
     typer.Option(
@@ -341,6 +351,16 @@ def stage_bundle(env: Env, bundle_text: str, identity: Path | None, trust: Path 
            TqdmProgress(env))  # fmt: skip
     log.warning("unsealed %s into the work store %s (local disk)", bundle, path)
     return path
+
+
+def drop_bundle_work_store(path: Path, keep: bool, exit_code: int) -> None:
+    """After `import BUNDLE`: the plaintext cache goes once the import is complete
+    (exit 0). After problems it stays, its ledger lets the re-run resume."""
+    if keep or exit_code != 0:
+        log.warning("the plain work store stays at %s (delete it when done)", path)
+        return
+    shutil.rmtree(path)
+    log.warning("removed the plain work store %s (--keep-cache keeps it)", path)
 
 
 def _bundle_id(bundle: Path) -> str:

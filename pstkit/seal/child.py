@@ -17,6 +17,7 @@ same work runs in-process.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import pickle
@@ -27,6 +28,7 @@ from typing import Any
 PIPE_SIZE = 1 << 20
 READ = 128 << 10  # below the CLI's pinned mmap threshold: no page faults per read
 F_SETPIPE_SZ = 1031  # Linux
+PR_SET_PDEATHSIG = 1  # Linux prctl
 
 
 def can_fork() -> bool:
@@ -90,6 +92,25 @@ def _run_child(work: Callable[[], Any], result_fd: int) -> None:
         os._exit(0)
 
 
+def _die_with(parent: int) -> None:  # pragma: no cover - runs in the child
+    """Linux: the kernel kills this child when the parent dies (a SIGKILLed seal
+    must not leave a writer behind that drops volumes into the next seal's run)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+
+
+def _read_or_die(data_r: int, done_r: int) -> bytes:  # pragma: no cover - the child
+    """The next bytes of the stream. The pipe's end alone does not say the stream
+    is complete: a killed parent closes it too. Without the parent's word on the
+    second pipe the child leaves at once, its volume a .tmp the next seal clears."""
+    data = os.read(data_r, READ)
+    if not data and not os.read(done_r, 1):
+        os._exit(1)
+    return data
+
+
 class Feeder:
     """The write end of a pipe into `consume(read)`, which runs in a child.
 
@@ -100,13 +121,18 @@ class Feeder:
     def __init__(self, consume: Callable[[Callable[[], bytes]], Any]) -> None:
         data_r, self._data_w = _pipe()
         self._result_r, result_w = os.pipe()
+        done_r, self._done_w = os.pipe()
+        parent = os.getpid()
         self._pid = os.fork()
         if self._pid == 0:  # pragma: no cover - the child (its work is measured by the tests)
+            _die_with(parent)
             os.close(self._data_w)
             os.close(self._result_r)
-            _run_child(lambda: consume(lambda: os.read(data_r, READ)), result_w)
+            os.close(self._done_w)
+            _run_child(lambda: consume(lambda: _read_or_die(data_r, done_r)), result_w)
         os.close(data_r)
         os.close(result_w)
+        os.close(done_r)
         self._small = bytearray()
 
     def write(self, data: bytes | memoryview) -> None:
@@ -148,14 +174,16 @@ class Feeder:
     def close(self) -> Any:
         try:
             write_all(self._data_w, self._small)
+            write_all(self._done_w, b"\x01")  # the end of the stream is a real one
         except BrokenPipeError:
             self._failed()
         os.close(self._data_w)
+        os.close(self._done_w)
         return _result(self._result_r, self._pid)
 
     def abort(self) -> None:
         _reap(self._pid, kill=True)
-        for fd in (self._data_w, self._result_r):
+        for fd in (self._data_w, self._result_r, self._done_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
 

@@ -359,10 +359,18 @@ def test_import_straight_from_a_bundle_into_maildir(
     reference = tmp_path / "ref"
     assert cli("import", str(store), f"maildir:{reference}")[0] == 0
     assert maildir_content(out) == maildir_content(reference)
+    assert not list(cache_home.glob("pstkit/bundles/*"))  # complete: the plaintext cache is gone
+    before = maildir_content(out)
+    code, text, _ = cli("import", str(bundle), f"maildir:{out}", "--identity", str(keys.identity),
+                        "--keep-cache")  # fmt: skip
+    assert code == 0
+    assert "0 new" in text, text  # unsealed again, the target's copies are found: nothing twice
+    assert maildir_content(out) == before
+    assert list(cache_home.glob("pstkit/bundles/*"))  # --keep-cache
     code, text, _ = cli("import", str(bundle), f"maildir:{out}", "--identity", str(keys.identity))
     assert code == 0
-    assert "0 new, 16 already delivered" in text  # the work store's ledger: nothing twice
-    assert list(cache_home.glob("pstkit/bundles/*"))
+    assert "0 new, 16 already delivered" in text  # the kept work store's ledger
+    assert not list(cache_home.glob("pstkit/bundles/*"))
 
 
 def test_export_seal_puts_only_ciphertext_on_the_bundle_disk(

@@ -89,7 +89,8 @@ def test_import_straight_from_a_bundle_into_dovecot(
         "--ca-file",
         str(dovecot.ca_file),
     ]
-    code, out, err = cli("--json", "import", str(bundle), *target, "--identity", str(keys.identity))
+    code, out, err = cli("--json", "import", str(bundle), *target, "--identity", str(keys.identity),
+                         "--keep-cache")  # fmt: skip
     assert code == 0, err
     assert json.loads(out)["stats"]["delivered"] == 12
     bundle_id = json.loads((bundle / "manifest.json").read_text())["bundle"]
@@ -105,4 +106,8 @@ def test_import_straight_from_a_bundle_into_dovecot(
             if b"\\Noselect" not in flags
         )
     assert total == 12
-    assert os.listdir(work)  # the work store stays: a re-run resumes from its ledger
+    assert os.listdir(work)  # --keep-cache: the work store stays
+    code, out, err = cli("--json", "import", str(bundle), *target, "--identity", str(keys.identity))
+    assert code == 0, err
+    assert json.loads(out)["stats"].get("delivered", 0) == 0, out  # its ledger: nothing twice
+    assert not work.exists()  # complete, no --keep-cache: the plaintext is gone

@@ -1,0 +1,120 @@
+"""`seal` and `unseal` SIGKILLed at seeded moments: each re-run starts again
+cleanly (nothing stale left, nothing written after the kill), and the last
+run's bundle passes `check --trust` and unseals to an identical store."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.helpers import REPO, cli
+from tests.seal.conftest import Keys, build_store, store_state
+
+SEED = int(os.environ.get("PSTKIT_KILL_SEED", "20"))
+KILLS = 4
+
+
+def _listing(root: Path) -> list[tuple[str, int]]:
+    """Files under `root` with sizes (a file the run removes meanwhile is left out)."""
+    out = []
+    for top, _, names in os.walk(root):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                out.append((os.path.join(top, name), os.stat(os.path.join(top, name)).st_size))
+    return sorted(out)
+
+
+def _killed(args: list[str], ready: Callable[[], bool], delay: float) -> bool:
+    """Start `args`, SIGKILL it `delay` seconds after `ready()` holds; False if it
+    finished first. Moments are events of the run (a load-proof seed), not clock times."""
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    end = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < end:
+        if ready():
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.002)
+    proc.wait()
+    return False
+
+
+def _bundle_id(bundle: Path) -> str:
+    return str(json.loads((bundle / "manifest.json").read_text())["bundle"])
+
+
+def _quiet_after_kill(root: Path) -> None:
+    """Nothing of the killed run (its encrypting child) writes on."""
+    before = _listing(root)
+    time.sleep(0.5)
+    assert _listing(root) == before, "files changed after the seal was killed"
+
+
+def test_a_seal_killed_at_seeded_moments_restarts_cleanly(tmp_path: Path, keys: Keys) -> None:
+    store = build_store(tmp_path, per_folder=20, size=300_000)  # ~18 MB, ~18 volumes
+    bundle = tmp_path / "bundle"
+    args = [sys.executable, "-m", "pstkit", "seal", str(store), str(bundle),
+            "--recipient", keys.recipient, "--sign-key", str(keys.sign_key),
+            "--volume-size", "1M"]  # fmt: skip
+    rng = random.Random(SEED)
+    data = bundle / "data"
+    events = [data / f"{n:05d}.age" for n in sorted(rng.sample(range(1, 22), KILLS - 2))]
+    events += [data / "index.age.tmp", bundle / "manifest.json.minisig"]
+    killed = 0
+    for event in events:
+        if not _killed(args, event.exists, rng.uniform(0, 0.02)):
+            break  # it finished: the loop's last run is the complete one
+        killed += 1
+        _quiet_after_kill(bundle)
+        if (bundle / "manifest.json").exists():
+            break  # killed after its last write: the bundle is whole (checked below)
+        assert cli("check", str(bundle), "--trust", str(keys.sign_pub))[0] == 4
+    assert killed >= 2, f"only {killed} of {KILLS} seals were killed before finishing"
+    if not (bundle / "manifest.json").exists():
+        code, _, err = cli("seal", *args[4:])
+        assert code == 0, err
+    code, out, err = cli("check", str(bundle), "--trust", str(keys.sign_pub))
+    assert code == 0, out + err  # exactly the listed files: no stale volume of a killed run
+    assert not [p for p in bundle.rglob("*.tmp")]
+    target = tmp_path / "unsealed"
+    code, _, err = cli("unseal", str(bundle), str(target), "--identity", str(keys.identity))
+    assert code == 0, err
+    assert store_state(target) == store_state(store)
+
+
+def test_an_unseal_killed_at_seeded_moments_restarts_cleanly(tmp_path: Path, keys: Keys) -> None:
+    store = build_store(tmp_path, per_folder=20, size=300_000)
+    bundle = tmp_path / "bundle"
+    code, _, err = cli("seal", str(store), str(bundle), "--recipient", keys.recipient,
+                       "--sign-key", str(keys.sign_key), "--volume-size", "1M")  # fmt: skip
+    assert code == 0, err
+    target = tmp_path / "unsealed"
+    args = [sys.executable, "-m", "pstkit", "unseal", str(bundle), str(target),
+            "--identity", str(keys.identity)]  # fmt: skip
+    rng = random.Random(SEED + 1)
+    work = [tmp_path / f".unsealed.unseal-{_bundle_id(bundle)[:8]}"]
+    killed = 0
+    for files in sorted(rng.sample(range(1, 84), KILLS)):
+        ready = lambda n=files: len(_listing(work[0])) >= n  # noqa: E731
+        if not _killed(args, ready, rng.uniform(0, 0.02)):
+            break
+        killed += 1
+        if target.exists():  # killed after the rename, in the store check: it is whole
+            break
+    assert killed >= 2, f"only {killed} of {KILLS} unseals were killed before finishing"
+    if not target.exists():
+        code, _, err = cli(*args[3:])
+        assert code == 0, err
+    else:  # a re-run refuses to write over it, and what is there is the store
+        assert cli(*args[3:])[0] != 0
+    assert store_state(target) == store_state(store)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
