@@ -9,6 +9,7 @@ and refuses to send a password in clear unless `--insecure`.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import imaplib
 import socket
@@ -106,8 +107,11 @@ class ImapConnector:
         except socket.gaierror as e:
             raise ConnectError(self.key, f"unknown host {host!r}") from e
         except TimeoutError as e:
-            raise ConnectError(self.key, f"no answer within {self.options.timeout:g} s "
-                               "(the server accepts connections but does not respond)") from e
+            raise ConnectError(
+                self.key,
+                f"no answer within {self.options.timeout:g} s "
+                "(the server accepts connections but does not respond)",
+            ) from e
         except (OSError, imaplib.IMAP4.error) as e:
             raise ConnectError(self.key, _os_reason(e)) from e
         # imapclient sets imaplib's debug level to 5, which makes imaplib
@@ -126,9 +130,13 @@ class ImapConnector:
 
     def _client(self, greeting_wait: float) -> IMAPClient:
         """Connected, greeted within `greeting_wait`; later reads get the --timeout."""
-        return IMAPClient(self.location.host, port=self.port, ssl=self.implicit_tls,
-                          ssl_context=self._ctx,
-                          timeout=SocketTimeout(greeting_wait, self.options.timeout))
+        return IMAPClient(
+            self.location.host,
+            port=self.port,
+            ssl=self.implicit_tls,
+            ssl_context=self._ctx,
+            timeout=SocketTimeout(greeting_wait, self.options.timeout),
+        )
 
     def _secure(self, client: IMAPClient) -> None:
         if self.implicit_tls:
@@ -144,8 +152,11 @@ class ImapConnector:
             return
         if not self.options.insecure:
             why = "offers no STARTTLS" if not offered else "STARTTLS was turned off"
-            raise TLSError(self.key, f"server {why}; refusing to send credentials in clear",
-                           hint="use imaps://, or --insecure if this network is trusted")
+            raise TLSError(
+                self.key,
+                f"server {why}; refusing to send credentials in clear",
+                hint="use imaps://, or --insecure if this network is trusted",
+            )
 
     def _login(self, client: IMAPClient) -> None:
         mech = self._mechanism(client)
@@ -185,8 +196,7 @@ class ImapConnector:
         return self._secret
 
 
-def retry(fn: Callable[[], T], attempts: int, first_delay: float,
-          budget: float | None = None) -> T:
+def retry(fn: Callable[[], T], attempts: int, first_delay: float, budget: float | None = None) -> T:
     """Call `fn`, retrying ConnectError/TransientError (not TLS or auth), at most
     `attempts` times and, with a `budget`, not starting an attempt after `budget`
     seconds have passed."""
@@ -259,7 +269,17 @@ def _os_reason(e: BaseException) -> str:
 
 
 def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+    """The server's text: imapclient wraps it as str(bytes), `b'[AUTH…] …'`."""
+    arg = e.args[0] if len(e.args) == 1 else e
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+    if len(text) > 2 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        try:
+            raw = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raw = None
+        if isinstance(raw, bytes):
+            text = raw.decode("utf-8", "replace")
+    return " ".join(text.split()) or type(e).__name__
 
 
 def dropped(key: str, e: BaseException) -> ConnectorError:

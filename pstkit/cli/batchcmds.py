@@ -14,16 +14,27 @@ from pstkit.batch import secretbox, state
 from pstkit.batch.engine import Batch, follow, run_local
 from pstkit.batch.jobs import BatchResult, Job, JobSecrets
 from pstkit.cli.app import app, env_of
+from pstkit.cli.batchreport import print_table, report_base, write_reports
 from pstkit.cli.env import Env, print_json
-from pstkit.cli.report import print_batch
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, Interrupted, MissingDependency, UsageError
 from pstkit.location import Location
 from pstkit.options import ConnectOptions
 from pstkit.protocols import Sink, Source
 
-Broker = Annotated[str | None, typer.Option(envvar="PSTKIT_BROKER", help="Celery broker, e.g. redis://HOST:6379/0 (or $PSTKIT_BROKER; put a URL with a password there, not in argv).")]
-KeyFile = Annotated[Path | None, typer.Option(help="Key sealing the CSV's passwords on the broker; the same file on every worker (`pstkit batch key FILE`).")]
+Broker = Annotated[
+    str | None,
+    typer.Option(
+        envvar="PSTKIT_BROKER",
+        help="Celery broker, e.g. redis://HOST:6379/0 (or $PSTKIT_BROKER; put a URL with a password there, not in argv).",
+    ),
+]
+KeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="Key sealing the CSV's passwords on the broker; the same file on every worker (`pstkit batch key FILE`)."
+    ),
+]
 
 batch_app = typer.Typer(no_args_is_help=True, help="Batches on the celery engine: status, keys.")
 app.add_typer(batch_app, name="batch")
@@ -48,7 +59,7 @@ def run_batch_command(
         if broker or detach:
             raise UsageError("--broker and --detach need --engine celery")
         results = run_local(jobs, secrets, ConverterOpeners(), parallel, Watcher(env, len(jobs)))
-        return _print_results(env, results)
+        return _print_results(env, results, jobs)
     if engine != "celery":
         raise UsageError(f"--engine must be local or celery, not {engine!r}")
     if not broker:
@@ -61,11 +72,14 @@ def run_batch_command(
             if detach or not jobs:
                 env.out(batch_id)
                 return EXIT_OK
-            return _follow_and_print(env, celery, batch_id, len(jobs))
+            return _follow_and_print(env, celery, batch_id, len(jobs), jobs)
         except KeyboardInterrupt as e:  # from the moment the batch is queued: it goes on
-            raise Interrupted(hint=(
-                "the batch goes on on the workers; follow it again with: "
-                f"pstkit batch status --broker {celery.display} {batch_id} --follow")) from e
+            raise Interrupted(
+                hint=(
+                    "the batch goes on on the workers; follow it again with: "
+                    f"pstkit batch status --broker {celery.display} {batch_id} --follow"
+                )
+            ) from e
     finally:
         celery.close()
 
@@ -79,17 +93,25 @@ def _celery_engine(broker: str, key: bytes | None) -> Any:
     return CeleryEngine(broker, key)
 
 
-def _follow_and_print(env: Env, engine: Any, batch_id: str, total: int) -> int:
+def _follow_and_print(env: Env, engine: Any, batch_id: str, total: int,
+                      jobs: Sequence[Job] = ()) -> int:  # fmt: skip
     watcher = Watcher(env, total)
     try:
         records = follow(engine, batch_id, watcher)
     finally:
         watcher.close()
-    return _print_results(env, [state.as_result(r) for r in records])
+    return _print_results(env, [state.as_result(r) for r in records], jobs)
 
 
-def _print_results(env: Env, results: Sequence[BatchResult]) -> int:
-    print_batch(env, results)
+def _print_results(env: Env, results: Sequence[BatchResult], jobs: Sequence[Job] = ()) -> int:
+    """The table; with the jobs at hand (this run submitted them) also the report files."""
+    print_table(env, results)
+    if jobs and results:
+        try:
+            csv_path, json_path = write_reports(report_base(jobs), results)
+            env.err(f"batch report: {csv_path} and {json_path}")
+        except OSError as e:
+            env.err(f"warning: batch report not written: {e}")
     return EXIT_OK if all(r.exit_code == 0 for r in results) else EXIT_PROBLEMS
 
 
@@ -206,7 +228,9 @@ def _print_status(env: Env, batch_id: str, records: list[dict[str, Any]],
     if env.json:
         print_json(env, {"batch": batch_id, **meta, "totals": totals, "mailboxes": records})
     else:
-        env.out(f"batch {batch_id} (submitted {meta.get('submitted', '?')} on {meta.get('by', '?')})")
+        env.out(
+            f"batch {batch_id} (submitted {meta.get('submitted', '?')} on {meta.get('by', '?')})"
+        )
         for r in records:
             env.out(f"  {r.get('key', ''):<32} {state.describe(r)}")
         env.out(f"{totals['mailboxes']} mailboxes: {totals['done']} done, {totals['failed']} failed, "
@@ -216,7 +240,10 @@ def _print_status(env: Env, batch_id: str, records: list[dict[str, Any]],
 
 
 @batch_app.command()
-def key(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Where to write the new key (never overwritten).")]) -> int:
+def key(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Where to write the new key (never overwritten).")],
+) -> int:
     """Make a key for --secret-key-file; copy it to every worker out of band."""
     secretbox.new_key_file(path)
     env_of(ctx).err(f"new batch key in {path}; give the same file to every `pstkit worker`")
