@@ -107,11 +107,8 @@ class ImapConnector:
         except socket.gaierror as e:
             raise ConnectError(self.key, f"unknown host {host!r}") from e
         except TimeoutError as e:
-            raise ConnectError(
-                self.key,
-                f"no answer within {self.options.timeout:g} s "
-                "(the server accepts connections but does not respond)",
-            ) from e
+            raise ConnectError(self.key, f"no answer within {self.options.timeout:g} s "
+                               "(the server accepts connections but does not respond)") from e
         except (OSError, imaplib.IMAP4.error) as e:
             raise ConnectError(self.key, _os_reason(e)) from e
         # imapclient sets imaplib's debug level to 5, which makes imaplib
@@ -130,13 +127,9 @@ class ImapConnector:
 
     def _client(self, greeting_wait: float) -> IMAPClient:
         """Connected, greeted within `greeting_wait`; later reads get the --timeout."""
-        return IMAPClient(
-            self.location.host,
-            port=self.port,
-            ssl=self.implicit_tls,
-            ssl_context=self._ctx,
-            timeout=SocketTimeout(greeting_wait, self.options.timeout),
-        )
+        return IMAPClient(self.location.host, port=self.port, ssl=self.implicit_tls,
+                          ssl_context=self._ctx,
+                          timeout=SocketTimeout(greeting_wait, self.options.timeout))
 
     def _secure(self, client: IMAPClient) -> None:
         if self.implicit_tls:
@@ -152,11 +145,8 @@ class ImapConnector:
             return
         if not self.options.insecure:
             why = "offers no STARTTLS" if not offered else "STARTTLS was turned off"
-            raise TLSError(
-                self.key,
-                f"server {why}; refusing to send credentials in clear",
-                hint="use imaps://, or --insecure if this network is trusted",
-            )
+            raise TLSError(self.key, f"server {why}; refusing to send credentials in clear",
+                           hint="use imaps://, or --insecure if this network is trusted")
 
     def _login(self, client: IMAPClient) -> None:
         mech = self._mechanism(client)
@@ -196,7 +186,8 @@ class ImapConnector:
         return self._secret
 
 
-def retry(fn: Callable[[], T], attempts: int, first_delay: float, budget: float | None = None) -> T:
+def retry(fn: Callable[[], T], attempts: int, first_delay: float,
+          budget: float | None = None) -> T:
     """Call `fn`, retrying ConnectError/TransientError (not TLS or auth), at most
     `attempts` times and, with a `budget`, not starting an attempt after `budget`
     seconds have passed."""

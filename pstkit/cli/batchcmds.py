@@ -22,19 +22,8 @@ from pstkit.location import Location
 from pstkit.options import ConnectOptions
 from pstkit.protocols import Sink, Source
 
-Broker = Annotated[
-    str | None,
-    typer.Option(
-        envvar="PSTKIT_BROKER",
-        help="Celery broker, e.g. redis://HOST:6379/0 (or $PSTKIT_BROKER; put a URL with a password there, not in argv).",
-    ),
-]
-KeyFile = Annotated[
-    Path | None,
-    typer.Option(
-        help="Key sealing the CSV's passwords on the broker; the same file on every worker (`pstkit batch key FILE`)."
-    ),
-]
+Broker = Annotated[str | None, typer.Option(envvar="PSTKIT_BROKER", help="Celery broker, e.g. redis://HOST:6379/0 (or $PSTKIT_BROKER; put a URL with a password there, not in argv).")]
+KeyFile = Annotated[Path | None, typer.Option(help="Key sealing the CSV's passwords on the broker; the same file on every worker (`pstkit batch key FILE`).")]
 
 batch_app = typer.Typer(no_args_is_help=True, help="Batches on the celery engine: status, keys.")
 app.add_typer(batch_app, name="batch")
@@ -74,12 +63,9 @@ def run_batch_command(
                 return EXIT_OK
             return _follow_and_print(env, celery, batch_id, len(jobs), jobs)
         except KeyboardInterrupt as e:  # from the moment the batch is queued: it goes on
-            raise Interrupted(
-                hint=(
-                    "the batch goes on on the workers; follow it again with: "
-                    f"pstkit batch status --broker {celery.display} {batch_id} --follow"
-                )
-            ) from e
+            raise Interrupted(hint=(
+                "the batch goes on on the workers; follow it again with: "
+                f"pstkit batch status --broker {celery.display} {batch_id} --follow")) from e
     finally:
         celery.close()
 
@@ -228,9 +214,7 @@ def _print_status(env: Env, batch_id: str, records: list[dict[str, Any]],
     if env.json:
         print_json(env, {"batch": batch_id, **meta, "totals": totals, "mailboxes": records})
     else:
-        env.out(
-            f"batch {batch_id} (submitted {meta.get('submitted', '?')} on {meta.get('by', '?')})"
-        )
+        env.out(f"batch {batch_id} (submitted {meta.get('submitted', '?')} on {meta.get('by', '?')})")
         for r in records:
             env.out(f"  {r.get('key', ''):<32} {state.describe(r)}")
         env.out(f"{totals['mailboxes']} mailboxes: {totals['done']} done, {totals['failed']} failed, "
@@ -240,10 +224,7 @@ def _print_status(env: Env, batch_id: str, records: list[dict[str, Any]],
 
 
 @batch_app.command()
-def key(
-    ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="Where to write the new key (never overwritten).")],
-) -> int:
+def key(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Where to write the new key (never overwritten).")]) -> int:
     """Make a key for --secret-key-file; copy it to every worker out of band."""
     secretbox.new_key_file(path)
     env_of(ctx).err(f"new batch key in {path}; give the same file to every `pstkit worker`")
