@@ -16,6 +16,7 @@ from pstkit.batch.jobs import BatchResult, Job, JobSecrets
 from pstkit.cli.app import app, env_of
 from pstkit.cli.batchreport import print_table, report_base, write_reports
 from pstkit.cli.env import Env, print_json
+from pstkit.cli.opts import between
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, Interrupted, MissingDependency, UsageError
 from pstkit.location import Location
@@ -151,7 +152,7 @@ def _change_line(r: Mapping[str, Any]) -> str:
 @app.command()
 def worker(
     broker: Broker = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Mailboxes this worker runs at once (processes).")] = 1,
+    concurrency: Annotated[int, typer.Option(metavar="N", callback=between(1, 64), help="Mailboxes this worker runs at once (processes), 1 to 64.")] = 1,
     secret_key_file: KeyFile = None,
     name: Annotated[str | None, typer.Option(help="Worker name shown in `batch status` (default pstkit-PID@HOST).")] = None,
     visibility_timeout: Annotated[float, typer.Option(help="Seconds after which a job of a vanished worker goes to another; above the longest mailbox.")] = 12 * 3600,

@@ -29,6 +29,7 @@ from pstkit.cli.opts import (
     PasswordFile,
     TokenCommand,
     TokenFile,
+    between,
     connect_options,
     fetch_filter,
     mapping_options,
@@ -129,7 +130,12 @@ Detach = Annotated[
     ),
 ]
 Parallel = Annotated[
-    int, typer.Option(min=1, max=16, help="With --batch --engine local: mailboxes run at once.")
+    int,
+    typer.Option(
+        metavar="N",
+        callback=between(1, 16),
+        help="With --batch --engine local: mailboxes run at once, 1 to 16.",
+    ),
 ]
 BwLimit = Annotated[
     str | None,

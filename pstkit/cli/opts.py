@@ -45,10 +45,28 @@ CaFile = Annotated[
 Insecure = Annotated[
     bool, typer.Option(help="Do not verify TLS certificates.", rich_help_panel="Connection")
 ]
+MAX_CONNECTIONS = 27  # below the per-user connection limits servers commonly set
+
+
+def between(low: int, high: int) -> Any:
+    """An option callback checking low..high. Not typer's min/max: those print
+    `1<=x<=27` in the help; the help text says the range in words instead."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise typer.BadParameter(f"{value} is not between {low} and {high}")
+        return value
+
+    return check
+
+
 Connections = Annotated[
     int,
     typer.Option(
-        min=1, max=27, help="Parallel connections (across folders).", rich_help_panel="Connection"
+        metavar="N",
+        callback=between(1, MAX_CONNECTIONS),
+        rich_help_panel="Connection",
+        help=f"Parallel connections across folders, 1 to {MAX_CONNECTIONS}.",
     ),
 ]
 Opt = Annotated[

@@ -13,6 +13,7 @@ import traceback
 import typer
 
 from pstkit.cli import about, batchcmds, commands, conventions, reportcmd, seal, verifycmd
+from pstkit.cli import completion as completion_cmd
 from pstkit.cli.app import app
 from pstkit.cli.env import Env, print_json
 from pstkit.cli.settings import apply_config
@@ -20,7 +21,7 @@ from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
 
 EXIT_INTERNAL = 70
 # importing them registers the commands on `app`
-_ = (about, batchcmds, commands, reportcmd, seal, verifycmd)
+_ = (about, batchcmds, commands, completion_cmd, reportcmd, seal, verifycmd)
 
 
 def _pin_malloc_mmap_threshold() -> None:

@@ -1,0 +1,63 @@
+"""Issue 15.10/15.12 CLI polish, every test through `python -m pstkit` in a child
+process: shell completion, option help, folders filters, export --dry-run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, run_pstkit
+
+
+def _bin_dir(tmp_path: Path) -> Path:
+    """A `pstkit` on PATH that is this checkout's (the script calls pstkit back)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "pstkit"
+    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pstkit "$@"\n')
+    exe.chmod(0o755)
+    return bin_dir
+
+
+def test_bash_completion_script_is_valid_and_completes_commands(tmp_path: Path) -> None:
+    done = run_pstkit("completion", "bash")
+    assert done.returncode == 0, done.stderr
+    script = tmp_path / "pstkit.bash"
+    script.write_text(done.stdout)
+    bash = shutil.which("bash")
+    assert bash
+    syntax = subprocess.run([bash, "-n", str(script)], capture_output=True, text=True, check=False)
+    assert syntax.returncode == 0, syntax.stderr
+    probe = (f'source "{script}"; COMP_WORDS=(pstkit ver); COMP_CWORD=1; '
+             '_pstkit_completion pstkit; printf "%s\\n" "${COMPREPLY[@]}"; '
+             'COMP_WORDS=(pstkit export --conn); COMP_CWORD=2; '
+             '_pstkit_completion pstkit; printf "%s\\n" "${COMPREPLY[@]}"')  # fmt: skip
+    env = {**os.environ, "PATH": f"{_bin_dir(tmp_path)}:{os.environ['PATH']}"}
+    out = subprocess.run([bash, "-c", probe], capture_output=True, text=True, check=False,
+                         env=env, cwd=REPO, timeout=60)  # fmt: skip
+    assert out.stdout.split() == ["version", "verify", "--connections"], out.stderr
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_other_shells_get_their_script(shell: str) -> None:
+    done = run_pstkit("completion", shell)
+    assert done.returncode == 0 and "_PSTKIT_COMPLETE=complete_" + shell in done.stdout
+
+
+def test_unknown_shell_is_one_line() -> None:
+    done = run_pstkit("completion", "tcsh")
+    assert done.returncode == 2 and "choose bash, zsh or fish" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_connections_help_states_the_limit_in_words() -> None:
+    text = " ".join(run_pstkit("export", "--help").stdout.split())
+    assert "--connections N Parallel connections across folders, 1 to 27." in text
+    assert "<=x<=" not in text
+    bad = run_pstkit("export", "x.pst", "st", "--connections", "28")
+    assert bad.returncode == 2 and "28 is not between 1 and 27" in bad.stderr
