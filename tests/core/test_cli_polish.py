@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,46 @@ def test_connections_help_states_the_limit_in_words() -> None:
     assert "<=x<=" not in text
     bad = run_pstkit("export", "x.pst", "st", "--connections", "28")
     assert bad.returncode == 2 and "28 is not between 1 and 27" in bad.stderr
+
+
+def _maildir(root: Path) -> Path:
+    """INBOX (3), Sent (1), Projects (0) with Projects/A (1)."""
+    for sub, n in (("", 3), (".Sent", 1), (".Projects", 0), (".Projects.A", 1)):
+        for part in ("cur", "new", "tmp"):
+            (root / sub / part).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            body = f"From: a@example.com\nSubject: m{sub}{i}\nMessage-ID: <{sub}{i}@x>\n\nb\n"
+            (root / sub / "cur" / f"{i}.host:2,S").write_text(body)
+    return root
+
+
+def test_folders_takes_exports_filters(tmp_path: Path) -> None:
+    src = f"maildir:{_maildir(tmp_path / 'md')}"
+    done = run_pstkit("folders", src, "--folder", "Projects")
+    assert done.returncode == 0, done.stderr
+    assert [line.split() for line in done.stdout.splitlines()] == [["0", "Projects"], ["1", "A"]]
+    done = run_pstkit("folders", src, "--exclude", "Projects", "--folder", "Nope")
+    assert done.stdout == "" and "--folder 'Nope' matches no folder" in done.stderr
+
+
+def test_export_dry_run_lists_and_writes_nothing(tmp_path: Path) -> None:
+    src = f"maildir:{_maildir(tmp_path / 'md')}"
+    store = tmp_path / "st"
+    done = run_pstkit("export", src, store, "--dry-run", "--exclude", "Sent",
+                      "--since", "2020-01-01")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "[inbox]" in done.stdout and "Sent" not in done.stdout
+    assert "4 messages in 3 folders would be fetched" in done.stdout
+    assert "--since 2020-01-01" in done.stdout and not store.exists()
+    data = run_pstkit("--json", "export", src, store, "--dry-run")
+    assert '"messages": 5' in data.stdout and not store.exists()
+    assert run_pstkit("export", "--batch", "u.csv", "d", "--dry-run").returncode == 2
+
+
+def test_roles_known_by_name_are_written_into_the_catalog(tmp_path: Path) -> None:
+    store = tmp_path / "st"
+    done = run_pstkit("export", f"maildir:{_maildir(tmp_path / 'md')}", store)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(store / "catalog.sqlite") as db:
+        roles = dict(db.execute("SELECT path, role FROM folders WHERE role IS NOT NULL"))
+    assert set(roles.values()) == {"inbox", "sent"}, roles
