@@ -16,6 +16,7 @@ from pstkit.cli import about, batchcmds, commands, conventions, reportcmd, seal,
 from pstkit.cli import completion as completion_cmd
 from pstkit.cli.app import app
 from pstkit.cli.env import Env, print_json
+from pstkit.cli.examples import add_examples
 from pstkit.cli.settings import apply_config
 from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
 
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     try:
         command = typer.main.get_command(app)
         conventions.polish(command)
+        add_examples(command)
         args, defaults, secrets = apply_config(command, conventions.hoist_globals(args), os.environ)
         os.environ.update(secrets)  # a 0600 config's secret, for this process only
         result = command.main(args, prog_name="pstkit", standalone_mode=False, obj=env,

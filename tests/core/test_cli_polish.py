@@ -105,3 +105,17 @@ def test_roles_known_by_name_are_written_into_the_catalog(tmp_path: Path) -> Non
     with sqlite3.connect(store / "catalog.sqlite") as db:
         roles = dict(db.execute("SELECT path, role FROM folders WHERE role IS NOT NULL"))
     assert set(roles.values()) == {"inbox", "sent"}, roles
+
+
+def _commands(*group: str) -> list[str]:
+    text = run_pstkit(*group, "--help").stdout
+    block = text.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
+    return [line.split()[0] for line in block.splitlines() if line.startswith("  ")]
+
+
+def test_every_command_help_has_examples() -> None:
+    names = [[c] for c in _commands()] + [["batch", c] for c in _commands("batch")]
+    assert ["export"] in names and ["batch", "status"] in names
+    missing = [" ".join(n) for n in names if "Examples:\n    pstkit" not in
+               run_pstkit(*n, "--help").stdout.replace("PSTKIT_BROKER=redis://HOST:6379/0 ", "")]
+    assert missing == []
