@@ -35,7 +35,18 @@ TokenCommand = Annotated[
 Auth = Annotated[
     str,
     typer.Option(
-        help="auto, password, apop, xoauth2, oauthbearer, ntlm, basic, oauth2, client-credentials, device-code.",
+        help="auto; IMAP: password, xoauth2, oauthbearer; POP3: password, apop; "
+        "EWS: ntlm, basic, oauth2; Graph: client-credentials, device-code.",
+        rich_help_panel="Connection",
+    ),
+]
+# Targets (import, plan, verify) are never POP3: apop is not offered there.
+TargetAuth = Annotated[
+    str,
+    typer.Option(
+        "--auth",
+        help="auto; IMAP: password, xoauth2, oauthbearer; "
+        "EWS: ntlm, basic, oauth2; Graph: client-credentials, device-code.",
         rich_help_panel="Connection",
     ),
 ]

@@ -119,3 +119,14 @@ def test_every_command_help_has_examples() -> None:
     missing = [" ".join(n) for n in names if "Examples:\n    pstkit" not in
                run_pstkit(*n, "--help").stdout.replace("PSTKIT_BROKER=redis://HOST:6379/0 ", "")]
     assert missing == []
+
+
+def test_apop_offered_only_where_a_pop3_source_can_be() -> None:
+    def auth_help(command: str) -> str:
+        text = " ".join(run_pstkit(command, "--help").stdout.split())
+        return text.split("--auth METHOD", 1)[1].split("[default", 1)[0]
+
+    assert "POP3: password, apop" in auth_help("folders")
+    assert "POP3: password, apop" in auth_help("export")
+    for command in ("plan", "verify"):
+        assert "apop" not in auth_help(command) and "EWS: ntlm" in auth_help(command)
