@@ -3,6 +3,7 @@ batch, `pstkit worker`, `pstkit batch status` and `pstkit batch key`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,13 @@ from pstkit.batch import secretbox, state
 from pstkit.batch.engine import Batch, follow, run_local
 from pstkit.batch.jobs import BatchResult, Job, JobSecrets
 from pstkit.cli.app import app, env_of
-from pstkit.cli.batchreport import print_table, report_base, write_reports
+from pstkit.cli.batchreport import (
+    duration_text,
+    eta_seconds,
+    print_table,
+    report_base,
+    write_reports,
+)
 from pstkit.cli.env import Env, print_json
 from pstkit.cli.opts import between
 from pstkit.converters import open_sink, open_source
@@ -109,6 +116,7 @@ class Watcher:
     def __init__(self, env: Env, total: int) -> None:
         self.env = env
         self.seen: dict[str, str] = {}
+        self.started = time.monotonic()
         self.bar: tqdm[Any] | None = None
         if env.progress_enabled:
             self.bar = tqdm(total=total, desc="mailboxes", unit="mbx", file=env.stderr,
@@ -126,8 +134,11 @@ class Watcher:
             running = ", ".join(f"{str(r.get('key')).split('@')[0]} {r.get('progress', 0)}"
                                 + (f"/{r['total']}" if r.get("total") else "")
                                 for r in records if r.get("state") == "running")  # fmt: skip
+            eta = eta_seconds(records, time.monotonic() - self.started)
             self.bar.set_postfix_str(f"{t['messages']} messages, {t['failed']} failed; "
-                                     f"running: {running or '-'}", refresh=True)  # fmt: skip
+                                     f"running: {running or '-'}"
+                                     + (f"; batch ETA {duration_text(eta)}" if eta else ""),
+                                     refresh=True)  # fmt: skip
 
     def _say(self, line: str) -> None:
         if self.bar is not None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from pstkit.batch.jobs import BatchResult, Job
 from pstkit.cli.env import Env, print_json
@@ -75,3 +76,23 @@ def write_reports(base: Path, results: Sequence[BatchResult]) -> tuple[Path, Pat
     json_path.write_text(json.dumps({"mailboxes": rows, "totals": total}, indent=1) + "\n",
                          encoding="utf-8")  # fmt: skip
     return csv_path, json_path
+
+
+def eta_seconds(records: Sequence[Mapping[str, Any]], elapsed: float) -> float | None:
+    """The whole batch's remaining time: mailboxes count as done (1), running
+    (their message fraction, when the total is known) or not started (0), and
+    the rest goes at the pace so far. None until something has been done."""
+    work = 0.0
+    for r in records:
+        if r.get("state") in ("done", "failed"):
+            work += 1.0
+        elif r.get("state") == "running" and r.get("total"):
+            work += min(1.0, int(r.get("progress", 0)) / int(r["total"]))
+    if work <= 0 or elapsed <= 0:
+        return None
+    return elapsed * (len(records) - work) / work
+
+
+def duration_text(seconds: float) -> str:
+    s = int(seconds + 0.5)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
