@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 from collections.abc import Container, Iterator
+from dataclasses import replace
 
 from pstkit import writer as writer_mod
 from pstkit.bwlimit import TokenBucket
@@ -18,7 +19,7 @@ from pstkit.catalog import FolderRow
 from pstkit.check import recover
 from pstkit.importing import import_
 from pstkit.interrupt import StopNow, Stopper, stop_on_signal
-from pstkit.mapping import path_text, selected
+from pstkit.mapping import effective_role, path_text, selected
 from pstkit.model import Fetched, FetchResult, FolderInfo, Problem, Skipped
 from pstkit.options import FetchFilter
 from pstkit.protocols import NotExported, Source
@@ -80,7 +81,9 @@ def export(
             listed = source.folders()
         warn_unmatched([f.path for f in listed], filt.include, filt.exclude, source.key)
         folders = [f for f in listed if selected(f.path, filt.include, filt.exclude)]
-        rows = {f.path: store.ensure_folder(f) for f in folders}
+        # A role known only from the folder's name (Maildir `.Sent`) is written too, so
+        # the catalog says what `folders` and `ls` show (the role column exists: no schema change).
+        rows = {f.path: store.ensure_folder(replace(f, role=effective_role(f))) for f in folders}
         repair(source, store, [(f, rows[f.path]) for f in folders if f.selectable], result,
                read_data)  # fmt: skip
         by_id = {rows[f.path].id: f for f in folders}

@@ -9,6 +9,7 @@ and refuses to send a password in clear unless `--insecure`.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import imaplib
 import socket
@@ -259,7 +260,17 @@ def _os_reason(e: BaseException) -> str:
 
 
 def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+    """The server's text: imapclient wraps it as str(bytes), `b'[AUTH…] …'`."""
+    arg = e.args[0] if len(e.args) == 1 else e
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+    if len(text) > 2 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        try:
+            raw = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raw = None
+        if isinstance(raw, bytes):
+            text = raw.decode("utf-8", "replace")
+    return " ".join(text.split()) or type(e).__name__
 
 
 def dropped(key: str, e: BaseException) -> ConnectorError:

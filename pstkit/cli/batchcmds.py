@@ -3,6 +3,7 @@ batch, `pstkit worker`, `pstkit batch status` and `pstkit batch key`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,8 +15,15 @@ from pstkit.batch import secretbox, state
 from pstkit.batch.engine import Batch, follow, run_local
 from pstkit.batch.jobs import BatchResult, Job, JobSecrets
 from pstkit.cli.app import app, env_of
+from pstkit.cli.batchreport import (
+    duration_text,
+    eta_seconds,
+    print_table,
+    report_base,
+    write_reports,
+)
 from pstkit.cli.env import Env, print_json
-from pstkit.cli.report import print_batch
+from pstkit.cli.opts import between
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, Interrupted, MissingDependency, UsageError
 from pstkit.location import Location
@@ -48,7 +56,7 @@ def run_batch_command(
         if broker or detach:
             raise UsageError("--broker and --detach need --engine celery")
         results = run_local(jobs, secrets, ConverterOpeners(), parallel, Watcher(env, len(jobs)))
-        return _print_results(env, results)
+        return _print_results(env, results, jobs)
     if engine != "celery":
         raise UsageError(f"--engine must be local or celery, not {engine!r}")
     if not broker:
@@ -61,7 +69,7 @@ def run_batch_command(
             if detach or not jobs:
                 env.out(batch_id)
                 return EXIT_OK
-            return _follow_and_print(env, celery, batch_id, len(jobs))
+            return _follow_and_print(env, celery, batch_id, len(jobs), jobs)
         except KeyboardInterrupt as e:  # from the moment the batch is queued: it goes on
             raise Interrupted(hint=(
                 "the batch goes on on the workers; follow it again with: "
@@ -79,17 +87,25 @@ def _celery_engine(broker: str, key: bytes | None) -> Any:
     return CeleryEngine(broker, key)
 
 
-def _follow_and_print(env: Env, engine: Any, batch_id: str, total: int) -> int:
+def _follow_and_print(env: Env, engine: Any, batch_id: str, total: int,
+                      jobs: Sequence[Job] = ()) -> int:  # fmt: skip
     watcher = Watcher(env, total)
     try:
         records = follow(engine, batch_id, watcher)
     finally:
         watcher.close()
-    return _print_results(env, [state.as_result(r) for r in records])
+    return _print_results(env, [state.as_result(r) for r in records], jobs)
 
 
-def _print_results(env: Env, results: Sequence[BatchResult]) -> int:
-    print_batch(env, results)
+def _print_results(env: Env, results: Sequence[BatchResult], jobs: Sequence[Job] = ()) -> int:
+    """The table; with the jobs at hand (this run submitted them) also the report files."""
+    print_table(env, results)
+    if jobs and results:
+        try:
+            csv_path, json_path = write_reports(report_base(jobs), results)
+            env.err(f"batch report: {csv_path} and {json_path}")
+        except OSError as e:
+            env.err(f"warning: batch report not written: {e}")
     return EXIT_OK if all(r.exit_code == 0 for r in results) else EXIT_PROBLEMS
 
 
@@ -100,6 +116,7 @@ class Watcher:
     def __init__(self, env: Env, total: int) -> None:
         self.env = env
         self.seen: dict[str, str] = {}
+        self.started = time.monotonic()
         self.bar: tqdm[Any] | None = None
         if env.progress_enabled:
             self.bar = tqdm(total=total, desc="mailboxes", unit="mbx", file=env.stderr,
@@ -117,8 +134,11 @@ class Watcher:
             running = ", ".join(f"{str(r.get('key')).split('@')[0]} {r.get('progress', 0)}"
                                 + (f"/{r['total']}" if r.get("total") else "")
                                 for r in records if r.get("state") == "running")  # fmt: skip
+            eta = eta_seconds(records, time.monotonic() - self.started)
             self.bar.set_postfix_str(f"{t['messages']} messages, {t['failed']} failed; "
-                                     f"running: {running or '-'}", refresh=True)  # fmt: skip
+                                     f"running: {running or '-'}"
+                                     + (f"; batch ETA {duration_text(eta)}" if eta else ""),
+                                     refresh=True)  # fmt: skip
 
     def _say(self, line: str) -> None:
         if self.bar is not None:
@@ -143,7 +163,7 @@ def _change_line(r: Mapping[str, Any]) -> str:
 @app.command()
 def worker(
     broker: Broker = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Mailboxes this worker runs at once (processes).")] = 1,
+    concurrency: Annotated[int, typer.Option(metavar="N", callback=between(1, 64), help="Mailboxes this worker runs at once (processes), 1 to 64.")] = 1,
     secret_key_file: KeyFile = None,
     name: Annotated[str | None, typer.Option(help="Worker name shown in `batch status` (default pstkit-PID@HOST).")] = None,
     visibility_timeout: Annotated[float, typer.Option(help="Seconds after which a job of a vanished worker goes to another; above the longest mailbox.")] = 12 * 3600,

@@ -17,6 +17,8 @@ from pstkit.bwlimit import limiter
 from pstkit.cli.app import app, env_of
 from pstkit.cli.batchcmds import Broker, KeyFile, run_batch_command
 from pstkit.cli.checkreport import print_check, run_check
+from pstkit.cli.dryrun import chosen
+from pstkit.cli.dryrun import dry_run as dry_run_export
 from pstkit.cli.env import TqdmProgress
 from pstkit.cli.opts import (
     Auth,
@@ -27,8 +29,10 @@ from pstkit.cli.opts import (
     PasswordCommand,
     PasswordEnv,
     PasswordFile,
+    TargetAuth,
     TokenCommand,
     TokenFile,
+    between,
     connect_options,
     fetch_filter,
     mapping_options,
@@ -129,7 +133,12 @@ Detach = Annotated[
     ),
 ]
 Parallel = Annotated[
-    int, typer.Option(min=1, max=16, help="With --batch --engine local: mailboxes run at once.")
+    int,
+    typer.Option(
+        metavar="N",
+        callback=between(1, 16),
+        help="With --batch --engine local: mailboxes run at once, 1 to 16.",
+    ),
 ]
 BwLimit = Annotated[
     str | None,
@@ -168,12 +177,14 @@ def folders(
     password_command: PasswordCommand = None, token_file: TokenFile = None,
     token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
     insecure: Insecure = False, opt: Opt = None, codepage: Codepage = None, gmail: Gmail = None,
+    include: Include = None, exclude: Exclude = None,
 ) -> int:  # fmt: skip
-    """List a source's folders with their roles and message counts (per item kind for PSTs)."""
+    """List a source's folders with their roles and message counts (per item kind for PSTs).
+    With --folder/--exclude: the folders `export` would take with the same options."""
     env = env_of(ctx)
     src = _source(source, connect_options(**pick_connect(locals())))
     try:
-        infos = src.folders()
+        infos = chosen(src.folders(), include or (), exclude or (), src.key)
         kinds = ({i.path: dict(src.kinds(i)) for i in infos if i.message_count}
                  if isinstance(src, KindCounter) else {})  # fmt: skip
     finally:
@@ -210,6 +221,7 @@ def export(
     volume_size: VolumeSize = "1G",
     work_store: Annotated[Path | None, typer.Option(help="With --seal: where to stage the plain store (local disk).", rich_help_panel="Sealing")] = None,
     add_source: AddSource = False, repair: Repair = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the folders and message counts that would be fetched; write nothing, create no store.")] = False,
 ) -> int:  # fmt: skip
     """Copy mail from SOURCE into STORE (resumable; a re-run fetches only what is new)."""
     env = env_of(ctx)
@@ -217,6 +229,8 @@ def export(
     limit = limiter(bwlimit)
     if batch is not None and limit is not None:
         raise UsageError("--bwlimit does not apply to --batch runs (yet): limit each mailbox's run")
+    if batch is not None and dry_run:
+        raise UsageError("--dry-run does not apply to --batch runs (yet): try `pstkit folders`")
     if batch is not None:
         if store is not None:
             raise UsageError("with --batch, give only the directory for the stores")
@@ -227,6 +241,9 @@ def export(
                                  parallel, detach)  # fmt: skip
     if store is None:
         raise UsageError("export needs SOURCE and STORE")
+    if dry_run:
+        dry_run_export(env, _source(source, connect_options(**pick_connect(locals()))), filt, store)
+        return EXIT_OK
     plan = seal_plan(recipient, passphrase, passphrase_file, sign_key, sign_passphrase_file,
                      description, volume_size) if seal else None  # fmt: skip
     src = _source(source, connect_options(**pick_connect(locals())))
@@ -341,7 +358,7 @@ def plan(
     exclude: Exclude = None, duplicates: Duplicates = "skip", by_role: ByRole = True,
     password_env: PasswordEnv = "PSTKIT_PASSWORD", password_file: PasswordFile = None,
     password_command: PasswordCommand = None, token_file: TokenFile = None,
-    token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
+    token_command: TokenCommand = None, auth: TargetAuth = "auto", ca_file: CaFile = None,
     insecure: Insecure = False, opt: Opt = None, mailbox: Mailbox = None,
     impersonate: Impersonate = False, tenant: Tenant = None, client_id: ClientId = None,
     client_secret_env: ClientSecretEnv = None, client_secret_file: ClientSecretFile = None,

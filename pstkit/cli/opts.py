@@ -35,7 +35,18 @@ TokenCommand = Annotated[
 Auth = Annotated[
     str,
     typer.Option(
-        help="auto, password, apop, xoauth2, oauthbearer, ntlm, basic, oauth2, client-credentials, device-code.",
+        help="auto; IMAP: password, xoauth2, oauthbearer; POP3: password, apop; "
+        "EWS: ntlm, basic, oauth2; Graph: client-credentials, device-code.",
+        rich_help_panel="Connection",
+    ),
+]
+# Targets (import, plan, verify) are never POP3: apop is not offered there.
+TargetAuth = Annotated[
+    str,
+    typer.Option(
+        "--auth",
+        help="auto; IMAP: password, xoauth2, oauthbearer; "
+        "EWS: ntlm, basic, oauth2; Graph: client-credentials, device-code.",
         rich_help_panel="Connection",
     ),
 ]
@@ -45,10 +56,28 @@ CaFile = Annotated[
 Insecure = Annotated[
     bool, typer.Option(help="Do not verify TLS certificates.", rich_help_panel="Connection")
 ]
+MAX_CONNECTIONS = 27  # below the per-user connection limits servers commonly set
+
+
+def between(low: int, high: int) -> Any:
+    """An option callback checking low..high. Not typer's min/max: those print
+    `1<=x<=27` in the help; the help text says the range in words instead."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise typer.BadParameter(f"{value} is not between {low} and {high}")
+        return value
+
+    return check
+
+
 Connections = Annotated[
     int,
     typer.Option(
-        min=1, max=27, help="Parallel connections (across folders).", rich_help_panel="Connection"
+        metavar="N",
+        callback=between(1, MAX_CONNECTIONS),
+        rich_help_panel="Connection",
+        help=f"Parallel connections across folders, 1 to {MAX_CONNECTIONS}.",
     ),
 ]
 Opt = Annotated[

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from pstkit.batch.jobs import BatchResult
 from pstkit.cli.env import Env, print_json
 from pstkit.importing import store_folders
 from pstkit.mapping import PlanEntry, effective_role, path_text
@@ -153,15 +152,3 @@ def print_plan(env: Env, entries: Sequence[PlanEntry], pending: dict[int, int]) 
     env.out(f"{sum(pending.values())} messages to import into {len(entries)} folders "
             f"(the folders hold {sum(e.source.count for e in entries)} messages, {total})")  # fmt: skip
 
-
-def print_batch(env: Env, results: Sequence[BatchResult]) -> None:
-    if env.json:
-        print_json(env, [r.__dict__ for r in results])
-        return
-    env.out(
-        f"{'mailbox':<32} {'folders':>7} {'messages':>8} {'MB':>8} {'skipped':>7} {'s':>6}  result"
-    )
-    for r in results:
-        result = r.error or ("ok" if r.exit_code == 0 else "finished with skips")
-        env.out(f"{r.email:<32} {r.folders:>7} {r.messages:>8} {r.bytes / 1e6:>8.1f} "
-                f"{r.skipped:>7} {r.seconds:>6.1f}  {result}")  # fmt: skip

@@ -13,14 +13,16 @@ import traceback
 import typer
 
 from pstkit.cli import about, batchcmds, commands, conventions, reportcmd, seal, verifycmd
+from pstkit.cli import completion as completion_cmd
 from pstkit.cli.app import app
 from pstkit.cli.env import Env, print_json
+from pstkit.cli.examples import add_examples
 from pstkit.cli.settings import apply_config
 from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
 
 EXIT_INTERNAL = 70
 # importing them registers the commands on `app`
-_ = (about, batchcmds, commands, reportcmd, seal, verifycmd)
+_ = (about, batchcmds, commands, completion_cmd, reportcmd, seal, verifycmd)
 
 
 def _pin_malloc_mmap_threshold() -> None:
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     try:
         command = typer.main.get_command(app)
         conventions.polish(command)
+        add_examples(command)
         args, defaults, secrets = apply_config(command, conventions.hoist_globals(args), os.environ)
         os.environ.update(secrets)  # a 0600 config's secret, for this process only
         result = command.main(args, prog_name="pstkit", standalone_mode=False, obj=env,

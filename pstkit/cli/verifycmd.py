@@ -37,13 +37,13 @@ from pstkit.cli.commands import (
 )
 from pstkit.cli.env import Env, TqdmProgress, print_json
 from pstkit.cli.opts import (
-    Auth,
     CaFile,
     Insecure,
     Opt,
     PasswordCommand,
     PasswordEnv,
     PasswordFile,
+    TargetAuth,
     TokenCommand,
     TokenFile,
     connect_options,
@@ -75,7 +75,7 @@ def verify_cmd(
     exclude: Exclude = None, by_role: ByRole = True,
     password_env: PasswordEnv = "PSTKIT_PASSWORD", password_file: PasswordFile = None,
     password_command: PasswordCommand = None, token_file: TokenFile = None,
-    token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
+    token_command: TokenCommand = None, auth: TargetAuth = "auto", ca_file: CaFile = None,
     insecure: Insecure = False, opt: Opt = None, mailbox: Mailbox = None,
     impersonate: Impersonate = False, tenant: Tenant = None, client_id: ClientId = None,
     client_secret_env: ClientSecretEnv = None, client_secret_file: ClientSecretFile = None,

@@ -155,3 +155,14 @@ def test_csv_passwords_without_a_key_are_refused_for_the_broker() -> None:
     assert celery_engine.unseal_secrets(job, sealed, key) == JobSecrets(source=secret)
     with pytest.raises(UsageError, match="start the worker with --secret-key-file"):
         celery_engine.unseal_secrets(job, sealed, None)
+
+
+def test_batch_eta_counts_running_mailboxes_by_their_messages() -> None:
+    from pstkit.cli.batchreport import duration_text, eta_seconds  # noqa: PLC0415
+
+    records = [{"state": "done"}, {"state": "running", "progress": 50, "total": 100},
+               {"state": "running", "progress": 3}, {"state": "queued"}]  # fmt: skip
+    # 1.5 of 4 mailboxes' work in 60 s: 2.5 more at that pace
+    assert eta_seconds(records, 60.0) == 100.0
+    assert eta_seconds([{"state": "queued"}], 60.0) is None
+    assert duration_text(100.0) == "1m40s" and duration_text(7300) == "2h01m"
