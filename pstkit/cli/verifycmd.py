@@ -20,21 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from pstkit.cli.app import app, env_of
-from pstkit.cli.commands import (
-    ByRole,
-    ClientCert,
-    ClientId,
-    ClientSecretEnv,
-    ClientSecretFile,
-    Exclude,
-    Impersonate,
-    Mailbox,
-    Root,
-    Select,
-    Subfolders,
-    Tenant,
-    _sink,
-)
+from pstkit.cli.commands import _sink
 from pstkit.cli.env import Env, TqdmProgress, print_json
 from pstkit.cli.opts import (
     CaFile,
@@ -49,6 +35,20 @@ from pstkit.cli.opts import (
     connect_options,
     mapping_options,
     pick_connect,
+)
+from pstkit.cli.optypes import (
+    ByRole,
+    ClientCert,
+    ClientId,
+    ClientSecretEnv,
+    ClientSecretFile,
+    Exclude,
+    Impersonate,
+    Mailbox,
+    Root,
+    Select,
+    Subfolders,
+    Tenant,
 )
 from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, StoreError
 from pstkit.hints import verify_hints
