@@ -41,8 +41,9 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=15)
     args = ap.parse_args()
     pst = str(args.pst)
+    export = [PSTKIT, "export", "pst:" + pst, "{out}"]
     rows = [("pstkit --version", median_ms([PSTKIT, "--version"], args.n)),
-            ("pstkit export PST STORE", median_ms([PSTKIT, "export", "pst:" + pst, "{out}"], args.n, True))]
+            ("pstkit export PST STORE", median_ms(export, args.n, fresh=True))]
     if shutil.which("readpst"):
         rows.append(("readpst -q -o OUT PST",
                      median_ms(["readpst", "-q", "-o", "{out}", pst], args.n)))
