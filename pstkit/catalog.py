@@ -245,12 +245,21 @@ class Catalog:
         )
         return str(rows[0][0]) if rows else None
 
-    def messages(self, folder_id: int | None = None) -> Iterator[MessageRow]:
-        """All rows (of one folder), in id order, fetched in pages to keep memory flat."""
+    def messages(
+        self, folder_id: int | None = None, undelivered_to: str | None = None
+    ) -> Iterator[MessageRow]:
+        """All rows (of one folder), in id order, fetched in pages to keep memory flat.
+        With `undelivered_to`, only those the ledger of that sink has not delivered: an
+        anti-join on the ledger's primary key, so no set of delivered ids is held."""
         last = 0
         where = "AND m.folder_id=?" if folder_id is not None else ""
+        fixed: list[object] = [] if folder_id is None else [folder_id]
+        if undelivered_to is not None:
+            where += (" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink_key=?"
+                      " AND d.message=m.id AND d.how<>'sending')")  # fmt: skip
+            fixed.append(undelivered_to)
         while True:
-            args: list[object] = [last] if folder_id is None else [last, folder_id]
+            args: list[object] = [last, *fixed]
             page = self._q(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages m JOIN folders f ON f.id=m.folder_id"
                 f" WHERE m.id>? {where} ORDER BY m.id LIMIT 1000",
@@ -278,11 +287,20 @@ class Catalog:
 
     # --- deliveries (the ledger) ----------------------------------------------
 
-    def delivered_ids(self, sink_key: str) -> set[int]:
+    def delivered_count(self, sink_key: str) -> int:
         rows = self._q(
-            "SELECT message FROM deliveries WHERE sink_key=? AND how<>'sending'", (sink_key,)
+            "SELECT COUNT(*) FROM deliveries WHERE sink_key=? AND how<>'sending'", (sink_key,)
         )
-        return {int(str(r[0])) for r in rows}
+        return int(str(rows[0][0]))
+
+    def undelivered_count(self, folder_id: int, sink_key: str) -> int:
+        """Messages of a folder the ledger of `sink_key` has not delivered (same anti-join)."""
+        rows = self._q(
+            "SELECT COUNT(*) FROM messages m WHERE m.folder_id=? AND NOT EXISTS (SELECT 1"
+            " FROM deliveries d WHERE d.sink_key=? AND d.message=m.id AND d.how<>'sending')",
+            (folder_id, sink_key),
+        )
+        return int(str(rows[0][0]))
 
     def delivered_target_ids(self, sink_key: str) -> set[tuple[str, str]]:
         """(target folder, target id) of every item this store delivered or matched to a

@@ -66,11 +66,10 @@ def import_(
                                        entry.source.info.container_class)  # fmt: skip
             if redeliver:
                 reopen_missing(store, sink, opts, result.run_id)
-        delivered = store.catalog.delivered_ids(sink.key)
-        result.already = len(delivered)
-        progress.start("import", sum(e.source.count for e in entries) - len(delivered) or None)
+        result.already = store.catalog.delivered_count(sink.key)
+        progress.start("import", sum(e.source.count for e in entries) - result.already or None)
         job = _ImportJob(
-            store, sink, opts.duplicates, result, progress, delivered,
+            store, sink, opts.duplicates, result, progress,
             in_flight=_in_flight(store, sink),
             ours=store.catalog.delivered_target_ids(sink.key), stop=stop, limit=limit,
         )  # fmt: skip
@@ -135,7 +134,6 @@ class _ImportJob:
     policy: DuplicatePolicy
     result: RunResult
     progress: Progress
-    delivered: set[int]
     #: items of a batch that was in flight when an earlier run died (-> the
     #: target id a two-step sink made, or ""): they are checked for in the
     #: target whatever the policy, so none arrives twice.
@@ -162,9 +160,8 @@ class _ImportJob:
         limit = self.sink.batch_limit
         batch: list[MessageRow] = []
         size = 0
-        for row in self.store.rows(entry.source.id):
-            if row.msg.id in self.delivered:
-                continue
+        # the ledger is anti-joined in SQL: memory does not grow with what was delivered
+        for row in self.store.rows(entry.source.id, undelivered_to=self.sink.key):
             if batch and (len(batch) >= limit.max_items or size + row.msg.size > limit.max_bytes):
                 yield batch
                 batch, size = [], 0

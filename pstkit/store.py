@@ -160,8 +160,10 @@ class Store:
 
     # --- messages ----------------------------------------------------------
 
-    def rows(self, folder_id: int | None = None) -> Iterator[MessageRow]:
-        for row in self.catalog.messages(folder_id):
+    def rows(
+        self, folder_id: int | None = None, undelivered_to: str | None = None
+    ) -> Iterator[MessageRow]:
+        for row in self.catalog.messages(folder_id, undelivered_to):
             yield replace(row, msg=replace(row.msg, store_id=self.id))
 
     def read(self, row: MessageRow, verify: bool = True) -> bytes:

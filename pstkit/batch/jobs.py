@@ -149,7 +149,7 @@ def _import(job: Job, secrets: JobSecrets, openers: Openers, report: Report) -> 
         with Store.open(Path(job.store), writable=True, command=f"import {sink.key}") as store:
             result = import_(store, sink, job.mapping, _Counting(report, "import"),
                              job.target_options.connections)  # fmt: skip
-            delivered = len(store.catalog.delivered_ids(sink.key))
+            delivered = store.catalog.delivered_count(sink.key)
     finally:
         sink.close()
     return int(result.stats["imported"]), delivered

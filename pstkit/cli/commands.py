@@ -312,13 +312,10 @@ def plan(
         sink = _sink(target, connect_options(**pick_connect(locals())))
         try:
             entries = make_plan(st, sink, mopts)
-            delivered = st.catalog.delivered_ids(sink.key)
         finally:
             sink.close()
-        pending = {
-            e.source.id: sum(1 for r in st.rows(e.source.id) if r.msg.id not in delivered)
-            for e in entries
-        }
+        pending = {e.source.id: st.catalog.undelivered_count(e.source.id, sink.key)
+                   for e in entries}  # fmt: skip
     print_plan(env, entries, pending)
     return EXIT_OK
 
