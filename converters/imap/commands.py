@@ -15,6 +15,7 @@ from imapclient import exceptions as imap_exc
 from pstkit.converters.imap.conn import DROPPED
 from pstkit.converters.imap.items import (
     header_fields,
+    nul_restored,
     parse_body_fetch,
     translate_flags,
     uid_set,
@@ -127,7 +128,7 @@ def fetch_bodies(client: IMAPClient, uids: list[int]) -> dict[int, bytes | str]:
         typ, data = client._imap.uid("FETCH", uid_set(uids), "(BODY.PEEK[])")
         if typ != "OK":
             raise imaplib.IMAP4.error(text_of_data(data))
-        return dict(parse_body_fetch(data))
+        return restore_nuls(client, dict(parse_body_fetch(data)))
     except DROPPED:
         raise
     except COMMAND_ERRORS as e:
@@ -136,6 +137,30 @@ def fetch_bodies(client: IMAPClient, uids: list[int]) -> dict[int, bytes | str]:
     out: dict[int, bytes | str] = {}
     for uid in uids:
         out.update(fetch_bodies(client, [uid]))
+    return out
+
+
+def restore_nuls(client: IMAPClient, bodies: dict[int, bytes]) -> dict[int, bytes | str]:
+    """The exact bytes of messages whose NUL bytes the server changed. A NUL may not be
+    sent in a literal (RFC 3501), so Dovecot sends each as 0x80 in BODY[]; where the
+    server offers BINARY (RFC 3516), BINARY.PEEK[] sends the stored bytes in a literal8.
+    It also decodes a base64 or quoted-printable body, so it is taken only where it is
+    BODY[] but for NULs in place of 0x80 (`nul_restored`); a body with 0x80 bytes and no
+    NUL costs one more FETCH. Servers without BINARY: BODY[] as sent."""
+    out: dict[int, bytes | str] = dict(bodies)
+    suspects = [u for u, b in bodies.items() if b"\x80" in b]
+    if not suspects or not client.has_capability("BINARY"):
+        return out
+    for uid in suspects:
+        try:
+            typ, data = client._imap.uid("FETCH", str(uid), "(BINARY.PEEK[])")
+        except DROPPED:
+            raise
+        except COMMAND_ERRORS:
+            continue  # BODY[] as sent: the server would not say
+        exact = parse_body_fetch(data, binary=True).get(uid) if typ == "OK" else None
+        if exact is not None and nul_restored(bodies[uid], exact):
+            out[uid] = exact
     return out
 
 

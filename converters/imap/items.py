@@ -105,19 +105,23 @@ def batches(items: Sequence[tuple[int, int]], max_count: int, max_bytes: int
 
 _UID = re.compile(rb"\bUID (\d+)", re.IGNORECASE)
 _BODY_LITERAL = re.compile(rb"BODY\[\] \{\d+\}$", re.IGNORECASE)
+_BINARY_LITERAL = re.compile(rb"BINARY\[\] ~?\{\d+\}$", re.IGNORECASE)
 
 
-def parse_body_fetch(data: Sequence[bytes | tuple[bytes, bytes] | None]) -> dict[int, bytes]:
+def parse_body_fetch(data: Sequence[bytes | tuple[bytes, bytes] | None],
+                     binary: bool = False) -> dict[int, bytes]:
     """imaplib's raw `UID FETCH … (BODY.PEEK[])` reply -> {uid: exact bytes}.
 
     imaplib returns a list where each literal comes as (text before it,
     literal) followed by the text after it. imapclient's general parser
     tokenises all of that in Python (a third of the export's CPU time); we
     only need the UID and the literal. The UID may come before the literal
-    (Dovecot) or after it (some servers), so both places are checked."""
+    (Dovecot) or after it (some servers), so both places are checked. `binary`: the
+    reply to `BINARY.PEEK[]` (RFC 3516), whose literal may be a literal8 (`~{n}`)."""
     out: dict[int, bytes] = {}
+    label = _BINARY_LITERAL if binary else _BODY_LITERAL
     for i, item in enumerate(data):
-        if not isinstance(item, tuple) or not _BODY_LITERAL.search(item[0]):
+        if not isinstance(item, tuple) or not label.search(item[0]):
             continue
         m = _UID.search(item[0])
         if m is None:
@@ -136,3 +140,9 @@ def header_fields(data: dict[bytes, object]) -> bytes:
         if key.upper().startswith(b"BODY[HEADER.FIELDS") and isinstance(value, bytes):
             return value
     return b""
+
+
+def nul_restored(body: bytes, exact: bytes) -> bool:
+    """Is `exact` the message `body` was, before the server sent each NUL byte as 0x80?
+    (Same length, same bytes, but NUL where `body` has 0x80; pure.)"""
+    return len(exact) == len(body) and exact != body and exact.replace(b"\0", b"\x80") == body

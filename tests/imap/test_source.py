@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pstkit.converters.imap.items import nul_restored
 from pstkit.errors import SourceError
 from pstkit.model import Fetched, Flag, Role, Skipped
 from pstkit.options import FetchFilter
@@ -98,7 +99,9 @@ def test_byte_exact_flags_dates(
     for r in fetched(results):
         uid = int(r.meta.source_id)
         flags, when = cases[uid]
-        assert sha(r.raw) == sha(truth[uid])
+        # BODY[] sends a NUL as 0x80 (RFC 3501 allows none in a literal): where BINARY[]
+        # gives the same message with NULs back, the export has those (test_nul_bytes)
+        assert sha(r.raw) == sha(truth[uid]) or nul_restored(truth[uid], r.raw)
         assert r.meta.size == len(r.raw)
         assert r.meta.received == when
         assert r.meta.received.tzinfo is not None

@@ -1,0 +1,76 @@
+"""NUL bytes survive an IMAP export (issue 13: nothing silently changed).
+
+A NUL may not travel in an IMAP literal (RFC 3501): Dovecot sends each NUL of a stored
+message as 0x80 in BODY[]. Where the server offers BINARY (RFC 3516), the export fetches
+such a message again with BINARY.PEEK[] (a literal8) and keeps those bytes when they are
+BODY[] but for NULs. BINARY[] decodes base64 bodies, so it is never taken blindly: a base64
+message and an 8-bit one with genuine 0x80 bytes keep BODY[], which is exact for them.
+"""
+
+from __future__ import annotations
+
+import imaplib
+from pathlib import Path
+
+import pytest
+
+from pstkit.converters.imap.items import nul_restored
+from pstkit.store import Store
+from tests.helpers import run_pstkit
+from tests.servers.dovecot import Dovecot, unique_user
+from tests.servers.mail_helpers import password_file
+
+HEAD = b"Subject: %s\r\nMessage-ID: <%s@nul>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain"
+MESSAGES = {
+    "nul-8bit": HEAD % (b"a", b"1") + b"\r\nContent-Transfer-Encoding: 8bit\r\n\r\nab\0c\0\r\n",
+    "cp1252": HEAD % (b"b", b"2") + b"; charset=windows-1252\r\nContent-Transfer-Encoding: "
+              b"8bit\r\n\r\nprice \x80 5\r\n",
+    "both": HEAD % (b"c", b"3") + b"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\x80\0\x80\0\r\n",
+    "base64": HEAD % (b"d", b"4") + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+              b"YWIAYwA=\r\n",
+    "plain": HEAD % (b"e", b"5") + b"\r\n\r\nnothing odd\r\n",
+}
+
+
+def _append_literal8(server: Dovecot, name: str, password: str, raw: bytes) -> None:
+    """APPEND with a literal8 (RFC 3516), the only way a NUL may reach the server."""
+    c = imaplib.IMAP4("127.0.0.1", server.imap_port)
+    try:
+        c.login(name, password)
+        tag = c._new_tag()
+        c.send(tag + b" APPEND INBOX ~{%d+}\r\n" % len(raw) + raw + b"\r\n")
+        while not (line := c._get_line()).startswith(tag):
+            pass
+        assert b" OK " in line, line
+    finally:
+        c.logout()
+
+
+def test_nul_bytes_are_exported_exactly(dovecot: Dovecot, tmp_path: Path) -> None:
+    user = dovecot.add_user(unique_user("nul"), "Nul-pass-1")
+    for raw in MESSAGES.values():
+        _append_literal8(dovecot, user.name, user.password, raw)
+    with dovecot.client(user) as c:
+        c.select_folder("INBOX", readonly=True)
+        sent = c.fetch(c.search(["ALL"]), ["BODY.PEEK[]"])
+    assert any(b"ab\x80c\x80" in v[b"BODY[]"] for v in sent.values())  # the server's change
+    store = tmp_path / "store"
+    done = run_pstkit("export", f"imaps://{user.name}@127.0.0.1:{dovecot.imaps_port}",
+                      str(store), "--password-file", str(password_file(tmp_path, user)),
+                      "--ca-file", str(dovecot.ca_file))
+    assert done.returncode == 0, done.stderr
+    with Store.open(store) as st:
+        stored = sorted(st.read(row) for row in st.catalog.messages())
+    assert stored == sorted(MESSAGES.values())
+
+
+@pytest.mark.parametrize(("body", "exact", "taken"), [
+    (b"a\x80b", b"a\0b", True),
+    (b"a\x80b\x80", b"a\0b\x80", True),  # a genuine 0x80 stays
+    (b"a\x80b", b"a\x80b", False),  # nothing to restore
+    (b"a\x80b", b"a\0bc", False),  # another length: decoded, not the same message
+    (b"a\x80b", b"x\0b", False),  # another byte changed
+    (b"ab", b"a\0", False),
+])
+def test_nul_restored(body: bytes, exact: bytes, taken: bool) -> None:
+    assert nul_restored(body, exact) is taken
