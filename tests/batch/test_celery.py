@@ -369,7 +369,9 @@ def test_ctrl_c_leaves_the_batch_running(cluster: Cluster, dovecot: Dovecot) -> 
     status = _wait_over(cluster, batch_id)  # the workers finished it all the same
     assert [m["state"] for m in status["mailboxes"]] == ["done", "done"]
     code, text, _ = cli("batch", "status", "--broker", cluster.redis.url, batch_id, "--follow")
-    assert code == 0 and [line.split()[-1] for line in text.splitlines()[1:]] == ["ok", "ok"]
+    rows = text.splitlines()[1:]
+    assert code == 0 and [line.split()[-1] for line in rows[:-1]] == ["ok", "ok"], text
+    assert rows[-1].startswith("total (2 mailboxes)") and "2 ok, 0 failed" in rows[-1], text
 
 
 def test_an_absent_broker_is_one_line() -> None:
