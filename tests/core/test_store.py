@@ -177,7 +177,9 @@ def test_recover_removes_uncommitted_files_after_interrupted_run(tmp_path: Path)
         export(_source(), st)
         run = st.catalog.begin_run("export", "test://list")  # a run that never finished
         assert run
-        orphan = tmp_path / "st" / "mail" / ".INBOX" / "cur" / "deadbeef!2,"
+        # next to a stored message (INBOX is the Maildir++ root now that its role is known)
+        first = Path(next(st.rows()).file)
+        orphan = tmp_path / "st" / "mail" / first.parent / "deadbeef!2,"
         orphan.write_bytes(b"Subject: half\n\n")
     with Store.open(tmp_path / "st", writable=True) as st:
         export(_source(), st)
