@@ -156,3 +156,14 @@ def find_part(raw: bytes, types: tuple[str, ...]) -> str | None:
         if part.get_content_type() in types:
             return _decoded(part)
     return None
+
+
+def parse_rrule(text: str) -> dict[str, str]:
+    """An RRULE value (RFC 5545 3.3.10) as {PART: VALUE}, both upper-case: `FREQ=weekly;
+    byday=TU` -> {"FREQ": "WEEKLY", "BYDAY": "TU"}. Empty parts are dropped."""
+    out = {}
+    for item in text.split(";"):
+        key, _, value = item.partition("=")
+        if key.strip():
+            out[key.strip().upper()] = value.strip().upper()
+    return out

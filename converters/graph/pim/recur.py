@@ -13,6 +13,8 @@ import re
 from datetime import date, datetime
 from typing import Any
 
+from pstkit.converters.pim.content import parse_rrule
+
 DAYS = {"SU": "sunday", "MO": "monday", "TU": "tuesday", "WE": "wednesday", "TH": "thursday",
         "FR": "friday", "SA": "saturday"}  # fmt: skip
 WEEKDAY = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -24,15 +26,6 @@ _BYDAY = re.compile(r"^([+-]?\d{1,2})?(SU|MO|TU|WE|TH|FR|SA)$")
 
 class Unsupported(ValueError):
     """This RRULE has no Graph recurrence pattern."""
-
-
-def parse_rrule(text: str) -> dict[str, str]:
-    out = {}
-    for item in text.split(";"):
-        key, _, value = item.partition("=")
-        if key.strip():
-            out[key.strip().upper()] = value.strip().upper()
-    return out
 
 
 def _bydays(rule: dict[str, str]) -> list[tuple[int | None, str]]:

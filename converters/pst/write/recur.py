@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from pstkit.converters.pim.content import parse_rrule
 from pstkit.converters.pim.tzrules import DAYS, Rule, Transition, Zone
 
 DAILY, WEEKLY, MONTHLY, YEARLY = 0x200A, 0x200B, 0x200C, 0x200D
@@ -69,15 +70,6 @@ def minutes(dt: datetime | date) -> int:
     return int((moment.replace(tzinfo=None) - _EPOCH) // timedelta(minutes=1))
 
 
-def parse_rule(text: str) -> dict[str, str]:
-    out = {}
-    for item in text.split(";"):
-        key, _, value = item.partition("=")
-        if key.strip():
-            out[key.strip().upper()] = value.strip().upper()
-    return out
-
-
 def _mask(days: str, start: date) -> int:
     mask = 0
     for item in filter(None, days.split(",")):
@@ -104,7 +96,7 @@ def _nth(rule: dict[str, str]) -> int | None:
 
 def pattern(rrule: str, start: date) -> Pattern:
     """The RecurrencePattern's pattern fields (2.2.1.44.1) of an RRULE from `start`."""
-    rule = parse_rule(rrule)
+    rule = parse_rrule(rrule)
     freq, interval = rule.get("FREQ", ""), rule.get("INTERVAL", "1")
     if not interval.isdigit() or not 1 <= int(interval) <= 999:
         raise RecurrenceError(f"INTERVAL={interval}")
@@ -222,7 +214,7 @@ def _end(p: Pattern, rule: dict[str, str], start: date) -> tuple[int, int, int]:
 
 def series_end(rrule: str, start: date) -> date | None:
     """The date of the last occurrence; None for a series without end."""
-    end_type, _count, end = _end(pattern(rrule, start), parse_rule(rrule), start)
+    end_type, _count, end = _end(pattern(rrule, start), parse_rrule(rrule), start)
     return None if end_type == END_NEVER else (_EPOCH + timedelta(minutes=end)).date()
 
 
@@ -259,7 +251,7 @@ def recurrence_blob(rrule: str, start: datetime, end: datetime,
     """PidLidAppointmentRecur of a series starting at local `start`, each occurrence
     lasting `end - start`; `deleted` are the local dates of deleted occurrences."""
     p = pattern(rrule, start.date())
-    end_type, count, end_date = _end(p, parse_rule(rrule), start.date())
+    end_type, count, end_date = _end(p, parse_rrule(rrule), start.date())
     gone = sorted({minutes(d) for d in deleted} | {minutes(c.original.date()) for c in changed})
     moved = sorted(changed, key=lambda c: c.start)
     head = struct.pack("<HHHHHIII", 0x3004, 0x3004, p.freq, p.ptype, 0,
