@@ -15,6 +15,7 @@ from imapclient import exceptions as imap_exc
 from pstkit.converters.imap.conn import DROPPED
 from pstkit.converters.imap.items import (
     header_fields,
+    may_hold_nul,
     nul_restored,
     parse_body_fetch,
     translate_flags,
@@ -145,10 +146,12 @@ def restore_nuls(client: IMAPClient, bodies: dict[int, bytes]) -> dict[int, byte
     sent in a literal (RFC 3501), so Dovecot sends each as 0x80 in BODY[]; where the
     server offers BINARY (RFC 3516), BINARY.PEEK[] sends the stored bytes in a literal8.
     It also decodes a base64 or quoted-printable body, so it is taken only where it is
-    BODY[] but for NULs in place of 0x80 (`nul_restored`); a body with 0x80 bytes and no
-    NUL costs one more FETCH. Servers without BINARY: BODY[] as sent."""
+    BODY[] but for NULs in place of 0x80 (`nul_restored`). Only bodies with a 0x80 outside
+    valid UTF-8 are asked again (`may_hold_nul`; a cp1252 `€` costs one more FETCH).
+    Missed: a message whose every NUL follows a UTF-8 lead byte so that 0x80 completes a
+    valid sequence. Servers without BINARY: BODY[] as sent."""
     out: dict[int, bytes | str] = dict(bodies)
-    suspects = [u for u, b in bodies.items() if b"\x80" in b]
+    suspects = [u for u, b in bodies.items() if may_hold_nul(b)]
     if not suspects or not client.has_capability("BINARY"):
         return out
     for uid in suspects:

@@ -142,6 +142,14 @@ def header_fields(data: dict[bytes, object]) -> bytes:
     return b""
 
 
+def may_hold_nul(body: bytes) -> bool:
+    """Could a 0x80 byte of this body be a NUL the server replaced? Not when every 0x80
+    is a continuation byte of valid UTF-8 (`—`, `’`, `、` all hold one: most non-ASCII mail
+    would otherwise cost a second FETCH). A replaced NUL after ASCII, or in binary or
+    cp1252 data, is not valid UTF-8, so the message is looked at again (pure)."""
+    return b"\x80" in body and "\udc80" in body.decode("utf-8", "surrogateescape")
+
+
 def nul_restored(body: bytes, exact: bytes) -> bool:
     """Is `exact` the message `body` was, before the server sent each NUL byte as 0x80?
     (Same length, same bytes, but NUL where `body` has 0x80; pure.)"""

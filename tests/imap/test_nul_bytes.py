@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pstkit.converters.imap.items import nul_restored
+from pstkit.converters.imap.items import may_hold_nul, nul_restored
 from pstkit.store import Store
 from tests.helpers import run_pstkit
 from tests.servers.dovecot import Dovecot, unique_user
@@ -29,6 +29,8 @@ MESSAGES = {
     "base64": HEAD % (b"d", b"4") + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
               b"YWIAYwA=\r\n",
     "plain": HEAD % (b"e", b"5") + b"\r\n\r\nnothing odd\r\n",
+    "utf8": HEAD % (b"f", b"6") + b"; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            + "\u2014 \u2019 \u3001\u3002\r\n".encode(),
 }
 
 
@@ -74,3 +76,15 @@ def test_nul_bytes_are_exported_exactly(dovecot: Dovecot, tmp_path: Path) -> Non
 ])
 def test_nul_restored(body: bytes, exact: bytes, taken: bool) -> None:
     assert nul_restored(body, exact) is taken
+
+
+@pytest.mark.parametrize(("body", "suspect"), [
+    (b"ab\x80c", True),  # after ASCII: not UTF-8, may be a NUL
+    (b"price \x80 5", True),  # cp1252's euro sign: asked again, kept as it is
+    ("\u2014 \u2019 \u3001".encode(), False),  # UTF-8 text full of 0x80 continuation bytes
+    ("caf\u00e9 \u2014".encode() + b" \x80", True),  # valid UTF-8, then a stray 0x80
+    (b"plain ascii", False),
+    (b"\xe2\x80", True),  # a sequence cut short
+])
+def test_may_hold_nul(body: bytes, suspect: bool) -> None:
+    assert may_hold_nul(body) is suspect
