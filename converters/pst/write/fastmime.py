@@ -40,12 +40,12 @@ def parse(raw: bytes) -> Message:
 def fast(raw: bytes) -> Message | None:
     """The tree by the fast path; None where only the stdlib's parser gives it exactly."""
     try:
-        if raw.count(b"\r") != raw.count(b"\r\n"):
+        crlf = raw.count(b"\r\n")  # counted once: each count is a pass over the message
+        if raw.count(b"\r") != crlf:
             raise _Slow  # a lone CR: the stdlib ends lines there too
-        eol = b"\r\n" if b"\r\n" in raw else b"\n"
-        if eol == b"\r\n" and raw.count(b"\n") != raw.count(b"\r\n"):
+        if crlf and raw.count(b"\n") != crlf:
             raise _Slow  # mixed line ends
-        return _entity(raw, eol, ())
+        return _entity(raw, b"\r\n" if crlf else b"\n", ())
     except _Slow:
         return None
 
