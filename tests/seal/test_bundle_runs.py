@@ -5,32 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import REPO, cli
-from tests.seal.conftest import Keys, build_store, seal, store_state
+from tests.seal.conftest import Keys, build_store, kill_when, seal, store_state
 from tests.servers.dovecot import Dovecot, unique_user
 
 pytest_plugins = ["tests.servers.dovecot"]
-
-
-def _kill_when(proc: subprocess.Popen[bytes], ready: Path, timeout: float = 60) -> bool:
-    """SIGKILL `proc` as soon as `ready` exists; False if it finished first."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and proc.poll() is None:
-        if ready.exists():
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            return True
-        time.sleep(0.002)
-    proc.wait()
-    return False
 
 
 def test_a_killed_seal_starts_again_cleanly(tmp_path: Path, keys: Keys) -> None:
@@ -51,7 +36,7 @@ def test_a_killed_seal_starts_again_cleanly(tmp_path: Path, keys: Keys) -> None:
         "1M",
     ]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not _kill_when(proc, bundle / "data" / "00003.age"):
+    if not kill_when(proc, (bundle / "data" / "00003.age").exists):
         pytest.fail("the seal finished before it could be killed; make the store larger")
     assert not (bundle / "manifest.json").exists()  # an unfinished bundle never looks finished
     code, _, err = cli("check", str(bundle), "--trust", str(keys.sign_pub))

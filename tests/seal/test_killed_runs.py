@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers import REPO, cli
-from tests.seal.conftest import Keys, build_store, store_state
+from tests.seal.conftest import Keys, build_store, kill_when, store_state
 
 SEED = int(os.environ.get("PSTKIT_KILL_SEED", "20"))
 KILLS = 4
@@ -36,16 +35,7 @@ def _killed(args: list[str], ready: Callable[[], bool], delay: float) -> bool:
     """Start `args`, SIGKILL it `delay` seconds after `ready()` holds; False if it
     finished first. Moments are events of the run (a load-proof seed), not clock times."""
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    end = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < end:
-        if ready():
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            return True
-        time.sleep(0.002)
-    proc.wait()
-    return False
+    return kill_when(proc, ready, delay, timeout=120)
 
 
 def _bundle_id(bundle: Path) -> str:
