@@ -20,8 +20,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+import pytest
 from imapclient import IMAPClient
 
 HOST = "127.0.0.1"
@@ -197,3 +198,38 @@ def unpacked(server: str, needs: tuple[str, ...]) -> Unpacked | str:
         return (f"{server} is not unpacked in {cache} (missing {absent[0]}): "
                 "run bash scripts/setup.sh --dev")
     return tree
+
+
+def unpacked_or_skip(server: str, needs: tuple[str, ...]) -> Unpacked:
+    """The unpacked tree, or skip the test saying why it is not there (openssl too: the
+    fixtures make their TLS files with it)."""
+    tree = unpacked(server, needs)
+    if isinstance(tree, str):
+        pytest.skip(tree)
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed (apt-get install openssl)")
+    return tree
+
+
+class _Runnable(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+R = TypeVar("R", bound=_Runnable)
+
+
+def serve_in(root: Path, make: Callable[[Path], R]) -> Iterator[R]:
+    """Make a server in `root` (0755: it runs as another user), start it, and stop it and
+    delete `root` after, also when making or starting it failed."""
+    os.chmod(root, 0o755)
+    server = None
+    try:
+        server = make(root)
+        server.start()
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)

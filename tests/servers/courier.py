@@ -19,8 +19,6 @@ session; give each test its own user) or `fresh_courier` (one per test).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -39,9 +37,10 @@ from tests.servers.common import (
     free_port,
     mail_ids,
     run,
+    serve_in,
     stop_group,
     temporary_tls,
-    unpacked,
+    unpacked_or_skip,
     wait_greeting,
 )
 
@@ -224,27 +223,13 @@ NEEDS = (AUTHLIB, DAEMON, USERDB, "usr/sbin/couriertcpd", "usr/libexec/gam_serve
 
 
 def courier_tree() -> Unpacked:
-    tree = unpacked("courier", NEEDS)
-    if isinstance(tree, str):
-        pytest.skip(tree)
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed (apt-get install openssl)")
-    return tree
+    return unpacked_or_skip("courier", NEEDS)
 
 
 def serve(tls: TlsFiles) -> Iterator[Courier]:
     tree = courier_tree()
     root = Path(tempfile.mkdtemp(prefix="pc", dir="/tmp"))
-    os.chmod(root, 0o755)
-    server = None
-    try:
-        server = Courier(root, tls, tree)
-        server.start()
-        yield server
-    finally:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from serve_in(root, lambda r: Courier(r, tls, tree))
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ session; give each test its own user) or `fresh_cyrus` (one per test, to stall o
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -38,9 +37,10 @@ from tests.servers.common import (
     free_port,
     mail_ids,
     run,
+    serve_in,
     stop_group,
     temporary_tls,
-    unpacked,
+    unpacked_or_skip,
     wait_greeting,
 )
 
@@ -203,28 +203,14 @@ NEEDS = (f"{BIN}/master", f"{BIN}/imapd", "usr/sbin/saslpasswd2")
 
 def cyrus_tree() -> Unpacked:
     """The unpacked Cyrus, or skip saying why it is not there."""
-    tree = unpacked("cyrus", NEEDS)
-    if isinstance(tree, str):
-        pytest.skip(tree)
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed (apt-get install openssl)")
-    return tree
+    return unpacked_or_skip("cyrus", NEEDS)
 
 
 def serve(tls: TlsFiles, **kw: bool) -> Iterator[Cyrus]:
     """Start a Cyrus (keyword arguments as for `Cyrus`), stop and delete it after."""
     tree = cyrus_tree()
     root = Path(tempfile.mkdtemp(prefix="pstkit-cyrus-"))
-    os.chmod(root, 0o755)
-    server = None
-    try:
-        server = Cyrus(root, tls, tree, **kw)
-        server.start()
-        yield server
-    finally:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from serve_in(root, lambda r: Cyrus(r, tls, tree, **kw))
 
 
 @pytest.fixture(scope="session")
