@@ -104,7 +104,7 @@ def batches(items: Sequence[tuple[int, int]], max_count: int, max_bytes: int
 
 
 _UID = re.compile(rb"\bUID (\d+)", re.IGNORECASE)
-_BODY_LITERAL = re.compile(rb"BODY\[\] \{\d+\}$", re.IGNORECASE)
+_BODY_LITERAL = re.compile(rb"BODY\[\] ~?\{\d+\}$", re.IGNORECASE)  # Cyrus: literal8 for a NUL
 _BINARY_LITERAL = re.compile(rb"BINARY\[\] ~?\{\d+\}$", re.IGNORECASE)
 
 

@@ -1,15 +1,18 @@
 """NUL bytes survive an IMAP export (issue 13: nothing silently changed).
 
 A NUL may not travel in an IMAP literal (RFC 3501): Dovecot sends each NUL of a stored
-message as 0x80 in BODY[]. Where the server offers BINARY (RFC 3516), the export fetches
-such a message again with BINARY.PEEK[] (a literal8) and keeps those bytes when they are
-BODY[] but for NULs. BINARY[] decodes base64 bodies, so it is never taken blindly: a base64
-message and an 8-bit one with genuine 0x80 bytes keep BODY[], which is exact for them.
+message as 0x80 in BODY[]; Cyrus sends that BODY[] as a literal8 (`~{n}`), which the export
+must read like any literal; Courier sends it in a plain literal. Where the server offers
+BINARY (RFC 3516), the export fetches such a message again with BINARY.PEEK[] (a literal8)
+and keeps those bytes when they are BODY[] but for NULs. BINARY[] decodes base64 bodies, so
+it is never taken blindly: a base64 message and an 8-bit one with genuine 0x80 bytes keep
+BODY[], which is exact for them.
 """
 
 from __future__ import annotations
 
 import imaplib
+import ssl
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ import pytest
 from pstkit.converters.imap.items import may_hold_nul, nul_restored
 from pstkit.store import Store
 from tests.helpers import run_pstkit
-from tests.servers.dovecot import Dovecot, unique_user
+from tests.servers.common import ImapServer, unique_user
 from tests.servers.mail_helpers import password_file
 
 HEAD = b"Subject: %s\r\nMessage-ID: <%s@nul>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain"
@@ -34,13 +37,19 @@ MESSAGES = {
 }
 
 
-def _append_literal8(server: Dovecot, name: str, password: str, raw: bytes) -> None:
-    """APPEND with a literal8 (RFC 3516), the only way a NUL may reach the server."""
-    c = imaplib.IMAP4("127.0.0.1", server.imap_port)
+def _append(server: ImapServer, name: str, password: str, raw: bytes) -> None:
+    """APPEND with a literal8 (RFC 3516) where the server offers BINARY, the only way a NUL
+    may travel; else a plain literal (Courier takes the NUL in one)."""
+    c = imaplib.IMAP4_SSL(server.host, server.imaps_port,
+                          ssl_context=ssl.create_default_context(cafile=str(server.ca_file)))
     try:
         c.login(name, password)
+        typ, caps = c.capability()
+        binary = typ == "OK" and b"BINARY" in b" ".join(caps).upper().split()
         tag = c._new_tag()
-        c.send(tag + b" APPEND INBOX ~{%d+}\r\n" % len(raw) + raw + b"\r\n")
+        c.send(tag + b" APPEND INBOX " + (b"~" if binary else b"") + b"{%d}\r\n" % len(raw))
+        assert c._get_line().startswith(b"+")
+        c.send(raw + b"\r\n")
         while not (line := c._get_line()).startswith(tag):
             pass
         assert b" OK " in line, line
@@ -48,18 +57,21 @@ def _append_literal8(server: Dovecot, name: str, password: str, raw: bytes) -> N
         c.logout()
 
 
-def test_nul_bytes_are_exported_exactly(dovecot: Dovecot, tmp_path: Path) -> None:
-    user = dovecot.add_user(unique_user("nul"), "Nul-pass-1")
+def test_nul_bytes_are_exported_exactly(server: ImapServer, tmp_path: Path) -> None:
+    """On every server of the matrix: Dovecot sends NULs as 0x80 in BODY[] (restored with
+    BINARY), Cyrus sends such a BODY[] as a literal8, Courier in a plain literal."""
+    user = server.add_user(unique_user("nul"), "Nul-pass-1")
     for raw in MESSAGES.values():
-        _append_literal8(dovecot, user.name, user.password, raw)
-    with dovecot.client(user) as c:
-        c.select_folder("INBOX", readonly=True)
-        sent = c.fetch(c.search(["ALL"]), ["BODY.PEEK[]"])
-    assert any(b"ab\x80c\x80" in v[b"BODY[]"] for v in sent.values())  # the server's change
+        _append(server, user.name, user.password, raw)
+    if server.name == "dovecot":
+        with server.client(user) as c:
+            c.select_folder("INBOX", readonly=True)
+            sent = c.fetch(c.search(["ALL"]), ["BODY.PEEK[]"])
+        assert any(b"ab\x80c\x80" in v[b"BODY[]"] for v in sent.values())  # the change
     store = tmp_path / "store"
-    done = run_pstkit("export", f"imaps://{user.name}@127.0.0.1:{dovecot.imaps_port}",
+    done = run_pstkit("export", f"imaps://{user.name}@127.0.0.1:{server.imaps_port}",
                       str(store), "--password-file", str(password_file(tmp_path, user)),
-                      "--ca-file", str(dovecot.ca_file))
+                      "--ca-file", str(server.ca_file))
     assert done.returncode == 0, done.stderr
     with Store.open(store) as st:
         stored = sorted(st.read(row) for row in st.catalog.messages())
