@@ -74,10 +74,17 @@ def make_app(broker: str, visibility_timeout: float = DEFAULT_VISIBILITY) -> Any
 def _transport_options(visibility_timeout: float) -> dict[str, float]:
     """Kombu looks for jobs of vanished workers every interval x throttle
     seconds (100 s by default); look every few seconds, at most every 10 s,
-    so that a job comes back soon after its visibility timeout."""
+    so that a job comes back soon after its visibility timeout.
+
+    The look is done under a Redis lock that expires after 300 s by default:
+    a worker killed while holding it (a machine gone mid-look) would hold
+    every vanished job back for 5 more minutes. The look takes milliseconds,
+    so the lock expires after the visibility timeout (5 s to 300 s); should
+    two looks overlap, kombu's per-job transaction still restores a job once."""
     return {"visibility_timeout": visibility_timeout,
             "unacked_restore_interval": max(1.0, min(10.0, visibility_timeout / 3)),
-            "unacked_restore_throttle": 1}  # fmt: skip
+            "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": int(max(5.0, min(300.0, visibility_timeout)))}  # fmt: skip
 
 
 def _context(job: Job, role: str) -> str:
