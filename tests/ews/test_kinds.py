@@ -38,6 +38,7 @@ pytest.importorskip("exchangelib")
 pytest.importorskip("pypff")
 __all__ = ["graph", "graph_tls"]  # fixtures, used by name
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
+T = "http://schemas.microsoft.com/exchange/services/2006/types"
 KEY = ("name", "6c0b1a52-5e7e-4d4f-9d1b-7a8d3f2b9c41", "PstkitSourceKey")
 
 
@@ -342,6 +343,32 @@ def test_server_refuses_what_exchange_refuses(server: EwsServer) -> None:
 
 
 # --- pure shaping and Graph ----------------------------------------------------------------
+
+
+# The request of "CreateItem operation (contact)", as on its page (no MessageDisposition:
+# the attribute "is only applicable to e-mail messages"); the page's answer has the new
+# item's ItemId.
+DOC_CONTACT = """<m:CreateItem><m:SavedItemFolderId><t:DistinguishedFolderId Id="contacts"/>
+</m:SavedItemFolderId><m:Items><t:Contact><t:FileAs>SampleContact</t:FileAs>
+<t:GivenName>Tanja</t:GivenName><t:CompanyName>Blue Yonder Airlines</t:CompanyName>
+<t:EmailAddresses><t:Entry Key="EmailAddress1">tplate@example.com</t:Entry></t:EmailAddresses>
+<t:PhysicalAddresses><t:Entry Key="Business"><t:Street>1234 56th Ave</t:Street>
+<t:City>La Habra</t:City><t:State>CA</t:State><t:CountryOrRegion>USA</t:CountryOrRegion>
+</t:Entry></t:PhysicalAddresses><t:PhoneNumbers><t:Entry Key="BusinessPhone">4255550199</t:Entry>
+</t:PhoneNumbers><t:JobTitle>Manager</t:JobTitle><t:Surname>Plate</t:Surname></t:Contact>
+</m:Items></m:CreateItem>"""
+
+
+def test_message_disposition_is_for_messages_only(server: EwsServer) -> None:
+    answer = soap_post(server, DOC_CONTACT)
+    assert answer.findtext(f".//{{{M}}}ResponseCode") == "NoError"
+    assert answer.find(f".//{{{T}}}Contact/{{{T}}}ItemId").get("Id")  # type: ignore[union-attr]
+    message = DOC_CONTACT.replace('Id="contacts"', 'Id="inbox"').split("<m:Items>")[0] + (
+        f"<m:Items><t:Message>{_mime(MAIL)}</t:Message></m:Items></m:CreateItem>"
+    )
+    assert soap_post(server, message).findtext(f".//{{{M}}}ResponseCode") == (
+        "ErrorMessageDispositionRequired"
+    )
 
 
 def test_shape_of_each_kind(corpus: Path, tmp_path: Path) -> None:

@@ -282,7 +282,11 @@ def create_item(ctx: Context, req: etree._Element) -> etree._Element:
             raise RequestFault(refusal)
     for spec in specs:
         try:
-            if req.get("MessageDisposition") != "SaveOnly":
+            # "The attribute is required for e-mail messages. This attribute is only
+            # applicable to e-mail messages." (CreateItem element page); the contact
+            # page's own example request has none. Send* is refused: this server never sends.
+            is_message = etree.QName(spec).localname == "Message"
+            if is_message and req.get("MessageDisposition") != "SaveOnly":
                 raise EwsError(
                     "ErrorMessageDispositionRequired",
                     "MessageDisposition attribute is required (this server saves only).",
