@@ -12,6 +12,7 @@ import requests
 from lxml import etree
 
 from tests.servers.ews import EwsServer, Kind
+from tests.servers.ews.mailbox import make_id
 from tests.servers.ews.schema import EnvelopeValidator
 from tests.servers.ews.testkit import USER, start_server
 
@@ -123,6 +124,8 @@ def test_every_kind_of_response_is_schema_valid(server: EwsServer, ews_schema_di
     validator = EnvelopeValidator(ews_schema_dir)
     created = xml(create(server, prop("0x0E07", "Integer", "0")))
     item_id = created.find(f".//{{{T}}}ItemId").get("Id")
+    # well-formed ids of nothing (a malformed one is ErrorInvalidIdMalformed: test_doc_pages)
+    gone, gone_folder = make_id("I", 9999, USER.mailbox), make_id("F", 9999, USER.mailbox)
     key = (
         '<t:ExtendedFieldURI PropertySetId="6c0b1a52-5e7e-4d4f-9d1b-7a8d3f2b9c41" '
         'PropertyName="PstkitSourceKey" PropertyType="String"/>'
@@ -130,7 +133,7 @@ def test_every_kind_of_response_is_schema_valid(server: EwsServer, ews_schema_di
     bodies = [
         "<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape>"
         '<m:FolderIds><t:DistinguishedFolderId Id="calendar"/><t:DistinguishedFolderId Id="inbox"/>'
-        '<t:FolderId Id="nonexistent"/></m:FolderIds></m:GetFolder>',
+        f'<t:FolderId Id="{gone_folder}"/></m:FolderIds></m:GetFolder>',
         '<m:FindFolder Traversal="Deep"><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape>'
         '</m:FolderShape><m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/>'
         "</m:ParentFolderIds></m:FindFolder>",
@@ -147,9 +150,9 @@ def test_every_kind_of_response_is_schema_valid(server: EwsServer, ews_schema_di
         "</m:FindItem>",
         "<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape><t:AdditionalProperties>"
         '<t:FieldURI FieldURI="item:MimeContent"/></t:AdditionalProperties></m:ItemShape>'
-        f'<m:ItemIds><t:ItemId Id="{item_id}"/><t:ItemId Id="gone"/></m:ItemIds></m:GetItem>',
+        f'<m:ItemIds><t:ItemId Id="{item_id}"/><t:ItemId Id="{gone}"/></m:ItemIds></m:GetItem>',
         f'<m:DeleteItem DeleteType="SoftDelete"><m:ItemIds><t:ItemId Id="{item_id}"/>'
-        '<t:ItemId Id="gone"/></m:ItemIds></m:DeleteItem>',
+        f'<t:ItemId Id="{gone}"/></m:ItemIds></m:DeleteItem>',
     ]
     codes = []
     for body in bodies:

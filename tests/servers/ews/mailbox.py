@@ -236,6 +236,16 @@ def make_id(kind: str, n: int, owner: str) -> str:
     return base64.b64encode(f"{kind}:{owner}:{n:08d}".encode()).decode("ascii")
 
 
+def is_our_id(text: str) -> bool:
+    """Whether `text` has the shape of an id this server hands out (else it is
+    "malformed", ErrorInvalidIdMalformed, as the operation pages answer a bad id)."""
+    try:
+        kind, owner, n = base64.b64decode(text, validate=True).decode().split(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return kind in ("F", "I") and "@" in owner and len(n) == 8 and n.isdigit()
+
+
 @dataclass
 class Mailbox:
     """One mailbox. All access goes through `lock` (the server is threaded)."""

@@ -204,10 +204,26 @@ class EwsServer:
                 )
             )
         address = (
-            imp.findtext(f".//{soap.t('PrimarySmtpAddress')}")
-            or imp.findtext(f".//{soap.t('SmtpAddress')}")
-            or ""
-        ).lower()
+            (
+                imp.findtext(f".//{soap.t('PrimarySmtpAddress')}")
+                or imp.findtext(f".//{soap.t('SmtpAddress')}")
+                or imp.findtext(f".//{soap.t('PrincipalName')}")  # a UPN: ours are addresses
+                or ""
+            )
+            .strip()
+            .lower()
+        )
+        if not address and not (imp.findtext(f".//{soap.t('SID')}") or "").strip():
+            # "when a caller does not specify a UPN, an e-mail address, or a user SID …
+            # or … the values are empty" (ResponseCode page)
+            return Reply(
+                500,
+                soap.fault(
+                    "ErrorInvalidExchangeImpersonationHeaderData",
+                    "The impersonation header names no user.",
+                    [],
+                ),
+            )
         if not user.impersonation:
             return Reply(
                 500,
