@@ -377,7 +377,19 @@ class EwsClient:
         e-mail addresses, events their start and end, which verify compares
         (`pstkit.itemfields`)."""
         models = getattr(target.handle, "supported_item_models", ())
-        known = {f.name for model in models for f in model.FIELDS}
+        # GetItem refuses a property of another item type ("a property that is only
+        # available on calendar items is requested in a GetItem operation call for a
+        # message": ResponseCode page), and exchangelib would ask every mail item for
+        # them (meeting requests and generic folders' models have them): event and
+        # contact fields only in calendar and contacts folders.
+        typed = {"start": "IPF.Appointment", "end": "IPF.Appointment",
+                 "display_name": "IPF.Contact", "email_addresses": "IPF.Contact"}  # fmt: skip
+        known = {
+            f.name
+            for model in models
+            for f in model.FIELDS
+            if target.folder_class.startswith(typed.get(f.name, ""))
+        }
         wanted = ("id", "size", "subject", "message_id", "pstkit_source_key",
                   "display_name", "email_addresses", "start", "end")  # fmt: skip
         fields = [f for f in wanted if f in known]
