@@ -231,7 +231,13 @@ def test_get_item_page(server: EwsServer) -> None:
     item_id = _created_id(server)
     answer = ask(server, GET_ITEM.replace('Id="AAAlAF"', f'Id="{item_id}"'))
     message = answer.find(f".//{{{M}}}Items/{{{T}}}Message")
-    assert local(message)[:2] == ["MimeContent", "ItemId"]  # type: ignore[arg-type]
+    assert message is not None
+    page = ["MimeContent", "ItemId", "Subject", "Sensitivity", "Body", "Size", "DateTimeSent",
+            "DateTimeCreated", "ResponseObjects", "HasAttachments", "ToRecipients",
+            "IsReadReceiptRequested", "IsDeliveryReceiptRequested", "From", "IsRead"]  # fmt: skip
+    got = local(message)
+    assert got[:2] == ["MimeContent", "ItemId"] and "IsRead" in got
+    assert got == [name for name in page if name in got]  # the page's elements, its order
     mime = message.find(f"{{{T}}}MimeContent")  # type: ignore[union-attr]
     assert mime.get("CharacterSet") == "UTF-8"  # type: ignore[union-attr]
     stored = server.mailboxes[USER.mailbox].items[item_id].mime
@@ -346,6 +352,23 @@ def test_convert_id_page_error_example(server: EwsServer) -> None:
     assert error_of(answer) == ("Error", "ErrorInvalidIdMalformed", "Id is malformed.")
     msg = answer.find(f".//{{{M}}}ConvertIdResponseMessage")
     assert local(msg) == ["MessageText", "ResponseCode", "DescriptiveLinkKey"]  # type: ignore[arg-type]
+
+
+def test_convert_id_page_success_for_an_id_the_server_issued(server: EwsServer) -> None:
+    item_id = _created_id(server)
+    request = CONVERT.replace("AAMkAGZhN2IxYTA0LWNiNzItN=", item_id).replace(
+        "user1@example.com", USER.mailbox
+    )
+    header = '<t:RequestServerVersion Version="Exchange2010"/>'
+    answer = xml(post(server, request, header=header))
+    assert error_of(answer) == ("Success", "NoError", None)
+    alt = answer.find(f".//{{{M}}}ConvertIdResponseMessage/{{{M}}}AlternateId")
+    assert alt is not None and alt.get("Format") == "OwaId" and alt.get("Mailbox") == USER.mailbox
+    assert alt.get("{http://www.w3.org/2001/XMLSchema-instance}type") == "t:AlternateIdType"
+    back = CONVERT.replace('DestinationFormat="OwaId"', 'DestinationFormat="EwsId"')
+    back = back.replace("AAMkAGZhN2IxYTA0LWNiNzItN=", item_id)
+    alt = xml(post(server, back, header=header)).find(f".//{{{M}}}AlternateId")
+    assert alt is not None and alt.get("Id") == item_id
 
 
 # --- ExchangeImpersonation header and ErrorServerBusy -----------------------------------

@@ -52,16 +52,41 @@ from tests.servers.ews.props import (
     parse_props,
     task_fields,
 )
-from tests.servers.ews.soap import m, sub, t
+from tests.servers.ews.soap import XSI, m, sub, t
 
 __all__ = ["OPERATIONS", "Context", "EwsError", "RequestFault", "User"]
 
 
+def _converted(object_id: str, fmt: str) -> str:
+    """One of our ids in another IdFormatType. The encodings are this server's (no page
+    gives Exchange's): the EWS formats are the id itself, the others its bytes."""
+    raw = base64.b64decode(object_id)
+    if fmt in ("EwsId", "EwsLegacyId"):
+        return object_id
+    return raw.hex().upper() if fmt == "HexEntryId" else base64.b64encode(raw).decode()
+
+
 def convert_id(ctx: Context, req: etree._Element) -> etree._Element:
-    # exchangelib's version probe: Exchange answers a dummy id with a per-item error.
+    """ConvertId operation page: an id this server issued (as EwsId) is answered with an
+    AlternateId in DestinationFormat, as the page's response example; a malformed one
+    (e.g. exchangelib's version probe, or the page's own shortened id) as its error
+    example, ErrorInvalidIdMalformed without an AlternateId."""
     resp, messages = _messages("ConvertId")
-    for _ in _kids(req, m("SourceIds")):
-        _error(messages, "ConvertId", EwsError("ErrorInvalidIdMalformed", "Id is malformed."))
+    dest = req.get("DestinationFormat", "EwsId")
+    for source in _kids(req, m("SourceIds")):
+        object_id = source.get("Id", "")
+        try:
+            if source.get("Format") != "EwsId":  # the only format this server issues
+                raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
+            box = ctx.owner_of(object_id)
+        except EwsError as e:
+            _error(messages, "ConvertId", e)
+            continue
+        alt = sub(_ok(messages, "ConvertId"), m("AlternateId"))  # t: is the envelope's
+        alt.set(f"{{{XSI}}}type", "t:AlternateIdType")
+        alt.set("Format", dest)
+        alt.set("Id", _converted(object_id, dest))
+        alt.set("Mailbox", box.smtp)
     return resp
 
 

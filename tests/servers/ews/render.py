@@ -38,13 +38,14 @@ FOLDER_SHAPES = {
 }
 ITEM_SHAPES = {
     "IdOnly": {"item:ItemId"},
+    # those of the GetItem (email message) page's Default response that this server
+    # renders (it has no Sensitivity, Body, ResponseObjects, recipients or receipts)
     "Default": {
         "item:ItemId",
         "item:Subject",
-        "item:DateTimeReceived",
         "item:Size",
-        "item:IsDraft",
-        "message:InternetMessageId",
+        "item:DateTimeSent",
+        "item:DateTimeCreated",
         "message:IsRead",
     },
     "AllProperties": {
@@ -215,8 +216,11 @@ def _emails(el: etree._Element, item: Item, fields: set[str]) -> None:
     """EmailAddresses (after DisplayName in ContactItemType's sequence; CompanyName, which
     would come between, is not rendered): the entries asked for by IndexedFieldURI."""
     keys = [f"EmailAddress{n}" for n in range(1, len(item.emails) + 1)]
-    entries = [(k, v) for k, v in zip(keys, item.emails, strict=True)
-               if f"contacts:EmailAddress#{k}" in fields]
+    entries = [
+        (k, v)
+        for k, v in zip(keys, item.emails, strict=True)
+        if f"contacts:EmailAddress#{k}" in fields
+    ]
     if entries:
         box = sub(el, t("EmailAddresses"))
         for key, address in entries:

@@ -68,8 +68,14 @@ class EnvelopeValidator:
         return found
 
     def _one(self, element: etree._Element) -> list[Violation]:
-        # A deep copy keeps in-scope namespaces, so QName-typed attributes stay valid.
+        # A deep copy keeps only the namespaces its element names use; QName-typed
+        # attributes (xsi:type="t:…") need every declaration in scope, so re-root it.
         alone = copy.deepcopy(element)
+        if set(element.nsmap.items()) - set(alone.nsmap.items()):
+            root = etree.Element(alone.tag, dict(alone.attrib), nsmap=element.nsmap)
+            root.text = alone.text
+            root.extend(list(alone))
+            alone = root
         base_line = element.sourceline or 0
         schema = _take(self._dir)
         try:
