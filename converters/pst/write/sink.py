@@ -159,8 +159,14 @@ class PstSink:
             self._work_final = (work, final)
             self._nids, self._in_part = {}, 0
             if self._carry:  # the earlier file's folders and items first, with their NIDs
-                self._writer, carried = reopen(self._existing[0], self.path, self._file,
-                                               _ROLES)
+                try:
+                    self._writer, carried = reopen(self._existing[0], self.path, self._file,
+                                                   _ROLES)
+                except TargetWriteError:  # refused or unreadable: no work file stays
+                    self._file.close()
+                    self._file = None
+                    work.unlink()
+                    raise
                 self._nids, self._in_part = carried.paths, carried.items
                 return self._writer
             # each part is a store of its own: its own record key, the first keeps the set's
