@@ -8,6 +8,7 @@ set gets a new part; a killed append leaves the earlier file unchanged."""
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import shutil
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pypff
@@ -26,7 +28,7 @@ from pstkit.converters.pst.write.check import check
 from pstkit.converters.pst.write.sink import PstSink
 from pstkit.importing import make_plan
 from pstkit.location import Location
-from pstkit.model import FolderPath
+from pstkit.model import FolderPath, Role, StoredMessage
 from pstkit.options import ConnectOptions, MappingOptions
 from pstkit.store import Store
 from tests.helpers import REPO, make_message, run_pstkit, write_maildir
@@ -40,10 +42,12 @@ def _export(md: Path, store: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _import(store: Path, pst: Path, *more: str) -> subprocess.CompletedProcess[str]:
+def _import(store: Path, pst: Path, *more: str) -> dict[str, int]:
+    """Import; the run's summary (done, already...)."""
     done = run_pstkit("--json", "--quiet", "import", str(store), f"pst:{pst}", *more)
     assert done.returncode == 0, done.stdout + done.stderr
-    return done
+    summary: dict[str, int] = json.loads(done.stdout)["summary"]
+    return summary
 
 
 def _sha(path: Path) -> str:
@@ -153,9 +157,12 @@ def test_two_corpus_stores_into_one_pst(corpus: Path, tmp_path: Path) -> None:
     # re-runs: by the ledger, and with the ledger lost by the stable keys in the file
     before = _sha(pst)
     for store in (a, b):
-        _import(store, pst)
+        n = sum(1 for raws in _expected([store], pst).values() for _r in raws)
+        summary = _import(store, pst)
+        assert (summary["done"], summary["already"]) == (0, n)
         _forget_deliveries(store)
-        _import(store, pst)
+        summary = _import(store, pst)  # each found by its stable key: a duplicate
+        assert (summary["done"], summary["already"]) == (0, 0)
         assert _sha(pst) == before  # nothing to append: the file is not even rewritten
     assert _message_blocks(pst) == after_blocks
 
@@ -247,38 +254,105 @@ def test_a_split_set_gets_a_new_part(tmp_path: Path) -> None:
     assert done.returncode == 3 and "append to it without --max-size" in done.stderr
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_a_killed_append_leaves_the_earlier_file(tmp_path: Path, seed: int) -> None:
-    """SIGKILL an append when its work file has grown to a seeded size: the earlier file
-    is byte for byte what it was (or, if the append had finished, valid); a re-run ends
-    with every message exactly once."""
+def _delivered(store: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{store / 'catalog.sqlite'}?mode=ro", uri=True,
+                             timeout=0.05) as db:
+            sql = "SELECT count(*) FROM deliveries WHERE how = 'delivered'"
+            return int(db.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:  # locked by the writer this moment
+        return -1
+
+
+#: (what the moment is measured by, seed): the work file's size (carrying the earlier file,
+#: writing new items, B-trees, maps, header), or the ledger's rows (a batch of new items
+#: recorded as delivered while the appended file is not yet in place)
+KILLS = [("size", 1), ("size", 2), ("size", 3), ("ledger", 1), ("ledger", 2)]
+
+
+@pytest.mark.parametrize(("by", "seed"), KILLS)
+def test_a_killed_append_leaves_the_earlier_file(tmp_path: Path, by: str, seed: int) -> None:
+    """SIGKILL an append at a seeded moment: the earlier file is byte for byte what it was
+    (or, if the append had finished, whole); a re-run ends with every message exactly
+    once, also when the killed run had recorded deliveries into the file that never got
+    in place."""
     store, pst = tmp_path / "store", tmp_path / "out.pst"
     md = tmp_path / "md"
-    write_maildir(md, {"": [(make_message(i, size=60_000), "S") for i in range(120)]})
+    write_maildir(md, {"": [(make_message(i, size=40_000), "S") for i in range(60)]})
     _export(md, store)
     _import(store, pst)
-    before, size = _sha(pst), pst.stat().st_size
-    write_maildir(md, {"": [(make_message(i, size=60_000), "S") for i in range(140)]})
+    before, size, rows = _sha(pst), pst.stat().st_size, _delivered(store)
+    write_maildir(md, {"": [(make_message(i, size=40_000), "S") for i in range(200)]})
     _export(md, store)
-    # a moment while the earlier file is carried, new items are written or the B-trees,
-    # maps and header are (the new file is about 1.17 times the earlier one)
-    at = random.Random(seed).randrange(size // 20, size * 6 // 5)
+    rng = random.Random(seed)
+    # the new file is about 3.3 times the earlier one; new items are recorded 50 a batch
+    at = rng.randrange(size // 20, size * 7 // 2) if by == "size" else rows + rng.choice(
+        (50, 100))
     work = pst.with_name(pst.name + ".pstkit-tmp")
     proc = subprocess.Popen([sys.executable, "-m", "pstkit", "--quiet", "import", str(store),
                              f"pst:{pst}"], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        if work.exists() and work.stat().st_size >= at:
+        now = (work.stat().st_size if work.exists() else 0) if by == "size" \
+            else _delivered(store)
+        if now >= at:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.002)
     proc.wait(timeout=60)
     assert proc.returncode in (0, -signal.SIGKILL)
+    if by == "ledger":
+        assert proc.returncode == -signal.SIGKILL and _delivered(store) >= at
+    want = Counter(f"<m{i}@test.example>" for i in range(200))
     if _sha(pst) != before:  # the append got to its rename: the new file is whole
         _clean(pst)
-        assert _message_ids(pst) == Counter(f"<m{i}@test.example>" for i in range(140))
+        assert _message_ids(pst) == want
     _import(store, pst)
     _clean(pst)
-    assert _message_ids(pst) == Counter(f"<m{i}@test.example>" for i in range(140))
+    assert _message_ids(pst) == want
     assert not work.exists()
+
+
+def _key(out: Path) -> str:
+    sink = PstSink(Location("pst", str(out)), ConnectOptions(extra={"max-size": "1MB"}))
+    sink.close()
+    return sink.key
+
+
+def test_after_a_killed_split_append_the_set_gets_a_new_ledger_key(tmp_path: Path) -> None:
+    """A run that died leaves a work part, and its ledger rows may name items that never
+    got in place: the next import gives the first part a new record key (a new ledger
+    key; what is there is found by stable key), plan and verify write nothing, and from
+    then on the key is stable again."""
+    store, out, md = tmp_path / "store", tmp_path / "out.pst", tmp_path / "md"
+    write_maildir(md, {"": [(make_message(i, size=150_000), "S") for i in range(10)]})
+    _export(md, store)
+    _import(store, out, "--max-size", "1MB")
+    parts, first_key = sorted(tmp_path.glob("out-*.pst")), _key(out)
+    sums = [_sha(p) for p in parts]
+    dead = PstSink(Location("pst", str(out)), ConnectOptions(extra={"max-size": "1MB"}))
+    dead.ensure_folder(("Inbox",), Role.INBOX)
+    dead.put_batch(("Inbox",), [(StoredMessage(
+        99, ("Inbox",), "", 0, frozenset(), frozenset(), datetime(2024, 5, 1, tzinfo=UTC),
+        "<x@y>", "", "99", "e"), make_message(99))])  # no close: killed
+    assert list(tmp_path.glob("*.pstkit-tmp"))
+    ver = run_pstkit("--quiet", "verify", str(store), f"pst:{out}")
+    assert ver.returncode == 0, ver.stdout + ver.stderr
+    assert [_sha(p) for p in parts] == sums  # verify wrote nothing
+    write_maildir(md, {"": [(make_message(i, size=150_000), "S") for i in range(12)]})
+    _export(md, store)
+    _import(store, out, "--max-size", "1MB")
+    now = sorted(tmp_path.glob("out-*.pst"))
+    assert len(now) > len(parts) and not list(tmp_path.glob("*.pstkit-tmp"))
+    assert _sha(now[0]) != sums[0] and [_sha(p) for p in now[1: len(parts)]] == sums[1:]
+    second_key = _key(out)
+    assert second_key != first_key
+    total: Counter[str] = Counter()
+    for p in now:
+        _clean(p)
+        total += _message_ids(p)
+    assert total == Counter(f"<m{i}@test.example>" for i in range(12))
+    again = _import(store, out, "--max-size", "1MB")  # the ledger is consulted again
+    assert _key(out) == second_key and sorted(tmp_path.glob("out-*.pst")) == now
+    assert (again["done"], again["already"]) == (0, 12)

@@ -73,16 +73,17 @@ def refuse_foreign(old: Existing, path: Path) -> None:
                          "source-key property)")
 
 
-def reopen(old: Existing, path: Path, f: BinaryIO, roles: Mapping[FolderPath, str]
-           ) -> tuple[PstWriter, Carried]:
+def reopen(old: Existing, path: Path, f: BinaryIO, roles: Mapping[FolderPath, str],
+           uid: bytes) -> tuple[PstWriter, Carried]:
     """A writer on the empty file `f` that already holds everything of `old` (the PST at
-    `path`); `roles` gives the role of a folder path (Outlook's special folders)."""
+    `path`), with the record key `uid` (the earlier file's, or a new one after a killed
+    run: sink.py); `roles` gives the role of a folder path (Outlook's special folders)."""
     refuse_foreign(old, path)
     reader = old.reader
     try:
         store = {p: r for p, _t, r in reader.entries(NID_STORE)}
         name = store.get(0x3001, b"").decode("utf-16-le", "replace")
-        writer = PstWriter(f, name, old.uid, _names(old, path))
+        writer = PstWriter(f, name, uid, _names(old, path))
         _refuse_unknown(reader.ndb, old.paths, path)
         carried = Carried(dict(old.paths))
         for sub in sorted(old.paths, key=len):

@@ -9,7 +9,10 @@ so a re-run after a crash delivers everything again into a fresh file; the deliv
 a file that never got finished are never looked at again. A PST pstkit wrote earlier is
 appended to (append.py: carried into the new file, which keeps its record key, so the
 ledger key stays; items already there are found by their stable key when the ledger is
-lost); a split set gets a new part; a foreign PST is refused.
+lost); a split set gets a new part; a foreign PST is refused. A run that died leaves its
+work file, and its ledger rows may name items of a file that never got in place: the next
+run gives the set a new record key (so a new ledger key; what the file holds is found by
+stable key) and writes the set's first file anew to carry it, even when nothing is new.
 Contacts, distribution lists, events, tasks, notes and journal entries become Outlook
 items (`items`).
 
@@ -117,7 +120,11 @@ class PstSink:
         self._nids: dict[FolderPath, int] = {}  # ... made in the part being written
         self._dups: dict[tuple[FolderPath, str], list[str]] = {}  # (folder, dup key) -> ids
         self._written: dict[FolderPath, list[tuple[str, str]]] = {}  # (target id, stable key)
-        uid = self._existing[0].uid if self._existing else os.urandom(16)
+        #: a run that died after recording deliveries into a file that never got in place
+        #: left its work file: the ledger under the set's record key is not trusted (close)
+        self._recover = bool(files) and fileset.leftover(self.path, len(files))
+        self._active = False  # an import is writing (plan and verify only read)
+        uid = self._existing[0].uid if files and not self._recover else os.urandom(16)
         self._uid = uid
         self.key = f"pst:{self.path}#{uid.hex()}"
 
@@ -161,7 +168,7 @@ class PstSink:
             if self._carry:  # the earlier file's folders and items first, with their NIDs
                 try:
                     self._writer, carried = reopen(self._existing[0], self.path, self._file,
-                                                   _ROLES)
+                                                   _ROLES, self._uid)
                 except TargetWriteError:  # refused or unreadable: no work file stays
                     self._file.close()
                     self._file = None
@@ -195,6 +202,7 @@ class PstSink:
 
     def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
         with self._lock:
+            self._active = True
             for depth in range(1, len(path) + 1):
                 self._folders.setdefault(path[:depth], folder_class if depth == len(path) else "")
             if self._writer is None and any(path in e.paths for e in self._existing):
@@ -217,6 +225,7 @@ class PstSink:
     def put_batch(self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
                   ) -> list[Delivered | Failed]:
         with self._lock:
+            self._active = True
             return [self._put(folder, msg, raw) for msg, raw in batch]
 
     def _put(self, folder: FolderPath, msg: StoredMessage, raw: bytes) -> Delivered | Failed:
@@ -268,6 +277,8 @@ class PstSink:
         """Finish the last part, make every part durable and put them all in place, then
         write the mapping file if one was asked for."""
         with self._lock:
+            if self._recover and self._active:
+                self._new_record_key()
             for e in self._existing:
                 e.close()
             self._finish_part()
@@ -276,8 +287,9 @@ class PstSink:
                 for work, final, _n in done:
                     os.replace(work, final)
                 # work files of a killed earlier run that had more parts than this one
+                # (not by plan or verify: a work file left tells an import to recover)
                 k = self._part + 1
-                while self._split and (stale := fileset.work_name(
+                while self._split and self._active and (stale := fileset.work_name(
                         fileset.part_name(self.path, k))).exists():
                     stale.unlink()
                     k += 1
@@ -289,6 +301,24 @@ class PstSink:
             if self.purview is not None and done:
                 self.purview.add([final.name for final, _n in self.written])
 
+
+    def _new_record_key(self) -> None:
+        """After a killed run: the set's first file is written anew with the new record
+        key (the ledger key of this run), whether or not anything was appended."""
+        if self._carry:
+            self._open()  # the one file: carried now if nothing new opened it
+            return
+        first = self._files[0]
+        work = fileset.work_name(first)
+        try:
+            with work.open("w+b") as f:
+                writer, carried = reopen(self._existing[0], first, f, _ROLES, self._uid)
+                writer.finish()
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise TargetWriteError(first, e.strerror or str(e)) from e
+        self.finished.append((work, first, carried.items))
 
     def closing_lines(self) -> list[str]:
         """After `close`: the files written, an import request for each (Exchange on
