@@ -356,3 +356,32 @@ def test_after_a_killed_split_append_the_set_gets_a_new_ledger_key(tmp_path: Pat
     again = _import(store, out, "--max-size", "1MB")  # the ledger is consulted again
     assert _key(out) == second_key and sorted(tmp_path.glob("out-*.pst")) == now
     assert (again["done"], again["already"]) == (0, 12)
+
+
+def test_contacts_and_events_of_two_psts_round_trip_through_an_append(
+        corpus: Path, tmp_path: Path) -> None:
+    """Outlook-made PSTs with contacts, a list and a recurring series -> stores -> one PST
+    (the second appended: its named properties get ids after the first's) -> a store:
+    every item of both, with the same stored bytes and fields."""
+    from .test_write_roundtrip import catalog  # noqa: PLC0415 - the round trip's own view
+
+    pst, back = tmp_path / "out.pst", tmp_path / "back"
+    stores = [tmp_path / "s1", tmp_path / "s2"]
+    for name, store in zip(("dist-list.pst", "aspose_SampleContacts.pst"), stores, strict=True):
+        done = run_pstkit("--quiet", "export", str(corpus / "pst" / name), str(store))
+        assert done.returncode in (0, 1), done.stderr
+        _import(store, pst)
+    _clean(pst)
+    done = run_pstkit("--quiet", "export", str(pst), str(back))
+    assert done.returncode == 0, done.stderr
+    mail, other = catalog(back)
+    want_mail: dict[FolderPath, list[object]] = {}
+    want_other: list[tuple[object, ...]] = []
+    for store in stores:
+        m, o = catalog(store)
+        for folder, rows in m.items():
+            want_mail.setdefault(folder, []).extend(rows)
+        want_other += o
+    assert len(want_other) >= 9
+    assert sorted(other, key=repr) == sorted(want_other, key=repr)
+    assert mail == want_mail
