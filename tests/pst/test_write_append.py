@@ -26,6 +26,7 @@ import pytest
 from pstkit.converters.pst.btree import Ndb
 from pstkit.converters.pst.write.check import check
 from pstkit.converters.pst.write.sink import PstSink
+from pstkit.errors import TargetWriteError
 from pstkit.importing import make_plan
 from pstkit.location import Location
 from pstkit.model import FolderPath, Role, StoredMessage
@@ -385,3 +386,22 @@ def test_contacts_and_events_of_two_psts_round_trip_through_an_append(
     assert len(want_other) >= 9
     assert sorted(other, key=repr) == sorted(want_other, key=repr)
     assert mail == want_mail
+
+
+def test_a_pstkit_file_with_a_node_nothing_carries_is_refused(tmp_path: Path) -> None:
+    """A node this writer neither makes nor carries (here one added by hand beside what a
+    pstkit store holds) would be dropped by an append: the append is refused instead."""
+    from pstkit.converters.pst.write.messaging import PstWriter  # noqa: PLC0415
+
+    pst = tmp_path / "odd.pst"
+    with pst.open("w+b") as f:
+        writer = PstWriter(f, "odd")
+        writer.folder(None, "Inbox", role="inbox")
+        writer.ndb.node(0x1E5, writer.ndb.block(b"kept by nobody"))
+        writer.finish()
+    before = _sha(pst)
+    sink = PstSink(Location("pst", str(pst)), ConnectOptions())
+    with pytest.raises(TargetWriteError, match="a node pstkit does not carry over"):
+        sink.ensure_folder(("Neu",), None)
+    sink.close()
+    assert _sha(pst) == before and not list(tmp_path.glob("*.pstkit-tmp"))
