@@ -41,6 +41,13 @@ def existing(path: Path) -> list[Path]:
     return [p for _i, p in sorted(found)]
 
 
+def leftover(path: Path, parts: int) -> bool:
+    """Is a work file of an earlier run left beside the `parts` files of `path` (a run that
+    was killed before its rename)?"""
+    names = [path] + [part_name(path, k) for k in range(1, parts + 2)]
+    return any(work_name(p).exists() for p in names)
+
+
 def projected(writer: PstWriter, item_bytes: int) -> int:
     """The part's size after `finish` if an item of `item_bytes` (its MIME size) went in
     now. Conservative: an item takes at most twice its MIME size in blocks (bodies can be

@@ -96,13 +96,14 @@ def nid(index: int, kind: int) -> int:
 class PstWriter:
     """Builds a whole store into an open, empty file; `finish` makes it a valid PST."""
 
-    def __init__(self, f: BinaryIO, display_name: str, uid: bytes | None = None) -> None:
+    def __init__(self, f: BinaryIO, display_name: str, uid: bytes | None = None,
+                 names: NameMap | None = None) -> None:
         self.ndb = NdbWriter(f)
         self.uid = uid or uuid.uuid4().bytes  # the store's PR_RECORD_KEY, in every entry id
         self.display_name = display_name
         self.folders: dict[int, Folder] = {}
         self.special: dict[str, int] = {}  # role name -> folder nid
-        self.names = NameMap()
+        self.names = names or NameMap()  # an append keeps the earlier file's ids (append.py)
         # contents-table rows until `finish`; an anonymous file, gone when closed
         self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the writer)
         self.keywords_id, self.key_id = self.names.id(KEYWORDS), self.names.id(SOURCE_KEY)
@@ -134,8 +135,17 @@ class PstWriter:
             self.next_folder += 1
             if new not in (NID_SUBTREE, NID_FINDER, NID_DELETED):
                 break
+        return self.adopt_folder(new, parent, name, container_class, role)
+
+    def adopt_folder(self, new: int, parent: int | None, name: str, container_class: str,
+                     role: str = "") -> int:
+        """A folder with a given NID (an append carries an earlier file's folders over
+        with their NIDs, so entry ids and target ids stay valid)."""
+        if new == NID_DELETED:
+            return new
         self._add(Folder(new, NID_SUBTREE if parent is None else parent, name,
                          container_class))
+        self.next_folder = max(self.next_folder, (new >> 5) + 1)
         if role:
             self.special.setdefault(role, new)
         return new
@@ -151,10 +161,18 @@ class PstWriter:
             extra.append((self.keywords_id, 0x101F, multi_string(keywords)))
         msg = Message(msg.props + extra, msg.recipients, msg.attachments)
         data_bid, sub_bid, size = write_message(self.ndb, msg)
+        self.adopt_message(folder_nid, new, data_bid, sub_bid,
+                           [*msg.props, long(0x0E08, size)])
+        return new
+
+    def adopt_message(self, folder_nid: int, new: int, data_bid: int, sub_bid: int,
+                      props: Sequence[Prop]) -> None:
+        """A message node whose data is written (by `message`, or copied by an append):
+        its NBT entry and its contents-table row from its properties."""
         self.ndb.node(new, data_bid, sub_bid, folder_nid)
+        self.next_message = max(self.next_message, (new >> 5) + 1)
         folder = self.folders[folder_nid]
-        row = {(p[0] << 16) | p[1]: p for p in msg.props}
-        row[0x0E080003] = long(0x0E08, size)
+        row = {(p[0] << 16) | p[1]: p for p in props}
         # kept small until `finish` writes the table (a folder may hold 100,000 items)
         record = marshal.dumps((new, tuple(row[t] for t in CONTENTS if t in row)))
         self.spool.seek(0, 2)
@@ -162,7 +180,6 @@ class PstWriter:
         self.spool.write(struct.pack("<I", len(record)) + record)
         flags = int.from_bytes(row.get(0x0E070003, (0, 0, b"\0\0\0\0"))[2], "little")
         folder.unread += 0 if flags & 1 else 1
-        return new
 
     # --- finish -------------------------------------------------------------------
     def finish(self) -> None:

@@ -6,8 +6,13 @@ The file is written to `OUT.pst.pstkit-tmp` as items come and renamed to `OUT.ps
 `close`, after the B-trees, maps and header are durable: a killed run leaves the previous
 state (no file), never a half-valid PST. The ledger key holds the new file's record key,
 so a re-run after a crash delivers everything again into a fresh file; the deliveries of
-a file that never got finished are never looked at again. Appending to an existing PST is
-not built yet: a target file that exists is refused (plan and verify read it).
+a file that never got finished are never looked at again. A PST pstkit wrote earlier is
+appended to (append.py: carried into the new file, which keeps its record key, so the
+ledger key stays; items already there are found by their stable key when the ledger is
+lost); a split set gets a new part; a foreign PST is refused. A run that died leaves its
+work file, and its ledger rows may name items of a file that never got in place: the next
+run gives the set a new record key (so a new ledger key; what the file holds is found by
+stable key) and writes the set's first file anew to carry it, even when nothing is new.
 Contacts, distribution lists, events, tasks, notes and journal entries become Outlook
 items (`items`).
 
@@ -37,6 +42,7 @@ from pstkit.options import ConnectOptions
 from pstkit.protocols import BatchLimit, Failed, Sink, TargetItem
 
 from . import fileset
+from .append import refuse_foreign, reopen
 from .existing import Existing
 from .items import to_item
 from .mapi import to_mapi
@@ -55,6 +61,7 @@ SPECIAL: dict[Role, tuple[str, str]] = {
     Role.JOURNAL: ("Journal", "IPF.Journal"),
 }
 _BY_PATH: dict[FolderPath, Role] = {(name,): role for role, (name, _c) in SPECIAL.items()}
+_ROLES = {path: role.value for path, role in _BY_PATH.items()}
 log = logging.getLogger("pstkit")
 MIN_PART = 1_000_000  # a part smaller than this could not hold a store's own structure
 
@@ -93,13 +100,18 @@ class PstSink:
         self.item_limit = (IMPORT_SERVICE_ITEM_LIMIT, "Microsoft's PST import service skips "
                            "items over 150 MB (Outlook and New-MailboxImportRequest take them)")
         self._lock = threading.Lock()
-        files = fileset.existing(self.path)
+        self._files = files = fileset.existing(self.path)
         self._existing = [Existing.open(p) for p in files]
         # parts are numbered in target ids, so that ids of different parts never clash
         self._split = self.max_size is not None or (bool(files) and files[0] != self.path)
+        #: appending to one earlier file: it is carried into the new one (append.py); to a
+        #: split set: its parts stay as they are and new parts follow
+        self._carry = bool(files) and not self._split
         self._file: BinaryIO | None = None
         self._writer: PstWriter | None = None
-        self._part = 0  # parts begun (1-based index of the one being written)
+        # parts begun (1-based index of the one being written)
+        self._part = len(files) if self._split else 0
+        self._earlier: dict[tuple[FolderPath, str], list[str]] | None = None  # stable keys
         self._in_part = 0  # items in the part being written
         self.finished: list[tuple[Path, Path, int]] = []  # (work name, final name, items)
         self.written: list[tuple[Path, int]] = []  # after `close`: (file, items)
@@ -108,14 +120,18 @@ class PstSink:
         self._nids: dict[FolderPath, int] = {}  # ... made in the part being written
         self._dups: dict[tuple[FolderPath, str], list[str]] = {}  # (folder, dup key) -> ids
         self._written: dict[FolderPath, list[tuple[str, str]]] = {}  # (target id, stable key)
-        uid = self._existing[0].uid if self._existing else os.urandom(16)
+        #: a run that died after recording deliveries into a file that never got in place
+        #: left its work file: the ledger under the set's record key is not trusted (close)
+        self._recover = bool(files) and fileset.leftover(self.path, len(files))
+        self._active = False  # an import is writing (plan and verify only read)
+        uid = self._existing[0].uid if files and not self._recover else os.urandom(16)
         self._uid = uid
         self.key = f"pst:{self.path}#{uid.hex()}"
 
     # --- what exists --------------------------------------------------------------
     def folders(self) -> list[FolderInfo]:
         if self._existing:
-            paths = {p for e in self._existing for p in e.paths}
+            paths = {p for e in self._existing for p in e.paths} | set(self._folders)
             return [FolderInfo(p, _BY_PATH.get(p)) for p in sorted(paths)]
         made = [FolderInfo(p, _BY_PATH.get(p)) for p in self._folders]
         return made + [FolderInfo((name,), role) for role, (name, _c) in SPECIAL.items()
@@ -135,9 +151,11 @@ class PstSink:
     # --- writing ------------------------------------------------------------------
     def _open(self) -> PstWriter:
         if self._writer is None:
-            if self._existing:
-                raise TargetWriteError(self.path, "the file exists; appending to a PST is "
-                                       "not built yet (remove it or give a new name)")
+            if self._split and self._files == [self.path]:
+                raise TargetWriteError(self.path, "it exists as one PST: append to it "
+                                       "without --max-size, or write the parts to a new name")
+            for e, p in zip(self._existing, self._files, strict=True):
+                refuse_foreign(e, p)
             self._part += 1
             final = fileset.part_name(self.path, self._part) if self._split else self.path
             work = fileset.work_name(final)
@@ -145,12 +163,23 @@ class PstSink:
                 self._file = work.open("w+b")
             except OSError as e:
                 raise TargetWriteError(work, e.strerror or str(e)) from e
+            self._work_final = (work, final)
+            self._nids, self._in_part = {}, 0
+            if self._carry:  # the earlier file's folders and items first, with their NIDs
+                try:
+                    self._writer, carried = reopen(self._existing[0], self.path, self._file,
+                                                   _ROLES, self._uid)
+                except TargetWriteError:  # refused or unreadable: no work file stays
+                    self._file.close()
+                    self._file = None
+                    work.unlink()
+                    raise
+                self._nids, self._in_part = carried.paths, carried.items
+                return self._writer
             # each part is a store of its own: its own record key, the first keeps the set's
             uid = self._uid if self._part == 1 else os.urandom(16)
             name = self.display_name if self._part == 1 else f"{self.display_name} ({self._part})"
             self._writer = PstWriter(self._file, name, uid)
-            self._work_final = (work, final)
-            self._nids, self._in_part = {}, 0
         return self._writer
 
     def _finish_part(self) -> None:
@@ -173,8 +202,11 @@ class PstSink:
 
     def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
         with self._lock:
+            self._active = True
             for depth in range(1, len(path) + 1):
                 self._folders.setdefault(path[:depth], folder_class if depth == len(path) else "")
+            if self._writer is None and any(path in e.paths for e in self._existing):
+                return  # an append opens its file only for something new
             self._nid(path)
 
     def _nid(self, path: FolderPath) -> int:
@@ -193,6 +225,7 @@ class PstSink:
     def put_batch(self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
                   ) -> list[Delivered | Failed]:
         with self._lock:
+            self._active = True
             return [self._put(folder, msg, raw) for msg, raw in batch]
 
     def _put(self, folder: FolderPath, msg: StoredMessage, raw: bytes) -> Delivered | Failed:
@@ -223,7 +256,18 @@ class PstSink:
         return Delivered(target_id, "; ".join(n for n in (*notes, size_note) if n))
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
-        return list(self._dups.get((folder, duplicate_key(raw)), []))
+        """Copies written in this run (same bytes), and items of the earlier file(s) with
+        this item's stable key (a re-run whose ledger is lost delivers nothing twice)."""
+        with self._lock:
+            if self._earlier is None:
+                self._earlier = {}
+                for index, e in enumerate(self._existing, 1):
+                    for path in e.paths:
+                        for item in e.items(path):
+                            ids = self._earlier.setdefault((path, item.stable_key), [])
+                            ids.append(self._id(index, item.target_id))
+            earlier = self._earlier.get((folder, msg.stable_key), []) if msg.stable_key else []
+            return [*earlier, *self._dups.get((folder, duplicate_key(raw)), [])]
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
         if target_ids:
@@ -233,6 +277,8 @@ class PstSink:
         """Finish the last part, make every part durable and put them all in place, then
         write the mapping file if one was asked for."""
         with self._lock:
+            if self._recover and self._active:
+                self._new_record_key()
             for e in self._existing:
                 e.close()
             self._finish_part()
@@ -241,8 +287,9 @@ class PstSink:
                 for work, final, _n in done:
                     os.replace(work, final)
                 # work files of a killed earlier run that had more parts than this one
-                k = len(done) + 1
-                while self._split and (stale := fileset.work_name(
+                # (not by plan or verify: a work file left tells an import to recover)
+                k = self._part + 1
+                while self._split and self._active and (stale := fileset.work_name(
                         fileset.part_name(self.path, k))).exists():
                     stale.unlink()
                     k += 1
@@ -254,6 +301,24 @@ class PstSink:
             if self.purview is not None and done:
                 self.purview.add([final.name for final, _n in self.written])
 
+
+    def _new_record_key(self) -> None:
+        """After a killed run: the set's first file is written anew with the new record
+        key (the ledger key of this run), whether or not anything was appended."""
+        if self._carry:
+            self._open()  # the one file: carried now if nothing new opened it
+            return
+        first = self._files[0]
+        work = fileset.work_name(first)
+        try:
+            with work.open("w+b") as f:
+                writer, carried = reopen(self._existing[0], first, f, _ROLES, self._uid)
+                writer.finish()
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise TargetWriteError(first, e.strerror or str(e)) from e
+        self.finished.append((work, first, carried.items))
 
     def closing_lines(self) -> list[str]:
         """After `close`: the files written, an import request for each (Exchange on
