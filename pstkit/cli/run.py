@@ -12,7 +12,16 @@ import traceback
 
 import typer
 
-from pstkit.cli import about, batchcmds, commands, conventions, reportcmd, seal, verifycmd
+from pstkit.cli import (
+    about,
+    batchcmds,
+    commands,
+    conventions,
+    fastparams,
+    reportcmd,
+    seal,
+    verifycmd,
+)
 from pstkit.cli import completion as completion_cmd
 from pstkit.cli.app import app
 from pstkit.cli.env import Env, print_json
@@ -21,6 +30,7 @@ from pstkit.cli.settings import apply_config
 from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
 
 EXIT_INTERNAL = 70
+fastparams.install()  # typer converts values without pydantic
 # importing them registers the commands on `app`
 _ = (about, batchcmds, commands, completion_cmd, reportcmd, seal, verifycmd)
 
