@@ -6,10 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from tqdm import tqdm
 
 from pstkit.batch import secretbox, state
 from pstkit.batch.engine import Batch, follow, run_local
@@ -29,6 +28,9 @@ from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, Interrupted, MissingDependency
 from pstkit.location import Location
 from pstkit.options import ConnectOptions
 from pstkit.protocols import Sink, Source
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 Broker = Annotated[str | None, typer.Option(envvar="PSTKIT_BROKER", help="Celery broker, e.g. redis://HOST:6379/0 (or $PSTKIT_BROKER; put a URL with a password there, not in argv).")]
 KeyFile = Annotated[Path | None, typer.Option(help="Key sealing the CSV's passwords on the broker; the same file on every worker (`pstkit batch key FILE`).")]
@@ -119,6 +121,8 @@ class Watcher:
         self.started = time.monotonic()
         self.bar: tqdm[Any] | None = None
         if env.progress_enabled:
+            from tqdm import tqdm  # noqa: PLC0415 - only when a bar is shown
+
             self.bar = tqdm(total=total, desc="mailboxes", unit="mbx", file=env.stderr,
                             dynamic_ncols=True)  # fmt: skip
 

@@ -8,12 +8,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pstkit.runlog import RunLog, store_log_path
 from pstkit.runs import RunResult
+
+if TYPE_CHECKING:  # tqdm (~30 ms) is imported only when a bar is shown
+    from tqdm import tqdm
 
 
 @dataclass
@@ -61,10 +62,12 @@ class TqdmProgress:
 
     def start(self, label: str, total: int | None) -> None:
         self.nbytes, self.since = 0, time.monotonic()
-        self.bar = tqdm(
-            total=total, desc=label, unit="msg", file=self.env.stderr,
-            disable=not self.env.progress_enabled, dynamic_ncols=True,
-        )  # fmt: skip
+        self.bar = None
+        if self.env.progress_enabled:
+            from tqdm import tqdm  # noqa: PLC0415 - only when a bar is shown
+
+            self.bar = tqdm(total=total, desc=label, unit="msg", file=self.env.stderr,
+                            dynamic_ncols=True)  # fmt: skip
 
     def advance(self, items: int = 1, nbytes: int = 0) -> None:
         self.nbytes += nbytes

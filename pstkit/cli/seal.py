@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -27,22 +27,15 @@ from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, SecretError, UsageError
 from pstkit.options import SecretSpec
 from pstkit.runs import RunResult
 from pstkit.seal import require
-from pstkit.seal.age import Identity, Recipient, ScryptIdentity, ScryptRecipient
-from pstkit.seal.bundle import MANIFEST, Manifest
-from pstkit.seal.keys import (
-    SIGN_PUB,
-    keygen,
-    load_identities,
-    load_sign_key,
-    load_trusted,
-    parse_recipients,
-)
-from pstkit.seal.minisign import PublicKey, SecretKey
-from pstkit.seal.opening import BundleReport, check_bundle, unseal
-from pstkit.seal.pack import DEFAULT_VOLUME, MAX_VOLUME, MIN_VOLUME, Index
-from pstkit.seal.seal import SealResult, seal
 from pstkit.secrets import resolve_secret
 from pstkit.store import Store
+
+if TYPE_CHECKING:  # the commands import pstkit.seal (and cryptography) when they run
+    from pstkit.seal.age import Identity, Recipient
+    from pstkit.seal.minisign import PublicKey, SecretKey
+    from pstkit.seal.opening import BundleReport
+    from pstkit.seal.pack import Index
+    from pstkit.seal.seal import SealResult
 
 log = logging.getLogger("pstkit")
 PASSPHRASE_ENV = "PSTKIT_PASSPHRASE"
@@ -127,6 +120,7 @@ TrustOpt = Annotated[
 
 
 def is_bundle(text: str) -> bool:
+    from pstkit.seal.bundle import MANIFEST
     return (Path(text).expanduser() / MANIFEST).is_file()
 
 
@@ -151,6 +145,8 @@ def keygen_cmd(
     passphrase_file: Annotated[Path | None, typer.Option(help="File holding sign.key's new passphrase.")] = None,
 ) -> int:  # fmt: skip
     """Make an age identity (encryption) and a minisign key (signing); print the public halves."""
+    from pstkit.seal.keys import keygen
+
     require()
     env = env_of(ctx)
     secret = (
@@ -184,6 +180,9 @@ def seal_plan(
     volume_size: str,
 ) -> SealPlan:  # fmt: skip
     """Recipients, signer and sizes, loaded before anything is read or written."""
+    from pstkit.seal.age import ScryptRecipient
+    from pstkit.seal.keys import load_sign_key, parse_recipients
+
     require()
     size = volume_bytes(volume_size)
     if sign_key is None:
@@ -201,6 +200,7 @@ def seal_plan(
 
 
 def volume_bytes(text: str) -> int:
+    from pstkit.seal.pack import DEFAULT_VOLUME, MAX_VOLUME, MIN_VOLUME
     size = parse_size(text) or DEFAULT_VOLUME
     if not MIN_VOLUME <= size <= MAX_VOLUME:
         raise UsageError(f"--volume-size must be between 1M and 3G, not {text}")
@@ -236,6 +236,8 @@ def seal_cmd(
     read_data: Annotated[bool, typer.Option(help="Also hash every message against the catalog while sealing (else sizes are checked here and SHA-256 at unseal/import).")] = False,
 ) -> int:  # fmt: skip
     """Encrypt and sign a store into a bundle for removable media (only ciphertext is written)."""
+    from pstkit.seal.seal import seal
+
     env = env_of(ctx)
     plan = seal_plan(recipient, passphrase, passphrase_file, sign_key, sign_passphrase_file,
                      description, volume_size)  # fmt: skip
@@ -250,6 +252,8 @@ def seal_cmd(
 
 
 def _trusted(trust: Path | None, identity: Path | None) -> PublicKey:
+    from pstkit.seal.keys import SIGN_PUB, load_trusted
+
     require()  # every way into a bundle starts here
     if trust is None and identity is not None and (identity.parent / SIGN_PUB).is_file():
         trust = identity.parent / SIGN_PUB
@@ -260,6 +264,7 @@ def _trusted(trust: Path | None, identity: Path | None) -> PublicKey:
 
 def _unverified_encryption(bundle: Path) -> str:
     """Which key to ask for; read before verification, but only to choose a prompt."""
+    from pstkit.seal.bundle import MANIFEST
     try:
         return str(json.loads((bundle / MANIFEST).read_bytes()).get("encryption", ""))
     except (OSError, ValueError, AttributeError):
@@ -269,6 +274,8 @@ def _unverified_encryption(bundle: Path) -> str:
 def bundle_identities(
     bundle: Path, identity: Path | None, passphrase_file: Path | None
 ) -> list[Identity]:
+    from pstkit.seal.age import ScryptIdentity
+    from pstkit.seal.keys import load_identities
     if _unverified_encryption(bundle) == "scrypt":
         return [ScryptIdentity(_secret(PASSPHRASE_ENV, passphrase_file, "bundle passphrase"))]
     if identity is None:
@@ -285,6 +292,8 @@ def unseal_cmd(
     passphrase_file: PassphraseFile = None,
 ) -> int:  # fmt: skip
     """Verify a bundle's signature and every file, then decrypt it into a store."""
+    from pstkit.seal.opening import unseal
+
     require()
     env = env_of(ctx)
     bundle = bundle.expanduser()
@@ -303,6 +312,7 @@ def unseal_cmd(
 def check_bundle_cmd(env: Env, bundle_text: str, trust: Path | None, identity: Path | None,
                      passphrase_file: Path | None, decrypt: bool) -> int:  # fmt: skip
     """`pstkit check BUNDLE --trust sign.pub [--identity identity.age]`."""
+    from pstkit.seal.opening import check_bundle
     bundle = Path(bundle_text).expanduser()
     trusted = _trusted(trust, identity)
     identities = bundle_identities(bundle, identity, passphrase_file) if decrypt else None
@@ -337,6 +347,7 @@ def stage_bundle(env: Env, bundle_text: str, identity: Path | None, trust: Path 
                  passphrase_file: Path | None, work_store: Path | None) -> Path:  # fmt: skip
     """`import BUNDLE TARGET`: unseal into a work store on local disk (kept, so the
     import's ledger lets a re-run resume), unless that was done already."""
+    from pstkit.seal.opening import check_bundle, unseal
     bundle = Path(bundle_text).expanduser()
     trusted = _trusted(trust, identity)
     manifest_id = _bundle_id(bundle)
@@ -364,6 +375,7 @@ def drop_bundle_work_store(path: Path, keep: bool, exit_code: int) -> None:
 
 
 def _bundle_id(bundle: Path) -> str:
+    from pstkit.seal.bundle import MANIFEST, Manifest
     try:
         return Manifest.from_json((bundle / MANIFEST).read_bytes()).bundle
     except OSError as e:
@@ -382,6 +394,7 @@ def export_sealed(
 ) -> int:  # fmt: skip
     """`export SOURCE BUNDLE --seal`: export into a work store on local disk (a
     killed run resumes there), seal it into BUNDLE, then remove the work store."""
+    from pstkit.seal.seal import seal
     work = seal_work_store(source_key, work_store)
     log.warning("staging the plain store on local disk in %s; only ciphertext goes to %s",
                 work, bundle)  # fmt: skip

@@ -19,11 +19,15 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pstkit.check import Finding
 from pstkit.fsutil import fsync_path, write_error
 from pstkit.seal.errors import BundleDamaged, BundleVersionError, UntrustedSigner
-from pstkit.seal.minisign import MinisignError, PublicKey, key_id_text
+
+if TYPE_CHECKING:  # minisign imports cryptography: only read_manifest needs it (pstkit
+    # import asks whether a path is a bundle, through MANIFEST, on every run)
+    from pstkit.seal.minisign import PublicKey
 
 FORMAT_NAME = "pstkit-bundle"
 FORMAT_VERSION = 1
@@ -98,6 +102,7 @@ def trusted_comment(manifest: Manifest, timestamp: int) -> str:
 
 def read_manifest(bundle: Path, trusted: PublicKey) -> Manifest:
     """The manifest, only if its signature is by `trusted` (else one clear error)."""
+    from pstkit.seal.minisign import MinisignError, key_id_text  # noqa: PLC0415
     try:
         raw = (bundle / MANIFEST).read_bytes()
         signature = (bundle / SIGNATURE).read_text(encoding="utf-8")
