@@ -7,9 +7,12 @@ when the part is used.
 
 from __future__ import annotations
 
+import os
 import platform
+from importlib.machinery import PathFinder
 from importlib.util import find_spec
 
+import pstkit
 from pstkit import __version__
 
 #: (what the user sees, module that provides it, how to get it)
@@ -25,6 +28,10 @@ PARTS: tuple[tuple[str, str, str], ...] = (
 
 
 def present(module: str) -> bool:
+    parent, _, name = module.rpartition(".")
+    if parent.startswith("pstkit."):  # find_spec would import the packages on the way
+        where = os.path.join(*pstkit.__path__[:1], *parent.split(".")[1:])
+        return PathFinder.find_spec(name, [where]) is not None
     try:
         return find_spec(module) is not None
     except (ImportError, ValueError):  # a parent package is missing or broken

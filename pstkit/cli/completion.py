@@ -11,10 +11,11 @@ from typer._completion_classes import completion_init
 from typer._completion_shared import get_completion_script
 
 from pstkit.cli.app import app, env_of
+from pstkit.cli.registry import COMPLETE_VAR
 from pstkit.errors import EXIT_OK, UsageError
 
 SHELLS = ("bash", "zsh", "fish")
-VAR = "_PSTKIT_COMPLETE"
+VAR = COMPLETE_VAR
 # typer's completion classes answer the script's call-back (`complete_bash`, …);
 # add_completion=False in app.py leaves them unregistered.
 completion_init()

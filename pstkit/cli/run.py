@@ -12,18 +12,7 @@ import traceback
 
 import typer
 
-from pstkit.cli import (
-    about,
-    batchcmds,
-    commands,
-    conventions,
-    fastparams,
-    reportcmd,
-    seal,
-    verifycmd,
-)
-from pstkit.cli import completion as completion_cmd
-from pstkit.cli.app import app
+from pstkit.cli import conventions, fastparams, registry
 from pstkit.cli.env import Env, print_json
 from pstkit.cli.examples import add_examples
 from pstkit.cli.settings import apply_config
@@ -31,8 +20,6 @@ from pstkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, PstkitError
 
 EXIT_INTERNAL = 70
 fastparams.install()  # typer converts values without pydantic
-# importing them registers the commands on `app`
-_ = (about, batchcmds, commands, completion_cmd, reportcmd, seal, verifycmd)
 
 
 def _pin_malloc_mmap_threshold() -> None:
@@ -58,10 +45,12 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
         args = [*(a for a in args if a not in asks), "version"]
     secrets: dict[str, str] = {}
     try:
-        command = typer.main.get_command(app)
+        args = conventions.hoist_globals(args)
+        # Only the command that runs is imported and built (pstkit.cli.registry).
+        command = typer.main.get_command(registry.app_for(registry.wanted(args, os.environ)))
         conventions.polish(command)
         add_examples(command)
-        args, defaults, secrets = apply_config(command, conventions.hoist_globals(args), os.environ)
+        args, defaults, secrets = apply_config(command, args, os.environ)
         os.environ.update(secrets)  # a 0600 config's secret, for this process only
         result = command.main(args, prog_name="pstkit", standalone_mode=False, obj=env,
                               default_map=defaults)  # fmt: skip

@@ -73,6 +73,12 @@ def _keys(command: Any) -> dict[str, Any]:
     return out
 
 
+def command_and_config(args: list[str], environ: Mapping[str, str]) -> tuple[str | None, bool]:
+    """The command's name, and whether a config file applies to this run."""
+    path, name, _ = _scan(args)
+    return name, path is not None or config.default_path(environ).is_file()
+
+
 def _scan(args: list[str]) -> tuple[Path | None, str | None, int]:
     """--config's value, the command's name and its index (args are hoisted: the
     global options come first)."""
