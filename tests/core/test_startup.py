@@ -1,0 +1,133 @@
+"""Start-up (issue 19): a command imports only what it uses. Behaviour tests (which modules
+a run imports; converters that give typer's results), not timings: those are in
+scripts/bench_startup.py."""
+
+from __future__ import annotations
+
+import enum
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pstkit.cli import fastparams, registry
+from tests.helpers import REPO, cli
+
+CORPUS_PST = REPO.parent / "shared" / "corpus" / "pst" / "dist-list.pst"
+
+#: never needed to answer --version
+HEAVY = ("typer", "click", "pydantic", "rich", "tqdm", "cryptography", "exchangelib", "msal",
+         "httpx", "celery", "kombu", "redis", "pypff", "imapclient", "lxml",
+         "pstkit.converters", "pstkit.store", "pstkit.cli.run")  # fmt: skip
+#: not needed by `export pst:FILE STORE` without a terminal (typer is, so is the PST reader)
+NOT_FOR_EXPORT = ("pydantic", "rich", "tqdm", "cryptography", "exchangelib", "msal", "httpx",
+                  "celery", "kombu", "redis", "imapclient", "lxml", "pstkit.seal.age",
+                  "pstkit.cli.verifycmd", "pstkit.cli.reportcmd", "pstkit.report.html")  # fmt: skip
+
+
+def _imported(*args: str, cwd: Path = REPO) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run pstkit in a child; the names of the modules it imported (printed at exit)."""
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: print('MODULES', ' '.join(sys.modules), file=sys.stderr))\n"
+             "from pstkit.cli import main\nmain()")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    line = next(x for x in done.stderr.splitlines() if x.startswith("MODULES "))
+    return done, set(line.split()[1:])
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if n in modules or any(m.startswith(n + ".") for m in modules))
+
+
+def test_version_imports_nothing_heavy() -> None:
+    done, modules = _imported("--version")
+    assert done.returncode == 0 and done.stdout.startswith("pstkit ")
+    assert "C twins of the PST reader" in done.stdout  # found without importing converters
+    assert _loaded(modules, HEAVY) == []
+
+
+def test_a_pst_export_imports_only_what_it_uses(tmp_path: Path) -> None:
+    if not CORPUS_PST.is_file():
+        pytest.skip(f"no corpus PST at {CORPUS_PST} (see ../shared/corpus/README.md)")
+    done, modules = _imported("export", f"pst:{CORPUS_PST}", str(tmp_path / "store"))
+    assert done.returncode == 0, done.stderr
+    assert "exported from" in done.stdout
+    assert _loaded(modules, NOT_FOR_EXPORT) == []
+    assert "pstkit.converters.pst.source" in modules  # the probe does see what is used
+
+
+def test_the_registry_names_every_command() -> None:
+    # A command missing from registry.MODULES would still run (all are built then), slowly.
+    assert registry.registered() == set(registry.MODULES) | {"help"}
+
+
+def test_only_the_command_that_runs_is_built_unless_all_are_needed(tmp_path: Path) -> None:
+    assert registry.wanted(["--json", "ls", "S"], {"XDG_CONFIG_HOME": str(tmp_path)}) == "ls"
+    (tmp_path / "pstkit").mkdir()
+    (tmp_path / "pstkit" / "config.toml").write_text("[defaults]\n", encoding="utf-8")
+    assert registry.wanted(["ls", "S"], {"XDG_CONFIG_HOME": str(tmp_path)}) is None
+    completing = {"XDG_CONFIG_HOME": "/nonexistent", "_PSTKIT_COMPLETE": "x"}
+    assert registry.wanted(["ls"], completing) is None
+    # An unknown name builds all, so click can suggest the right one.
+    code, _, err = cli("exprot", "a", "b")
+    assert code == 2 and "Did you mean 'export'?" in err
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class _Info:
+    """The ParameterInfo fields the converters read."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.parser = self.click_type = self.path_type = self.min = self.max = None
+        self.clamp = False
+        self.case_sensitive = True
+        self.exists = self.allow_dash = self.resolve_path = False
+        self.file_okay = self.dir_okay = self.readable = True
+        self.writable = False
+        self.__dict__.update(kw)
+
+
+CASES: list[tuple[Any, Any]] = [
+    (str, "x"), (str, ""), (str, "ü ß"), (bool, True), (bool, "yes"), (bool, "Off"),
+    (int, "4"), (int, "-3"), (int, 7), (int, "007"), (float, "1.5"), (float, "2"),
+    (list[str], ("a", "b")), (list[str], []), (Color, "red"), (Color, Color.BLUE),
+    (Path, "a/b.pst"), (Path, Path("x")), (Path, "~/m"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("annotation", "value"), CASES)
+def test_the_plain_converters_give_typer_s_results(annotation: Any, value: Any) -> None:
+    from typer._coercion import build_runtime_param, resolve_type_descriptor  # noqa: PLC0415
+    from typer.models import OptionInfo  # noqa: PLC0415
+
+    info = OptionInfo()
+    convert = fastparams._converter(annotation, info)
+    assert convert is not None
+    param = _Param(resolve_type_descriptor(annotation, info))
+    typers: Any = build_runtime_param(param.type_descriptor)
+    theirs = typers._coerce_value(value, param=param, ctx=None)
+    ours = convert(value, param, None)
+    assert ours == theirs and type(ours) is type(theirs)
+
+
+class _Param:
+    multiple, nargs, name = False, 1, "x"
+
+    def __init__(self, descriptor: Any) -> None:
+        self.type_descriptor = descriptor
+
+
+def test_an_unusual_value_goes_to_typer_and_keeps_its_message(tmp_path: Path) -> None:
+    with pytest.raises(fastparams._Slow):
+        fastparams._converter(int, _Info())("4x", None, None)
+    with pytest.raises(fastparams._Slow):
+        fastparams._converter(int, _Info(min=1))("0", None, None)
+    code, _, err = cli("export", "maildir:/nonexistent", str(tmp_path / "s"), "--connections", "x")
+    assert code == 2 and "--connections" in err and "valid integer" in err
