@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +76,8 @@ def load(path: Path | None, environ: Mapping[str, str]) -> Config:
         if explicit:
             raise UsageError(f"no config file {path}")
         return Config()
+    import tomllib  # noqa: PLC0415 - most runs have no config file
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pstkit.batch import secretbox, state
-from pstkit.batch.engine import Batch, follow, run_local
 from pstkit.batch.jobs import BatchResult, Job, JobSecrets
 from pstkit.cli.app import app, env_of
 from pstkit.cli.batchreport import (
@@ -54,6 +53,9 @@ def run_batch_command(
     broker: str | None, key_file: Path | None, parallel: int, detach: bool,
 ) -> int:  # fmt: skip
     """`export --batch` / `import --batch`: run (local) or submit and follow (celery)."""
+    # the engine (multiprocessing, futures) only for batch runs, not every command
+    from pstkit.batch.engine import Batch, run_local  # noqa: PLC0415
+
     if engine == "local":
         if broker or detach:
             raise UsageError("--broker and --detach need --engine celery")
@@ -91,6 +93,8 @@ def _celery_engine(broker: str, key: bytes | None) -> Any:
 
 def _follow_and_print(env: Env, engine: Any, batch_id: str, total: int,
                       jobs: Sequence[Job] = ()) -> int:  # fmt: skip
+    from pstkit.batch.engine import follow  # noqa: PLC0415 - see run_batch_command
+
     watcher = Watcher(env, total)
     try:
         records = follow(engine, batch_id, watcher)

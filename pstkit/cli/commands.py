@@ -11,7 +11,6 @@ import typer
 
 from pstkit import lock
 from pstkit.batch.csvfiles import export_jobs, read_users
-from pstkit.batch.engine import new_batch_id
 from pstkit.batch.mapping_csv import read_mapping
 from pstkit.bwlimit import limiter
 from pstkit.cli.app import app, env_of
@@ -175,6 +174,8 @@ def export(
     if batch is not None:
         if store is not None:
             raise UsageError("with --batch, give only the directory for the stores")
+        from pstkit.batch.engine import new_batch_id  # noqa: PLC0415 - batch runs only
+
         default = parse_location(server) if server else None
         jobs, secrets = export_jobs(read_users(batch, default), Path(source), new_batch_id(),
                                     connect_options(**pick_connect(locals())), filt)  # fmt: skip
@@ -240,6 +241,8 @@ def import_cmd(
     if batch is not None:
         if store is not None or target is not None:
             raise UsageError("with --batch, the CSV names every source and target")
+        from pstkit.batch.engine import new_batch_id  # noqa: PLC0415 - batch runs only
+
         options = connect_options(**pick_connect(locals()))
         jobs, secrets = read_mapping(batch, new_batch_id(), options, options, mopts)
         return run_batch_command(env, jobs, secrets, engine, broker, secret_key_file,

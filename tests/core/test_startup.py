@@ -24,7 +24,8 @@ HEAVY = ("typer", "click", "pydantic", "rich", "tqdm", "cryptography", "exchange
 #: not needed by `export pst:FILE STORE` without a terminal (typer is, so is the PST reader)
 NOT_FOR_EXPORT = ("pydantic", "rich", "tqdm", "cryptography", "exchangelib", "msal", "httpx",
                   "celery", "kombu", "redis", "imapclient", "lxml", "pstkit.seal.age",
-                  "pstkit.cli.verifycmd", "pstkit.cli.reportcmd", "pstkit.report.html")  # fmt: skip
+                  "pstkit.cli.verifycmd", "pstkit.cli.reportcmd", "pstkit.report.html",
+                  "pstkit.batch.engine", "multiprocessing", "tomllib")  # fmt: skip
 
 
 def _imported(*args: str, cwd: Path = REPO) -> tuple[subprocess.CompletedProcess[str], set[str]]:
