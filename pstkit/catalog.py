@@ -88,7 +88,9 @@ class Catalog:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             if create:
-                self._db.executescript(SCHEMA)
+                # One transaction: with autocommit each CREATE was its own durable
+                # commit (~10 fsyncs, 70 ms of a small export); now all or nothing.
+                self._db.executescript(f"BEGIN;\n{SCHEMA}\nCOMMIT;")
         except sqlite3.DatabaseError as e:
             raise StoreError(f"catalog {path} is unreadable: {e}") from e
         self._lock = threading.RLock()
