@@ -279,6 +279,17 @@ class Catalog:
                        "f.id=m.folder_id WHERE m.size>? ORDER BY m.id", (size,))
         return [_message_row(r) for r in rows]
 
+    def files(self) -> Iterator[tuple[str, int, str, str | None]]:
+        """(file, size, sha256, received) of every message in id order, in pages:
+        what a seal streams, without building whole rows (a tenth of its CPU)."""
+        last = 0
+        sql = ("SELECT id, file, size, sha256, received FROM messages WHERE id>?"
+               " ORDER BY id LIMIT 1000")  # fmt: skip
+        while page := self._q(sql, (last,)):
+            for _, file, size, sha, received in page:
+                yield str(file), int(str(size)), str(sha), str(received) if received else None
+            last = int(str(page[-1][0]))
+
     def counts(self) -> dict[int, tuple[int, int]]:
         rows = self._q("SELECT folder_id, COUNT(*), COALESCE(SUM(size),0) FROM messages GROUP BY 1")
         return {int(str(f)): (int(str(n)), int(str(b))) for f, n, b in rows}

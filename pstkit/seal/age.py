@@ -295,7 +295,9 @@ class Encryptor:
         self._pending = bytearray()
         out.write(header_bytes(stanzas, file_key) + nonce)
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt `data`; what is held back is copied, so the caller may reuse
+        its buffer at once. Full chunks are encrypted straight from `data`."""
         view = memoryview(data)
         if self._pending:
             need = CHUNK - len(self._pending)
@@ -303,19 +305,19 @@ class Encryptor:
             view = view[need:]
             if not view:
                 return
-            self._emit(bytes(self._pending), last=False)
+            self._emit(self._pending, last=False)
             self._pending = bytearray()
         while len(view) > CHUNK:
             self._emit(view[:CHUNK], last=False)
             view = view[CHUNK:]
         self._pending += view
 
-    def _emit(self, chunk: bytes | memoryview, last: bool) -> None:
+    def _emit(self, chunk: bytes | bytearray | memoryview, last: bool) -> None:
         self._out.write(self._aead.encrypt(_nonce(self._counter, last), chunk, None))
         self._counter += 1
 
     def close(self) -> None:
-        self._emit(bytes(self._pending), last=True)
+        self._emit(self._pending, last=True)
         self._pending = bytearray()
 
 

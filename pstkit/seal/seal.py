@@ -17,9 +17,11 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
-from pstkit.catalog import MessageRow, now_text
+from pstkit.catalog import now_text
 from pstkit.check import check as check_store
 from pstkit.errors import IntegrityError
 from pstkit.fsutil import fsync_path
@@ -63,10 +65,9 @@ class SealResult:
     restarted: bool
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):  # a tuple: 5,000 of them are made per 5,000 messages
     path: str
-    source: Path
+    source: str
     size: int
     sha256: str | None  # from the catalog: checked while streaming
     mtime: int
@@ -136,28 +137,26 @@ def _precheck_mbox(store: Store) -> None:
 
 def _plan(store: Store) -> tuple[list[str], list[_Entry]]:
     now = int(time.time())
-    entries = [_Entry(MARKER, store.root / MARKER, (store.root / MARKER).stat().st_size, None, now),
-               _Entry(CATALOG, store.root / CATALOG, (store.root / CATALOG).stat().st_size,
-                      None, now)]  # fmt: skip
+    entries = [_Entry(name, str(store.root / name), (store.root / name).stat().st_size, None, now)
+               for name in (MARKER, CATALOG)]  # fmt: skip
     dirs = {MAIL}
     for folder in store.folders():
         base = f"{MAIL}/{folder.dirname}" if folder.dirname else MAIL
         if store.layout is Layout.MAILDIR:
             dirs |= {base, *(f"{base}/{sub}" for sub in ("cur", "new", "tmp"))}
         else:
-            size = (store.mail / folder.dirname).stat().st_size
-            entries.append(_Entry(base, store.mail / folder.dirname, size, None, now))
+            source = store.mail / folder.dirname
+            entries.append(_Entry(base, str(source), source.stat().st_size, None, now))
         dirs |= {"/".join(base.split("/")[:i]) for i in range(2, base.count("/") + 1)}
     if store.layout is Layout.MAILDIR:
-        entries += [_message_entry(store, row) for row in store.catalog.messages()]
+        mail = str(store.mail)
+        entries += [_Entry(f"{MAIL}/{file}", f"{mail}/{file}", size, sha, _mtime(received))
+                    for file, size, sha, received in store.catalog.files()]  # fmt: skip
     return sorted(dirs), entries
 
 
-def _message_entry(store: Store, row: MessageRow) -> _Entry:
-    received = row.msg.received
-    mtime = int(received.timestamp()) if received else 0
-    return _Entry(f"{MAIL}/{row.file}", store.message_path(row), row.msg.size, row.msg.sha256,
-                  max(mtime, 0))  # fmt: skip
+def _mtime(received: str | None) -> int:
+    return max(int(datetime.fromisoformat(received).timestamp()), 0) if received else 0
 
 
 def _encryptor(
@@ -221,7 +220,7 @@ def _spliced(tar: TarWriter, entry: _Entry) -> Member:
     return Member(entry.path, "file", entry.size, entry.sha256)
 
 
-def _blocks(path: Path, size: int) -> Iterator[bytes]:
+def _blocks(path: str, size: int) -> Iterator[bytes]:
     """Exactly `size` bytes of `path` (a file that changed size is damage)."""
     try:
         with open(path, "rb") as f:
