@@ -7,13 +7,17 @@ seed), exports it into a store once, makes keys, then in the same run, tools
 taking turns, medians of --runs rounds (CPU next to wall):
 
     seal     pstkit seal STORE BUNDLE            vs  tar -cf - STORE | age -r R > F; sync F
-                                                 and the same | tee F | sha256sum
+                                                 and the same without sync ("no sync")
+                                                 and the same | tee F | sha256sum ("+sha256")
     unseal   pstkit unseal BUNDLE DIR            vs  age -d -i ID F | tar -x -C DIR; sync -f DIR
+                                                 and the same without sync ("no sync")
 
-Both sides end durable (pstkit fsyncs each volume and syncs the unsealed
-tree). pstkit also hashes every ciphertext for the manifest and signs it
-(the "+sha256" row does the hashing too), and unseal hashes every file
-against the index; `tar | age` does none of that.
+The goal's peer is "tar|age": both sides end durable (pstkit fsyncs each
+volume and syncs the unsealed tree, the peer runs sync). pstkit also hashes
+every ciphertext for the manifest and signs it (the "+sha256" row does the
+hashing too), and unseal hashes every file against the index; `tar | age`
+does none of that. Unsealed trees are removed at the end, not between tools
+(see `commands`).
 Prints wall and CPU seconds (user+sys of the process tree, from wait4),
 MB/s of store bytes, peak RSS, and pstkit's throughput as a share of the peer's.
 """
@@ -74,58 +78,69 @@ def prepare(work: Path, n: int, seed: int) -> tuple[Path, Path, int]:
     return store, keys, size
 
 
-def commands(work: Path, store: Path, keys: Path) -> dict[str, dict[str, list[str]]]:
+def commands(work: Path, store: Path, keys: Path, i: int) -> dict[str, dict[str, list[str]]]:
+    """Round `i`'s commands. Unsealed trees go to new directories each round and
+    are removed only at the end: creating files right after removing thousands
+    costs ext4 without a journal (as here) seconds of CPU in its inode allocator
+    (it skips inodes freed in the last minutes), whichever tool comes next."""
     recipient = (keys / "recipient.txt").read_text().strip()
-    tar_age = work / "peer.tar.age"
-    bundle = work / "bundle"
-    out = work / "untarred"
+    tar_age, bundle = work / "peer.tar.age", work / "bundle"
+    age_to = f"age -r {recipient}"
+    tar_c = f"tar -C '{store}' -cf - ."
+    ident = f"{keys}/identity.age"
+    out, out_ns = work / f"untarred-{i}", work / f"untarred-nosync-{i}"
     return {
         "seal": {
             "pstkit": [*PSTKIT, "seal", str(store), str(bundle), "--recipient", recipient,
                        "--sign-key", str(keys / "sign.key")],
-            "tar|age": ["sh", "-c", f"tar -C '{store}' -cf - . | age -r {recipient}"
-                                    f" -o '{tar_age}' && sync '{tar_age}'"],
+            "tar|age": ["sh", "-c", f"{tar_c} | {age_to} -o '{tar_age}' && sync '{tar_age}'"],
+            # the peer without durability, for comparison
+            "no sync": ["sh", "-c", f"{tar_c} | {age_to} -o '{work}/peer3.age'"],
             # the same plus the ciphertext's SHA-256 a signed manifest needs
-            "+sha256": ["sh", "-c", f"tar -C '{store}' -cf - . | age -r {recipient}"
-                                    f" | tee '{work}/peer2.age' | sha256sum >/dev/null"
-                                    f" && sync '{work}/peer2.age'"],
+            "+sha256": ["sh", "-c", f"{tar_c} | {age_to} | tee '{work}/peer2.age'"
+                                    f" | sha256sum >/dev/null && sync '{work}/peer2.age'"],
         },
         "unseal": {
-            "pstkit": [*PSTKIT, "unseal", str(bundle), str(work / "unsealed"), "--identity",
-                       str(keys / "identity.age")],
-            "tar|age": ["sh", "-c", f"mkdir -p '{out}' && age -d -i '{keys}/identity.age'"
-                                    f" '{tar_age}' | tar -x -C '{out}' && sync -f '{out}'"],
+            "pstkit": [*PSTKIT, "unseal", str(bundle), str(work / f"unsealed-{i}"),
+                       "--identity", ident],
+            "tar|age": ["sh", "-c", f"mkdir '{out}' && age -d -i '{ident}' '{tar_age}'"
+                                    f" | tar -x -C '{out}' && sync -f '{out}'"],
+            "no sync": ["sh", "-c", f"mkdir '{out_ns}' && age -d -i '{ident}' '{tar_age}'"
+                                    f" | tar -x -C '{out_ns}'"],
         },
     }  # fmt: skip
 
 
-def clean(work: Path, stage: str, tool: str) -> None:
-    """Remove what this stage's tool writes (a seal's output stays for the unseal)."""
-    names = {("seal", "pstkit"): "bundle", ("seal", "tar|age"): "peer.tar.age",
-             ("seal", "+sha256"): "peer2.age",
-             ("unseal", "pstkit"): "unsealed", ("unseal", "tar|age"): "untarred"}  # fmt: skip
-    path = work / names[stage, tool]
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
+SEAL_OUTPUTS = {"pstkit": "bundle", "tar|age": "peer.tar.age", "no sync": "peer3.age",
+                "+sha256": "peer2.age"}  # fmt: skip
+
+
+def clean(work: Path, names: list[str]) -> None:
+    for name in names:
+        for path in work.glob(name):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def bench(
     work: Path, store: Path, keys: Path, runs: int
 ) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
     """Every round's (wall, CPU, RSS) per stage and tool, tools taking turns."""
-    cmds = commands(work, store, keys)
-    every: dict[str, dict[str, list[tuple[float, float, float]]]] = {s: {} for s in cmds}
-    for i in range(runs):
-        for stage in ("seal", "unseal"):
-            tools = list(cmds[stage])
-            for tool in tools[i % len(tools) :] + tools[: i % len(tools)]:  # take turns
-                clean(work, stage, tool)
-                every[stage].setdefault(tool, []).append(run(cmds[stage][tool]))
-    for stage, tools in cmds.items():
-        for tool in tools:
-            clean(work, stage, tool)
+    every: dict[str, dict[str, list[tuple[float, float, float]]]] = {"seal": {}, "unseal": {}}
+    clean(work, ["unsealed-*", "untarred-*"])
+    try:
+        for i in range(runs):
+            cmds = commands(work, store, keys, i)
+            for stage in ("seal", "unseal"):
+                tools = list(cmds[stage])
+                for tool in tools[i % len(tools) :] + tools[: i % len(tools)]:  # take turns
+                    if stage == "seal":
+                        clean(work, [SEAL_OUTPUTS[tool]])  # a few large files: no such cost
+                    every[stage].setdefault(tool, []).append(run(cmds[stage][tool]))
+    finally:
+        clean(work, [*SEAL_OUTPUTS.values(), "unsealed-*", "untarred-*"])
     return every
 
 
@@ -139,7 +154,7 @@ def report(every: dict[str, dict[str, list[tuple[float, float, float]]]], size: 
             rounds = " ".join(f"{w:.2f}/{c:.2f}" for w, c, _ in rows[tool])
             print(f"{stage:<8} {tool:<8} {wall:7.2f} {cpu:7.2f} {size / wall / 1e6:7.0f}"
                   f" {rss:8.0f}  {rounds}")  # fmt: skip
-        for peer in ("tar|age", "+sha256"):
+        for peer in ("tar|age", "no sync", "+sha256"):
             if peer in med:
                 wall_x = med[peer][0] / med["pstkit"][0]
                 cpu_x = med[peer][1] / med["pstkit"][1]
@@ -161,9 +176,10 @@ def main() -> None:
         sys.exit("needs Debian's age and tar (scripts/setup.sh --dev)")
     args.work.mkdir(parents=True, exist_ok=True)
     store, keys, size = prepare(args.work, args.messages, args.seed)
+    load = os.getloadavg()[0]
     every = bench(args.work, store, keys, args.runs)
     print(f"store: {args.messages} messages, {size / 1e6:.0f} MB; median of {args.runs} rounds;"
-          f" load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+          f" load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     report(every, size)
 
 

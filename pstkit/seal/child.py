@@ -22,7 +22,7 @@ import fcntl
 import os
 import pickle
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 PIPE_SIZE = 1 << 20
@@ -49,6 +49,16 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def writev_all(fd: int, buffers: Sequence[bytes | memoryview]) -> None:
+    views = [memoryview(b) for b in buffers]
+    while views:
+        done = os.writev(fd, views)
+        while views and done >= len(views[0]):
+            done -= len(views.pop(0))
+        if views and done:
+            views[0] = views[0][done:]
 
 
 def _read_all(fd: int) -> bytes:
@@ -213,8 +223,13 @@ def produced(produce: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
 
         def work() -> None:
             with contextlib.suppress(BrokenPipeError):  # the parent stopped early
+                batch: list[bytes] = []
                 for chunk in produce():
-                    write_all(data_w, chunk)
+                    batch.append(chunk)
+                    if len(batch) == 16:  # one writev per sixteen age chunks
+                        writev_all(data_w, batch)
+                        batch = []
+                writev_all(data_w, batch)
             os.close(data_w)
 
         _run_child(work, result_w)

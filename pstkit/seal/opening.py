@@ -26,8 +26,9 @@ from pstkit.fsutil import fsync_path, sync_tree, write_error
 from pstkit.runs import NullProgress, Progress
 from pstkit.seal.age import AgeError, Identity
 from pstkit.seal.bundle import INDEX, Manifest, check_files, read_manifest
-from pstkit.seal.child import write_all
+from pstkit.seal.child import writev_all
 from pstkit.seal.errors import BundleDamaged
+from pstkit.seal.hashing import BATCH, MemberHashes
 from pstkit.seal.minisign import PublicKey
 from pstkit.seal.pack import Index, Member
 from pstkit.seal.unpack import open_age, walk
@@ -178,42 +179,58 @@ def _extract(
 ) -> None:  # fmt: skip
     work.mkdir(parents=True)
     writer = _FileWriter()
-    dirs: list[Path] = [work]
+    dirs: list[str] = [str(work)]
     started: list[bool] = []
 
     def visit(member: Member, pieces: Iterator[memoryview] | None) -> None:
         if not started:  # after the fork: a progress bar may start a thread
             progress.start("unsealing", len(index.members))
             started.append(True)
-        path = work / member.path
+        path = f"{work}/{member.path}"  # checked by the index: no "..", not absolute
         if pieces is None:
-            path.mkdir(parents=True, exist_ok=True)
+            os.makedirs(path, exist_ok=True)
             dirs.append(path)
         else:
             writer.write(path, member, pieces)
         progress.advance(1, member.size)
 
-    walk(bundle, manifest, index, identities, visit)
+    try:
+        walk(bundle, manifest, index, identities, visit)
+    finally:
+        failed = writer.hashes.failures()  # every file's SHA-256, before it counts
+    if failed:
+        raise BundleDamaged(f"{failed[0]}: content differs from the index")
     progress.done()
-    sync_tree(work, writer.files, dirs)
+    sync_tree(work, map(Path, writer.files), map(Path, dirs))
 
 
 class _FileWriter:
-    """Writes the members' files, each checked against the index as it is written."""
+    """Writes the members' files, one writev per megabyte; each file's SHA-256
+    is computed in a thread (hashing.py) and held to the index."""
 
     def __init__(self) -> None:
-        self.files: list[Path] = []
+        self.files: list[str] = []
+        self.hashes = MemberHashes()
 
-    def write(self, path: Path, member: Member, pieces: Iterator[memoryview]) -> None:
-        digest, size = hashlib.sha256(), 0
+    def write(self, path: str, member: Member, pieces: Iterator[memoryview]) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self.files.append(path)
+        self.hashes.start()
         try:
-            for piece in pieces:
-                digest.update(piece)
+            batch: list[memoryview] = []
+            size = 0
+            for piece in pieces:  # views into immutable bytes: safe in the thread
+                batch.append(piece)
                 size += len(piece)
-                write_all(fd, piece)
+                if size >= BATCH:
+                    self._put(fd, batch)
+                    batch, size = [], 0
+            self._put(fd, batch)
         finally:
             os.close(fd)
-        if size != member.size or digest.hexdigest() != member.sha256:
-            raise BundleDamaged(f"{member.path}: content differs from the index")
+        self.hashes.end(member.path, member.size, member.sha256)
+
+    def _put(self, fd: int, batch: list[memoryview]) -> None:
+        if batch:
+            writev_all(fd, batch)
+            self.hashes.feed(batch)

@@ -13,12 +13,9 @@ size and SHA-256 of the plaintext, the folders, and the store's marker.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import queue
 import tarfile
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +24,15 @@ from typing import Protocol
 from pstkit.fsutil import start_writeback, write_error
 from pstkit.seal.age import Encryptor, Recipient
 from pstkit.seal.bundle import DATA, DataFile
+from pstkit.seal.child import writev_all
 from pstkit.seal.errors import BundleDamaged
+from pstkit.seal.hashing import BATCH, BackgroundHash
 
 INDEX_FORMAT = "pstkit-bundle-index"
 BLOCK = tarfile.BLOCKSIZE
 MIN_VOLUME = 1 << 20
 MAX_VOLUME = 3 << 30  # FAT32 caps a file at 4 GiB - 1; age adds 16 bytes per 64 KiB
 DEFAULT_VOLUME = 1 << 30
-BATCH = 1 << 20  # bytes per writev and per hand-over to the hashing thread
 WRITEBACK = 16 << 20  # start writing back to disk every 16 MiB
 TOP_LEVEL = ("pstkit-store.json", "catalog.sqlite", "mail")
 
@@ -94,38 +92,13 @@ def check_member_path(path: str) -> str:
     return path
 
 
-class _BackgroundHash:
-    """SHA-256 of batches handed over in order, computed in a thread: hashlib
-    releases the GIL on large buffers, so the hash overlaps the encryption and
-    the writes instead of adding to them (a third of a seal's CPU otherwise)."""
-
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
-        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=8)
-        self._thread = threading.Thread(target=self._run, name="pstkit-sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
-            for data in batch:
-                self._digest.update(data)
-
-    def feed(self, batch: list[bytes]) -> None:
-        self._queue.put(batch)
-
-    def hexdigest(self) -> str:
-        self._queue.put(None)
-        self._thread.join()
-        return self._digest.hexdigest()
-
-
 class HashingSink:
-    """A file being written, hashed as it goes (the manifest's SHA-256).
+    """A file being written, hashed as it goes (the manifest's SHA-256, in a
+    thread: see hashing.py).
 
-    Writes are gathered into batches of about `BATCH` bytes: one writev each,
-    handed whole to the hashing thread (bytes are immutable: no copies). The
-    kernel is asked to start writing each batch back at once, so the fsync at
-    the end waits for the last few megabytes, not the whole volume.
+    Writes are gathered into batches of about `BATCH` bytes, one writev each.
+    The kernel is asked to start writing each 16 MiB back at once, so the fsync
+    at the end waits for the last few megabytes, not the whole volume.
     """
 
     def __init__(self, path: Path) -> None:
@@ -133,28 +106,23 @@ class HashingSink:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         self.size = 0
         self.sha256 = ""
-        self._hash = _BackgroundHash()
+        self._hash = BackgroundHash()
         self._batch: list[bytes] = []
         self._batched = 0
         self._synced = 0
 
     def write(self, data: bytes) -> None:
-        self._batch.append(bytes(data))  # bytes(b) is b itself: no copy
+        data = bytes(data)  # bytes(b) is b itself: no copy
+        self._hash.update(data)
+        self._batch.append(data)
         self._batched += len(data)
         if self._batched >= BATCH:
             self._flush()
 
     def _flush(self) -> None:
-        batch, self._batch, self._batched = self._batch, [], 0
-        views = [memoryview(b) for b in batch]
-        while views:
-            done = os.writev(self.fd, views)
-            self.size += done
-            while views and done >= len(views[0]):
-                done -= len(views.pop(0))
-            if views and done:
-                views[0] = views[0][done:]
-        self._hash.feed(batch)
+        writev_all(self.fd, self._batch)
+        self.size += self._batched
+        self._batch, self._batched = [], 0
         if self.size - self._synced >= WRITEBACK:
             start_writeback(self.fd, self._synced, self.size - self._synced)
             self._synced = self.size
