@@ -26,7 +26,7 @@ from pstkit.fsutil import fsync_path, sync_tree, write_error
 from pstkit.runs import NullProgress, Progress
 from pstkit.seal.age import AgeError, Identity
 from pstkit.seal.bundle import INDEX, Manifest, check_files, read_manifest
-from pstkit.seal.child import writev_all
+from pstkit.seal.child import keep_freed_heap, writev_all
 from pstkit.seal.errors import BundleDamaged
 from pstkit.seal.hashing import BATCH, MemberHashes
 from pstkit.seal.minisign import PublicKey
@@ -145,6 +145,7 @@ def unseal(
 ) -> Index:  # fmt: skip
     """Write the store inside `bundle` to `target` (new or empty)."""
     progress = progress or NullProgress()
+    keep_freed_heap()
     manifest = read_manifest(bundle, trusted)
     damage = [f for f in check_files(bundle, manifest, read_data=False) if f.damage]
     if damage:

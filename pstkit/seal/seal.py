@@ -37,7 +37,7 @@ from pstkit.seal.bundle import (
     trusted_comment,
     write_atomic,
 )
-from pstkit.seal.child import Feeder, can_fork
+from pstkit.seal.child import Feeder, can_fork, keep_freed_heap
 from pstkit.seal.errors import BundleError
 from pstkit.seal.minisign import SecretKey, key_id_text
 from pstkit.seal.pack import (
@@ -82,6 +82,7 @@ def seal(
     checked and their SHA-256 taken from the catalog (unseal, check --identity and
     import verify them); with `read_data` each is also hashed here first."""
     progress = progress or NullProgress()
+    keep_freed_heap()
     restarted = _prepare(bundle)
     if store.layout is Layout.MBOX:
         _precheck_mbox(store)  # mbox rows are verified by the store's own reader
