@@ -187,10 +187,11 @@ class Feeder:
     def splice_from(self, fd: int, count: int) -> int:
         """Move `count` bytes of file `fd` into the pipe inside the kernel (no copy
         through this process); returns how many there were (fewer at end of file)."""
-        if self._small:
-            self.write(b"")
         done = 0
         try:
+            if self._small:
+                write_all(self._data_w, self._small)
+                self._small = bytearray()
             while done < count:
                 n = os.splice(fd, self._data_w, count - done)
                 if n == 0:

@@ -66,6 +66,12 @@ class BackgroundHash:
         if self._batched >= BATCH:
             self._hand_over()
 
+    def feed(self, batch: Sequence[Piece]) -> None:
+        """Hand over a whole batch at once (after what `update` gathered); the
+        caller does not change it afterwards."""
+        self._hand_over()
+        self._worker.run(_hash_all(self._digest, batch))
+
     def _hand_over(self) -> None:
         if self._batch:
             self._worker.run(_hash_all(self._digest, self._batch))

@@ -112,15 +112,14 @@ class HashingSink:
         self._synced = 0
 
     def write(self, data: bytes) -> None:
-        data = bytes(data)  # bytes(b) is b itself: no copy
-        self._hash.update(data)
-        self._batch.append(data)
+        self._batch.append(bytes(data))  # bytes(b) is b itself: no copy
         self._batched += len(data)
         if self._batched >= BATCH:
             self._flush()
 
     def _flush(self) -> None:
         writev_all(self.fd, self._batch)
+        self._hash.feed(self._batch)
         self.size += self._batched
         self._batch, self._batched = [], 0
         if self.size - self._synced >= WRITEBACK:
@@ -274,6 +273,8 @@ class TarWriter:
     def __init__(self, out: Sink) -> None:
         self.out = out
         self.size = 0
+        splice = getattr(out, "splice_from", None)
+        self._splice: Callable[[int, int], int] | None = splice if hasattr(os, "splice") else None
 
     def _put(self, data: bytes | memoryview) -> None:
         self.out.write(data)
@@ -288,16 +289,14 @@ class TarWriter:
     def splice(self, fd: int, size: int) -> int:
         """`size` bytes of file `fd`, moved by the kernel where the sink can; the
         number of bytes there were."""
-        splice = getattr(self.out, "splice_from", None)
-        if splice is not None and hasattr(os, "splice"):
-            done = int(splice(fd, size))
-        else:
-            done = 0
-            while done < size and (block := os.read(fd, min(size - done, 1 << 20))):
-                self._put(block)
-                done += len(block)
+        if self._splice is not None:
+            done = self._splice(fd, size)
+            self.size += done
             return done
-        self.size += done
+        done = 0  # reads below the pinned mmap threshold (no page faults per read)
+        while done < size and (block := os.read(fd, min(size - done, 128 << 10))):
+            self._put(block)
+            done += len(block)
         return done
 
     def end_member(self, size: int) -> None:

@@ -56,8 +56,12 @@ def test_background_hash_equals_hashlib() -> None:
     rng = random.Random(7)
     pieces = [rng.randbytes(rng.choice([0, 1, 100, 65536, 70000, 1 << 20])) for _ in range(60)]
     ours = BackgroundHash()
-    for piece in pieces:
-        ours.update(piece)
+    for i, piece in enumerate(pieces):  # single pieces and whole batches, mixed
+        if i % 5 == 4:
+            ours.feed([piece, memoryview(piece)[:10]])
+        else:
+            ours.update(piece)
+    pieces = [p + (p[:10] if i % 5 == 4 else b"") for i, p in enumerate(pieces)]
     assert ours.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
 
 
