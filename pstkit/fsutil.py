@@ -48,11 +48,18 @@ def _unlink_quietly(path: Path) -> None:
 
 @cache
 def _libc(function: str) -> object | None:
+    """A libc function, or None. The running program's own symbols hold libc's;
+    find_library only where they do not (it runs `ldconfig -p`, a fork + exec)."""
+    found: object | None = None
+    with contextlib.suppress(OSError):
+        found = getattr(ctypes.CDLL(None, use_errno=True), function, None)
+    if found is not None:
+        return found
     name = ctypes.util.find_library("c")
     if not name:
         return None
-    libc = ctypes.CDLL(name, use_errno=True)
-    return getattr(libc, function, None)
+    found = getattr(ctypes.CDLL(name, use_errno=True), function, None)
+    return found
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
