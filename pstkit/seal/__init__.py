@@ -13,6 +13,7 @@ README.md ("Sealed stores").
     pack.py      the store as one tar stream (headers, index), cut into bounded age volumes
     unpack.py    the stream read back: volumes decrypted, tar members held to the index
     child.py     the second process: encrypting (seal) or decrypting (unseal) beside this one
+    hashing.py   SHA-256 in a thread beside the streaming (ciphertext; each unsealed file)
     seal.py      store -> bundle
     opening.py   check a bundle, read its index, unseal it into a store
     errors.py    the errors a bundle or a key can raise
