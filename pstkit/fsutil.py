@@ -19,16 +19,26 @@ from pathlib import Path
 
 from pstkit.errors import StoreWriteError
 
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
-def write_new(final: Path, tmp: Path, data: bytes) -> None:
-    """Write `data` to `tmp`, then rename it to `final` (atomic replace)."""
+
+def write_new(final: str | Path, tmp: str | Path, data: bytes) -> None:
+    """Write `data` to `tmp`, then rename it to `final` (atomic replace).
+
+    Plain os.open/os.write/os.close: Python's buffered file adds an fstat, an
+    ioctl and a copy into its buffer per file, a third of a store's syscalls."""
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        fd = os.open(tmp, _WRITE_FLAGS, 0o666)
+        try:
+            view, done = memoryview(data), 0
+            while done < len(view):
+                done += os.write(fd, view[done:])
+        finally:
+            os.close(fd)
         os.replace(tmp, final)
     except OSError as e:
-        _unlink_quietly(tmp)
-        raise write_error(final, e) from e
+        _unlink_quietly(Path(tmp))
+        raise write_error(Path(final), e) from e
 
 
 def write_error(path: Path, e: OSError) -> StoreWriteError:
@@ -71,7 +81,7 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         function(fd, ctypes.c_int64(offset), ctypes.c_int64(length), 2)  # type: ignore[operator]
 
 
-def sync_tree(root: Path, files: Iterable[Path], dirs: Iterable[Path]) -> None:
+def sync_tree(root: Path, files: Iterable[str | Path], dirs: Iterable[str | Path]) -> None:
     """Make `files` and the directory entries in `dirs` durable."""
     syncfs = _libc("syncfs")
     if syncfs is not None:
@@ -85,7 +95,7 @@ def sync_tree(root: Path, files: Iterable[Path], dirs: Iterable[Path]) -> None:
         fsync_path(path)
 
 
-def fsync_path(path: Path) -> None:
+def fsync_path(path: str | Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -95,6 +105,6 @@ def fsync_path(path: Path) -> None:
     except OSError as e:
         # Some file systems (vfat on old kernels) refuse fsync on directories.
         if e.errno not in (errno.EINVAL, errno.EBADF):
-            raise write_error(path, e) from e
+            raise write_error(Path(path), e) from e
     finally:
         os.close(fd)

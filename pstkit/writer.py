@@ -45,8 +45,8 @@ def file_key(source_key: str, epoch: str, source_id: str) -> str:
 class _Batch:
     rows: list[NewMessage] = field(default_factory=list)
     keys: set[tuple[int, str, str]] = field(default_factory=set)
-    files: list[Path] = field(default_factory=list)
-    dirs: set[Path] = field(default_factory=set)
+    files: list[str] = field(default_factory=list)
+    dirs: set[str] = field(default_factory=set)
     rekeys: list[tuple[int, str, str]] = field(default_factory=list)
     cursors: dict[tuple[str, int], str] = field(default_factory=dict)
     problems: list[tuple[str, str, str, str]] = field(default_factory=list)
@@ -189,12 +189,14 @@ class StoreWriter:
             raise write_error(Path(folder.dirname), OSError(27, "message over 4 GiB"))
         name = file_key(self.source_key, item.meta.source_epoch, item.meta.source_id)
         if self.store.layout is Layout.MAILDIR:
-            base = self.store.mail / folder.dirname
-            final = base / "cur" / f"{name}!{flags_to_info(item.meta.flags)}"
-            write_new(final, base / "tmp" / name, item.raw)
+            # Paths as text: pathlib cost more per message than the write itself.
+            file = os.path.join(folder.dirname, "cur", f"{name}!{flags_to_info(item.meta.flags)}")
+            base = os.path.join(self.store.mail, folder.dirname)
+            final = os.path.join(self.store.mail, file)
+            write_new(final, os.path.join(base, "tmp", name), item.raw)
             self._batch.files.append(final)
-            self._batch.dirs.add(base / "cur")
-            return str(final.relative_to(self.store.mail)), None, None
+            self._batch.dirs.add(os.path.join(base, "cur"))
+            return file, None, None
         handle = self._mbox_handle(folder.dirname)
         offset = handle.tell()
         chunk = frame(item.raw, "-", item.meta.received)
@@ -202,7 +204,7 @@ class StoreWriter:
             handle.write(chunk)
         except OSError as e:
             raise write_error(self.store.mail / folder.dirname, e) from e
-        self._batch.files.append(self.store.mail / folder.dirname)
+        self._batch.files.append(os.path.join(self.store.mail, folder.dirname))
         return folder.dirname, offset, len(chunk)
 
     def _mbox_handle(self, dirname: str) -> BinaryIO:
@@ -297,7 +299,7 @@ class StoreWriter:
     def _undo(self, batch: _Batch) -> None:
         if self.store.layout is Layout.MAILDIR:
             for path in batch.files:
-                path.unlink(missing_ok=True)
+                Path(path).unlink(missing_ok=True)
             return
         for row in batch.rows:
             end = self.store.catalog.max_mbox_end(row.file)

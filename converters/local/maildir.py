@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pstkit.converters.local.readahead import read_ahead
 from pstkit.dupindex import DuplicateIndex, duplicate_key, target_item
 from pstkit.errors import SourceError, TargetWriteError
 from pstkit.fsutil import sync_tree, write_new
@@ -113,9 +114,14 @@ def _keywords_table(folder_dir: Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _Entry:
-    path: Path
+    file: str  # the file's path as text: a Path per message costs more than reading it
+    name: str
     unique: str
     info: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.file)
 
 
 def _entries(folder_dir: Path) -> Iterator[_Entry]:
@@ -123,9 +129,33 @@ def _entries(folder_dir: Path) -> Iterator[_Entry]:
     folder may have 100,000 files); each entry is built when it is reached."""
     for sub in ("new", "cur"):
         base = folder_dir / sub
+        prefix = f"{base}{os.sep}"
         for name in sorted(_names(base)):
             unique, info = split_maildir_name(name)
-            yield _Entry(base / name, unique, info)
+            yield _Entry(prefix + name, name, unique, info)
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_MAX_READ = 0x7FFFF000  # Linux returns at most this much from one read(2)
+
+
+def read_file(path: str) -> tuple[bytes, float]:
+    """(bytes, mtime) of a file in four syscalls (open, fstat, read, close):
+    `Path.read_bytes` plus `stat` take nine. A read of size+1 bytes that
+    returns exactly the size has met the end; anything else (a file that grew
+    or shrank, or one over Linux's 2 GiB cap on one read) is read to its end."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        st = os.fstat(fd)
+        data = os.read(fd, st.st_size + 1)
+        if len(data) != st.st_size or len(data) >= _MAX_READ:
+            chunks = [data]
+            while chunk := os.read(fd, 1024 * 1024):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    return data, st.st_mtime
 
 
 def _names(subdir: Path) -> list[str]:
@@ -140,6 +170,10 @@ def _names(subdir: Path) -> list[str]:
 def _count(folder_dir: Path) -> int:
     """Messages in new/ and cur/ (names only: cheap, and gives progress bars a total)."""
     return sum(len(_names(folder_dir / sub)) for sub in ("new", "cur"))
+
+
+def _size(item: FetchResult) -> int:
+    return len(item.raw) if isinstance(item, Fetched) else 0
 
 
 class MaildirSource:
@@ -165,6 +199,11 @@ class MaildirSource:
         self, folder: FolderInfo, cursor: str | None, filt: FetchFilter,
         known: Container[tuple[str, str]],
     ) -> Iterator[FetchResult]:  # fmt: skip
+        # Files are read on a thread ahead of the store writer (see readahead).
+        return read_ahead(self._fetch(folder, known), _size)
+
+    def _fetch(self, folder: FolderInfo, known: Container[tuple[str, str]]
+               ) -> Iterator[FetchResult]:  # fmt: skip
         folder_dir = self._dirs[folder.path]
         keywords = _keywords_table(folder_dir)
         for entry in _entries(folder_dir):
@@ -181,10 +220,9 @@ class MaildirSource:
             keywords=frozenset(keywords[c] for c in letters if c in keywords),
         )
         try:
-            raw = entry.path.read_bytes()
-            mtime = entry.path.stat().st_mtime
+            raw, mtime = read_file(entry.file)
         except OSError as e:
-            return Skipped(meta, f"cannot read {entry.path.name}: {e.strerror or e}")
+            return Skipped(meta, f"cannot read {entry.name}: {e.strerror or e}")
         received = datetime.fromtimestamp(mtime, UTC)
         return Fetched(replace(meta, received=received, size=len(raw)), raw)
 
