@@ -9,6 +9,7 @@ file, never a cursor ahead of the rows it covers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pstkit.catalog import FolderRow, NewMessage, path_to_text
-from pstkit.fsutil import sync_tree, write_error, write_new
+from pstkit.filepool import FilePool
+from pstkit.fsutil import sync_tree, write_error
 from pstkit.headers import summary
 from pstkit.mboxfmt import frame
 from pstkit.model import Fetched, Skipped
@@ -87,6 +89,7 @@ class StoreWriter:
         self._claimed: set[int] = set()
         self._epoch_cache: dict[int, set[str]] = {}
         self._mbox: dict[str, BinaryIO] = {}
+        self._files = FilePool()  # Maildir files, written on two threads
 
     # --- adding ------------------------------------------------------------
 
@@ -193,7 +196,7 @@ class StoreWriter:
             file = os.path.join(folder.dirname, "cur", f"{name}!{flags_to_info(item.meta.flags)}")
             base = os.path.join(self.store.mail, folder.dirname)
             final = os.path.join(self.store.mail, file)
-            write_new(final, os.path.join(base, "tmp", name), item.raw)
+            self._files.submit(final, os.path.join(base, "tmp", name), item.raw)
             self._batch.files.append(final)
             self._batch.dirs.add(os.path.join(base, "cur"))
             return file, None, None
@@ -234,6 +237,7 @@ class StoreWriter:
         """Hand the batch to a committer thread (sync, then commit), after
         waiting for the previous one: the next batch's files are written while
         this one syncs, and batches still commit strictly in order."""
+        self._files.wait()  # files first: none of this batch may still be in the air
         self._settle()
         batch, self._batch = self._batch, _Batch()
         if not (batch.rows or batch.rekeys or batch.cursors or batch.problems):
@@ -287,6 +291,8 @@ class StoreWriter:
         flight, self._inflight = self._inflight, None
         if flight is not None:
             flight.thread.join()
+        with contextlib.suppress(Exception):  # the run has failed already
+            self._files.wait()  # no write may land after its file is undone
         pending = [self._batch]
         # A batch that committed stays; one whose sync or commit failed is undone.
         failed = {id(f): f for f in (flight, self._failed) if f is not None and f.error}
@@ -310,6 +316,8 @@ class StoreWriter:
                 log.warning("could not truncate %s; `pstkit check` will report it", row.file)
 
     def _close_handles(self) -> None:
+        with contextlib.suppress(Exception):
+            self._files.close()
         for handle in self._mbox.values():
             try:
                 handle.close()

@@ -66,22 +66,22 @@ SETTLE_S = 12.0
 Tool = tuple[str, Callable[[Path], list[str]], dict[str, str]]
 
 
-def tools(src: Path, baseline: Path | None) -> list[Tool]:
+def tools(src: Path, baselines: list[Path]) -> list[Tool]:
     export = lambda d: [sys.executable, "-m", "pstkit", "--quiet", "export", str(src), str(d)]  # noqa: E731
     out: list[Tool] = [
         ("cp -r + sync", lambda d: ["sh", "-c", f"cp -r '{src}' '{d}' && sync"], {}),
         ("pstkit export", export, {}),
     ]
-    if baseline is not None:  # the same command on another checkout's code (PYTHONPATH)
-        out.append(("pstkit baseline", export, {"PYTHONPATH": str(baseline)}))
+    for base in baselines:  # the same command on another checkout's code (PYTHONPATH)
+        out.append((f"pstkit {base.name}", export, {"PYTHONPATH": str(base)}))
     return out
 
 
 def bench(
-    work: Path, n: int, seed: int, runs: int, baseline: Path | None, delete_each: bool
+    work: Path, n: int, seed: int, runs: int, baselines: list[Path], delete_each: bool
 ) -> list[Row]:
     src, count, size = mailbox(work, n, seed)
-    todo = tools(src, baseline)
+    todo = tools(src, baselines)
     got: list[list[tuple[float, float, float]]] = [[] for _ in todo]
     outs = work / "outs"
     shutil.rmtree(outs, ignore_errors=True)
@@ -112,8 +112,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="median of N runs per tool")
     ap.add_argument("--work", type=Path, default=Path("/tmp/pstkit-bench"),
                     help="mailboxes and outputs: the storage both tools write to")
-    ap.add_argument("--baseline", type=Path,
-                    help="also time pstkit from this source tree (e.g. `git archive` of main)")
+    ap.add_argument("--baseline", type=Path, action="append", default=[],
+                    help="also time pstkit from this source tree (e.g. `git archive` of "
+                         "main; repeatable)")
     ap.add_argument("--delete-each", action="store_true",
                     help="remove each output after its run (tmpfs; see SETTLE_S)")
     args = ap.parse_args()
@@ -121,16 +122,16 @@ def main() -> None:
         sys.exit(f"needs {GENMAIL}")
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"medians of {args.runs} runs, storage: {args.work}")
-    print(f"{'tool':<15} {'messages':>8} {'wall s':>8} {'CPU s':>8} {'msg/s':>8} {'MB/s':>8} "
+    print(f"{'tool':<17} {'messages':>8} {'wall s':>8} {'CPU s':>8} {'msg/s':>8} {'MB/s':>8} "
           f"{'peak RSS MiB':>13}")
     for n in [*args.also, args.messages]:
         rows = bench(args.work, n, args.seed, args.runs, args.baseline, args.delete_each)
         for label, count, wall, cpu, rate, mbs, rss in rows:
-            print(f"{label:<15} {count:>8} {wall:>8.2f} {cpu:>8.2f} {rate:>8.0f} {mbs:>8.1f} "
+            print(f"{label:<17} {count:>8} {wall:>8.2f} {cpu:>8.2f} {rate:>8.0f} {mbs:>8.1f} "
                   f"{rss:>13.1f}")
         for row in rows[1:]:
             ratio, cpu_ratio = row[4] / rows[0][4], row[3] / rows[0][3]
-            print(f"{'ratio':<15} {'':>8} {'':>8} {cpu_ratio:>8.2f} {ratio:>8.2f}  "
+            print(f"{'ratio':<17} {'':>8} {'':>8} {cpu_ratio:>8.2f} {ratio:>8.2f}  "
                   f"({row[0]} / cp: msg/s, >= 0.5 is the goal; CPU s)")
 
 
