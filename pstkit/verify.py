@@ -252,10 +252,14 @@ class VerifySummary:
 
     total: Counter[str] = field(default_factory=Counter)
     folders: dict[str, Counter[str]] = field(default_factory=dict)
+    #: notes on matches ("line ends made CRLF by the target") -> how many
+    notes: Counter[str] = field(default_factory=Counter)
 
     def add(self, line: VerifyLine) -> None:
         name = MARK_NAMES[line.mark]
         self.total[name] += 1
+        if line.mark == "=" and line.detail:
+            self.notes[line.detail] += 1
         self.folders.setdefault(path_text(line.folder), Counter())[name] += 1
 
     @property
