@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pstkit.catalog_ledger import LedgerQueries
 from pstkit.catalog_schema import SCHEMA
 from pstkit.errors import StoreError, StoreWriteError
 from pstkit.model import FolderInfo, FolderPath, ItemKind, Role, StoredMessage
@@ -77,7 +78,7 @@ class NewMessage:
     source_id: str
 
 
-class Catalog:
+class Catalog(LedgerQueries):
     def __init__(self, path: Path, *, create: bool = False) -> None:
         if not create and not path.exists():
             raise StoreError(f"catalog {path} is missing")
@@ -253,24 +254,42 @@ class Catalog:
         """All rows (of one folder), in id order, fetched in pages to keep memory flat.
         With `undelivered_to`, only those the ledger of that sink has not delivered: an
         anti-join on the ledger's primary key, so no set of delivered ids is held."""
-        last = 0
         where = "AND m.folder_id=?" if folder_id is not None else ""
         fixed: list[object] = [] if folder_id is None else [folder_id]
         if undelivered_to is not None:
             where += (" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink_key=?"
                       " AND d.message=m.id AND d.how<>'sending')")  # fmt: skip
             fixed.append(undelivered_to)
+        for r in self._pages("", "", where, fixed):
+            yield _message_row(r)
+
+    def rows_for_target(
+        self, folder_id: int, sink_key: str, target: str, planned: bool
+    ) -> Iterator[tuple[MessageRow, str]]:
+        """For verify: the rows of a folder that are in target folder `target` (path
+        text), each with the target id the ledger holds for it ("" if none). A row is
+        where the ledger delivered it; a row not delivered is where the plan sends its
+        folder (`planned`: the plan sends this folder to `target`)."""
+        join = "LEFT JOIN deliveries d ON d.sink_key=? AND d.message=m.id"
+        where = ("AND m.folder_id=? AND CASE WHEN d.how IS NOT NULL AND d.how<>'sending'"
+                 " THEN d.target_folder=? ELSE ? END")  # fmt: skip
+        for r in self._pages(", d.target_id", join, where, [sink_key, folder_id, target, planned]):
+            yield _message_row(r[:-1]), str(r[-1] or "")
+
+    def _pages(
+        self, more: str, join: str, where: str, args: list[object]
+    ) -> Iterator[tuple[object, ...]]:
+        """Rows in id order, fetched in pages of 1000 to keep memory flat."""
+        last = 0
         while True:
-            args: list[object] = [last, *fixed]
             page = self._q(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages m JOIN folders f ON f.id=m.folder_id"
-                f" WHERE m.id>? {where} ORDER BY m.id LIMIT 1000",
-                args,
+                f"SELECT {MESSAGE_COLUMNS}{more} FROM messages m JOIN folders f ON"
+                f" f.id=m.folder_id {join} WHERE m.id>? {where} ORDER BY m.id LIMIT 1000",
+                [*args[: join.count("?")], last, *args[join.count("?"):]],
             )
             if not page:
                 return
-            for r in page:
-                yield _message_row(r)
+            yield from page
             last = int(str(page[-1][0]))
 
     def larger_than(self, size: int) -> list[MessageRow]:
@@ -299,37 +318,6 @@ class Catalog:
         return int(str(rows[0][0])) if rows and rows[0][0] is not None else 0
 
     # --- deliveries (the ledger) ----------------------------------------------
-
-    def delivered_count(self, sink_key: str) -> int:
-        rows = self._q(
-            "SELECT COUNT(*) FROM deliveries WHERE sink_key=? AND how<>'sending'", (sink_key,)
-        )
-        return int(str(rows[0][0]))
-
-    def undelivered_count(self, folder_id: int, sink_key: str) -> int:
-        """Messages of a folder the ledger of `sink_key` has not delivered (same anti-join)."""
-        rows = self._q(
-            "SELECT COUNT(*) FROM messages m WHERE m.folder_id=? AND NOT EXISTS (SELECT 1"
-            " FROM deliveries d WHERE d.sink_key=? AND d.message=m.id AND d.how<>'sending')",
-            (folder_id, sink_key),
-        )
-        return int(str(rows[0][0]))
-
-    def delivered_target_ids(self, sink_key: str) -> set[tuple[str, str]]:
-        """(target folder, target id) of every item this store delivered or matched to a
-        duplicate: an id alone is unique only within its folder."""
-        rows = self._q(
-            "SELECT target_folder, target_id FROM deliveries WHERE sink_key=?"
-            " AND how IN ('delivered', 'duplicate') AND target_id<>''", (sink_key,)
-        )
-        return {(str(r[0]), str(r[1])) for r in rows}
-
-    def deliveries(self, sink_key: str) -> dict[int, tuple[str, str, str]]:
-        rows = self._q(
-            "SELECT message, target_folder, target_id, how FROM deliveries WHERE sink_key=?",
-            (sink_key,),
-        )
-        return {int(str(m)): (str(f), str(t), str(h)) for m, f, t, h in rows}
 
     def record_deliveries(
         self,

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS deliveries(
     at TEXT NOT NULL,
     PRIMARY KEY(sink_key, message)
 );
+CREATE INDEX IF NOT EXISTS deliveries_target ON deliveries(sink_key, target_folder, target_id);
 CREATE TABLE IF NOT EXISTS problems(
     id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL,

@@ -3,12 +3,16 @@
 Key: the Message-ID, or for mail without one the SHA-256 of its bytes. Built
 lazily per folder from the target's own items, then kept up to date with
 what this run delivers. Thread-safe (folders import in parallel).
+Only the folders used last are kept (`keep`): an import goes folder by folder, and an
+index of every folder it has filled would grow with the whole mailbox. A folder dropped
+and needed again is read again from the target, which holds what this run delivered.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from pstkit.headers import summary
@@ -31,10 +35,14 @@ def target_item(target_id: str, raw: bytes) -> TargetItem:
 
 
 class DuplicateIndex:
-    def __init__(self, load: Callable[[FolderPath], Iterable[tuple[str, str]]]) -> None:
-        """`load(folder)` yields (key, target id) for what the folder holds now."""
+    def __init__(
+        self, load: Callable[[FolderPath], Iterable[tuple[str, str]]], keep: int = 4
+    ) -> None:
+        """`load(folder)` yields (key, target id) for what the folder holds now; the
+        indexes of the `keep` folders used last are held (at least one per connection)."""
         self._load = load
-        self._folders: dict[FolderPath, dict[str, list[str]]] = {}
+        self._keep = max(1, keep)
+        self._folders: OrderedDict[FolderPath, dict[str, list[str]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _index(self, folder: FolderPath) -> dict[str, list[str]]:
@@ -44,6 +52,9 @@ class DuplicateIndex:
                 for key, target_id in self._load(folder):
                     index.setdefault(key, []).append(target_id)
                 self._folders[folder] = index
+                while len(self._folders) > self._keep:
+                    self._folders.popitem(last=False)
+            self._folders.move_to_end(folder)
             return self._folders[folder]
 
     def find(self, folder: FolderPath, raw: bytes) -> list[str]:

@@ -66,12 +66,12 @@ def import_(
                                        entry.source.info.container_class)  # fmt: skip
             if redeliver:
                 reopen_missing(store, sink, opts, result.run_id)
+        store.catalog.ensure_ledger_index()  # `_ImportJob.taken` asks it per duplicate found
         result.already = store.catalog.delivered_count(sink.key)
         progress.start("import", sum(e.source.count for e in entries) - result.already or None)
         job = _ImportJob(
             store, sink, opts.duplicates, result, progress,
-            in_flight=_in_flight(store, sink),
-            ours=store.catalog.delivered_target_ids(sink.key), stop=stop, limit=limit,
+            in_flight=store.catalog.in_flight(sink.key), stop=stop, limit=limit,
         )  # fmt: skip
         n = max(1, min(connections, sink.max_connections))
         with contextlib.suppress(StopNow):
@@ -115,12 +115,6 @@ def _run_folders(job: _ImportJob, entries: list[PlanEntry], n: int) -> None:
         raise errors[0]
 
 
-def _in_flight(store: Store, sink: Sink) -> dict[int, str]:
-    """Items of batches in flight when a run died -> the target id a sink reported ("")."""
-    rows = store.catalog.deliveries(sink.key)
-    return {m: target for m, (_f, target, how) in rows.items() if how == "sending"}
-
-
 def _wanted(entry: PlanEntry) -> bool:
     """A folder that was only a name in the source's tree (not selectable, no
     mail) is not created: sinks create parents as their children need them."""
@@ -138,12 +132,15 @@ class _ImportJob:
     #: target id a two-step sink made, or ""): they are checked for in the
     #: target whatever the policy, so none arrives twice.
     in_flight: dict[int, str] = field(default_factory=dict)
-    #: (target folder, target id) this store delivered or claimed as a duplicate in
-    #: this run: never taken again, so identical copies in the store are distinct items
-    #: (two copies in the store -> two in the target). Keyed by folder because ids need
-    #: not be unique across folders (IMAP "UIDVALIDITY:UID": Cyrus gives every folder
-    #: created in one second the same UIDVALIDITY).
-    ours: set[tuple[str, str]] = field(default_factory=set)
+    #: (target folder, target id) this store delivered or claimed as a duplicate: never
+    #: taken again, so identical copies in the store are distinct items (two copies in
+    #: the store -> two in the target). Keyed by folder because ids need not be unique
+    #: across folders (IMAP "UIDVALIDITY:UID": Cyrus gives every folder created in one
+    #: second the same UIDVALIDITY). The ledger holds those recorded (asked with an
+    #: index: memory does not grow with the mailbox); `pending` those of this run not
+    #: yet recorded. An entry leaves `pending` only after the ledger's commit, and
+    #: `_taken` looks in `pending` first, so a claim is never in neither.
+    pending: set[tuple[str, str]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: Stopper = field(default_factory=Stopper)
     #: --bwlimit: each batch's bytes are taken before it goes to the sink
@@ -198,8 +195,9 @@ class _ImportJob:
                 )
             self.result.count(path_text(target), "bytes", len(raw))
             with self.lock:
-                self.ours.add((path_to_text(target), res.target_id))
+                self.pending.add((path_to_text(target), res.target_id))
         self.store.catalog.record_deliveries(self.result.run_id, self.sink.key, done, problems)
+        self._recorded(done)
         log.debug("%s: batch of %d recorded (%d sent)", path_text(target), len(rows), len(send))
         self._count(target, done, len(rows), sum(len(raw) for _, raw in send))
 
@@ -247,18 +245,35 @@ class _ImportJob:
             found = self.sink.find_duplicates(msg, raw, target)
         folder = path_to_text(target)
         with self.lock:
-            return [t for t in found if (folder, t) not in self.ours]
+            taken = self._taken(folder, found)
+            return [t for t in found if t not in taken]
 
     def _claim(self, target: FolderPath, found: list[str]) -> str | None:
         """Take the first of `found` nobody has taken (checked and taken under one lock,
         as two store folders may share a target folder on two threads)."""
         folder = path_to_text(target)
         with self.lock:
+            taken = self._taken(folder, found)
             for t in found:
-                if (folder, t) not in self.ours:
-                    self.ours.add((folder, t))  # the next identical copy needs another one
+                if t not in taken:
+                    self.pending.add((folder, t))  # the next identical copy needs another one
                     return t
         return None
+
+    def _taken(self, folder: str, found: list[str]) -> set[str]:
+        """Those of `found` this store took (call with `lock` held): `pending` is read
+        before the ledger, as an entry leaves it only once the ledger holds it."""
+        mine = {t for t in found if (folder, t) in self.pending}
+        rest = [t for t in found if t not in mine]
+        return mine | self.store.catalog.taken_target_ids(self.sink.key, folder, rest)
+
+    def _recorded(self, done: Sequence[tuple[int, FolderPath, str, str]]) -> None:
+        """The ledger now holds `done`: its claims leave `pending` (one with no target id
+        stays, as the ledger is not asked for those)."""
+        with self.lock:
+            for _, target, target_id, how in done:
+                if target_id and how in ("delivered", "duplicate"):
+                    self.pending.discard((path_to_text(target), target_id))
 
     def _problem(
         self, target: FolderPath, msg: StoredMessage, reason: str, failed: bool = True

@@ -166,6 +166,13 @@ class Store:
         for row in self.catalog.messages(folder_id, undelivered_to):
             yield replace(row, msg=replace(row.msg, store_id=self.id))
 
+    def rows_for_target(
+        self, folder_id: int, sink_key: str, target: str, planned: bool
+    ) -> Iterator[tuple[MessageRow, str]]:
+        """`Catalog.rows_for_target`, with this store's id on each message."""
+        for row, target_id in self.catalog.rows_for_target(folder_id, sink_key, target, planned):
+            yield replace(row, msg=replace(row.msg, store_id=self.id)), target_id
+
     def read(self, row: MessageRow, verify: bool = True) -> bytes:
         """A message's exact bytes; with `verify`, checked against the catalog."""
         path = self.mail / row.file

@@ -16,12 +16,15 @@ fields that matter (`pstkit.itemfields`).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from pstkit.catalog import MessageRow, text_to_path
+from pstkit.catalog import MessageRow, path_to_text, text_to_path
 from pstkit.errors import IntegrityError
 from pstkit.importing import _wanted, make_plan
 from pstkit.itemfields import differences, stored_fields
@@ -30,6 +33,8 @@ from pstkit.model import FolderPath, ItemKind
 from pstkit.options import MappingOptions
 from pstkit.protocols import Sink, TargetItem
 from pstkit.store import Store
+
+_T = TypeVar("_T")
 
 MARK_NAMES = {"=": "matching", "-": "missing", "+": "extra", "*": "differing", "!": "errors"}
 
@@ -50,84 +55,158 @@ class VerifyLine:
 
 
 def verify(store: Store, sink: Sink, opts: MappingOptions | None = None) -> Iterator[VerifyLine]:
+    """One target folder at a time: its store rows stream from the catalog with the
+    ledger joined in SQL, and its inventory is indexed in a temporary file (`_Index`),
+    so memory does not grow with the mailbox or the folder."""
     opts = opts or MappingOptions()
-    ledger = store.catalog.deliveries(sink.key)
     existing = {f.path for f in sink.folders()}
-    for target, rows in _by_target(store, make_plan(store, sink, opts), ledger).items():
+    for target, sources in _targets(store, sink, make_plan(store, sink, opts)).items():
+        rows = _rows(store, sink.key, target, sources)
         if target not in existing:
-            for row in rows:
+            for row, _ in rows:
                 yield _line("-", target, row, "folder missing in target")
             continue
-        yield from _verify_folder(store, target, rows, list(sink.inventory(target)), ledger)
+        yield from _verify_folder(store, target, rows, sink.inventory(target))
 
 
-def _by_target(
-    store: Store, entries: Iterable[PlanEntry], ledger: dict[int, tuple[str, str, str]]
-) -> dict[FolderPath, list[MessageRow]]:
-    """Store rows per target folder: where the ledger says each went, else where
-    the plan sends it now (a plan made after the import may differ: a folder the
-    import created can since have taken a role)."""
-    groups: dict[FolderPath, list[MessageRow]] = {}
+def _targets(
+    store: Store, sink: Sink, entries: Iterable[PlanEntry]
+) -> dict[FolderPath, list[tuple[int, bool]]]:
+    """Target folder -> (store folder id, whether the plan sends it there) whose rows are
+    there: a row is where the ledger says it went, else where the plan sends it now (a
+    plan made after the import may differ: a folder the import created can since have
+    taken a role). Targets come in the order of their first row."""
+    went: dict[int, list[str]] = defaultdict(list)
+    for folder_id, target_text in store.catalog.ledger_targets(sink.key):
+        went[folder_id].append(target_text)
+    groups: dict[FolderPath, list[tuple[int, bool]]] = {}
     for entry in entries:
         if not _wanted(entry):
             continue
-        groups.setdefault(entry.target, [])
-        for row in store.rows(entry.source.id):
-            went = ledger.get(row.msg.id)
-            target = text_to_path(went[0]) if went and went[2] != "sending" else entry.target
-            groups.setdefault(target, []).append(row)
+        groups.setdefault(entry.target, []).append((entry.source.id, True))
+        for target in map(text_to_path, went.get(entry.source.id, ())):
+            if target != entry.target:
+                groups.setdefault(target, []).append((entry.source.id, False))
     return groups
 
 
-@dataclass
+def _rows(
+    store: Store, sink_key: str, target: FolderPath, sources: list[tuple[int, bool]]
+) -> Iterator[tuple[MessageRow, str]]:
+    """The store rows in `target`, each with the target id the ledger holds for it."""
+    text = path_to_text(target)
+    for folder_id, planned in sources:
+        yield from store.rows_for_target(folder_id, sink_key, text, planned)
+
+
+_INDEX_SCHEMA = """
+CREATE TABLE items(n INTEGER PRIMARY KEY, target_id TEXT, size INTEGER, subject TEXT,
+                   message_id TEXT, stable_key TEXT, sha256 TEXT, fields TEXT,
+                   used INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE keys(kind TEXT, value TEXT, n INTEGER);
+"""
+
+
 class _Index:
-    """The target folder's items by each way of finding one; `take` hands an
-    item out once."""
+    """The target folder's items by each way of finding one; `take` hands an item out
+    once, the first unused in inventory order. Held in a private temporary SQLite file
+    (deleted on close; SQLite keeps a bounded page cache), not in memory: a folder may
+    hold a million items."""
 
-    items: list[TargetItem]
-    used: set[int] = field(default_factory=set)
-    keys: dict[tuple[str, object], list[int]] = field(default_factory=lambda: defaultdict(list))
+    def __init__(self, items: Iterable[TargetItem]) -> None:
+        self._db = sqlite3.connect("", check_same_thread=False)  # "": a temporary file
+        self._db.executescript(_INDEX_SCHEMA)
+        with self._db:
+            for chunk in _chunks(enumerate(items), 1000):
+                self._db.executemany(
+                    "INSERT INTO items VALUES(?,?,?,?,?,?,?,?,0)",
+                    [(n, i.target_id, i.size, i.subject, i.message_id, i.stable_key, i.sha256,
+                      json.dumps(i.fields)) for n, i in chunk],
+                )  # fmt: skip
+                self._db.executemany(
+                    "INSERT INTO keys VALUES(?,?,?)",
+                    [(kind, value, n) for n, i in chunk for kind, value in _keys(i)],
+                )
+        self._db.execute("CREATE INDEX keys_value ON keys(kind, value, n)")
 
-    def __post_init__(self) -> None:
-        for n, i in enumerate(self.items):
-            for key in (("id", i.target_id), ("key", i.stable_key),
-                        ("mid", (i.message_id, i.size)), ("mid1", i.message_id)):  # fmt: skip
-                if key[1] and key[1] != ("", i.size):
-                    self.keys[key].append(n)
-
-    def take(self, *keys: tuple[str, object]) -> TargetItem | None:
-        for key in keys:
-            for n in self.keys.get(key, ()):
-                if n not in self.used:
-                    self.used.add(n)
-                    return self.items[n]
+    def take(self, *keys: tuple[str, str]) -> TargetItem | None:
+        for kind, value in keys:
+            if not value:
+                continue
+            found = self._db.execute(
+                "SELECT i.* FROM keys k JOIN items i ON i.n=k.n WHERE k.kind=? AND k.value=?"
+                " AND i.used=0 ORDER BY k.n LIMIT 1",
+                (kind, value),
+            ).fetchone()
+            if found is not None:
+                self._db.execute("UPDATE items SET used=1 WHERE n=?", (found[0],))
+                return _item(found)
         return None
 
     def unused(self) -> Iterator[TargetItem]:
-        return (i for n, i in enumerate(self.items) if n not in self.used)
+        cur = self._db.execute("SELECT * FROM items WHERE used=0 ORDER BY n")
+        return (_item(r) for r in cur)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _keys(i: TargetItem) -> Iterator[tuple[str, str]]:
+    """An item's keys, as `take` is asked for them (none that is empty)."""
+    if i.target_id:
+        yield "id", i.target_id
+    if i.stable_key:
+        yield "key", i.stable_key
+    if i.message_id:
+        yield "mid", _mid(i.message_id, i.size)
+        yield "mid1", i.message_id
+
+
+def _mid(message_id: str, size: int | None) -> str:
+    return f"{size}|{message_id}" if message_id else ""
+
+
+def _item(r: tuple[Any, ...]) -> TargetItem:
+    fields = tuple((str(k), str(v)) for k, v in json.loads(r[7]))
+    return TargetItem(target_id=r[1], size=r[2], subject=r[3], message_id=r[4],
+                      stable_key=r[5], sha256=r[6], fields=fields)  # fmt: skip
+
+
+def _chunks(it: Iterable[_T], n: int) -> Iterator[list[_T]]:
+    chunk: list[_T] = []
+    for x in it:
+        chunk.append(x)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _verify_folder(
-    store: Store, target: FolderPath, rows: Iterable[MessageRow], items: list[TargetItem],
-    ledger: dict[int, tuple[str, str, str]],
+    store: Store, target: FolderPath, rows: Iterable[tuple[MessageRow, str]],
+    items: Iterable[TargetItem],
 ) -> Iterator[VerifyLine]:  # fmt: skip
     index = _Index(items)
-    for row in rows:
-        msg = row.msg
-        target_id = ledger.get(msg.id, ("", "", ""))[1]
-        found = index.take(
-            ("id", target_id), ("key", msg.stable_key),
-            ("mid", (msg.message_id, msg.size)), ("mid1", msg.message_id),
-        )  # fmt: skip
-        if found is None:
-            yield _line("-", target, row, "")
-            continue
-        try:
-            yield compare(store, row, target, found)
-        except IntegrityError as e:  # the store's copy is damaged: nothing to compare with
-            yield _line("!", target, row, f"store file damaged: {e.message}")
-    for item in index.unused():
-        yield VerifyLine("+", target, item.target_id, "", item.subject, item.message_id, item.size)
+    try:
+        for row, target_id in rows:
+            msg = row.msg
+            found = index.take(
+                ("id", target_id), ("key", msg.stable_key),
+                ("mid", _mid(msg.message_id, msg.size)), ("mid1", msg.message_id),
+            )  # fmt: skip
+            if found is None:
+                yield _line("-", target, row, "")
+                continue
+            try:
+                yield compare(store, row, target, found)
+            except IntegrityError as e:  # the store's copy is damaged: nothing to compare with
+                yield _line("!", target, row, f"store file damaged: {e.message}")
+        for item in index.unused():
+            yield VerifyLine("+", target, item.target_id, "", item.subject, item.message_id,
+                             item.size)  # fmt: skip
+    finally:
+        index.close()
 
 
 def compare(store: Store, row: MessageRow, folder: FolderPath, item: TargetItem) -> VerifyLine:
@@ -173,10 +252,14 @@ class VerifySummary:
 
     total: Counter[str] = field(default_factory=Counter)
     folders: dict[str, Counter[str]] = field(default_factory=dict)
+    #: notes on matches ("line ends made CRLF by the target") -> how many
+    notes: Counter[str] = field(default_factory=Counter)
 
     def add(self, line: VerifyLine) -> None:
         name = MARK_NAMES[line.mark]
         self.total[name] += 1
+        if line.mark == "=" and line.detail:
+            self.notes[line.detail] += 1
         self.folders.setdefault(path_text(line.folder), Counter())[name] += 1
 
     @property

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -96,7 +95,7 @@ def verify_cmd(
     sink = _sink(target, connect_options(**pick_connect(locals())))
     try:
         lines, summary, seconds = _run(env, Path(store.removeprefix("store:")).expanduser(),
-                                       sink, mopts)  # fmt: skip
+                                       sink, mopts, all_lines or csv_file is not None)  # fmt: skip
     finally:
         sink.close()
     if csv_file:
@@ -108,7 +107,7 @@ def verify_cmd(
     else:
         for v in shown:
             env.out(line_text(v))
-        for text in closing_block(summary, lines):
+        for text in closing_block(summary):
             env.out(text)
     for hint in verify_hints(summary.total, store, target):
         print(hint, file=env.stderr)
@@ -119,21 +118,23 @@ def verify_cmd(
 
 
 def _run(
-    env: Env, root: Path, sink: Sink, mopts: MappingOptions
+    env: Env, root: Path, sink: Sink, mopts: MappingOptions, keep_all: bool
 ) -> tuple[list[VerifyLine], VerifySummary, float]:
-    """Verify, recorded as a run of the store when it can be written."""
+    """Verify, recorded as a run of the store when it can be written. The lines kept
+    are the differences, and the matches too only with `keep_all` (--all, --csv): a
+    list of every match would grow with the mailbox."""
     try:
         st = Store.open(root, writable=True, command=f"verify {sink.key}")
     except StoreError as e:
         log.info("verifying without recording the run (%s)", e.message)
         started = time.monotonic()
         with Store.open(root) as ro:
-            lines, summary = _compare(ro, sink, mopts, None)
+            lines, summary = _compare(ro, sink, mopts, None, keep_all)
         return lines, summary, time.monotonic() - started
     with st:
         progress = TqdmProgress(env)
         with recorded_run(st.catalog, "verify", sink.key, progress) as result:
-            lines, summary = _compare(st, sink, mopts, progress)
+            lines, summary = _compare(st, sink, mopts, progress, keep_all)
             result.stats.update(summary.total)
             result.folders = dict(summary.folders)
             result.problems.extend(
@@ -145,7 +146,7 @@ def _run(
 
 
 def _compare(
-    st: Store, sink: Sink, mopts: MappingOptions, progress: TqdmProgress | None
+    st: Store, sink: Sink, mopts: MappingOptions, progress: TqdmProgress | None, keep_all: bool
 ) -> tuple[list[VerifyLine], VerifySummary]:
     summary = VerifySummary()
     lines = []
@@ -157,7 +158,8 @@ def _compare(
             current = v.folder
             progress.folder(path_text(v.folder))
         summary.add(v)
-        lines.append(v)
+        if keep_all or v.mark != "=":
+            lines.append(v)
         bar.advance(1, v.size or 0)
     bar.done()
     return lines, summary
@@ -171,11 +173,10 @@ def line_text(v: VerifyLine) -> str:
     return "  ".join(p for p in parts if p)
 
 
-def closing_block(summary: VerifySummary, lines: Sequence[VerifyLine]) -> list[str]:
+def closing_block(summary: VerifySummary) -> list[str]:
     """`N matching, N missing, N extra, N differing`, notes on matches, unclean folders."""
     out = [counts_text(summary.total)]
-    notes = Counter(v.detail for v in lines if v.mark == "=" and v.detail)
-    for note, n in sorted(notes.items()):
+    for note, n in sorted(summary.notes.items()):
         out.append(f"  {n} of the matching: {note}")
     for folder, counts in sorted(summary.unclean_folders().items()):
         out.append(f"  {folder or '/'}: {counts_text(counts)}")

@@ -1,0 +1,82 @@
+"""The catalog's read queries on the delivery ledger (table `deliveries`).
+
+Every query here is answered in SQL with an index, so import, plan and verify hold no
+set or map of the whole ledger: their memory stays flat however much was delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: (sink, target folder, target id) -> is this target item one this store already took?
+#: Not in the v1 schema's first stores: `ensure_ledger_index` adds it to older ones (an
+#: index changes no table, so an older pstkit still reads the store).
+LEDGER_TARGET_INDEX = (
+    "CREATE INDEX IF NOT EXISTS deliveries_target"
+    " ON deliveries(sink_key, target_folder, target_id)"
+)
+
+
+class LedgerQueries:
+    """Mixed into `Catalog`, which supplies `_q`."""
+
+    def _q(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        raise NotImplementedError
+
+    def ensure_ledger_index(self) -> None:
+        self._q(LEDGER_TARGET_INDEX)
+
+    def delivered_count(self, sink_key: str) -> int:
+        rows = self._q(
+            "SELECT COUNT(*) FROM deliveries WHERE sink_key=? AND how<>'sending'", (sink_key,)
+        )
+        return int(str(rows[0][0]))
+
+    def undelivered_count(self, folder_id: int, sink_key: str) -> int:
+        """Messages of a folder the ledger of `sink_key` has not delivered (an anti-join)."""
+        rows = self._q(
+            "SELECT COUNT(*) FROM messages m WHERE m.folder_id=? AND NOT EXISTS (SELECT 1"
+            " FROM deliveries d WHERE d.sink_key=? AND d.message=m.id AND d.how<>'sending')",
+            (folder_id, sink_key),
+        )
+        return int(str(rows[0][0]))
+
+    def taken_target_ids(self, sink_key: str, folder: str, target_ids: Sequence[str]) -> set[str]:
+        """Which of `target_ids` in target folder `folder` (path text) this store delivered
+        or matched to a duplicate: an id alone is unique only within its folder."""
+        wanted = [t for t in target_ids if t]
+        if not wanted:
+            return set()
+        marks = ",".join("?" * len(wanted))
+        rows = self._q(
+            "SELECT target_id FROM deliveries WHERE sink_key=? AND target_folder=?"
+            f" AND target_id IN ({marks}) AND how IN ('delivered', 'duplicate')",
+            (sink_key, folder, *wanted),
+        )
+        return {str(r[0]) for r in rows}
+
+    def in_flight(self, sink_key: str) -> dict[int, str]:
+        """Items of batches in flight when a run died -> the target id a sink reported."""
+        rows = self._q(
+            "SELECT message, target_id FROM deliveries WHERE sink_key=? AND how='sending'",
+            (sink_key,),
+        )
+        return {int(str(m)): str(t) for m, t in rows}
+
+    def ledger_targets(self, sink_key: str) -> list[tuple[int, str]]:
+        """(store folder id, target folder) pairs the ledger delivered messages to, in
+        the order of each pair's first message."""
+        rows = self._q(
+            "SELECT m.folder_id, d.target_folder, MIN(m.id) FROM deliveries d JOIN messages m"
+            " ON m.id=d.message WHERE d.sink_key=? AND d.how<>'sending' GROUP BY 1, 2"
+            " ORDER BY 3",
+            (sink_key,),
+        )
+        return [(int(str(f)), str(t)) for f, t, _ in rows]
+
+    def deliveries(self, sink_key: str) -> dict[int, tuple[str, str, str]]:
+        rows = self._q(
+            "SELECT message, target_folder, target_id, how FROM deliveries WHERE sink_key=?",
+            (sink_key,),
+        )
+        return {int(str(m)): (str(f), str(t), str(h)) for m, f, t, h in rows}
