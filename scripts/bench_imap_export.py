@@ -10,7 +10,14 @@ like-for-like comparison with mbsync's Maildir, plain Maildir files
 (`--pstkit-target maildir`: the same work the store does minus the catalog).
 
     BENCH_MESSAGES=5000 BENCH_SEED=1 bash ../shared/bench/dovecot-up.sh
-    python scripts/bench_imap_export.py --runs 3
+    nice -n 10 python scripts/bench_imap_export.py --runs 3 --tls imaps
+
+Both tools use the same transport (`--tls plain`: both clear text, pstkit
+with --insecure, which is what lets it send a password without TLS;
+`--tls imaps`: both implicit TLS on --imaps-port, mbsync pinning the bench
+certificate, pstkit not verifying it) and write under the same directory,
+by default on tmpfs (/dev/shm), so neither storage nor TLS favours one.
+Prints medians of wall and CPU (user+sys of the child) and both ratios.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ Host {host}
 Port {port}
 User {user}
 PassCmd "printenv BENCH_IMAP_PASSWORD"
-SSLType None
+{tls}
 AuthMechs LOGIN
 
 IMAPStore far
@@ -86,7 +93,8 @@ def worker(args: argparse.Namespace) -> None:
     """Runs in the child process: one pstkit export."""
     opts = ConnectOptions(password=SecretSpec(env="BENCH_IMAP_PASSWORD", prompt=False),
                           starttls=False, insecure=True, connections=args.connections)
-    src = ImapSource(parse_location(f"imap://{args.user}@{args.host}:{args.port}"), opts)
+    scheme = "imaps" if args.tls == "imaps" else "imap"
+    src = ImapSource(parse_location(f"{scheme}://{args.user}@{args.host}:{_port(args)}"), opts)
     out = Path(args.out)
     try:
         if args.pstkit_target == "store":
@@ -149,13 +157,19 @@ def _count(out: Path) -> tuple[int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=10143)
+    ap.add_argument("--port", type=int, default=10143, help="plain IMAP port")
+    ap.add_argument("--imaps-port", type=int, default=10993, help="IMAPS port")
+    ap.add_argument("--tls", choices=["plain", "imaps"], default="imaps",
+                    help="transport for both tools (default: imaps)")
+    ap.add_argument("--cert", default="/tmp/bench-dovecot/ssl/cert.pem",
+                    help="the bench server's certificate, pinned by mbsync for --tls imaps")
     ap.add_argument("--user", default="bench")
     ap.add_argument("--password-env", default="BENCH_IMAP_PASSWORD",
                     help="environment variable holding the password (default: benchpass)")
     ap.add_argument("--connections", type=int, default=1)
     ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--out", default="", help="scratch directory (default: a temp dir)")
+    ap.add_argument("--out", default="",
+                    help="scratch directory for both tools (default: a new dir in /dev/shm)")
     ap.add_argument("--pstkit-target", choices=["store", "maildir"], default="store")
     ap.add_argument("--mbsync-fsync", choices=["default", "no"], default="default",
                     help="mbsync's FSync: its default (yes) or no")
@@ -164,15 +178,21 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    _check_server(args.host, args.port)
+    _check_server(args.host, _port(args))
     env = dict(os.environ, BENCH_IMAP_PASSWORD=os.environ.get(args.password_env, "benchpass"))
-    root = Path(args.out or tempfile.mkdtemp(prefix="pstkit-bench-"))
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    root = Path(args.out or tempfile.mkdtemp(prefix="pstkit-bench-", dir=shm))
     conf = root / "mbsyncrc"
     root.mkdir(parents=True, exist_ok=True)
-    conf.write_text(MBSYNCRC.format(host=args.host, port=args.port, user=args.user,
-                                    out=root / "mbsync",
+    # The certificate names "localhost": mbsync checks the name against Host.
+    tls = (f"SSLType IMAPS\nCertificateFile {args.cert}" if args.tls == "imaps"
+           else "SSLType None")
+    conf.write_text(MBSYNCRC.format(host="localhost" if args.tls == "imaps" else args.host,
+                                    port=_port(args), user=args.user, out=root / "mbsync",
+                                    tls=tls,
                                     fsync="FSync no" if args.mbsync_fsync == "no" else ""))
     pst = [sys.executable, __file__, "--worker", "--host", args.host, "--port", str(args.port),
+           "--imaps-port", str(args.imaps_port), "--tls", args.tls,
            "--user", args.user, "--connections", str(args.connections),
            "--pstkit-target", args.pstkit_target, "--out", str(root / "pstkit")]
     mbs = ["mbsync", "-q", "-c", str(conf), "bench"]
@@ -187,23 +207,32 @@ def main() -> None:
 
 
 def _report(results: dict[str, list[Measured]], args: argparse.Namespace) -> None:
-    print(f"bench: {args.runs} run(s), medians; pstkit target={args.pstkit_target}, "
-          f"connections={args.connections}; mbsync FSync={args.mbsync_fsync}")
+    print(f"bench: {args.runs} run(s), medians; transport={args.tls} for both; "
+          f"pstkit target={args.pstkit_target}, connections={args.connections}; "
+          f"mbsync FSync={args.mbsync_fsync}")
     print(f"{'tool':8} {'wall s':>7} {'cpu s':>7} {'msg/s':>7} {'MB/s':>7} {'RSS MiB':>8} "
           f"{'messages':>9} {'MB':>7}")
-    med = {}
+    med: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     for tool, runs in results.items():
         wall = statistics.median(r.wall for r in runs)
         m = runs[-1]
         med[tool] = wall
-        print(f"{tool:8} {wall:7.2f} {statistics.median(r.cpu for r in runs):7.2f} "
+        cpu[tool] = statistics.median(r.cpu for r in runs)
+        print(f"{tool:8} {wall:7.2f} {cpu[tool]:7.2f} "
               f"{m.messages / wall:7.0f} {m.nbytes / wall / 1e6:7.1f} "
               f"{max(r.rss_mib for r in runs):8.0f} {m.messages:9d} {m.nbytes / 1e6:7.1f}")
     print(f"wall ratio pstkit/mbsync: {med['pstkit'] / med['mbsync']:.2f} "
-          f"(< 1 means pstkit is faster)")
+          f"(< 1 means pstkit is faster); CPU ratio: {cpu['pstkit'] / cpu['mbsync']:.2f}")
+    for tool, runs in results.items():
+        print(f"  {tool} runs: " + ", ".join(f"{r.wall:.2f}s/{r.cpu:.2f}cpu" for r in runs))
     counts = {t: r[-1].messages for t, r in results.items()}
     if counts["pstkit"] != counts["mbsync"]:
         print(f"WARNING: message counts differ: {counts}")
+
+
+def _port(args: argparse.Namespace) -> int:
+    return int(args.imaps_port if args.tls == "imaps" else args.port)
 
 
 def _check_server(host: str, port: int) -> None:
