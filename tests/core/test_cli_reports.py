@@ -20,6 +20,7 @@ import pytest
 from pstkit.cli.conventions import hoist_globals
 from pstkit.runlog import redact
 from tests.helpers import make_message, run_pstkit, write_maildir
+from tests.servers.listener import close_listener
 
 
 def _source(root: Path) -> Path:
@@ -280,7 +281,7 @@ def test_hoisting_moves_only_global_options() -> None:
 # --- errors that point at the fix (issue 15.11) -----------------------------------------
 
 
-def _plain_imap_port() -> tuple[socket.socket, int]:
+def _plain_imap_port() -> tuple[socket.socket, threading.Thread, int]:
     """A port that greets in plain text, as an IMAP server's 143 does."""
     srv = socket.create_server(("127.0.0.1", 0))
 
@@ -292,8 +293,9 @@ def _plain_imap_port() -> tuple[socket.socket, int]:
                     conn.sendall(b"* OK IMAP4rev1 ready\r\n")
                     conn.recv(4096)
 
-    threading.Thread(target=serve, daemon=True).start()
-    return srv, srv.getsockname()[1]
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return srv, thread, srv.getsockname()[1]
 
 
 def test_errors_name_the_fix(tmp_path: Path) -> None:
@@ -305,7 +307,7 @@ def test_errors_name_the_fix(tmp_path: Path) -> None:
         (("export", "imaps://mx.example.com", tmp_path / "s"), "no user name: write imaps://USER@"),
         (("export", tmp_path / "missing.pst", tmp_path / "s"), "missing.pst': no such file\n"),
     ]
-    srv, port = _plain_imap_port()
+    srv, thread, port = _plain_imap_port()
     cases.append((("export", f"imaps://bob@127.0.0.1:{port}", tmp_path / "s"),
                   "this port does not speak TLS: try imap:// (STARTTLS) or port 993"))  # fmt: skip
     try:
@@ -314,7 +316,7 @@ def test_errors_name_the_fix(tmp_path: Path) -> None:
             assert res.returncode in (2, 3, 5), res.stderr
             assert words in res.stderr and "Traceback" not in res.stderr, res.stderr
     finally:
-        srv.close()
+        close_listener(srv, thread)  # never srv.close() under a thread in accept()
 
 
 def test_a_damaged_store_copy_is_reported_not_a_crash(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pstkit.headers import summary
 from pstkit.location import parse_location
 from pstkit.model import Flag, FolderPath, StoredMessage
 from tests.servers.dovecot import Account, Dovecot
+from tests.servers.listener import close_listener
 from tests.servers.mail_helpers import options, password_file
 
 IMAP_FLAGS = {"\\Seen": Flag.SEEN, "\\Answered": Flag.ANSWERED, "\\Flagged": Flag.FLAGGED,
@@ -69,10 +70,11 @@ class CuttingProxy:
         self.cuts = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
-        self._listener.close()
+        close_listener(self._listener, self._thread)
 
     def _accept(self) -> None:
         while True:

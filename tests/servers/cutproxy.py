@@ -14,6 +14,8 @@ import socket
 import threading
 from types import TracebackType
 
+from tests.servers.listener import close_listener
+
 
 class CutProxy:
     def __init__(self, target: tuple[str, int]) -> None:
@@ -41,7 +43,7 @@ class CutProxy:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._listener.close()
+        close_listener(self._listener, self._thread)
 
     def __enter__(self) -> CutProxy:
         return self.start()

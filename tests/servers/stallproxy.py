@@ -14,6 +14,8 @@ import socket
 import threading
 from types import TracebackType
 
+from tests.servers.listener import close_listener
+
 
 class StallProxy:
     def __init__(self, target: tuple[str, int]) -> None:
@@ -48,7 +50,7 @@ class StallProxy:
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._listener.close()
+        close_listener(self._listener, self._thread)
         with self._lock:
             for s in self._socks:
                 with contextlib.suppress(OSError):
