@@ -13,24 +13,17 @@ seconds and peak RSS of each.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import run as timed  # (wall s, CPU s, peak RSS MiB) of a command
-from bench_store import GENMAIL, mailbox
+from bench_store import GENMAIL, mailbox, stored
+from bench_store import run as timed  # (wall s, CPU s, peak RSS MiB) of a command
 
 
 def store_of(work: Path, n: int, seed: int) -> Path:
-    src, _count, _size = mailbox(work, n, seed)
-    store = work / f"store-{n}-{seed}"
-    if not (store / "catalog.sqlite").exists():
-        shutil.rmtree(store, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "pstkit", "--quiet", "export", str(src),
-                        str(store)], check=True, stdout=subprocess.DEVNULL)
+    store = stored(mailbox(work, n, seed)[0])
     with sqlite3.connect(store / "catalog.sqlite") as db:  # earlier bench runs' deliveries
         db.execute("DELETE FROM deliveries")
     return store

@@ -13,25 +13,22 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_store
-from bench_store import GENMAIL, mailbox, run
+from bench_store import GENMAIL, mailbox, run, stored
 
 
-def bench(work: Path, n: int, seed: int, runs: int, keep: bool) -> list[tuple[str, float, float]]:
+def bench(
+    work: Path, n: int, seed: int, runs: int, keep: bool
+) -> list[tuple[str, float, float, float]]:
     src, count, size = mailbox(work, n, seed)
-    store = work / f"store-{n}-{seed}"
-    if not (store / "catalog.sqlite").exists():
-        shutil.rmtree(store, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "pstkit", "--quiet", "export", str(src),
-                        str(store)], check=True, stdout=subprocess.DEVNULL)
+    store = stored(src)
     rows = []
     for label in ("cp -r + sync", "pstkit import pst:"):
-        best = (float("inf"), 0.0)
+        best = (float("inf"), 0.0, 0.0)  # wall s, CPU s, peak RSS MiB
         for i in range(runs):
             dest = work / f"out-{i}.pst" if label.startswith("pstkit") else work / f"cp-{i}"
             shutil.rmtree(dest, ignore_errors=True)
@@ -46,7 +43,7 @@ def bench(work: Path, n: int, seed: int, runs: int, keep: bool) -> list[tuple[st
                 dest.unlink(missing_ok=True)
         rows.append((label, *best))
         print(f"{label:<18} {count:>8} {best[0]:>8.2f} {count / best[0]:>8.0f} "
-              f"{size / best[0] / 1e6:>8.1f} {best[1]:>13.1f}", flush=True)
+              f"{size / best[0] / 1e6:>8.1f} {best[1]:>8.2f} {best[2]:>13.1f}", flush=True)
     return rows
 
 
@@ -65,7 +62,7 @@ def main() -> None:
     bench_store.GENMAIL = args.genmail
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"{'tool':<18} {'messages':>8} {'wall s':>8} {'msg/s':>8} {'MB/s':>8} "
-          f"{'peak RSS MiB':>13}")
+          f"{'CPU s':>8} {'peak RSS MiB':>13}")
     for n in [*args.also, args.messages]:
         rows = bench(args.work, n, args.seed, args.runs, args.keep)
         print(f"{'ratio':<18} {'':>8} {'':>8} {rows[0][1] / rows[1][1]:>8.2f}  "

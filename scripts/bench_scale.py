@@ -16,13 +16,13 @@ from one run.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_store import run
 
 FOLDERS = ["", ".Sent", ".Archive", ".Archive.2023", ".Projects", ".Projects.Alpha",
            ".Lists", ".Lists.python", ".Drafts", ".Trash"]  # fmt: skip
@@ -48,18 +48,6 @@ def make_maildir(root: Path, n: int, seed: int) -> None:
                f"Message-ID: <{seed}.{i}@scale.example>\r\n\r\n{body}\r\n").encode()
         flags = "S" if rng.random() < 0.7 else ""
         (root / folder / "cur" / f"{1700000000 + i}.M{i}P{seed}.scale:2,{flags}").write_bytes(raw)
-
-
-def run(cmd: list[str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS MiB) of a command and its children."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def steps(src: Path, work: Path) -> list[tuple[str, list[str]]]:

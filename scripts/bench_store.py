@@ -29,11 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 GENMAIL = REPO.parent / "shared" / "bench" / "genmail.py"
 
 
-def run(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+def run(cmd: list[str], env: dict[str, str] | None = None,
+        cwd: Path | None = None) -> tuple[float, float, float]:  # fmt: skip
     """(wall seconds, CPU seconds, peak RSS MiB) of a command and its children."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **env}, cwd=cwd)  # fmt: skip
+                            env={**os.environ, **(env or {})}, cwd=cwd)  # fmt: skip
     # cwd: `python -m` puts it first on sys.path, ahead of PYTHONPATH (--baseline)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -53,6 +54,17 @@ def mailbox(work: Path, n: int, seed: int) -> tuple[Path, int, int]:
     size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
     count = int(json.loads(manifest.read_text())["messages"])
     return src, count, size
+
+
+def stored(src: Path) -> Path:
+    """The generated mailbox `src` (mail-N-SEED) exported once into store-N-SEED beside it,
+    kept for later runs."""
+    store = src.with_name(src.name.replace("mail-", "store-", 1))
+    if not (store / "catalog.sqlite").exists():
+        shutil.rmtree(store, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pstkit", "--quiet", "export", str(src),
+                        str(store)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return store
 
 
 Row = tuple[str, int, float, float, float, float, float]
