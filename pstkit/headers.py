@@ -27,14 +27,14 @@ def header_block(raw: bytes) -> bytes:
 
 
 def _decoded(value: str) -> str:
-    if "=?" not in value:
-        # No encoded word: decode_header gives the text back as one chunk and
-        # make_header/str return it unchanged; skip the 0.25 ms per message.
-        return " ".join(value.split())
-    try:
-        text = str(email.header.make_header(email.header.decode_header(value)))
-    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
-        text = value
+    text = value
+    # No encoded word: decode_header gives the text back as one chunk and
+    # make_header/str return it unchanged; skip the 0.25 ms per message.
+    if "=?" in value:
+        try:
+            text = str(email.header.make_header(email.header.decode_header(value)))
+        except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+            text = value
     return " ".join(text.split())
 
 
