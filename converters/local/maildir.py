@@ -245,7 +245,7 @@ class MaildirSink:
         self.max_connections = max(1, options.connections)
         self.batch_limit = BatchLimit(max_items=500, max_bytes=64 * 1024 * 1024)
         self._lock = threading.Lock()
-        self._index = DuplicateIndex(self._existing, keep=self.max_connections + 1)
+        self._index = DuplicateIndex(self._existing, keep=self.max_connections)
         try:
             for sub in _SUBDIRS:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)

@@ -183,7 +183,7 @@ class MboxSink:
         self.key = f"mbox:{self.root}"
         self.max_connections = max(1, options.connections)
         self.batch_limit = BatchLimit(max_items=500, max_bytes=64 * 1024 * 1024)
-        self._index = DuplicateIndex(self._existing, keep=self.max_connections + 1)
+        self._index = DuplicateIndex(self._existing, keep=self.max_connections)
         self._lock = threading.Lock()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
