@@ -25,6 +25,7 @@ import mapping file for the parts (see purview.py).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -140,13 +141,20 @@ class PstSink:
     def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
         for index, e in enumerate(self._existing, 1):
             for item in e.items(folder):
-                yield replace(item, target_id=self._id(index, item.target_id))
+                yield replace(item, target_id=self._id(index, item.target_id, item.stable_key))
         for target_id, key in list(self._written.get(folder, ())):
             yield TargetItem(target_id, stable_key=key)
 
-    def _id(self, part: int, nid: str) -> str:
-        """An item's id: its NID, prefixed by its part's number when the output is split."""
-        return f"{part}/{nid}" if self._split else nid
+    def _id(self, part: int, nid: str, key: str) -> str:
+        """An item's id: its NID, prefixed by its part's number when the output is split,
+        and tagged with a digest of the item's stable key. The tag is there because a NID
+        can be handed out twice: a killed append whose work file the user then deleted had
+        given NIDs to items the ledger records, and the next run gives the same NIDs to
+        other items. Without the tag the ledger would hold two items under one id, and
+        verify and --redeliver-missing would take one for the other (re-sending an item
+        that is there and losing the one that is not)."""
+        tag = f"~{hashlib.sha256(key.encode()).hexdigest()[:12]}" if key else ""
+        return f"{part}/{nid}{tag}" if self._split else f"{nid}{tag}"
 
     # --- writing ------------------------------------------------------------------
     def _open(self) -> PstWriter:
@@ -249,7 +257,7 @@ class PstSink:
         except (ValueError, OverflowError) as e:  # hostile input: one item fails
             return Failed(f"cannot write this item to a PST: {e}")
         self._in_part += 1
-        target_id = self._id(self._part, f"{item:#x}")
+        target_id = self._id(self._part, f"{item:#x}", msg.stable_key)
         self._dups.setdefault((folder, duplicate_key(raw)), []).append(target_id)
         self._written.setdefault(folder, []).append((target_id, msg.stable_key))
         size_note = _size_note(len(raw), self.max_size)
@@ -265,7 +273,7 @@ class PstSink:
                     for path in e.paths:
                         for item in e.items(path):
                             ids = self._earlier.setdefault((path, item.stable_key), [])
-                            ids.append(self._id(index, item.target_id))
+                            ids.append(self._id(index, item.target_id, item.stable_key))
             earlier = self._earlier.get((folder, msg.stable_key), []) if msg.stable_key else []
             return [*earlier, *self._dups.get((folder, duplicate_key(raw)), [])]
 
