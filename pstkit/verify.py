@@ -29,7 +29,7 @@ from pstkit.errors import IntegrityError
 from pstkit.importing import _wanted, make_plan
 from pstkit.itemfields import differences, stored_fields
 from pstkit.mapping import PlanEntry, path_text
-from pstkit.model import FolderPath, ItemKind
+from pstkit.model import FolderPath, ItemKind, StoredMessage
 from pstkit.options import MappingOptions
 from pstkit.protocols import Sink, TargetItem
 from pstkit.store import Store
@@ -129,7 +129,7 @@ class _Index:
                 )
         self._db.execute("CREATE INDEX keys_value ON keys(kind, value, n)")
 
-    def take(self, *keys: tuple[str, str]) -> TargetItem | None:
+    def take(self, msg: StoredMessage, *keys: tuple[str, str]) -> TargetItem | None:
         for kind, value in keys:
             if not value:
                 continue
@@ -138,7 +138,7 @@ class _Index:
                 " AND i.used=0 ORDER BY k.n LIMIT 1",
                 (kind, value),
             ).fetchone()
-            if found is not None:
+            if found is not None and (kind != "id" or _same_item(msg, _item(found))):
                 self._db.execute("UPDATE items SET used=1 WHERE n=?", (found[0],))
                 return _item(found)
         return None
@@ -149,6 +149,22 @@ class _Index:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _same_item(msg: StoredMessage, item: TargetItem) -> bool:
+    """Whether the item found under the id the ledger holds can be this message. An id
+    can come to name another item: an mbox id is a byte offset, which moves when a user
+    deletes a message before it. Pairing by such an id would call the next message
+    "differing" and the last one "missing", and --redeliver-missing would send that one
+    twice while the deleted one stays lost. A different stable key stamped on the item
+    proves it is another; so does a different Message-ID where the target holds our own
+    bytes (it reports their SHA-256: local targets), since nothing there rewrites one.
+    A server may give a message without one its own, so there a differing Message-ID
+    proves nothing."""
+    if item.stable_key and item.stable_key != msg.stable_key:
+        return False
+    return not (item.sha256 and item.message_id and msg.message_id
+                and item.message_id != msg.message_id)
 
 
 def _keys(i: TargetItem) -> Iterator[tuple[str, str]]:
@@ -192,7 +208,7 @@ def _verify_folder(
         for row, target_id in rows:
             msg = row.msg
             found = index.take(
-                ("id", target_id), ("key", msg.stable_key),
+                msg, ("id", target_id), ("key", msg.stable_key),
                 ("mid", _mid(msg.message_id, msg.size)), ("mid1", msg.message_id),
             )  # fmt: skip
             if found is None:
