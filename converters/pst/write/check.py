@@ -29,6 +29,8 @@ from pstkit.converters.pst.write.ndb import (
     DLIST_AT,
     FMAP_AT,
     FMAP_SPAN,
+    FPMAP_AT,
+    FPMAP_SPAN,
     PAGE,
     PMAP_AT,
     PMAP_SPAN,
@@ -36,6 +38,7 @@ from pstkit.converters.pst.write.ndb import (
     PT_BBT,
     PT_DL,
     PT_FMAP,
+    PT_FPMAP,
     PT_NBT,
     PT_PMAP,
     block_size,
@@ -234,10 +237,14 @@ def _amap(pf: _File, head: bytes) -> None:
             pf.report.bad(f"AMap page {ib:#x} does not match the allocated space")
         counted += sum(8 - bin(b).count("1") for b in page[:496]) * 64
         last_seen = ib
+    full = []  # per PMap: no free page in it (all ones), what its FPMap bit says
     for ib in range(PMAP_AT, pf.size, PMAP_SPAN):
-        if not _page_ok(pf, pf.read(ib, PAGE), ib, PT_PMAP, signed=False):
+        page = pf.read(ib, PAGE)
+        if not _page_ok(pf, page, ib, PT_PMAP, signed=False):
             pf.report.bad(f"PMap page {ib:#x} bad")
+        full.append(page[:496] == b"\xff" * 496)
     _fmaps(pf, want)
+    _fpmaps(pf, full)
     if counted != free:
         pf.report.bad(f"header cbAMapFree {free} but the AMaps show {counted}")
     if last_seen and last != last_seen:
@@ -255,6 +262,22 @@ def _fmaps(pf: _File, want: bytearray) -> None:
         for i, n in enumerate(range(first, min(first + 496, amaps))):
             if page[i] != longest_free(bytes(want[n * 496 : (n + 1) * 496])):
                 pf.report.bad(f"FMap page {ib:#x}: AMap {n}'s longest free run wrong")
+                break
+
+
+def _fpmaps(pf: _File, full: list[bool]) -> None:
+    """Every FPMap page where [MS-PST] 2.2.2.7.6 puts one (after the 1,024 PMaps the
+    header's rgbFP covers, then every 3,968 PMaps), its bit per PMap set when that PMap
+    has no free page."""
+    for k, ib in enumerate(range(FPMAP_AT, pf.size, FPMAP_SPAN)):
+        page = pf.read(ib, PAGE)
+        if not _page_ok(pf, page, ib, PT_FPMAP, signed=False):
+            pf.report.bad(f"FPMap page {ib:#x}: type, CRC or BID wrong")
+            continue
+        first = 1024 + 3968 * k
+        for i, n in enumerate(range(first, min(first + 3968, len(full)))):
+            if bool(page[i >> 3] & (0x80 >> (i & 7))) != full[n]:
+                pf.report.bad(f"FPMap page {ib:#x}: PMap {n}'s bit wrong")
                 break
 
 

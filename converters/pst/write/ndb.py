@@ -8,8 +8,9 @@ the file has no valid header ("!BDN" is missing), so a killed writer leaves a fi
 reader mistakes for a PST. Layout as Outlook makes it: header at 0, density list at 0x4200,
 AMap every 0x3E000 bytes from 0x4400, PMap every eighth AMap interval from 0x4600, the file
 padded to the end of its last AMap's range (an empty Outlook PST is exactly 0x42400 bytes).
-Limits of this first version: no FMap/FPMap pages (files over ~32 MB lack them; readers
-ignore them, Outlook's free-space search may rebuild them), data trees up to XXBLOCK depth.
+FMap pages past the 128 AMaps the header's rgbFM covers (~32 MB) and FPMap pages past the
+1,024 PMaps its rgbFP covers (~2.08 GB) are written at their fixed places, so a file may grow
+to MAX_EOF (Outlook's default size limit for Unicode PSTs). Data trees up to XXBLOCK depth.
 """
 
 from __future__ import annotations
@@ -32,9 +33,18 @@ PMAP_SPAN = AMAP_SPAN * 8
 DATA_AT = 0x4800
 FMAP_AT = DATA_AT + AMAP_SPAN * 128  # the first FMap: after the 128 AMaps the header's covers
 FMAP_SPAN = AMAP_SPAN * 496  # one FMap byte per AMap
-#: the largest file this writer makes: past it FPMap pages would be needed (not written yet)
-MAX_EOF = FMAP_AT + FMAP_SPAN * 64
-PT_BBT, PT_NBT, PT_FMAP, PT_PMAP, PT_AMAP, PT_DL = 0x80, 0x81, 0x82, 0x83, 0x84, 0x86
+# [MS-PST] 2.2.2.7.6 (FPMap): one bit per PMap page. The header's rgbFP (128 bytes) covers
+# the first 1,024 PMaps (~2.08 GB); the first FPMap page follows them, in AMap interval
+# 8192, on the page after the AMap, PMap and (where there is one) FMap slots: 0x4A00 +
+# 1024 * PMAP_SPAN = 0x7C004A00. One FPMap page (496 * 8 bits) covers 3,968 PMaps (~8.06 GB).
+FPMAP_AT = 0x4A00 + 1024 * PMAP_SPAN
+FPMAP_SPAN = PMAP_SPAN * 496 * 8
+#: the largest file this writer makes: Outlook's default limit for a Unicode PST (the
+#: MaxLargeFileSize policy, 51,200 MiB = 50 GiB); the format's own 64-bit offsets allow more,
+#: but Outlook would refuse to open a bigger file without that policy changed
+MAX_EOF = 50 * 1024**3
+PT_BBT, PT_NBT, PT_FMAP, PT_PMAP, PT_AMAP, PT_FPMAP = 0x80, 0x81, 0x82, 0x83, 0x84, 0x85
+PT_DL = 0x86
 XBLOCK_FANOUT = (BLOCK_MAX - 8) // 8  # BIDs one XBLOCK/XXBLOCK holds (1021)
 SL_FANOUT = (BLOCK_MAX - 8) // 24  # SLENTRYs one SLBLOCK holds (340)
 SI_FANOUT = (BLOCK_MAX - 8) // 16
@@ -60,29 +70,32 @@ def block_size(cb: int) -> int:
 
 
 def _reserved(ib: int) -> bool:
-    """Is the 512-byte page at `ib` an AMap, PMap or FMap page?"""
+    """Is the 512-byte page at `ib` an AMap, PMap, FMap or FPMap page?"""
     return ib >= AMAP_AT and ((ib - AMAP_AT) % AMAP_SPAN == 0 or
                               (ib >= PMAP_AT and (ib - PMAP_AT) % PMAP_SPAN == 0) or
-                              (ib >= FMAP_AT and (ib - FMAP_AT) % FMAP_SPAN == 0))
+                              (ib >= FMAP_AT and (ib - FMAP_AT) % FMAP_SPAN == 0) or
+                              (ib >= FPMAP_AT and (ib - FPMAP_AT) % FPMAP_SPAN == 0))
 
 
 def next_reserved(ib: int) -> int:
-    """The first AMap, PMap or FMap page at or after `ib` (counted, not searched page by
-    page: a large block would otherwise test thousands of pages)."""
+    """The first AMap, PMap, FMap or FPMap page at or after `ib` (counted, not searched
+    page by page: a large block would otherwise test thousands of pages)."""
     def after(at: int, span: int) -> int:
         return at if ib <= at else at + -(-(ib - at) // span) * span
 
-    return min(after(AMAP_AT, AMAP_SPAN), after(PMAP_AT, PMAP_SPAN), after(FMAP_AT, FMAP_SPAN))
+    return min(after(AMAP_AT, AMAP_SPAN), after(PMAP_AT, PMAP_SPAN), after(FMAP_AT, FMAP_SPAN),
+               after(FPMAP_AT, FPMAP_SPAN))
 
 
 def map_pages(eof: int) -> list[tuple[int, int]]:
-    """(offset, page type) of every AMap, PMap and FMap page below `eof` (MS-PST 2.2.2.7):
-    AMaps every 0x3E000 bytes from 0x4400, a PMap after every eighth, an FMap (one byte per
-    AMap: its longest free run) after AMap 128 and then every 496th. FPMaps would start at
-    about 7.9 GB; this writer does not write files that large."""
+    """(offset, page type) of every AMap, PMap, FMap and FPMap page below `eof` (MS-PST
+    2.2.2.7): AMaps every 0x3E000 bytes from 0x4400, a PMap after every eighth, an FMap (one
+    byte per AMap: its longest free run) after AMap 128 and then every 496th, an FPMap (one
+    bit per PMap) after PMap 1024 and then every 3,968th."""
     out = [(ib, PT_AMAP) for ib in range(AMAP_AT, eof, AMAP_SPAN)]
     out += [(ib, PT_PMAP) for ib in range(PMAP_AT, eof, PMAP_SPAN)]
-    return out + [(ib, PT_FMAP) for ib in range(FMAP_AT, eof, FMAP_SPAN)]
+    out += [(ib, PT_FMAP) for ib in range(FMAP_AT, eof, FMAP_SPAN)]
+    return out + [(ib, PT_FPMAP) for ib in range(FPMAP_AT, eof, FPMAP_SPAN)]
 
 
 def longest_free(chunk: bytes) -> int:
@@ -261,32 +274,43 @@ class NdbWriter:
         self._write(ib, page_trailer(body, ptype, ib, bid))
         return (rows[0][0] if rows else 0), bid, ib
 
-    def _maps(self, eof: int) -> int:
-        """Write every AMap, PMap and FMap page up to `eof`; the free bytes the AMaps show."""
-        if eof > MAX_EOF:
-            raise ValueError("files over 7.9 GB need FPMap pages, which are not written yet")
-        bits = bytearray((eof - AMAP_AT) // 64 // 8)
-        pages = map_pages(eof)
-        for ib, _kind in pages:
-            _mark(bits, ib, PAGE)
-        for ib, cb in zip(self.ibs, self.cbs, strict=True):
-            _mark(bits, ib, block_size(cb))
+    def _used(self) -> Iterator[tuple[int, int]]:
+        """(offset, size) of every block and B-tree page, ascending: space is handed out
+        front to back, blocks first, the B-tree pages at `finish`."""
+        yield from zip(self.ibs, map(block_size, self.cbs), strict=True)
         for ib in self.pages:
-            _mark(bits, ib, PAGE)
-        free = 0
-        per = (PAGE - 16)
-        for n, ib in enumerate(range(AMAP_AT, eof, AMAP_SPAN)):
-            chunk = bytes(bits[n * per : (n + 1) * per])
-            free += (per * 8 - sum(bin(b).count("1") for b in chunk)) * 64
-            self._write(ib, page_trailer(chunk, PT_AMAP, ib, ib, signed=False))
+            yield ib, PAGE
+
+    def _maps(self, eof: int) -> int:
+        """Write every AMap, PMap, FMap and FPMap page up to `eof`; the free bytes the AMaps
+        show. One AMap interval at a time (a block never crosses into the next interval's
+        AMap page), so memory stays at one page however large the file."""
+        if eof > MAX_EOF:
+            raise ValueError(f"a PST over {MAX_EOF / 2**30:.0f} GiB is past Outlook's limit")
+        per, free = PAGE - 16, 0
+        longest = bytearray()  # each AMap's longest free run, for the FMap pages
+        used = self._used()
+        pending = next(used, None)
+        for n, start in enumerate(range(AMAP_AT, eof, AMAP_SPAN)):
+            bits = bytearray(per)
+            for off in range(0, 4 * PAGE, PAGE):  # the AMap and what follows it there
+                if _reserved(start + off):
+                    _mark(bits, off, PAGE)
+            while pending is not None and pending[0] < start + AMAP_SPAN:
+                _mark(bits, pending[0] - start, pending[1])
+                pending = next(used, None)
+            free += (per * 8 - int.from_bytes(bits, "big").bit_count()) * 64
+            longest.append(longest_free(bytes(bits)) if n >= 128 else 0)
+            self._write(start, page_trailer(bytes(bits), PT_AMAP, start, start, signed=False))
         for ib in range(PMAP_AT, eof, PMAP_SPAN):  # deprecated; Outlook keeps them all-ones
             self._write(ib, page_trailer(b"\xff" * per, PT_PMAP, ib, ib, signed=False))
-        amaps = len(bits) // per
         for k, ib in enumerate(range(FMAP_AT, eof, FMAP_SPAN)):
-            first = 128 + 496 * k
-            fmap = bytes(longest_free(bytes(bits[n * per : (n + 1) * per]))
-                         for n in range(first, min(first + 496, amaps)))
+            fmap = bytes(longest[128 + 496 * k : 128 + 496 * (k + 1)])
             self._write(ib, page_trailer(fmap.ljust(per, b"\0"), PT_FMAP, ib, ib, signed=False))
+        # FPMap bits say "no free page in this PMap"; the PMaps are all-ones (no free page),
+        # and so is the header's rgbFP, as Outlook writes it
+        for ib in range(FPMAP_AT, eof, FPMAP_SPAN):
+            self._write(ib, page_trailer(b"\xff" * per, PT_FPMAP, ib, ib, signed=False))
         return free
 
     def _header(self, eof: int, free: int, nbt: tuple[int, int], bbt: tuple[int, int],
@@ -306,9 +330,10 @@ class NdbWriter:
         return bytes(h)
 
 
-def _mark(bits: bytearray, ib: int, size: int) -> None:
-    """Set the AMap bits (most significant bit first) of the 64-byte slots a range uses."""
-    first, last = (ib - AMAP_AT) // 64, (ib + size - 1 - AMAP_AT) // 64
+def _mark(bits: bytearray, rel: int, size: int) -> None:
+    """Set the AMap bits (most significant bit first) of the 64-byte slots a range uses,
+    `rel` bytes from the AMap page."""
+    first, last = rel // 64, (rel + size - 1) // 64
     lo, hi = first >> 3, last >> 3
     if lo == hi:
         bits[lo] |= (0xFF >> (first & 7)) & (0xFF << (7 - (last & 7)))

@@ -78,7 +78,7 @@ def _max_size(options: ConnectOptions) -> int | None:
     if size < MIN_PART:
         raise UsageError("--max-size must be at least 1 MB")
     if size > MAX_EOF:
-        log.warning("PST parts are kept at %.1f GB, the largest file this writer makes yet "
+        log.warning("PST parts are kept at %.1f GB, Outlook's default limit for a PST "
                     "(--max-size %s)", MAX_EOF / 1e9, text)
     return min(size, MAX_EOF)
 
@@ -204,7 +204,7 @@ class PstSink:
                 os.fsync(f.fileno())
         except OSError as e:
             raise TargetWriteError(self._work_final[1], e.strerror or str(e)) from e
-        except ValueError as e:  # a limit of the format (FPMap files); the work file stays
+        except ValueError as e:  # past Outlook's limit (ndb.MAX_EOF); the work file stays
             raise TargetWriteError(self._work_final[1], str(e)) from e
         self.finished.append((*self._work_final, self._in_part))
 
@@ -240,9 +240,9 @@ class PstSink:
         writer = self._open()
         if self._in_part and fileset.projected(writer, len(raw)) > (self.max_size or MAX_EOF):
             if self.max_size is None:
-                return Failed(f"the PST would pass {MAX_EOF / 1e9:.1f} GB, the largest file "
-                              "this writer makes yet: write it in parts with --max-size "
-                              "(e.g. --max-size 7GB)")
+                return Failed(f"the PST would pass {MAX_EOF / 1e9:.1f} GB, Outlook's default "
+                              "limit for a PST: write it in parts with --max-size "
+                              "(e.g. --max-size 20GB)")
             self._finish_part()  # the part is full: the item opens the next one
             writer = self._open()
         nid = self._nid(folder)
