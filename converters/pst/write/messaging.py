@@ -33,7 +33,7 @@ from .mapi import (
     long,
     unicode,
 )
-from .namemap import KEYWORDS, SOURCE_KEY, NameMap
+from .namemap import KEYWORDS, PART_MAX_SIZE, SOURCE_KEY, NameMap
 from .ndb import NdbWriter
 
 NID_STORE, NID_NAME_MAP, NID_ROOT = 0x21, 0x61, 0x122
@@ -108,12 +108,18 @@ class PstWriter:
         self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the writer)
         self.keywords_id, self.key_id = self.names.id(KEYWORDS), self.names.id(SOURCE_KEY)
         self.next_folder, self.next_message = FIRST_FOLDER_INDEX, FIRST_MESSAGE_INDEX
+        self._extra_store: list[Prop] = []
         self._add(Folder(NID_ROOT, NID_ROOT, "", ""))
         self._add(Folder(NID_SUBTREE, NID_ROOT, "Top of Personal Folders", ""))
         self._add(Folder(NID_FINDER, NID_ROOT, "Search Root", ""))
         self._add(Folder(NID_DELETED, NID_SUBTREE, "Deleted Items", ""))
         self._add(Folder(NID_SPAM_SEARCH, NID_ROOT, "SPAM Search Folder 2", ""))
         self.special["trash"] = NID_DELETED
+
+    def remember_max_size(self, size: int) -> None:
+        """Keep a split set's part size in the store (pstkit's named property)."""
+        pid = self.names.id(PART_MAX_SIZE)
+        self._extra_store = [(pid, 0x0014, struct.pack("<q", size))]
 
     def entry_id(self, folder_nid: int) -> bytes:
         """An entry id of this store (MS-PST 2.4.3.2): flags, provider uid, NID."""
@@ -224,7 +230,8 @@ class PstWriter:
         props = [binary(0x0FF9, self.uid), unicode(0x3001, self.display_name),
                  long(0x67FF, 0), binary(0x35E0, self.entry_id(NID_SUBTREE)),
                  binary(0x35E7, self.entry_id(NID_FINDER)), binary(0x0E34, history),
-                 long(0x0E38, 0), boolean(0x6633, True), long(0x66FA, 0x000E0011)]
+                 long(0x0E38, 0), boolean(0x6633, True), long(0x66FA, 0x000E0011),
+                 *self._extra_store]
         mask = 0x89  # IPM subtree, wastebasket and finder are valid
         for role, pid, bit in (("trash", 0x35E3, 0x08), ("sent", 0x35E4, 0x10),
                                ("outbox", 0x35E2, 0x04)):

@@ -20,6 +20,9 @@ PS_MAPI = "00020328-0000-0000-c000-000000000046"
 PS_PUBLIC_STRINGS = "00020329-0000-0000-c000-000000000046"
 KEYWORDS = (PS_PUBLIC_STRINGS, "Keywords")
 SOURCE_KEY = (PS_PSTKIT, "SourceKey")
+#: on the store of every part of a split set: the --max-size it was written with, so that an
+#: append without the flag fills parts to the same size (sink.py)
+PART_MAX_SIZE = (PS_PSTKIT, "PartMaxSize")
 BUCKETS = 251
 
 Name = tuple[str, str | int]  # (property set GUID, name or number)

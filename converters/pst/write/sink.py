@@ -105,13 +105,20 @@ class PstSink:
         self._existing = [Existing.open(p) for p in files]
         # parts are numbered in target ids, so that ids of different parts never clash
         self._split = self.max_size is not None or (bool(files) and files[0] != self.path)
+        if self._split and self.max_size is None and self._existing:
+            self.max_size = self._existing[-1].max_size  # the earlier run's --max-size
+            if self.max_size is None:
+                log.warning("%s: the parts do not say which --max-size made them (an older "
+                            "pstkit); new parts may grow to %.1f GB unless it is given",
+                            self.path.name, MAX_EOF / 1e9)
         #: appending to one earlier file: it is carried into the new one (append.py); to a
-        #: split set: its parts stay as they are and new parts follow
+        #: split set: its last part is carried and filled up to the size, then new parts
         self._carry = bool(files) and not self._split
         self._file: BinaryIO | None = None
         self._writer: PstWriter | None = None
         # parts begun (1-based index of the one being written)
-        self._part = len(files) if self._split else 0
+        self._part = len(files) - self._room_in_last() if self._split else 0
+        self._filled = 0  # the earlier part carried in this run to be filled up (1-based)
         self._earlier: dict[tuple[FolderPath, str], list[str]] | None = None  # stable keys
         self._in_part = 0  # items in the part being written
         self.finished: list[tuple[Path, Path, int]] = []  # (work name, final name, items)
@@ -128,6 +135,19 @@ class PstSink:
         uid = self._existing[0].uid if files and not self._recover else os.urandom(16)
         self._uid = uid
         self.key = f"pst:{self.path}#{uid.hex()}"
+
+    def _room_in_last(self) -> int:
+        """1 when a split set's last part has room left (it is carried and filled up before
+        a new part is begun), else 0. A part within 2 MiB of the size counts as full: what
+        `finish` adds and the next item would pass it, and carrying it would be a copy for
+        nothing."""
+        if not self._files:
+            return 0
+        try:
+            size = self._files[-1].stat().st_size
+        except OSError:
+            return 0
+        return int(size + 2 * fileset.TAIL < (self.max_size or MAX_EOF))
 
     # --- what exists --------------------------------------------------------------
     def folders(self) -> list[FolderInfo]:
@@ -173,22 +193,38 @@ class PstSink:
                 raise TargetWriteError(work, e.strerror or str(e)) from e
             self._work_final = (work, final)
             self._nids, self._in_part = {}, 0
-            if self._carry:  # the earlier file's folders and items first, with their NIDs
-                try:
-                    self._writer, carried = reopen(self._existing[0], self.path, self._file,
-                                                   _ROLES, self._uid)
-                except TargetWriteError:  # refused or unreadable: no work file stays
-                    self._file.close()
-                    self._file = None
-                    work.unlink()
-                    raise
-                self._nids, self._in_part = carried.paths, carried.items
-                return self._writer
+            if self._carry or self._part <= len(self._files):
+                return self._carried(work)
             # each part is a store of its own: its own record key, the first keeps the set's
             uid = self._uid if self._part == 1 else os.urandom(16)
             name = self.display_name if self._part == 1 else f"{self.display_name} ({self._part})"
             self._writer = PstWriter(self._file, name, uid)
+            if self.max_size is not None:
+                self._writer.remember_max_size(self.max_size)
         return self._writer
+
+    def _carried(self, work: Path) -> PstWriter:
+        """A writer that first holds an earlier file's folders and items, with their NIDs:
+        the one file, or the last part of a split set (filled up; it keeps its own record
+        key, part 1 the set's)."""
+        index = max(self._part, 1)
+        assert self._file is not None
+        uid = self._uid if index == 1 else self._existing[index - 1].uid
+        try:
+            writer, carried = reopen(self._existing[index - 1], self._files[index - 1],
+                                     self._file, _ROLES, uid)
+        except TargetWriteError:  # refused or unreadable: no work file stays
+            self._file.close()
+            self._file = None
+            work.unlink()
+            raise
+        if self._split:
+            self._filled = index
+            if self.max_size is not None:
+                writer.remember_max_size(self.max_size)
+        self._writer = writer
+        self._nids, self._in_part = carried.paths, carried.items
+        return writer
 
     def _finish_part(self) -> None:
         """B-trees, maps and header of the part being written; durable, still at its work
@@ -313,8 +349,8 @@ class PstSink:
     def _new_record_key(self) -> None:
         """After a killed run: the set's first file is written anew with the new record
         key (the ledger key of this run), whether or not anything was appended."""
-        if self._carry:
-            self._open()  # the one file: carried now if nothing new opened it
+        if self._carry or self._filled == 1 or (self._part == 0 and len(self._files) == 1):
+            self._open()  # the first file: carried now if nothing new opened it
             return
         first = self._files[0]
         work = fileset.work_name(first)

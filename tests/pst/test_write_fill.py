@@ -1,0 +1,98 @@
+"""Appending to a split set: the last part is filled up to the size before a new part is
+begun, and the size the set was made with is kept in its parts (pstkit's PartMaxSize named
+property on the store), so an append without --max-size makes parts of the same size."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pstkit.converters.pst.write.existing import Existing
+from pstkit.converters.pst.write.sink import PstSink
+from pstkit.location import Location
+from pstkit.model import Role, StoredMessage
+from pstkit.options import ConnectOptions
+from tests.helpers import make_message, write_maildir
+
+from .test_write_append import _clean, _export, _import, _key, _message_ids, _sha
+
+SIZE = 5_000_000  # --max-size 5MB: some 20 messages of 150 KB a part
+
+
+def _mails(md: Path, n: int) -> None:
+    write_maildir(md, {"": [(make_message(i, size=150_000), "S") for i in range(n)]})
+
+
+def _check_set(tmp_path: Path, n: int) -> list[Path]:
+    parts = sorted(tmp_path.glob("out-*.pst"))
+    total: Counter[str] = Counter()
+    for p in parts:
+        _clean(p)
+        total += _message_ids(p)
+        assert p.stat().st_size <= SIZE
+        e = Existing.open(p)
+        try:
+            assert e.max_size == SIZE
+        finally:
+            e.close()
+    assert total == Counter(f"<m{i}@test.example>" for i in range(n))
+    assert not list(tmp_path.glob("*.pstkit-tmp"))
+    return parts
+
+
+def test_the_last_part_is_filled_and_the_size_remembered(tmp_path: Path) -> None:
+    store, out, md = tmp_path / "store", tmp_path / "out.pst", tmp_path / "md"
+    _mails(md, 30)
+    _export(md, store)
+    _import(store, out, "--max-size", "5MB")
+    parts = _check_set(tmp_path, 30)
+    sums = [_sha(p) for p in parts]
+    before = _message_ids(parts[-1])
+    assert parts[-1].stat().st_size < SIZE - 2_500_000  # room for a few more
+    # a few new items, no --max-size: they go into the last part, no part is added
+    _mails(md, 33)
+    _export(md, store)
+    assert _import(store, out)["done"] == 3
+    now = _check_set(tmp_path, 33)
+    assert now == parts and [_sha(p) for p in now[:-1]] == sums[:-1]
+    assert _message_ids(now[-1]) - before == Counter(f"<m{i}@test.example>" for i in (30, 31, 32))
+    # many new items, still no flag: new parts of the remembered size, not one big file
+    _mails(md, 80)
+    _export(md, store)
+    assert _import(store, out)["done"] == 47
+    later = _check_set(tmp_path, 80)
+    assert len(later) >= len(parts) + 2
+    assert [_sha(p) for p in later[: len(parts) - 1]] == sums[:-1]
+    again = _import(store, out)  # nothing new: nothing changes
+    assert (again["done"], again["already"]) == (0, 80)
+    assert sorted(tmp_path.glob("out-*.pst")) == later
+
+
+def test_a_killed_fill_of_the_only_part_is_recovered(tmp_path: Path) -> None:
+    """A run killed while filling part 1 leaves its work file and ledger rows for items
+    that never got in place: the next import (without --max-size) fills part 1 again with
+    a new record key, and every item is there once."""
+    store, out, md = tmp_path / "store", tmp_path / "out.pst", tmp_path / "md"
+    _mails(md, 8)
+    _export(md, store)
+    _import(store, out, "--max-size", "5MB")
+    assert [p.name for p in tmp_path.glob("out-*.pst")] == ["out-001.pst"]
+    first_key = _key(out)
+    sums = _sha(tmp_path / "out-001.pst")
+    dead = PstSink(Location("pst", str(out)), ConnectOptions())
+    assert dead.max_size == SIZE  # remembered from the part
+    dead.ensure_folder(("Inbox",), Role.INBOX)
+    dead.put_batch(("Inbox",), [(StoredMessage(
+        99, ("Inbox",), "", 0, frozenset(), frozenset(), datetime(2024, 5, 1, tzinfo=UTC),
+        "<x@y>", "", "99", "e"), make_message(99))])  # no close: killed
+    assert (tmp_path / "out-001.pst.pstkit-tmp").exists()
+    assert _sha(tmp_path / "out-001.pst") == sums  # the part itself untouched
+    _mails(md, 10)
+    _export(md, store)
+    _import(store, out)
+    assert _check_set(tmp_path, 10) == [tmp_path / "out-001.pst"]
+    second_key = _key(out)
+    assert second_key != first_key
+    again = _import(store, out)
+    assert (again["done"], again["already"]) == (0, 10) and _key(out) == second_key
