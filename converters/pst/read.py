@@ -148,7 +148,10 @@ class ItemReader:
             return wrap_item(props, kind, props.text("PstkitUid") or uid, attachments, tuple(notes),
                              tuple(extras.exceptions))
         method = meeting_method(props.text(PR_MESSAGE_CLASS))
-        if method:  # a meeting request/reply/cancellation carries its event, as iMIP does
+        # a meeting request/reply/cancellation carries its event, as iMIP does; one pstkit
+        # wrote from an iMIP mail still has that mail's own calendar part
+        if method and not any(a.mime_type.lower().startswith("text/calendar")
+                              for a in attachments):
             ics = event_ics(props, uid, method).encode("utf-8")
             ctype = f"text/calendar; charset=utf-8; method={method}"
             attachments = (*attachments, Attachment("meeting.ics", ctype, ics))

@@ -243,9 +243,26 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
         elif exceptions:
             notes.append(f"{len(exceptions)} changed occurrence(s) of an event without "
                          "RRULE left out")
+        notes += extra_dates(c)
     else:
         props += alarm(c, ids, None)
     return Event(props, recipients, changed, notes)
+
+
+def extra_dates(c: Component) -> list[str]:
+    """What an Outlook recurrence cannot hold, said rather than dropped: RDATE (extra
+    dates) and EXRULE (an exclusion rule). [MS-OXOCAL] 2.2.1.44.1 RecurrencePattern has a
+    pattern, an end and deleted/modified instances only; an EXDATE is a deleted instance
+    (DeletedInstanceDates) and is kept."""
+    rdates = sum(len(x.text().split(",")) for x in c.lines if x.name == "RDATE")
+    exrules = sum(1 for x in c.lines if x.name == "EXRULE")
+    out = []
+    if rdates:
+        out.append(f"{rdates} extra date(s) (RDATE) not kept: an Outlook recurrence has "
+                   "no extra dates")
+    if exrules:
+        out.append(f"{exrules} exclusion rule(s) (EXRULE) not kept")
+    return out
 
 
 def _zone_props(ids: Ids, zone: Zone, year: int, recurring: bool) -> list[Prop]:

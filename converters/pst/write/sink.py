@@ -47,6 +47,7 @@ from .append import refuse_foreign, reopen
 from .existing import Existing
 from .items import to_item
 from .mapi import to_mapi
+from .meeting import mail_or_meeting
 from .messaging import PstWriter
 from .ndb import MAX_EOF
 from .purview import IMPORT_SERVICE_ITEM_LIMIT, import_request, parse_size
@@ -286,7 +287,8 @@ class PstSink:
         notes: list[str] = []
         try:
             if msg.kind == ItemKind.MAIL:
-                mapi = to_mapi(raw, flags, msg.received)
+                mapi, notes = mail_or_meeting(raw, to_mapi(raw, flags, msg.received),
+                                              writer.names.id)
             else:
                 mapi, notes = to_item(raw, msg.kind, flags, msg.received, writer.names.id)
             item = writer.message(nid, mapi, sorted(msg.keywords), msg.stable_key)

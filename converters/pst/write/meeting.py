@@ -1,0 +1,157 @@
+"""Meeting requests, responses and cancellations: a mail whose MIME carries an iCalendar
+with an iTIP METHOD (iMIP, RFC 6047; pstkit's PST reader stores Outlook's meeting items
+that way too) becomes the Outlook meeting item it is, not IPM.Note. Pure.
+
+Per [MS-OXOCAL]: the message class (2.2.6.1 meeting request, 2.2.7 response, 2.2.8
+cancellation: IPM.Schedule.Meeting.Request, .Resp.Pos/.Neg/.Tent, .Canceled), the
+appointment properties of the event it carries (start, end, location, recurrence, time
+zone: events.py), PidLidGlobalObjectId / PidLidCleanGlobalObjectId (2.2.1.27, 2.2.1.28),
+PidLidAppointmentSequence (2.2.1.1), PidLidAppointmentStateFlags (2.2.1.10),
+PidLidIntendedBusyStatus (2.2.6.4), PidLidMeetingType (2.2.6.5), PidLidResponseStatus
+(2.2.1.11) and PidTagResponseRequested ([MS-OXOMSG] 2.2.1.46).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import struct
+from email.message import Message as PyMessage
+
+from .events import PSETID_APPOINTMENT, Component, Ids, calendar_zones, components, event
+from .mapi import Message
+from .values import Prop, binary, boolean, long, unicode
+
+PSETID_MEETING = "6ed8da90-450b-101b-98da-00aa003f1305"
+#: the fixed head of every GlobalObjectId (2.2.1.27: "Byte Array ID")
+GOID_HEAD = bytes.fromhex("040000008200E00074C5B7101A82E008")
+_REPLY = {"ACCEPTED": "Pos", "DECLINED": "Neg", "TENTATIVE": "Tent"}
+_BUSY = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3}
+
+
+def meeting_class(method: str, partstat: str = "") -> str:
+    """The Outlook class of an iTIP message; "" when it is not one Outlook has (COUNTER,
+    REFRESH, PUBLISH, ADD, DECLINECOUNTER stay mail)."""
+    method = method.upper()
+    if method == "REQUEST":
+        return "IPM.Schedule.Meeting.Request"
+    if method == "CANCEL":
+        return "IPM.Schedule.Meeting.Canceled"
+    if method == "REPLY":
+        kind = _REPLY.get(partstat.upper())
+        return f"IPM.Schedule.Meeting.Resp.{kind}" if kind else ""
+    return ""
+
+
+def global_object_id(uid: str) -> bytes:
+    """PidLidGlobalObjectId (2.2.1.27) of an iCalendar UID: Outlook's own id when the UID
+    is one in hex ([MS-OXCICAL] 2.1.3.1.1.20.26), else the "vCal-Uid" form that carries
+    the UID itself: head, year/month/day and creation time zero, size, data."""
+    if uid.upper().startswith(GOID_HEAD.hex().upper()) and re.fullmatch(r"[0-9A-Fa-f]+", uid):
+        raw = bytes.fromhex(uid)
+        if len(raw) >= 40:
+            return raw
+    data = b"vCal-Uid" + struct.pack("<I", 1) + uid.encode("utf-8") + b"\0"
+    return GOID_HEAD + b"\0" * 20 + struct.pack("<I", len(data)) + data
+
+
+def clean_global_object_id(goid: bytes) -> bytes:
+    """PidLidCleanGlobalObjectId (2.2.1.28): the same with year, month and day zeroed."""
+    return goid[:16] + b"\0\0\0\0" + goid[20:]
+
+
+def _own_parts(msg: PyMessage) -> list[PyMessage]:
+    """The message's MIME parts, not those of messages attached to it (an attached
+    invitation does not make the mail a meeting item)."""
+    out, todo = [], [msg]
+    while todo:
+        part = todo.pop(0)
+        out.append(part)
+        if part.is_multipart() and part.get_content_maintype() != "message":
+            todo += [p for p in part.get_payload() if isinstance(p, PyMessage)]
+    return out
+
+
+def calendar_part(msg: PyMessage) -> tuple[str, str] | None:
+    """(METHOD, iCalendar text) of the message's text/calendar part, if it has a method."""
+    for part in _own_parts(msg):
+        if part.get_content_type() != "text/calendar":
+            continue
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            continue
+        text = data.decode(part.get_content_charset() or "utf-8", "replace")
+        found = re.search(r"^METHOD:\s*([A-Za-z-]+)", text, re.MULTILINE)
+        method = (found.group(1) if found else str(part.get_param("method") or ""))
+        if method:
+            return method.upper(), text
+    return None
+
+
+_CALENDAR = re.compile(rb"(?i)text/calendar")
+
+
+def mail_or_meeting(raw: bytes, base: Message, ids: Ids) -> tuple[Message, list[str]]:
+    """`as_meeting` for a raw mail; messages without a text/calendar part are not parsed
+    again (the mail path has its own parser, mapi.py)."""
+    if not _CALENDAR.search(raw):
+        return base, []
+    return as_meeting(email.message_from_bytes(raw, policy=email.policy.compat32), base, ids)
+
+
+def as_meeting(msg: PyMessage, base: Message, ids: Ids) -> tuple[Message, list[str]]:
+    """`base` (the mail's MAPI form) as a meeting item when `msg` is an iTIP message
+    Outlook has a class for; unchanged otherwise. Notes say what was not kept."""
+    cls_now = next((p[2].decode("utf-16-le", "replace") for p in base.props
+                    if p[0] == 0x001A), "IPM.Note")
+    found = calendar_part(msg) if cls_now in ("IPM.Note", "") else None  # not reports
+    if found is None:
+        return base, []
+    method, text = found
+    comps = components(text)
+    series = next((c for c in comps if c.name == "VEVENT" and c.first("RECURRENCE-ID") is None),
+                  next((c for c in comps if c.name == "VEVENT"), None))
+    if series is None:
+        return base, []
+    partstat = next((a.param("PARTSTAT") for a in series.lines if a.name == "ATTENDEE"), "")
+    cls = meeting_class(method, partstat)
+    if not cls:
+        return base, []
+    ev = event(series, calendar_zones(text), [], ids)
+    have = {p[0] for p in base.props}
+    # the appointment's named properties (start, end, location, recurrence, zone...), not
+    # its subject or body: the mail's own are kept
+    props = [p for p in base.props if p[0] != 0x001A] + [unicode(0x001A, cls)]
+    props += [p for p in ev.props if p[0] >= 0x8000 and p[0] not in have]
+    props = _override(props, _meeting_props(series, method, ids))
+    return Message(props, base.recipients, base.attachments), ev.notes
+
+
+def _meeting_props(c: Component, method: str, ids: Ids) -> list[Prop]:
+    def named(guid: str, lid: int, value: Prop) -> Prop:
+        return ids((guid, lid)), value[1], value[2]
+
+    a, m = PSETID_APPOINTMENT, PSETID_MEETING
+    goid = global_object_id(c.text("UID"))
+    seq = c.text("SEQUENCE")
+    state = 0x1 | 0x2 | (0x4 if method == "CANCEL" else 0)  # asfMeeting|asfReceived|asfCanceled
+    out = [named(m, 0x0003, binary(0, goid)), named(m, 0x0023, binary(0, clean_global_object_id(
+        goid))), named(a, 0x8201, long(0, int(seq) if seq.isdigit() else 0)),
+        named(a, 0x8217, long(0, state))]
+    if method == "REQUEST":
+        busy = c.text("X-MICROSOFT-CDO-INTENDEDSTATUS").upper() or c.text(
+            "X-MICROSOFT-CDO-BUSYSTATUS").upper()
+        intended = _BUSY.get(busy, 0 if c.text("TRANSP").upper() == "TRANSPARENT" else 2)
+        rsvp = any(x.param("RSVP").upper() == "TRUE" for x in c.lines if x.name == "ATTENDEE")
+        out += [named(a, 0x8224, long(0, intended)), named(m, 0x0026, long(0, 1)),  # mtgRequest
+                named(a, 0x8218, long(0, 5)),  # respNotResponded
+                boolean(0x0063, rsvp)]
+    elif method == "CANCEL":
+        out += [named(a, 0x8205, long(0, 0)), named(a, 0x8224, long(0, 0))]  # free
+    return out
+
+
+def _override(props: list[Prop], new: list[Prop]) -> list[Prop]:
+    pids = {p[0] for p in new}
+    return [p for p in props if p[0] not in pids] + new
