@@ -11,6 +11,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient import exceptions as imap_exc
+from imapclient.datetime_util import parse_to_datetime
 
 from pstkit.converters.imap.conn import DROPPED
 from pstkit.converters.imap.items import (
@@ -18,6 +19,7 @@ from pstkit.converters.imap.items import (
     may_hold_nul,
     nul_restored,
     parse_body_fetch,
+    parse_meta_fetch,
     translate_flags,
     uid_set,
 )
@@ -93,6 +95,10 @@ def search(client: IMAPClient, after: int, filt: FetchFilter) -> list[int]:
 
 
 def fetch_meta(client: IMAPClient, uids: list[int], gmail: bool) -> dict[int, MessageInfo]:
+    if not gmail:
+        fast = _fetch_meta_raw(client, uids)
+        if fast is not None:
+            return fast
     items = ["FLAGS", "INTERNALDATE", "RFC822.SIZE"] + (["X-GM-MSGID"] if gmail else [])
     resp = client.fetch(uids, items)
     out: dict[int, MessageInfo] = {}
@@ -104,6 +110,24 @@ def fetch_meta(client: IMAPClient, uids: list[int], gmail: bool) -> dict[int, Me
         out[int(uid)] = MessageInfo(int(uid), int(data[b"RFC822.SIZE"]), flags, keywords,
                               utc(when) if isinstance(when, datetime) else None,
                               data.get(b"X-GM-MSGID"))
+    return out
+
+
+def _fetch_meta_raw(client: IMAPClient, uids: list[int]) -> dict[int, MessageInfo] | None:
+    """fetch_meta through imaplib and `parse_meta_fetch`; None: use the general parser.
+    The date goes through imapclient's own parser, so times come out as before."""
+    typ, data = client._imap.uid("FETCH", uid_set(uids), "(FLAGS INTERNALDATE RFC822.SIZE)")
+    if typ != "OK":
+        raise imaplib.IMAP4.error(text_of_data(data))
+    parsed = parse_meta_fetch(data)
+    if parsed is None:
+        return None
+    out: dict[int, MessageInfo] = {}
+    for m in parsed:
+        flags, keywords = translate_flags(m.flags)
+        when = (parse_to_datetime(m.internaldate, normalise=client.normalise_times)
+                if m.internaldate else None)
+        out[m.uid] = MessageInfo(m.uid, m.size, flags, keywords, utc(when) if when else None)
     return out
 
 
@@ -120,51 +144,120 @@ def subjects(client: IMAPClient, uids: list[int]) -> dict[int, str]:
 
 
 def fetch_bodies(client: IMAPClient, uids: list[int]) -> dict[int, bytes | str]:
-    """Bodies by UID; on a NO/BAD for the batch, retry one by one so only
-    the message the server refuses is skipped (with the server's text)."""
-    if not uids:
-        return {}
-    try:
-        # Straight through imaplib: see imap_items.parse_body_fetch for why.
-        typ, data = client._imap.uid("FETCH", uid_set(uids), "(BODY.PEEK[])")
-        if typ != "OK":
-            raise imaplib.IMAP4.error(text_of_data(data))
-        return restore_nuls(client, dict(parse_body_fetch(data)))
-    except DROPPED:
-        raise
-    except COMMAND_ERRORS as e:
-        if len(uids) == 1:
-            return {uids[0]: f"server refused to send it: {text_of_error(e)}"}
-    out: dict[int, bytes | str] = {}
-    for uid in uids:
-        out.update(fetch_bodies(client, [uid]))
-    return out
+    """Bodies by UID (one FETCH, nothing else in flight); see BodyPipe.take."""
+    pipe = BodyPipe(client)
+    pipe.send(uids)
+    return pipe.take(uids)
 
 
-def restore_nuls(client: IMAPClient, bodies: dict[int, bytes]) -> dict[int, bytes | str]:
+class BodyPipe:
+    """Body FETCHes on one connection, each sent before the reply to the one before it
+    is read: the server streams the next batch while the caller stores this one, instead
+    of waiting a round trip per batch. A server may run two FETCHes at once (RFC 3501
+    5.5), and Dovecot sends bodies of the second before the first one's tagged OK, so
+    imaplib files them under the first tag: bodies are matched to batches by their UID
+    (`_pool`), never by the tag they arrived with. Any other command (a retry, BINARY)
+    first reads every reply still owed (`_settle`), so no body lands under its tag."""
+
+    def __init__(self, client: IMAPClient) -> None:
+        self.client = client
+        self._sent: list[tuple[list[int], str]] = []  # sent, reply not yet read
+        self._early: list[tuple[list[int], dict[int, bytes | str]]] = []  # read by _settle
+        self._pool: dict[int, bytes] = {}  # bodies read, not yet taken
+
+    def send(self, uids: list[int]) -> None:
+        if uids:
+            tag = self.client._imap._command("UID", "FETCH", uid_set(uids), "(BODY.PEEK[])")
+            self._sent.append((uids, tag))
+
+    def take(self, uids: list[int]) -> dict[int, bytes | str]:
+        """The bodies of a batch sent earlier (batches are taken in the order sent); on a
+        NO/BAD for the batch, one by one, so only the message the server refuses is
+        skipped, with the server's text."""
+        if not uids:
+            return {}
+        if self._early:
+            early_uids, got = self._early.pop(0)
+            assert early_uids == uids, "BodyPipe.take out of order"
+            return got
+        sent_uids, tag = self._sent.pop(0)
+        assert sent_uids == uids, "BodyPipe.take out of order"
+        return self._finish(uids, tag)
+
+    def owed(self) -> bool:
+        """Is a reply still to be read from the server?"""
+        return bool(self._sent)
+
+    def discard(self) -> None:
+        """Read every reply still owed, so the connection can be used again."""
+        self._settle()
+        self._early.clear()
+        self._pool.clear()
+
+    def _settle(self) -> None:
+        while self._sent:
+            uids, tag = self._sent.pop(0)
+            self._early.append((uids, self._finish(uids, tag)))
+
+    def _finish(self, uids: list[int], tag: str) -> dict[int, bytes | str]:
+        imap = self.client._imap
+        try:
+            typ, dat = imap._command_complete("UID", tag)
+            typ, data = imap._untagged_response(typ, dat, "FETCH")
+            if typ != "OK":
+                raise imaplib.IMAP4.error(text_of_data(data))
+            # Straight through imaplib: see imap_items.parse_body_fetch for why.
+            self._pool.update(parse_body_fetch(data))
+        except DROPPED:
+            raise
+        except COMMAND_ERRORS as e:
+            self._settle()
+            if len(uids) == 1:
+                return {uids[0]: f"server refused to send it: {text_of_error(e)}"}
+            out: dict[int, bytes | str] = {}
+            for uid in uids:
+                out.update(fetch_bodies(self.client, [uid]))
+            return out
+        bodies = {u: self._pool.pop(u) for u in uids if u in self._pool}
+        suspects = [u for u, b in bodies.items() if may_hold_nul(b)]
+        if suspects and self.client.has_capability("BINARY"):
+            self._settle()
+            return restore_nuls(self.client, bodies, suspects)
+        return dict(bodies)
+
+
+def restore_nuls(client: IMAPClient, bodies: dict[int, bytes], suspects: list[int]
+                 ) -> dict[int, bytes | str]:
     """The exact bytes of messages whose NUL bytes the server changed. A NUL may not be
     sent in a literal (RFC 3501), so Dovecot sends each as 0x80 in BODY[]; where the
     server offers BINARY (RFC 3516), BINARY.PEEK[] sends the stored bytes in a literal8.
     It also decodes a base64 or quoted-printable body, so it is taken only where it is
     BODY[] but for NULs in place of 0x80 (`nul_restored`). Only bodies with a 0x80 outside
-    valid UTF-8 are asked again (`may_hold_nul`; a cp1252 `€` costs one more FETCH).
-    Missed: a message whose every NUL follows a UTF-8 lead byte so that 0x80 completes a
-    valid sequence. Servers without BINARY: BODY[] as sent."""
+    valid UTF-8 are asked again (`may_hold_nul`, the caller's `suspects`; a cp1252 `€`
+    costs one more FETCH). One FETCH for all suspects of a batch; if the server refuses
+    it, one per message. Missed: a message whose every NUL follows a UTF-8 lead byte so
+    that 0x80 completes a valid sequence. Servers without BINARY: BODY[] as sent."""
     out: dict[int, bytes | str] = dict(bodies)
-    suspects = [u for u, b in bodies.items() if may_hold_nul(b)]
-    if not suspects or not client.has_capability("BINARY"):
-        return out
-    for uid in suspects:
-        try:
-            typ, data = client._imap.uid("FETCH", str(uid), "(BINARY.PEEK[])")
-        except DROPPED:
-            raise
-        except COMMAND_ERRORS:
-            continue  # BODY[] as sent: the server would not say
-        exact = parse_body_fetch(data, binary=True).get(uid) if typ == "OK" else None
-        if exact is not None and nul_restored(bodies[uid], exact):
-            out[uid] = exact
+    exact = _binary_bodies(client, suspects)
+    if exact is None:
+        exact = {}
+        for uid in suspects:
+            exact.update(_binary_bodies(client, [uid]) or {})
+    for uid, body in exact.items():
+        if uid in bodies and nul_restored(bodies[uid], body):
+            out[uid] = body
     return out
+
+
+def _binary_bodies(client: IMAPClient, uids: list[int]) -> dict[int, bytes] | None:
+    """BINARY.PEEK[] of `uids`; None if the server refused (BODY[] as sent then)."""
+    try:
+        typ, data = client._imap.uid("FETCH", uid_set(uids), "(BINARY.PEEK[])")
+    except DROPPED:
+        raise
+    except COMMAND_ERRORS:
+        return None
+    return parse_body_fetch(data, binary=True) if typ == "OK" else None
 
 
 def text_of_data(data: Any) -> str:

@@ -154,3 +154,45 @@ def nul_restored(body: bytes, exact: bytes) -> bool:
     """Is `exact` the message `body` was, before the server sent each NUL byte as 0x80?
     (Same length, same bytes, but NUL where `body` has 0x80; pure.)"""
     return len(exact) == len(body) and exact != body and exact.replace(b"\0", b"\x80") == body
+
+
+@dataclass(frozen=True)
+class RawMeta:
+    """One `FETCH (UID FLAGS INTERNALDATE RFC822.SIZE)` reply, still as the server
+    spelled it (the date is parsed by the caller, with the connection's time rule)."""
+
+    uid: int
+    size: int
+    flags: tuple[bytes, ...]
+    internaldate: bytes | None
+
+
+_META_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)", re.IGNORECASE)
+_META_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.IGNORECASE)
+_META_DATE = re.compile(rb'\bINTERNALDATE "([^"]*)"', re.IGNORECASE)
+
+
+def parse_meta_fetch(data: Sequence[bytes | tuple[bytes, bytes] | None]) -> list[RawMeta] | None:
+    """imaplib's raw reply to `UID FETCH set (FLAGS INTERNALDATE RFC822.SIZE)` ->
+    one RawMeta per message. Regexes instead of imapclient's general tokeniser, which
+    cost about a third of the metadata time in Python. Returns None where the reply is
+    not the plain one-line form (a literal in it): the caller then uses the general
+    parser. A reply without UID or RFC822.SIZE (an unsolicited FLAGS update) is left
+    out, as before. Flags are atoms (RFC 3501), so whitespace splits them (pure)."""
+    out: list[RawMeta] = []
+    for item in data:
+        if item is None:
+            continue
+        if not isinstance(item, bytes):
+            return None
+        flags = _META_FLAGS.search(item)
+        # Everything but the flag list, so a keyword cannot look like an item.
+        rest = item if flags is None else item[: flags.start()] + item[flags.end() :]
+        uid, size = _UID.search(rest), _META_SIZE.search(rest)
+        if uid is None or size is None:
+            continue
+        date = _META_DATE.search(rest)
+        out.append(RawMeta(int(uid.group(1)), int(size.group(1)),
+                           tuple(flags.group(1).split()) if flags else (),
+                           date.group(1) if date else None))
+    return out

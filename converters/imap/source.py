@@ -23,9 +23,9 @@ from imapclient import IMAPClient
 
 from pstkit.converters.imap.commands import (
     COMMAND_ERRORS,
+    BodyPipe,
     MessageInfo,
     examine,
-    fetch_bodies,
     fetch_meta,
     personal_prefix,
     search,
@@ -65,8 +65,12 @@ class _Progress:
     frozen: bool = False
     drops: dict[int, int] = field(default_factory=dict)  # uid -> drops while fetching it
     suspects: dict[int, MessageInfo] = field(default_factory=dict)
+    # Body FETCHes sent on the current connection whose replies may still be owed:
+    # read before the connection goes back to the pool (see ImapSource.fetch).
+    pipe: BodyPipe | None = None
 
     def dropped_during(self) -> None:
+        self.pipe = None  # its connection is gone
         for m in self.in_flight:
             self.suspects[m.uid] = m
             # Only a drop while sending bodies points at the message itself;
@@ -142,7 +146,12 @@ class ImapSource:
                     name = "/".join(folder.path)
                     raise SourceError(self.key, f"folder {name!r}: {text_of_error(e)}") from e
         finally:
-            if client is not None:
+            if client is not None and progress.pipe is not None and progress.pipe.owed():
+                # Stopped early (interrupted, or the caller had enough) with a FETCH
+                # reply still owed: not back into the pool, and no waiting for
+                # megabytes of bodies (the server may be the reason for the stop).
+                close(client)
+            elif client is not None:
                 self._release(client)
 
     def committed(self, folder: FolderInfo, source_ids: Sequence[str]) -> None:
@@ -214,8 +223,9 @@ class ImapSource:
             wanted.append(m)
         plan = batches([(m.uid, m.size or 0) for m in wanted], self._batch, BODY_BYTES)
         by_uid = {m.uid: m for m in wanted}
-        for batch in _isolate_suspects(plan, progress.drops):
-            if len(batch) == 1 and progress.drops.get(batch[0], 0) >= 2:
+        for batch, bodies in self._bodies(client, list(_isolate_suspects(plan, progress.drops)),
+                                          by_uid, progress):
+            if bodies is None:
                 # Some servers (Dovecot on a damaged message) answer BYE and
                 # hang up instead of NO: after two drops on this message
                 # alone, report it and go on rather than loop.
@@ -223,10 +233,6 @@ class ImapSource:
                 yield Skipped(_meta(folder, epoch, by_uid[batch[0]]),
                               "the server closed the connection twice while sending it")
                 continue
-            progress.in_flight = [by_uid[u] for u in batch]
-            progress.bodies_in_flight = True
-            bodies = self._bodies(client, batch, by_uid)
-            progress.in_flight = []
             for uid in batch:
                 meta = _meta(folder, epoch, by_uid[uid])
                 got = bodies.get(uid)
@@ -236,24 +242,52 @@ class ImapSource:
                     progress.frozen = True
                     yield Skipped(meta, got or "the server sent no body (deleted there meanwhile?)")
 
-    def _bodies(self, client: IMAPClient, batch: list[int], metas: dict[int, MessageInfo]
-                ) -> dict[int, bytes | str]:
-        spool = self._spool
-        out: dict[int, bytes | str] = {}
+    def _bodies(self, client: IMAPClient, plan: list[list[int]], metas: dict[int, MessageInfo],
+                progress: _Progress) -> Iterator[tuple[list[int], dict[int, bytes | str] | None]]:
+        """(batch, bodies by UID) for each batch of the plan, in order; None for a message
+        given up after two drops. The FETCH of the next batch goes out before the reply
+        to this one is read (`BodyPipe`); Gmail's spool answers what it holds."""
+        pipe = progress.pipe = BodyPipe(client)
+        queued: list[tuple[list[int], dict[int, bytes | str], list[int]]] = []
+        ahead = 0  # plan[:ahead] is sent (or answered by the spool, or given up)
+        for batch in plan:
+            while ahead < len(plan) and len(queued) < 2:
+                queued.append(self._send(pipe, plan[ahead], metas, progress))
+                ahead += 1
+            _, cached, need = queued.pop(0)
+            if len(batch) == 1 and progress.drops.get(batch[0], 0) >= 2:
+                yield batch, None
+                continue
+            progress.in_flight = [metas[u] for u in batch]
+            progress.bodies_in_flight = True
+            got = pipe.take(need)
+            progress.in_flight = []
+            self._spool_put(need, got, metas)
+            yield batch, {**cached, **got}
+        pipe.discard()  # nothing is owed when the plan is done
+        progress.pipe = None
+
+    def _send(self, pipe: BodyPipe, batch: list[int], metas: dict[int, MessageInfo],
+              progress: _Progress) -> tuple[list[int], dict[int, bytes | str], list[int]]:
+        cached: dict[int, bytes | str] = {}
         need = []
-        for uid in batch:
-            cached = spool.get(metas[uid].gm_msgid) if spool is not None else None
-            if cached is not None:
-                out[uid] = cached
-            else:
-                need.append(uid)
-        out.update(fetch_bodies(client, need))
-        if spool is not None:
+        if not (len(batch) == 1 and progress.drops.get(batch[0], 0) >= 2):
+            for uid in batch:
+                body = self._spool.get(metas[uid].gm_msgid) if self._spool is not None else None
+                if body is not None:
+                    cached[uid] = body
+                else:
+                    need.append(uid)
+        pipe.send(need)
+        return batch, cached, need
+
+    def _spool_put(self, need: list[int], got: dict[int, bytes | str],
+                   metas: dict[int, MessageInfo]) -> None:
+        if self._spool is not None:
             for uid in need:
-                body = out.get(uid)
+                body = got.get(uid)
                 if isinstance(body, bytes):
-                    spool.put(metas[uid].gm_msgid, body)
-        return out
+                    self._spool.put(metas[uid].gm_msgid, body)
 
     # --- connections --------------------------------------------------------
 

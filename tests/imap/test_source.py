@@ -328,13 +328,16 @@ def test_message_expunged_mid_export_is_reported_and_cursor_held(
     out = []
     for r in src.fetch(folder(src, ("Exp",)), None, FetchFilter(), frozenset()):
         out.append(r)
-        if len(out) == 2:  # another client deletes message 3 while we export
+        # Another client deletes message 4 while we export. Not 3: the FETCH of the
+        # next batch is sent before this batch is handed out (BodyPipe), so 3 is
+        # already on its way, read before it was deleted.
+        if len(out) == 2:
             with dovecot.client(user) as c:
                 c.select_folder("Exp")
-                c.delete_messages([3])
+                c.delete_messages([4])
                 c.expunge()
     src.close()
     kinds = {r.meta.source_id: type(r) for r in out}
-    assert kinds == {"1": Fetched, "2": Fetched, "3": Skipped, "4": Fetched, "5": Fetched}
+    assert kinds == {"1": Fetched, "2": Fetched, "3": Fetched, "4": Skipped, "5": Fetched}
     # Nothing after the skipped one moves the cursor: the next run looks again.
-    assert [r.cursor is not None for r in out] == [True, True, False, False, False]
+    assert [r.cursor is not None for r in out] == [True, True, True, False, False]
