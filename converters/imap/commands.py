@@ -19,6 +19,7 @@ from pstkit.converters.imap.items import (
     may_hold_nul,
     nul_restored,
     parse_body_fetch,
+    parse_internaldate,
     parse_meta_fetch,
     translate_flags,
     uid_set,
@@ -125,10 +126,21 @@ def _fetch_meta_raw(client: IMAPClient, uids: list[int]) -> dict[int, MessageInf
     out: dict[int, MessageInfo] = {}
     for m in parsed:
         flags, keywords = translate_flags(m.flags)
-        when = (parse_to_datetime(m.internaldate, normalise=client.normalise_times)
-                if m.internaldate else None)
-        out[m.uid] = MessageInfo(m.uid, m.size, flags, keywords, utc(when) if when else None)
+        when = _internaldate(m.internaldate) if m.internaldate else None
+        out[m.uid] = MessageInfo(m.uid, m.size, flags, keywords, when)
     return out
+
+
+def _internaldate(raw: bytes) -> datetime | None:
+    """The RFC 3501 form exactly; else imapclient's lenient parser; unreadable: None
+    (as imapclient's general path gives), never an error that stops the export."""
+    when = parse_internaldate(raw)
+    if when is not None:
+        return when
+    try:
+        return utc(parse_to_datetime(raw, normalise=False))
+    except (ValueError, OverflowError):
+        return None
 
 
 def subjects(client: IMAPClient, uids: list[int]) -> dict[int, str]:

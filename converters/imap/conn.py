@@ -123,6 +123,9 @@ class ImapConnector:
         # Keep raw (modified UTF-7) names: we decode them ourselves and
         # EXAMINE exactly the name the server listed.
         client.folder_encode = False
+        # INTERNALDATE as an aware datetime: imapclient's default turns it into naive
+        # local time, which `utc()` would then take for UTC (hours off outside UTC).
+        client.normalise_times = False
         return client
 
     def _client(self, greeting_wait: float) -> IMAPClient:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from pstkit.converters.imap.commands import fetch_meta
 from pstkit.converters.imap.items import nul_restored
 from pstkit.errors import SourceError
-from pstkit.model import Fetched, Flag, Role, Skipped
+from pstkit.model import Fetched, Flag, Role, Skipped, utc
 from pstkit.options import FetchFilter
 from tests.servers.dovecot import Account, Dovecot, TlsFiles, serve, unique_user
 from tests.servers.mail_helpers import fetch_all, fetched, folder, server_bodies, sha, source
@@ -134,6 +136,33 @@ def test_appended_bytes_come_back_identical(
     got = [r.raw for r in fetched(fetch_all(src, ("INBOX",)))]
     src.close()
     assert got == raws
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/St_Johns"])
+def test_dates_exact_outside_utc(dovecot: Dovecot, user: Account, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch, zone: str) -> None:
+    """INTERNALDATE is an instant whatever the machine's zone: the regex path and
+    imapclient's general parser (Gmail, or a reply with a literal) both give it exactly
+    (imapclient's default, naive local time, was taken for UTC: hours off)."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        when = datetime(2021, 7, 1, 23, 30, 5, tzinfo=UTC)
+        dovecot.append(user, "INBOX", msg(1), (), when)
+        src = source(dovecot, user, tmp_path)
+        got = list(fetched(fetch_all(src, ("INBOX",))))
+        client = src._acquire()
+        client.select_folder("INBOX", readonly=True)
+        general = fetch_meta(client, [int(got[0].meta.source_id)], gmail=False)
+        general_when = next(iter(client.fetch([1], ["INTERNALDATE"]).values()))
+        src._release(client)
+        src.close()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert [r.meta.received for r in got] == [when]
+    assert [m.received for m in general.values()] == [when]
+    assert utc(general_when[b"INTERNALDATE"]) == when
 
 
 def test_export_does_not_change_seen(dovecot: Dovecot, user: Account, tmp_path: Path) -> None:
