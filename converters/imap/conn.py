@@ -22,6 +22,7 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient import exceptions as imap_exc
 
 from pstkit.converters.imap.tlsprobe import greet_or_probe
+from pstkit.converters.imap.tlsread import FastTlsClient
 from pstkit.errors import AuthError, ConnectError, ConnectorError, TLSError, TransientError
 from pstkit.location import Location
 from pstkit.options import ConnectOptions
@@ -130,9 +131,9 @@ class ImapConnector:
 
     def _client(self, greeting_wait: float) -> IMAPClient:
         """Connected, greeted within `greeting_wait`; later reads get the --timeout."""
-        return IMAPClient(self.location.host, port=self.port, ssl=self.implicit_tls,
-                          ssl_context=self._ctx,
-                          timeout=SocketTimeout(greeting_wait, self.options.timeout))
+        return FastTlsClient(self.location.host, port=self.port, ssl=self.implicit_tls,
+                             ssl_context=self._ctx,
+                             timeout=SocketTimeout(greeting_wait, self.options.timeout))
 
     def _secure(self, client: IMAPClient) -> None:
         if self.implicit_tls:
