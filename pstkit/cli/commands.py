@@ -23,6 +23,7 @@ from pstkit.cli.opts import (
     Auth,
     CaFile,
     Connections,
+    ExportConnections,
     Insecure,
     Opt,
     PasswordCommand,
@@ -32,6 +33,7 @@ from pstkit.cli.opts import (
     TokenCommand,
     TokenFile,
     connect_options,
+    export_connections,
     fetch_filter,
     mapping_options,
     pick_connect,
@@ -151,7 +153,7 @@ def export(
     password_env: PasswordEnv = "PSTKIT_PASSWORD", password_file: PasswordFile = None,
     password_command: PasswordCommand = None, token_file: TokenFile = None,
     token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
-    insecure: Insecure = False, connections: Connections = 1, opt: Opt = None,
+    insecure: Insecure = False, connections: ExportConnections = None, opt: Opt = None,
     codepage: Codepage = None, gmail: Gmail = None, delete_after_export: DeleteAfter = False,
     bwlimit: BwLimit = None,
     seal: Annotated[bool, typer.Option("--seal", help="STORE is a bundle to seal into: the plain store is staged on local disk (in ~/.cache/pstkit/seal/, or --work-store) and removed after sealing, so only ciphertext reaches STORE's disk.", rich_help_panel="Sealing")] = False,
@@ -165,6 +167,7 @@ def export(
 ) -> int:  # fmt: skip
     """Copy mail from SOURCE into STORE (resumable; a re-run fetches only what is new)."""
     env = env_of(ctx)
+    connections = export_connections(connections, None if batch is not None else source)
     filt = fetch_filter(include, exclude, since, before, max_size, newest_first)
     limit = limiter(bwlimit)
     if batch is not None and limit is not None:

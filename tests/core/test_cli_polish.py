@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pstkit.cli.opts import export_connections
 from tests.helpers import REPO, run_pstkit
 
 
@@ -130,3 +131,30 @@ def test_apop_offered_only_where_a_pop3_source_can_be() -> None:
     assert "POP3: password, apop" in auth_help("export")
     for command in ("plan", "verify"):
         assert "apop" not in auth_help(command) and "EWS: ntlm" in auth_help(command)
+
+
+@pytest.mark.parametrize(
+    ("given", "source", "want"),
+    [
+        (None, "imaps://alice@mail.example", 2),
+        (None, "imap://alice@127.0.0.1:143", 2),
+        (None, "IMAPS://alice@mail.example", 2),
+        (None, "pop3s://alice@mail.example", 1),
+        (None, "maildir:/tmp/x", 1),
+        (None, "ews://mail.example/EWS/Exchange.asmx", 1),
+        (None, "imaps:/oops", 1),  # does not parse: opening it says why
+        (None, None, 1),  # --batch: one connection per mailbox, mailboxes in parallel
+        (1, "imaps://alice@mail.example", 1),
+        (4, "maildir:/tmp/x", 4),
+    ],
+)
+def test_export_connections_default_by_source(given: int | None, source: str | None,
+                                              want: int) -> None:
+    assert export_connections(given, source) == want
+
+
+def test_export_connections_help_says_the_default() -> None:
+    text = " ".join(run_pstkit("export", "--help").stdout.split())
+    assert "Default: 2 from an IMAP server, else 1." in text
+    bad = run_pstkit("export", "imaps://a@127.0.0.1:1", "st", "--connections", "0")
+    assert bad.returncode == 2 and "0 is not between 1 and 27" in bad.stderr
