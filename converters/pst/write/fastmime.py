@@ -40,12 +40,14 @@ def parse(raw: bytes) -> Message:
 def fast(raw: bytes) -> Message | None:
     """The tree by the fast path; None where only the stdlib's parser gives it exactly."""
     try:
-        crlf = raw.count(b"\r\n")  # counted once: each count is a pass over the message
+        if b"\r" not in raw:  # LF only (a memchr pass, where count() steps byte by byte)
+            return _entity(raw, b"\n", ())
+        crlf = raw.count(b"\r\n")
         if raw.count(b"\r") != crlf:
             raise _Slow  # a lone CR: the stdlib ends lines there too
-        if crlf and raw.count(b"\n") != crlf:
+        if raw.count(b"\n") != crlf:
             raise _Slow  # mixed line ends
-        return _entity(raw, b"\r\n" if crlf else b"\n", ())
+        return _entity(raw, b"\r\n", ())
     except _Slow:
         return None
 

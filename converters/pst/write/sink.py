@@ -44,9 +44,10 @@ from pstkit.protocols import BatchLimit, Failed, Sink, TargetItem
 
 from . import fileset
 from .append import refuse_foreign, reopen
+from .convert import Converter
 from .existing import Existing
 from .items import to_item
-from .mapi import to_mapi
+from .mapi import Message
 from .meeting import mail_or_meeting
 from .messaging import PstWriter
 from .ndb import MAX_EOF
@@ -102,6 +103,7 @@ class PstSink:
         self.item_limit = (IMPORT_SERVICE_ITEM_LIMIT, "Microsoft's PST import service skips "
                            "items over 150 MB (Outlook and New-MailboxImportRequest take them)")
         self._lock = threading.Lock()
+        self.converter = Converter()  # MIME -> MAPI of mail in a second process
         self._files = files = fileset.existing(self.path)
         self._existing = [Existing.open(p) for p in files]
         # parts are numbered in target ids, so that ids of different parts never clash
@@ -271,9 +273,14 @@ class PstSink:
                   ) -> list[Delivered | Failed]:
         with self._lock:
             self._active = True
-            return [self._put(folder, msg, raw) for msg, raw in batch]
+            mail = self.converter.map(
+                (raw, frozenset(f.value for f in msg.flags), msg.received)
+                for msg, raw in batch if msg.kind == ItemKind.MAIL)  # translated one ahead
+            return [self._put(folder, msg, raw, mail) for msg, raw in batch]
 
-    def _put(self, folder: FolderPath, msg: StoredMessage, raw: bytes) -> Delivered | Failed:
+    def _put(self, folder: FolderPath, msg: StoredMessage, raw: bytes,
+             mail: Iterator[Message | str]) -> Delivered | Failed:
+        translated = next(mail) if msg.kind == ItemKind.MAIL else None  # taken in order
         writer = self._open()
         if self._in_part and fileset.projected(writer, len(raw)) > (self.max_size or MAX_EOF):
             if self.max_size is None:
@@ -286,9 +293,10 @@ class PstSink:
         flags = {f.value for f in msg.flags}
         notes: list[str] = []
         try:
-            if msg.kind == ItemKind.MAIL:
-                mapi, notes = mail_or_meeting(raw, to_mapi(raw, flags, msg.received),
-                                              writer.names.id)
+            if isinstance(translated, str):
+                raise ValueError(translated)
+            if translated is not None:  # mail, translated ahead (convert.py)
+                mapi, notes = mail_or_meeting(raw, translated, writer.names.id)
             else:
                 mapi, notes = to_item(raw, msg.kind, flags, msg.received, writer.names.id)
             item = writer.message(nid, mapi, sorted(msg.keywords), msg.stable_key)
@@ -327,6 +335,7 @@ class PstSink:
                 self._new_record_key()
             for e in self._existing:
                 e.close()
+            self.converter.close()
             self._finish_part()
             done, self.finished = self.finished, []
             try:

@@ -1,0 +1,220 @@
+"""MIME -> MAPI of mail items in a second process, while this one writes the PST.
+
+`to_mapi` (parsing, decoding, header translation) is about half of the writer's CPU and a
+pure function of (raw, flags, received), so a child process can do it one item ahead of
+the writer: on two cores the two halves overlap. Only the translation moves; the file is
+written by this process alone, in the order items come, so what is written does not
+depend on where an item was translated (tests/pst/test_write_convert.py).
+
+The child is `python -m pstkit.converters.pst.write.convert`, talking length-prefixed
+pickles over its stdin and stdout (no multiprocessing: a spawned pool re-runs the
+parent's `__main__`, and its workers keep their own ends of the queue pipes, so they
+outlive a killed parent). A reader thread in the child drains stdin, so the parent can
+send ahead without either side blocking on a full pipe; when the parent dies, stdin ends
+and the child exits. Whatever goes wrong with the child (it cannot start, dies, answers
+garbage) is not an error: the items not yet answered, and all later ones, are translated
+here, as they were before this module. An item the child could not translate for any
+reason other than hostile input is translated again here, so it fails exactly as it
+would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import IO
+
+from .mapi import Message, to_mapi
+
+log = logging.getLogger("pstkit")
+Job = tuple[bytes, frozenset[str], datetime | None]  # raw, flags, received
+#: the outcome of one job: its MAPI form, or why it cannot be written (hostile input)
+Result = Message | str
+AHEAD = 64  # jobs sent before their answers are read: a whole batch (the sink takes
+# <= 50), so that neither process waits on the other item by item when the CPUs are busy
+MIN_JOBS = 4  # smaller batches are translated here: a round trip would cost more
+_LEN = struct.Struct("<Q")
+PIPE_SIZE = 1 << 20  # Linux's default limit for unprivileged processes
+
+
+def translate(job: Job) -> Result:
+    raw, flags, received = job
+    try:
+        return to_mapi(raw, flags, received)
+    except (ValueError, OverflowError) as e:  # hostile input: the item fails, not the run
+        return str(e)
+
+
+class Converter:
+    """Translates jobs in order, in the child when it works, here when not."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        #: PSTKIT_PST_TRANSLATE=here or =child decides (tests and benchmarks compare the
+        #: two); by default the child is used when a CPU is idle for it
+        self.enabled = _spare_cpu() if enabled is None else enabled
+        self._child: subprocess.Popen[bytes] | None = None
+        self.answered = 0  # jobs the child translated
+
+    def map(self, jobs: Iterable[Job]) -> Iterator[Result]:
+        todo = list(jobs)
+        if len(todo) < MIN_JOBS or not self._start():
+            yield from map(translate, todo)
+            return
+        sent: deque[Job] = deque()
+        pending = iter(todo)
+        try:
+            for job in pending:
+                self._send(job)
+                sent.append(job)
+                if len(sent) >= AHEAD:
+                    yield self._next(sent)
+            while sent:
+                yield self._next(sent)
+        except (OSError, EOFError, _ChildError) as e:
+            self._give_up(e)
+            yield from map(translate, [*sent, *pending])
+        finally:
+            self._drain(sent)
+
+    def _drain(self, sent: deque[Job]) -> None:
+        """Answers of a batch the caller left (its write failed) are read and dropped, so
+        the next batch's answers are its own."""
+        try:
+            while sent and self._child:
+                self._next(sent)
+        except (OSError, EOFError, _ChildError) as e:
+            self._give_up(e)
+
+    def _start(self) -> bool:
+        if self._child is None and self.enabled:
+            try:
+                self._child = subprocess.Popen(
+                    [sys.executable, "-m", __name__], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            except OSError as e:
+                self._give_up(e)
+            else:
+                _widen(self._child)
+        return self._child is not None
+
+    def _send(self, job: Job) -> None:
+        assert self._child and self._child.stdin
+        _put(self._child.stdin, pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
+
+    def _next(self, sent: deque[Job]) -> Result:
+        """The answer to the oldest job sent; the job stays in `sent` unless answered."""
+        assert self._child and self._child.stdout
+        try:
+            kind, value = pickle.loads(_get(self._child.stdout))
+        except (OSError, EOFError):
+            raise
+        except Exception as e:  # garbage on the pipe: stop using the child
+            raise _ChildError(f"unreadable answer ({e})") from e
+        if kind == "ok" and isinstance(value, Message | str):
+            sent.popleft()
+            self.answered += 1
+            return value
+        if kind != "error":
+            raise _ChildError(f"unexpected answer {kind!r}")
+        return translate(sent.popleft())  # it failed there: here it raises as it always did
+
+    def _give_up(self, why: BaseException) -> None:
+        log.debug("PST writer: translating in this process (%s)", why)
+        self.enabled = False
+        self.close()
+
+    def close(self) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        log.debug("PST writer: %d items translated in a second process", self.answered)
+        for stream in (child.stdin, child.stdout):
+            if stream:
+                stream.close()  # the child sees the end of its input and exits
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _spare_cpu() -> bool:
+    """Whether a second process would run beside this one: with no idle CPU the two only
+    take turns, and the hand-over costs CPU (about 15 %) and latency on every item."""
+    choice = os.environ.get("PSTKIT_PST_TRANSLATE", "")
+    if choice in ("here", "child"):
+        return choice == "child"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return cpus >= 2 and os.getloadavg()[0] <= cpus - 1.5
+
+
+class _ChildError(Exception):
+    pass
+
+
+def _widen(child: subprocess.Popen[bytes]) -> None:
+    """1 MiB pipes instead of 64 KiB: a message then crosses in one read, where each
+    64 KiB read of the child's reader thread waits for the GIL its translating thread
+    holds (up to the 5 ms switch interval, tens of ms per message)."""
+    for stream in (child.stdin, child.stdout):
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            if stream:
+                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+
+
+def _put(stream: IO[bytes], data: bytes) -> None:
+    stream.write(_LEN.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _get(stream: IO[bytes]) -> bytes:
+    head = stream.read(_LEN.size)
+    if len(head) < _LEN.size:
+        raise EOFError("the translating process ended")
+    size = _LEN.unpack(head)[0]
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the translating process ended")
+    return data
+
+
+def serve(inp: IO[bytes], out: IO[bytes]) -> None:
+    """The child: answer every job in order until the input ends."""
+    jobs: queue.Queue[bytes | None] = queue.Queue()
+
+    def drain() -> None:  # read ahead, so the parent never blocks writing to a full pipe
+        try:
+            while True:
+                jobs.put(_get(inp))
+        except (EOFError, OSError):
+            jobs.put(None)
+
+    sys.setswitchinterval(0.0005)  # the reader gets the GIL soon after its read returns
+    threading.Thread(target=drain, daemon=True).start()
+    while (data := jobs.get()) is not None:
+        try:
+            answer: tuple[str, object] = ("ok", translate(pickle.loads(data)))
+        except Exception as e:  # the parent translates it again and raises
+            answer = ("error", repr(e))
+        try:
+            _put(out, pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
+        except (BrokenPipeError, OSError):
+            return
+
+
+if __name__ == "__main__":
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print in the child cannot garble the answers
+    serve(sys.stdin.buffer, answers)

@@ -1,0 +1,199 @@
+"""MIME -> MAPI in a second process (convert.py): the child answers exactly what this
+process would, in order; a child that dies or cannot start is replaced by this process
+without an error; a PST written with the child is byte for byte the one written without
+it; and a killed write leaves no PST and no orphaned child."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from pstkit.converters.pst.btree import Ndb, NdbError
+from pstkit.converters.pst.write import convert
+from pstkit.converters.pst.write.check import check
+from pstkit.converters.pst.write.convert import Converter, Job, translate
+from pstkit.converters.pst.write.sink import PstSink
+from pstkit.location import Location
+from pstkit.model import Delivered, Flag, Role, StoredMessage
+from pstkit.options import ConnectOptions
+from tests.helpers import REPO, cli, run_pstkit
+
+from .test_write_fastmime import _corpus_messages
+from .test_write_fuzz import hostile
+
+WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _jobs(corpus: Path) -> list[Job]:
+    rng = random.Random(7)
+    raws = [*_corpus_messages(corpus), *(hostile(rng, i) for i in range(27))]
+    flags = [frozenset(), frozenset({"seen"}), frozenset({"draft", "flagged"}),
+             frozenset({"answered", "seen"})]
+    return [(raw, flags[i % 4], WHEN) for i, raw in enumerate(raws)]
+
+
+def test_the_child_answers_as_this_process_does(corpus: Path) -> None:
+    jobs = _jobs(corpus)
+    here = [translate(j) for j in jobs]
+    conv = Converter(enabled=True)
+    try:
+        for start in range(0, len(jobs), 50):  # batches as the sink hands them over
+            assert list(conv.map(jobs[start:start + 50])) == here[start:start + 50]
+        assert conv.answered == len(jobs)
+    finally:
+        conv.close()
+
+
+def test_a_left_batch_does_not_shift_the_next_ones_answers(corpus: Path) -> None:
+    jobs = _jobs(corpus)[:30]
+    conv = Converter(enabled=True)
+    try:
+        first = conv.map(jobs[:20])
+        assert next(first) == translate(jobs[0])
+        first.close()  # the writer failed mid-batch: the rest of its answers are dropped
+        assert list(conv.map(jobs[20:])) == [translate(j) for j in jobs[20:]]
+        assert conv.enabled
+    finally:
+        conv.close()
+
+
+def test_a_dead_child_is_replaced_by_this_process(corpus: Path) -> None:
+    jobs = _jobs(corpus)[:40]
+    want = [translate(j) for j in jobs]
+    conv = Converter(enabled=True)
+    got = conv.map(jobs)
+    answers = [next(got)]
+    assert conv._child is not None
+    conv._child.kill()  # mid-batch: what it had not answered is translated here
+    conv._child.wait()
+    answers += list(got)
+    assert answers == want
+    assert list(conv.map(jobs)) == want  # the next batch finds it dead and stays here
+    assert not conv.enabled and conv._child is None
+    assert list(conv.map(jobs[:5])) == want[:5]
+
+
+def test_a_child_that_cannot_start_is_no_error(corpus: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    jobs = _jobs(corpus)[:10]
+    conv = Converter(enabled=True)
+    assert list(conv.map(jobs)) == [translate(j) for j in jobs]
+    assert not conv.enabled and conv.answered == 0
+
+
+def _stored(i: int) -> StoredMessage:
+    return StoredMessage(i, ("Inbox",), "", 0, frozenset({Flag.SEEN}), frozenset({"k"}), WHEN,
+                         f"<m{i}@x>", "", str(i), "e", store_id="s")
+
+
+def _write(out: Path, raws: list[bytes], child: bool) -> tuple[list[object], int]:
+    sink = PstSink(Location("pst", str(out)), ConnectOptions())
+    sink.converter = Converter(enabled=child)
+    sink.ensure_folder(("Inbox",), Role.INBOX)
+    results: list[object] = []
+    for start in range(0, len(raws), 50):
+        batch = [(_stored(i), raw) for i, raw in enumerate(raws[start:start + 50], start)]
+        results += sink.put_batch(("Inbox",), batch)
+    answered = sink.converter.answered
+    sink.close()
+    return results, answered
+
+
+def test_the_file_is_the_same_with_or_without_the_child(
+        corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "urandom", lambda n: b"\x5a" * n)  # the same record key twice
+    raws = [raw for raw, _f, _w in _jobs(corpus)]
+    a, b = tmp_path / "here" / "out.pst", tmp_path / "there" / "out.pst"  # one store name
+    a.parent.mkdir()
+    b.parent.mkdir()
+    here, _ = _write(a, raws, child=False)
+    there, answered = _write(b, raws, child=True)
+    assert answered == len(raws)
+    assert there == here
+    assert sum(isinstance(r, Delivered) for r in here) > len(raws) // 2
+    assert b.read_bytes() == a.read_bytes()
+    with b.open("rb") as f:
+        assert check(f).findings == []
+
+
+def _big(i: int) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = f"s{i}@example.com", "r@example.com", f"m {i}"
+    msg["Date"] = "Mon, 04 Mar 2024 09:30:00 +0000"
+    msg.set_content("body " * 200)
+    msg.add_attachment(random.Random(i).randbytes(400_000), maintype="application",
+                       subtype="octet-stream", filename=f"f{i}.bin")
+    return msg.as_bytes()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_a_killed_write_leaves_no_pst_and_no_child(tmp_path: Path) -> None:
+    md = tmp_path / "md"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    for i in range(150):
+        (md / "cur" / f"{1700000000 + i}.m{i}.test:2,S").write_bytes(_big(i))
+    store, out = tmp_path / "store", tmp_path / "out.pst"
+    assert cli("--quiet", "export", f"maildir:{md}", str(store))[0] == 0
+    work = out.with_name(out.name + ".pstkit-tmp")
+    proc = subprocess.Popen([sys.executable, "-m", "pstkit", "--quiet", "import", str(store),
+                             f"pst:{out}"], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PSTKIT_PST_TRANSLATE": "child"})
+    deadline = time.monotonic() + 60
+    kids: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        kids = kids or _children(proc.pid)
+        if kids and work.exists() and work.stat().st_size > 8_000_000:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None and kids, "the write ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    with work.open("rb") as f, pytest.raises(NdbError):
+        Ndb.open(f)  # no header yet: no reader takes the work file for a PST
+    deadline = time.monotonic() + 20
+    while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(k) for k in kids), "the translating child outlived its writer"
+    done = run_pstkit("--quiet", "import", str(store), f"pst:{out}", timeout=300,
+                      env={"PSTKIT_PST_TRANSLATE": "child"})
+    assert done.returncode == 0, done.stderr
+    with out.open("rb") as f:
+        assert check(f).findings == []
+    assert not work.exists()
+
+
+def test_the_child_is_this_module(tmp_path: Path) -> None:
+    """The child runs `python -m` on the module itself: it must answer a job piped in."""
+    conv = Converter(enabled=True)
+    try:
+        job: Job = (b"Subject: hi\r\n\r\nbody\r\n", frozenset(), WHEN)
+        assert list(conv.map([job] * convert.MIN_JOBS)) == [translate(job)] * convert.MIN_JOBS
+        assert conv.answered == convert.MIN_JOBS
+    finally:
+        conv.close()
