@@ -244,9 +244,17 @@ def _date(value: object) -> datetime | None:
 
 def _addresses(msg: PyMessage, name: str) -> list[tuple[str, str]]:
     values = [_text(v) for v in msg.get_all(name, [])]
-    decoded = [str(email.header.make_header(email.header.decode_header(v)))
-               if "=?" in v else v for v in values] if values else []
+    decoded = [_words(v) if "=?" in v else v for v in values] if values else []
     return [(n, a) for n, a in getaddresses(decoded) if n or a]
+
+
+def _words(value: str) -> str:
+    """Encoded words decoded; a value whose words name an unknown charset or are broken
+    stays as it is (found by test_write_fastmime_mapi: it had stopped the whole run)."""
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
+        return value
 
 
 def _sender(msg: PyMessage) -> list[Prop]:
