@@ -21,7 +21,6 @@ would have.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import pickle
@@ -33,7 +32,15 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import IO
+
+import pstkit
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .mapi import Message, to_mapi
 
@@ -100,8 +107,8 @@ class Converter:
         if self._child is None and self.enabled:
             try:
                 self._child = subprocess.Popen(
-                    [sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                    [sys.executable, "-P", "-m", __name__], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_child_env())
             except OSError as e:
                 self._give_up(e)
             else:
@@ -155,12 +162,22 @@ def _spare_cpu() -> bool:
     choice = os.environ.get("PSTKIT_PST_TRANSLATE", "")
     if choice in ("here", "child"):
         return choice == "child"
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if not hasattr(os, "sched_getaffinity") or not hasattr(os, "getloadavg"):
+        return False  # cannot tell: as before, one process
+    cpus = len(os.sched_getaffinity(0))
     return cpus >= 2 and os.getloadavg()[0] <= cpus - 1.5
 
 
 class _ChildError(Exception):
     pass
+
+
+def _child_env() -> dict[str, str]:
+    """The child imports this very pstkit: its directory goes first on the path, and
+    `-P` keeps the working directory off it (a `pstkit/` there could be another one)."""
+    root = str(Path(pstkit.__file__).resolve().parent.parent)
+    rest = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, rest] if rest else [root])}
 
 
 def _widen(child: subprocess.Popen[bytes]) -> None:
@@ -169,7 +186,7 @@ def _widen(child: subprocess.Popen[bytes]) -> None:
     holds (up to the 5 ms switch interval, tens of ms per message)."""
     for stream in (child.stdin, child.stdout):
         with contextlib.suppress(OSError, AttributeError, ValueError):
-            if stream:
+            if stream and fcntl is not None:  # Linux: elsewhere the pipes keep their size
                 fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
 

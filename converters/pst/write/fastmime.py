@@ -68,9 +68,10 @@ def _entity(data: bytes, eol: bytes, outer: tuple[bytes, ...]) -> Message:
         if not _HEADER_LINE.match(line) or line.startswith(b"From "):
             raise _Slow  # a body line or an envelope line in the headers: defect handling
     msg = _HEADERS.parsebytes(head + eol) if head else Message(policy=email.policy.compat32)
-    if msg.get_content_maintype() == "message" or msg.get_content_type() == "multipart/digest":
+    ctype = msg.get_content_type()  # once: each call parses the header's parameters
+    if ctype.startswith("message/") or ctype == "multipart/digest":
         raise _Slow  # parsed message parts; digests default their parts to message/rfc822
-    if msg.get_content_maintype() == "multipart":
+    if ctype.startswith("multipart/"):
         _multipart(msg, body, eol, outer)
     else:
         msg.set_payload(body.decode("ascii", "surrogateescape"))
