@@ -286,7 +286,8 @@ def test_a_killed_append_leaves_the_earlier_file(tmp_path: Path, by: str, seed: 
     write_maildir(md, {"": [(make_message(i, size=40_000), "S") for i in range(200)]})
     _export(md, store)
     rng = random.Random(seed)
-    # the new file is about 3.3 times the earlier one; new items are recorded 50 a batch
+    # the new file is about 3.3 times the earlier one; the 140 new items are recorded in
+    # batches of 100 and 40 (the sink's batch limit): the kill comes after the first
     at = rng.randrange(size // 20, size * 7 // 2) if by == "size" else rows + rng.choice(
         (50, 100))
     work = pst.with_name(pst.name + ".pstkit-tmp")

@@ -48,8 +48,8 @@ log = logging.getLogger("pstkit")
 Job = tuple[bytes, frozenset[str], datetime | None]  # raw, flags, received
 #: the outcome of one job: its MAPI form, or why it cannot be written (hostile input)
 Result = Message | str
-AHEAD = 64  # jobs sent before their answers are read: a whole batch (the sink takes
-# <= 50), so that neither process waits on the other item by item when the CPUs are busy
+AHEAD = 8  # jobs sent before their answers are read: enough that neither process waits
+# on the other item by item when the CPUs are busy; more only grows the child's queue
 MIN_JOBS = 4  # smaller batches are translated here: a round trip would cost more
 _LEN = struct.Struct("<Q")
 PIPE_SIZE = 1 << 20  # Linux's default limit for unprivileged processes
@@ -82,8 +82,8 @@ class Converter:
         pending = iter(todo)
         try:
             for job in pending:
+                sent.append(job)  # first: if the send fails, the job is done here
                 self._send(job)
-                sent.append(job)
                 if len(sent) >= AHEAD:
                     yield self._next(sent)
             while sent:
@@ -148,7 +148,8 @@ class Converter:
         log.debug("PST writer: %d items translated in a second process", self.answered)
         for stream in (child.stdin, child.stdout):
             if stream:
-                stream.close()  # the child sees the end of its input and exits
+                with contextlib.suppress(OSError):  # a dead child: what was unsent goes
+                    stream.close()  # the child sees the end of its input and exits
         try:
             child.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -93,8 +93,10 @@ class PstSink:
         self.tmp = fileset.work_name(self.path)  # the work name when the output is one file
         self.max_size = _max_size(options)
         self.max_connections = 1  # one file, one writer
-        # small batches: messages are written one by one, a batch only costs memory
-        self.batch_limit = BatchLimit(max_items=50, max_bytes=8 * 1024 * 1024)
+        # messages are written one by one; a batch costs memory (its raw bytes) and saves
+        # ledger commits, whose fdatasyncs were a third of the wall time at 50 items / 8 MB
+        # (2,000 genmail messages: 448 fdatasyncs, 1.5 s)
+        self.batch_limit = BatchLimit(max_items=100, max_bytes=16 * 1024 * 1024)
         self.display_name = options.extra.get("display-name", self.path.stem)
         self.purview = PurviewFile.from_options(options)
         self.mailbox = options.mailbox or ""
