@@ -1,12 +1,12 @@
 """MIME -> MAPI of mail items in a second process, while this one writes the PST.
 
 `to_mapi` (parsing, decoding, header translation) is about half of the writer's CPU and a
-pure function of (raw, flags, received), so a child process can do it one item ahead of
-the writer: on two cores the two halves overlap. Only the translation moves; the file is
+pure function of (raw, flags, received), so a child process can do it a few items ahead
+of the writer: on two cores the two halves overlap. Only the translation moves; the file is
 written by this process alone, in the order items come, so what is written does not
 depend on where an item was translated (tests/pst/test_write_convert.py).
 
-The child is `python -m pstkit.converters.pst.write.convert`, talking length-prefixed
+The child is `python -P -m pstkit.converters.pst.write.convert`, talking length-prefixed
 pickles over its stdin and stdout (no multiprocessing: a spawned pool re-runs the
 parent's `__main__`, and its workers keep their own ends of the queue pipes, so they
 outlive a killed parent). A reader thread in the child drains stdin, so the parent can
@@ -99,7 +99,7 @@ class Converter:
         the next batch's answers are its own."""
         try:
             while sent and self._child:
-                self._next(sent)
+                self._next(sent, use=False)
         except (OSError, EOFError, _ChildError) as e:
             self._give_up(e)
 
@@ -119,8 +119,9 @@ class Converter:
         assert self._child and self._child.stdin
         _put(self._child.stdin, pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
 
-    def _next(self, sent: deque[Job]) -> Result:
-        """The answer to the oldest job sent; the job stays in `sent` unless answered."""
+    def _next(self, sent: deque[Job], use: bool = True) -> Result:
+        """The answer to the oldest job sent; the job stays in `sent` unless answered.
+        (`use=False`: an answer to be dropped, whatever it is.)"""
         assert self._child and self._child.stdout
         try:
             kind, value = pickle.loads(_get(self._child.stdout))
@@ -134,7 +135,8 @@ class Converter:
             return value
         if kind != "error":
             raise _ChildError(f"unexpected answer {kind!r}")
-        return translate(sent.popleft())  # it failed there: here it raises as it always did
+        job = sent.popleft()
+        return translate(job) if use else ""  # it failed there: here it raises as it always did
 
     def _give_up(self, why: BaseException) -> None:
         log.debug("PST writer: translating in this process (%s)", why)
