@@ -133,7 +133,6 @@ class PstSink:
         self._nids: dict[FolderPath, int] = {}  # ... made in the part being written
         self._dups: dict[tuple[FolderPath, str], list[str]] = {}  # (folder, dup key) -> ids
         self._written: dict[FolderPath, list[tuple[str, str]]] = {}  # (target id, stable key)
-        self._keys: dict[int, tuple[bytes, str]] = {}  # id(raw) -> (raw, duplicate key)
         #: a run that died after recording deliveries into a file that never got in place
         #: left its work file: the ledger under the set's record key is not trusted (close)
         self._recover = bool(files) and fileset.leftover(self.path, len(files))
@@ -278,7 +277,7 @@ class PstSink:
             self._active = True
             mail = self.converter.map(
                 (raw, frozenset(f.value for f in msg.flags), msg.received)
-                for msg, raw in batch if msg.kind == ItemKind.MAIL)  # translated one ahead
+                for msg, raw in batch if msg.kind == ItemKind.MAIL)  # translated ahead
             return [self._put(folder, msg, raw, mail) for msg, raw in batch]
 
     def _put(self, folder: FolderPath, msg: StoredMessage, raw: bytes,
@@ -307,7 +306,7 @@ class PstSink:
             return Failed(f"cannot write this item to a PST: {e}")
         self._in_part += 1
         target_id = self._id(self._part, f"{item:#x}", msg.stable_key)
-        self._dups.setdefault((folder, self._dup_key(raw)), []).append(target_id)
+        self._dups.setdefault((folder, duplicate_key(raw)), []).append(target_id)
         self._written.setdefault(folder, []).append((target_id, msg.stable_key))
         size_note = _size_note(len(raw), self.max_size)
         return Delivered(target_id, "; ".join(n for n in (*notes, size_note) if n))
@@ -324,18 +323,7 @@ class PstSink:
                             ids = self._earlier.setdefault((path, item.stable_key), [])
                             ids.append(self._id(index, item.target_id, item.stable_key))
             earlier = self._earlier.get((folder, msg.stable_key), []) if msg.stable_key else []
-            return [*earlier, *self._dups.get((folder, self._dup_key(raw, keep=True)), [])]
-
-    def _dup_key(self, raw: bytes, keep: bool = False) -> str:
-        """`duplicate_key(raw)`, reckoned once for the lookup before a batch and the
-        record after it (the same bytes object; at most about a batch is remembered)."""
-        known = self._keys.pop(id(raw), None)
-        key = known[1] if known is not None and known[0] is raw else duplicate_key(raw)
-        if keep:
-            if sum(len(k[0]) for k in self._keys.values()) > 16 << 20:
-                self._keys.clear()  # raws never sent (duplicates) are not kept alive
-            self._keys[id(raw)] = (raw, key)
-        return key
+            return [*earlier, *self._dups.get((folder, duplicate_key(raw)), [])]
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
         if target_ids:
