@@ -9,7 +9,7 @@ and the closing stats block. Written as it goes, so a killed run leaves its log.
 from __future__ import annotations
 
 import logging
-import platform
+import os
 import re
 import sqlite3
 import sys
@@ -25,6 +25,17 @@ from pstkit.runstats import block, item_text
 LOGS = "logs"
 _SECRET_OPTION = re.compile(r"^--?[\w-]*(password|secret|token|passphrase)[\w-]*$", re.I)
 _SECRET_SAFE = re.compile(r"-(env|file|command)$")
+
+
+def _python() -> str:
+    return ".".join(str(n) for n in sys.version_info[:3])
+
+
+def _system() -> str:
+    """`Linux-6.1.0-x86_64`: platform.platform() unpacks uname(), whose `processor`
+    field runs `uname -p` in a child process (fork + exec in every run)."""
+    u = os.uname()
+    return f"{u.sysname}-{u.release}-{u.machine}"
 
 
 def redact(argv: Sequence[str]) -> list[str]:
@@ -67,8 +78,8 @@ class RunLog:
         self.write(f"command: pstkit {' '.join(redact(self.argv))}")
         self.write(f"store: {store_root.resolve()}")
         self.write(f"peer: {peer}")
-        self.write(f"versions: pstkit {__version__}, Python {platform.python_version()}, "
-                   f"SQLite {sqlite3.sqlite_version}, {platform.platform()}")  # fmt: skip
+        self.write(f"versions: pstkit {__version__}, Python {_python()}, "
+                   f"SQLite {sqlite3.sqlite_version}, {_system()}")  # fmt: skip
 
     def finish(self, result: RunResult, status: str) -> None:
         for p in result.problems:
