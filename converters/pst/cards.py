@@ -1,7 +1,7 @@
 """Outlook contacts, distribution lists, notes and journal entries -> vCard / text. Pure.
 
 Input is the item's decoded properties (`Props`), where named properties are keyed by the
-names in `NAMED` (resolved by `pst.source` through the file's name-to-id map). Output is
+names in `pst.named.NAMED` (resolved by `pst.source` through the file's name-to-id map). Output is
 the text of a .vcf object with CRLF line ends and 75-octet folding (RFC 6350).
 """
 
@@ -13,53 +13,6 @@ from pstkit.converters.pst.ical import content as _lines
 from pstkit.converters.pst.ical import escape, item_title
 from pstkit.converters.pst.ical import stamp as _stamp
 from pstkit.converters.pst.props import PR_BODY, PR_DISPLAY_NAME, PR_LAST_MODIFICATION_TIME, Props
-
-PSETID_ADDRESS = "00062004-0000-0000-c000-000000000046"
-PSETID_APPOINTMENT = "00062002-0000-0000-c000-000000000046"
-PSETID_TASK = "00062003-0000-0000-c000-000000000046"
-PSETID_LOG = "0006200a-0000-0000-c000-000000000046"
-PSETID_COMMON = "00062008-0000-0000-c000-000000000046"
-
-#: (property set, LID) -> the key the item's Props carry it under.
-NAMED: dict[tuple[str, int], str] = {
-    (PSETID_ADDRESS, 0x8005): "FileUnder",
-    (PSETID_ADDRESS, 0x8083): "Email1",
-    (PSETID_ADDRESS, 0x8093): "Email2",
-    (PSETID_ADDRESS, 0x80A3): "Email3",
-    (PSETID_ADDRESS, 0x801A): "HomeAddress",  # the whole address, as Outlook shows it
-    (PSETID_ADDRESS, 0x801B): "WorkAddress",
-    (PSETID_ADDRESS, 0x801C): "OtherAddress",
-    (PSETID_ADDRESS, 0x8045): "WorkStreet",
-    (PSETID_ADDRESS, 0x8046): "WorkCity",
-    (PSETID_ADDRESS, 0x8047): "WorkState",
-    (PSETID_ADDRESS, 0x8048): "WorkPostalCode",
-    (PSETID_ADDRESS, 0x8049): "WorkCountry",
-    (PSETID_ADDRESS, 0x804A): "WorkPOBox",
-    (PSETID_ADDRESS, 0x8053): "DistListName",
-    (PSETID_ADDRESS, 0x8054): "DistListOneOff",
-    (PSETID_ADDRESS, 0x8055): "DistListMembers",
-    (PSETID_APPOINTMENT, 0x820D): "Start",
-    (PSETID_APPOINTMENT, 0x820E): "End",
-    (PSETID_APPOINTMENT, 0x8208): "Location",
-    (PSETID_APPOINTMENT, 0x8215): "AllDay",
-    (PSETID_APPOINTMENT, 0x8223): "Recurring",
-    (PSETID_APPOINTMENT, 0x8216): "AppointmentRecur",
-    (PSETID_APPOINTMENT, 0x8228): "ExceptionReplaceTime",
-    (PSETID_APPOINTMENT, 0x8233): "TimeZoneStruct",
-    (PSETID_APPOINTMENT, 0x8234): "TimeZoneDescription",
-    (PSETID_APPOINTMENT, 0x8260): "TzDefRecur",
-    (PSETID_APPOINTMENT, 0x825E): "TzDefStart",
-    (PSETID_COMMON, 0x8503): "ReminderSet",
-    (PSETID_COMMON, 0x8501): "ReminderDelta",
-    (PSETID_TASK, 0x8104): "TaskStart",
-    (PSETID_TASK, 0x8105): "TaskDue",
-    (PSETID_TASK, 0x8101): "TaskStatus",
-    (PSETID_TASK, 0x8102): "PercentComplete",
-    (PSETID_TASK, 0x810F): "TaskCompleted",
-    (PSETID_LOG, 0x8700): "LogType",
-    (PSETID_LOG, 0x8706): "LogStart",
-    (PSETID_LOG, 0x8708): "LogEnd",
-}
 
 # Contact properties (MS-OXOCNTC) -> vCard property, every one readpst writes too.
 _CONTACT_TEXT = (

@@ -34,8 +34,6 @@ from pstkit.converters.pst.tz import parse_tzdefinition, parse_tzstruct
 _FREQ = {0x200A: "DAILY", 0x200B: "WEEKLY", 0x200C: "MONTHLY", 0x200D: "YEARLY"}
 _END_AFTER_DATE, _END_AFTER_COUNT = 0x2021, 0x2022
 _EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
-#: message class of an exception item attached to a recurring series
-EXCEPTION_CLASS = "ipm.ole.class.{00061055-0000-0000-c000-000000000046}"
 
 
 # --- content lines (shared with vCard) --------------------------------------
@@ -171,16 +169,6 @@ def calendar(components: list[str], method: str = "") -> str:
     head = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//pstkit//PST export//EN"]
     return content([*head, *([f"METHOD:{method}"] if method else []), *components,
                     "END:VCALENDAR"])
-
-
-def meeting_method(message_class: str) -> str:
-    """iTIP method of a meeting item (IPM.Schedule.Meeting.*), "" for other classes."""
-    c = message_class.lower()
-    if not c.startswith("ipm.schedule.meeting."):
-        return ""
-    if c.startswith("ipm.schedule.meeting.resp."):
-        return "REPLY"
-    return "CANCEL" if c.startswith("ipm.schedule.meeting.canceled") else "REQUEST"
 
 
 def _when(name: str, dt: datetime, zone: Zone | None, all_day: bool = False) -> str:

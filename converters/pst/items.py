@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from pstkit.converters.pst.cards import contact_vcard, distlist_vcard, note_text
-from pstkit.converters.pst.ical import event_ics, item_title, task_ics
 from pstkit.converters.pst.mime import Address, Attachment, Body, MapiMessage, guess_type
 from pstkit.converters.pst.props import (
     ATTACH_BY_VALUE,
@@ -194,6 +192,10 @@ def mail_message(
 def wrap_item(props: Props, kind: ItemKind, uid: str, attachments: tuple[Attachment, ...],
               notes: tuple[str, ...] = (), exceptions: tuple[Props, ...] = ()) -> MapiMessage:
     """A non-mail item as a message carrying its vCard/iCalendar (or its text)."""
+    # Imported here: a mailbox of plain mail never needs the vCard/iCalendar writers.
+    from pstkit.converters.pst.cards import contact_vcard, distlist_vcard, note_text  # noqa: PLC0415
+    from pstkit.converters.pst.ical import event_ics, item_title, task_ics  # noqa: PLC0415
+
     card: tuple[str, str, str] | None = None
     body = props.text(PR_BODY)
     if kind is ItemKind.CONTACT:

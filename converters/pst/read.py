@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pstkit.converters.pst import libpff as lib
 from pstkit.converters.pst import speedups
 from pstkit.converters.pst.btree import READ_ERRORS
-from pstkit.converters.pst.ical import EXCEPTION_CLASS, event_ics, meeting_method
 from pstkit.converters.pst.items import (
     attachment_name,
     display_recipients,
@@ -30,6 +29,7 @@ from pstkit.converters.pst.items import (
     wrap_item,
 )
 from pstkit.converters.pst.mime import Attachment, MapiMessage
+from pstkit.converters.pst.named import EXCEPTION_CLASS, meeting_method
 from pstkit.converters.pst.ndb import Entry, Reader, heap_only, to_mapi
 from pstkit.converters.pst.nodes import RawAttachment, RawItem
 from pstkit.converters.pst.props import (
@@ -152,6 +152,9 @@ class ItemReader:
         # wrote from an iMIP mail still has that mail's own calendar part
         if method and not any(a.mime_type.lower().startswith("text/calendar")
                               for a in attachments):
+            # Imported here: plain mail never needs the iCalendar writer (issue 19, start-up).
+            from pstkit.converters.pst.ical import event_ics  # noqa: PLC0415
+
             ics = event_ics(props, uid, method).encode("utf-8")
             ctype = f"text/calendar; charset=utf-8; method={method}"
             attachments = (*attachments, Attachment("meeting.ics", ctype, ics))

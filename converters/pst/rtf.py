@@ -11,6 +11,7 @@ import codecs
 import re
 import struct
 from dataclasses import dataclass
+from functools import cache
 
 from pstkit.converters.pst import speedups
 
@@ -65,7 +66,11 @@ def _plan(control: int) -> tuple[int, ...]:
     return (*steps, run) if run else tuple(steps)
 
 
-_PLANS = tuple(_plan(c) for c in range(256))
+@cache
+def _plans() -> tuple[tuple[int, ...], ...]:
+    """The 256 plans, made on first use: only the Python fallback needs them (the C twin
+    decompresses on its own), and not at every start (issue 19)."""
+    return tuple(_plan(c) for c in range(256))
 
 
 def _lzfu_py(body: bytes, raw_size: int) -> bytes:
@@ -74,7 +79,7 @@ def _lzfu_py(body: bytes, raw_size: int) -> bytes:
     out = bytearray(_START)
     here, want = _WINDOW, _WINDOW + raw_size  # here == len(out)
     pos, end = 0, len(body)
-    plans, shift = _PLANS, _SHIFT  # locals: this loop runs once per token
+    plans, shift = _plans(), _SHIFT  # locals: this loop runs once per token
     while pos < end and here < want:
         control = body[pos]
         pos += 1

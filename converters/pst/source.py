@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from pstkit.converters.pst import libpff as lib
 from pstkit.converters.pst import tree as pst_tree
 from pstkit.converters.pst.btree import READ_ERRORS, FormatError, Ndb
-from pstkit.converters.pst.cards import NAMED
 from pstkit.converters.pst.heap import HeapError
 from pstkit.converters.pst.items import filter_reason, item_kind
 from pstkit.converters.pst.mime import build_message
+from pstkit.converters.pst.named import NAMED
 from pstkit.converters.pst.ndb import Entry, Reader
 from pstkit.converters.pst.nodes import (
     NID_MESSAGE_STORE,

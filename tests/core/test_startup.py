@@ -26,6 +26,9 @@ NOT_FOR_EXPORT = ("pydantic", "rich", "tqdm", "cryptography", "exchangelib", "ms
                   "celery", "kombu", "redis", "imapclient", "lxml", "pstkit.seal.age",
                   "pstkit.cli.verifycmd", "pstkit.cli.reportcmd", "pstkit.report.html",
                   "pstkit.batch.engine", "multiprocessing", "tomllib")  # fmt: skip
+#: what only contacts, lists, calendar items and tasks need (the vCard/iCalendar writers)
+PIM_ONLY = ("pstkit.converters.pst.ical", "pstkit.converters.pst.cards", "pstkit.converters.pim")
+MAIL_ONLY_PST = CORPUS_PST.with_name("attachAndInline.pst")
 
 
 def _imported(*args: str, cwd: Path = REPO) -> tuple[subprocess.CompletedProcess[str], set[str]]:
@@ -58,6 +61,16 @@ def test_a_pst_export_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert "exported from" in done.stdout
     assert _loaded(modules, NOT_FOR_EXPORT) == []
     assert "pstkit.converters.pst.source" in modules  # the probe does see what is used
+    assert _loaded(modules, PIM_ONLY) == sorted(PIM_ONLY)  # a distribution list needs them
+
+
+def test_a_pst_of_plain_mail_needs_no_vcard_or_icalendar_writer(tmp_path: Path) -> None:
+    if not MAIL_ONLY_PST.is_file():
+        pytest.skip(f"no corpus PST at {MAIL_ONLY_PST} (see ../shared/corpus/README.md)")
+    done, modules = _imported("export", f"pst:{MAIL_ONLY_PST}", str(tmp_path / "store"))
+    assert done.returncode == 0, done.stderr
+    assert _loaded(modules, PIM_ONLY) == []
+    assert "pstkit.converters.pst.named" in modules
 
 
 def test_the_registry_names_every_command() -> None:

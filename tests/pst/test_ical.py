@@ -13,10 +13,10 @@ from pstkit.converters.pst.ical import (
     event_ics,
     exdates,
     fold,
-    meeting_method,
     parse_recurrence,
     task_ics,
 )
+from pstkit.converters.pst.named import meeting_method
 from pstkit.converters.pst.props import Props
 
 T1 = datetime(2016, 8, 2, 15, 0, tzinfo=UTC)

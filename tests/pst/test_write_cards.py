@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pstkit.converters.pst.cards import NAMED, contact_vcard, distlist_vcard, note_text
+from pstkit.converters.pst.cards import contact_vcard, distlist_vcard, note_text
 from pstkit.converters.pst.ical import event_ics, task_ics
+from pstkit.converters.pst.named import NAMED
 from pstkit.converters.pst.props import Props, decode_props
 from pstkit.converters.pst.write.cards import dl_checksum
 from pstkit.converters.pst.write.items import UID, to_item

@@ -20,7 +20,7 @@ from email.message import Message as PyMessage
 
 from pstkit.converters.pim.content import lines
 from pstkit.converters.pim.tzrules import Zone
-from pstkit.converters.pst.ical import EXCEPTION_CLASS
+from pstkit.converters.pst.named import EXCEPTION_CLASS
 from pstkit.converters.pst.props import PS_PSTKIT
 from pstkit.model import ItemKind
 

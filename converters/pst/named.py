@@ -1,0 +1,68 @@
+"""What every PST item read needs before its kind is known: the named properties the reader
+resolves (`NAMED`), the class of an appointment's exception and a meeting's iTIP method.
+
+Kept apart from `pst.cards` and `pst.ical` so a mailbox of plain mail never imports the
+vCard/iCalendar writers and their time zone code (issue 19, start-up).
+"""
+
+from __future__ import annotations
+
+PSETID_ADDRESS = "00062004-0000-0000-c000-000000000046"
+PSETID_APPOINTMENT = "00062002-0000-0000-c000-000000000046"
+PSETID_TASK = "00062003-0000-0000-c000-000000000046"
+PSETID_LOG = "0006200a-0000-0000-c000-000000000046"
+PSETID_COMMON = "00062008-0000-0000-c000-000000000046"
+
+#: (property set, LID) -> the key the item's Props carry it under.
+NAMED: dict[tuple[str, int], str] = {
+    (PSETID_ADDRESS, 0x8005): "FileUnder",
+    (PSETID_ADDRESS, 0x8083): "Email1",
+    (PSETID_ADDRESS, 0x8093): "Email2",
+    (PSETID_ADDRESS, 0x80A3): "Email3",
+    (PSETID_ADDRESS, 0x801A): "HomeAddress",  # the whole address, as Outlook shows it
+    (PSETID_ADDRESS, 0x801B): "WorkAddress",
+    (PSETID_ADDRESS, 0x801C): "OtherAddress",
+    (PSETID_ADDRESS, 0x8045): "WorkStreet",
+    (PSETID_ADDRESS, 0x8046): "WorkCity",
+    (PSETID_ADDRESS, 0x8047): "WorkState",
+    (PSETID_ADDRESS, 0x8048): "WorkPostalCode",
+    (PSETID_ADDRESS, 0x8049): "WorkCountry",
+    (PSETID_ADDRESS, 0x804A): "WorkPOBox",
+    (PSETID_ADDRESS, 0x8053): "DistListName",
+    (PSETID_ADDRESS, 0x8054): "DistListOneOff",
+    (PSETID_ADDRESS, 0x8055): "DistListMembers",
+    (PSETID_APPOINTMENT, 0x820D): "Start",
+    (PSETID_APPOINTMENT, 0x820E): "End",
+    (PSETID_APPOINTMENT, 0x8208): "Location",
+    (PSETID_APPOINTMENT, 0x8215): "AllDay",
+    (PSETID_APPOINTMENT, 0x8223): "Recurring",
+    (PSETID_APPOINTMENT, 0x8216): "AppointmentRecur",
+    (PSETID_APPOINTMENT, 0x8228): "ExceptionReplaceTime",
+    (PSETID_APPOINTMENT, 0x8233): "TimeZoneStruct",
+    (PSETID_APPOINTMENT, 0x8234): "TimeZoneDescription",
+    (PSETID_APPOINTMENT, 0x8260): "TzDefRecur",
+    (PSETID_APPOINTMENT, 0x825E): "TzDefStart",
+    (PSETID_COMMON, 0x8503): "ReminderSet",
+    (PSETID_COMMON, 0x8501): "ReminderDelta",
+    (PSETID_TASK, 0x8104): "TaskStart",
+    (PSETID_TASK, 0x8105): "TaskDue",
+    (PSETID_TASK, 0x8101): "TaskStatus",
+    (PSETID_TASK, 0x8102): "PercentComplete",
+    (PSETID_TASK, 0x810F): "TaskCompleted",
+    (PSETID_LOG, 0x8700): "LogType",
+    (PSETID_LOG, 0x8706): "LogStart",
+    (PSETID_LOG, 0x8708): "LogEnd",
+}
+
+#: message class of an appointment exception's embedded item, lower case
+EXCEPTION_CLASS = "ipm.ole.class.{00061055-0000-0000-c000-000000000046}"
+
+
+def meeting_method(message_class: str) -> str:
+    """iTIP method of a meeting item (IPM.Schedule.Meeting.*), "" for other classes."""
+    c = message_class.lower()
+    if not c.startswith("ipm.schedule.meeting."):
+        return ""
+    if c.startswith("ipm.schedule.meeting.resp."):
+        return "REPLY"
+    return "CANCEL" if c.startswith("ipm.schedule.meeting.canceled") else "REQUEST"
