@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import os
 from collections.abc import Iterable
@@ -65,7 +64,9 @@ def _libc(function: str) -> object | None:
         found = getattr(ctypes.CDLL(None, use_errno=True), function, None)
     if found is not None:
         return found
-    name = ctypes.util.find_library("c")
+    from ctypes.util import find_library  # noqa: PLC0415 - rarely reached; imports tempfile
+
+    name = find_library("c")
     if not name:
         return None
     found = getattr(ctypes.CDLL(name, use_errno=True), function, None)

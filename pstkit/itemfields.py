@@ -13,14 +13,13 @@ sorted, comma-joined), "start", "end" (UTC, "YYYY-MM-DDTHH:MM:SSZ").
 from __future__ import annotations
 
 import email.parser
-import email.policy
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from pstkit.model import ItemKind
 
-_PARSER = email.parser.BytesParser(policy=email.policy.compat32)
+_PARSER = email.parser.BytesParser()  # compat32, the default (see pstkit.headers)
 _CARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
 _UTC_STAMP = re.compile(r"^(\d{8})T(\d{6})Z$")
 
