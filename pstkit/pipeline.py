@@ -27,7 +27,6 @@ from pstkit.rails import refuse_other_source, warn_unmatched
 from pstkit.repair import repair
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
-from pstkit.verify import verify
 from pstkit.writer import StoreWriter
 
 log = logging.getLogger("pstkit")
@@ -286,4 +285,4 @@ def _outside_dates(item: Fetched, filt: FetchFilter) -> bool:
     return filt.before is not None and received >= filt.before
 
 
-__all__ = ["NullProgress", "Progress", "RunResult", "export", "import_", "verify"]
+__all__ = ["NullProgress", "Progress", "RunResult", "export", "import_"]

@@ -25,7 +25,8 @@ HEAVY = ("typer", "click", "pydantic", "rich", "tqdm", "cryptography", "exchange
 NOT_FOR_EXPORT = ("pydantic", "rich", "tqdm", "cryptography", "exchangelib", "msal", "httpx",
                   "celery", "kombu", "redis", "imapclient", "lxml", "pstkit.seal.age",
                   "pstkit.cli.verifycmd", "pstkit.cli.reportcmd", "pstkit.report.html",
-                  "pstkit.batch.engine", "multiprocessing", "tomllib")  # fmt: skip
+                  "pstkit.batch.engine", "multiprocessing", "tomllib",
+                  "pstkit.verify", "pstkit.itemfields")  # fmt: skip
 #: what only contacts, lists, calendar items and tasks need (the vCard/iCalendar writers)
 PIM_ONLY = ("pstkit.converters.pst.ical", "pstkit.converters.pst.cards", "pstkit.converters.pim")
 MAIL_ONLY_PST = CORPUS_PST.with_name("attachAndInline.pst")
