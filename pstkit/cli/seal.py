@@ -243,7 +243,8 @@ def seal_cmd(
                      description, volume_size)  # fmt: skip
     with Store.open(store.expanduser(), writable=True, command="seal") as st:
         result = seal(st, bundle.expanduser(), plan.recipients, plan.signer, plan.description,
-                      plan.volume_size, TqdmProgress(env), read_data)  # fmt: skip
+                      plan.volume_size, TqdmProgress(env), read_data,
+                      journal=seal_journal(bundle.expanduser()))  # fmt: skip
     print_sealed(env, result, bundle)
     return EXIT_OK
 
@@ -382,6 +383,14 @@ def _bundle_id(bundle: Path) -> str:
         raise UsageError(f"cannot read {bundle / MANIFEST}: {e.strerror}") from e
 
 
+def seal_journal(bundle: Path) -> Path:
+    """The local journal that lets a killed seal into `bundle` resume (seal/resume.py)."""
+    from pstkit.seal.resume import journal_path
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pstkit"
+    return journal_path(cache / "seal-journal", bundle)
+
+
 def seal_work_store(source_key: str, work_store: Path | None) -> Path:
     """Where `export --seal` stages the plain store: local disk, never the bundle's."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pstkit" / "seal"
@@ -401,7 +410,7 @@ def export_sealed(
     with create(work) as st:
         result = run(st)
         sealed = seal(st, bundle, plan.recipients, plan.signer, plan.description,
-                      plan.volume_size, TqdmProgress(env))  # fmt: skip
+                      plan.volume_size, TqdmProgress(env), journal=seal_journal(bundle))  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
     if env.json:
         print_json(env, {**run_dict(result, f"exported from {source_key}"),
