@@ -24,9 +24,10 @@ from pstkit.check import check as check_store
 from pstkit.errors import StoreExists
 from pstkit.fsutil import fsync_path, sync_tree, write_error
 from pstkit.runs import NullProgress, Progress
+from pstkit.seal import spliced
 from pstkit.seal.age import AgeError, Identity
 from pstkit.seal.bundle import INDEX, Manifest, check_files, read_manifest
-from pstkit.seal.child import keep_freed_heap, writev_all
+from pstkit.seal.child import can_fork, keep_freed_heap, writev_all
 from pstkit.seal.errors import BundleDamaged
 from pstkit.seal.hashing import BATCH, MemberHashes
 from pstkit.seal.minisign import PublicKey
@@ -191,6 +192,18 @@ def _extract(
     work: Path, progress: Progress,
 ) -> None:  # fmt: skip
     work.mkdir(parents=True)
+    if can_fork() and hasattr(os, "splice"):  # the child checks, this one writes: spliced.py
+        files, dirs = spliced.extract(bundle, manifest, index, identities, str(work), progress)
+    else:
+        files, dirs = _extract_here(bundle, manifest, index, identities, work, progress)
+    sync_tree(work, files, dirs)
+
+
+def _extract_here(
+    bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
+    work: Path, progress: Progress,
+) -> tuple[list[str], list[str]]:  # fmt: skip
+    """One process (or no splice): parse, write and hash here."""
     writer = _FileWriter()
     dirs: list[str] = [str(work)]
     started: list[bool] = []
@@ -214,7 +227,7 @@ def _extract(
     if failed:
         raise BundleDamaged(f"{failed[0]}: content differs from the index")
     progress.done()
-    sync_tree(work, map(Path, writer.files), map(Path, dirs))
+    return writer.files, dirs
 
 
 class _FileWriter:

@@ -181,7 +181,7 @@ def _header(stream: _Stream) -> tuple[str, str, int] | None:
 
 
 def walk(bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
-         visit: Visit, hashed: bool = True) -> None:  # fmt: skip
+         visit: Visit, hashed: bool = True, fork: bool = True) -> None:  # fmt: skip
     """Decrypt the stream and hand each member, checked against the index, to
     `visit` (with its data in pieces, which `visit` may leave unread).
 
@@ -195,7 +195,7 @@ def walk(bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Id
     def chunks() -> Iterator[bytes]:
         return plain_chunks(bundle, manifest.volumes, identities, hashed)
 
-    stream = _Stream(produced(chunks) if can_fork() else chunks())
+    stream = _Stream(produced(chunks) if fork and can_fork() else chunks())
     for member in index.members:
         header = _header(stream)
         if header is None:
