@@ -2,6 +2,7 @@
 
     python scripts/bench_seal.py [--messages 5000] [--runs 3] [--work /tmp/pstkit-bench-seal]
                                  [--stages seal,unseal] [--out DIR [--out DIR2]]
+                                 [--baseline DIR]
 
 Generates the mailbox with ../shared/bench/genmail.py (cached by size and
 seed), exports it into a store once, makes keys, then in the same run, tools
@@ -50,9 +51,14 @@ PSTKIT = [sys.executable, "-m", "pstkit", "--quiet"]
 
 
 def run(cmd: list[str]) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS MiB) of a command and its children."""
+    """(wall seconds, CPU seconds, peak RSS MiB) of a command and its children.
+    A first word NAME=VALUE is put into its environment (the baseline's PYTHONPATH)."""
+    env = None
+    if "=" in cmd[0]:
+        name, _, value = cmd[0].partition("=")
+        env, cmd = {**os.environ, name: value}, cmd[1:]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -86,7 +92,7 @@ def prepare(work: Path, n: int, seed: int) -> tuple[Path, Path, int]:
 
 
 def commands(
-    work: Path, store: Path, keys: Path, i: int, outs: list[Path]
+    work: Path, store: Path, keys: Path, i: int, outs: list[Path], base: Path | None = None
 ) -> dict[str, dict[str, list[str]]]:
     """Round `i`'s commands. Unsealed trees go to new directories each round and
     are removed only at the end: creating files right after removing thousands
@@ -101,6 +107,12 @@ def commands(
     for o in outs:
         tag = "" if o == work else f" {o}"
         out, out_ns = o / f"untarred-{RUN}-{i}", o / f"untarred-nosync-{RUN}-{i}"
+        if base is not None:  # the same command from another checkout's code
+            unseal[f"base{tag}"] = [f"PYTHONPATH={base}", *PSTKIT, "unseal", str(bundle),
+                                    str(o / f"based-{RUN}-{i}"), "--identity", ident]  # fmt: skip
+        # one process (no fork), for comparison: PSTKIT_SEAL_ONE_PROCESS=1
+        unseal[f"1proc{tag}"] = ["PSTKIT_SEAL_ONE_PROCESS=1", *PSTKIT, "unseal", str(bundle),
+                                 str(o / f"oneproc-{RUN}-{i}"), "--identity", ident]  # fmt: skip
         unseal |= {
             f"pstkit{tag}": [*PSTKIT, "unseal", str(bundle), str(o / f"unsealed-{RUN}-{i}"),
                              "--identity", ident],
@@ -141,8 +153,9 @@ RUN = f"{os.getpid()}"  # this run's trees: new names, never a removed one's
 
 
 def bench(
-    work: Path, store: Path, keys: Path, runs: int, stages: list[str], outs: list[Path]
-) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
+    work: Path, store: Path, keys: Path, runs: int, stages: list[str], outs: list[Path],
+    base: Path | None = None,
+) -> dict[str, dict[str, list[tuple[float, float, float]]]]:  # fmt: skip
     """Every round's (wall, CPU, RSS) per stage and tool, tools taking turns."""
     every: dict[str, dict[str, list[tuple[float, float, float]]]] = {s: {} for s in stages}
     try:
@@ -151,7 +164,7 @@ def bench(
                 clean(work, [SEAL_OUTPUTS[tool]])
                 run(commands(work, store, keys, 0, outs)["seal"][tool])
         for i in range(runs):
-            cmds = commands(work, store, keys, i, outs)
+            cmds = commands(work, store, keys, i, outs, base)
             for stage in stages:
                 tools = list(cmds[stage])
                 for tool in tools[i % len(tools) :] + tools[: i % len(tools)]:  # take turns
@@ -161,7 +174,8 @@ def bench(
     finally:
         clean(work, list(SEAL_OUTPUTS.values()))
         for o in outs:
-            clean(o, [f"unsealed-{RUN}-*", f"untarred-*{RUN}-*"])
+            clean(o, [f"unsealed-{RUN}-*", f"untarred-*{RUN}-*", f"based-{RUN}-*",
+                      f"oneproc-{RUN}-*"])  # fmt: skip
     return every
 
 
@@ -175,8 +189,8 @@ def report(every: dict[str, dict[str, list[tuple[float, float, float]]]], size: 
             rounds = " ".join(f"{w:.2f}/{c:.2f}" for w, c, _ in rows[tool])
             print(f"{stage:<8} {tool:<8} {wall:7.2f} {cpu:7.2f} {size / wall / 1e6:7.0f}"
                   f" {rss:8.0f}  {rounds}")  # fmt: skip
-        for ours in (t for t in med if t.startswith("pstkit")):
-            tag = ours.removeprefix("pstkit")
+        for ours in (t for t in med if t.startswith(("pstkit", "base", "1proc"))):
+            tag = ours.removeprefix("pstkit").removeprefix("base").removeprefix("1proc")
             for peer in (f"tar|age{tag}", f"no sync{tag}", "+sha256"):
                 if peer in med:
                     wall_x = med[peer][0] / med[ours][0]
@@ -197,6 +211,8 @@ def main() -> None:
     ap.add_argument("--stages", default="seal,unseal", help="seal, unseal or both")
     ap.add_argument("--out", type=Path, action="append", default=[],
                     help="where unsealed trees go (repeatable; default --work)")
+    ap.add_argument("--baseline", type=Path, help="also unseal with the pstkit package in this"
+                    " directory (e.g. `git archive main pstkit converters` unpacked), same run")
     args = ap.parse_args()
     if not (shutil.which("age") and shutil.which("tar")):
         sys.exit("needs Debian's age and tar (scripts/setup.sh --dev)")
@@ -204,7 +220,10 @@ def main() -> None:
     store, keys, size = prepare(args.work, args.messages, args.seed)
     load = os.getloadavg()[0]
     outs = args.out or [args.work]
-    every = bench(args.work, store, keys, args.runs, args.stages.split(","), outs)
+    if args.baseline:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(args.baseline)], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+    every = bench(args.work, store, keys, args.runs, args.stages.split(","), outs, args.baseline)
     print(f"store: {args.messages} messages, {size / 1e6:.0f} MB; median of {args.runs} rounds;"
           f" load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     report(every, size)
