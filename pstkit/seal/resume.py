@@ -43,10 +43,12 @@ class Journal:
     volumes: tuple[tuple[DataFile, int], ...]  # (finished volume, its plaintext bytes)
 
 
-def journal_path(cache: Path, bundle: Path) -> Path:
-    """One journal per bundle directory (by its absolute path, hashed)."""
+def default_journal(bundle: Path) -> Path:
+    """One journal per bundle directory (by its absolute path, hashed), in
+    $XDG_CACHE_HOME/pstkit/seal-journal (~/.cache/…): local disk, not the bundle's."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     key = hashlib.sha256(os.fsencode(os.path.abspath(bundle))).hexdigest()[:32]
-    return cache / f"{key}.jsonl"
+    return cache / "pstkit" / "seal-journal" / f"{key}.jsonl"
 
 
 def plan_digest(files: Iterable[Path], parts: object) -> str:
