@@ -110,9 +110,9 @@ def commands(
         if base is not None:  # the same command from another checkout's code
             unseal[f"base{tag}"] = [f"PYTHONPATH={base}", *PSTKIT, "unseal", str(bundle),
                                     str(o / f"based-{RUN}-{i}"), "--identity", ident]  # fmt: skip
-        # one process (no fork), for comparison: PSTKIT_SEAL_ONE_PROCESS=1
-        unseal[f"1proc{tag}"] = ["PSTKIT_SEAL_ONE_PROCESS=1", *PSTKIT, "unseal", str(bundle),
-                                 str(o / f"oneproc-{RUN}-{i}"), "--identity", ident]  # fmt: skip
+        # the opt-in two-process way (spliced.py), for comparison
+        unseal[f"2proc{tag}"] = ["PSTKIT_UNSEAL_FORK=1", *PSTKIT, "unseal", str(bundle),
+                                 str(o / f"twoproc-{RUN}-{i}"), "--identity", ident]  # fmt: skip
         unseal |= {
             f"pstkit{tag}": [*PSTKIT, "unseal", str(bundle), str(o / f"unsealed-{RUN}-{i}"),
                              "--identity", ident],
@@ -175,7 +175,7 @@ def bench(
         clean(work, list(SEAL_OUTPUTS.values()))
         for o in outs:
             clean(o, [f"unsealed-{RUN}-*", f"untarred-*{RUN}-*", f"based-{RUN}-*",
-                      f"oneproc-{RUN}-*"])  # fmt: skip
+                      f"twoproc-{RUN}-*"])  # fmt: skip
     return every
 
 
@@ -189,8 +189,8 @@ def report(every: dict[str, dict[str, list[tuple[float, float, float]]]], size: 
             rounds = " ".join(f"{w:.2f}/{c:.2f}" for w, c, _ in rows[tool])
             print(f"{stage:<8} {tool:<8} {wall:7.2f} {cpu:7.2f} {size / wall / 1e6:7.0f}"
                   f" {rss:8.0f}  {rounds}")  # fmt: skip
-        for ours in (t for t in med if t.startswith(("pstkit", "base", "1proc"))):
-            tag = ours.removeprefix("pstkit").removeprefix("base").removeprefix("1proc")
+        for ours in (t for t in med if t.startswith(("pstkit", "base", "2proc"))):
+            tag = ours.removeprefix("pstkit").removeprefix("base").removeprefix("2proc")
             for peer in (f"tar|age{tag}", f"no sync{tag}", "+sha256"):
                 if peer in med:
                     wall_x = med[peer][0] / med[ours][0]

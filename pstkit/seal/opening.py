@@ -192,7 +192,11 @@ def _extract(
     work: Path, progress: Progress,
 ) -> None:  # fmt: skip
     work.mkdir(parents=True)
-    if can_fork() and hasattr(os, "splice"):  # the child checks, this one writes: spliced.py
+    # One process by default: on the shared 2-core machine the two-process way
+    # (a child decrypts and checks, this one splices files: spliced.py) was slower
+    # in two benchmark runs out of two (issue note 20-unseal.md); it stays, opt-in,
+    # for a machine with idle cores.
+    if os.environ.get("PSTKIT_UNSEAL_FORK") and can_fork() and hasattr(os, "splice"):
         files, dirs = spliced.extract(bundle, manifest, index, identities, str(work), progress)
     else:
         files, dirs = _extract_here(bundle, manifest, index, identities, work, progress)
@@ -203,7 +207,7 @@ def _extract_here(
     bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
     work: Path, progress: Progress,
 ) -> tuple[list[str], list[str]]:  # fmt: skip
-    """One process (or no splice): parse, write and hash here."""
+    """One process: decrypt, parse and write here, each file's SHA-256 in a thread."""
     writer = _FileWriter()
     dirs: list[str] = [str(work)]
     started: list[bool] = []
@@ -221,7 +225,7 @@ def _extract_here(
         progress.advance(1, member.size)
 
     try:
-        walk(bundle, manifest, index, identities, visit, hashed=False)  # see walk
+        walk(bundle, manifest, index, identities, visit, hashed=False, fork=False)  # see walk
     finally:
         failed = writer.hashes.failures()  # every file's SHA-256, before it counts
     if failed:

@@ -1,7 +1,7 @@
-"""The two ways an unseal writes files: the default (a child checks and sends
-only the files' bytes, the parent splices them into files; spliced.py) and one
-process (PSTKIT_SEAL_ONE_PROCESS=1). A file whose bytes differ from the index
-is refused by both; the child sends no byte of it."""
+"""The two ways an unseal writes files: one process (the default) and two
+(PSTKIT_UNSEAL_FORK=1: a child checks and sends only the files' bytes, the
+parent splices them into files; spliced.py). A file whose bytes differ from the
+index is refused by both; the child sends no byte of it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pstkit.seal.opening import read_index
 from pstkit.seal.spliced import _fill, forward_files
 from pstkit.store import Store
 from tests.helpers import cli
-from tests.seal.conftest import Keys, build_store, seal
+from tests.seal.conftest import Keys, build_store, seal, store_state
 
 
 def _damaged_bundle(tmp_path: Path, keys: Keys) -> tuple[Path, Path, Path]:
@@ -62,12 +62,12 @@ def test_the_child_sends_no_byte_of_a_file_that_fails_its_hash(
     assert got.endswith(messages)  # (the catalog is the one sealed; the seal's lock moved on)
 
 
-@pytest.mark.parametrize("one_process", [False, True])
+@pytest.mark.parametrize("fork", [False, True])
 def test_both_ways_refuse_a_file_that_differs_from_the_index(
-    tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch, one_process: bool
+    tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch, fork: bool
 ) -> None:
-    if one_process:
-        monkeypatch.setenv("PSTKIT_SEAL_ONE_PROCESS", "1")
+    if fork:
+        monkeypatch.setenv("PSTKIT_UNSEAL_FORK", "1")
     _, bundle, victim = _damaged_bundle(tmp_path, keys)
     target = tmp_path / "u"
     code, _, err = cli("unseal", str(bundle), str(target), "--identity", str(keys.identity))
@@ -91,3 +91,16 @@ def test_fill_copies_where_the_kernel_refuses_to_splice(tmp_path: Path) -> None:
         writer.join()
         os.close(r)
     assert (tmp_path / "f").read_bytes() == payload
+
+
+def test_both_ways_unseal_the_same_store(tmp_path: Path, keys: Keys) -> None:
+    store = build_store(tmp_path, per_folder=10, size=100_000)  # ~4 volumes
+    assert seal(store, tmp_path / "b", keys, "--volume-size", "1M")[0] == 0
+    args = ["unseal", str(tmp_path / "b")]
+    assert cli(*args, str(tmp_path / "u1"), "--identity", str(keys.identity))[0] == 0
+    os.environ["PSTKIT_UNSEAL_FORK"] = "1"
+    try:
+        assert cli(*args, str(tmp_path / "u2"), "--identity", str(keys.identity))[0] == 0
+    finally:
+        del os.environ["PSTKIT_UNSEAL_FORK"]
+    assert store_state(tmp_path / "u1") == store_state(tmp_path / "u2") == store_state(store)
