@@ -1,6 +1,8 @@
 """Benchmark: seal and unseal a store vs `tar | age` of the same store.
 
     python scripts/bench_seal.py [--messages 5000] [--runs 3] [--work /tmp/pstkit-bench-seal]
+                                 [--stages seal,unseal] [--out DIR [--out DIR2]]
+                                 [--baseline DIR]
 
 Generates the mailbox with ../shared/bench/genmail.py (cached by size and
 seed), exports it into a store once, makes keys, then in the same run, tools
@@ -16,8 +18,10 @@ The goal's peer is "tar|age": both sides end durable (pstkit fsyncs each
 volume and syncs the unsealed tree, the peer runs sync). pstkit also hashes
 every ciphertext for the manifest and signs it (the "+sha256" row does the
 hashing too), and unseal hashes every file against the index; `tar | age`
-does none of that. Unsealed trees are removed at the end, not between tools
-(see `commands`); pstkit runs from bytecode, as installed (see `prepare`).
+does none of that. Unsealed trees go to a fresh directory per round under each
+--out (default: the work directory; e.g. also /dev/shm for tmpfs) and are removed
+only at the very end, not between tools or rounds (see `commands`); pstkit runs
+from bytecode, as installed (see `prepare`).
 Prints wall and CPU seconds (user+sys of the process tree, from wait4),
 MB/s of store bytes, peak RSS, and pstkit's throughput as a share of the peer's.
 """
@@ -47,9 +51,14 @@ PSTKIT = [sys.executable, "-m", "pstkit", "--quiet"]
 
 
 def run(cmd: list[str]) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS MiB) of a command and its children."""
+    """(wall seconds, CPU seconds, peak RSS MiB) of a command and its children.
+    A first word NAME=VALUE is put into its environment (the baseline's PYTHONPATH)."""
+    env = None
+    if "=" in cmd[0]:
+        name, _, value = cmd[0].partition("=")
+        env, cmd = {**os.environ, name: value}, cmd[1:]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -82,7 +91,9 @@ def prepare(work: Path, n: int, seed: int) -> tuple[Path, Path, int]:
     return store, keys, size
 
 
-def commands(work: Path, store: Path, keys: Path, i: int) -> dict[str, dict[str, list[str]]]:
+def commands(
+    work: Path, store: Path, keys: Path, i: int, outs: list[Path], base: Path | None = None
+) -> dict[str, dict[str, list[str]]]:
     """Round `i`'s commands. Unsealed trees go to new directories each round and
     are removed only at the end: creating files right after removing thousands
     costs ext4 without a journal (as here) seconds of CPU in its inode allocator
@@ -92,7 +103,24 @@ def commands(work: Path, store: Path, keys: Path, i: int) -> dict[str, dict[str,
     age_to = f"age -r {recipient}"
     tar_c = f"tar -C '{store}' -cf - ."
     ident = f"{keys}/identity.age"
-    out, out_ns = work / f"untarred-{i}", work / f"untarred-nosync-{i}"
+    unseal: dict[str, list[str]] = {}
+    for o in outs:
+        tag = "" if o == work else f" {o}"
+        out, out_ns = o / f"untarred-{RUN}-{i}", o / f"untarred-nosync-{RUN}-{i}"
+        if base is not None:  # the same command from another checkout's code
+            unseal[f"base{tag}"] = [f"PYTHONPATH={base}", *PSTKIT, "unseal", str(bundle),
+                                    str(o / f"based-{RUN}-{i}"), "--identity", ident]  # fmt: skip
+        # the opt-in two-process way (spliced.py), for comparison
+        unseal[f"2proc{tag}"] = ["PSTKIT_UNSEAL_FORK=1", *PSTKIT, "unseal", str(bundle),
+                                 str(o / f"twoproc-{RUN}-{i}"), "--identity", ident]  # fmt: skip
+        unseal |= {
+            f"pstkit{tag}": [*PSTKIT, "unseal", str(bundle), str(o / f"unsealed-{RUN}-{i}"),
+                             "--identity", ident],
+            f"tar|age{tag}": ["sh", "-c", f"mkdir '{out}' && age -d -i '{ident}' '{tar_age}'"
+                                          f" | tar -x -C '{out}' && sync -f '{out}'"],
+            f"no sync{tag}": ["sh", "-c", f"mkdir '{out_ns}' && age -d -i '{ident}'"
+                                          f" '{tar_age}' | tar -x -C '{out_ns}'"],
+        }
     return {
         "seal": {
             "pstkit": [*PSTKIT, "seal", str(store), str(bundle), "--recipient", recipient,
@@ -104,14 +132,7 @@ def commands(work: Path, store: Path, keys: Path, i: int) -> dict[str, dict[str,
             "+sha256": ["sh", "-c", f"{tar_c} | {age_to} | tee '{work}/peer2.age'"
                                     f" | sha256sum >/dev/null && sync '{work}/peer2.age'"],
         },
-        "unseal": {
-            "pstkit": [*PSTKIT, "unseal", str(bundle), str(work / f"unsealed-{i}"),
-                       "--identity", ident],
-            "tar|age": ["sh", "-c", f"mkdir '{out}' && age -d -i '{ident}' '{tar_age}'"
-                                    f" | tar -x -C '{out}' && sync -f '{out}'"],
-            "no sync": ["sh", "-c", f"mkdir '{out_ns}' && age -d -i '{ident}' '{tar_age}'"
-                                    f" | tar -x -C '{out_ns}'"],
-        },
+        "unseal": unseal,
     }  # fmt: skip
 
 
@@ -128,23 +149,33 @@ def clean(work: Path, names: list[str]) -> None:
                 path.unlink(missing_ok=True)
 
 
+RUN = f"{os.getpid()}"  # this run's trees: new names, never a removed one's
+
+
 def bench(
-    work: Path, store: Path, keys: Path, runs: int
-) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
+    work: Path, store: Path, keys: Path, runs: int, stages: list[str], outs: list[Path],
+    base: Path | None = None,
+) -> dict[str, dict[str, list[tuple[float, float, float]]]]:  # fmt: skip
     """Every round's (wall, CPU, RSS) per stage and tool, tools taking turns."""
-    every: dict[str, dict[str, list[tuple[float, float, float]]]] = {"seal": {}, "unseal": {}}
-    clean(work, ["unsealed-*", "untarred-*"])
+    every: dict[str, dict[str, list[tuple[float, float, float]]]] = {s: {} for s in stages}
     try:
+        if "seal" not in stages:  # the inputs of unseal, made once
+            for tool in ("pstkit", "tar|age"):
+                clean(work, [SEAL_OUTPUTS[tool]])
+                run(commands(work, store, keys, 0, outs)["seal"][tool])
         for i in range(runs):
-            cmds = commands(work, store, keys, i)
-            for stage in ("seal", "unseal"):
+            cmds = commands(work, store, keys, i, outs, base)
+            for stage in stages:
                 tools = list(cmds[stage])
                 for tool in tools[i % len(tools) :] + tools[: i % len(tools)]:  # take turns
                     if stage == "seal":
                         clean(work, [SEAL_OUTPUTS[tool]])  # a few large files: no such cost
                     every[stage].setdefault(tool, []).append(run(cmds[stage][tool]))
     finally:
-        clean(work, [*SEAL_OUTPUTS.values(), "unsealed-*", "untarred-*"])
+        clean(work, list(SEAL_OUTPUTS.values()))
+        for o in outs:
+            clean(o, [f"unsealed-{RUN}-*", f"untarred-*{RUN}-*", f"based-{RUN}-*",
+                      f"twoproc-{RUN}-*"])  # fmt: skip
     return every
 
 
@@ -158,15 +189,17 @@ def report(every: dict[str, dict[str, list[tuple[float, float, float]]]], size: 
             rounds = " ".join(f"{w:.2f}/{c:.2f}" for w, c, _ in rows[tool])
             print(f"{stage:<8} {tool:<8} {wall:7.2f} {cpu:7.2f} {size / wall / 1e6:7.0f}"
                   f" {rss:8.0f}  {rounds}")  # fmt: skip
-        for peer in ("tar|age", "no sync", "+sha256"):
-            if peer in med:
-                wall_x = med[peer][0] / med["pstkit"][0]
-                cpu_x = med[peer][1] / med["pstkit"][1]
-                print(
-                    f"{stage:<8} pstkit = {wall_x:.2f}x of {peer} by wall median,"
-                    f" {cpu_x:.2f}x by CPU median"
-                    + (" (goal >= 0.8x)" if peer == "tar|age" else "")
-                )
+        for ours in (t for t in med if t.startswith(("pstkit", "base", "2proc"))):
+            tag = ours.removeprefix("pstkit").removeprefix("base").removeprefix("2proc")
+            for peer in (f"tar|age{tag}", f"no sync{tag}", "+sha256"):
+                if peer in med:
+                    wall_x = med[peer][0] / med[ours][0]
+                    cpu_x = med[peer][1] / med[ours][1]
+                    print(
+                        f"{stage:<8} {ours} = {wall_x:.2f}x of {peer} by wall median,"
+                        f" {cpu_x:.2f}x by CPU median"
+                        + (" (goal >= 0.8x)" if peer.startswith("tar|age") else "")
+                    )
 
 
 def main() -> None:
@@ -175,13 +208,22 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs", type=int, default=3, help="rounds; medians reported")
     ap.add_argument("--work", type=Path, default=Path("/tmp/pstkit-bench-seal"))
+    ap.add_argument("--stages", default="seal,unseal", help="seal, unseal or both")
+    ap.add_argument("--out", type=Path, action="append", default=[],
+                    help="where unsealed trees go (repeatable; default --work)")
+    ap.add_argument("--baseline", type=Path, help="also unseal with the pstkit package in this"
+                    " directory (e.g. `git archive main pstkit converters` unpacked), same run")
     args = ap.parse_args()
     if not (shutil.which("age") and shutil.which("tar")):
         sys.exit("needs Debian's age and tar (scripts/setup.sh --dev)")
     args.work.mkdir(parents=True, exist_ok=True)
     store, keys, size = prepare(args.work, args.messages, args.seed)
     load = os.getloadavg()[0]
-    every = bench(args.work, store, keys, args.runs)
+    outs = args.out or [args.work]
+    if args.baseline:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(args.baseline)], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+    every = bench(args.work, store, keys, args.runs, args.stages.split(","), outs, args.baseline)
     print(f"store: {args.messages} messages, {size / 1e6:.0f} MB; median of {args.runs} rounds;"
           f" load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     report(every, size)

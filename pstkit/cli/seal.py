@@ -236,6 +236,7 @@ def seal_cmd(
     read_data: Annotated[bool, typer.Option(help="Also hash every message against the catalog while sealing (else sizes are checked here and SHA-256 at unseal/import).")] = False,
 ) -> int:  # fmt: skip
     """Encrypt and sign a store into a bundle for removable media (only ciphertext is written)."""
+    from pstkit.seal.resume import default_journal
     from pstkit.seal.seal import seal
 
     env = env_of(ctx)
@@ -243,7 +244,8 @@ def seal_cmd(
                      description, volume_size)  # fmt: skip
     with Store.open(store.expanduser(), writable=True, command="seal") as st:
         result = seal(st, bundle.expanduser(), plan.recipients, plan.signer, plan.description,
-                      plan.volume_size, TqdmProgress(env), read_data)  # fmt: skip
+                      plan.volume_size, TqdmProgress(env), read_data,
+                      journal=default_journal(bundle.expanduser()))  # fmt: skip
     print_sealed(env, result, bundle)
     return EXIT_OK
 
@@ -394,6 +396,7 @@ def export_sealed(
 ) -> int:  # fmt: skip
     """`export SOURCE BUNDLE --seal`: export into a work store on local disk (a
     killed run resumes there), seal it into BUNDLE, then remove the work store."""
+    from pstkit.seal.resume import default_journal
     from pstkit.seal.seal import seal
     work = seal_work_store(source_key, work_store)
     log.warning("staging the plain store on local disk in %s; only ciphertext goes to %s",
@@ -401,7 +404,7 @@ def export_sealed(
     with create(work) as st:
         result = run(st)
         sealed = seal(st, bundle, plan.recipients, plan.signer, plan.description,
-                      plan.volume_size, TqdmProgress(env))  # fmt: skip
+                      plan.volume_size, TqdmProgress(env), journal=default_journal(bundle))  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
     if env.json:
         print_json(env, {**run_dict(result, f"exported from {source_key}"),

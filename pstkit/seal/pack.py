@@ -155,14 +155,21 @@ def write_age_file(
     return DataFile(f"{DATA}/{name}", sink.size, sink.sha256)
 
 
-class VolumeWriter:
-    """Cuts a plaintext stream into age files of at most `limit` plaintext bytes."""
+Record = Callable[[DataFile, int], None]  # a finished volume and its plaintext bytes
 
-    def __init__(self, directory: Path, recipients: Sequence[Recipient], limit: int) -> None:
+
+class VolumeWriter:
+    """Cuts a plaintext stream into age files of at most `limit` plaintext bytes,
+    numbered after the `kept` volumes of an interrupted run (resume.py); `record`
+    is told of each volume once it is durable."""
+
+    def __init__(self, directory: Path, recipients: Sequence[Recipient], limit: int,
+                 kept: Sequence[DataFile] = (), record: Record | None = None) -> None:  # fmt: skip
         self.directory = directory
         self.recipients = recipients
         self.limit = limit
-        self.files: list[DataFile] = []
+        self.files: list[DataFile] = list(kept)
+        self._record = record
         self._sink: HashingSink | None = None
         self._enc: Encryptor | None = None
         self._written = 0
@@ -200,6 +207,8 @@ class VolumeWriter:
         except OSError as e:
             raise write_error(final, e) from e
         self.files.append(DataFile(f"{DATA}/{final.name}", sink.size, sink.sha256))
+        if self._record is not None:
+            self._record(self.files[-1], self._written)
         self._enc = self._sink = None
 
     def close(self) -> list[DataFile]:
@@ -215,10 +224,11 @@ class VolumeWriter:
 
 
 def encrypt_stream(read: Callable[[], memoryview], directory: Path, recipients: Sequence[Recipient],
-                   limit: int) -> list[DataFile]:  # fmt: skip
+                   limit: int, kept: Sequence[DataFile] = (),
+                   record: Record | None = None) -> list[DataFile]:  # fmt: skip
     """Encrypt what `read` returns (until it is empty) into volumes; runs in the child of
     `child.Feeder`, or in-process where there is no fork."""
-    writer = VolumeWriter(directory, recipients, limit)
+    writer = VolumeWriter(directory, recipients, limit, kept, record)
     try:
         while block := read():
             writer.write(block)

@@ -2,7 +2,8 @@
 
 Writing order: volumes (each temp -> fsync -> rename), the index, the
 signature, the manifest last. A directory without a manifest is an unfinished
-seal: the next `seal` into it removes what it left and starts again. Only
+seal: the next `seal` into it keeps the volumes its local journal vouches for
+(resume.py) and clears the rest, or clears all and starts again. Only
 ciphertext is written into the bundle; the store is read under its lock, every
 message checked against the catalog's SHA-256 on the way.
 """
@@ -26,7 +27,8 @@ from pstkit.check import check as check_store
 from pstkit.errors import IntegrityError
 from pstkit.fsutil import fsync_path
 from pstkit.runs import NullProgress, Progress
-from pstkit.seal.age import Recipient, ScryptRecipient
+from pstkit.seal import resume
+from pstkit.seal.age import Recipient, ScryptRecipient, X25519Recipient
 from pstkit.seal.bundle import (
     DATA,
     MANIFEST,
@@ -44,6 +46,7 @@ from pstkit.seal.pack import (
     DEFAULT_VOLUME,
     Index,
     Member,
+    Record,
     TarWriter,
     VolumeWriter,
     encrypt_stream,
@@ -63,6 +66,7 @@ class SealResult:
     messages: int
     plain_bytes: int  # the store's bytes that went into the bundle
     restarted: bool
+    resumed: int = 0  # volumes kept from an interrupted run
 
 
 class _Entry(NamedTuple):  # a tuple: 5,000 of them are made per 5,000 messages
@@ -76,21 +80,29 @@ class _Entry(NamedTuple):  # a tuple: 5,000 of them are made per 5,000 messages
 def seal(
     store: Store, bundle: Path, recipients: Sequence[Recipient], signer: SecretKey,
     description: str = "", volume_size: int = DEFAULT_VOLUME, progress: Progress | None = None,
-    read_data: bool = False,
+    read_data: bool = False, *, journal: Path | None = None,
 ) -> SealResult:  # fmt: skip
     """Seal `store` into `bundle`. Messages go in as they are on disk, their size
     checked and their SHA-256 taken from the catalog (unseal, check --identity and
-    import verify them); with `read_data` each is also hashed here first."""
+    import verify them); with `read_data` each is also hashed here first. With a
+    `journal` path an interrupted seal into `bundle` resumes (see resume.py)."""
     progress = progress or NullProgress()
     keep_freed_heap()
-    restarted = _prepare(bundle)
+    top, data = _unfinished(bundle)
     if store.layout is Layout.MBOX:
         _precheck_mbox(store)  # mbox rows are verified by the store's own reader
-    bundle_id = str(uuid.uuid4())
-    dirs, entries = _plan(store)
-    volumes = _encryptor(bundle / DATA, recipients, volume_size)
+    if store.layout is not Layout.MAILDIR or not all(isinstance(r, X25519Recipient)
+                                                     for r in recipients):  # fmt: skip
+        journal = None  # no resume: see resume.py
+    bundle_id, clock, kept = _resumable(store, bundle, recipients, volume_size, journal, top)
+    restarted = _clear(bundle, top, data, {f.name.rsplit("/", 1)[-1] for f, _ in kept})
+    dirs, entries = _plan(store, clock)
+    volumes = _encryptor(bundle / DATA, recipients, volume_size, [f for f, _ in kept],
+                         resume.recorder(journal))  # fmt: skip
+    skip = sum(plain for _, plain in kept)
     try:
-        members = _stream(TarWriter(volumes), dirs, entries, progress, read_data)
+        out = resume.Skipping(volumes, skip) if skip else volumes
+        members = _stream(TarWriter(out), dirs, entries, progress, read_data, clock)
     except BaseException:
         volumes.abort()
         raise
@@ -105,12 +117,38 @@ def seal(
         key_id_text(signer.key_id), encryption, (index_file, *files),
     )  # fmt: skip
     _sign(bundle, manifest, signer)
+    resume.remove(journal)
     plain = sum(e.size for e in entries)
-    return SealResult(manifest, sum(1 for e in entries if e.sha256), plain, restarted)
+    return SealResult(manifest, sum(1 for e in entries if e.sha256), plain,
+                      restarted and not kept, len(kept))  # fmt: skip
 
 
-def _prepare(bundle: Path) -> bool:
-    """Make `bundle` ready; True if an unfinished seal was cleared first."""
+def _resumable(
+    store: Store, bundle: Path, recipients: Sequence[Recipient], limit: int,
+    journal: Path | None, top: list[str],
+) -> tuple[str, int, list[tuple[DataFile, int]]]:  # fmt: skip
+    """(bundle id, clock, volumes kept) for this run; a new id and clock and no
+    volumes unless the journal of an interrupted seal of the same plan vouches
+    for them. A new journal is started either way."""
+    previous = resume.load(journal) if journal is not None and top else None
+    if journal is None:
+        return str(uuid.uuid4()), int(time.time()), []
+    dirs, entries = _plan(store, 0)  # the plan without the clock
+    keys = sorted(r.text() for r in recipients if isinstance(r, X25519Recipient))
+    parts = [limit, keys, dirs, [list(e) for e in entries]]
+    plan = resume.plan_digest([store.root / MARKER, store.root / CATALOG], parts)
+    kept = resume.reusable(bundle, previous, plan, limit)
+    if previous is not None and kept:
+        bundle_id, clock = previous.bundle, previous.clock
+    else:
+        bundle_id, clock = str(uuid.uuid4()), int(time.time())
+    resume.start(journal, bundle_id, plan, clock, kept)
+    return bundle_id, clock, kept
+
+
+def _unfinished(bundle: Path) -> tuple[list[str], list[str]]:
+    """What an unfinished seal left in `bundle` (top level, data/); refused if
+    `bundle` is finished or holds anything else."""
     if (bundle / MANIFEST).exists():
         raise BundleError(f"{bundle} already holds a sealed bundle; seal into a new directory")
     if bundle.exists() and not bundle.is_dir():
@@ -119,10 +157,20 @@ def _prepare(bundle: Path) -> bool:
     data = sorted(p.name for p in (bundle / DATA).iterdir()) if (bundle / DATA).is_dir() else []
     if not set(top) <= PARTIAL_TOP or not all(PARTIAL_DATA.fullmatch(n) for n in data):
         raise BundleError(f"{bundle} is not empty and not an unfinished bundle")
+    return top, data
+
+
+def _clear(bundle: Path, top: list[str], data: list[str], keep: set[str]) -> bool:
+    """Remove what an unfinished seal left, except the volumes kept; True if
+    there was such a seal."""
     if top:
-        log.warning("%s: clearing an interrupted seal and starting again", bundle)
+        if keep:
+            log.warning("%s: resuming an interrupted seal (%d volumes kept)", bundle, len(keep))
+        else:
+            log.warning("%s: clearing an interrupted seal and starting again", bundle)
         for name in data:
-            (bundle / DATA / name).unlink()
+            if name not in keep:
+                (bundle / DATA / name).unlink()
         for name in top:
             if name != DATA:
                 (bundle / name).unlink()
@@ -136,8 +184,7 @@ def _precheck_mbox(store: Store) -> None:
         raise IntegrityError(f"{damage[0].where}: {damage[0].detail} (and {len(damage) - 1} more)")
 
 
-def _plan(store: Store) -> tuple[list[str], list[_Entry]]:
-    now = int(time.time())
+def _plan(store: Store, now: int) -> tuple[list[str], list[_Entry]]:
     entries = [_Entry(name, str(store.root / name), (store.root / name).stat().st_size, None, now)
                for name in (MARKER, CATALOG)]  # fmt: skip
     dirs = {MAIL}
@@ -161,19 +208,20 @@ def _mtime(received: str | None) -> int:
 
 
 def _encryptor(
-    directory: Path, recipients: Sequence[Recipient], limit: int
-) -> Feeder | VolumeWriter:
+    directory: Path, recipients: Sequence[Recipient], limit: int, kept: list[DataFile],
+    record: Record | None,
+) -> Feeder | VolumeWriter:  # fmt: skip
     """Where the tar stream goes: a child process that encrypts and writes the
     volumes while this one reads and hashes the store (or this process alone)."""
     if can_fork():
-        return Feeder(lambda read: encrypt_stream(read, directory, recipients, limit))
-    return VolumeWriter(directory, recipients, limit)
+        return Feeder(lambda read: encrypt_stream(read, directory, recipients, limit, kept, record))
+    return VolumeWriter(directory, recipients, limit, kept, record)
 
 
 def _stream(tar: TarWriter, dirs: list[str], entries: list[_Entry],
-            progress: Progress, read_data: bool) -> list[Member]:  # fmt: skip
+            progress: Progress, read_data: bool, clock: int) -> list[Member]:  # fmt: skip
     """The tar stream: directories, then every file, checked against the catalog."""
-    members = [_dir(tar, d) for d in dirs]
+    members = [_dir(tar, d, clock) for d in dirs]
     progress.start("sealing", len(entries))
     for entry in entries:
         trusted = entry.sha256 is not None and not read_data
@@ -184,8 +232,8 @@ def _stream(tar: TarWriter, dirs: list[str], entries: list[_Entry],
     return members
 
 
-def _dir(tar: TarWriter, path: str) -> Member:
-    tar.header(path, "dir", 0, int(time.time()))
+def _dir(tar: TarWriter, path: str, clock: int) -> Member:
+    tar.header(path, "dir", 0, clock)
     return Member(path, "dir", 0, "")
 
 

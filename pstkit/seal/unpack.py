@@ -22,34 +22,42 @@ Visit = Callable[[Member, Iterator[memoryview] | None], None]
 
 
 class CipherReader:
-    """One data file's ciphertext, hashed as it is read (in a thread: hashing.py)."""
+    """One data file's ciphertext, hashed as it is read (in a thread: hashing.py),
+    or, for an unseal's volumes (`hashed=False`), only counted: see `walk`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, hashed: bool = True) -> None:
         self.file = open(path, "rb")  # noqa: SIM115 - closed by finish()/close()
-        self.digest = BackgroundHash()
+        self.digest = BackgroundHash() if hashed else None
+        self.size = 0
 
     def read(self, n: int) -> bytes:
         data = self.file.read(n)
-        self.digest.update(data)
+        self.size += len(data)
+        if self.digest is not None:
+            self.digest.update(data)
         return data
 
     def finish(self, f: DataFile) -> None:
-        """All was read: the ciphertext must be the one the manifest signs."""
+        """All was read: the ciphertext must be the one the manifest signs (its
+        size at least, where it was not hashed)."""
         rest = self.file.read(1)
         self.file.close()
-        if rest or self.digest.hexdigest() != f.sha256:
+        if rest or self.size != f.size:
+            raise BundleDamaged(f"{f.name}: size differs from the signed manifest")
+        if self.digest is not None and self.digest.hexdigest() != f.sha256:
             raise BundleDamaged(f"{f.name}: SHA-256 differs from the signed manifest")
 
     def close(self) -> None:
         """(After a failure, too: the hashing thread is stopped.)"""
         self.file.close()
-        self.digest.stop()
+        if self.digest is not None:
+            self.digest.stop()
 
 
 def open_age(
-    bundle: Path, f: DataFile, identities: Sequence[Identity]
+    bundle: Path, f: DataFile, identities: Sequence[Identity], hashed: bool = True
 ) -> tuple[CipherReader, Decryptor]:
-    reader = CipherReader(bundle / f.name)
+    reader = CipherReader(bundle / f.name, hashed)
     try:
         return reader, Decryptor(reader, identities)
     except NoIdentityMatch as e:
@@ -61,11 +69,11 @@ def open_age(
 
 
 def plain_chunks(
-    bundle: Path, volumes: Sequence[DataFile], identities: Sequence[Identity]
+    bundle: Path, volumes: Sequence[DataFile], identities: Sequence[Identity], hashed: bool = True
 ) -> Iterator[bytes]:
     """The plaintext of the volumes in order; each volume's hash checked at its end."""
     for f in volumes:
-        reader, dec = open_age(bundle, f, identities)
+        reader, dec = open_age(bundle, f, identities, hashed)
         try:
             yield from dec.chunks()
         except AgeError as e:
@@ -173,15 +181,21 @@ def _header(stream: _Stream) -> tuple[str, str, int] | None:
 
 
 def walk(bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
-         visit: Visit) -> None:  # fmt: skip
+         visit: Visit, hashed: bool = True, fork: bool = True) -> None:  # fmt: skip
     """Decrypt the stream and hand each member, checked against the index, to
-    `visit` (with its data in pieces, which `visit` may leave unread)."""
+    `visit` (with its data in pieces, which `visit` may leave unread).
+
+    `hashed=False` skips the SHA-256 of the volumes' ciphertext (sizes are still
+    held to the manifest) for a caller that holds every member's plaintext to the
+    index's SHA-256 itself: the index is hashed and signed, age authenticates
+    every chunk, and names, types, sizes and order are checked here, so what such
+    a caller writes is exactly what the signed index lists (unseal, opening.py)."""
 
     # Reading, hashing and decrypting run in a child process (see child.py).
     def chunks() -> Iterator[bytes]:
-        return plain_chunks(bundle, manifest.volumes, identities)
+        return plain_chunks(bundle, manifest.volumes, identities, hashed)
 
-    stream = _Stream(produced(chunks) if can_fork() else chunks())
+    stream = _Stream(produced(chunks) if fork and can_fork() else chunks())
     for member in index.members:
         header = _header(stream)
         if header is None:

@@ -109,9 +109,10 @@ def seal(store: Path, bundle: Path, keys: Keys, *extra: str) -> tuple[int, str, 
     )
 
 
-@pytest.fixture()
+@pytest.fixture(autouse=True)
 def cache_home(tmp_path: Path) -> Iterator[Path]:
-    """Work stores of `import BUNDLE` / `export --seal` go under the test's directory."""
+    """Work stores of `import BUNDLE` / `export --seal` and the journals of `seal`
+    go under the test's directory (every test here: a refused seal keeps its journal)."""
     old = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     yield tmp_path / "cache"

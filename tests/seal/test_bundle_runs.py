@@ -18,7 +18,11 @@ from tests.servers.dovecot import Dovecot, unique_user
 pytest_plugins = ["tests.servers.dovecot"]
 
 
-def test_a_killed_seal_starts_again_cleanly(tmp_path: Path, keys: Keys) -> None:
+def test_a_killed_seal_without_its_journal_starts_again_cleanly(
+    tmp_path: Path, keys: Keys, cache_home: Path
+) -> None:
+    """The local journal lost (another machine, a wiped cache): nothing of the
+    killed run is trusted, the bundle is cleared and sealed anew."""
     store = build_store(tmp_path, per_folder=20, size=300_000)  # ~18 MB
     bundle = tmp_path / "bundle"
     args = [
@@ -41,6 +45,9 @@ def test_a_killed_seal_starts_again_cleanly(tmp_path: Path, keys: Keys) -> None:
     assert not (bundle / "manifest.json").exists()  # an unfinished bundle never looks finished
     code, _, err = cli("check", str(bundle), "--trust", str(keys.sign_pub))
     assert code == 4, err
+    journals = list((cache_home / "pstkit" / "seal-journal").glob("*.jsonl"))
+    assert len(journals) == 1
+    journals[0].unlink()
     code, _, err = seal(store, bundle, keys, "--volume-size", "1M")
     assert code == 0, err
     assert "clearing an interrupted seal" in err

@@ -1,10 +1,12 @@
-"""`seal` and `unseal` SIGKILLed at seeded moments: each re-run starts again
-cleanly (nothing stale left, nothing written after the kill), and the last
-run's bundle passes `check --trust` and unseals to an identical store."""
+"""`seal` and `unseal` SIGKILLed at seeded moments: each re-run resumes (seal:
+the volumes its journal vouches for) or starts again cleanly (nothing stale
+left, nothing written after the kill), and the last run's bundle passes
+`check --trust` and unseals to an identical store."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers import REPO, cli
-from tests.seal.conftest import Keys, build_store, kill_when, store_state
+from tests.seal.conftest import Keys, build_store, kill_when, secret_message, store_state
 
 SEED = int(os.environ.get("PSTKIT_KILL_SEED", "20"))
 KILLS = 4
@@ -49,7 +51,9 @@ def _quiet_after_kill(root: Path) -> None:
     assert _listing(root) == before, "files changed after the seal was killed"
 
 
-def test_a_seal_killed_at_seeded_moments_restarts_cleanly(tmp_path: Path, keys: Keys) -> None:
+def test_a_seal_killed_at_seeded_moments_restarts_cleanly(
+    tmp_path: Path, keys: Keys, cache_home: Path
+) -> None:
     store = build_store(tmp_path, per_folder=20, size=300_000)  # ~18 MB, ~18 volumes
     bundle = tmp_path / "bundle"
     args = [sys.executable, "-m", "pstkit", "seal", str(store), str(bundle),
@@ -108,3 +112,95 @@ def test_an_unseal_killed_at_seeded_moments_restarts_cleanly(tmp_path: Path, key
         assert cli(*args[3:])[0] != 0
     assert store_state(target) == store_state(store)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def _journaled(cache: Path) -> set[str]:
+    """The volumes the seal's journal vouches for."""
+    (journal,) = (cache / "pstkit" / "seal-journal").glob("*.jsonl")
+    out = set()
+    for line in journal.read_text().splitlines()[1:]:
+        with contextlib.suppress(ValueError):  # a line torn by the kill
+            out.add(str(json.loads(line)["name"]))
+    return out
+
+
+def _inodes(bundle: Path) -> dict[str, int]:
+    return {f"data/{p.name}": p.stat().st_ino for p in (bundle / "data").glob("0*.age")}
+
+
+def _digests(bundle: Path) -> dict[str, str]:
+    return {f"data/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in (bundle / "data").glob("0*.age")}  # fmt: skip
+
+
+def _seal_args(store: Path, bundle: Path, keys: Keys) -> list[str]:
+    return [sys.executable, "-m", "pstkit", "seal", str(store), str(bundle),
+            "--recipient", keys.recipient, "--sign-key", str(keys.sign_key),
+            "--volume-size", "1M"]  # fmt: skip
+
+
+def test_a_killed_seal_resumes_its_finished_volumes(
+    tmp_path: Path, keys: Keys, cache_home: Path
+) -> None:
+    """Killed after seeded volumes, three times: each re-run keeps every volume the
+    journal lists (same file, same inode), the journal names nothing but opaque
+    volume names, and the finished bundle checks clean and unseals identically."""
+    store = build_store(tmp_path, per_folder=20, size=300_000)  # ~18 volumes of 1 MiB
+    bundle = tmp_path / "bundle"
+    args = _seal_args(store, bundle, keys)
+    rng = random.Random(SEED + 2)
+    kept: dict[str, int] = {}
+    for k in sorted(rng.sample(range(2, 17), 3)):
+        volume = bundle / "data" / f"{k:05d}.age"
+        assert _killed(args, volume.exists, rng.uniform(0, 0.02)), f"finished before volume {k}"
+        _quiet_after_kill(bundle)
+        journal = next((cache_home / "pstkit" / "seal-journal").glob("*.jsonl")).read_bytes()
+        for secret in [b"Zephyr", b"acme-holdings", "Überweisungen".encode(), b"7-31-4159",
+                       b"cur/"]:  # fmt: skip
+            assert secret not in journal
+        assert all(_inodes(bundle).get(n) == ino for n, ino in kept.items()), "a kept volume redone"
+        listed = set(_journaled(cache_home))
+        assert len(listed) >= k - 2  # at most the volume being journaled at the kill is missing
+        kept = {n: ino for n, ino in _inodes(bundle).items() if n in listed}
+    code, _, err = cli("seal", *args[4:])
+    assert code == 0, err
+    assert "resuming an interrupted seal" in err
+    now = _inodes(bundle)
+    assert all(now[n] == ino for n, ino in kept.items()), "a journaled volume was not reused"
+    assert not list((cache_home / "pstkit" / "seal-journal").glob("*.jsonl"))  # removed at the end
+    code, out, err = cli("check", str(bundle), "--trust", str(keys.sign_pub), "--identity",
+                         str(keys.identity))  # fmt: skip
+    assert code == 0, out + err
+    target = tmp_path / "unsealed"
+    code, _, err = cli("unseal", str(bundle), str(target), "--identity", str(keys.identity))
+    assert code == 0, err
+    assert store_state(target) == store_state(store)
+
+
+def test_a_killed_seal_of_a_store_changed_meanwhile_reuses_nothing(
+    tmp_path: Path, keys: Keys, cache_home: Path
+) -> None:
+    """One message added to the store between the kill and the re-run: the plan
+    differs, every volume is written anew, and the bundle holds the new store."""
+    store = build_store(tmp_path, per_folder=20, size=300_000)
+    bundle = tmp_path / "bundle"
+    args = _seal_args(store, bundle, keys)
+    k = random.Random(SEED + 3).randrange(3, 12)
+    assert _killed(args, (bundle / "data" / f"{k:05d}.age").exists, 0.0)
+    before = _digests(bundle)
+    assert len(before) >= k - 1
+    new = tmp_path / "src" / "new" / "added.eml"
+    new.write_bytes(secret_message(999, 1000))
+    code, _, err = cli("export", f"maildir:{tmp_path / 'src'}", str(store))
+    assert code == 0, err
+    code, _, err = cli("seal", *args[4:])
+    assert code == 0, err
+    assert "clearing an interrupted seal and starting again" in err
+    after = _digests(bundle)  # new age file keys: any volume written anew differs
+    assert not [n for n, d in before.items() if after.get(n) == d], "a volume was reused"
+    assert cli("check", str(bundle), "--trust", str(keys.sign_pub))[0] == 0
+    target = tmp_path / "unsealed"
+    code, _, err = cli("unseal", str(bundle), str(target), "--identity", str(keys.identity))
+    assert code == 0, err
+    assert store_state(target) == store_state(store)
+    assert len(store_state(target)[1]) == 4 * 20 + 1
