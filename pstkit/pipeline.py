@@ -82,7 +82,8 @@ def export(
         folders = [f for f in listed if selected(f.path, filt.include, filt.exclude)]
         # A role known only from the folder's name (Maildir `.Sent`) is written too, so
         # the catalog says what `folders` and `ls` show (the role column exists: no schema change).
-        rows = {f.path: store.ensure_folder(replace(f, role=effective_role(f))) for f in folders}
+        made = store.ensure_folders([replace(f, role=effective_role(f)) for f in folders])
+        rows = {f.path: row for f, row in zip(folders, made, strict=True)}
         repair(source, store, [(f, rows[f.path]) for f in folders if f.selectable], result,
                read_data)  # fmt: skip
         by_id = {rows[f.path].id: f for f in folders}

@@ -186,3 +186,35 @@ def test_recover_removes_uncommitted_files_after_interrupted_run(tmp_path: Path)
         assert not orphan.exists()
         assert not [f for f in check(st, read_data=True) if f.damage]
         assert sha(st.read(next(st.rows()))) == next(st.rows()).msg.sha256
+
+
+def _change_counter(store: Path) -> int:
+    """SQLite's file change counter (header bytes 24-27): +1 per committed write transaction."""
+    return int.from_bytes((store / "catalog.sqlite").read_bytes()[24:28], "big")
+
+
+@pytest.mark.parametrize("layout", list(Layout))
+def test_folders_are_created_in_one_commit_and_a_failure_commits_none(
+    tmp_path: Path, layout: Layout
+) -> None:
+    from pstkit.errors import StoreWriteError
+    from pstkit.model import FolderInfo, Role
+
+    infos = [FolderInfo(("INBOX",), Role.INBOX)] + [
+        FolderInfo(("Archive", str(year), f"Q{q}")) for year in (2020, 2021) for q in (1, 2, 3, 4)
+    ]
+    with Store.create(tmp_path / "st", layout) as st:
+        before = _change_counter(tmp_path / "st")
+        rows = st.ensure_folders(infos)
+        assert _change_counter(tmp_path / "st") == before + 1  # was one commit per folder
+        assert [r.info.path for r in rows] == [i.path for i in infos]
+        # parents the source did not list exist, not selectable, each with its directory
+        by_path = {f.info.path: f for f in st.folders()}
+        assert not by_path[("Archive", "2020")].info.selectable and len(by_path) == 12
+        assert all((st.mail / f.dirname).exists() for f in by_path.values())
+        assert st.ensure_folders(infos) == rows  # known folders: same rows, nothing new
+        blocker = st.mail / ("X.sbd" if layout is Layout.MBOX else ".X.Y")
+        blocker.write_text("a file where the folder's directory must go")
+        with pytest.raises(StoreWriteError):
+            st.ensure_folders([FolderInfo(("W",)), FolderInfo(("X", "Y"))])
+        assert {f.info.path for f in st.folders()} == set(by_path)  # W was rolled back
