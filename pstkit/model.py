@@ -127,6 +127,9 @@ class Fetched:
     #: what the source could not carry over into `raw` (an unreadable
     #: attachment, say): stored anyway, and recorded as a problem.
     notes: tuple[str, ...] = ()
+    #: SHA-256 (hex) of `raw` if the source has it already (a local source hashes on
+    #: its read-ahead thread, beside the writer's); "" and the writer hashes.
+    sha256: str = ""
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ class StoreWriter:
         if self._known(folder.id, key):
             self.advance(folder, item.cursor)
             return "known"
-        digest = hashlib.sha256(item.raw).hexdigest()
+        digest = item.sha256 or hashlib.sha256(item.raw).hexdigest()
         stale = self._stale_copy(folder.id, meta.source_epoch, digest)
         if stale is not None:
             self._claimed.add(stale)

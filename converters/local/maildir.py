@@ -224,7 +224,9 @@ class MaildirSource:
         except OSError as e:
             return Skipped(meta, f"cannot read {entry.name}: {e.strerror or e}")
         received = datetime.fromtimestamp(mtime, UTC)
-        return Fetched(replace(meta, received=received, size=len(raw)), raw)
+        # Hashed here, on the read-ahead thread: the writer's thread is the busier one.
+        digest = hashlib.sha256(raw).hexdigest()
+        return Fetched(replace(meta, received=received, size=len(raw)), raw, sha256=digest)
 
     def committed(self, folder: FolderInfo, source_ids: Sequence[str]) -> None:
         pass

@@ -166,7 +166,7 @@ class MboxSource:
                 folder=folder, source_id=source_id, flags=status_flags(raw),
                 received=_asctime(separator), size=len(raw),
             )  # fmt: skip
-            yield Fetched(meta, raw)
+            yield Fetched(meta, raw, sha256=digest)  # hashed for its id: not again
 
     def committed(self, folder: FolderInfo, source_ids: Sequence[str]) -> None:
         pass
