@@ -17,32 +17,48 @@ from pstkit.fsutil import write_new
 
 
 class FilePool:
-    """temp -> rename writes on `threads` threads, bounded in items and bytes in flight."""
+    """temp -> rename writes on `threads` threads, bounded in items and bytes in flight.
+    Files go to the threads in groups (up to `group_items` or `group_bytes`): one
+    hand-off per small file cost about as much as writing it."""
 
     def __init__(self, threads: int = 2, max_items: int = 32,
-                 max_bytes: int = 32 * 1024 * 1024) -> None:  # fmt: skip
+                 max_bytes: int = 32 * 1024 * 1024, group_items: int = 16,
+                 group_bytes: int = 1024 * 1024) -> None:  # fmt: skip
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pstkit-write")
-        self._pending: deque[tuple[Future[None], int]] = deque()
-        self._limits = (max_items, max_bytes)
-        self._bytes = 0
+        self._pending: deque[tuple[Future[None], int, int]] = deque()
+        self._group: list[tuple[str | Path, str | Path, bytes]] = []
+        self._limits = (max_items, max_bytes, max(1, min(group_items, max_items)), group_bytes)
+        self._items = self._bytes = self._group_bytes = 0
 
     def submit(self, final: str | Path, tmp: str | Path, data: bytes) -> None:
         """Queue a write; an earlier write's error is raised here or by `wait`."""
-        max_items, max_bytes = self._limits
+        max_items, max_bytes, group_items, group_bytes = self._limits
+        self._group.append((final, tmp, data))
+        self._group_bytes += len(data)
+        if len(self._group) < group_items and self._group_bytes < group_bytes:
+            return
         while self._pending and (
-            len(self._pending) >= max_items or self._bytes + len(data) > max_bytes
+            self._items + len(self._group) > max_items
+            or self._bytes + self._group_bytes > max_bytes
         ):
             self._take()
-        self._pending.append((self._pool.submit(write_new, final, tmp, data), len(data)))
-        self._bytes += len(data)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        if self._group:
+            n, nbytes = len(self._group), self._group_bytes
+            self._pending.append((self._pool.submit(_write_all, self._group), n, nbytes))
+            self._items, self._bytes = self._items + n, self._bytes + nbytes
+            self._group, self._group_bytes = [], 0
 
     def _take(self) -> None:
-        future, n = self._pending.popleft()
-        self._bytes -= n
+        future, n, nbytes = self._pending.popleft()
+        self._items, self._bytes = self._items - n, self._bytes - nbytes
         future.result()
 
     def wait(self) -> None:
         """Every queued write done; then the first error, if any, is raised."""
+        self._dispatch()
         error: BaseException | None = None
         while self._pending:
             try:
@@ -57,3 +73,16 @@ class FilePool:
             self.wait()
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _write_all(group: list[tuple[str | Path, str | Path, bytes]]) -> None:
+    """Write a group; the first error is raised after the rest are written (as with
+    one file per hand-off: nothing of the group is still in the air after it)."""
+    error: BaseException | None = None
+    for final, tmp, data in group:
+        try:
+            write_new(final, tmp, data)
+        except BaseException as e:
+            error = error or e
+    if error is not None:
+        raise error

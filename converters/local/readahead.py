@@ -68,31 +68,42 @@ class _Queue(Generic[T]):
 
 def read_ahead(
     produce: Iterator[T], size: Callable[[T], int], max_items: int = 32,
-    max_bytes: int = 64 * 1024 * 1024,
+    max_bytes: int = 64 * 1024 * 1024, chunk_items: int = 16, chunk_bytes: int = 1024 * 1024,
 ) -> Generator[T, None, None]:  # fmt: skip
     """Yield what `produce` yields, in order, produced on a thread ahead of the
     consumer. An error of `produce` is raised here, after what came before it;
-    closing this generator stops the thread after the item at hand."""
-    queue: _Queue[T] = _Queue(max_items, max_bytes)
+    closing this generator stops the thread after the chunk at hand. Items are
+    handed over in lists (up to `chunk_items` or `chunk_bytes`): one lock and
+    wake-up per item cost more than reading a small message."""
+    chunk_items = max(1, min(chunk_items, max_items))
+    queue: _Queue[list[T]] = _Queue(max(1, max_items // chunk_items), max_bytes)
 
     def work() -> None:
+        chunk: list[T] = []
+        nbytes = 0
         try:
             for item in produce:
-                if not queue.put(item, size(item)):
-                    return
+                chunk.append(item)
+                nbytes += size(item)
+                if len(chunk) >= chunk_items or nbytes >= chunk_bytes:
+                    if not queue.put(chunk, nbytes):
+                        return
+                    chunk, nbytes = [], 0
         except BaseException as e:  # handed to the consumer, which re-raises
             queue.error = e
         finally:
+            if chunk:  # what came before an error still arrives, then the error
+                queue.put(chunk, nbytes)
             queue.finish()
 
     thread = threading.Thread(target=work, name="pstkit-read-ahead", daemon=True)
     thread.start()
     try:
         while True:
-            ok, item = queue.get()
-            if not ok:
+            ok, chunk = queue.get()
+            if not ok or chunk is None:
                 break
-            yield item  # type: ignore[misc]  # T itself may include None
+            yield from chunk
         if queue.error is not None:
             raise queue.error
     finally:
