@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pstkit.check import check
-from pstkit.errors import StoreLocked, StoreVersionError
-from pstkit.model import Flag
+from pstkit.errors import StoreLocked, StoreVersionError, StoreWriteError
+from pstkit.model import Flag, FolderInfo, Role
 from pstkit.pipeline import export
 from pstkit.store import Layout, Store
 from tests.helpers import cli, make_message, sha
@@ -197,9 +197,6 @@ def _change_counter(store: Path) -> int:
 def test_folders_are_created_in_one_commit_and_a_failure_commits_none(
     tmp_path: Path, layout: Layout
 ) -> None:
-    from pstkit.errors import StoreWriteError
-    from pstkit.model import FolderInfo, Role
-
     infos = [FolderInfo(("INBOX",), Role.INBOX)] + [
         FolderInfo(("Archive", str(year), f"Q{q}")) for year in (2020, 2021) for q in (1, 2, 3, 4)
     ]
