@@ -6,7 +6,7 @@ For each size, a seeded Maildir of small messages (~2 KB, 10 folders) is made on
 then, one after the other, each step runs as its own process: `export` (Maildir -> store),
 `check --read-data`, `ls`, `plan` and `import` into a Maildir target, and `verify`. `cp -r`
 of the same Maildir runs beside export and import as the I/O floor. Per step it prints wall
-and CPU (user+sys) seconds, microseconds per message and peak RSS (wait4), and last a table of
+and CPU (user, sys) seconds, microseconds per message and peak RSS (wait4), and last a table of
 each step's wall and CPU time per message and peak RSS at the largest size divided by the
 smallest: the goal is within 0.8-1.2. Wall figures vary with the machine's load and its page
 cache (see the cp -r floor); CPU time per message shows pstkit's own growth. Compare ratios
@@ -19,10 +19,11 @@ import argparse
 import random
 import shutil
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_store import run
+from bench_store import run_split
 
 FOLDERS = ["", ".Sent", ".Archive", ".Archive.2023", ".Projects", ".Projects.Alpha",
            ".Lists", ".Lists.python", ".Drafts", ".Trash"]  # fmt: skip
@@ -70,31 +71,48 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--work", type=Path, default=Path("/tmp/pstkit-scale"))
     args = ap.parse_args()
-    results: dict[int, dict[str, tuple[float, float, float]]] = {}
-    print(f"{'messages':>8} {'step':<18} {'wall s':>8} {'CPU s':>8} {'us/msg':>8} {'RSS MiB':>8}")
-    for n in args.sizes:
-        src = args.work / f"maildir-{n}-{args.seed}"
-        if not (src / "cur").is_dir():
-            shutil.rmtree(src, ignore_errors=True)
-            make_maildir(src, n, args.seed)
-        run_dir = args.work / f"run-{n}"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir(parents=True)
-        results[n] = {}
-        for label, cmd in steps(src, run_dir):
-            wall, cpu, rss = run(cmd)
-            results[n][label] = (wall, cpu, rss)
-            print(f"{n:>8} {label:<18} {wall:>8.2f} {cpu:>8.2f} {wall / n * 1e6:>8.0f} {rss:>8.1f}")
-        shutil.rmtree(run_dir, ignore_errors=True)
-    small, large = min(args.sizes), max(args.sizes)
+    results: dict[int, dict[str, tuple[float, float, float, float]]] = {}
+    print(f"{'messages':>8} {'step':<18} {'wall s':>8} {'user s':>8} {'sys s':>8}"
+          f" {'us/msg':>8} {'RSS MiB':>8}")  # fmt: skip
+    # Outputs of every size are kept until the end, in directories new to this run: on
+    # ext4 without a journal, creating files right after mass deletes is slower (freed
+    # inodes are scanned), which made the larger sizes look worse than they are.
+    stamp = time.strftime("%H%M%S")
+    runs = []
+    try:
+        for n in args.sizes:
+            src = args.work / f"maildir-{n}-{args.seed}"
+            if not (src / "cur").is_dir():
+                shutil.rmtree(src, ignore_errors=True)
+                make_maildir(src, n, args.seed)
+            runs.append(args.work / f"run-{n}-{stamp}")
+            runs[-1].mkdir(parents=True)
+            results[n] = {}
+            for label, cmd in steps(src, runs[-1]):
+                wall, user, system, rss = results[n][label] = run_split(cmd)
+                print(f"{n:>8} {label:<18} {wall:>8.2f} {user:>8.2f} {system:>8.2f}"
+                      f" {wall / n * 1e6:>8.0f} {rss:>8.1f}", flush=True)  # fmt: skip
+    finally:
+        for d in runs:
+            shutil.rmtree(d, ignore_errors=True)
+    flatness(results, min(args.sizes), max(args.sizes))
+
+
+def flatness(results: dict[int, dict[str, tuple[float, float, float, float]]],
+             small: int, large: int) -> None:  # fmt: skip
     if small == large:
         return
     print(f"\nflatness, {large} vs {small} messages (goal 0.8-1.2):")
-    print(f"{'step':<18} {'time/msg':>9} {'CPU/msg':>9} {'peak RSS':>9}")
+    print(f"{'step':<18} {'time/msg':>9} {'CPU/msg':>9} {'user/msg':>9} {'sys/msg':>9}"
+          f" {'peak RSS':>9}")  # fmt: skip
     for label in results[small]:
-        (w0, c0, r0), (w1, c1, r1) = results[small][label], results[large][label]
-        print(f"{label:<18} {(w1 / large) / (w0 / small):>9.2f}"
-              f" {(c1 / large) / (c0 / small):>9.2f} {r1 / r0:>9.2f}")
+        (w0, u0, s0, r0), (w1, u1, s1, r1) = results[small][label], results[large][label]
+
+        def per(a: float, b: float) -> float:
+            return (b / large) / (a / small) if a else float("nan")
+
+        print(f"{label:<18} {per(w0, w1):>9.2f} {per(u0 + s0, u1 + s1):>9.2f}"
+              f" {per(u0, u1):>9.2f} {per(s0, s1):>9.2f} {r1 / r0:>9.2f}")
 
 
 if __name__ == "__main__":
