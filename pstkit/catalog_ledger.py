@@ -17,14 +17,21 @@ LEDGER_TARGET_INDEX = (
 )
 
 
+#: a folder's rows in id order (the rowid is appended to each entry): each page of a
+#: folder's rows is a range read, not a sort of the whole folder. Not in the first stores.
+FOLDER_INDEX = "CREATE INDEX IF NOT EXISTS messages_folder ON messages(folder_id)"
+
+
 class LedgerQueries:
     """Mixed into `Catalog`, which supplies `_q`."""
 
     def _q(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
         raise NotImplementedError
 
-    def ensure_ledger_index(self) -> None:
+    def ensure_indexes(self) -> None:
+        """Indexes that stores made by an older pstkit lack (an index changes no table)."""
         self._q(LEDGER_TARGET_INDEX)
+        self._q(FOLDER_INDEX)
 
     def delivered_count(self, sink_key: str) -> int:
         rows = self._q(
@@ -74,9 +81,24 @@ class LedgerQueries:
         )
         return [(int(str(f)), str(t)) for f, t, _ in rows]
 
-    def deliveries(self, sink_key: str) -> dict[int, tuple[str, str, str]]:
+    def delivery(self, sink_key: str, message: int) -> tuple[str, str, str] | None:
+        """(target folder, target id, how) of one message's ledger row, if any."""
         rows = self._q(
-            "SELECT message, target_folder, target_id, how FROM deliveries WHERE sink_key=?",
-            (sink_key,),
+            "SELECT target_folder, target_id, how FROM deliveries WHERE sink_key=? AND message=?",
+            (sink_key, message),
         )
-        return {int(str(m)): (str(f), str(t), str(h)) for m, f, t, h in rows}
+        return (str(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
+
+    def delivered_per_folder(self, sink_keys: Sequence[str]) -> dict[int, int]:
+        """Store folder id -> how many of its messages the ledger of any of `sink_keys`
+        delivered (counted in SQL on the ledger's key, not from a copy of the ledger)."""
+        if not sink_keys:
+            return {}
+        marks = ",".join("?" * len(sink_keys))
+        rows = self._q(
+            "SELECT m.folder_id, COUNT(*) FROM messages m WHERE EXISTS (SELECT 1 FROM"
+            f" deliveries d WHERE d.sink_key IN ({marks}) AND d.message=m.id"
+            " AND d.how<>'sending') GROUP BY m.folder_id",
+            tuple(sink_keys),
+        )
+        return {int(str(f)): int(str(n)) for f, n in rows}

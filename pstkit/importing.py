@@ -58,6 +58,7 @@ def import_(
     progress = progress or NullProgress()
     with recorded_run(store.catalog, "import", sink.key, progress) as result, \
             stop_on_signal() as stop:
+        store.catalog.ensure_indexes()  # `_ImportJob.taken` and the paged folder reads use them
         with stop.waiting():  # the target's folders: nothing is recorded yet
             entries = make_plan(store, sink, opts)
             for entry in entries:  # parents first, on one thread: creation order matters
@@ -66,7 +67,6 @@ def import_(
                                        entry.source.info.container_class)  # fmt: skip
             if redeliver:
                 reopen_missing(store, sink, opts, result.run_id)
-        store.catalog.ensure_ledger_index()  # `_ImportJob.taken` asks it per duplicate found
         result.already = store.catalog.delivered_count(sink.key)
         progress.start("import", sum(e.source.count for e in entries) - result.already or None)
         job = _ImportJob(

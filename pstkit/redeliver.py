@@ -28,12 +28,11 @@ def reopen_missing(store: Store, sink: Sink, opts: MappingOptions, run_id: int) 
     """Mark the delivered items the target lacks as in flight again; how many."""
     from pstkit.verify import verify  # noqa: PLC0415 - verify imports importing, which imports us
 
-    ledger = store.catalog.deliveries(sink.key)
     missing: list[tuple[int, FolderPath, str, str]] = []
     for line in verify(store, sink, opts):
         if line.mark != "-" or not line.item.isdigit():
             continue
-        entry = ledger.get(int(line.item))
+        entry = store.catalog.delivery(sink.key, int(line.item))  # not the whole ledger
         if entry is not None and entry[2] in ("delivered", "duplicate"):
             missing.append((int(line.item), line.folder, "", "sending"))
     if missing:

@@ -115,21 +115,13 @@ def _folders(store: Store, targets: list[str]) -> list[FolderLine]:
             continue
         name = path_text(text_to_path(str(folder)))
         (skipped if stage == "export" else failed)[name] += 1
-    delivered: Counter[str] = Counter()
-    for t in targets:
-        for msg_id, (_, _, how) in store.catalog.deliveries(t).items():
-            if how != "sending":
-                delivered[str(msg_id)] += 1
-    by_folder: Counter[str] = Counter()
-    for row in store.rows():
-        if str(row.msg.id) in delivered:
-            by_folder[path_text(row.msg.folder)] += 1
+    delivered = store.catalog.delivered_per_folder(targets)  # in SQL: memory stays flat
     out = []
     for f in sorted(store_folders(store), key=lambda f: f.info.path):  # parents first
         name = path_text(f.info.path)
         out.append(FolderLine(name, f.info.role.value if f.info.role else "",
                               f.count + skipped[name], f.count, f.size, skipped[name],
-                              by_folder[name], failed[name]))  # fmt: skip
+                              delivered.get(f.id, 0), failed[name]))  # fmt: skip
     return out
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pstkit.catalog import path_to_text
 from pstkit.check import check
 from pstkit.errors import StoreLocked, StoreVersionError, StoreWriteError
 from pstkit.model import Flag, FolderInfo, Role
@@ -215,3 +216,47 @@ def test_folders_are_created_in_one_commit_and_a_failure_commits_none(
         with pytest.raises(StoreWriteError):
             st.ensure_folders([FolderInfo(("W",)), FolderInfo(("X", "Y"))])
         assert {f.info.path for f in st.folders()} == set(by_path)  # W was rolled back
+
+
+def test_ledger_counts_and_lookups_come_from_sql(tmp_path: Path) -> None:
+    """report's per-folder delivered counts and --redeliver-missing's lookup read single
+    rows or counts from the ledger, never a copy of it: same answers as a walk over it."""
+    with Store.create(tmp_path / "st") as st:
+        export(_source(), st)
+        ids = {r.msg.source_id: (r.msg.id, r.msg.folder) for r in st.rows()}
+        run = st.catalog.begin_run("import", "test")
+        inbox = [ids[str(i)] for i in range(1, 6)]
+        st.catalog.record_deliveries(run, "a", [(m, f, f"t{m}", "delivered") for m, f in inbox[:3]])
+        st.catalog.record_deliveries(run, "a", [(inbox[3][0], inbox[3][1], "", "sending")])
+        st.catalog.record_deliveries(run, "b", [(m, f, "", "duplicate") for m, f in inbox[2:5]])
+        work = ids["100"]
+        st.catalog.record_deliveries(run, "b", [(work[0], work[1], "w", "delivered")])
+        folder_id = {f.info.path: f.id for f in st.folders()}
+        # message 3 delivered to both counts once; the 'sending' row of a counts not
+        assert st.catalog.delivered_per_folder(["a"]) == {folder_id[("INBOX",)]: 3}
+        assert st.catalog.delivered_per_folder(["a", "b"]) == {
+            folder_id[("INBOX",)]: 5, folder_id[("Work",)]: 1}
+        assert st.catalog.delivered_per_folder([]) == {}
+        text = path_to_text(("INBOX",))
+        assert st.catalog.delivery("a", inbox[0][0]) == (text, f"t{inbox[0][0]}", "delivered")
+        assert st.catalog.delivery("a", inbox[3][0]) == (text, "", "sending")
+        assert st.catalog.delivery("a", inbox[4][0]) is None
+
+
+def test_a_folders_pages_are_range_reads_also_in_an_older_store(tmp_path: Path) -> None:
+    """Import, plan and verify read a folder's rows in pages by id: with the folder index
+    each page is a range read; without it SQLite sorted the whole folder for every page
+    (CPU per message grew with the folder). Older stores get the index at import."""
+    with Store.create(tmp_path / "st") as st:
+        export(_source(30), st)
+        st.catalog._q("DROP INDEX messages_folder")  # a store made before the index
+        st.catalog.ensure_indexes()
+        seen: list[str] = []
+        st.catalog._db.set_trace_callback(seen.append)
+        inbox = st.folder(("INBOX",))
+        assert inbox is not None
+        assert len(list(st.rows(inbox.id))) == 30
+        st.catalog._db.set_trace_callback(None)
+        page = next(q for q in seen if "ORDER BY m.id" in q)
+        plan = " ".join(str(r) for r in st.catalog._q(f"EXPLAIN QUERY PLAN {page}"))
+        assert "messages_folder" in plan and "TEMP B-TREE" not in plan, plan
