@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 #: (sink, target folder, target id) -> is this target item one this store already took?
-#: Not in the v1 schema's first stores: `ensure_ledger_index` adds it to older ones (an
+#: Not in the v1 schema's first stores: `ensure_indexes` adds it to older ones (an
 #: index changes no table, so an older pstkit still reads the store).
 LEDGER_TARGET_INDEX = (
     "CREATE INDEX IF NOT EXISTS deliveries_target"
