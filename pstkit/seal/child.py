@@ -224,30 +224,37 @@ class Feeder:
                 os.close(fd)
 
 
-def produced(produce: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
-    """The bytes of `produce()`, which runs in a child forked now; its errors are
-    raised here, after the bytes it wrote before them."""
+def fork_worker(work: Callable[[int], Any]) -> tuple[int, int, int]:
+    """Fork a child that runs `work(data_fd)` and hands its result (or error) back
+    through a second pipe; here: (pid, data read end, result read end)."""
     data_r, data_w = _pipe()
     result_r, result_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         os.close(data_r)
         os.close(result_r)
-
-        def work() -> None:
-            with contextlib.suppress(BrokenPipeError):  # the parent stopped early
-                batch: list[bytes] = []
-                for chunk in produce():
-                    batch.append(chunk)
-                    if len(batch) == 16:  # one writev per sixteen age chunks
-                        writev_all(data_w, batch)
-                        batch = []
-                writev_all(data_w, batch)
-            os.close(data_w)
-
-        _run_child(work, result_w)
+        _run_child(lambda: work(data_w), result_w)
     os.close(data_w)
     os.close(result_w)
+    return pid, data_r, result_r
+
+
+def produced(produce: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
+    """The bytes of `produce()`, which runs in a child forked now; its errors are
+    raised here, after the bytes it wrote before them."""
+
+    def work(data_w: int) -> None:
+        with contextlib.suppress(BrokenPipeError):  # the parent stopped early
+            batch: list[bytes] = []
+            for chunk in produce():
+                batch.append(chunk)
+                if len(batch) == 16:  # one writev per sixteen age chunks
+                    writev_all(data_w, batch)
+                    batch = []
+            writev_all(data_w, batch)
+        os.close(data_w)
+
+    pid, data_r, result_r = fork_worker(work)
     return _consume(data_r, result_r, pid)
 
 

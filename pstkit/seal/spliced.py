@@ -23,7 +23,7 @@ from pathlib import Path
 from pstkit.runs import Progress
 from pstkit.seal.age import Identity
 from pstkit.seal.bundle import Manifest
-from pstkit.seal.child import _pipe, _reap, _result, _run_child, writev_all
+from pstkit.seal.child import _reap, _result, fork_worker, writev_all
 from pstkit.seal.errors import BundleDamaged
 from pstkit.seal.hashing import BATCH
 from pstkit.seal.pack import Index, Member
@@ -86,15 +86,8 @@ def forward_files(bundle: Path, manifest: Manifest, index: Index, identities: Se
 def extract(bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
             work: str, progress: Progress) -> tuple[list[str], list[str]]:  # fmt: skip
     """Write the bundle's files under `work` (which exists); (files, directories)."""
-    data_r, data_w = _pipe()
-    result_r, result_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.close(data_r)
-        os.close(result_r)
-        _run_child(lambda: forward_files(bundle, manifest, index, identities, data_w), result_w)
-    os.close(data_w)
-    os.close(result_w)
+    pid, data_r, result_r = fork_worker(
+        lambda data_w: forward_files(bundle, manifest, index, identities, data_w))
     files: list[str] = []
     dirs: list[str] = [work]
     try:
