@@ -103,15 +103,20 @@ class Catalog(LedgerQueries):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Everything written inside is one durable commit (or none of it)."""
+        """Everything written inside is one durable commit, or none of it: anything that
+        goes wrong, a failed COMMIT (a full disk) included, rolls back, so the connection
+        is never left inside a transaction; SQLite's errors become StoreWriteError."""
         with self._lock:
-            self._q("BEGIN IMMEDIATE")
             try:
+                self._db.execute("BEGIN IMMEDIATE")
                 yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as e:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise StoreWriteError("catalog", str(e)) from e
                 raise
-            self._q("COMMIT")
 
     def _q(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
         with self._lock:
@@ -224,29 +229,23 @@ class Catalog(LedgerQueries):
         problems: Sequence[tuple[str, str, str, str]],
     ) -> None:
         """One transaction: new rows, re-keyed rows, cursors, problems."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT INTO messages(folder_id, file, offset, length, size, sha256, flags,"
-                    " keywords, received, message_id, subject, kind, source_key, source_epoch,"
-                    " source_id, run_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(*_row_values(r), run_id) for r in rows],
-                )
-                self._db.executemany(
-                    "UPDATE messages SET source_epoch=?, source_id=? WHERE id=?",
-                    [(epoch, sid, row_id) for row_id, epoch, sid in rekeys],
-                )
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO cursors(source_key, folder_id, cursor, run_id)"
-                    " VALUES(?,?,?,?)",
-                    [(k, f, c, run_id) for (k, f), c in cursors.items()],
-                )
-                self._add_problems(run_id, problems)
-                self._db.execute("COMMIT")
-            except sqlite3.Error as e:
-                self._db.execute("ROLLBACK")
-                raise StoreWriteError("catalog", str(e)) from e
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO messages(folder_id, file, offset, length, size, sha256, flags,"
+                " keywords, received, message_id, subject, kind, source_key, source_epoch,"
+                " source_id, run_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(*_row_values(r), run_id) for r in rows],
+            )
+            self._db.executemany(
+                "UPDATE messages SET source_epoch=?, source_id=? WHERE id=?",
+                [(epoch, sid, row_id) for row_id, epoch, sid in rekeys],
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO cursors(source_key, folder_id, cursor, run_id)"
+                " VALUES(?,?,?,?)",
+                [(k, f, c, run_id) for (k, f), c in cursors.items()],
+            )
+            self._add_problems(run_id, problems)
 
     def _add_problems(self, run_id: int, problems: Sequence[tuple[str, str, str, str]]) -> None:
         at = now_text()
@@ -340,19 +339,13 @@ class Catalog(LedgerQueries):
         problems: Sequence[tuple[str, str, str, str]] = (),
     ) -> None:
         at = now_text()
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO deliveries(sink_key, message, target_folder, target_id,"
-                    " how, run_id, at) VALUES(?,?,?,?,?,?,?)",
-                    [(sink_key, m, path_to_text(f), t, h, run_id, at) for m, f, t, h in done],
-                )
-                self._add_problems(run_id, problems)
-                self._db.execute("COMMIT")
-            except sqlite3.Error as e:
-                self._db.execute("ROLLBACK")
-                raise StoreWriteError("catalog", str(e)) from e
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO deliveries(sink_key, message, target_folder, target_id,"
+                " how, run_id, at) VALUES(?,?,?,?,?,?,?)",
+                [(sink_key, m, path_to_text(f), t, h, run_id, at) for m, f, t, h in done],
+            )
+            self._add_problems(run_id, problems)
 
     def problems(self, run_id: int | None = None) -> list[tuple[object, ...]]:
         where, args = ("WHERE run_id=?", (run_id,)) if run_id is not None else ("", ())

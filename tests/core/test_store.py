@@ -218,6 +218,25 @@ def test_folders_are_created_in_one_commit_and_a_failure_commits_none(
         assert {f.info.path for f in st.folders()} == set(by_path)  # W was rolled back
 
 
+def test_a_failed_commit_rolls_back_and_the_catalog_goes_on(tmp_path: Path) -> None:
+    """A COMMIT can fail (here a deferred foreign key; in use a full disk): the
+    transaction is rolled back, the error is one StoreWriteError, and the next write
+    commits (an open transaction left behind would refuse every later BEGIN)."""
+    src = ListSource({("INBOX",): [Item(1, make_message(1))]})
+    with Store.create(tmp_path / "st") as st:
+        export(src, st)
+        before = _change_counter(tmp_path / "st")
+        with pytest.raises(StoreWriteError, match="FOREIGN KEY"), st.catalog.transaction():
+            st.catalog._q("PRAGMA defer_foreign_keys=ON")
+            st.catalog._q("INSERT INTO deliveries(sink_key, message, target_folder, run_id, at)"
+                          " VALUES('k', 999999, 'INBOX', 1, 'now')")  # no such message
+        assert _change_counter(tmp_path / "st") == before
+        run = st.catalog.begin_run("import", "test")
+        (row,) = list(st.rows())
+        st.catalog.record_deliveries(run, "k", [(row.msg.id, ("INBOX",), "t1", "delivered")])
+        assert st.catalog.delivered_count("k") == 1
+
+
 def test_ledger_counts_and_lookups_come_from_sql(tmp_path: Path) -> None:
     """report's per-folder delivered counts and --redeliver-missing's lookup read single
     rows or counts from the ledger, never a copy of it: same answers as a walk over it."""
