@@ -138,9 +138,12 @@ class _Index:
                 " AND i.used=0 ORDER BY k.n LIMIT 1",
                 (kind, value),
             ).fetchone()
-            if found is not None and (kind != "id" or _same_item(msg, _item(found))):
+            if found is None:
+                continue
+            item = _item(found)
+            if kind != "id" or _same_item(msg, item):
                 self._db.execute("UPDATE items SET used=1 WHERE n=?", (found[0],))
-                return _item(found)
+                return item
         return None
 
     def unused(self) -> Iterator[TargetItem]:
