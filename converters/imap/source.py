@@ -255,7 +255,7 @@ class ImapSource:
                 queued.append(self._send(pipe, plan[ahead], metas, progress))
                 ahead += 1
             _, cached, need = queued.pop(0)
-            if len(batch) == 1 and progress.drops.get(batch[0], 0) >= 2:
+            if _given_up(batch, progress.drops):
                 yield batch, None
                 continue
             progress.in_flight = [metas[u] for u in batch]
@@ -271,7 +271,7 @@ class ImapSource:
               progress: _Progress) -> tuple[list[int], dict[int, bytes | str], list[int]]:
         cached: dict[int, bytes | str] = {}
         need = []
-        if not (len(batch) == 1 and progress.drops.get(batch[0], 0) >= 2):
+        if not _given_up(batch, progress.drops):  # never asked for again
             for uid in batch:
                 body = self._spool.get(metas[uid].gm_msgid) if self._spool is not None else None
                 if body is not None:
@@ -332,6 +332,13 @@ def _isolate_suspects(plan: Iterable[list[int]], drops: dict[int, int]) -> Itera
             yield from ([u] for u in batch)
         else:
             yield batch
+
+
+def _given_up(batch: list[int], drops: dict[int, int]) -> bool:
+    """A message alone in its batch that the server dropped the connection on twice:
+    reported and not fetched again (both when the FETCH is sent and when its batch
+    comes up)."""
+    return len(batch) == 1 and drops.get(batch[0], 0) >= 2
 
 
 def _in_window(m: MessageInfo, filt: FetchFilter) -> bool:
