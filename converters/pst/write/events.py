@@ -223,10 +223,7 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
     span = times(c, zones)
     if c.first("LOCATION") is not None:
         props.append(_named(ids, a, 0x8208, unicode(0, c.text("LOCATION"))))
-    transparent = c.text("TRANSP").upper() == "TRANSPARENT"
-    busy = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3}.get(
-        c.text("X-MICROSOFT-CDO-BUSYSTATUS").upper(), 0 if transparent else 2)
-    props.append(_named(ids, a, 0x8205, long(0, busy)))
+    props.append(_named(ids, a, 0x8205, long(0, busy_status(c, "X-MICROSOFT-CDO-BUSYSTATUS"))))
     recipients = parties(c)
     props.append(_named(ids, a, 0x8217, long(0, 1 if recipients else 0)))  # asfMeeting
     changed: list[tuple[Component, Changed, When]] = []
@@ -247,6 +244,17 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
     else:
         props += alarm(c, ids, None)
     return Event(props, recipients, changed, notes)
+
+
+#: Outlook's busy status values (PidLidBusyStatus, [MS-OXOCAL] 2.2.1.2)
+BUSY = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3}
+
+
+def busy_status(c: Component, *names: str) -> int:
+    """The first of the `names` properties the event has, as a busy status; when none
+    is set or its value is unknown: free for a transparent event (TRANSP), else busy."""
+    value = next((v for v in (c.text(n).upper() for n in names) if v), "")
+    return BUSY.get(value, 0 if c.text("TRANSP").upper() == "TRANSPARENT" else 2)
 
 
 def extra_dates(c: Component) -> list[str]:

@@ -19,7 +19,15 @@ import re
 import struct
 from email.message import Message as PyMessage
 
-from .events import PSETID_APPOINTMENT, Component, Ids, calendar_zones, components, event
+from .events import (
+    PSETID_APPOINTMENT,
+    Component,
+    Ids,
+    busy_status,
+    calendar_zones,
+    components,
+    event,
+)
 from .mapi import Message
 from .values import Prop, binary, boolean, long, unicode
 
@@ -27,7 +35,6 @@ PSETID_MEETING = "6ed8da90-450b-101b-98da-00aa003f1305"
 #: the fixed head of every GlobalObjectId (2.2.1.27: "Byte Array ID")
 GOID_HEAD = bytes.fromhex("040000008200E00074C5B7101A82E008")
 _REPLY = {"ACCEPTED": "Pos", "DECLINED": "Neg", "TENTATIVE": "Tent"}
-_BUSY = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3}
 
 
 def meeting_class(method: str, partstat: str = "") -> str:
@@ -140,9 +147,7 @@ def _meeting_props(c: Component, method: str, ids: Ids) -> list[Prop]:
         goid))), named(a, 0x8201, long(0, int(seq) if seq.isdigit() else 0)),
         named(a, 0x8217, long(0, state))]
     if method == "REQUEST":
-        busy = c.text("X-MICROSOFT-CDO-INTENDEDSTATUS").upper() or c.text(
-            "X-MICROSOFT-CDO-BUSYSTATUS").upper()
-        intended = _BUSY.get(busy, 0 if c.text("TRANSP").upper() == "TRANSPARENT" else 2)
+        intended = busy_status(c, "X-MICROSOFT-CDO-INTENDEDSTATUS", "X-MICROSOFT-CDO-BUSYSTATUS")
         rsvp = any(x.param("RSVP").upper() == "TRUE" for x in c.lines if x.name == "ATTENDEE")
         out += [named(a, 0x8224, long(0, intended)), named(m, 0x0026, long(0, 1)),  # mtgRequest
                 named(a, 0x8218, long(0, 5)),  # respNotResponded
