@@ -27,6 +27,8 @@ from pstkit.converters.pst.write.ndb import (
 )
 from tests.helpers import make_message
 
+from .write_readers import libpff_top
+
 #: written by Outlook (pstsdk's and Tika's samples): the checker's rules are Outlook's
 OUTLOOK_MADE = ["pstsdk_sample1.pst", "testPST.pst", "testPST_variousBodyTypes.pst"]
 
@@ -113,9 +115,7 @@ def test_file_over_32_mb_has_its_fmap(tmp_path: Path) -> None:
     f2 = pypff.file()
     f2.open(str(out))
     try:
-        root = f2.get_root_folder()
-        top = next(root.get_sub_folder(i) for i in range(root.number_of_sub_folders)
-                   if root.get_sub_folder(i).name.startswith("Top of"))
+        top = libpff_top(f2)
         assert top.get_sub_folder(0).number_of_sub_messages == 36
     finally:
         f2.close()

@@ -17,7 +17,7 @@ from pstkit.location import Location
 from pstkit.model import Delivered, Flag, StoredMessage
 from pstkit.options import ConnectOptions
 
-from .write_readers import from_mime, libpff_read, pstkit_read
+from .write_readers import from_mime, libpff_read, libpff_top, pstkit_read
 
 PLANES = "aé€ж中😀𝄞\U000e0041\U0010fffd"  # BMP, astral planes, plane 14 and 16
 
@@ -99,9 +99,7 @@ def test_fifty_thousand_recipients(tmp_path: Path) -> None:
     f = pypff.file()
     f.open(str(out))
     try:
-        root = f.get_root_folder()
-        top = next(root.get_sub_folder(i) for i in range(root.number_of_sub_folders)
-                   if root.get_sub_folder(i).name.startswith("Top of"))
+        top = libpff_top(f)
         inbox = top.get_sub_folder(0)
         assert inbox.get_sub_message(0).recipients.number_of_record_sets == 50_000
     finally:

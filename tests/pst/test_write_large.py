@@ -30,6 +30,8 @@ from pstkit.converters.pst.write.ndb import (
     next_reserved,
 )
 
+from .write_readers import libpff_top
+
 # the specification's numbers, written out rather than taken from the module under test
 AMAP = 496 * 8 * 64  # bytes one AMap covers (2.2.2.7.2): 253,952
 PMAP = 496 * 8 * 512  # bytes one PMap covers (2.2.2.7.3): 2,031,616
@@ -102,9 +104,7 @@ def test_a_sparse_10_gb_file_has_its_fpmaps_and_is_valid(tmp_path: Path) -> None
     pst = pypff.file()
     pst.open(str(out))
     try:
-        root = pst.get_root_folder()
-        top = next(root.get_sub_folder(i) for i in range(root.number_of_sub_folders)
-                   if root.get_sub_folder(i).name.startswith("Top of"))
+        top = libpff_top(pst)
         box = top.get_sub_folder(0)
         assert sorted(box.get_sub_message(i).subject for i in range(2)) == ["far 0", "far 1"]
     finally:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import pypff
 
@@ -239,14 +240,19 @@ def libpff_seen(msg: object) -> Seen:
                 tuple(sorted(rcpt)), date, _squash(text), tuple(sorted(atts)))
 
 
+def libpff_top(f: Any) -> Any:
+    """libpff's "Top of Personal Folders" (the IPM subtree) of an open pypff file."""
+    root = f.get_root_folder()
+    return next(root.get_sub_folder(i) for i in range(root.number_of_sub_folders)
+                if _string(root.get_sub_folder(i), 0x3001).startswith("Top of"))
+
+
 def libpff_read(pst: Path) -> dict[FolderPath, list[Seen]]:
     f = pypff.file()
     f.open(str(pst))
     out: dict[FolderPath, list[Seen]] = {}
     try:
-        root = f.get_root_folder()
-        top = next(root.get_sub_folder(i) for i in range(root.number_of_sub_folders)
-                   if _string(root.get_sub_folder(i), 0x3001).startswith("Top of"))
+        top = libpff_top(f)
         todo: list[tuple[FolderPath, object]] = [((), top)]
         while todo:
             path, folder = todo.pop()
