@@ -20,11 +20,13 @@ from datetime import UTC, datetime, timedelta
 
 from pstkit.converters.pim.ical_tz import local_stamp, vtimezone
 from pstkit.converters.pim.tzrules import DAYS, Zone, ZoneError, clean_tzid
+from pstkit.converters.pst.named import BUSY_STATUS
 from pstkit.converters.pst.props import (
     PR_BODY,
     PR_CREATION_TIME,
     PR_DISPLAY_NAME,
     PR_LAST_MODIFICATION_TIME,
+    PR_MESSAGE_CLASS,
     PR_SUBJECT,
     Props,
     strip_subject_prefix,
@@ -194,7 +196,28 @@ def _vevent(p: Props, uid: str, extra: list[str], zone: Zone | None = None) -> l
         lines.append(f"LOCATION:{escape(p.text('Location'))}")
     if p.text(PR_BODY):
         lines.append(f"DESCRIPTION:{escape(p.text(PR_BODY))}")
-    return lines + _details(p)
+    return lines + busy_lines(p) + _details(p)
+
+
+_BUSY_NAMES = {v: k for k, v in BUSY_STATUS.items()}
+
+
+def busy_lines(p: Props) -> list[str]:
+    """PidLidBusyStatus as TRANSP and X-MICROSOFT-CDO-BUSYSTATUS ([MS-OXCICAL]
+    2.1.3.1.1.20.25: free and working elsewhere are TRANSPARENT, the rest OPAQUE;
+    2.1.3.1.1.20.31), and a meeting request's PidLidIntendedBusyStatus as
+    X-MICROSOFT-CDO-INTENDEDSTATUS (2.1.3.1.1.20.36). Nothing for an item without them."""
+    out = []
+    busy = _BUSY_NAMES.get(p.integer("BusyStatus") or 0) if p.integer("BusyStatus") is not None \
+        else None
+    if busy is not None:
+        transp = "TRANSPARENT" if busy in ("FREE", "WORKINGELSEWHERE") else "OPAQUE"
+        out += [f"TRANSP:{transp}", f"X-MICROSOFT-CDO-BUSYSTATUS:{busy}"]
+    intended = p.integer("IntendedBusyStatus")
+    if intended in _BUSY_NAMES and p.text(PR_MESSAGE_CLASS).lower().startswith(
+            "ipm.schedule.meeting.request"):
+        out.append(f"X-MICROSOFT-CDO-INTENDEDSTATUS:{_BUSY_NAMES[intended]}")
+    return out
 
 
 def _details(p: Props) -> list[str]:

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from pstkit.converters.pim.content import Line, lines
 from pstkit.converters.pim.ical_tz import zones_in
 from pstkit.converters.pim.tzrules import Zone, ZoneError
+from pstkit.converters.pst.named import BUSY_STATUS
 
 from .mapi import Prop, binary, boolean, long, one_off, systime, unicode
 from .recur import (
@@ -246,8 +247,7 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
     return Event(props, recipients, changed, notes)
 
 
-#: Outlook's busy status values (PidLidBusyStatus, [MS-OXOCAL] 2.2.1.2)
-BUSY = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3}
+BUSY = BUSY_STATUS  # Outlook's busy status values, shared with the reader (pst.named)
 
 
 def busy_status(c: Component, *names: str) -> int:
