@@ -36,6 +36,7 @@ from pstkit.converters.pst.tz import parse_tzdefinition, parse_tzstruct
 _FREQ = {0x200A: "DAILY", 0x200B: "WEEKLY", 0x200C: "MONTHLY", 0x200D: "YEARLY"}
 _END_AFTER_DATE, _END_AFTER_COUNT = 0x2021, 0x2022
 _EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+_NEVER = 0x5AE980DF  # EndDate of a series without end (4500-08-31)
 
 
 # --- content lines (shared with vCard) --------------------------------------
@@ -87,6 +88,10 @@ class Recurrence:
     deleted: tuple[datetime, ...]  # local midnight of each deleted or changed occurrence
     modified: tuple[datetime, ...]  # local midnight of each changed occurrence (in `deleted`)
     start_offset: int  # minutes after local midnight at which occurrences start
+    #: local midnight of EndDate when the series ends by a date (EndType 0x2021): the
+    #: date of its last occurrence ([MS-OXOCAL] 2.2.1.44.1); `rrule` then has the count
+    #: Outlook computed, `event_ics` writes UNTIL instead
+    until: datetime | None = None
 
 
 class RecurrenceError(ValueError):
@@ -115,13 +120,24 @@ def _parse(blob: bytes) -> Recurrence:
     pos += 4 * n_deleted
     n_modified = struct.unpack_from("<I", blob, pos)[0]
     modified = struct.unpack_from(f"<{n_modified}I", blob, pos + 4)
-    pos += 4 + 4 * n_modified + 8  # changed dates, start date, end date
+    pos += 4 + 4 * n_modified  # changed dates
+    _start_date, end_date = struct.unpack_from("<II", blob, pos)
+    pos += 8
     start_offset = struct.unpack_from("<I", blob, pos + 8)[0] if len(blob) >= pos + 12 else 0
     parts = [f"FREQ={_FREQ[freq]}", f"INTERVAL={_interval(freq, period)}", *_by(ptype, spec)]
     if end_type in (_END_AFTER_DATE, _END_AFTER_COUNT) and count:
         parts.append(f"COUNT={count}")  # Outlook computes the count for end-by-date too
     parts.append(f"WKST={DAYS[first_dow % 7]}")
-    return Recurrence(";".join(parts), _dates(deleted), _dates(modified), start_offset)
+    until = _dates((end_date,))[0] if end_type == _END_AFTER_DATE and end_date < _NEVER else None
+    return Recurrence(";".join(parts), _dates(deleted), _dates(modified), start_offset, until)
+
+
+def rrule_until(rec: Recurrence, until: str) -> str:
+    """The RRULE with UNTIL=`until` in place of the count (RFC 5545 3.3.10: before WKST,
+    as pstkit writes its parts; COUNT and UNTIL never together)."""
+    parts = [x for x in rec.rrule.split(";") if not x.startswith("COUNT=")]
+    at = next((i for i, x in enumerate(parts) if x.startswith("WKST=")), len(parts))
+    return ";".join([*parts[:at], f"UNTIL={until}", *parts[at:]])
 
 
 def _dates(minutes: tuple[int, ...]) -> tuple[datetime, ...]:
@@ -156,12 +172,17 @@ def _mask(mask: int) -> str:
 def exdates(rec: Recurrence, start_utc: datetime) -> tuple[datetime, ...]:
     """Deleted (not changed) occurrences in UTC, with the series start's UTC offset (DST
     not applied). Changed ones are overridden by RECURRENCE-ID events instead."""
+    gone = [d for d in rec.deleted if d not in rec.modified]
+    return tuple(_fixed_utc(rec, start_utc, d) for d in gone)
+
+
+def _fixed_utc(rec: Recurrence, start_utc: datetime, day: datetime) -> datetime:
+    """The UTC start of the occurrence on local `day`, with the series start's offset."""
     offset = timedelta(minutes=rec.start_offset)
     naive = start_utc.astimezone(UTC).replace(tzinfo=None)
     shift = datetime.combine(naive.date(), datetime.min.time()) + offset - naive
     shift -= timedelta(days=round(shift / timedelta(days=1)))  # local - UTC, within ±12 h
-    gone = [d for d in rec.deleted if d not in rec.modified]
-    return tuple((d + offset - shift).replace(tzinfo=UTC) for d in gone)
+    return (day + offset - shift).replace(tzinfo=UTC)
 
 
 # --- components ------------------------------------------------------------
@@ -293,16 +314,33 @@ def _recurrence(p: Props, rec: Recurrence | str | None, zone: Zone | None) -> li
         return []
     if isinstance(rec, str):
         return ["X-PSTKIT-RECURRING:TRUE", f"X-PSTKIT-NOTE:{escape(rec)}"]
+    rule = f"RRULE:{_rule(p, rec, zone, start)}"
     if zone is None:
-        return [f"RRULE:{rec.rrule}", *(f"EXDATE:{stamp(d)}" for d in exdates(rec, start))]
+        return [rule, *(f"EXDATE:{stamp(d)}" for d in exdates(rec, start))]
     # Deleted occurrences are local dates; each began at the series' local start time.
-    at = zone.to_local(start)
     gone = [d for d in rec.deleted if d not in rec.modified]
     if p.flag("AllDay"):
-        return [f"RRULE:{rec.rrule}", *(f"EXDATE;VALUE=DATE:{d:%Y%m%d}" for d in gone)]
-    moments = (d.replace(hour=at.hour, minute=at.minute, second=at.second) for d in gone)
-    return [f"RRULE:{rec.rrule}", *(f"EXDATE;TZID={zone.tzid}:{local_stamp(m)}"
-                                     for m in moments)]  # fmt: skip
+        return [rule, *(f"EXDATE;VALUE=DATE:{d:%Y%m%d}" for d in gone)]
+    moments = (_at_start(d, zone.to_local(start)) for d in gone)
+    return [rule, *(f"EXDATE;TZID={zone.tzid}:{local_stamp(m)}" for m in moments)]
+
+
+def _at_start(day: datetime, start: datetime) -> datetime:
+    return day.replace(hour=start.hour, minute=start.minute, second=start.second)
+
+
+def _rule(p: Props, rec: Recurrence, zone: Zone | None, start: datetime) -> str:
+    """The RRULE; a series that ends by a date gets UNTIL = the start of its last
+    occurrence, in UTC as RFC 5545 3.3.10 asks when DTSTART has a TZID (or is UTC), a
+    date when DTSTART is one."""
+    first = zone.to_local(start) if zone is not None else start.replace(tzinfo=None)
+    if rec.until is None or rec.until.date() < first.date():
+        return rec.rrule  # no end date, or one before the series (Outlook's count stands)
+    last = zone.to_utc(_at_start(rec.until, first)) if zone is not None else \
+        _fixed_utc(rec, start, rec.until)
+    if p.flag("AllDay") and p.time("End") is not None:  # the date DTSTART has: local, or UTC
+        return rrule_until(rec, f"{rec.until if zone is not None else last:%Y%m%d}")
+    return rrule_until(rec, stamp(last))
 
 
 def task_ics(props: Props, uid: str) -> str:

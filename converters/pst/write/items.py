@@ -150,11 +150,36 @@ def _event(comps: list[Component], zones: dict[str, Zone], rest: list[PyMessage]
     series = next((c for c in events if c.first("RECURRENCE-ID") is None), None)
     if series is None:
         raise ValueError("an event without a VEVENT")
-    changed = [c for c in events if c.first("RECURRENCE-ID") is not None]
-    ev = event(series, zones, changed, ids)
+    uid = series.text("UID")
+    changed = [c for c in events if c.first("RECURRENCE-ID") is not None
+               and c.text("UID") == uid]
+    ev = event(series, zones, [c for c in changed if not _this_and_future(c)], ids)
     out = [_exception(series, x, original.utc, rest, zones, ids)
            for x, _ch, original in ev.changed]
-    return ev.props + _uid(series, ids), ev.recipients, out, ev.notes
+    return ev.props + _uid(series, ids), ev.recipients, out, ev.notes + left_out(events, uid)
+
+
+def _this_and_future(c: Component) -> bool:
+    rid = c.first("RECURRENCE-ID")
+    return rid is not None and rid.param("RANGE").upper() == "THISANDFUTURE"
+
+
+def left_out(events: list[Component], uid: str) -> list[str]:
+    """What of a calendar one Outlook item cannot hold, said: other events (an item is one
+    series), changed occurrences of another UID, and RANGE=THISANDFUTURE overrides (an
+    Outlook exception changes one occurrence, [MS-OXOCAL] 2.2.10)."""
+    series = [c for c in events if c.first("RECURRENCE-ID") is None]
+    foreign = [c for c in events if c.first("RECURRENCE-ID") is not None
+               and c.text("UID") != uid]
+    future = [c for c in events if c.text("UID") == uid and _this_and_future(c)]
+    out = [f"{len(series) - 1} other event(s) of the calendar not written: an Outlook "
+           "item holds one event or series"] if len(series) > 1 else []
+    if foreign:
+        out.append(f"{len(foreign)} changed occurrence(s) of another UID not written")
+    if future:
+        out.append(f"{len(future)} change(s) to this and future occurrences "
+                   "(RANGE=THISANDFUTURE) not written")
+    return out
 
 
 def _exception(series: Component, x: Component, original: datetime, rest: list[PyMessage],

@@ -126,13 +126,18 @@ def as_meeting(msg: PyMessage, base: Message, ids: Ids) -> tuple[Message, list[s
     if not cls:
         return base, []
     ev = event(series, calendar_zones(text), [], ids)
+    changed = [c for c in comps if c.name == "VEVENT" and c.first("RECURRENCE-ID") is not None]
+    # A meeting item's changed occurrences would need exception attachments, which the
+    # reader hands back as attached mails: they stay in the iCalendar part only.
+    notes = [f"{len(changed)} changed occurrence(s) kept in the attached iCalendar only, "
+             "not as Outlook exceptions"] if changed else []
     have = {p[0] for p in base.props}
     # the appointment's named properties (start, end, location, recurrence, zone...), not
     # its subject or body: the mail's own are kept
     props = [p for p in base.props if p[0] != 0x001A] + [unicode(0x001A, cls)]
     props += [p for p in ev.props if p[0] >= 0x8000 and p[0] not in have]
     props = _override(props, _meeting_props(series, method, ids))
-    return Message(props, base.recipients, base.attachments), ev.notes
+    return Message(props, base.recipients, base.attachments), ev.notes + notes
 
 
 def _meeting_props(c: Component, method: str, ids: Ids) -> list[Prop]:
