@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from pstkit.converters.pim.ical_tz import local_stamp, vtimezone
 from pstkit.converters.pim.tzrules import DAYS, Zone, ZoneError, clean_tzid
+from pstkit.converters.pst.attendees import party_lines
 from pstkit.converters.pst.named import BUSY_STATUS
 from pstkit.converters.pst.props import (
     PR_BODY,
@@ -261,12 +262,13 @@ def _alarm(p: Props) -> list[str]:
 
 
 def event_ics(props: Props, uid: str, method: str = "",
-              exceptions: tuple[Props, ...] = ()) -> str:
-    """IPM.Appointment (and meeting items) -> VCALENDAR with the series and its exceptions."""
+              exceptions: tuple[Props, ...] = (), parties: tuple[Props, ...] = ()) -> str:
+    """IPM.Appointment (and meeting items) -> VCALENDAR with the series and its exceptions;
+    `parties` are the item's recipients (organizer, attendees: `attendees.party_lines`)."""
     rec = _readable_recurrence(props)
     zone, note = _series_zone(props) if isinstance(rec, Recurrence) else (None, [])
     series = [*_vevent(props, uid, [], zone), *_recurrence(props, rec, zone), *note,
-              *_alarm(props), "END:VEVENT"]  # fmt: skip
+              *party_lines(props, parties), *_alarm(props), "END:VEVENT"]  # fmt: skip
     changed: list[str] = []
     all_day = props.flag("AllDay")
     for exc in exceptions:

@@ -27,7 +27,8 @@ from pstkit.converters.pim.ical_tz import zones_in
 from pstkit.converters.pim.tzrules import Zone, ZoneError
 from pstkit.converters.pst.named import BUSY_STATUS
 
-from .mapi import Prop, binary, boolean, long, one_off, systime, unicode
+from .attendees import meeting_state, parties
+from .mapi import Prop, boolean, long, systime, unicode
 from .recur import (
     Changed,
     RecurrenceError,
@@ -191,31 +192,6 @@ def common(c: Component) -> list[Prop]:
     return out
 
 
-def _party(line: Line, kind: int, flags: int) -> list[Prop]:
-    addr = line.text()
-    addr = addr[7:] if addr.lower().startswith("mailto:") else addr
-    name = line.param("CN") or addr
-    return [long(0x0C15, kind), unicode(0x3001, name), unicode(0x3002, "SMTP"),
-            unicode(0x3003, addr), unicode(0x39FE, addr), long(0x0FFE, 6),
-            long(0x5FFD, flags), binary(0x0FFF, one_off(name, addr)),
-            binary(0x300B, f"SMTP:{addr.upper()}\0".encode("ascii", "replace"))]
-
-
-def parties(c: Component) -> list[list[Prop]]:
-    """The organizer (recipient flags: sendable + organizer) and attendees (2.2.4.10):
-    required ones To, optional Cc, resources Bcc."""
-    out = []
-    org = c.first("ORGANIZER")
-    if org is not None and org.text():
-        out.append(_party(org, 1, 0x0003))
-    for att in (x for x in c.lines if x.name == "ATTENDEE" and x.text()):
-        role = att.param("ROLE").upper()
-        kind = 2 if role == "OPT-PARTICIPANT" else 3 if att.param("CUTYPE").upper() in (
-            "RESOURCE", "ROOM") else 1
-        out.append(_party(att, kind, 0x0001))
-    return out
-
-
 def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
           ids: Ids) -> Event:
     """A VEVENT (and its RECURRENCE-ID VEVENTs) -> an appointment's properties."""
@@ -226,7 +202,7 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
         props.append(_named(ids, a, 0x8208, unicode(0, c.text("LOCATION"))))
     props.append(_named(ids, a, 0x8205, long(0, busy_status(c, "X-MICROSOFT-CDO-BUSYSTATUS"))))
     recipients = parties(c)
-    props.append(_named(ids, a, 0x8217, long(0, 1 if recipients else 0)))  # asfMeeting
+    props += meeting_state(c, ids, bool(recipients))
     changed: list[tuple[Component, Changed, When]] = []
     if span is not None:
         begin, end = span

@@ -158,7 +158,10 @@ def _meeting_props(c: Component, method: str, ids: Ids) -> list[Prop]:
                 named(a, 0x8218, long(0, 5)),  # respNotResponded
                 boolean(0x0063, rsvp)]
     elif method == "CANCEL":
-        out += [named(a, 0x8205, long(0, 0)), named(a, 0x8224, long(0, 0))]  # free
+        out += [named(a, 0x8205, long(0, 0)), named(a, 0x8224, long(0, 0)),  # free
+                named(a, 0x8218, long(0, 5))]  # respNotResponded (2.2.1.11)
+    else:
+        out.append(named(a, 0x8218, long(0, 0)))  # a response: respNone (2.2.1.11)
     return out
 
 
