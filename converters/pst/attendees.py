@@ -13,10 +13,12 @@ attendee's copy; the organizer's (respOrganized) is what the writer assumes for 
 from __future__ import annotations
 
 from pstkit.converters.pst.props import (
+    PR_ADDRTYPE,
     PR_DISPLAY_NAME,
     PR_EMAIL_ADDRESS,
     PR_MESSAGE_CLASS,
     PR_RECIPIENT_TYPE,
+    PR_SENT_REPRESENTING_ADDRTYPE,
     PR_SENT_REPRESENTING_EMAIL,
     PR_SENT_REPRESENTING_NAME,
     PR_SENT_REPRESENTING_SMTP_ADDRESS,
@@ -40,14 +42,26 @@ def _param(text: str) -> str:
     return f'"{text}"' if any(c in text for c in ":;,") else text
 
 
-def _line(prop: str, name: str, addr: str, params: list[str]) -> str:
+def _line(prop: str, r: Props, params: list[str]) -> str:
+    """The line of one party: `mailto:` its SMTP address; a party Outlook knows only by
+    its native address (an Exchange X.500 DN) keeps that, with its type, so that nothing
+    is dropped and the writer can put it back (write/attendees.py)."""
+    name, addr = r.text(PR_DISPLAY_NAME), _address(r)
     cn = [f"CN={_param(name)}"] if name and name != addr else []
-    return ";".join([prop, *cn, *params]) + f":mailto:{addr}"
+    if addr:
+        return ";".join([prop, *cn, *params]) + f":mailto:{addr}"
+    kind = r.text(PR_ADDRTYPE) or "EX"
+    return ";".join([prop, *cn, f"X-PSTKIT-ADDRTYPE={_param(kind)}", *params]) + \
+        f":{r.text(PR_EMAIL_ADDRESS)}"
 
 
 def _address(r: Props) -> str:
     addr = r.text(PR_SMTP_ADDRESS) or r.text(PR_EMAIL_ADDRESS)
     return addr if "@" in addr else ""
+
+
+def _known(r: Props) -> bool:
+    return bool(_address(r) or r.text(PR_EMAIL_ADDRESS))
 
 
 def party_lines(props: Props, recipients: tuple[Props, ...]) -> list[str]:
@@ -59,20 +73,18 @@ def party_lines(props: Props, recipients: tuple[Props, ...]) -> list[str]:
     org = [r for r in recipients if (r.integer(PR_RECIPIENT_FLAGS) or 0) & RECIP_ORGANIZER]
     if not org and cls.startswith("ipm.schedule.meeting."):
         org = [_sender(props)]  # a request or cancellation comes from the organizer
-    out = [_line("ORGANIZER", r.text(PR_DISPLAY_NAME), _address(r), []) for r in org
-           if _address(r)]
+    out = [_line("ORGANIZER", r, []) for r in org if _known(r)]
     attendees = [r for r in recipients if r not in org]
     for r in attendees:
-        if _address(r):
+        if _known(r):
             kind = r.integer(PR_RECIPIENT_TYPE)
             role = {2: ["ROLE=OPT-PARTICIPANT"], 3: ["ROLE=NON-PARTICIPANT", "CUTYPE=RESOURCE"]
                     }.get(kind or 1, ["ROLE=REQ-PARTICIPANT"])
             stat = PARTSTAT.get(r.integer(PR_RECIPIENT_TRACKSTATUS) or 0, "NEEDS-ACTION")
-            out.append(_line("ATTENDEE", r.text(PR_DISPLAY_NAME), _address(r),
-                             [*role, f"PARTSTAT={stat}"]))
-    missing = sum(1 for r in [*org, *attendees] if not _address(r))
+            out.append(_line("ATTENDEE", r, [*role, f"PARTSTAT={stat}"]))
+    missing = sum(1 for r in [*org, *attendees] if not _known(r))
     if missing:
-        out.append(f"X-PSTKIT-NOTE:{missing} attendee(s) without an SMTP address left out")
+        out.append(f"X-PSTKIT-NOTE:{missing} attendee(s) without an address left out")
     status = RESPONSE.get(props.integer("ResponseStatus") or 0)
     if status and recipients and cls.startswith("ipm.appointment"):
         out.append(f"X-PSTKIT-RESPONSE-STATUS:{status}")
@@ -81,16 +93,15 @@ def party_lines(props: Props, recipients: tuple[Props, ...]) -> list[str]:
 
 def _sender(props: Props) -> Props:
     return Props({PR_DISPLAY_NAME: props.text(PR_SENT_REPRESENTING_NAME),
+                  PR_ADDRTYPE: props.text(PR_SENT_REPRESENTING_ADDRTYPE),
                   PR_SMTP_ADDRESS: props.text(PR_SENT_REPRESENTING_SMTP_ADDRESS),
                   PR_EMAIL_ADDRESS: props.text(PR_SENT_REPRESENTING_EMAIL)})
 
 
 def _reply(props: Props, recipients: tuple[Props, ...], partstat: str) -> list[str]:
     """A meeting response: the organizer it goes to, the attendee who sent it."""
-    out = [_line("ORGANIZER", r.text(PR_DISPLAY_NAME), _address(r), [])
-           for r in recipients[:1] if _address(r)]
+    out = [_line("ORGANIZER", r, []) for r in recipients[:1] if _known(r)]
     me = _sender(props)
-    if _address(me) and partstat:
-        out.append(_line("ATTENDEE", me.text(PR_DISPLAY_NAME), _address(me),
-                         [f"PARTSTAT={partstat}"]))
+    if _known(me) and partstat:
+        out.append(_line("ATTENDEE", me, [f"PARTSTAT={partstat}"]))
     return out

@@ -30,10 +30,15 @@ def _party(line: Line, kind: int, flags: int, track: int = 0) -> list[Prop]:
     addr = line.text()
     addr = addr[7:] if addr.lower().startswith("mailto:") else addr
     name = line.param("CN") or addr
-    return [long(0x0C15, kind), unicode(0x3001, name), unicode(0x3002, "SMTP"),
-            unicode(0x3003, addr), unicode(0x39FE, addr), long(0x0FFE, 6),
+    # a party known only by a native address (X-PSTKIT-ADDRTYPE, as pst.attendees writes
+    # an Exchange DN) keeps its type and has no SMTP address
+    native = line.param("X-PSTKIT-ADDRTYPE").upper()
+    kind_props = [unicode(0x3002, native)] if native else [unicode(0x3002, "SMTP"),
+                                                            unicode(0x39FE, addr)]
+    return [long(0x0C15, kind), unicode(0x3001, name), *kind_props,
+            unicode(0x3003, addr), long(0x0FFE, 6),
             long(0x5FFD, flags), long(0x5FFF, track), binary(0x0FFF, one_off(name, addr)),
-            binary(0x300B, f"SMTP:{addr.upper()}\0".encode("ascii", "replace"))]
+            binary(0x300B, f"{native or 'SMTP'}:{addr.upper()}\0".encode("ascii", "replace"))]
 
 
 #: PARTSTAT -> PidTagRecipientTrackStatus (2.2.4.10.2); others (NEEDS-ACTION...): respNone
