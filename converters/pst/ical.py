@@ -93,6 +93,16 @@ class Recurrence:
     #: date of its last occurrence ([MS-OXOCAL] 2.2.1.44.1); `rrule` then has the count
     #: Outlook computed, `event_ics` writes UNTIL instead
     until: datetime | None = None
+    #: local midnight of each changed occurrence's *original* start (ExceptionInfo's
+    #: OriginalStartDate, 2.2.1.44.2); None when the exceptions could not be read
+    originals: tuple[datetime, ...] | None = None
+
+    def gone(self) -> list[datetime]:
+        """The deleted occurrences that are not changed ones: DeletedInstanceDates holds
+        both (by original date), ModifiedInstanceDates the changed ones' new dates, which
+        differ from the original when an occurrence moved to another day."""
+        changed = set(self.modified if self.originals is None else self.originals)
+        return [d for d in self.deleted if d not in changed]
 
 
 class RecurrenceError(ValueError):
@@ -122,15 +132,45 @@ def _parse(blob: bytes) -> Recurrence:
     n_modified = struct.unpack_from("<I", blob, pos)[0]
     modified = struct.unpack_from(f"<{n_modified}I", blob, pos + 4)
     pos += 4 + 4 * n_modified  # changed dates
-    _start_date, end_date = struct.unpack_from("<II", blob, pos)
+    start_date, end_date = struct.unpack_from("<II", blob, pos)
     pos += 8
     start_offset = struct.unpack_from("<I", blob, pos + 8)[0] if len(blob) >= pos + 12 else 0
+    originals = _originals(blob, pos + 16)
     parts = [f"FREQ={_FREQ[freq]}", f"INTERVAL={_interval(freq, period)}", *_by(ptype, spec)]
+    if freq == 0x200D:  # yearly: in the start's month (without BYMONTH, RFC 5545 would
+        # take BYMONTHDAY/BYDAY in every month of the year)
+        parts.insert(2, f"BYMONTH={_dates((start_date,))[0].month}")
     if end_type in (_END_AFTER_DATE, _END_AFTER_COUNT) and count:
         parts.append(f"COUNT={count}")  # Outlook computes the count for end-by-date too
     parts.append(f"WKST={DAYS[first_dow % 7]}")
     until = _dates((end_date,))[0] if end_type == _END_AFTER_DATE and end_date < _NEVER else None
-    return Recurrence(";".join(parts), _dates(deleted), _dates(modified), start_offset, until)
+    return Recurrence(";".join(parts), _dates(deleted), _dates(modified), start_offset, until,
+                      originals)
+
+
+#: ExceptionInfo's optional fields by override flag, in order: their fixed sizes, or -1
+#: for a string (two lengths, then the 8-bit text) ([MS-OXOCAL] 2.2.1.44.2)
+_ARO_FIELDS = ((0x0001, -1), (0x0002, 4), (0x0004, 4), (0x0008, 4), (0x0010, -1),
+               (0x0020, 4), (0x0040, 4), (0x0080, 4), (0x0100, 4))
+
+
+def _originals(blob: bytes, pos: int) -> tuple[datetime, ...] | None:
+    """The local midnights of the changed occurrences' original starts, read from the
+    ExceptionInfo list that follows the start and end offsets; None if it is cut short."""
+    try:
+        (count,) = struct.unpack_from("<H", blob, pos)
+        pos += 2
+        found = []
+        for _ in range(count):
+            _start, _end, original, flags = struct.unpack_from("<IIIH", blob, pos)
+            pos += 14
+            for flag, size in _ARO_FIELDS:
+                if flags & flag:
+                    pos += 4 + struct.unpack_from("<H", blob, pos + 2)[0] if size < 0 else size
+            found.append(original - original % 1440)
+        return _dates(tuple(found))
+    except struct.error:
+        return None
 
 
 def rrule_until(rec: Recurrence, until: str) -> str:
@@ -173,8 +213,7 @@ def _mask(mask: int) -> str:
 def exdates(rec: Recurrence, start_utc: datetime) -> tuple[datetime, ...]:
     """Deleted (not changed) occurrences in UTC, with the series start's UTC offset (DST
     not applied). Changed ones are overridden by RECURRENCE-ID events instead."""
-    gone = [d for d in rec.deleted if d not in rec.modified]
-    return tuple(_fixed_utc(rec, start_utc, d) for d in gone)
+    return tuple(_fixed_utc(rec, start_utc, d) for d in rec.gone())
 
 
 def _fixed_utc(rec: Recurrence, start_utc: datetime, day: datetime) -> datetime:
@@ -320,7 +359,7 @@ def _recurrence(p: Props, rec: Recurrence | str | None, zone: Zone | None) -> li
     if zone is None:
         return [rule, *(f"EXDATE:{stamp(d)}" for d in exdates(rec, start))]
     # Deleted occurrences are local dates; each began at the series' local start time.
-    gone = [d for d in rec.deleted if d not in rec.modified]
+    gone = rec.gone()
     if p.flag("AllDay"):
         return [rule, *(f"EXDATE;VALUE=DATE:{d:%Y%m%d}" for d in gone)]
     moments = (_at_start(d, zone.to_local(start)) for d in gone)
