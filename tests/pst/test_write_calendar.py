@@ -23,14 +23,21 @@ from pstkit.converters.pst.ical import busy_lines, event_ics, parse_recurrence
 from pstkit.converters.pst.props import Props
 from pstkit.converters.pst.write.events import PSETID_APPOINTMENT, Component, components, event
 from pstkit.converters.pst.write.items import UID, to_item
-from pstkit.converters.pst.write.mapi import Message
+from pstkit.converters.pst.write.mapi import Message, to_mapi
 from pstkit.converters.pst.write.meeting import mail_or_meeting
-from pstkit.converters.pst.write.mapi import to_mapi
 from pstkit.converters.pst.write.namemap import NameMap
 from pstkit.converters.pst.write.recur import recurrence_blob
-from pstkit.model import ItemKind
+from pstkit.converters.pst.write.sink import PstSink
+from pstkit.location import Location
+from pstkit.model import Delivered, ItemKind
+from pstkit.options import ConnectOptions
+from pstkit.store import Store
+from tests.helpers import cli
 
 from .test_write_cards import TZ, calendar, read_back, stored
+from .test_write_fuzz import stored as meta
+from .test_write_pim_foreign import card_text
+from .test_write_pim_readers import outlook_named
 
 rr = pytest.importorskip("dateutil.rrule", reason="python-dateutil (dev extra)")
 
@@ -209,7 +216,7 @@ def _aware(line: str, value: str) -> datetime:
     naive = datetime.strptime(value[:15], "%Y%m%dT%H%M%S")
     if value.endswith("Z"):
         return naive.replace(tzinfo=UTC)
-    tzid = line.split("TZID=")[1].split(":")[0].split(";")[0]
+    tzid = line.split("TZID=", 1)[1].split(":", 1)[0].split(";", 1)[0]
     return naive.replace(tzinfo=ZoneInfo(IANA[tzid]))
 
 
@@ -346,16 +353,6 @@ def test_a_meeting_requests_changed_occurrences_are_said() -> None:
 
 def test_written_pst_reads_back(tmp_path: Path) -> None:
     pypff = pytest.importorskip("pypff")
-    from pstkit.converters.pst.write.sink import PstSink
-    from pstkit.location import Location
-    from pstkit.model import Delivered
-    from pstkit.options import ConnectOptions
-    from pstkit.store import Store
-    from tests.helpers import cli
-
-    from .test_write_fuzz import stored as meta
-    from .test_write_pim_readers import outlook_named
-
     series = calendar(TOKYO, _vevent(
         "UID:s1", "DTSTAMP:20260101T000000Z",
         "DTSTART;TZID=Tokyo Standard Time:20260105T080000",
@@ -386,23 +383,13 @@ def test_written_pst_reads_back(tmp_path: Path) -> None:
     code, _o, err = cli("--quiet", "export", str(out), str(tmp_path / "s"))
     assert code == 0, err
     with Store.open(tmp_path / "s") as st:
-        back = {row.msg.subject: st.read(row).decode("utf-8", "replace") for row in st.rows()}
-    import base64
-    import email
-    import email.policy
-
-    def ics(raw: str) -> str:
-        msg = email.message_from_string(raw, policy=email.policy.compat32)
-        part = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
-        return base64.b64decode(part.get_payload()).decode("utf-8") if part[
-            "Content-Transfer-Encoding"] == "base64" else str(part.get_payload())
-
-    got = ics(back["Stand-up"])
+        back = {row.msg.subject: card_text(st.read(row)) for row in st.rows()}
+    got = back["Stand-up"]
     assert occurrences(got) == occurrences(series)
     assert "X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE" in got
     assert "PARTSTAT=ACCEPTED:mailto:bob@x.org" in got.replace("\r\n ", "")
     assert "PARTSTAT=DECLINED:mailto:cy@x.org" in got.replace("\r\n ", "")
-    assert "TRANSP:TRANSPARENT\r\nX-MICROSOFT-CDO-BUSYSTATUS:FREE" in ics(back["Lunch"])
+    assert "TRANSP:TRANSPARENT\r\nX-MICROSOFT-CDO-BUSYSTATUS:FREE" in back["Lunch"]
     # libpff: the named properties and the recipient table as written
     named = outlook_named(out, "IPM.Appointment")
     assert struct.unpack("<i", named[(A, 0x8205)][1])[0] == 1  # tentative
