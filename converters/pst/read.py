@@ -157,7 +157,8 @@ class ItemReader:
             # Imported here: plain mail never needs the iCalendar writer (issue 19, start-up).
             from pstkit.converters.pst.ical import event_ics  # noqa: PLC0415
 
-            ics = event_ics(props, uid, method, parties=recipients).encode("utf-8")
+            ics = event_ics(props, uid, method, tuple(extras.exceptions), recipients
+                            ).encode("utf-8")
             ctype = f"text/calendar; charset=utf-8; method={method}"
             attachments = (*attachments, Attachment("meeting.ics", ctype, ics))
         if not body.recipients_read:

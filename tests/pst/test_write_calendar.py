@@ -416,3 +416,37 @@ def _tracks(folder: Any, subject: str) -> list[int]:
         if found:
             return found
     return []
+
+
+def test_an_outlook_meeting_requests_exceptions_are_read(tmp_path: Path) -> None:
+    """A meeting request with a changed occurrence (an exception attachment, as Outlook
+    keeps it: written here from an appointment stored with the request's class) -> the
+    reader's iMIP part has the RECURRENCE-ID event, and no EXDATE for it."""
+    text = calendar(TZ, _vevent(
+        "UID:m1", "DTSTAMP:20260101T000000Z", "DTSTART;TZID=Pacific Standard Time:20260105T160000",
+        "DTEND;TZID=Pacific Standard Time:20260105T170000", "SUMMARY:Review",
+        "ORGANIZER;CN=Ann:mailto:ann@x.org", "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@x.org",
+        "RRULE:FREQ=DAILY;COUNT=5"), _vevent(
+        "UID:m1", "DTSTAMP:20260102T000000Z",
+        "RECURRENCE-ID;TZID=Pacific Standard Time:20260107T160000",
+        "DTSTART;TZID=Pacific Standard Time:20260108T090000",
+        "DTEND;TZID=Pacific Standard Time:20260108T100000", "SUMMARY:Review (moved)"))
+    out = tmp_path / "m.pst"
+    sink = PstSink(Location("pst", str(out)), ConnectOptions())
+    sink.ensure_folder(("Inbox",), None)
+    raw = stored("IPM.Schedule.Meeting.Request", "Review", "", "event.ics", "text/calendar", text)
+    result = sink.put_batch(("Inbox",), [(replace(meta(0), kind=ItemKind.EVENT,
+                                                  folder=("Inbox",)), raw)])[0]
+    assert isinstance(result, Delivered), result
+    sink.close()
+    code, _o, err = cli("--quiet", "export", str(out), str(tmp_path / "s"))
+    assert code == 0, err
+    with Store.open(tmp_path / "s") as st:
+        (row,) = list(st.rows())
+        assert row.msg.kind is ItemKind.MAIL
+        got = card_text(st.read(row))
+    assert "METHOD:REQUEST" in got and "ORGANIZER;CN=Ann:mailto:ann@x.org" in got
+    assert "RECURRENCE-ID;TZID=Pacific Standard Time:20260107T160000" in got
+    assert "DTSTART;TZID=Pacific Standard Time:20260108T090000" in got
+    assert "EXDATE" not in got  # moved to another day: not a deleted occurrence
+    assert occurrences(got) == occurrences(text)

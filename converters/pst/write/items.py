@@ -92,6 +92,8 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
     # an empty body is no body (readpst would show an empty NOTE); a note's is in `own`
     body = None if kind in (ItemKind.NOTE, ItemKind.JOURNAL) else plain or None
     cls = str(msg.get("X-Pstkit-Item-Class", "") or CLASSES[kind]).strip()
+    # the class the item had in its PST wins over the kind's (IPM.Appointment.Custom...)
+    own = [p for p in own if p[0] != 0x001A] if msg.get("X-Pstkit-Item-Class") else own
     props = _envelope(msg, cls, body, received, set(flags), bool(attachments)) + own
     if received is not None and not any(p[0] == 0x3007 for p in props):
         props.append(systime(0x3007, received))
