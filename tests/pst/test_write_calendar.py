@@ -8,6 +8,8 @@ to the same occurrences; and a written PST read back by pstkit and by libpff."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import random
 import struct
 from dataclasses import replace
@@ -332,7 +334,7 @@ def test_what_an_item_cannot_hold_is_said() -> None:
     assert not m.attachments  # neither override became an exception item
 
 
-def test_a_meeting_requests_changed_occurrences_are_said() -> None:
+def test_a_meeting_requests_changed_occurrences_are_exceptions() -> None:
     ics = "\r\n".join(["BEGIN:VCALENDAR", "METHOD:REQUEST", "BEGIN:VEVENT", "UID:m",
                        "DTSTART:20261210T140000Z", "DTEND:20261210T150000Z",
                        "RRULE:FREQ=WEEKLY;COUNT=4", "ORGANIZER:mailto:a@x.org",
@@ -341,11 +343,20 @@ def test_a_meeting_requests_changed_occurrences_are_said() -> None:
                        "END:VEVENT", "END:VCALENDAR", ""])
     raw = ("From: a@x.org\r\nTo: b@x.org\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
            "Content-Type: text/calendar; method=REQUEST\r\n\r\n" + ics).encode()
-    m, notes = mail_or_meeting(raw, to_mapi(raw), NameMap().id)
-    assert notes == ["1 changed occurrence(s) kept in the attached iCalendar only, not as "
-                     "Outlook exceptions"]
+    names = NameMap()
+    m, notes = mail_or_meeting(raw, to_mapi(raw), names.id)
+    assert notes == []
     assert any(p[0] == 0x001A and p[2].decode("utf-16-le") == "IPM.Schedule.Meeting.Request"
                for p in m.props)
+    # the changed occurrence: in the blob, and as a hidden exception attachment (2.2.10)
+    blob = next(v for p, _t, v in m.props if p == names.ids[(A, 0x8216)])
+    rec = parse_recurrence(blob)
+    assert rec.deleted == rec.originals == (datetime(2026, 12, 17),)
+    (att,) = [a for a in m.attachments if a.embedded is not None]
+    assert (0x7FFE, 0x000B, b"\1\0\0\0") in att.props
+    inner = read_back(att.embedded, names)
+    assert inner.time("ExceptionReplaceTime") == datetime(2026, 12, 17, 14, tzinfo=UTC)
+    assert inner.time("Start") == datetime(2026, 12, 17, 16, tzinfo=UTC)
 
 
 # --- a written PST, read back by pstkit and libpff ------------------------------------
@@ -405,6 +416,28 @@ def test_written_pst_reads_back(tmp_path: Path) -> None:
     assert tracks == [0, 3, 4]  # organizer, accepted, declined
 
 
+def _parts(raw: bytes) -> list[tuple[str, bytes]]:
+    """Each leaf part's type and decoded bytes (an attached message's as it is)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    out = []
+    for part in msg.walk():
+        if part.get_content_type() == "message/rfc822":
+            out.append(("message/rfc822", part.get_payload(0).as_bytes()))
+        elif not part.is_multipart() and not any(
+                p.get_content_type() == "message/rfc822" and part in list(p.walk())
+                for p in msg.walk() if p is not part):
+            out.append((part.get_content_type(), bytes(part.get_payload(decode=True) or b"")))
+    return out
+
+
+def _find(folder: Any, subject: str) -> Any:
+    for i in range(folder.number_of_sub_messages):
+        if folder.get_sub_message(i).subject == subject:
+            return folder.get_sub_message(i)
+    subs = (_find(folder.get_sub_folder(i), subject) for i in range(folder.number_of_sub_folders))
+    return next((x for x in subs if x is not None), None)
+
+
 def _tracks(folder: Any, subject: str) -> list[int]:
     for i in range(folder.number_of_sub_messages):
         m = folder.get_sub_message(i)
@@ -419,6 +452,7 @@ def _tracks(folder: Any, subject: str) -> list[int]:
 
 
 def test_an_outlook_meeting_requests_exceptions_are_read(tmp_path: Path) -> None:
+    pypff = pytest.importorskip("pypff")
     """A meeting request with a changed occurrence (an exception attachment, as Outlook
     keeps it: written here from an appointment stored with the request's class) -> the
     reader's iMIP part has the RECURRENCE-ID event, and no EXDATE for it."""
@@ -450,3 +484,25 @@ def test_an_outlook_meeting_requests_exceptions_are_read(tmp_path: Path) -> None
     assert "DTSTART;TZID=Pacific Standard Time:20260108T090000" in got
     assert "EXDATE" not in got  # moved to another day: not a deleted occurrence
     assert occurrences(got) == occurrences(text)
+    # and again: store (a mail with its iCalendar and the exception as an attached
+    # message) -> PST (a meeting request with an exception attachment) -> the same store
+    again = tmp_path / "again.pst"
+    assert cli("--quiet", "import", str(tmp_path / "s"), f"pst:{again}")[0] == 0
+    assert cli("--quiet", "export", str(again), str(tmp_path / "s2"))[0] == 0
+    with Store.open(tmp_path / "s") as one, Store.open(tmp_path / "s2") as two:
+        first, second = ([_parts(st.read(r)) for r in st.rows()] for st in (one, two))
+    # (the part's Content-Type parameters, charset and method, are not kept: the PST keeps
+    # the MIME type alone, PR_ATTACH_MIME_TAG; METHOD is inside the iCalendar too)
+    assert first == second and len(first[0]) == 3, first
+    f = pypff.file()
+    f.open(str(again))
+    try:
+        item = _find(f.root_folder, "Review")
+        kinds = [item.get_attachment(i).get_record_set(0) for i in
+                 range(item.number_of_attachments)]
+        hidden = [any(e.entry_type == 0x7FFE and e.data == b"\1" for e in rs.entries)
+                  for rs in kinds]
+    finally:
+        f.close()
+    assert hidden == [True, False]  # the exception, in the attached message's place; the
+    # mail's iCalendar part

@@ -153,12 +153,17 @@ def _event(comps: list[Component], zones: dict[str, Zone], rest: list[PyMessage]
     if series is None:
         raise ValueError("an event without a VEVENT")
     uid = series.text("UID")
-    changed = [c for c in events if c.first("RECURRENCE-ID") is not None
-               and c.text("UID") == uid]
-    ev = event(series, zones, [c for c in changed if not _this_and_future(c)], ids)
-    out = [_exception(series, x, original.utc, rest, zones, ids)
+    ev = event(series, zones, overrides(events, uid), ids)
+    out = [exception_attachment(series, x, original.utc, rest, zones, ids)
            for x, _ch, original in ev.changed]
     return ev.props + _uid(series, ids), ev.recipients, out, ev.notes + left_out(events, uid)
+
+
+def overrides(events: list[Component], uid: str) -> list[Component]:
+    """The changed occurrences an Outlook item holds: RECURRENCE-ID events of its UID that
+    change one occurrence (`left_out` says what else there is)."""
+    return [c for c in events if c.first("RECURRENCE-ID") is not None
+            and c.text("UID") == uid and not _this_and_future(c)]
 
 
 def _this_and_future(c: Component) -> bool:
@@ -184,7 +189,8 @@ def left_out(events: list[Component], uid: str) -> list[str]:
     return out
 
 
-def _exception(series: Component, x: Component, original: datetime, rest: list[PyMessage],
+def exception_attachment(series: Component, x: Component, original: datetime,
+                         rest: list[PyMessage],
                zones: dict[str, Zone], ids: Ids) -> tuple[int | None, Attachment]:
     """An exception attachment and its embedded message (2.2.10.1, 2.2.10.2); the
     attached message made from it when the store has one (same Date as its DTSTAMP)."""
