@@ -7,7 +7,8 @@
 meeting response is the other way round: its sender is the attendee who answered
 (PARTSTAT from the class, 2.2.7) and its recipient the organizer. The item's own
 PidLidResponseStatus (2.2.1.11) is written as X-PSTKIT-RESPONSE-STATUS when it is an
-attendee's copy; the organizer's (respOrganized) is what the writer assumes for a meeting.
+attendee's copy (or respNone); the organizer's (respOrganized) is what the writer assumes
+for a meeting.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ PR_RECIPIENT_FLAGS, PR_RECIPIENT_TRACKSTATUS = 0x5FFD, 0x5FFF
 RECIP_ORGANIZER = 0x0002
 #: PidTagRecipientTrackStatus <-> PARTSTAT; respNone (0) and anything else: NEEDS-ACTION
 PARTSTAT = {2: "TENTATIVE", 3: "ACCEPTED", 4: "DECLINED"}
-#: PidLidResponseStatus of an attendee's copy (respTentative .. respNotResponded)
-RESPONSE = {2: "TENTATIVE", 3: "ACCEPTED", 4: "DECLINED", 5: "NOT-RESPONDED"}
+#: PidLidResponseStatus other than the organizer's respOrganized: an attendee's copy
+#: (respTentative .. respNotResponded), or respNone
+RESPONSE = {0: "NONE", 2: "TENTATIVE", 3: "ACCEPTED", 4: "DECLINED", 5: "NOT-RESPONDED"}
 _REPLY = {"pos": "ACCEPTED", "neg": "DECLINED", "tent": "TENTATIVE"}
 
 
@@ -85,9 +87,9 @@ def party_lines(props: Props, recipients: tuple[Props, ...]) -> list[str]:
     missing = sum(1 for r in [*org, *attendees] if not _known(r))
     if missing:
         out.append(f"X-PSTKIT-NOTE:{missing} attendee(s) without an address left out")
-    status = RESPONSE.get(props.integer("ResponseStatus") or 0)
-    if status and recipients and cls.startswith("ipm.appointment"):
-        out.append(f"X-PSTKIT-RESPONSE-STATUS:{status}")
+    status = props.integer("ResponseStatus")
+    if status in RESPONSE and recipients and cls.startswith("ipm.appointment"):
+        out.append(f"X-PSTKIT-RESPONSE-STATUS:{RESPONSE[status]}")
     return out
 
 

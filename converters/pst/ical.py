@@ -136,6 +136,8 @@ def _parse(blob: bytes) -> Recurrence:
     pos += 8
     start_offset = struct.unpack_from("<I", blob, pos + 8)[0] if len(blob) >= pos + 12 else 0
     originals = _originals(blob, pos + 16)
+    if originals is not None and not set(originals) <= set(_dates(deleted)):
+        originals = None  # misread (each changed occurrence is also a deleted one)
     parts = [f"FREQ={_FREQ[freq]}", f"INTERVAL={_interval(freq, period)}", *_by(ptype, spec)]
     if freq == 0x200D:  # yearly: in the start's month (without BYMONTH, RFC 5545 would
         # take BYMONTHDAY/BYDAY in every month of the year)
@@ -168,9 +170,9 @@ def _originals(blob: bytes, pos: int) -> tuple[datetime, ...] | None:
                 if flags & flag:
                     pos += 4 + struct.unpack_from("<H", blob, pos + 2)[0] if size < 0 else size
             found.append(original - original % 1440)
-        return _dates(tuple(found))
     except struct.error:
         return None
+    return _dates(tuple(found))
 
 
 def rrule_until(rec: Recurrence, until: str) -> str:
@@ -267,10 +269,10 @@ def busy_lines(p: Props) -> list[str]:
     """PidLidBusyStatus as TRANSP and X-MICROSOFT-CDO-BUSYSTATUS ([MS-OXCICAL]
     2.1.3.1.1.20.25: free and working elsewhere are TRANSPARENT, the rest OPAQUE;
     2.1.3.1.1.20.31), and a meeting request's PidLidIntendedBusyStatus as
-    X-MICROSOFT-CDO-INTENDEDSTATUS (2.1.3.1.1.20.36). Nothing for an item without them."""
+    X-MICROSOFT-CDO-INTENDEDSTATUS (2.1.3.1.1.20.34). Nothing for an item without them."""
     out = []
-    busy = _BUSY_NAMES.get(p.integer("BusyStatus") or 0) if p.integer("BusyStatus") is not None \
-        else None
+    status = p.integer("BusyStatus")
+    busy = _BUSY_NAMES.get(-1 if status is None else status)
     if busy is not None:
         transp = "TRANSPARENT" if busy in ("FREE", "WORKINGELSEWHERE") else "OPAQUE"
         out += [f"TRANSP:{transp}", f"X-MICROSOFT-CDO-BUSYSTATUS:{busy}"]

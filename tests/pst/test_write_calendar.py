@@ -130,6 +130,7 @@ def test_partstat_both_ways(track: int | None, partstat: str) -> None:
     ("", 1, 1),  # the organizer's meeting: asfMeeting, respOrganized
     ("X-PSTKIT-RESPONSE-STATUS:DECLINED", 3, 4),  # an attendee's copy: | asfReceived
     ("X-PSTKIT-RESPONSE-STATUS:TENTATIVE", 3, 2),
+    ("X-PSTKIT-RESPONSE-STATUS:NONE", 1, 0),  # respNone stays so (not made the organizer's)
 ])  # fmt: skip
 def test_whose_meeting(line: str, state: int, response: int) -> None:
     names = NameMap()

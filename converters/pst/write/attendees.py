@@ -45,7 +45,7 @@ def _party(line: Line, kind: int, flags: int, track: int = 0) -> list[Prop]:
 TRACK_STATUS = {"TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4}
 #: X-PSTKIT-RESPONSE-STATUS (an attendee's copy, as pst.attendees writes it) ->
 #: PidLidResponseStatus (2.2.1.11); a meeting without it is the organizer's (respOrganized)
-RESPONSE_STATUS = {"TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4, "NOT-RESPONDED": 5}
+RESPONSE_STATUS = {"NONE": 0, "TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4, "NOT-RESPONDED": 5}
 
 
 def parties(c: Component) -> list[list[Prop]]:
@@ -70,5 +70,5 @@ def meeting_state(c: Component, ids: Ids, meeting: bool) -> list[Prop]:
     if not meeting:
         return [_named(ids, 0x8217, long(0, 0))]
     response = RESPONSE_STATUS.get(c.text("X-PSTKIT-RESPONSE-STATUS").upper(), 1)
-    return [_named(ids, 0x8217, long(0, 1 if response == 1 else 3)),
+    return [_named(ids, 0x8217, long(0, 1 if response in (0, 1) else 3)),
             _named(ids, 0x8218, long(0, response))]
