@@ -20,11 +20,14 @@ from datetime import UTC, datetime, timedelta
 
 from pstkit.converters.pim.ical_tz import local_stamp, vtimezone
 from pstkit.converters.pim.tzrules import DAYS, Zone, ZoneError, clean_tzid
+from pstkit.converters.pst.attendees import party_lines
+from pstkit.converters.pst.named import BUSY_STATUS
 from pstkit.converters.pst.props import (
     PR_BODY,
     PR_CREATION_TIME,
     PR_DISPLAY_NAME,
     PR_LAST_MODIFICATION_TIME,
+    PR_MESSAGE_CLASS,
     PR_SUBJECT,
     Props,
     strip_subject_prefix,
@@ -34,6 +37,7 @@ from pstkit.converters.pst.tz import parse_tzdefinition, parse_tzstruct
 _FREQ = {0x200A: "DAILY", 0x200B: "WEEKLY", 0x200C: "MONTHLY", 0x200D: "YEARLY"}
 _END_AFTER_DATE, _END_AFTER_COUNT = 0x2021, 0x2022
 _EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+_NEVER = 0x5AE980DF  # EndDate of a series without end (4500-08-31)
 
 
 # --- content lines (shared with vCard) --------------------------------------
@@ -85,6 +89,20 @@ class Recurrence:
     deleted: tuple[datetime, ...]  # local midnight of each deleted or changed occurrence
     modified: tuple[datetime, ...]  # local midnight of each changed occurrence (in `deleted`)
     start_offset: int  # minutes after local midnight at which occurrences start
+    #: local midnight of EndDate when the series ends by a date (EndType 0x2021): the
+    #: date of its last occurrence ([MS-OXOCAL] 2.2.1.44.1); `rrule` then has the count
+    #: Outlook computed, `event_ics` writes UNTIL instead
+    until: datetime | None = None
+    #: local midnight of each changed occurrence's *original* start (ExceptionInfo's
+    #: OriginalStartDate, 2.2.1.44.2); None when the exceptions could not be read
+    originals: tuple[datetime, ...] | None = None
+
+    def gone(self) -> list[datetime]:
+        """The deleted occurrences that are not changed ones: DeletedInstanceDates holds
+        both (by original date), ModifiedInstanceDates the changed ones' new dates, which
+        differ from the original when an occurrence moved to another day."""
+        changed = set(self.modified if self.originals is None else self.originals)
+        return [d for d in self.deleted if d not in changed]
 
 
 class RecurrenceError(ValueError):
@@ -113,13 +131,56 @@ def _parse(blob: bytes) -> Recurrence:
     pos += 4 * n_deleted
     n_modified = struct.unpack_from("<I", blob, pos)[0]
     modified = struct.unpack_from(f"<{n_modified}I", blob, pos + 4)
-    pos += 4 + 4 * n_modified + 8  # changed dates, start date, end date
+    pos += 4 + 4 * n_modified  # changed dates
+    start_date, end_date = struct.unpack_from("<II", blob, pos)
+    pos += 8
     start_offset = struct.unpack_from("<I", blob, pos + 8)[0] if len(blob) >= pos + 12 else 0
+    originals = _originals(blob, pos + 16)
+    if originals is not None and not set(originals) <= set(_dates(deleted)):
+        originals = None  # misread (each changed occurrence is also a deleted one)
     parts = [f"FREQ={_FREQ[freq]}", f"INTERVAL={_interval(freq, period)}", *_by(ptype, spec)]
+    if freq == 0x200D:  # yearly: in the start's month (without BYMONTH, RFC 5545 would
+        # take BYMONTHDAY/BYDAY in every month of the year)
+        parts.insert(2, f"BYMONTH={_dates((start_date,))[0].month}")
     if end_type in (_END_AFTER_DATE, _END_AFTER_COUNT) and count:
         parts.append(f"COUNT={count}")  # Outlook computes the count for end-by-date too
     parts.append(f"WKST={DAYS[first_dow % 7]}")
-    return Recurrence(";".join(parts), _dates(deleted), _dates(modified), start_offset)
+    until = _dates((end_date,))[0] if end_type == _END_AFTER_DATE and end_date < _NEVER else None
+    return Recurrence(";".join(parts), _dates(deleted), _dates(modified), start_offset, until,
+                      originals)
+
+
+#: ExceptionInfo's optional fields by override flag, in order: their fixed sizes, or -1
+#: for a string (two lengths, then the 8-bit text) ([MS-OXOCAL] 2.2.1.44.2)
+_ARO_FIELDS = ((0x0001, -1), (0x0002, 4), (0x0004, 4), (0x0008, 4), (0x0010, -1),
+               (0x0020, 4), (0x0040, 4), (0x0080, 4), (0x0100, 4))
+
+
+def _originals(blob: bytes, pos: int) -> tuple[datetime, ...] | None:
+    """The local midnights of the changed occurrences' original starts, read from the
+    ExceptionInfo list that follows the start and end offsets; None if it is cut short."""
+    try:
+        (count,) = struct.unpack_from("<H", blob, pos)
+        pos += 2
+        found = []
+        for _ in range(count):
+            _start, _end, original, flags = struct.unpack_from("<IIIH", blob, pos)
+            pos += 14
+            for flag, size in _ARO_FIELDS:
+                if flags & flag:
+                    pos += 4 + struct.unpack_from("<H", blob, pos + 2)[0] if size < 0 else size
+            found.append(original - original % 1440)
+    except struct.error:
+        return None
+    return _dates(tuple(found))
+
+
+def rrule_until(rec: Recurrence, until: str) -> str:
+    """The RRULE with UNTIL=`until` in place of the count (RFC 5545 3.3.10: before WKST,
+    as pstkit writes its parts; COUNT and UNTIL never together)."""
+    parts = [x for x in rec.rrule.split(";") if not x.startswith("COUNT=")]
+    at = next((i for i, x in enumerate(parts) if x.startswith("WKST=")), len(parts))
+    return ";".join([*parts[:at], f"UNTIL={until}", *parts[at:]])
 
 
 def _dates(minutes: tuple[int, ...]) -> tuple[datetime, ...]:
@@ -154,12 +215,16 @@ def _mask(mask: int) -> str:
 def exdates(rec: Recurrence, start_utc: datetime) -> tuple[datetime, ...]:
     """Deleted (not changed) occurrences in UTC, with the series start's UTC offset (DST
     not applied). Changed ones are overridden by RECURRENCE-ID events instead."""
+    return tuple(_fixed_utc(rec, start_utc, d) for d in rec.gone())
+
+
+def _fixed_utc(rec: Recurrence, start_utc: datetime, day: datetime) -> datetime:
+    """The UTC start of the occurrence on local `day`, with the series start's offset."""
     offset = timedelta(minutes=rec.start_offset)
     naive = start_utc.astimezone(UTC).replace(tzinfo=None)
     shift = datetime.combine(naive.date(), datetime.min.time()) + offset - naive
     shift -= timedelta(days=round(shift / timedelta(days=1)))  # local - UTC, within ±12 h
-    gone = [d for d in rec.deleted if d not in rec.modified]
-    return tuple((d + offset - shift).replace(tzinfo=UTC) for d in gone)
+    return (day + offset - shift).replace(tzinfo=UTC)
 
 
 # --- components ------------------------------------------------------------
@@ -194,7 +259,28 @@ def _vevent(p: Props, uid: str, extra: list[str], zone: Zone | None = None) -> l
         lines.append(f"LOCATION:{escape(p.text('Location'))}")
     if p.text(PR_BODY):
         lines.append(f"DESCRIPTION:{escape(p.text(PR_BODY))}")
-    return lines + _details(p)
+    return lines + busy_lines(p) + _details(p)
+
+
+_BUSY_NAMES = {v: k for k, v in BUSY_STATUS.items()}
+
+
+def busy_lines(p: Props) -> list[str]:
+    """PidLidBusyStatus as TRANSP and X-MICROSOFT-CDO-BUSYSTATUS ([MS-OXCICAL]
+    2.1.3.1.1.20.25: free and working elsewhere are TRANSPARENT, the rest OPAQUE;
+    2.1.3.1.1.20.31), and a meeting request's PidLidIntendedBusyStatus as
+    X-MICROSOFT-CDO-INTENDEDSTATUS (2.1.3.1.1.20.34). Nothing for an item without them."""
+    out = []
+    status = p.integer("BusyStatus")
+    busy = _BUSY_NAMES.get(-1 if status is None else status)
+    if busy is not None:
+        transp = "TRANSPARENT" if busy in ("FREE", "WORKINGELSEWHERE") else "OPAQUE"
+        out += [f"TRANSP:{transp}", f"X-MICROSOFT-CDO-BUSYSTATUS:{busy}"]
+    intended = p.integer("IntendedBusyStatus")
+    if intended in _BUSY_NAMES and p.text(PR_MESSAGE_CLASS).lower().startswith(
+            "ipm.schedule.meeting.request"):
+        out.append(f"X-MICROSOFT-CDO-INTENDEDSTATUS:{_BUSY_NAMES[intended]}")
+    return out
 
 
 def _details(p: Props) -> list[str]:
@@ -217,12 +303,13 @@ def _alarm(p: Props) -> list[str]:
 
 
 def event_ics(props: Props, uid: str, method: str = "",
-              exceptions: tuple[Props, ...] = ()) -> str:
-    """IPM.Appointment (and meeting items) -> VCALENDAR with the series and its exceptions."""
+              exceptions: tuple[Props, ...] = (), parties: tuple[Props, ...] = ()) -> str:
+    """IPM.Appointment (and meeting items) -> VCALENDAR with the series and its exceptions;
+    `parties` are the item's recipients (organizer, attendees: `attendees.party_lines`)."""
     rec = _readable_recurrence(props)
     zone, note = _series_zone(props) if isinstance(rec, Recurrence) else (None, [])
     series = [*_vevent(props, uid, [], zone), *_recurrence(props, rec, zone), *note,
-              *_alarm(props), "END:VEVENT"]  # fmt: skip
+              *party_lines(props, parties), *_alarm(props), "END:VEVENT"]  # fmt: skip
     changed: list[str] = []
     all_day = props.flag("AllDay")
     for exc in exceptions:
@@ -270,16 +357,33 @@ def _recurrence(p: Props, rec: Recurrence | str | None, zone: Zone | None) -> li
         return []
     if isinstance(rec, str):
         return ["X-PSTKIT-RECURRING:TRUE", f"X-PSTKIT-NOTE:{escape(rec)}"]
+    rule = f"RRULE:{_rule(p, rec, zone, start)}"
     if zone is None:
-        return [f"RRULE:{rec.rrule}", *(f"EXDATE:{stamp(d)}" for d in exdates(rec, start))]
+        return [rule, *(f"EXDATE:{stamp(d)}" for d in exdates(rec, start))]
     # Deleted occurrences are local dates; each began at the series' local start time.
-    at = zone.to_local(start)
-    gone = [d for d in rec.deleted if d not in rec.modified]
+    gone = rec.gone()
     if p.flag("AllDay"):
-        return [f"RRULE:{rec.rrule}", *(f"EXDATE;VALUE=DATE:{d:%Y%m%d}" for d in gone)]
-    moments = (d.replace(hour=at.hour, minute=at.minute, second=at.second) for d in gone)
-    return [f"RRULE:{rec.rrule}", *(f"EXDATE;TZID={zone.tzid}:{local_stamp(m)}"
-                                     for m in moments)]  # fmt: skip
+        return [rule, *(f"EXDATE;VALUE=DATE:{d:%Y%m%d}" for d in gone)]
+    moments = (_at_start(d, zone.to_local(start)) for d in gone)
+    return [rule, *(f"EXDATE;TZID={zone.tzid}:{local_stamp(m)}" for m in moments)]
+
+
+def _at_start(day: datetime, start: datetime) -> datetime:
+    return day.replace(hour=start.hour, minute=start.minute, second=start.second)
+
+
+def _rule(p: Props, rec: Recurrence, zone: Zone | None, start: datetime) -> str:
+    """The RRULE; a series that ends by a date gets UNTIL = the start of its last
+    occurrence, in UTC as RFC 5545 3.3.10 asks when DTSTART has a TZID (or is UTC), a
+    date when DTSTART is one."""
+    first = zone.to_local(start) if zone is not None else start.replace(tzinfo=None)
+    if rec.until is None or rec.until.date() < first.date():
+        return rec.rrule  # no end date, or one before the series (Outlook's count stands)
+    last = zone.to_utc(_at_start(rec.until, first)) if zone is not None else \
+        _fixed_utc(rec, start, rec.until)
+    if p.flag("AllDay") and p.time("End") is not None:  # the date DTSTART has: local, or UTC
+        return rrule_until(rec, f"{rec.until if zone is not None else last:%Y%m%d}")
+    return rrule_until(rec, stamp(last))
 
 
 def task_ics(props: Props, uid: str) -> str:

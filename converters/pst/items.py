@@ -190,8 +190,10 @@ def mail_message(
 
 
 def wrap_item(props: Props, kind: ItemKind, uid: str, attachments: tuple[Attachment, ...],
-              notes: tuple[str, ...] = (), exceptions: tuple[Props, ...] = ()) -> MapiMessage:
-    """A non-mail item as a message carrying its vCard/iCalendar (or its text)."""
+              notes: tuple[str, ...] = (), exceptions: tuple[Props, ...] = (),
+              recipients: tuple[Props, ...] = ()) -> MapiMessage:
+    """A non-mail item as a message carrying its vCard/iCalendar (or its text); an
+    appointment's recipients are its organizer and attendees."""
     # Imported here: a mailbox of plain mail never needs the vCard/iCalendar writers.
     from pstkit.converters.pst.cards import contact_vcard, distlist_vcard, note_text  # noqa: PLC0415
     from pstkit.converters.pst.ical import event_ics, item_title, task_ics  # noqa: PLC0415
@@ -203,7 +205,7 @@ def wrap_item(props: Props, kind: ItemKind, uid: str, attachments: tuple[Attachm
     elif kind is ItemKind.DISTLIST:
         card = ("distlist.vcf", "text/vcard", distlist_vcard(props))
     elif kind is ItemKind.EVENT:
-        card = ("event.ics", "text/calendar", event_ics(props, uid, "", exceptions))
+        card = ("event.ics", "text/calendar", event_ics(props, uid, "", exceptions, recipients))
     elif kind is ItemKind.TASK:
         card = ("task.ics", "text/calendar", task_ics(props, uid))
     else:

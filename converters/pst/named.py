@@ -42,6 +42,9 @@ NAMED: dict[tuple[str, int], str] = {
     (PSETID_APPOINTMENT, 0x8234): "TimeZoneDescription",
     (PSETID_APPOINTMENT, 0x8260): "TzDefRecur",
     (PSETID_APPOINTMENT, 0x825E): "TzDefStart",
+    (PSETID_APPOINTMENT, 0x8205): "BusyStatus",
+    (PSETID_APPOINTMENT, 0x8224): "IntendedBusyStatus",
+    (PSETID_APPOINTMENT, 0x8218): "ResponseStatus",
     (PSETID_COMMON, 0x8503): "ReminderSet",
     (PSETID_COMMON, 0x8501): "ReminderDelta",
     (PSETID_TASK, 0x8104): "TaskStart",
@@ -53,6 +56,11 @@ NAMED: dict[tuple[str, int], str] = {
     (PSETID_LOG, 0x8706): "LogStart",
     (PSETID_LOG, 0x8708): "LogEnd",
 }
+
+#: PidLidBusyStatus / PidLidIntendedBusyStatus values ([MS-OXOCAL] 2.2.1.2, 2.2.6.4) by
+#: their X-MICROSOFT-CDO-BUSYSTATUS names ([MS-OXCICAL] 2.1.3.1.1.20.31); the reader
+#: writes them, the writer reads them
+BUSY_STATUS = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3, "WORKINGELSEWHERE": 4}
 
 #: message class of an appointment exception's embedded item, lower case
 EXCEPTION_CLASS = "ipm.ole.class.{00061055-0000-0000-c000-000000000046}"

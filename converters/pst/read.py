@@ -144,9 +144,11 @@ class ItemReader:
         attachments = self._attachments(body, extras, raw.nodes)
         notes = extras.notes
         uid = f"pst-{raw.source_id}"
+        recipients = tuple(decode_props(r, self._codepage) for r in body.recipients)
         if kind is not ItemKind.MAIL:  # an item pstkit wrote keeps the UID it came with
             return wrap_item(props, kind, props.text("PstkitUid") or uid, attachments, tuple(notes),
-                             tuple(extras.exceptions))
+                             tuple(extras.exceptions),
+                             recipients if kind is ItemKind.EVENT else ())
         method = meeting_method(props.text(PR_MESSAGE_CLASS))
         # a meeting request/reply/cancellation carries its event, as iMIP does; one pstkit
         # wrote from an iMIP mail still has that mail's own calendar part
@@ -155,10 +157,10 @@ class ItemReader:
             # Imported here: plain mail never needs the iCalendar writer (issue 19, start-up).
             from pstkit.converters.pst.ical import event_ics  # noqa: PLC0415
 
-            ics = event_ics(props, uid, method).encode("utf-8")
+            ics = event_ics(props, uid, method, tuple(extras.exceptions), recipients
+                            ).encode("utf-8")
             ctype = f"text/calendar; charset=utf-8; method={method}"
             attachments = (*attachments, Attachment("meeting.ics", ctype, ics))
-        recipients = tuple(decode_props(r, self._codepage) for r in body.recipients)
         if not body.recipients_read:
             recipients = display_recipients(props)
         bodies = item_bodies(props, notes, self._codepage, raw.rtf)

@@ -54,7 +54,7 @@ def recur_blob(freq: int, ptype: int, period: int, spec: bytes = b"", *, end: in
     (recur_blob(MONTHLY, 4, 1, struct.pack("<I", 0)),
      "FREQ=MONTHLY;INTERVAL=1;BYMONTHDAY=-1;WKST=SU"),
     (recur_blob(YEARLY, 2, 12, struct.pack("<I", 29)),
-     "FREQ=YEARLY;INTERVAL=1;BYMONTHDAY=29;WKST=SU"),
+     "FREQ=YEARLY;INTERVAL=1;BYMONTH=1;BYMONTHDAY=29;WKST=SU"),  # (StartDate: 1601-01-01)
 ])
 def test_rrule(blob: bytes, rrule: str) -> None:
     assert parse_recurrence(blob).rrule == rrule

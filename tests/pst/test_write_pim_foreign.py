@@ -78,7 +78,8 @@ def test_foreign_items_keep_what_verify_compares(tmp_path: Path) -> None:
     plan = card_text(back["Planning"][1])
     holiday = card_text(back["Christmas"][1])
     assert "DTSTART;VALUE=DATE:20241225\r\nDTEND;VALUE=DATE:20241226\r\n" in holiday
-    assert "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU,TH;COUNT=8;WKST=SU" in plan
+    # ends by date again: UNTIL is the last occurrence's start (Thu 28 March, 09:30 CET)
+    assert "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU,TH;UNTIL=20240328T083000Z;WKST=SU" in plan
     f = pypff.file()
     f.open(str(out))
 

@@ -40,9 +40,9 @@ START, END = datetime(2016, 8, 2, 8, 0), datetime(2016, 8, 2, 8, 30)  # a Tuesda
      "FREQ=MONTHLY;INTERVAL=1;BYDAY=FR;BYSETPOS=-1;COUNT=3;WKST=SU"),
     ("FREQ=MONTHLY;BYMONTHDAY=15", "FREQ=MONTHLY;INTERVAL=1;BYMONTHDAY=15;WKST=SU"),
     ("FREQ=MONTHLY", "FREQ=MONTHLY;INTERVAL=1;BYMONTHDAY=2;WKST=SU"),
-    ("FREQ=YEARLY;BYMONTHDAY=-1", "FREQ=YEARLY;INTERVAL=1;BYMONTHDAY=-1;WKST=SU"),
+    ("FREQ=YEARLY;BYMONTHDAY=-1", "FREQ=YEARLY;INTERVAL=1;BYMONTH=8;BYMONTHDAY=-1;WKST=SU"),
     ("FREQ=YEARLY;INTERVAL=2;BYMONTH=8;BYDAY=1TU",
-     "FREQ=YEARLY;INTERVAL=2;BYDAY=TU;BYSETPOS=1;WKST=SU"),
+     "FREQ=YEARLY;INTERVAL=2;BYMONTH=8;BYDAY=TU;BYSETPOS=1;WKST=SU"),
 ])  # fmt: skip
 def test_rules_read_back(rule: str, read: str) -> None:
     rec = parse_recurrence(recurrence_blob(rule, START, END))
@@ -103,7 +103,8 @@ def test_random_rules_read_back(seed: int) -> None:
         expect = rule if freq != "MONTHLY" or by else rule.replace(
             ";COUNT", f";BYMONTHDAY={start.day};COUNT")
         if freq == "YEARLY":
-            expect = rule.replace(f"INTERVAL={n}", f"INTERVAL={n};BYMONTHDAY={start.day}")
+            expect = rule.replace(f"INTERVAL={n}",
+                                  f"INTERVAL={n};BYMONTH={start.month};BYMONTHDAY={start.day}")
         assert rec.rrule == expect, (seed, rule)
         assert rec.deleted == tuple(datetime.combine(d, datetime.min.time()) for d in gone)
         assert rec.start_offset == start.hour * 60 + start.minute

@@ -19,14 +19,16 @@ from __future__ import annotations
 import struct
 import zoneinfo
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
-from pstkit.converters.pim.content import Line, lines
+from pstkit.converters.pim.content import Line, lines, parse_rrule
 from pstkit.converters.pim.ical_tz import zones_in
 from pstkit.converters.pim.tzrules import Zone, ZoneError
+from pstkit.converters.pst.named import BUSY_STATUS
 
-from .mapi import Prop, binary, boolean, long, one_off, systime, unicode
+from .attendees import meeting_state, parties
+from .mapi import Prop, boolean, long, systime, unicode
 from .recur import (
     Changed,
     RecurrenceError,
@@ -190,31 +192,6 @@ def common(c: Component) -> list[Prop]:
     return out
 
 
-def _party(line: Line, kind: int, flags: int) -> list[Prop]:
-    addr = line.text()
-    addr = addr[7:] if addr.lower().startswith("mailto:") else addr
-    name = line.param("CN") or addr
-    return [long(0x0C15, kind), unicode(0x3001, name), unicode(0x3002, "SMTP"),
-            unicode(0x3003, addr), unicode(0x39FE, addr), long(0x0FFE, 6),
-            long(0x5FFD, flags), binary(0x0FFF, one_off(name, addr)),
-            binary(0x300B, f"SMTP:{addr.upper()}\0".encode("ascii", "replace"))]
-
-
-def parties(c: Component) -> list[list[Prop]]:
-    """The organizer (recipient flags: sendable + organizer) and attendees (2.2.4.10):
-    required ones To, optional Cc, resources Bcc."""
-    out = []
-    org = c.first("ORGANIZER")
-    if org is not None and org.text():
-        out.append(_party(org, 1, 0x0003))
-    for att in (x for x in c.lines if x.name == "ATTENDEE" and x.text()):
-        role = att.param("ROLE").upper()
-        kind = 2 if role == "OPT-PARTICIPANT" else 3 if att.param("CUTYPE").upper() in (
-            "RESOURCE", "ROOM") else 1
-        out.append(_party(att, kind, 0x0001))
-    return out
-
-
 def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
           ids: Ids) -> Event:
     """A VEVENT (and its RECURRENCE-ID VEVENTs) -> an appointment's properties."""
@@ -225,7 +202,7 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
         props.append(_named(ids, a, 0x8208, unicode(0, c.text("LOCATION"))))
     props.append(_named(ids, a, 0x8205, long(0, busy_status(c, "X-MICROSOFT-CDO-BUSYSTATUS"))))
     recipients = parties(c)
-    props.append(_named(ids, a, 0x8217, long(0, 1 if recipients else 0)))  # asfMeeting
+    props += meeting_state(c, ids, bool(recipients))
     changed: list[tuple[Component, Changed, When]] = []
     if span is not None:
         begin, end = span
@@ -246,8 +223,7 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
     return Event(props, recipients, changed, notes)
 
 
-#: Outlook's busy status values (PidLidBusyStatus, [MS-OXOCAL] 2.2.1.2)
-BUSY = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3}
+BUSY = BUSY_STATUS  # Outlook's busy status values, shared with the reader (pst.named)
 
 
 def busy_status(c: Component, *names: str) -> int:
@@ -290,18 +266,20 @@ def _series(c: Component, begin: When, end: When, zones: dict[str, Zone],
             ) -> tuple[list[Prop], list[tuple[Component, Changed, When]], list[str]]:
     """The recurrence properties, the changed occurrences and what could not be kept."""
     a, rrule = PSETID_APPOINTMENT, c.text("RRULE")
-    gone = [_local_date(moment(x, zones), begin) for x in c.lines if x.name == "EXDATE"]
+    gone = [_local_date(moment(x, zones), begin) for x in each_value(c, "EXDATE")]
     changed = [_changed(c, x, begin, zones) for x in exceptions]
     kept = [(x, ch, w) for x, ch_w in zip(exceptions, changed, strict=True) if ch_w
             for ch, w in [ch_w]]
     notes = [f"{len(changed) - len(kept)} changed occurrence(s) without readable times "
              "left out"] if len(kept) < len(changed) else []
+    until = until_local(parse_rrule(rrule).get("UNTIL", ""), begin)
     try:
-        blob = recurrence_blob(rrule, begin.local, end.local, gone, [ch for _x, ch, _w in kept])
+        blob = recurrence_blob(rrule, begin.local, end.local, gone, [ch for _x, ch, _w in kept],
+                               until)
     except RecurrenceError as e:
         return [], [], [f"recurrence not kept ({e}): only the first occurrence is written"]
     kind = _RECUR_TYPE.get(rrule.upper().split("FREQ=")[-1].split(";")[0], 0)
-    last = series_end(rrule, begin.local.date())
+    last = series_end(rrule, begin.local, until)
     # PidLidClipStart/ClipEnd (2.2.1.14-15): local midnight of the first and last dates,
     # 4500-08-31 23:59 local without end; in UTC, as Outlook writes them
     clip_start = zone_utc(begin, datetime.combine(begin.local.date(), datetime.min.time()))
@@ -312,6 +290,31 @@ def _series(c: Component, begin: When, end: When, zones: dict[str, Zone],
              _named(ids, a, 0x8235, systime(0, clip_start)),
              _named(ids, a, 0x8236, systime(0, clip_end))]  # fmt: skip
     return props, kept, notes
+
+
+def until_local(value: str, series: When) -> datetime | None:
+    """An RRULE's UNTIL as local time of the series (RFC 5545 3.3.10): a UTC time put into
+    the series' zone, a date the end of that day, a floating time as it is; None when
+    there is none or it is unreadable (`recur` then says why)."""
+    value = value.strip()
+    try:
+        if len(value) == 8:
+            return datetime.combine(datetime.strptime(value, "%Y%m%d").date(),
+                                    datetime.max.time().replace(microsecond=0))
+        naive = datetime.strptime(value[:15], "%Y%m%dT%H%M%S")
+    except ValueError:
+        return None
+    if value.upper().endswith("Z") and series.zone is not None:
+        return series.zone.to_local(naive.replace(tzinfo=UTC))
+    return naive  # without a zone, the series' local times are UTC (`moment`)
+
+
+def each_value(c: Component, name: str) -> list[Line]:
+    """The `name` lines, one per value: EXDATE (and RDATE) may list several dates on one
+    line (RFC 5545 3.8.5.1), each a deleted occurrence ([MS-OXOCAL] 2.2.1.44.1
+    DeletedInstanceDates)."""
+    return [replace(x, value=v) for x in c.lines if x.name == name
+            for v in x.value.split(",") if v.strip()]
 
 
 def zone_utc(series: When, local: datetime) -> datetime:

@@ -92,6 +92,8 @@ def to_item(raw: bytes, kind: ItemKind, flags: Iterable[str], received: datetime
     # an empty body is no body (readpst would show an empty NOTE); a note's is in `own`
     body = None if kind in (ItemKind.NOTE, ItemKind.JOURNAL) else plain or None
     cls = str(msg.get("X-Pstkit-Item-Class", "") or CLASSES[kind]).strip()
+    # the class the item had in its PST wins over the kind's (IPM.Appointment.Custom...)
+    own = [p for p in own if p[0] != 0x001A] if msg.get("X-Pstkit-Item-Class") else own
     props = _envelope(msg, cls, body, received, set(flags), bool(attachments)) + own
     if received is not None and not any(p[0] == 0x3007 for p in props):
         props.append(systime(0x3007, received))
@@ -150,14 +152,45 @@ def _event(comps: list[Component], zones: dict[str, Zone], rest: list[PyMessage]
     series = next((c for c in events if c.first("RECURRENCE-ID") is None), None)
     if series is None:
         raise ValueError("an event without a VEVENT")
-    changed = [c for c in events if c.first("RECURRENCE-ID") is not None]
-    ev = event(series, zones, changed, ids)
-    out = [_exception(series, x, original.utc, rest, zones, ids)
+    uid = series.text("UID")
+    ev = event(series, zones, overrides(events, uid), ids)
+    out = [exception_attachment(series, x, original.utc, rest, zones, ids)
            for x, _ch, original in ev.changed]
-    return ev.props + _uid(series, ids), ev.recipients, out, ev.notes
+    return ev.props + _uid(series, ids), ev.recipients, out, ev.notes + left_out(events, uid)
 
 
-def _exception(series: Component, x: Component, original: datetime, rest: list[PyMessage],
+def overrides(events: list[Component], uid: str) -> list[Component]:
+    """The changed occurrences an Outlook item holds: RECURRENCE-ID events of its UID that
+    change one occurrence (`left_out` says what else there is)."""
+    return [c for c in events if c.first("RECURRENCE-ID") is not None
+            and c.text("UID") == uid and not _this_and_future(c)]
+
+
+def _this_and_future(c: Component) -> bool:
+    rid = c.first("RECURRENCE-ID")
+    return rid is not None and rid.param("RANGE").upper() == "THISANDFUTURE"
+
+
+def left_out(events: list[Component], uid: str) -> list[str]:
+    """What of a calendar one Outlook item cannot hold, said: other events (an item is one
+    series), changed occurrences of another UID, and RANGE=THISANDFUTURE overrides (an
+    Outlook exception changes one occurrence, [MS-OXOCAL] 2.2.10)."""
+    series = [c for c in events if c.first("RECURRENCE-ID") is None]
+    foreign = [c for c in events if c.first("RECURRENCE-ID") is not None
+               and c.text("UID") != uid]
+    future = [c for c in events if c.text("UID") == uid and _this_and_future(c)]
+    out = [f"{len(series) - 1} other event(s) of the calendar not written: an Outlook "
+           "item holds one event or series"] if len(series) > 1 else []
+    if foreign:
+        out.append(f"{len(foreign)} changed occurrence(s) of another UID not written")
+    if future:
+        out.append(f"{len(future)} change(s) to this and future occurrences "
+                   "(RANGE=THISANDFUTURE) not written")
+    return out
+
+
+def exception_attachment(series: Component, x: Component, original: datetime,
+                         rest: list[PyMessage],
                zones: dict[str, Zone], ids: Ids) -> tuple[int | None, Attachment]:
     """An exception attachment and its embedded message (2.2.10.1, 2.2.10.2); the
     attached message made from it when the store has one (same Date as its DTSTAMP)."""

@@ -1,6 +1,8 @@
 """Meeting requests, responses and cancellations: a mail whose MIME carries an iCalendar
 with an iTIP METHOD (iMIP, RFC 6047; pstkit's PST reader stores Outlook's meeting items
 that way too) becomes the Outlook meeting item it is, not IPM.Note. Pure.
+Changed occurrences (RECURRENCE-ID events) become exception attachments (2.2.10), as on
+appointments (`items.exception_attachment`).
 
 Per [MS-OXOCAL]: the message class (2.2.6.1 meeting request, 2.2.7 response, 2.2.8
 cancellation: IPM.Schedule.Meeting.Request, .Resp.Pos/.Neg/.Tent, .Canceled), the
@@ -19,16 +21,21 @@ import re
 import struct
 from email.message import Message as PyMessage
 
+from pstkit.converters.pim.tzrules import Zone
+
 from .events import (
     PSETID_APPOINTMENT,
     Component,
+    Event,
     Ids,
     busy_status,
     calendar_zones,
     components,
     event,
 )
-from .mapi import Message
+from .items import exception_attachment, left_out, overrides
+from .mapi import Attachment, Message
+from .parts import rtf_body, split_parts
 from .values import Prop, binary, boolean, long, unicode
 
 PSETID_MEETING = "6ed8da90-450b-101b-98da-00aa003f1305"
@@ -125,14 +132,41 @@ def as_meeting(msg: PyMessage, base: Message, ids: Ids) -> tuple[Message, list[s
     cls = meeting_class(method, partstat)
     if not cls:
         return base, []
-    ev = event(series, calendar_zones(text), [], ids)
+    zones = calendar_zones(text)
+    events = [c for c in comps if c.name == "VEVENT"]
+    ev = event(series, zones, overrides(events, series.text("UID")), ids)
+    attachments = _with_exceptions(msg, base, series, ev, zones, ids)
+    notes = left_out(events, series.text("UID"))
     have = {p[0] for p in base.props}
     # the appointment's named properties (start, end, location, recurrence, zone...), not
     # its subject or body: the mail's own are kept
     props = [p for p in base.props if p[0] != 0x001A] + [unicode(0x001A, cls)]
     props += [p for p in ev.props if p[0] >= 0x8000 and p[0] not in have]
     props = _override(props, _meeting_props(series, method, ids))
-    return Message(props, base.recipients, base.attachments), ev.notes
+    return Message(props, base.recipients, attachments), ev.notes + notes
+
+
+def _with_exceptions(msg: PyMessage, base: Message, series: Component, ev: Event,
+                     zones: dict[str, Zone], ids: Ids) -> list[Attachment]:
+    """The mail's attachments with an exception attachment per changed occurrence
+    ([MS-OXOCAL] 2.2.10), as a meeting item with exceptions has them: an attached message
+    made from the exception (pstkit's reader stores them so) becomes it, else one is added.
+    The mail's parts are counted as `mapi.to_mapi` counts them (bodies and an RTF
+    alternative are no attachments)."""
+    if not ev.changed:
+        return list(base.attachments)
+    _plain, _html, parts = split_parts(msg)
+    _rtf, parts = rtf_body(parts)
+    if len(parts) != len(base.attachments):  # the two parsers disagree: reuse nothing
+        parts = []
+    out = list(base.attachments)
+    for x, _changed, original in ev.changed:
+        i, att = exception_attachment(series, x, original.utc, parts, zones, ids)
+        if i is None:
+            out.append(att)
+        else:
+            out[i] = att
+    return out
 
 
 def _meeting_props(c: Component, method: str, ids: Ids) -> list[Prop]:
@@ -153,7 +187,10 @@ def _meeting_props(c: Component, method: str, ids: Ids) -> list[Prop]:
                 named(a, 0x8218, long(0, 5)),  # respNotResponded
                 boolean(0x0063, rsvp)]
     elif method == "CANCEL":
-        out += [named(a, 0x8205, long(0, 0)), named(a, 0x8224, long(0, 0))]  # free
+        out += [named(a, 0x8205, long(0, 0)), named(a, 0x8224, long(0, 0)),  # free
+                named(a, 0x8218, long(0, 5))]  # respNotResponded (2.2.1.11)
+    else:
+        out.append(named(a, 0x8218, long(0, 0)))  # a response: respNone (2.2.1.11)
     return out
 
 

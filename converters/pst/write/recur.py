@@ -22,7 +22,7 @@ import calendar as _cal
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from pstkit.converters.pim.content import parse_rrule
 from pstkit.converters.pim.tzrules import DAYS, Rule, Transition, Zone
@@ -191,43 +191,54 @@ def _candidates(p: Pattern, start: date) -> Iterator[date]:
             k += 1
 
 
-def _end(p: Pattern, rule: dict[str, str], start: date) -> tuple[int, int, int]:
+def _end(p: Pattern, rule: dict[str, str], start: datetime, until: datetime | None
+         ) -> tuple[int, int, int]:
     """EndType, OccurrenceCount and EndDate (minutes) of a rule."""
     if "COUNT" in rule:
         if not rule["COUNT"].isdigit() or int(rule["COUNT"]) < 1:
             raise RecurrenceError(f"COUNT={rule['COUNT']}")
         want = int(rule["COUNT"])
-        last = start
-        for i, d in enumerate(occurrences(p, start), 1):
+        last = start.date()
+        for i, d in enumerate(occurrences(p, start.date()), 1):
             last = d
             if i >= want:
                 break
         return END_COUNT, want, minutes(last)
     if "UNTIL" in rule:
-        until = _until(rule["UNTIL"])
-        dates = list(_take_until(p, start, until))
+        limit = until if until is not None else _until(rule["UNTIL"])
+        dates = list(_take_until(p, start, limit))
         if not dates:
             raise RecurrenceError(f"UNTIL={rule['UNTIL']} before the first occurrence")
+        # end by date; the count is kept too, as Outlook does (2.2.1.44.1 OccurrenceCount)
         return END_DATE, len(dates), minutes(dates[-1])
     return END_NEVER, 10, NEVER_DATE  # Outlook writes a count of 10 for "no end date"
 
 
-def series_end(rrule: str, start: date) -> date | None:
+def series_end(rrule: str, start: date, until: datetime | None = None) -> date | None:
     """The date of the last occurrence; None for a series without end."""
-    end_type, _count, end = _end(pattern(rrule, start), parse_rrule(rrule), start)
+    begin = start if isinstance(start, datetime) else datetime.combine(start, time())
+    end_type, _count, end = _end(pattern(rrule, begin.date()), parse_rrule(rrule), begin, until)
     return None if end_type == END_NEVER else (_EPOCH + timedelta(minutes=end)).date()
 
 
-def _take_until(p: Pattern, start: date, until: date) -> Iterator[date]:
-    for d in occurrences(p, start):
-        if d > until:
+def _take_until(p: Pattern, start: datetime, until: datetime) -> Iterator[date]:
+    """The dates of the occurrences that start at or before `until` (RFC 5545 3.3.10:
+    UNTIL is inclusive)."""
+    for d in occurrences(p, start.date()):
+        if datetime.combine(d, start.time()) > until:
             return
         yield d
 
 
-def _until(text: str) -> date:
+def _until(text: str) -> datetime:
+    """An UNTIL value as a local time, for a caller that has no zone to put it in: a date
+    means the end of that day, a UTC time is taken as it is (`events` converts UTC UNTILs
+    into the series' zone and passes the result)."""
     try:
-        return datetime.strptime(text[:8], "%Y%m%d").date()
+        if len(text.strip()) == 8:
+            return datetime.combine(datetime.strptime(text.strip(), "%Y%m%d").date(),
+                                    time(23, 59, 59))
+        return datetime.strptime(text[:15], "%Y%m%dT%H%M%S")
     except ValueError as e:
         raise RecurrenceError(f"UNTIL={text}") from e
 
@@ -247,11 +258,13 @@ def _first_datetime(p: Pattern, start: date) -> int:
 
 
 def recurrence_blob(rrule: str, start: datetime, end: datetime,
-                    deleted: Sequence[date] = (), changed: Sequence[Changed] = ()) -> bytes:
+                    deleted: Sequence[date] = (), changed: Sequence[Changed] = (),
+                    until: datetime | None = None) -> bytes:
     """PidLidAppointmentRecur of a series starting at local `start`, each occurrence
-    lasting `end - start`; `deleted` are the local dates of deleted occurrences."""
+    lasting `end - start`; `deleted` are the local dates of deleted occurrences; `until`
+    the rule's UNTIL as local time (else read from the rule, see `_until`)."""
     p = pattern(rrule, start.date())
-    end_type, count, end_date = _end(p, parse_rrule(rrule), start.date())
+    end_type, count, end_date = _end(p, parse_rrule(rrule), start, until)
     gone = sorted({minutes(d) for d in deleted} | {minutes(c.original.date()) for c in changed})
     moved = sorted(changed, key=lambda c: c.start)
     head = struct.pack("<HHHHHIII", 0x3004, 0x3004, p.freq, p.ptype, 0,
