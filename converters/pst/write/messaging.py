@@ -285,10 +285,7 @@ class PstWriter:
         out = [0x400] * 32
         out[0x02], out[0x04] = self.next_folder, self.next_message
         out[0x03], out[0x08] = 0x4000, 0x8000
-        for n in self.ndb.nodes:
-            kind = n[0] & 0x1F
-            out[kind] = max(out[kind], (n[0] >> 5) + 1)
-        return out
+        return [max(a, b) for a, b in zip(out, self.ndb.top_index, strict=True)]
 
 
 def _hierarchy_row(f: Folder) -> list[Prop]:

@@ -15,12 +15,14 @@ to MAX_EOF (Outlook's default size limit for Unicode PSTs). Data trees up to XXB
 
 from __future__ import annotations
 
+import heapq
 import os
 import struct
+import tempfile
 import zlib
 from array import array
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 PAGE = 512
 BLOCK_MAX = 8176  # largest block payload: 8192 minus the 16-byte trailer
@@ -51,6 +53,10 @@ SI_FANOUT = (BLOCK_MAX - 8) // 16
 NBT_LEAF, BBT_LEAF, BT_INNER = 32, 24, 24  # entry sizes in B-tree pages
 
 Node = tuple[int, int, int, int]  # nid, bidData, bidSub, nidParent
+_BLOCK_REC = struct.Struct("<QQH")  # a spilled BBT entry: bid, ib, cb
+_NODE_REC = struct.Struct("<QQQI")  # a spilled NBT entry: nid, bidData, bidSub, nidParent
+NODE_RUN = 1 << 15  # NBT entries kept in memory before a sorted run goes to the spill file
+SPILL_CHUNK = 1 << 16  # bytes read or written at a time on the spill file
 
 
 def crc(data: bytes | bytearray | memoryview) -> int:
@@ -111,6 +117,22 @@ def page_trailer(data: bytes, ptype: int, ib: int, bid: int, signed: bool = True
     return data + struct.pack("<BBHIQ", ptype, ptype, sig, crc(data), bid)
 
 
+def spill_file(f: BinaryIO) -> BinaryIO:
+    """An anonymous temporary file (gone when closed or the process dies) in the output's
+    directory when `f` has a path: the output's disk has room, the temp dir may not."""
+    name = getattr(f, "name", None)
+    where = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
+    return tempfile.TemporaryFile(dir=where)
+
+
+def _records(f: BinaryIO, rec: struct.Struct, at: int, count: int) -> Iterator[tuple[int, ...]]:
+    """`count` records of `rec` from offset `at` of `f`, read a chunk at a time (pread: the
+    runs of one merge each keep their own place)."""
+    end, step = at + count * rec.size, SPILL_CHUNK // rec.size * rec.size
+    for pos in range(at, end, step):
+        yield from rec.iter_unpack(os.pread(f.fileno(), min(step, end - pos), pos))
+
+
 class NdbWriter:
     """Writes blocks as they come and the B-trees, maps and header at `finish`."""
 
@@ -120,11 +142,17 @@ class NdbWriter:
         self.next_ib = DATA_AT
         self.next_bid = 0x100  # block BIDs step by 4; bit 1 marks internal blocks
         self.next_page_bid = 0x100
-        # the BBT's entries, in BID order, as flat arrays: 18 bytes a block, memory stays
-        # small for millions of blocks
-        self.bids, self.ibs, self.cbs = array("Q"), array("Q"), array("H")
+        # The B-trees' entries wait in two anonymous spill files beside the output until
+        # `finish` builds the trees bottom-up from them, so memory does not grow with the
+        # file. BBT entries (18 bytes a block) come in BID order, as BIDs are handed out;
+        # NBT entries go out in sorted runs of NODE_RUN, merged at `finish`.
+        self.block_spill, self.node_spill = spill_file(f), spill_file(f)
+        self._blocks = bytearray()  # BBT entries not yet in the spill file
+        self.block_count = self.node_count = 0
+        self._nodes: list[Node] = []  # NBT entries not yet in a sorted run
+        self._runs: list[tuple[int, int]] = []  # (offset, entries) of each sorted run
+        self.top_index = [0] * 32  # per NID type, the highest index used + 1 (rgnid)
         self.pages = array("Q")  # offsets of the B-tree pages
-        self.nodes: list[Node] = []
         f.truncate(0)
         self._write(0, b"\0" * DATA_AT)  # header and density list come last
 
@@ -156,9 +184,11 @@ class NdbWriter:
         ib = self._alloc(size, 64)
         trailer = struct.pack("<HHIQ", len(data), signature(ib, bid), crc(data), bid)
         self._write(ib, data + b"\0" * (size - 16 - len(data)) + trailer)
-        self.bids.append(bid)
-        self.ibs.append(ib)
-        self.cbs.append(len(data))
+        self._blocks += _BLOCK_REC.pack(bid, ib, len(data))
+        self.block_count += 1
+        if len(self._blocks) >= SPILL_CHUNK:
+            self.block_spill.write(self._blocks)
+            self._blocks.clear()
         return bid
 
     def data(self, data: bytes) -> int:
@@ -211,21 +241,56 @@ class NdbWriter:
         return self.block(struct.pack("<BBHI", 2, 0, len(chunk), 0) + body, internal=True)
 
     def node(self, nid: int, data_bid: int, sub_bid: int = 0, parent: int = 0) -> None:
-        self.nodes.append((nid, data_bid, sub_bid, parent))
+        self._nodes.append((nid, data_bid, sub_bid, parent))
+        self.node_count += 1
+        kind = nid & 0x1F
+        self.top_index[kind] = max(self.top_index[kind], (nid >> 5) + 1)
+        if len(self._nodes) >= NODE_RUN:
+            self._spill_run()
+
+    def _spill_run(self) -> None:
+        self._nodes.sort()
+        at = self.node_spill.seek(0, os.SEEK_END)
+        self.node_spill.write(b"".join(_NODE_REC.pack(*n) for n in self._nodes))
+        self._runs.append((at, len(self._nodes)))
+        self._nodes.clear()
+
+    def _sorted_nodes(self) -> Iterator[Node]:
+        """Every NBT entry in order: the runs merged (one chunk of each in memory)."""
+        if not self._runs:
+            self._nodes.sort()
+            yield from self._nodes
+            return
+        self._spill_run()
+        self.node_spill.flush()
+        runs = [cast(Iterator[Node], _records(self.node_spill, _NODE_REC, at, n))
+                for at, n in self._runs]
+        yield from heapq.merge(*runs)
+
+    def _nbt_entries(self) -> Iterator[tuple[int, bytes]]:
+        last = -1
+        for n in self._sorted_nodes():
+            if n[0] == last:
+                raise ValueError("a NID is used twice")
+            last = n[0]
+            yield n[0], struct.pack("<QQQI4x", *n)
+
+    def _block_entries(self) -> Iterator[tuple[int, int, int]]:
+        """(bid, ib, cb) of every block, in BID order (and so in file order)."""
+        self.block_spill.write(self._blocks)
+        self._blocks.clear()
+        self.block_spill.flush()
+        yield from cast(Iterator[tuple[int, int, int]],
+                        _records(self.block_spill, _BLOCK_REC, 0, self.block_count))
 
     # --- the end: B-trees, maps, header ---------------------------------------------
     def finish(self, rgnid: Sequence[int]) -> None:
         """Write both B-trees, the maps and the header, and make it all durable."""
-        self.nodes.sort()
-        if any(a[0] == b[0] for a, b in zip(self.nodes, self.nodes[1:], strict=False)):
-            raise ValueError("a NID is used twice")
-        nbt = self._btree(((n[0], struct.pack("<QQQI4x", *n)) for n in self.nodes),
-                          PT_NBT, NBT_LEAF)
+        nbt = self._btree(self._nbt_entries(), PT_NBT, NBT_LEAF)
         # every block is referenced once (by the NBT, an XBLOCK or an SLBLOCK): cRef 2,
         # the count Outlook keeps for a block with one owner
         bbt = self._btree(((bid, struct.pack("<QQHH4x", bid, ib, cb, 2))
-                           for bid, ib, cb in zip(self.bids, self.ibs, self.cbs, strict=True)),
-                          PT_BBT, BBT_LEAF)
+                           for bid, ib, cb in self._block_entries()), PT_BBT, BBT_LEAF)
         end = self.next_ib
         eof = AMAP_AT + ((end - AMAP_AT + AMAP_SPAN - 1) // AMAP_SPAN) * AMAP_SPAN
         free = self._maps(eof)
@@ -238,6 +303,8 @@ class NdbWriter:
         self._write(0, self._header(eof, free, nbt, bbt, rgnid))
         self.f.flush()
         os.fsync(self.f.fileno())
+        self.block_spill.close()
+        self.node_spill.close()
 
     def _page_bid(self) -> int:
         bid = self.next_page_bid
@@ -249,21 +316,24 @@ class NdbWriter:
         """Pages bottom-up from entries sorted by key; the root's (bid, ib). The leaf level
         is written as the entries come (memory: one page, and a reference per page)."""
         level, per = 0, (PAGE - 24) // size
-        refs: list[tuple[int, int, int]] = []
+        refs = array("Q")  # (first key, bid, ib) of each page of the level just written
         chunk: list[tuple[int, bytes]] = []
         for entry in entries:
             chunk.append(entry)
             if len(chunk) == per:
-                refs.append(self._page(chunk, ptype, size, level))
+                refs.extend(self._page(chunk, ptype, size, level))
                 chunk = []
         if chunk or not refs:
-            refs.append(self._page(chunk, ptype, size, level))
-        while len(refs) > 1:
-            rows = [(key, struct.pack("<QQQ", key, bid, ib)) for key, bid, ib in refs]
-            level, size, per = level + 1, BT_INNER, (PAGE - 24) // BT_INNER
-            refs = [self._page(rows[i : i + per], ptype, size, level)
-                    for i in range(0, len(rows), per)]
-        return refs[0][1], refs[0][2]
+            refs.extend(self._page(chunk, ptype, size, level))
+        per = (PAGE - 24) // BT_INNER
+        while len(refs) > 3:
+            level, below, refs = level + 1, refs, array("Q")
+            for i in range(0, len(below), 3 * per):
+                part = below[i : i + 3 * per]
+                rows = [(part[j], struct.pack("<QQQ", *part[j : j + 3]))
+                        for j in range(0, len(part), 3)]
+                refs.extend(self._page(rows, ptype, BT_INNER, level))
+        return refs[1], refs[2]
 
     def _page(self, rows: list[tuple[int, bytes]], ptype: int, size: int, level: int
               ) -> tuple[int, int, int]:
@@ -277,7 +347,8 @@ class NdbWriter:
     def _used(self) -> Iterator[tuple[int, int]]:
         """(offset, size) of every block and B-tree page, ascending: space is handed out
         front to back, blocks first, the B-tree pages at `finish`."""
-        yield from zip(self.ibs, map(block_size, self.cbs), strict=True)
+        for _bid, ib, cb in self._block_entries():
+            yield ib, block_size(cb)
         for ib in self.pages:
             yield ib, PAGE
 
