@@ -150,7 +150,8 @@ class NdbWriter:
         self._blocks = bytearray()  # BBT entries not yet in the spill file
         self.block_count = self.node_count = 0
         self._nodes: list[Node] = []  # NBT entries not yet in a sorted run
-        self._runs: list[tuple[int, int]] = []  # (offset, entries) of each sorted run
+        self.node_run = NODE_RUN
+        self.runs: list[tuple[int, int]] = []  # (offset, entries) of each sorted run
         self.top_index = [0] * 32  # per NID type, the highest index used + 1 (rgnid)
         self.pages = array("Q")  # offsets of the B-tree pages
         f.truncate(0)
@@ -245,26 +246,26 @@ class NdbWriter:
         self.node_count += 1
         kind = nid & 0x1F
         self.top_index[kind] = max(self.top_index[kind], (nid >> 5) + 1)
-        if len(self._nodes) >= NODE_RUN:
+        if len(self._nodes) >= self.node_run:
             self._spill_run()
 
     def _spill_run(self) -> None:
         self._nodes.sort()
         at = self.node_spill.seek(0, os.SEEK_END)
         self.node_spill.write(b"".join(_NODE_REC.pack(*n) for n in self._nodes))
-        self._runs.append((at, len(self._nodes)))
+        self.runs.append((at, len(self._nodes)))
         self._nodes.clear()
 
     def _sorted_nodes(self) -> Iterator[Node]:
         """Every NBT entry in order: the runs merged (one chunk of each in memory)."""
-        if not self._runs:
+        if not self.runs:
             self._nodes.sort()
             yield from self._nodes
             return
         self._spill_run()
         self.node_spill.flush()
         runs = [cast(Iterator[Node], _records(self.node_spill, _NODE_REC, at, n))
-                for at, n in self._runs]
+                for at, n in self.runs]
         yield from heapq.merge(*runs)
 
     def _nbt_entries(self) -> Iterator[tuple[int, bytes]]:
