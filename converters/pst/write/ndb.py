@@ -55,8 +55,9 @@ NBT_LEAF, BBT_LEAF, BT_INNER = 32, 24, 24  # entry sizes in B-tree pages
 Node = tuple[int, int, int, int]  # nid, bidData, bidSub, nidParent
 _BLOCK_REC = struct.Struct("<QQH")  # a spilled BBT entry: bid, ib, cb
 _NODE_REC = struct.Struct("<QQQI")  # a spilled NBT entry: nid, bidData, bidSub, nidParent
-NODE_RUN = 1 << 15  # NBT entries kept in memory before a sorted run goes to the spill file
-SPILL_CHUNK = 1 << 16  # bytes read or written at a time on the spill file
+NODE_RUN = 1 << 13  # NBT entries kept in memory before a sorted run goes to the spill file
+SPILL_CHUNK = 1 << 16  # bytes written at a time to a spill file, and read back from the BBT's
+RUN_CHUNK = 1 << 13  # bytes read at a time from each sorted NBT run while they are merged
 
 
 def crc(data: bytes | bytearray | memoryview) -> int:
@@ -125,10 +126,11 @@ def spill_file(f: BinaryIO) -> BinaryIO:
     return tempfile.TemporaryFile(dir=where)
 
 
-def _records(f: BinaryIO, rec: struct.Struct, at: int, count: int) -> Iterator[tuple[int, ...]]:
-    """`count` records of `rec` from offset `at` of `f`, read a chunk at a time (pread: the
-    runs of one merge each keep their own place)."""
-    end, step = at + count * rec.size, SPILL_CHUNK // rec.size * rec.size
+def _records(f: BinaryIO, rec: struct.Struct, at: int, count: int, chunk: int = SPILL_CHUNK
+             ) -> Iterator[tuple[int, ...]]:
+    """`count` records of `rec` from offset `at` of `f`, read `chunk` bytes at a time
+    (pread: the runs of one merge each keep their own place)."""
+    end, step = at + count * rec.size, chunk // rec.size * rec.size
     for pos in range(at, end, step):
         yield from rec.iter_unpack(os.pread(f.fileno(), min(step, end - pos), pos))
 
@@ -264,7 +266,7 @@ class NdbWriter:
             return
         self._spill_run()
         self.node_spill.flush()
-        runs = [cast(Iterator[Node], _records(self.node_spill, _NODE_REC, at, n))
+        runs = [cast(Iterator[Node], _records(self.node_spill, _NODE_REC, at, n, RUN_CHUNK))
                 for at, n in self.runs]
         yield from heapq.merge(*runs)
 
