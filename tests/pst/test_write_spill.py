@@ -39,7 +39,7 @@ def _write(out: Path, node_run: int | None, count: int) -> NdbWriter:
     with out.open("w+b") as f:
         w = PstWriter(f, "spill", UID)
         if node_run:
-            w.ndb.node_run = node_run
+            w.ndb.nodes.run = node_run
         boxes = [w.folder(None, "Inbox", role="inbox")]
         boxes += [w.folder(boxes[0], f"sub {k}") for k in range(3)]
         for i in range(count):
@@ -54,7 +54,7 @@ def test_many_sorted_runs_give_the_same_file_as_one(tmp_path: Path) -> None:
     many.parent.mkdir()
     _write(one, None, 120)
     ndb = _write(many, 7, 120)
-    assert len(ndb.runs) > 15  # the merge was taken (120 messages + fixed nodes, runs of 7)
+    assert len(ndb.nodes.runs) > 15  # the merge was taken (120 messages + fixed nodes, runs of 7)
     assert one.read_bytes() == many.read_bytes()
     with many.open("rb") as f:
         assert check(f).findings == []
@@ -73,7 +73,7 @@ def test_many_sorted_runs_give_the_same_file_as_one(tmp_path: Path) -> None:
 def test_a_nid_used_twice_is_refused_across_runs(tmp_path: Path) -> None:
     with (tmp_path / "dup.pst").open("w+b") as f:
         w = PstWriter(f, "dup", UID)
-        w.ndb.node_run = 3
+        w.ndb.nodes.run = 3
         w.ndb.node(0x200004, w.ndb.block(b"first"))
         for k in range(10):  # pushes the first entry into an earlier run than the second
             w.ndb.node(0x300004 + (k << 5), w.ndb.block(b"filler"))
@@ -86,5 +86,5 @@ def test_spill_files_are_on_the_outputs_file_system(tmp_path: Path) -> None:
     with (tmp_path / "where.pst").open("w+b") as f:
         ndb = PstWriter(f, "where", UID).ndb
         here = os.fstat(f.fileno()).st_dev
-        assert os.fstat(ndb.block_spill.fileno()).st_dev == here
-        assert os.fstat(ndb.node_spill.fileno()).st_dev == here
+        assert os.fstat(ndb.blocks.file.fileno()).st_dev == here
+        assert os.fstat(ndb.nodes.file.fileno()).st_dev == here

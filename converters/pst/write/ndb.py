@@ -15,14 +15,14 @@ to MAX_EOF (Outlook's default size limit for Unicode PSTs). Data trees up to XXB
 
 from __future__ import annotations
 
-import heapq
 import os
 import struct
-import tempfile
 import zlib
 from array import array
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO, cast
+from typing import BinaryIO
+
+from .spill import Blocks, Nodes
 
 PAGE = 512
 BLOCK_MAX = 8176  # largest block payload: 8192 minus the 16-byte trailer
@@ -52,12 +52,6 @@ SL_FANOUT = (BLOCK_MAX - 8) // 24  # SLENTRYs one SLBLOCK holds (340)
 SI_FANOUT = (BLOCK_MAX - 8) // 16
 NBT_LEAF, BBT_LEAF, BT_INNER = 32, 24, 24  # entry sizes in B-tree pages
 
-Node = tuple[int, int, int, int]  # nid, bidData, bidSub, nidParent
-_BLOCK_REC = struct.Struct("<QQH")  # a spilled BBT entry: bid, ib, cb
-_NODE_REC = struct.Struct("<QQQI")  # a spilled NBT entry: nid, bidData, bidSub, nidParent
-NODE_RUN = 1 << 13  # NBT entries kept in memory before a sorted run goes to the spill file
-SPILL_CHUNK = 1 << 16  # bytes written at a time to a spill file, and read back from the BBT's
-RUN_CHUNK = 1 << 13  # bytes read at a time from each sorted NBT run while they are merged
 
 
 def crc(data: bytes | bytearray | memoryview) -> int:
@@ -118,23 +112,6 @@ def page_trailer(data: bytes, ptype: int, ib: int, bid: int, signed: bool = True
     return data + struct.pack("<BBHIQ", ptype, ptype, sig, crc(data), bid)
 
 
-def spill_file(f: BinaryIO) -> BinaryIO:
-    """An anonymous temporary file (gone when closed or the process dies) in the output's
-    directory when `f` has a path: the output's disk has room, the temp dir may not."""
-    name = getattr(f, "name", None)
-    where = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
-    return tempfile.TemporaryFile(dir=where)
-
-
-def _records(f: BinaryIO, rec: struct.Struct, at: int, count: int, chunk: int = SPILL_CHUNK
-             ) -> Iterator[tuple[int, ...]]:
-    """`count` records of `rec` from offset `at` of `f`, read `chunk` bytes at a time
-    (pread: the runs of one merge each keep their own place)."""
-    end, step = at + count * rec.size, chunk // rec.size * rec.size
-    for pos in range(at, end, step):
-        yield from rec.iter_unpack(os.pread(f.fileno(), min(step, end - pos), pos))
-
-
 class NdbWriter:
     """Writes blocks as they come and the B-trees, maps and header at `finish`."""
 
@@ -144,16 +121,9 @@ class NdbWriter:
         self.next_ib = DATA_AT
         self.next_bid = 0x100  # block BIDs step by 4; bit 1 marks internal blocks
         self.next_page_bid = 0x100
-        # The B-trees' entries wait in two anonymous spill files beside the output until
-        # `finish` builds the trees bottom-up from them, so memory does not grow with the
-        # file. BBT entries (18 bytes a block) come in BID order, as BIDs are handed out;
-        # NBT entries go out in sorted runs of NODE_RUN, merged at `finish`.
-        self.block_spill, self.node_spill = spill_file(f), spill_file(f)
-        self._blocks = bytearray()  # BBT entries not yet in the spill file
-        self.block_count = self.node_count = 0
-        self._nodes: list[Node] = []  # NBT entries not yet in a sorted run
-        self.node_run = NODE_RUN
-        self.runs: list[tuple[int, int]] = []  # (offset, entries) of each sorted run
+        # the B-trees' entries, in spill files until `finish` (spill.py): memory stays
+        # flat however large the file grows
+        self.blocks, self.nodes = Blocks(f), Nodes(f)
         self.top_index = [0] * 32  # per NID type, the highest index used + 1 (rgnid)
         self.pages = array("Q")  # offsets of the B-tree pages
         f.truncate(0)
@@ -187,11 +157,7 @@ class NdbWriter:
         ib = self._alloc(size, 64)
         trailer = struct.pack("<HHIQ", len(data), signature(ib, bid), crc(data), bid)
         self._write(ib, data + b"\0" * (size - 16 - len(data)) + trailer)
-        self._blocks += _BLOCK_REC.pack(bid, ib, len(data))
-        self.block_count += 1
-        if len(self._blocks) >= SPILL_CHUNK:
-            self.block_spill.write(self._blocks)
-            self._blocks.clear()
+        self.blocks.add(bid, ib, len(data))
         return bid
 
     def data(self, data: bytes) -> int:
@@ -244,56 +210,19 @@ class NdbWriter:
         return self.block(struct.pack("<BBHI", 2, 0, len(chunk), 0) + body, internal=True)
 
     def node(self, nid: int, data_bid: int, sub_bid: int = 0, parent: int = 0) -> None:
-        self._nodes.append((nid, data_bid, sub_bid, parent))
-        self.node_count += 1
+        self.nodes.add((nid, data_bid, sub_bid, parent))
         kind = nid & 0x1F
         self.top_index[kind] = max(self.top_index[kind], (nid >> 5) + 1)
-        if len(self._nodes) >= self.node_run:
-            self._spill_run()
-
-    def _spill_run(self) -> None:
-        self._nodes.sort()
-        at = self.node_spill.seek(0, os.SEEK_END)
-        self.node_spill.write(b"".join(_NODE_REC.pack(*n) for n in self._nodes))
-        self.runs.append((at, len(self._nodes)))
-        self._nodes.clear()
-
-    def _sorted_nodes(self) -> Iterator[Node]:
-        """Every NBT entry in order: the runs merged (one chunk of each in memory)."""
-        if not self.runs:
-            self._nodes.sort()
-            yield from self._nodes
-            return
-        self._spill_run()
-        self.node_spill.flush()
-        runs = [cast(Iterator[Node], _records(self.node_spill, _NODE_REC, at, n, RUN_CHUNK))
-                for at, n in self.runs]
-        yield from heapq.merge(*runs)
-
-    def _nbt_entries(self) -> Iterator[tuple[int, bytes]]:
-        last = -1
-        for n in self._sorted_nodes():
-            if n[0] == last:
-                raise ValueError("a NID is used twice")
-            last = n[0]
-            yield n[0], struct.pack("<QQQI4x", *n)
-
-    def _block_entries(self) -> Iterator[tuple[int, int, int]]:
-        """(bid, ib, cb) of every block, in BID order (and so in file order)."""
-        self.block_spill.write(self._blocks)
-        self._blocks.clear()
-        self.block_spill.flush()
-        yield from cast(Iterator[tuple[int, int, int]],
-                        _records(self.block_spill, _BLOCK_REC, 0, self.block_count))
 
     # --- the end: B-trees, maps, header ---------------------------------------------
     def finish(self, rgnid: Sequence[int]) -> None:
         """Write both B-trees, the maps and the header, and make it all durable."""
-        nbt = self._btree(self._nbt_entries(), PT_NBT, NBT_LEAF)
+        nbt = self._btree(((n[0], struct.pack("<QQQI4x", *n)) for n in self.nodes.entries()),
+                          PT_NBT, NBT_LEAF)
         # every block is referenced once (by the NBT, an XBLOCK or an SLBLOCK): cRef 2,
         # the count Outlook keeps for a block with one owner
         bbt = self._btree(((bid, struct.pack("<QQHH4x", bid, ib, cb, 2))
-                           for bid, ib, cb in self._block_entries()), PT_BBT, BBT_LEAF)
+                           for bid, ib, cb in self.blocks.entries()), PT_BBT, BBT_LEAF)
         end = self.next_ib
         eof = AMAP_AT + ((end - AMAP_AT + AMAP_SPAN - 1) // AMAP_SPAN) * AMAP_SPAN
         free = self._maps(eof)
@@ -306,8 +235,8 @@ class NdbWriter:
         self._write(0, self._header(eof, free, nbt, bbt, rgnid))
         self.f.flush()
         os.fsync(self.f.fileno())
-        self.block_spill.close()
-        self.node_spill.close()
+        self.blocks.file.close()
+        self.nodes.file.close()
 
     def _page_bid(self) -> int:
         bid = self.next_page_bid
@@ -350,7 +279,7 @@ class NdbWriter:
     def _used(self) -> Iterator[tuple[int, int]]:
         """(offset, size) of every block and B-tree page, ascending: space is handed out
         front to back, blocks first, the B-tree pages at `finish`."""
-        for _bid, ib, cb in self._block_entries():
+        for _bid, ib, cb in self.blocks.entries():
             yield ib, block_size(cb)
         for ib in self.pages:
             yield ib, PAGE
