@@ -140,9 +140,8 @@ def fixed_nids() -> frozenset[int]:
     """The nodes a fresh writer makes by itself (store, root, search folders, templates,
     queues, the name map): an append makes them anew."""
     with tempfile.TemporaryFile() as f:  # an empty store is 0x42400 bytes
-        writer = PstWriter(f, "")
-        writer.finish()
-    return frozenset(n[0] for n in writer.ndb.nodes)
+        PstWriter(f, "").finish()
+        return frozenset(nid for nid, _parent in Ndb.open(f).nodes())
 
 
 def _refuse_unknown(ndb: Ndb, folders: Mapping[FolderPath, int], path: Path) -> None:

@@ -53,6 +53,6 @@ def projected(writer: PstWriter, item_bytes: int) -> int:
     now. Conservative: an item takes at most twice its MIME size in blocks (bodies can be
     kept as text and HTML; base64 shrinks when decoded), and the tail as above."""
     ndb = writer.ndb
-    entries = len(ndb.bids) + len(ndb.nodes) + 16
+    entries = ndb.blocks.count + ndb.nodes.count + 16
     return (ndb.next_ib + 2 * writer.spool.seek(0, 2) + ENTRY_COST * entries + TAIL
             + 2 * item_bytes)

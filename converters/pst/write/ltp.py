@@ -10,7 +10,7 @@ when larger than a heap allocation may be (3580 bytes).
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .ndb import BLOCK_MAX
@@ -194,16 +194,19 @@ def columns(tags: Sequence[int]) -> tuple[list[Column], int, tuple[int, int, int
     return sorted(cols, key=lambda c: c.tag), size, (end4, end2, end1, size)
 
 
-def table_context(tags: Sequence[int], rows: Sequence[tuple[int, Sequence[Prop]]],
+def table_context(tags: Sequence[int], rows: Iterable[tuple[int, Sequence[Prop]]],
                   subs: SubNodes) -> list[bytes]:
     """A TC (MS-PST 2.3.4) with these columns and rows `(row id, cells)`: the heap blocks;
-    a row matrix over one heap allocation becomes a sub-node in `subs`."""
+    a row matrix over one heap allocation becomes a sub-node in `subs`. The rows are taken
+    once, in order (a folder's come from the writer's spool: only their encoded form is
+    kept, not 100,000 rows of property tuples)."""
     heap = Heap(0x7C)
     cols, size, rgib = columns(tags)
-    matrix = [_row(heap, subs, cols, size, rid, i, cells)
-              for i, (rid, cells) in enumerate(rows)]
-    index = bth(heap, 4, 4, [struct.pack("<II", rid, i) for i, (rid, _c) in
-                             sorted(enumerate(rows), key=lambda r: r[1][0])])
+    matrix, ids = [], []
+    for i, (rid, cells) in enumerate(rows):
+        matrix.append(_row(heap, subs, cols, size, rid, i, cells))
+        ids.append((rid, i))
+    index = bth(heap, 4, 4, [struct.pack("<II", rid, i) for rid, i in sorted(ids)])
     data = b"".join(matrix)
     if not data:
         hnid = 0

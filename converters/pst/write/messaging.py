@@ -16,7 +16,7 @@ import struct
 import tempfile
 import uuid
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -251,7 +251,7 @@ class PstWriter:
         self._pc(f.nid, props, parent=f.parent)
         base = f.nid & ~0x1F
         self._table(base | 0x0D, HIERARCHY, [(k.nid, _hierarchy_row(k)) for k in kids])
-        self._table(base | 0x0E, CONTENTS, [self._row(at) for at in f.rows])
+        self._table(base | 0x0E, CONTENTS, (self._row(at) for at in f.rows))
         self._table(base | 0x0F, FAI, [])
 
     def _row(self, at: int) -> tuple[int, Sequence[Prop]]:
@@ -275,7 +275,7 @@ class PstWriter:
         self.ndb.node(node, self.ndb.tree(blocks), _store_subs(self.ndb, subs), parent)
 
     def _table(self, node: int, tags: Sequence[int],
-               rows: Sequence[tuple[int, Sequence[Prop]]]) -> None:
+               rows: Iterable[tuple[int, Sequence[Prop]]]) -> None:
         subs = SubNodes()
         blocks = table_context(tags, rows, subs)
         self.ndb.node(node, self.ndb.tree(blocks), _store_subs(self.ndb, subs))
@@ -285,10 +285,7 @@ class PstWriter:
         out = [0x400] * 32
         out[0x02], out[0x04] = self.next_folder, self.next_message
         out[0x03], out[0x08] = 0x4000, 0x8000
-        for n in self.ndb.nodes:
-            kind = n[0] & 0x1F
-            out[kind] = max(out[kind], (n[0] >> 5) + 1)
-        return out
+        return [max(a, b) for a, b in zip(out, self.ndb.top_index, strict=True)]
 
 
 def _hierarchy_row(f: Folder) -> list[Prop]:

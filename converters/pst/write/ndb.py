@@ -22,6 +22,8 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
+from .spill import Blocks, Nodes
+
 PAGE = 512
 BLOCK_MAX = 8176  # largest block payload: 8192 minus the 16-byte trailer
 HEADER_SIZE = 564
@@ -50,7 +52,6 @@ SL_FANOUT = (BLOCK_MAX - 8) // 24  # SLENTRYs one SLBLOCK holds (340)
 SI_FANOUT = (BLOCK_MAX - 8) // 16
 NBT_LEAF, BBT_LEAF, BT_INNER = 32, 24, 24  # entry sizes in B-tree pages
 
-Node = tuple[int, int, int, int]  # nid, bidData, bidSub, nidParent
 
 
 def crc(data: bytes | bytearray | memoryview) -> int:
@@ -120,11 +121,11 @@ class NdbWriter:
         self.next_ib = DATA_AT
         self.next_bid = 0x100  # block BIDs step by 4; bit 1 marks internal blocks
         self.next_page_bid = 0x100
-        # the BBT's entries, in BID order, as flat arrays: 18 bytes a block, memory stays
-        # small for millions of blocks
-        self.bids, self.ibs, self.cbs = array("Q"), array("Q"), array("H")
+        # the B-trees' entries, in spill files until `finish` (spill.py): memory stays
+        # flat however large the file grows
+        self.blocks, self.nodes = Blocks(f), Nodes(f)
+        self.top_index = [0] * 32  # per NID type, the highest index used + 1 (rgnid)
         self.pages = array("Q")  # offsets of the B-tree pages
-        self.nodes: list[Node] = []
         f.truncate(0)
         self._write(0, b"\0" * DATA_AT)  # header and density list come last
 
@@ -156,9 +157,7 @@ class NdbWriter:
         ib = self._alloc(size, 64)
         trailer = struct.pack("<HHIQ", len(data), signature(ib, bid), crc(data), bid)
         self._write(ib, data + b"\0" * (size - 16 - len(data)) + trailer)
-        self.bids.append(bid)
-        self.ibs.append(ib)
-        self.cbs.append(len(data))
+        self.blocks.add(bid, ib, len(data))
         return bid
 
     def data(self, data: bytes) -> int:
@@ -211,21 +210,19 @@ class NdbWriter:
         return self.block(struct.pack("<BBHI", 2, 0, len(chunk), 0) + body, internal=True)
 
     def node(self, nid: int, data_bid: int, sub_bid: int = 0, parent: int = 0) -> None:
-        self.nodes.append((nid, data_bid, sub_bid, parent))
+        self.nodes.add((nid, data_bid, sub_bid, parent))
+        kind = nid & 0x1F
+        self.top_index[kind] = max(self.top_index[kind], (nid >> 5) + 1)
 
     # --- the end: B-trees, maps, header ---------------------------------------------
     def finish(self, rgnid: Sequence[int]) -> None:
         """Write both B-trees, the maps and the header, and make it all durable."""
-        self.nodes.sort()
-        if any(a[0] == b[0] for a, b in zip(self.nodes, self.nodes[1:], strict=False)):
-            raise ValueError("a NID is used twice")
-        nbt = self._btree(((n[0], struct.pack("<QQQI4x", *n)) for n in self.nodes),
+        nbt = self._btree(((n[0], struct.pack("<QQQI4x", *n)) for n in self.nodes.entries()),
                           PT_NBT, NBT_LEAF)
         # every block is referenced once (by the NBT, an XBLOCK or an SLBLOCK): cRef 2,
         # the count Outlook keeps for a block with one owner
         bbt = self._btree(((bid, struct.pack("<QQHH4x", bid, ib, cb, 2))
-                           for bid, ib, cb in zip(self.bids, self.ibs, self.cbs, strict=True)),
-                          PT_BBT, BBT_LEAF)
+                           for bid, ib, cb in self.blocks.entries()), PT_BBT, BBT_LEAF)
         end = self.next_ib
         eof = AMAP_AT + ((end - AMAP_AT + AMAP_SPAN - 1) // AMAP_SPAN) * AMAP_SPAN
         free = self._maps(eof)
@@ -238,6 +235,8 @@ class NdbWriter:
         self._write(0, self._header(eof, free, nbt, bbt, rgnid))
         self.f.flush()
         os.fsync(self.f.fileno())
+        self.blocks.file.close()
+        self.nodes.file.close()
 
     def _page_bid(self) -> int:
         bid = self.next_page_bid
@@ -249,21 +248,24 @@ class NdbWriter:
         """Pages bottom-up from entries sorted by key; the root's (bid, ib). The leaf level
         is written as the entries come (memory: one page, and a reference per page)."""
         level, per = 0, (PAGE - 24) // size
-        refs: list[tuple[int, int, int]] = []
+        refs = array("Q")  # (first key, bid, ib) of each page of the level just written
         chunk: list[tuple[int, bytes]] = []
         for entry in entries:
             chunk.append(entry)
             if len(chunk) == per:
-                refs.append(self._page(chunk, ptype, size, level))
+                refs.extend(self._page(chunk, ptype, size, level))
                 chunk = []
         if chunk or not refs:
-            refs.append(self._page(chunk, ptype, size, level))
-        while len(refs) > 1:
-            rows = [(key, struct.pack("<QQQ", key, bid, ib)) for key, bid, ib in refs]
-            level, size, per = level + 1, BT_INNER, (PAGE - 24) // BT_INNER
-            refs = [self._page(rows[i : i + per], ptype, size, level)
-                    for i in range(0, len(rows), per)]
-        return refs[0][1], refs[0][2]
+            refs.extend(self._page(chunk, ptype, size, level))
+        per = (PAGE - 24) // BT_INNER
+        while len(refs) > 3:
+            level, below, refs = level + 1, refs, array("Q")
+            for i in range(0, len(below), 3 * per):
+                part = below[i : i + 3 * per]
+                rows = [(part[j], struct.pack("<QQQ", *part[j : j + 3]))
+                        for j in range(0, len(part), 3)]
+                refs.extend(self._page(rows, ptype, BT_INNER, level))
+        return refs[1], refs[2]
 
     def _page(self, rows: list[tuple[int, bytes]], ptype: int, size: int, level: int
               ) -> tuple[int, int, int]:
@@ -277,7 +279,8 @@ class NdbWriter:
     def _used(self) -> Iterator[tuple[int, int]]:
         """(offset, size) of every block and B-tree page, ascending: space is handed out
         front to back, blocks first, the B-tree pages at `finish`."""
-        yield from zip(self.ibs, map(block_size, self.cbs), strict=True)
+        for _bid, ib, cb in self.blocks.entries():
+            yield ib, block_size(cb)
         for ib in self.pages:
             yield ib, PAGE
 

@@ -53,6 +53,7 @@ from .messaging import PstWriter
 from .ndb import MAX_EOF
 from .purview import IMPORT_SERVICE_ITEM_LIMIT, import_request, parse_size
 from .purview_file import PurviewFile
+from .written import Written
 
 #: Outlook's special folders: role -> (English name, container class)
 SPECIAL: dict[Role, tuple[str, str]] = {
@@ -124,15 +125,13 @@ class PstSink:
         # parts begun (1-based index of the one being written)
         self._part = len(files) - self._room_in_last() if self._split else 0
         self._filled = 0  # the earlier part carried in this run to be filled up (1-based)
-        self._earlier: dict[tuple[FolderPath, str], list[str]] | None = None  # stable keys
         self._in_part = 0  # items in the part being written
         self.finished: list[tuple[Path, Path, int]] = []  # (work name, final name, items)
         self.written: list[tuple[Path, int]] = []  # after `close`: (file, items)
         self._work_final = (self.path, self.path)
         self._folders: dict[FolderPath, str] = {}  # every folder asked for -> class
         self._nids: dict[FolderPath, int] = {}  # ... made in the part being written
-        self._dups: dict[tuple[FolderPath, str], list[str]] = {}  # (folder, dup key) -> ids
-        self._written: dict[FolderPath, list[tuple[str, str]]] = {}  # (target id, stable key)
+        self._seen = Written()  # items written in this run; earlier files' stable keys
         #: a run that died after recording deliveries into a file that never got in place
         #: left its work file: the ledger under the set's record key is not trusted (close)
         self._recover = bool(files) and fileset.leftover(self.path, len(files))
@@ -167,7 +166,7 @@ class PstSink:
         for index, e in enumerate(self._existing, 1):
             for item in e.items(folder):
                 yield replace(item, target_id=self._id(index, item.target_id, item.stable_key))
-        for target_id, key in list(self._written.get(folder, ())):
+        for target_id, key in self._seen.items(folder):
             yield TargetItem(target_id, stable_key=key)
 
     def _id(self, part: int, nid: str, key: str) -> str:
@@ -306,8 +305,7 @@ class PstSink:
             return Failed(f"cannot write this item to a PST: {e}")
         self._in_part += 1
         target_id = self._id(self._part, f"{item:#x}", msg.stable_key)
-        self._dups.setdefault((folder, duplicate_key(raw)), []).append(target_id)
-        self._written.setdefault(folder, []).append((target_id, msg.stable_key))
+        self._seen.add(folder, duplicate_key(raw), target_id, msg.stable_key)
         size_note = _size_note(len(raw), self.max_size)
         return Delivered(target_id, "; ".join(n for n in (*notes, size_note) if n))
 
@@ -315,15 +313,13 @@ class PstSink:
         """Copies written in this run (same bytes), and items of the earlier file(s) with
         this item's stable key (a re-run whose ledger is lost delivers nothing twice)."""
         with self._lock:
-            if self._earlier is None:
-                self._earlier = {}
-                for index, e in enumerate(self._existing, 1):
-                    for path in e.paths:
-                        for item in e.items(path):
-                            ids = self._earlier.setdefault((path, item.stable_key), [])
-                            ids.append(self._id(index, item.target_id, item.stable_key))
-            earlier = self._earlier.get((folder, msg.stable_key), []) if msg.stable_key else []
-            return [*earlier, *self._dups.get((folder, duplicate_key(raw)), [])]
+            if not self._seen.has_earlier:
+                self._seen.add_earlier(
+                    (path, item.stable_key, self._id(index, item.target_id, item.stable_key))
+                    for index, e in enumerate(self._existing, 1)
+                    for path in e.paths for item in e.items(path))
+            earlier = self._seen.earlier(folder, msg.stable_key) if msg.stable_key else []
+            return [*earlier, *self._seen.dups(folder, duplicate_key(raw))]
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
         if target_ids:

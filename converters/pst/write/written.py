@@ -1,0 +1,62 @@
+"""What a PST sink wrote in this run, and the stable keys of the items an earlier file holds:
+the lookups behind `find_duplicates` and `inventory`. I/O (a private SQLite database).
+
+Kept in a temporary SQLite database, not in dicts: a run may write millions of items into
+a 50 GB PST, and a few hundred bytes of Python objects per item would make the sink's
+memory grow with the file. SQLite keeps a bounded page cache and puts the rest in an
+anonymous temporary file (the empty database name), gone when the sink is."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+
+from pstkit.model import FolderPath
+
+_SCHEMA = """
+CREATE TABLE written (folder TEXT, dup TEXT, target TEXT, skey TEXT);
+CREATE INDEX written_dup ON written (folder, dup);
+CREATE TABLE earlier (folder TEXT, skey TEXT, target TEXT);
+CREATE INDEX earlier_key ON earlier (folder, skey);
+"""
+
+
+def _folder(path: FolderPath) -> str:
+    return json.dumps(list(path))
+
+
+class Written:
+    """Items written in this run by (folder, duplicate key), and an earlier file's items
+    by (folder, stable key). The sink calls it under its own lock."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("", check_same_thread=False)
+        self.db.executescript(_SCHEMA)
+        self.has_earlier = False
+
+    def add(self, folder: FolderPath, dup: str, target: str, stable_key: str) -> None:
+        self.db.execute("INSERT INTO written VALUES (?, ?, ?, ?)",
+                        (_folder(folder), dup, target, stable_key))
+
+    def dups(self, folder: FolderPath, dup: str) -> list[str]:
+        """Ids of the items written in this run to `folder` with this duplicate key."""
+        return [t for (t,) in self.db.execute(
+            "SELECT target FROM written WHERE folder = ? AND dup = ? ORDER BY rowid",
+            (_folder(folder), dup))]
+
+    def items(self, folder: FolderPath) -> list[tuple[str, str]]:
+        """(target id, stable key) of the items written in this run to `folder`."""
+        return self.db.execute("SELECT target, skey FROM written WHERE folder = ? "
+                               "ORDER BY rowid", (_folder(folder),)).fetchall()
+
+    def add_earlier(self, rows: Iterable[tuple[FolderPath, str, str]]) -> None:
+        """(folder, stable key, target id) of an earlier file's items."""
+        self.db.executemany("INSERT INTO earlier VALUES (?, ?, ?)",
+                            ((_folder(f), k, t) for f, k, t in rows))
+        self.has_earlier = True
+
+    def earlier(self, folder: FolderPath, stable_key: str) -> list[str]:
+        return [t for (t,) in self.db.execute(
+            "SELECT target FROM earlier WHERE folder = ? AND skey = ? ORDER BY rowid",
+            (_folder(folder), stable_key))]
