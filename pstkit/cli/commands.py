@@ -10,11 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from pstkit import lock
-from pstkit.batch.csvfiles import export_jobs, read_users
-from pstkit.batch.mapping_csv import read_mapping
 from pstkit.bwlimit import limiter
 from pstkit.cli.app import app, env_of
-from pstkit.cli.batchcmds import Broker, KeyFile, run_batch_command
 from pstkit.cli.checkreport import print_check, run_check
 from pstkit.cli.dryrun import chosen
 from pstkit.cli.dryrun import dry_run as dry_run_export
@@ -39,6 +36,7 @@ from pstkit.cli.opts import (
     pick_connect,
 )
 from pstkit.cli.optypes import (
+    Broker,
     BwLimit,
     ByRole,
     ClientCert,
@@ -54,6 +52,7 @@ from pstkit.cli.optypes import (
     Gmail,
     Impersonate,
     Include,
+    KeyFile,
     Mailbox,
     Parallel,
     Root,
@@ -177,7 +176,9 @@ def export(
     if batch is not None:
         if store is not None:
             raise UsageError("with --batch, give only the directory for the stores")
+        from pstkit.batch.csvfiles import export_jobs, read_users  # noqa: PLC0415 - batch only
         from pstkit.batch.engine import new_batch_id  # noqa: PLC0415 - batch runs only
+        from pstkit.cli.batchcmds import run_batch_command  # noqa: PLC0415 - batch runs only
 
         default = parse_location(server) if server else None
         jobs, secrets = export_jobs(read_users(batch, default), Path(source), new_batch_id(),
@@ -245,6 +246,8 @@ def import_cmd(
         if store is not None or target is not None:
             raise UsageError("with --batch, the CSV names every source and target")
         from pstkit.batch.engine import new_batch_id  # noqa: PLC0415 - batch runs only
+        from pstkit.batch.mapping_csv import read_mapping  # noqa: PLC0415 - batch runs only
+        from pstkit.cli.batchcmds import run_batch_command  # noqa: PLC0415 - batch runs only
 
         options = connect_options(**pick_connect(locals()))
         jobs, secrets = read_mapping(batch, new_batch_id(), options, options, mopts)
