@@ -12,9 +12,6 @@ import typer
 from pstkit import lock
 from pstkit.bwlimit import limiter
 from pstkit.cli.app import app, env_of
-from pstkit.cli.checkreport import print_check, run_check
-from pstkit.cli.dryrun import chosen
-from pstkit.cli.dryrun import dry_run as dry_run_export
 from pstkit.cli.env import TqdmProgress
 from pstkit.cli.opts import (
     Auth,
@@ -122,6 +119,8 @@ def folders(
 ) -> int:  # fmt: skip
     """List a source's folders with their roles and message counts (per item kind for PSTs).
     With --folder/--exclude: the folders `export` would take with the same options."""
+    from pstkit.cli.dryrun import chosen  # noqa: PLC0415 - export needs dryrun only with --dry-run
+
     env = env_of(ctx)
     src = _source(source, connect_options(**pick_connect(locals())))
     try:
@@ -188,6 +187,8 @@ def export(
     if store is None:
         raise UsageError("export needs SOURCE and STORE")
     if dry_run:
+        from pstkit.cli.dryrun import dry_run as dry_run_export  # noqa: PLC0415 - --dry-run only
+
         dry_run_export(env, _source(source, connect_options(**pick_connect(locals()))), filt, store)
         return EXIT_OK
     plan = seal_plan(recipient, passphrase, passphrase_file, sign_key, sign_passphrase_file,
@@ -355,6 +356,8 @@ def check(
     if is_bundle(store) or trust is not None:
         decrypt = identity is not None or passphrase_file is not None
         return check_bundle_cmd(env, store, trust, identity, passphrase_file, decrypt)
+    from pstkit.cli.checkreport import print_check, run_check  # noqa: PLC0415 - check only
+
     with _store(store) as st:
         findings, files, nbytes, seconds = run_check(env, st, read_data)
         hints = check_hints(findings, st.catalog.source_keys(), store)
