@@ -80,7 +80,6 @@ from pstkit.cli.seal import (
 )  # fmt: skip
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
-from pstkit.hints import check_hints
 from pstkit.importing import make_plan
 from pstkit.location import parse_location, require_user
 from pstkit.options import ConnectOptions
@@ -357,6 +356,7 @@ def check(
         decrypt = identity is not None or passphrase_file is not None
         return check_bundle_cmd(env, store, trust, identity, passphrase_file, decrypt)
     from pstkit.cli.checkreport import print_check, run_check  # noqa: PLC0415 - check only
+    from pstkit.hints import check_hints  # noqa: PLC0415 - check only (it imports pstkit.check)
 
     with _store(store) as st:
         findings, files, nbytes, seconds = run_check(env, st, read_data)
