@@ -60,7 +60,7 @@ from pstkit.cli.optypes import (
 from pstkit.cli.pstfiles import MaxSize, PurviewCsv, print_written, pst_opts, warn_large
 from pstkit.cli.railopts import AddSource, RedeliverMissing, Repair
 from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
-from pstkit.cli.seal import (
+from pstkit.cli.sealopts import (
     Description,
     IdentityOpt,
     KeepCache,
@@ -71,13 +71,7 @@ from pstkit.cli.seal import (
     SignPassphraseFile,
     TrustOpt,
     VolumeSize,
-    check_bundle_cmd,
-    drop_bundle_work_store,
-    export_sealed,
-    is_bundle,
-    seal_plan,
-    stage_bundle,
-)  # fmt: skip
+)
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
 from pstkit.importing import make_plan
@@ -190,16 +184,19 @@ def export(
 
         dry_run_export(env, _source(source, connect_options(**pick_connect(locals()))), filt, store)
         return EXIT_OK
-    plan = seal_plan(recipient, passphrase, passphrase_file, sign_key, sign_passphrase_file,
-                     description, volume_size) if seal else None  # fmt: skip
-    src = _source(source, connect_options(**pick_connect(locals())))
-    if plan is not None:
+    if seal:
+        from pstkit.cli.seal import export_sealed, seal_plan  # noqa: PLC0415 - --seal only
+
+        plan = seal_plan(recipient, passphrase, passphrase_file, sign_key, sign_passphrase_file,
+                         description, volume_size)  # fmt: skip
+        src = _source(source, connect_options(**pick_connect(locals())))
         try:
             return export_sealed(env, src.key, Path(store).expanduser(), plan, work_store,
                                  lambda p: Store.create(p, fmt, command=f"export {src.key}"),
                                  lambda st: run_export(src, st, filt, TqdmProgress(env), connections, limit))  # fmt: skip
         finally:
             src.close()
+    src = _source(source, connect_options(**pick_connect(locals())))
     try:
         with removed_if_empty(Path(store).expanduser()), \
                 Store.create(Path(store).expanduser(), fmt, command=f"export {src.key}") as st:
@@ -255,6 +252,8 @@ def import_cmd(
                                  parallel, detach)  # fmt: skip
     if store is None or target is None:
         raise UsageError("import needs STORE and TARGET (or --batch mapping.csv)")
+    from pstkit.cli.seal import drop_bundle_work_store, is_bundle, stage_bundle  # noqa: PLC0415
+
     sink = _sink(target, connect_options(**pick_connect(locals())))
     cached: Path | None = None  # a bundle's plain work store pstkit chose itself
     try:
@@ -352,6 +351,8 @@ def check(
     bundle: its signature (--trust) and every file's SHA-256, with no key; with
     --identity (or --passphrase-file) also the store inside."""
     env = env_of(ctx)
+    from pstkit.cli.seal import check_bundle_cmd, is_bundle  # noqa: PLC0415 - not for export
+
     if is_bundle(store) or trust is not None:
         decrypt = identity is not None or passphrase_file is not None
         return check_bundle_cmd(env, store, trust, identity, passphrase_file, decrypt)

@@ -24,7 +24,8 @@ HEAVY = ("typer", "click", "pydantic", "rich", "tqdm", "cryptography", "exchange
          "pstkit.converters", "pstkit.store", "pstkit.cli.run")  # fmt: skip
 #: not needed by `export pst:FILE STORE` without a terminal (typer is, so is the PST reader)
 NOT_FOR_EXPORT = ("pydantic", "rich", "tqdm", "cryptography", "exchangelib", "msal", "httpx",
-                  "celery", "kombu", "redis", "imapclient", "lxml", "pstkit.seal.age",
+                  "celery", "kombu", "redis", "imapclient", "lxml", "pstkit.seal",
+                  "pstkit.cli.seal", "pstkit.secrets",
                   "pstkit.cli.verifycmd", "pstkit.cli.reportcmd", "pstkit.report.html",
                   "pstkit.batch.engine", "multiprocessing", "tomllib",
                   "pstkit.verify", "pstkit.itemfields", "pstkit.batch", "pstkit.cli.batchcmds",
