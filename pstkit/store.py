@@ -58,7 +58,7 @@ class Store:
         self.layout = Layout(str(marker["layout"]))
         self.writable = writable
         self.mail = root / MAIL
-        self.catalog = catalog or Catalog(root / CATALOG)
+        self.catalog = catalog if catalog is not None else Catalog(root / CATALOG)
 
     # --- opening -----------------------------------------------------------
 
