@@ -16,7 +16,6 @@ from dataclasses import replace
 from pstkit import writer as writer_mod
 from pstkit.bwlimit import TokenBucket
 from pstkit.catalog import FolderRow
-from pstkit.check import recover
 from pstkit.importing import import_
 from pstkit.interrupt import StopNow, Stopper, stop_on_signal
 from pstkit.mapping import effective_role, path_text, selected
@@ -72,6 +71,8 @@ def export(
     progress = progress or NullProgress()
     refuse_other_source(store, source.key, add_source)
     if _interrupted_runs(store):
+        from pstkit.check import recover  # noqa: PLC0415 - only after an interrupted run
+
         recover(store)
     _say_resuming(store, source.key)
     with recorded_run(store.catalog, "export", source.key, progress) as result, \

@@ -50,13 +50,15 @@ class Layout(enum.StrEnum):
 class Store:
     """An open store. Use `Store.open`/`Store.create`, and close it (or `with`)."""
 
-    def __init__(self, root: Path, marker: dict[str, object], writable: bool) -> None:
+    def __init__(
+        self, root: Path, marker: dict[str, object], writable: bool, catalog: Catalog | None = None
+    ) -> None:
         self.root = root
         self.id = str(marker["id"])
         self.layout = Layout(str(marker["layout"]))
         self.writable = writable
         self.mail = root / MAIL
-        self.catalog = Catalog(root / CATALOG)
+        self.catalog = catalog if catalog is not None else Catalog(root / CATALOG)
 
     # --- opening -----------------------------------------------------------
 
@@ -75,9 +77,15 @@ class Store:
         lock.acquire(root / LOCK, str(root), command or "pstkit")
         try:
             if not (root / MARKER).exists():
-                _make(root, layout)
-        finally:
+                # The new store is opened under the lock that made it, with the catalog
+                # that made it: releasing and taking the lock again cost an fsync of a
+                # new lock file (and let another run slip in between).
+                marker, catalog = _make(root, layout)
+                return cls(root, marker, writable=True, catalog=catalog)
+        except BaseException:
             lock.release(root / LOCK)
+            raise
+        lock.release(root / LOCK)  # made meanwhile by another run: open it as any store
         return cls.open(root, writable=True, command=command)
 
     @classmethod
@@ -207,7 +215,8 @@ def _foreign(root: Path) -> bool:
     return any(root.iterdir()) and not (root / LOCK).exists() and not (root / MARKER).exists()
 
 
-def _make(root: Path, layout: Layout) -> None:
+def _make(root: Path, layout: Layout) -> tuple[dict[str, object], Catalog]:
+    """A new store's files; its marker and its open catalog."""
     marker: dict[str, object] = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -217,11 +226,16 @@ def _make(root: Path, layout: Layout) -> None:
     }
     try:
         (root / MAIL).mkdir(parents=True, exist_ok=True)
-        Catalog(root / CATALOG, create=True).close()
+        catalog = Catalog(root / CATALOG, create=True)
+    except OSError as e:
+        raise write_error(root, e) from e
+    try:
         # The marker comes last: a folder without it is not (yet) a store.
         (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     except OSError as e:
+        catalog.close()
         raise write_error(root, e) from e
+    return marker, catalog
 
 
 def verify_bytes(row: MessageRow, data: bytes) -> None:

@@ -22,6 +22,7 @@ from pstkit.cli.batchreport import (
 )
 from pstkit.cli.env import Env, print_json
 from pstkit.cli.opts import between
+from pstkit.cli.optypes import Broker, KeyFile
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, Interrupted, MissingDependency, UsageError
 from pstkit.location import Location
@@ -31,8 +32,6 @@ from pstkit.protocols import Sink, Source
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-Broker = Annotated[str | None, typer.Option(envvar="PSTKIT_BROKER", help="Celery broker, e.g. redis://HOST:6379/0 (or $PSTKIT_BROKER; put a URL with a password there, not in argv).")]
-KeyFile = Annotated[Path | None, typer.Option(help="Key sealing the CSV's passwords on the broker; the same file on every worker (`pstkit batch key FILE`).")]
 
 batch_app = typer.Typer(no_args_is_help=True, help="Batches on the celery engine: status, keys.")
 app.add_typer(batch_app, name="batch")

@@ -10,14 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from pstkit import lock
-from pstkit.batch.csvfiles import export_jobs, read_users
-from pstkit.batch.mapping_csv import read_mapping
 from pstkit.bwlimit import limiter
 from pstkit.cli.app import app, env_of
-from pstkit.cli.batchcmds import Broker, KeyFile, run_batch_command
-from pstkit.cli.checkreport import print_check, run_check
-from pstkit.cli.dryrun import chosen
-from pstkit.cli.dryrun import dry_run as dry_run_export
 from pstkit.cli.env import TqdmProgress
 from pstkit.cli.opts import (
     Auth,
@@ -39,6 +33,7 @@ from pstkit.cli.opts import (
     pick_connect,
 )
 from pstkit.cli.optypes import (
+    Broker,
     BwLimit,
     ByRole,
     ClientCert,
@@ -54,6 +49,7 @@ from pstkit.cli.optypes import (
     Gmail,
     Impersonate,
     Include,
+    KeyFile,
     Mailbox,
     Parallel,
     Root,
@@ -64,7 +60,7 @@ from pstkit.cli.optypes import (
 from pstkit.cli.pstfiles import MaxSize, PurviewCsv, print_written, pst_opts, warn_large
 from pstkit.cli.railopts import AddSource, RedeliverMissing, Repair
 from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
-from pstkit.cli.seal import (
+from pstkit.cli.sealopts import (
     Description,
     IdentityOpt,
     KeepCache,
@@ -75,16 +71,9 @@ from pstkit.cli.seal import (
     SignPassphraseFile,
     TrustOpt,
     VolumeSize,
-    check_bundle_cmd,
-    drop_bundle_work_store,
-    export_sealed,
-    is_bundle,
-    seal_plan,
-    stage_bundle,
-)  # fmt: skip
+)
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
-from pstkit.hints import check_hints
 from pstkit.importing import make_plan
 from pstkit.location import parse_location, require_user
 from pstkit.options import ConnectOptions
@@ -123,6 +112,8 @@ def folders(
 ) -> int:  # fmt: skip
     """List a source's folders with their roles and message counts (per item kind for PSTs).
     With --folder/--exclude: the folders `export` would take with the same options."""
+    from pstkit.cli.dryrun import chosen  # noqa: PLC0415 - export needs dryrun only with --dry-run
+
     env = env_of(ctx)
     src = _source(source, connect_options(**pick_connect(locals())))
     try:
@@ -177,7 +168,9 @@ def export(
     if batch is not None:
         if store is not None:
             raise UsageError("with --batch, give only the directory for the stores")
+        from pstkit.batch.csvfiles import export_jobs, read_users  # noqa: PLC0415 - batch only
         from pstkit.batch.engine import new_batch_id  # noqa: PLC0415 - batch runs only
+        from pstkit.cli.batchcmds import run_batch_command  # noqa: PLC0415 - batch runs only
 
         default = parse_location(server) if server else None
         jobs, secrets = export_jobs(read_users(batch, default), Path(source), new_batch_id(),
@@ -187,18 +180,23 @@ def export(
     if store is None:
         raise UsageError("export needs SOURCE and STORE")
     if dry_run:
+        from pstkit.cli.dryrun import dry_run as dry_run_export  # noqa: PLC0415 - --dry-run only
+
         dry_run_export(env, _source(source, connect_options(**pick_connect(locals()))), filt, store)
         return EXIT_OK
-    plan = seal_plan(recipient, passphrase, passphrase_file, sign_key, sign_passphrase_file,
-                     description, volume_size) if seal else None  # fmt: skip
-    src = _source(source, connect_options(**pick_connect(locals())))
-    if plan is not None:
+    if seal:
+        from pstkit.cli.seal import export_sealed, seal_plan  # noqa: PLC0415 - --seal only
+
+        plan = seal_plan(recipient, passphrase, passphrase_file, sign_key, sign_passphrase_file,
+                         description, volume_size)  # fmt: skip
+        src = _source(source, connect_options(**pick_connect(locals())))
         try:
             return export_sealed(env, src.key, Path(store).expanduser(), plan, work_store,
                                  lambda p: Store.create(p, fmt, command=f"export {src.key}"),
                                  lambda st: run_export(src, st, filt, TqdmProgress(env), connections, limit))  # fmt: skip
         finally:
             src.close()
+    src = _source(source, connect_options(**pick_connect(locals())))
     try:
         with removed_if_empty(Path(store).expanduser()), \
                 Store.create(Path(store).expanduser(), fmt, command=f"export {src.key}") as st:
@@ -245,6 +243,8 @@ def import_cmd(
         if store is not None or target is not None:
             raise UsageError("with --batch, the CSV names every source and target")
         from pstkit.batch.engine import new_batch_id  # noqa: PLC0415 - batch runs only
+        from pstkit.batch.mapping_csv import read_mapping  # noqa: PLC0415 - batch runs only
+        from pstkit.cli.batchcmds import run_batch_command  # noqa: PLC0415 - batch runs only
 
         options = connect_options(**pick_connect(locals()))
         jobs, secrets = read_mapping(batch, new_batch_id(), options, options, mopts)
@@ -252,6 +252,8 @@ def import_cmd(
                                  parallel, detach)  # fmt: skip
     if store is None or target is None:
         raise UsageError("import needs STORE and TARGET (or --batch mapping.csv)")
+    from pstkit.cli.seal import drop_bundle_work_store, is_bundle, stage_bundle  # noqa: PLC0415
+
     sink = _sink(target, connect_options(**pick_connect(locals())))
     cached: Path | None = None  # a bundle's plain work store pstkit chose itself
     try:
@@ -349,9 +351,14 @@ def check(
     bundle: its signature (--trust) and every file's SHA-256, with no key; with
     --identity (or --passphrase-file) also the store inside."""
     env = env_of(ctx)
+    from pstkit.cli.seal import check_bundle_cmd, is_bundle  # noqa: PLC0415 - not for export
+
     if is_bundle(store) or trust is not None:
         decrypt = identity is not None or passphrase_file is not None
         return check_bundle_cmd(env, store, trust, identity, passphrase_file, decrypt)
+    from pstkit.cli.checkreport import print_check, run_check  # noqa: PLC0415 - check only
+    from pstkit.hints import check_hints  # noqa: PLC0415 - check only (it imports pstkit.check)
+
     with _store(store) as st:
         findings, files, nbytes, seconds = run_check(env, st, read_data)
         hints = check_hints(findings, st.catalog.source_keys(), store)

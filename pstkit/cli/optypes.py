@@ -91,3 +91,6 @@ ByRole = Annotated[
     bool,
     typer.Option("--by-role/--by-name", help="Map special folders by role (Sent -> Sent Items)."),
 ]
+# The batch options of export and import (--batch runs); pstkit.cli.batchcmds uses them too.
+Broker = Annotated[str | None, typer.Option(envvar="PSTKIT_BROKER", help="Celery broker, e.g. redis://HOST:6379/0 (or $PSTKIT_BROKER; put a URL with a password there, not in argv).")]
+KeyFile = Annotated[Path | None, typer.Option(help="Key sealing the CSV's passwords on the broker; the same file on every worker (`pstkit batch key FILE`).")]

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import importlib
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import typer
 
@@ -38,12 +40,37 @@ def app_for(name: str | None) -> typer.Typer:
     modules = (MODULES[name],) if name in MODULES else ALL
     for module in modules:
         importlib.import_module(f"pstkit.cli.{module}")  # importing registers on `app`
-    if name not in MODULES:
-        return app
-    alone = copy.copy(app)  # the same callback (global options), settings and help
-    alone.registered_commands = [c for c in app.registered_commands if command_name(c) == name]
-    alone.registered_groups = [g for g in app.registered_groups if g.name == name]
-    return alone
+    chosen = app
+    if name in MODULES:
+        chosen = copy.copy(app)  # the same callback (global options), settings and help
+        chosen.registered_commands = [c for c in app.registered_commands
+                                      if command_name(c) == name]  # fmt: skip
+        chosen.registered_groups = [g for g in app.registered_groups if g.name == name]
+    for callback in _callbacks(chosen):
+        resolve_annotations(callback)
+    return chosen
+
+
+def _callbacks(group: typer.Typer) -> Iterator[Callable[..., Any]]:
+    """The functions typer reads the parameters of, to build this app's commands."""
+    info = group.registered_callback
+    if info is not None and info.callback is not None:
+        yield info.callback
+    yield from (c.callback for c in group.registered_commands if c.callback is not None)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            yield from _callbacks(sub.typer_instance)
+
+
+def resolve_annotations(func: Callable[..., Any]) -> None:
+    """Evaluate the function's annotations once, in place. Our modules use `from
+    __future__ import annotations`, so each is a string, and typer evaluates every one
+    six times while it builds a command (inspect.signature(eval_str=True) and
+    get_type_hints, for each of three reads): ~200 evals for export. Evaluated here
+    the same way (the function's globals, Annotated kept), typer's reads find objects."""
+    annotations = getattr(func, "__annotations__", None)
+    if annotations and any(isinstance(a, str) for a in annotations.values()):
+        func.__annotations__ = typing.get_type_hints(func, include_extras=True)
 
 
 def command_name(info: typer.models.CommandInfo) -> str:

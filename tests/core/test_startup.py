@@ -5,6 +5,7 @@ scripts/bench_startup.py."""
 from __future__ import annotations
 
 import enum
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +24,13 @@ HEAVY = ("typer", "click", "pydantic", "rich", "tqdm", "cryptography", "exchange
          "pstkit.converters", "pstkit.store", "pstkit.cli.run")  # fmt: skip
 #: not needed by `export pst:FILE STORE` without a terminal (typer is, so is the PST reader)
 NOT_FOR_EXPORT = ("pydantic", "rich", "tqdm", "cryptography", "exchangelib", "msal", "httpx",
-                  "celery", "kombu", "redis", "imapclient", "lxml", "pstkit.seal.age",
+                  "celery", "kombu", "redis", "imapclient", "lxml", "pstkit.seal",
+                  "pstkit.cli.seal", "pstkit.secrets",
                   "pstkit.cli.verifycmd", "pstkit.cli.reportcmd", "pstkit.report.html",
                   "pstkit.batch.engine", "multiprocessing", "tomllib",
-                  "pstkit.verify", "pstkit.itemfields")  # fmt: skip
+                  "pstkit.verify", "pstkit.itemfields", "pstkit.batch", "pstkit.cli.batchcmds",
+                  "pstkit.cli.batchreport", "pstkit.cli.checkreport", "pstkit.check",
+                  "pstkit.cli.dryrun")  # fmt: skip
 #: what only contacts, lists, calendar items and tasks need (the vCard/iCalendar writers)
 PIM_ONLY = ("pstkit.converters.pst.ical", "pstkit.converters.pst.cards", "pstkit.converters.pim")
 MAIL_ONLY_PST = CORPUS_PST.with_name("attachAndInline.pst")
@@ -72,6 +76,48 @@ def test_a_pst_of_plain_mail_needs_no_vcard_or_icalendar_writer(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert _loaded(modules, PIM_ONLY) == []
     assert "pstkit.converters.pst.named" in modules
+
+
+def test_a_batch_export_still_finds_its_batch_code(tmp_path: Path) -> None:
+    # The other side of NOT_FOR_EXPORT: --batch imports the batch code it needs.
+    users = tmp_path / "users.csv"
+    users.write_text("EmailAddress,UserName,Password\n", encoding="utf-8")
+    done, modules = _imported("export", "--batch", str(users), str(tmp_path / "stores"))
+    assert "pstkit.batch.csvfiles" in modules and "pstkit.cli.batchcmds" in modules, done.stderr
+
+
+#: prints every command's help and every parameter typer built (vars, type descriptor)
+_BUILT = """
+import sys, typer
+from pstkit.cli import fastparams, registry
+fastparams.install()
+if sys.argv[1] == "strings":
+    registry.resolve_annotations = lambda func: None
+def show(command, path, parent):
+    ctx = typer.Context(command, info_name=path[-1], parent=parent)
+    print("COMMAND", " ".join(path), command.get_help(ctx))
+    for p in command.params:
+        seen = sorted((k, repr(v)) for k, v in vars(p).items() if k != "type_descriptor")
+        td = p.type_descriptor
+        print("PARAM", seen, td.annotation, sorted(vars(td.parameter_info).items()))
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        show(sub, [*path, name], ctx)
+show(typer.main.get_command(registry.app_for(None)), ["pstkit"], None)
+"""
+
+
+def test_evaluated_annotations_build_the_same_commands() -> None:
+    # registry.resolve_annotations hands typer evaluated annotations instead of strings:
+    # every command, its help and every parameter must come out exactly as typer built
+    # them from the strings (object addresses aside).
+    def built(mode: str) -> str:
+        done = subprocess.run([sys.executable, "-c", _BUILT, mode], cwd=REPO,
+                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        return re.sub(r" at 0x[0-9a-f]+", "", done.stdout)
+
+    strings, evaluated = built("strings"), built("evaluated")
+    assert strings.count("COMMAND ") >= len(registry.MODULES) and strings.count("PARAM ") > 150
+    assert evaluated == strings
 
 
 def test_the_registry_names_every_command() -> None:

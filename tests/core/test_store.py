@@ -123,6 +123,22 @@ def test_lock_excludes_second_writer_and_stale_lock_is_taken_over(tmp_path: Path
     assert not (tmp_path / "st" / "lock").exists()
 
 
+def test_a_new_store_is_opened_under_the_lock_that_made_it(tmp_path: Path) -> None:
+    # Store.create keeps its lock from making the store to closing it (one lock fsync,
+    # and no moment in which another run could take the new store).
+    with Store.create(tmp_path / "st", command="export x") as st:
+        held = json.loads((tmp_path / "st" / "lock").read_text(encoding="utf-8"))
+        assert held["pid"] == os.getpid() and held["command"] == "export x"
+        with pytest.raises(StoreLocked):
+            Store.open(tmp_path / "st", writable=True)
+        marker = json.loads((tmp_path / "st" / "pstkit-store.json").read_text(encoding="utf-8"))
+        assert st.id == marker["id"] and st.layout.value == marker["layout"]
+        assert export(_source(2), st).stats["stored"] == 5
+    assert not (tmp_path / "st" / "lock").exists()
+    with Store.open(tmp_path / "st") as again:
+        assert len(list(again.rows())) == 5
+
+
 def test_lock_from_other_host_needs_unlock(tmp_path: Path) -> None:
     Store.create(tmp_path / "st").close()
     (tmp_path / "st" / "lock").write_text(
