@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pstkit import headers
 from pstkit.headers import _decoded, header_block, summary
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
@@ -99,3 +100,13 @@ def test_corpus_same_as_the_regexes() -> None:
     for raw in raws:
         assert header_block(raw) == _block_reference(raw)
         assert summary(raw) == _summary_reference(raw)
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 5, 16])
+def test_window_edges(window: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small windows put the end of the header on a window's edge (straddling it)."""
+    monkeypatch.setattr(headers, "HEADER_WINDOW", window)
+    rng = random.Random(window)
+    for _ in range(3000):
+        raw = _random_message(rng)
+        assert header_block(raw) == _block_reference(raw), raw
