@@ -142,7 +142,8 @@ class StoreWriter:
     def _stale_copy(self, folder_id: int, epoch: str, digest: str) -> int | None:
         """A row of an older epoch with these bytes (only looked up when the
         folder holds rows of another epoch at all)."""
-        if not self._epochs(folder_id) - {epoch}:
+        epochs = self._epochs(folder_id)
+        if not epochs or (len(epochs) == 1 and epoch in epochs):
             return None
         return self.store.catalog.stale_copy(
             folder_id, self.source_key, epoch, digest, self._claimed
