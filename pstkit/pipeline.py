@@ -16,6 +16,7 @@ from dataclasses import replace
 from pstkit import writer as writer_mod
 from pstkit.bwlimit import TokenBucket
 from pstkit.catalog import FolderRow
+from pstkit.handoff import Channel
 from pstkit.importing import import_
 from pstkit.interrupt import StopNow, Stopper, stop_on_signal
 from pstkit.mapping import effective_role, path_text, selected
@@ -165,7 +166,7 @@ def _fetch_worker(
     source: Source,
     store: Store,
     todo: queue.Queue[tuple[FolderInfo, FolderRow]],
-    out: queue.Queue[object],
+    out: Channel[object],
     filt: FetchFilter,
     stop: threading.Event,
 ) -> None:
@@ -195,13 +196,13 @@ def _parallel(
 ) -> Iterator[tuple[FolderRow, FetchResult]]:
     """Fetch folders on `n` threads; the caller's thread stays the only writer.
 
-    The queue is bounded, so a slow disk holds the fetchers back and memory
+    The channel is bounded, so a slow disk holds the fetchers back and memory
     stays flat whatever the mailbox size.
     """
     todo: queue.Queue[tuple[FolderInfo, FolderRow]] = queue.Queue()
     for w in work:
         todo.put(w)
-    out: queue.Queue[object] = queue.Queue(maxsize=4 * n)
+    out: Channel[object] = Channel(4 * n)
     stop = threading.Event()
     args = (source, store, todo, out, filt, stop)
     threads = [threading.Thread(target=_fetch_worker, args=args, daemon=True) for _ in range(n)]
@@ -210,25 +211,26 @@ def _parallel(
     finished = 0
     try:
         while finished < n:
-            got = out.get()
-            if got is _DONE:
-                finished += 1
-            elif isinstance(got, BaseException):
-                raise got
-            else:
-                yield got  # type: ignore[misc]
+            for got in out.take():
+                if got is _DONE:
+                    finished += 1
+                elif isinstance(got, BaseException):
+                    raise got
+                else:
+                    yield got  # type: ignore[misc]
+                out.done()
     finally:
         stop.set()
         _drain(out, threads, outer)
 
 
-def _drain(out: queue.Queue[object], threads: list[threading.Thread], outer: Stopper) -> None:
-    """Unblock fetchers stuck on a full queue so they can see `stop`. After a Ctrl-C's
+def _drain(out: Channel[object], threads: list[threading.Thread], outer: Stopper) -> None:
+    """Unblock fetchers stuck on a full channel so they can see `stop`. After a Ctrl-C's
     grace, fetchers still blocked on a silent server are left behind (daemon threads
     that write nothing to the store)."""
+    out.done(None)  # what the writer took and will not finish
     while any(t.is_alive() for t in threads) and not outer.expired:
-        with contextlib.suppress(queue.Empty):
-            out.get(timeout=0.1)
+        out.done(len(out.take(timeout=0.1)))
 
 
 def _take(

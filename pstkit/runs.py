@@ -74,7 +74,10 @@ class RunResult:
 
     def count(self, folder: str, outcome: str, n: int = 1) -> None:
         self.stats[outcome] += n
-        self.folders.setdefault(folder, Counter())[outcome] += n
+        counts = self.folders.get(folder)
+        if counts is None:  # not setdefault: that built a Counter at every call
+            counts = self.folders[folder] = Counter()
+        counts[outcome] += n
 
     @property
     def failures(self) -> list[Problem]:

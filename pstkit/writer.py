@@ -26,7 +26,7 @@ from pstkit.filepool import FilePool
 from pstkit.fsutil import sync_tree, write_error
 from pstkit.headers import summary
 from pstkit.mboxfmt import frame
-from pstkit.model import Fetched, Skipped
+from pstkit.model import Fetched, Flag, Skipped
 from pstkit.names import flags_text, flags_to_info
 from pstkit.store import Layout, Store
 
@@ -90,6 +90,10 @@ class StoreWriter:
         self._epoch_cache: dict[int, set[str]] = {}
         self._mbox: dict[str, BinaryIO] = {}
         self._files = FilePool()  # Maildir files, written on two threads
+        # Per message, these were a third of the writer's own Python time (issue 19):
+        # folder paths joined once per folder, flag texts once per set of flags.
+        self._paths: dict[int, tuple[str, str, str, str]] = {}
+        self._flag_texts: dict[frozenset[Flag], tuple[str, str]] = {}
 
     # --- adding ------------------------------------------------------------
 
@@ -138,7 +142,8 @@ class StoreWriter:
     def _stale_copy(self, folder_id: int, epoch: str, digest: str) -> int | None:
         """A row of an older epoch with these bytes (only looked up when the
         folder holds rows of another epoch at all)."""
-        if not self._epochs(folder_id) - {epoch}:
+        epochs = self._epochs(folder_id)
+        if not epochs or (len(epochs) == 1 and epoch in epochs):
             return None
         return self.store.catalog.stale_copy(
             folder_id, self.source_key, epoch, digest, self._claimed
@@ -148,6 +153,7 @@ class StoreWriter:
         meta = item.meta
         file, offset, length = self._write_file(folder, item, digest)
         message_id, subject = summary(item.raw)
+        keywords = json.dumps(sorted(meta.keywords), ensure_ascii=False) if meta.keywords else "[]"
         return NewMessage(
             folder_id=folder.id,
             file=file,
@@ -155,8 +161,8 @@ class StoreWriter:
             length=length,
             size=len(item.raw),
             sha256=digest,
-            flags=flags_text(meta.flags),
-            keywords=json.dumps(sorted(meta.keywords), ensure_ascii=False),
+            flags=self._flag_text(meta.flags)[0],
+            keywords=keywords,
             received=meta.received.isoformat() if meta.received else None,
             message_id=message_id,
             subject=meta.subject or subject,
@@ -193,13 +199,13 @@ class StoreWriter:
         name = file_key(self.source_key, item.meta.source_epoch, item.meta.source_id)
         if self.store.layout is Layout.MAILDIR:
             # Paths as text: pathlib cost more per message than the write itself.
-            file = os.path.join(folder.dirname, "cur", f"{name}!{flags_to_info(item.meta.flags)}")
-            base = os.path.join(self.store.mail, folder.dirname)
-            final = os.path.join(self.store.mail, file)
-            self._files.submit(final, os.path.join(base, "tmp", name), item.raw)
+            cur, final_cur, tmp, cur_dir = self._folder_paths(folder)
+            leaf = f"{name}!{self._flag_text(item.meta.flags)[1]}"
+            final = final_cur + leaf
+            self._files.submit(final, tmp + name, item.raw)
             self._batch.files.append(final)
-            self._batch.dirs.add(os.path.join(base, "cur"))
-            return file, None, None
+            self._batch.dirs.add(cur_dir)
+            return cur + leaf, None, None
         handle = self._mbox_handle(folder.dirname)
         offset = handle.tell()
         chunk = frame(item.raw, "-", item.meta.received)
@@ -209,6 +215,23 @@ class StoreWriter:
             raise write_error(self.store.mail / folder.dirname, e) from e
         self._batch.files.append(os.path.join(self.store.mail, folder.dirname))
         return folder.dirname, offset, len(chunk)
+
+    def _folder_paths(self, folder: FolderRow) -> tuple[str, str, str, str]:
+        """(cur/ in the catalog, cur/ and tmp/ on disk, cur itself) of a Maildir folder;
+        each a prefix a file name is appended to, as os.path.join would join it."""
+        if folder.id not in self._paths:
+            base = os.path.join(self.store.mail, folder.dirname)
+            self._paths[folder.id] = (os.path.join(folder.dirname, "cur", ""),
+                                      os.path.join(base, "cur", ""),
+                                      os.path.join(base, "tmp", ""), os.path.join(base, "cur"))
+        return self._paths[folder.id]
+
+    def _flag_text(self, flags: frozenset[Flag]) -> tuple[str, str]:
+        """(the catalog's flags, the Maildir info "2,…") of a set of flags."""
+        key = flags if isinstance(flags, frozenset) else frozenset(flags)  # a source's set
+        if key not in self._flag_texts:
+            self._flag_texts[key] = (flags_text(key), flags_to_info(key))
+        return self._flag_texts[key]
 
     def _mbox_handle(self, dirname: str) -> BinaryIO:
         if dirname not in self._mbox:

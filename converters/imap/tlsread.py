@@ -18,6 +18,7 @@ import imaplib
 import io
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any, cast
 
 from imapclient import IMAPClient
@@ -38,6 +39,11 @@ class TlsChannel(io.RawIOBase):
         self._tls = context.wrap_bio(self._in, self._out, server_hostname=host)
         self._buf = bytearray(CHUNK)
         self._view = memoryview(self._buf)
+        # One call per TLS record (about 3 KiB from Dovecot, 170,000 for the bench
+        # mailbox): the C method itself, not SSLObject.read's Python wrapper around it.
+        # With a buffer, read() fills it and returns a count (typeshed: bytes).
+        self._read = cast(Callable[[int, memoryview], int],
+                          getattr(self._tls, "_sslobj", self._tls).read)
         self._handshake()
 
     def _handshake(self) -> None:
@@ -60,10 +66,10 @@ class TlsChannel(io.RawIOBase):
         call here, not one per 4 KiB record), blocking only while nothing is in hand."""
         view = memoryview(buffer)
         want, got = len(view), 0
+        read = self._read
         while got < want:
             try:
-                # With a buffer, read() fills it and returns a count (typeshed: bytes).
-                n = cast(int, self._tls.read(want - got, view[got:]))
+                n = read(want - got, view[got:])
             except ssl.SSLWantReadError:
                 if got:
                     break  # the rest of a record is still on its way: hand this out
