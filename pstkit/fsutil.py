@@ -82,9 +82,17 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         function(fd, ctypes.c_int64(offset), ctypes.c_int64(length), 2)  # type: ignore[operator]
 
 
+NO_SYNCFS_ENV = "PSTKIT_NO_SYNCFS"
+
+
 def sync_tree(root: Path, files: Iterable[str | Path], dirs: Iterable[str | Path]) -> None:
-    """Make `files` and the directory entries in `dirs` durable."""
-    syncfs = _libc("syncfs")
+    """Make `files`, and the entries of `dirs` and of every directory between
+    them and `root` (inclusive), durable.
+
+    One syncfs(2) of the file system does it all. Where there is none (not
+    Linux), or with PSTKIT_NO_SYNCFS=1 (a shared disk where syncfs waits for
+    every other process's dirty data), each path is fsynced instead."""
+    syncfs = None if os.environ.get(NO_SYNCFS_ENV) else _libc("syncfs")
     if syncfs is not None:
         fd = os.open(root, os.O_RDONLY)
         try:
@@ -92,8 +100,33 @@ def sync_tree(root: Path, files: Iterable[str | Path], dirs: Iterable[str | Path
                 return
         finally:
             os.close(fd)
-    for path in [*files, *dirs]:
+    for path in fallback_paths(root, files, dirs):
         fsync_path(path)
+
+
+def fallback_paths(
+    root: Path, files: Iterable[str | Path], dirs: Iterable[str | Path]
+) -> list[str]:
+    """What the fsync fallback syncs: the files, then every directory holding
+    one of them or named in `dirs`, and its parents up to `root`. A new file is
+    durable only once its own directory entry is, and a folder made since the
+    last sync (mail/, mail/.F, .F/cur) only once its parent's entry is:
+    fsyncing the file and `cur` alone left them to the kernel's writeback."""
+    top = os.path.abspath(root)
+    out = [os.fspath(f) for f in files]
+    seen: set[str] = set()
+    starts = [os.path.dirname(os.path.abspath(f)) for f in out]
+    starts += [os.path.abspath(d) for d in dirs]
+    for start in starts:
+        here = start
+        while here not in seen:
+            seen.add(here)
+            out.append(here)
+            parent = os.path.dirname(here)
+            if here == top or parent == here or not here.startswith(top + os.sep):
+                break
+            here = parent
+    return out
 
 
 def fsync_path(path: str | Path) -> None:

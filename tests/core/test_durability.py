@@ -1,0 +1,69 @@
+"""What the writer makes durable when there is no syncfs(2): the fsync fallback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pstkit.check import check
+from pstkit.fsutil import NO_SYNCFS_ENV, fallback_paths, sync_tree
+from pstkit.model import FolderInfo
+from pstkit.pipeline import export
+from pstkit.store import MARKER, Store
+from tests.helpers import make_message
+from tests.listsource import Item, ListSource
+
+
+def _nested_source() -> ListSource:
+    return ListSource({("Projekte", "Kunde"): [Item(1, make_message(1))]})
+
+
+def test_the_fallback_syncs_every_new_directory_up_to_the_root_and_the_marker(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "st"
+    with Store.create(root) as st:
+        export(_nested_source(), st)
+        (row,) = st.rows()
+        folder = st.folder(("Projekte", "Kunde"))
+        assert folder is not None
+    file = root / "mail" / row.file
+    cur = root / "mail" / folder.dirname / "cur"
+    paths = fallback_paths(root, [file, root / MARKER], [cur])
+    # The file and the marker, then each directory entry a crash could lose:
+    # cur/, the folder's maildir, mail/ (all made with this store), and the root.
+    assert paths[:2] == [str(file), str(root / MARKER)]
+    assert set(paths[2:]) == {str(cur), str(cur.parent), str(root / "mail"), str(root)}
+    assert len(paths) == len(set(paths))  # each once
+
+
+def test_the_fallback_never_climbs_above_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "st"
+    outside = tmp_path / "elsewhere" / "deep"
+    paths = fallback_paths(root, [], [root / "mail" / "cur", outside])
+    assert str(tmp_path) not in paths and str(outside.parent) not in paths
+    assert str(outside) in paths and str(root) in paths
+
+
+def test_the_switch_turns_syncfs_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # syncfs opens the root itself; the fallback only fsyncs paths that exist.
+    missing = tmp_path / "not-made"
+    with pytest.raises(FileNotFoundError):
+        sync_tree(missing, [], [])
+    monkeypatch.setenv(NO_SYNCFS_ENV, "1")
+    sync_tree(missing, [], [])
+
+
+def test_an_export_without_syncfs_writes_a_whole_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(NO_SYNCFS_ENV, "1")
+    root = tmp_path / "st"
+    with Store.create(root) as st:
+        st.ensure_folders([FolderInfo(path=("Leer",))])
+        result = export(_nested_source(), st)
+        assert result.stats["stored"] == 1 and not result.problems
+        assert not [f for f in check(st, read_data=True) if f.damage]
+    assert os.listdir(root / "mail")
