@@ -123,7 +123,7 @@ def fallback_paths(
             seen.add(here)
             out.append(here)
             parent = os.path.dirname(here)
-            if here == top or parent == here or not here.startswith(top + os.sep):
+            if here in (top, parent) or not here.startswith(top + os.sep):
                 break
             here = parent
     return out

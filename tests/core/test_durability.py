@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,7 @@ from pstkit.check import check
 from pstkit.fsutil import NO_SYNCFS_ENV, fallback_paths, sync_tree
 from pstkit.model import FolderInfo
 from pstkit.pipeline import export
-from pstkit.store import MARKER, Store
+from pstkit.store import LOCK, MARKER, Store
 from tests.helpers import make_message
 from tests.listsource import Item, ListSource
 
@@ -67,3 +71,28 @@ def test_an_export_without_syncfs_writes_a_whole_store(
         assert result.stats["stored"] == 1 and not result.problems
         assert not [f for f in check(st, read_data=True) if f.damage]
     assert os.listdir(root / "mail")
+
+
+def test_a_new_catalog_is_built_aside_and_renamed_into_place(tmp_path: Path) -> None:
+    root = tmp_path / "st"
+    with Store.create(root) as st:
+        assert st.catalog.integrity_check() == "ok"
+        export(_nested_source(), st)
+    assert sorted(p.name for p in root.iterdir()) == ["catalog.sqlite", "mail", MARKER]
+    with Store.open(root) as st:
+        assert len(list(st.rows())) == 1
+
+
+def test_a_catalog_left_without_its_marker_is_never_replaced(tmp_path: Path) -> None:
+    root = tmp_path / "st"
+    with Store.create(root) as st:
+        export(_nested_source(), st)
+    # An older store whose marker was lost, and whose writer died (a stale lock).
+    (root / MARKER).unlink()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    (root / LOCK).write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(),
+                                         "started": "?", "command": "x"}))  # fmt: skip
+    with Store.create(root) as st:
+        assert [r.msg.source_id for r in st.rows()] == ["1"]
+    assert not (root / "catalog.sqlite.new").exists()
