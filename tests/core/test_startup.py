@@ -30,7 +30,8 @@ NOT_FOR_EXPORT = ("pydantic", "rich", "tqdm", "cryptography", "exchangelib", "ms
                   "pstkit.batch.engine", "multiprocessing", "tomllib",
                   "pstkit.verify", "pstkit.itemfields", "pstkit.batch", "pstkit.cli.batchcmds",
                   "pstkit.cli.batchreport", "pstkit.cli.checkreport", "pstkit.check",
-                  "pstkit.cli.dryrun", "pstkit.importing")  # fmt: skip
+                  "pstkit.cli.dryrun", "pstkit.importing",
+                  "pstkit.config")  # fmt: skip
 #: what only contacts, lists, calendar items and tasks need (the vCard/iCalendar writers)
 PIM_ONLY = ("pstkit.converters.pst.ical", "pstkit.converters.pst.cards", "pstkit.converters.pim")
 MAIL_ONLY_PST = CORPUS_PST.with_name("attachAndInline.pst")
