@@ -1,7 +1,7 @@
 """Writing messages into a store, in durable batches.
 
 Write order (the store's one promise): message files first; then, once a
-batch is durable (one syncfs), its catalog rows, re-keyed rows, folder
+batch is durable (fsync, or one syncfs), its catalog rows, re-keyed rows, folder
 cursors and problems in one transaction. A crash can leave files without
 rows (removed by `recover` on the next write), never a row without its
 file, never a cursor ahead of the rows it covers.
@@ -280,7 +280,7 @@ class StoreWriter:
         try:
             if batch.files:
                 # The marker too: a new store's marker is made durable here (by
-                # syncfs, or by the fallback's fsync of it and of the root).
+                # syncfs, or by the fsync of it and of the root).
                 marker = os.path.join(self.store.root, MARKER)
                 sync_tree(self.store.root, [*batch.files, marker], batch.dirs)
             self.store.catalog.commit_batch(

@@ -1,4 +1,4 @@
-"""What the writer makes durable when there is no syncfs(2): the fsync fallback."""
+"""What the writer makes durable when it does not use syncfs(2): the fsyncs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pstkit.check import check
-from pstkit.fsutil import NO_SYNCFS_ENV, fallback_paths, sync_tree
+from pstkit.fsutil import FSYNC_MAX_FILES, NO_SYNCFS_ENV, fallback_paths, sync_tree
 from pstkit.model import FolderInfo
 from pstkit.pipeline import export
 from pstkit.store import LOCK, MARKER, Store
@@ -51,13 +51,19 @@ def test_the_fallback_never_climbs_above_the_root(tmp_path: Path) -> None:
     assert str(outside) in paths and str(root) in paths
 
 
-def test_the_switch_turns_syncfs_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # syncfs opens the root itself; the fallback only fsyncs paths that exist.
+def test_syncfs_only_for_many_files_unless_switched_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # syncfs opens the root itself; the fsyncs only touch paths that exist.
     missing = tmp_path / "not-made"
+    few = [missing / f"m{i}" for i in range(FSYNC_MAX_FILES)]
+    many = [*few, missing / "one-more"]
+    sync_tree(missing, few, [])  # a small batch: fsync, no syncfs
+    sync_tree(missing, [*few, *few], [])  # an mbox names its file once per message
     with pytest.raises(FileNotFoundError):
-        sync_tree(missing, [], [])
+        sync_tree(missing, many, [])  # syncfs
     monkeypatch.setenv(NO_SYNCFS_ENV, "1")
-    sync_tree(missing, [], [])
+    sync_tree(missing, many, [])
 
 
 def test_an_export_without_syncfs_writes_a_whole_store(
