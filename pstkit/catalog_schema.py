@@ -4,6 +4,13 @@ Changing a table means a new store format version: old pstkit must refuse
 a store it cannot read correctly, never misread it.
 """
 
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from pstkit.fsutil import fsync_path
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS folders(
@@ -76,3 +83,28 @@ CREATE TABLE IF NOT EXISTS problems(
     at TEXT NOT NULL
 );
 """
+
+
+def build_new(path: Path) -> None:
+    """Write an empty catalog to `path`, which must not exist: built as
+    `path.new` without a journal, fsynced, then renamed into place.
+
+    A brand-new catalog needs no rollback journal: until the rename it is a
+    temp file nobody reads, and a crash leaves only that temp file (removed
+    on the next try). The fsync of the file and one of its directory (the
+    rename, and the store's mail/ made just before) replace a FULL commit's 4
+    (journal, directory, journal header, db); the marker that follows is
+    written only once the catalog is durable under its name, as before."""
+    tmp = path.with_name(path.name + ".new")
+    for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+        leftover.unlink(missing_ok=True)
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")  # the one fsync is ours, below
+        db.executescript(f"BEGIN;\n{SCHEMA}\nCOMMIT;")
+    finally:
+        db.close()
+    fsync_path(tmp)
+    tmp.rename(path)
+    fsync_path(path.parent)

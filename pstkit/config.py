@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pstkit.configpath import default_path
 from pstkit.errors import UsageError
 
 #: secret keys -> (the option naming an environment variable, the variable pstkit sets)
@@ -61,11 +62,6 @@ class Resolved:
     args: list[str]
     layers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     environ: dict[str, str] = field(default_factory=dict)
-
-
-def default_path(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "pstkit" / "config.toml"
 
 
 def load(path: Path | None, environ: Mapping[str, str]) -> Config:

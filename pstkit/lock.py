@@ -95,10 +95,11 @@ def acquire(path: Path, store_name: str, command: str) -> None:
             raise StoreLocked(store_name, held.describe() if held else "another process") from None
         except OSError as e:
             raise StoreWriteError(path, e.strerror or str(e)) from e
+        # No fsync: the lock only matters while its process lives. After a
+        # crash it is gone, empty, cut short or whole with a dead pid: each is
+        # taken over as stale (`_settled`, `is_stale`), so durability buys nothing.
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(info, f)
-            f.flush()
-            os.fsync(f.fileno())
         return
     raise StoreLocked(store_name, "another process")
 

@@ -12,12 +12,12 @@ import queue
 import threading
 from collections.abc import Container, Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pstkit import writer as writer_mod
 from pstkit.bwlimit import TokenBucket
 from pstkit.catalog import FolderRow
 from pstkit.handoff import Channel
-from pstkit.importing import import_
 from pstkit.interrupt import StopNow, Stopper, stop_on_signal
 from pstkit.mapping import effective_role, path_text, selected
 from pstkit.model import Fetched, FetchResult, FolderInfo, Problem, Skipped
@@ -28,6 +28,9 @@ from pstkit.repair import repair
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
 from pstkit.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from pstkit.importing import import_
 
 log = logging.getLogger("pstkit")
 
@@ -287,6 +290,16 @@ def _outside_dates(item: Fetched, filt: FetchFilter) -> bool:
     if filt.since is not None and received < filt.since:
         return True
     return filt.before is not None and received >= filt.before
+
+
+def __getattr__(name: str) -> object:
+    """`pipeline.import_`, loaded when first asked for: an export never needs
+    the import stage (pstkit.importing, its plan and ledger code)."""
+    if name == "import_":
+        from pstkit.importing import import_  # noqa: PLC0415 - see above
+
+        return import_
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["NullProgress", "Progress", "RunResult", "export", "import_"]

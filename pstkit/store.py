@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -22,12 +23,14 @@ from types import TracebackType
 
 from pstkit import lock
 from pstkit.catalog import Catalog, FolderRow, MessageRow, now_text
+from pstkit.catalog_schema import build_new
 from pstkit.errors import (
     IntegrityError,
     StoreError,
     StoreExists,
     StoreNotFound,
     StoreVersionError,
+    StoreWriteError,
 )
 from pstkit.fsutil import write_error
 from pstkit.mboxfmt import unframe
@@ -226,11 +229,24 @@ def _make(root: Path, layout: Layout) -> tuple[dict[str, object], Catalog]:
     }
     try:
         (root / MAIL).mkdir(parents=True, exist_ok=True)
-        catalog = Catalog(root / CATALOG, create=True)
+        if (root / CATALOG).exists():
+            # Never replaced: a catalog without a marker may hold rows (an
+            # older store whose marker was lost); SCHEMA only adds what is missing.
+            catalog = Catalog(root / CATALOG, create=True)
+        else:
+            build_new(root / CATALOG)
+            catalog = Catalog(root / CATALOG)
     except OSError as e:
         raise write_error(root, e) from e
+    except sqlite3.Error as e:  # a full disk while the new catalog is built
+        raise StoreWriteError(root / CATALOG, str(e)) from e
     try:
-        # The marker comes last: a folder without it is not (yet) a store.
+        # The marker comes last: a folder without it is not (yet) a store. As
+        # before, the writer's first sync makes it durable (syncfs, or the
+        # fallback's fsync of the marker and the root). Here it would cost 2 more
+        # syncs (the file, the root again): one root fsync for both the catalog's
+        # rename and the marker could, on a file system without ordered metadata
+        # (FAT), keep the marker and lose the catalog.
         (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     except OSError as e:
         catalog.close()

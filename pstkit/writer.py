@@ -1,7 +1,7 @@
 """Writing messages into a store, in durable batches.
 
 Write order (the store's one promise): message files first; then, once a
-batch is durable (one syncfs), its catalog rows, re-keyed rows, folder
+batch is durable (fsync, or one syncfs), its catalog rows, re-keyed rows, folder
 cursors and problems in one transaction. A crash can leave files without
 rows (removed by `recover` on the next write), never a row without its
 file, never a cursor ahead of the rows it covers.
@@ -28,7 +28,7 @@ from pstkit.headers import summary
 from pstkit.mboxfmt import frame
 from pstkit.model import Fetched, Flag, Skipped
 from pstkit.names import flags_text, flags_to_info
-from pstkit.store import Layout, Store
+from pstkit.store import MARKER, Layout, Store
 
 log = logging.getLogger("pstkit")
 
@@ -279,7 +279,10 @@ class StoreWriter:
         batch = flight.batch
         try:
             if batch.files:
-                sync_tree(self.store.mail, batch.files, batch.dirs)
+                # The marker too: a new store's marker is made durable here (by
+                # syncfs, or by the fsync of it and of the root).
+                marker = os.path.join(self.store.root, MARKER)
+                sync_tree(self.store.root, [*batch.files, marker], batch.dirs)
             self.store.catalog.commit_batch(
                 self.run_id, batch.rows, batch.rekeys, batch.cursors, batch.problems
             )

@@ -74,11 +74,9 @@ from pstkit.cli.sealopts import (
 )
 from pstkit.converters import open_sink, open_source
 from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
-from pstkit.importing import make_plan
 from pstkit.location import parse_location, require_user
 from pstkit.options import ConnectOptions
 from pstkit.pipeline import export as run_export
-from pstkit.pipeline import import_ as run_import
 from pstkit.protocols import KindCounter
 from pstkit.rails import removed_if_empty
 from pstkit.runs import RunResult
@@ -265,6 +263,8 @@ def import_cmd(
             store_dir, staged = _stage_direct(env, store, work_store, codepage)
         with Store.open(store_dir, writable=True, command=f"import {sink.key}") as st:
             warn_large(env, st, sink)
+            from pstkit.importing import import_ as run_import  # noqa: PLC0415 - import only
+
             result = run_import(st, sink, mopts, TqdmProgress(env), connections, limit,
                                 redeliver_missing)  # fmt: skip
     finally:
@@ -319,6 +319,8 @@ def plan(
     with _store(store) as st:
         sink = _sink(target, connect_options(**pick_connect(locals())))
         try:
+            from pstkit.importing import make_plan  # noqa: PLC0415 - plan only
+
             entries = make_plan(st, sink, mopts)
         finally:
             sink.close()

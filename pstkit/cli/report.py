@@ -6,7 +6,6 @@ import json
 from collections.abc import Mapping, Sequence
 
 from pstkit.cli.env import Env, print_json
-from pstkit.importing import store_folders
 from pstkit.mapping import PlanEntry, effective_role, path_text
 from pstkit.model import FolderInfo, FolderPath
 from pstkit.runs import RunResult, is_note
@@ -87,6 +86,8 @@ def _kinds_text(kinds: Mapping[str, int]) -> str:
 
 
 def print_ls(env: Env, store: Store) -> None:
+    from pstkit.importing import store_folders  # noqa: PLC0415 - ls only, not export's report
+
     folders = store_folders(store)
     runs = store.catalog.runs()
     problems = store.catalog.problems()

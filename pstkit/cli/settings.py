@@ -6,17 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pstkit import config
 from pstkit.cli.conventions import GLOBAL_FLAGS, GLOBAL_VALUED
+from pstkit.configpath import default_path
 from pstkit.errors import UsageError
+
+if TYPE_CHECKING:
+    from pstkit import config
 
 
 def apply_config(group: Any, args: list[str], environ: Mapping[str, str]
                  ) -> tuple[list[str], dict[str, Any], dict[str, str]]:  # fmt: skip
     """(arguments, default_map, secrets for this process's environment)."""
     path, name, at = _scan(args)
+    if path is None and not default_path(environ).is_file():
+        return args, {}, {}  # the common case, without loading pstkit.config
+    from pstkit import config  # noqa: PLC0415 - see above
+
     cfg = config.load(path, environ)
     if cfg.path is None:
         return args, {}, {}
@@ -42,7 +49,9 @@ def apply_config(group: Any, args: list[str], environ: Mapping[str, str]
 def _validate(cfg: config.Config, group: Any, commands: dict[str, Any]) -> None:
     """Every key must be an option: of its command in [defaults.COMMAND], of some
     command elsewhere (a profile's options apply where the command has them)."""
-    secrets = {k for k, (option, _v) in config.SECRETS.items()}
+    from pstkit.config import SECRETS  # noqa: PLC0415 - only with a config file
+
+    secrets = {k for k, (option, _v) in SECRETS.items()}
     known = {k for c in commands.values() for k in _keys(c)} | set(_keys(group)) | secrets
     for cmd, table in cfg.commands.items():
         if cmd not in commands:
@@ -76,7 +85,7 @@ def _keys(command: Any) -> dict[str, Any]:
 def command_and_config(args: list[str], environ: Mapping[str, str]) -> tuple[str | None, bool]:
     """The command's name, and whether a config file applies to this run."""
     path, name, _ = _scan(args)
-    return name, path is not None or config.default_path(environ).is_file()
+    return name, path is not None or default_path(environ).is_file()
 
 
 def _scan(args: list[str]) -> tuple[Path | None, str | None, int]:
