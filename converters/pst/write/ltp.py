@@ -240,9 +240,14 @@ def table_context(tags: Sequence[int], rows: Iterable[tuple[int, Sequence[Prop]]
     kept, not 100,000 rows of property tuples)."""
     heap = Heap(0x7C)
     cols, size, rgib = columns(tags)
+    # per column, once: (tag, offset, width, fixed-size?, CEB byte, CEB bit); the row id
+    # and version (the first two cells by tag order are not guaranteed) are set per row
+    ceb_at = size - (len(cols) + 7) // 8
+    plan = [(c.tag, c.ib, c.cb, (c.tag & 0xFFFF) in _FIXED, ceb_at + c.bit // 8,
+             0x80 >> (c.bit % 8)) for c in cols]
     matrix, ids = [], []
     for i, (rid, cells) in enumerate(rows):
-        matrix.append(_row(heap, subs, cols, size, rid, i, cells))
+        matrix.append(_row(heap, subs, plan, size, rid, i, cells))
         ids.append((rid, i))
     index = bth(heap, 4, 4, [struct.pack("<II", rid, i) for rid, i in sorted(ids)])
     data = b"".join(matrix)
@@ -262,20 +267,24 @@ def table_context(tags: Sequence[int], rows: Iterable[tuple[int, Sequence[Prop]]
     return heap.build(heap.add(info))
 
 
-def _row(heap: Heap, subs: SubNodes, cols: list[Column], size: int, rid: int, version: int,
+_Plan = Sequence[tuple[int, int, int, bool, int, int]]
+_U32 = struct.Struct("<I")
+
+
+def _row(heap: Heap, subs: SubNodes, plan: _Plan, size: int, rid: int, version: int,
          cells: Sequence[Prop]) -> bytes:
     row = bytearray(size)
-    ceb_at = size - (len(cols) + 7) // 8
     values = {(pid << 16) | ptype: raw for pid, ptype, raw in cells}
-    values[0x67F20003] = struct.pack("<I", rid)
-    values[0x67F30003] = struct.pack("<I", version)
-    for c in cols:
-        raw = values.get(c.tag)
+    values[0x67F20003] = _U32.pack(rid)
+    values[0x67F30003] = _U32.pack(version)
+    for tag, ib, cb, fixed, ceb, bit in plan:
+        raw = values.get(tag)
         if raw is None:
             continue
-        if (c.tag & 0xFFFF) in _FIXED:
-            row[c.ib : c.ib + c.cb] = raw[: c.cb].ljust(c.cb, b"\0")
+        if fixed:
+            row[ib : ib + cb] = raw[:cb].ljust(cb, b"\0")
         else:
-            row[c.ib : c.ib + 4] = struct.pack("<I", _value_ref(heap, subs, raw))
-        row[ceb_at + c.bit // 8] |= 0x80 >> (c.bit % 8)
+            _U32.pack_into(row, ib, heap.add(raw) if len(raw) <= HEAP_ITEM_MAX
+                           else subs.put(raw))
+        row[ceb] |= bit
     return bytes(row)
