@@ -9,6 +9,7 @@ when larger than a heap allocation may be (3580 bytes).
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -239,12 +240,7 @@ def table_context(tags: Sequence[int], rows: Iterable[tuple[int, Sequence[Prop]]
     once, in order (a folder's come from the writer's spool: only their encoded form is
     kept, not 100,000 rows of property tuples)."""
     heap = Heap(0x7C)
-    cols, size, rgib = columns(tags)
-    # per column, once: (tag, offset, width, fixed-size?, CEB byte, CEB bit); the row id
-    # and version (the first two cells by tag order are not guaranteed) are set per row
-    ceb_at = size - (len(cols) + 7) // 8
-    plan = [(c.tag, c.ib, c.cb, (c.tag & 0xFFFF) in _FIXED, ceb_at + c.bit // 8,
-             0x80 >> (c.bit % 8)) for c in cols]
+    cols, size, rgib, plan = _layout(tuple(tags))
     matrix, ids = [], []
     for i, (rid, cells) in enumerate(rows):
         matrix.append(_row(heap, subs, plan, size, rid, i, cells))
@@ -268,6 +264,19 @@ def table_context(tags: Sequence[int], rows: Iterable[tuple[int, Sequence[Prop]]
 
 
 _Plan = Sequence[tuple[int, int, int, bool, int, int]]
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(tags: tuple[int, ...]) -> tuple[list[Column], int, tuple[int, int, int, int],
+                                            _Plan]:
+    """`columns`, and per column (tag, offset, width, fixed-size?, CEB byte, CEB bit):
+    worked out once per set of columns (a recipient table's are nearly always the same),
+    not for every message. Callers only read what it returns."""
+    cols, size, rgib = columns(tags)
+    ceb_at = size - (len(cols) + 7) // 8
+    plan = tuple((c.tag, c.ib, c.cb, (c.tag & 0xFFFF) in _FIXED, ceb_at + c.bit // 8,
+                  0x80 >> (c.bit % 8)) for c in cols)
+    return cols, size, rgib, plan
 _U32 = struct.Struct("<I")
 
 
