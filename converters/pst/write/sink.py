@@ -192,7 +192,7 @@ class PstSink:
             final = fileset.part_name(self.path, self._part) if self._split else self.path
             work = fileset.work_name(final)
             try:
-                self._file = work.open("w+b")
+                self._file = work.open("w+b", buffering=1 << 20)  # blocks are ~8 KiB
             except OSError as e:
                 raise TargetWriteError(work, e.strerror or str(e)) from e
             self._work_final = (work, final)
