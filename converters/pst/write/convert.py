@@ -1,8 +1,10 @@
 """MIME -> MAPI of mail items in a second process, while this one writes the PST.
 
 `to_mapi` (parsing, decoding, header translation) is about half of the writer's CPU and a
-pure function of (raw, flags, received), so a child process can do it a few items ahead
-of the writer: on two cores the two halves overlap. Only the translation moves; the file is
+pure function of (raw, flags, received), so a child process can do it ahead of the
+writer: on two cores the two halves overlap. Mails are sent as the pipeline first shows
+them to the sink (`ahead`), so the child also works while this process reads, verifies
+and records a batch. Only the translation moves; the file is
 written by this process alone, in the order items come, so what is written does not
 depend on where an item was translated (tests/pst/test_write_convert.py).
 
@@ -30,7 +32,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -47,10 +49,17 @@ from .mapi import Message, to_mapi
 
 log = logging.getLogger("pstkit")
 Job = tuple[bytes, frozenset[str], datetime | None]  # raw, flags, received
+_Key = tuple[int, frozenset[str], datetime | None]
+
+
+def _key(job: Job) -> _Key:
+    """A job sent ahead is known again by its bytes object (alive while it waits in
+    `_sent`, so its id is not reused) and its flags and time."""
+    return id(job[0]), job[1], job[2]
+
+
 #: the outcome of one job: its MAPI form, or why it cannot be written (hostile input)
 Result = Message | str
-AHEAD = 8  # jobs sent before their answers are read: enough that neither process waits
-# on the other item by item when the CPUs are busy; more only grows the child's queue
 MIN_JOBS = 4  # smaller batches are translated here: a round trip would cost more
 _LEN = struct.Struct("<Q")
 PIPE_SIZE = 1 << 20  # Linux's default limit for unprivileged processes
@@ -73,36 +82,52 @@ class Converter:
         self.enabled = _spare_cpu() if enabled is None else enabled
         keep_freed_memory()  # for the writer here, as `_child_env` for the child
         self._child: subprocess.Popen[bytes] | None = None
+        self._sent: deque[Job] = deque()  # sent to the child, in order; answers unread
         self.answered = 0  # jobs the child translated
 
+    def ahead(self, job: Job) -> None:
+        """Send `job` to the child now (when it runs): a later `map` that has it takes its
+        answer. The sink sends each mail as the pipeline first shows it (its duplicate
+        check), so the child translates while this process reads, verifies and records
+        the batch, not only while it writes."""
+        if self._start():
+            self._post(job)
+
     def map(self, jobs: Iterable[Job]) -> Iterator[Result]:
+        """The answers to `jobs`, in order. Jobs sent ahead are matched by identity (the
+        same bytes object, flags and time); answers to jobs sent ahead that no batch asked
+        for (a duplicate the pipeline skipped, a batch left mid-way) are read and dropped."""
         todo = list(jobs)
-        if len(todo) < MIN_JOBS or not self._start():
+        if not todo:
+            return
+        if (not self._sent and len(todo) < MIN_JOBS) or not self._start():
             yield from map(translate, todo)
             return
-        sent: deque[Job] = deque()
-        pending = iter(todo)
+        done = 0
         try:
-            for job in pending:
-                sent.append(job)  # first: if the send fails, the job is done here
-                self._send(job)
-                if len(sent) >= AHEAD:
-                    yield self._next(sent)
-            while sent:
-                yield self._next(sent)
+            there = Counter(_key(j) for j in self._sent)
+            for job in todo:
+                if there[_key(job)] > 0:
+                    there[_key(job)] -= 1
+                else:
+                    self._post(job)
+            got: dict[_Key, deque[Result]] = {}
+            for job in todo:
+                key = _key(job)
+                while not got.get(key):
+                    front = _key(self._sent[0])
+                    got.setdefault(front, deque()).append(self._next(self._sent))
+                yield got[key].popleft()
+                done += 1
         except (OSError, EOFError, _ChildError) as e:
             self._give_up(e)
-            yield from map(translate, [*sent, *pending])
-        finally:
-            self._drain(sent)
+            yield from map(translate, todo[done:])
 
-    def _drain(self, sent: deque[Job]) -> None:
-        """Answers of a batch the caller left (its write failed) are read and dropped, so
-        the next batch's answers are its own."""
+    def _post(self, job: Job) -> None:
         try:
-            while sent and self._child:
-                self._next(sent, use=False)
-        except (OSError, EOFError, _ChildError) as e:
+            self._sent.append(job)  # first: if the send fails, the job is done here
+            self._send(job)
+        except OSError as e:
             self._give_up(e)
 
     def _start(self) -> bool:
@@ -128,9 +153,8 @@ class Converter:
         stream.write(raw)
         stream.flush()
 
-    def _next(self, sent: deque[Job], use: bool = True) -> Result:
-        """The answer to the oldest job sent; the job stays in `sent` unless answered.
-        (`use=False`: an answer to be dropped, whatever it is.)"""
+    def _next(self, sent: deque[Job]) -> Result:
+        """The answer to the oldest job sent; the job stays in `sent` unless answered."""
         assert self._child and self._child.stdout
         try:
             kind, value = pickle.loads(_get(self._child.stdout))
@@ -145,7 +169,7 @@ class Converter:
         if kind != "error":
             raise _ChildError(f"unexpected answer {kind!r}")
         job = sent.popleft()
-        return translate(job) if use else ""  # it failed there: here it raises as it always did
+        return translate(job)  # it failed there: here it raises as it always did
 
     def _give_up(self, why: BaseException) -> None:
         log.debug("PST writer: translating in this process (%s)", why)
@@ -153,6 +177,7 @@ class Converter:
         self.close()
 
     def close(self) -> None:
+        self._sent.clear()
         child, self._child = self._child, None
         if child is None:
             return
