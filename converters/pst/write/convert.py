@@ -60,6 +60,7 @@ def _key(job: Job) -> _Key:
 
 #: the outcome of one job: its MAPI form, or why it cannot be written (hostile input)
 Result = Message | str
+AHEAD, AHEAD_BYTES = 16, 8 << 20  # jobs waiting in the child at most (its memory)
 MIN_JOBS = 4  # smaller batches are translated here: a round trip would cost more
 _LEN = struct.Struct("<Q")
 PIPE_SIZE = 1 << 20  # Linux's default limit for unprivileged processes
@@ -86,17 +87,19 @@ class Converter:
         self.answered = 0  # jobs the child translated
 
     def ahead(self, job: Job) -> None:
-        """Send `job` to the child now (when it runs): a later `map` that has it takes its
-        answer. The sink sends each mail as the pipeline first shows it (its duplicate
-        check), so the child translates while this process reads, verifies and records
-        the batch, not only while it writes."""
-        if self._start():
+        """Send `job` to the child now (when it runs and has fewer than AHEAD jobs or
+        AHEAD_BYTES waiting): a later `map` that has it takes its answer. The sink sends
+        each mail as the pipeline first shows it (its duplicate check), so the child
+        translates while this process reads, verifies and records a batch, not only
+        while it writes."""
+        if self._room() and self._start():
             self._post(job)
 
     def map(self, jobs: Iterable[Job]) -> Iterator[Result]:
         """The answers to `jobs`, in order. Jobs sent ahead are matched by identity (the
         same bytes object, flags and time); answers to jobs sent ahead that no batch asked
-        for (a duplicate the pipeline skipped, a batch left mid-way) are read and dropped."""
+        for (a duplicate the pipeline skipped, a batch left mid-way) are read and dropped.
+        The others are sent as answers come back, at most AHEAD waiting."""
         todo = list(jobs)
         if not todo:
             return
@@ -106,15 +109,20 @@ class Converter:
         done = 0
         try:
             there = Counter(_key(j) for j in self._sent)
+            unsent: deque[Job] = deque()
             for job in todo:
                 if there[_key(job)] > 0:
                     there[_key(job)] -= 1
                 else:
-                    self._post(job)
+                    unsent.append(job)
             got: dict[_Key, deque[Result]] = {}
             for job in todo:
                 key = _key(job)
                 while not got.get(key):
+                    while unsent and (self._room() or not self._sent):
+                        self._post(unsent.popleft())
+                    if not self._sent:
+                        raise _ChildError("the child is gone")
                     front = _key(self._sent[0])
                     got.setdefault(front, deque()).append(self._next(self._sent))
                 yield got[key].popleft()
@@ -123,7 +131,13 @@ class Converter:
             self._give_up(e)
             yield from map(translate, todo[done:])
 
+    def _room(self) -> bool:
+        """Whether the child may get one more job: a bound on its queue's memory."""
+        return len(self._sent) < AHEAD and sum(len(j[0]) for j in self._sent) < AHEAD_BYTES
+
     def _post(self, job: Job) -> None:
+        if self._child is None:
+            return
         try:
             self._sent.append(job)  # first: if the send fails, the job is done here
             self._send(job)
