@@ -53,6 +53,27 @@ def test_the_child_answers_as_this_process_does(corpus: Path) -> None:
         conv.close()
 
 
+def test_jobs_sent_ahead_are_answered_in_the_batch_that_asks(corpus: Path) -> None:
+    """As the sink sends mail ahead from its duplicate check: a batch takes the answers of
+    its jobs sent ahead, in its own order, sends those that were not, and drops answers
+    no batch asks for (a duplicate the pipeline skipped)."""
+    jobs = _jobs(corpus)[:40]
+    want = [translate(j) for j in jobs]
+    conv = Converter(enabled=True)
+    try:
+        for job in jobs[:12]:  # under the child's queue bound (AHEAD)
+            conv.ahead(job)
+        skipped = {3, 4, 9}  # sent ahead, never asked for
+        batch = [i for i in range(30) if i not in skipped]  # 12..29: not sent ahead
+        assert list(conv.map(jobs[i] for i in batch)) == [want[i] for i in batch]
+        conv.ahead(jobs[30])
+        later = [31, 30, 32, 33]  # out of the order sent
+        assert list(conv.map(jobs[i] for i in later)) == [want[i] for i in later]
+        assert conv.enabled and conv.answered == 12 + 18 + 4
+    finally:
+        conv.close()
+
+
 def test_a_left_batch_does_not_shift_the_next_ones_answers(corpus: Path) -> None:
     jobs = _jobs(corpus)[:30]
     conv = Converter(enabled=True)

@@ -9,6 +9,7 @@ when larger than a heap allocation may be (3580 bytes).
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,22 +52,27 @@ class Heap:
     sizes: list[int] = field(default_factory=lambda: [_header_size(0)])
 
     def add(self, item: bytes) -> int:
-        """Allocate `item`; its HID."""
-        if len(item) > HEAP_ITEM_MAX:
+        """Allocate `item`; its HID. (Called ~80 times a message: the fit test is inline.)"""
+        size = len(item)
+        if size > HEAP_ITEM_MAX:
             raise ValueError("heap item too large")
         index = len(self.blocks) - 1
-        if not self._fits(index, len(item)):
-            self.blocks.append([])
-            self.sizes.append(_header_size(index + 1))
-            index += 1
-        self.blocks[index].append(item)
-        self.sizes[index] += len(item)
-        return (index << 16) | (len(self.blocks[index]) << 5)
-
-    def _fits(self, index: int, size: int) -> bool:
-        n = len(self.blocks[index]) + 1
+        items = self.blocks[index]
+        n = len(items) + 1
         end = self.sizes[index] + size
-        return n <= _MAX_ALLOCS and end + (end & 1) + 4 + 2 * (n + 1) <= BLOCK_MAX
+        if n > _MAX_ALLOCS or end + (end & 1) + 4 + 2 * (n + 1) > BLOCK_MAX:
+            items, n, index = [], 1, index + 1
+            self.blocks.append(items)
+            self.sizes.append(_header_size(index))
+            end = self.sizes[index] + size
+        items.append(item)
+        self.sizes[index] = end
+        return (index << 16) | (n << 5)
+
+    def where(self, hid: int) -> tuple[int, int]:
+        """(block index, offset in it) of an allocation, as `build` lays it out."""
+        index, n = hid >> 16, (hid >> 5) & 0x7FF
+        return index, _header_size(index) + sum(map(len, self.blocks[index][: n - 1]))
 
     def build(self, root: int) -> list[bytes]:
         """The heap's data blocks. Every block but the last is a full data block (readers
@@ -113,6 +119,12 @@ def _nibbles(levels: Sequence[int], size: int) -> bytes:
 
 def bth(heap: Heap, key_size: int, data_size: int, records: Sequence[bytes]) -> int:
     """A BTree-on-heap (MS-PST 2.3.2) over records already sorted by key; its header HID."""
+    return _bth(heap, key_size, data_size, records)[0]
+
+
+def _bth(heap: Heap, key_size: int, data_size: int, records: Sequence[bytes]
+         ) -> tuple[int, int]:
+    """`bth`, and the HID of its only leaf (-1 when it has more than one level)."""
     level, rows = 0, list(records)
     per = HEAP_ITEM_MAX // (key_size + data_size)
     root = 0
@@ -124,7 +136,8 @@ def bth(heap: Heap, key_size: int, data_size: int, records: Sequence[bytes]) -> 
             break
         rows = [c[0][:key_size] + struct.pack("<I", h) for c, h in zip(chunks, hids, strict=True)]
         per, level = HEAP_ITEM_MAX // (key_size + 4), level + 1
-    return heap.add(struct.pack("<BBBBI", 0xB5, key_size, data_size, level, root))
+    header = heap.add(struct.pack("<BBBBI", 0xB5, key_size, data_size, level, root))
+    return header, root if level == 0 and rows else -1
 
 
 class SubNodes:
@@ -152,18 +165,44 @@ def _value_ref(heap: Heap, subs: SubNodes, raw: bytes) -> int:
 
 def property_context(props: Sequence[Prop], subs: SubNodes) -> list[bytes]:
     """A PC (MS-PST 2.3.3): the heap blocks; large values are added to `subs`."""
+    return _property_context(props, subs)[0]
+
+
+def property_context_slot(props: Sequence[Prop], subs: SubNodes, pid: int
+                          ) -> tuple[list[bytes], tuple[int, int] | None]:
+    """`property_context`, and where the inline value of property `pid` (given among
+    `props`, fixed-size) sits: (block index, offset), None when it is not inline or the
+    BTH has more than one level. The caller may overwrite those 4 bytes with a value it
+    learns only from the built blocks (a message's size)."""
+    blocks, heap, leaf, at = _property_context(props, subs, pid)
+    if at < 0:
+        return blocks, None
+    index, offset = heap.where(leaf)
+    return blocks, (index, offset + at * 8 + 4)
+
+
+_RECORD = struct.Struct("<HHI")
+
+
+def _property_context(props: Sequence[Prop], subs: SubNodes, pid: int = -1
+                      ) -> tuple[list[bytes], Heap, int, int]:
+    """The blocks, the heap, the HID of the BTH leaf and the index of `pid`'s record in
+    it (-1 when not inline or not there; only a one-level BTH is looked in)."""
     heap = Heap(0xBC)
     records = []
-    for pid, ptype, raw in sorted(props, key=lambda p: p[0]):
+    pack, at = _RECORD.pack, -1
+    for i, (p, ptype, raw) in enumerate(sorted(props, key=lambda p: p[0])):
         if ptype in _INLINE:
             hnid = int.from_bytes(raw[:4].ljust(4, b"\0"), "little")
+            if p == pid:
+                at = i
         else:
-            hnid = _value_ref(heap, subs, raw)
-        records.append(struct.pack("<HHI", pid, ptype, hnid))
+            hnid = heap.add(raw) if len(raw) <= HEAP_ITEM_MAX else subs.put(raw)
+        records.append(pack(p, ptype, hnid))
     if len({r[:2] for r in records}) != len(records):
         raise ValueError("a property is given twice")
-    root = bth(heap, 2, 6, records)
-    return heap.build(root)
+    root, leaf = _bth(heap, 2, 6, records)
+    return heap.build(root), heap, leaf, at if leaf >= 0 else -1
 
 
 @dataclass(frozen=True)
@@ -201,10 +240,10 @@ def table_context(tags: Sequence[int], rows: Iterable[tuple[int, Sequence[Prop]]
     once, in order (a folder's come from the writer's spool: only their encoded form is
     kept, not 100,000 rows of property tuples)."""
     heap = Heap(0x7C)
-    cols, size, rgib = columns(tags)
+    cols, size, rgib, plan = _layout(tuple(tags))
     matrix, ids = [], []
     for i, (rid, cells) in enumerate(rows):
-        matrix.append(_row(heap, subs, cols, size, rid, i, cells))
+        matrix.append(_row(heap, subs, plan, size, rid, i, cells))
         ids.append((rid, i))
     index = bth(heap, 4, 4, [struct.pack("<II", rid, i) for rid, i in sorted(ids)])
     data = b"".join(matrix)
@@ -224,20 +263,37 @@ def table_context(tags: Sequence[int], rows: Iterable[tuple[int, Sequence[Prop]]
     return heap.build(heap.add(info))
 
 
-def _row(heap: Heap, subs: SubNodes, cols: list[Column], size: int, rid: int, version: int,
+_Plan = Sequence[tuple[int, int, int, bool, int, int]]
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(tags: tuple[int, ...]) -> tuple[list[Column], int, tuple[int, int, int, int],
+                                            _Plan]:
+    """`columns`, and per column (tag, offset, width, fixed-size?, CEB byte, CEB bit):
+    worked out once per set of columns (a recipient table's are nearly always the same),
+    not for every message. Callers only read what it returns."""
+    cols, size, rgib = columns(tags)
+    ceb_at = size - (len(cols) + 7) // 8
+    plan = tuple((c.tag, c.ib, c.cb, (c.tag & 0xFFFF) in _FIXED, ceb_at + c.bit // 8,
+                  0x80 >> (c.bit % 8)) for c in cols)
+    return cols, size, rgib, plan
+_U32 = struct.Struct("<I")
+
+
+def _row(heap: Heap, subs: SubNodes, plan: _Plan, size: int, rid: int, version: int,
          cells: Sequence[Prop]) -> bytes:
     row = bytearray(size)
-    ceb_at = size - (len(cols) + 7) // 8
     values = {(pid << 16) | ptype: raw for pid, ptype, raw in cells}
-    values[0x67F20003] = struct.pack("<I", rid)
-    values[0x67F30003] = struct.pack("<I", version)
-    for c in cols:
-        raw = values.get(c.tag)
+    values[0x67F20003] = _U32.pack(rid)
+    values[0x67F30003] = _U32.pack(version)
+    for tag, ib, cb, fixed, ceb, bit in plan:
+        raw = values.get(tag)
         if raw is None:
             continue
-        if (c.tag & 0xFFFF) in _FIXED:
-            row[c.ib : c.ib + c.cb] = raw[: c.cb].ljust(c.cb, b"\0")
+        if fixed:
+            row[ib : ib + cb] = raw[:cb].ljust(cb, b"\0")
         else:
-            row[c.ib : c.ib + 4] = struct.pack("<I", _value_ref(heap, subs, raw))
-        row[ceb_at + c.bit // 8] |= 0x80 >> (c.bit % 8)
+            _U32.pack_into(row, ib, heap.add(raw) if len(raw) <= HEAP_ITEM_MAX
+                           else subs.put(raw))
+        row[ceb] |= bit
     return bytes(row)

@@ -115,6 +115,8 @@ def _header(msg: PyMessage, name: str) -> str:
     if value is None:
         return ""
     value = _text(value)
+    if "=?" not in value:  # no encoded word: decode/make_header give it back unchanged
+        return value
     try:
         return str(email.header.make_header(email.header.decode_header(str(value))))
     except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):

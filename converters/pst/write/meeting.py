@@ -103,13 +103,24 @@ def calendar_part(msg: PyMessage) -> tuple[str, str] | None:
     return None
 
 
-_CALENDAR = re.compile(rb"(?i)text/calendar")
+_NAME = b"text/calendar"
+_STEP = 1 << 16
+
+
+def mentions_calendar(raw: bytes) -> bool:
+    """Whether "text/calendar" is in `raw`, ASCII letters in any case (as a bytes regex
+    with IGNORECASE finds it). Lowered 64 KiB at a time, not by `re`: a case-insensitive
+    pattern steps byte by byte through megabytes of attachments, which was the writer's
+    largest single cost (0.5 ms a message, bench_pst_write); nor by lowering the whole
+    message: a fresh copy of every message costs page faults (system time)."""
+    step, overlap = _STEP, len(_NAME) - 1
+    return any(_NAME in raw[i : i + step + overlap].lower() for i in range(0, len(raw), step))
 
 
 def mail_or_meeting(raw: bytes, base: Message, ids: Ids) -> tuple[Message, list[str]]:
     """`as_meeting` for a raw mail; messages without a text/calendar part are not parsed
     again (the mail path has its own parser, mapi.py)."""
-    if not _CALENDAR.search(raw):
+    if not mentions_calendar(raw):
         return base, []
     return as_meeting(email.message_from_bytes(raw, policy=email.policy.compat32), base, ids)
 

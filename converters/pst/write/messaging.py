@@ -20,7 +20,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from .ltp import Heap, Prop, SubNodes, bth, property_context, split, table_context
+from .ltp import (
+    Heap,
+    Prop,
+    SubNodes,
+    bth,
+    property_context,
+    property_context_slot,
+    split,
+    table_context,
+)
 from .mapi import (
     PT_BINARY,
     PT_BOOLEAN,
@@ -343,10 +352,17 @@ def write_message(ndb: NdbWriter, msg: Message) -> tuple[int, int, int]:
         entries.append((NID_ATTACHMENTS, ndb.tree(tblocks), _store_subs(ndb, tsubs)))
     msubs = SubNodes()
     props = [p for p in msg.props if p[0] != 0x0E08]
-    first = property_context([*props, long(0x0E08, 0)], msubs)
-    size += _bytes(first, msubs)
-    msubs = SubNodes()
-    blocks = property_context([*props, long(0x0E08, size)], msubs)
+    # built once: PR_MESSAGE_SIZE counts the PC's own blocks, and its value sits inline in
+    # a record, so it is written into the built block (the layout does not depend on it)
+    blocks, slot = property_context_slot([*props, long(0x0E08, 0)], msubs, 0x0E08)
+    size += _bytes(blocks, msubs)
+    if slot is None:  # over 447 properties: a two-level BTH, built again with the size
+        msubs = SubNodes()
+        blocks = property_context([*props, long(0x0E08, size)], msubs)
+    else:
+        patched = bytearray(blocks[slot[0]])
+        patched[slot[1] : slot[1] + 4] = long(0x0E08, size)[2]
+        blocks[slot[0]] = bytes(patched)
     data_bid = ndb.tree(blocks)
     entries += [(n, ndb.tree(b), 0) for n, b in msubs.items]
     return data_bid, ndb.subnodes(entries), size

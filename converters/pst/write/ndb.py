@@ -52,6 +52,8 @@ SL_FANOUT = (BLOCK_MAX - 8) // 24  # SLENTRYs one SLBLOCK holds (340)
 SI_FANOUT = (BLOCK_MAX - 8) // 16
 NBT_LEAF, BBT_LEAF, BT_INNER = 32, 24, 24  # entry sizes in B-tree pages
 
+_TRAILER = struct.Struct("<HHIQ")  # a block's: cb, wSig, CRC, BID
+_PAD = bytes(64)
 
 
 def crc(data: bytes | bytearray | memoryview) -> int:
@@ -101,8 +103,15 @@ def map_pages(eof: int) -> list[tuple[int, int]]:
 
 def longest_free(chunk: bytes) -> int:
     """The longest run of free (zero) bits in an AMap's bits, as an FMap byte holds it."""
-    runs = format(int.from_bytes(chunk, "big"), f"0{len(chunk) * 8}b").split("1")
-    return min(255, max(map(len, runs)))
+    bits = format(int.from_bytes(chunk, "big"), f"0{len(chunk) * 8}b")
+    lo, hi = 0, min(255, len(bits))  # a run of `lo` zeros is there; of `hi + 1`, not
+    while lo < hi:  # bisected with substring searches: a split made thousands of strings
+        mid = (lo + hi + 1) // 2
+        if "0" * mid in bits:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def page_trailer(data: bytes, ptype: int, ib: int, bid: int, signed: bool = True) -> bytes:
@@ -121,6 +130,7 @@ class NdbWriter:
         self.next_ib = DATA_AT
         self.next_bid = 0x100  # block BIDs step by 4; bit 1 marks internal blocks
         self.next_page_bid = 0x100
+        self.clear_to = 0  # the next map page after next_ib, where known
         # the B-trees' entries, in spill files until `finish` (spill.py): memory stays
         # flat however large the file grows
         self.blocks, self.nodes = Blocks(f), Nodes(f)
@@ -132,12 +142,16 @@ class NdbWriter:
     # --- space ----------------------------------------------------------------------
     def _alloc(self, size: int, align: int) -> int:
         ib = (self.next_ib + align - 1) // align * align
+        if ib + size <= self.clear_to:  # before the map page found last time
+            self.next_ib = ib + size
+            return ib
         while True:
             clash = next_reserved(max(AMAP_AT, ib - ib % PAGE))
             if clash >= ib + size:
                 break
             ib = (clash + PAGE + align - 1) // align * align
         self.next_ib = ib + size
+        self.clear_to = clash  # no map page between here and there: space only grows
         return ib
 
     def _write(self, ib: int, data: bytes) -> None:
@@ -153,11 +167,19 @@ class NdbWriter:
             raise ValueError(f"block of {len(data)} bytes")
         bid = self.next_bid | (2 if internal else 0)
         self.next_bid += 4
-        size = block_size(len(data))
+        cb = len(data)
+        size = (cb + 16 + 63) // 64 * 64  # block_size
         ib = self._alloc(size, 64)
-        trailer = struct.pack("<HHIQ", len(data), signature(ib, bid), crc(data), bid)
-        self._write(ib, data + b"\0" * (size - 16 - len(data)) + trailer)
-        self.blocks.add(bid, ib, len(data))
+        sig = ib ^ bid
+        # the padding and trailer in one piece after the data: no copy of the data itself
+        tail = _PAD[: size - 16 - cb] + _TRAILER.pack(
+            cb, ((sig >> 16) ^ sig) & 0xFFFF, zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF, bid)
+        if ib != self.pos:
+            self.f.seek(ib)
+        self.f.write(data)
+        self.f.write(tail)
+        self.pos = ib + size
+        self.blocks.add(bid, ib, cb)
         return bid
 
     def data(self, data: bytes) -> int:

@@ -192,7 +192,7 @@ class PstSink:
             final = fileset.part_name(self.path, self._part) if self._split else self.path
             work = fileset.work_name(final)
             try:
-                self._file = work.open("w+b")
+                self._file = work.open("w+b", buffering=1 << 20)  # blocks are ~8 KiB
             except OSError as e:
                 raise TargetWriteError(work, e.strerror or str(e)) from e
             self._work_final = (work, final)
@@ -313,6 +313,8 @@ class PstSink:
         """Copies written in this run (same bytes), and items of the earlier file(s) with
         this item's stable key (a re-run whose ledger is lost delivers nothing twice)."""
         with self._lock:
+            if msg.kind == ItemKind.MAIL:  # translated meanwhile (put_batch takes it)
+                self.converter.ahead((raw, frozenset(f.value for f in msg.flags), msg.received))
             if not self._seen.has_earlier:
                 self._seen.add_earlier(
                     (path, item.stable_key, self._id(index, item.target_id, item.stable_key))
