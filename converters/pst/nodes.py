@@ -60,7 +60,8 @@ def attachment_table_note(reason: str) -> str:
 
 @dataclass(frozen=True)
 class RawAttachment:
-    """One attachment: its properties, its data (by value or OLE) and its sub-node."""
+    """One attachment: its properties, its data (by value or OLE) and its sub-node.
+    A dataclass: tests compare a lenient read's attachments with an intact read's."""
 
     index: int  # its place among the item's attachments
     nid: int
@@ -81,13 +82,17 @@ class RawItem:
     recipients_read: bool = True  # False: the recipient table was unreadable
 
 
-@dataclass(frozen=True)
 class Children:
     """What a folder holds, by NID, in NID order."""
 
-    folders: dict[int, list[int]]
-    messages: dict[int, array[int]]  # 4 bytes an item: a folder may hold a million
-    nodes: dict[int, array[int]]  # every child (also associated items): libpff's sub-items
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("folders", "messages", "nodes")
+
+    def __init__(self, folders: dict[int, list[int]], messages: dict[int, array[int]],
+                 nodes: dict[int, array[int]]) -> None:
+        self.folders = folders
+        self.messages = messages  # 4 bytes an item: a folder may hold a million
+        self.nodes = nodes  # every child (also associated items): libpff's sub-items
 
     def position(self, parent: int, nid: int) -> int:
         """Where a child is among all of its parent's children (-1: not there)."""

@@ -57,14 +57,14 @@ _SYSTEM_NAMES = {"conversation action settings", "quick step settings", "rss fee
                  "conflicts", "local failures", "server failures"}
 
 
-@dataclass(frozen=True)
 class RawFolder:
-    nid: int
-    parent: int | None
-    name: str
-    container_class: str
-    count: int
-    props: Props
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("container_class", "count", "name", "nid", "parent", "props")
+
+    def __init__(self, nid: int, parent: int | None, name: str, container_class: str,
+                 count: int, props: Props) -> None:
+        self.nid, self.parent, self.name = nid, parent, name
+        self.container_class, self.count, self.props = container_class, count, props
 
 
 @dataclass(frozen=True)
