@@ -14,7 +14,7 @@ import struct
 from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 from pstkit.converters.pst.btree import (
     NID_FOLDER,
@@ -47,7 +47,10 @@ RECOVERED_NOTE = ("its index entry was lost (truncated or damaged file) and foun
 def noted(item: RawItem, notes: Sequence[str]) -> RawItem:
     """The item with `notes` first among its problems (they travel as X-Pstkit-Note)."""
     notes = list(dict.fromkeys(notes))  # the same note from two checks: once
-    return replace(item, failed=[*((-1, n) for n in notes), *item.failed]) if notes else item
+    if not notes:
+        return item
+    return RawItem(item.nid, item.entries, item.recipients, item.attachments,
+                   [*((-1, n) for n in notes), *item.failed], item.recipients_read)
 
 
 def damaged_part(part: str, reason: str) -> str:
@@ -70,16 +73,19 @@ class RawAttachment:
     ref: Ref | None = None  # where an embedded message (attach method 5) lives
 
 
-@dataclass(frozen=True)
 class RawItem:
     """One message as read from the file, before any decoding."""
 
-    nid: int
-    entries: list[Entry]
-    recipients: list[list[Entry]]
-    attachments: list[RawAttachment]
-    failed: list[tuple[int, str]] = field(default_factory=list)  # attachments not read: why
-    recipients_read: bool = True  # False: the recipient table was unreadable
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("attachments", "entries", "failed", "nid", "recipients", "recipients_read")
+
+    def __init__(self, nid: int, entries: list[Entry], recipients: list[list[Entry]],
+                 attachments: list[RawAttachment], failed: list[tuple[int, str]] | None = None,
+                 recipients_read: bool = True) -> None:
+        self.nid, self.entries, self.recipients = nid, entries, recipients
+        self.attachments = attachments
+        self.failed = [] if failed is None else failed  # attachments not read: why
+        self.recipients_read = recipients_read  # False: the recipient table was unreadable
 
 
 class Children:

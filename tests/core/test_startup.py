@@ -79,11 +79,11 @@ def test_a_pst_of_plain_mail_needs_no_vcard_or_icalendar_writer(tmp_path: Path) 
     assert "pstkit.converters.pst.named" in modules
 
 
-#: the PST reader's records that stay dataclasses on a mail export: compared by tests, copied
-#: with replace(), or shared with the writer; every other record of the reader is a plain
-#: class, because making a dataclass costs ~0.3-0.6 ms at import (notes/19-startup5.md)
+#: the PST reader's records that stay dataclasses on a mail export: compared by tests, or
+#: shared with the writer; every other record of the reader is a plain class, because
+#: making a dataclass costs ~0.3-0.6 ms at import (notes/19-startup5.md)
 PST_DATACLASSES = {"mime.Address", "mime.Attachment", "mime.Body", "mime.MapiMessage",
-                   "nodes.RawAttachment", "nodes.RawItem", "props.Props", "tree.Node"}
+                   "nodes.RawAttachment", "props.Props"}
 
 
 def test_a_pst_export_makes_only_the_reader_dataclasses_it_needs(tmp_path: Path) -> None:
