@@ -16,7 +16,6 @@ import struct
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 _PAGE = 512
@@ -63,34 +62,49 @@ def _decode_table() -> bytes:
     return bytes(table)
 
 
-@dataclass(frozen=True)
+# The PST reader's records are plain classes with __slots__, not dataclasses: making a
+# dataclass costs ~0.3-0.6 ms at import, and these are internal to the reader (nothing
+# compares, copies with replace() or prints them). See /work/plan/notes/19-startup5.md.
+
+
 class Layout:
-    """Where the two file formats differ (MS-PST 2.2.2): pointer size and page offsets."""
+    """Where the two file formats differ (MS-PST 2.2.2): pointer size and page offsets.
+    Only the two instances below exist; they are compared with `is`."""
 
-    ptr: str  # struct code of a BID/IB/NID field: "Q" Unicode, "I" ANSI
-    size: int  # its size in bytes
-    meta: int  # offset of cEnt/cEntMax/cbEnt/cLevel in a B-tree page
-    ptype: int  # offset of ptype/ptypeRepeat
-    sl_start: int  # first SLENTRY/SIENTRY (Unicode pads the block header to 8 bytes)
-    nbt_leaf: str  # NBTENTRY: nid, bidData, bidSub, nidParent
-    bbt_leaf: str  # BBTENTRY: bid, ib, cb
-    inner: str  # BTENTRY: key, bid, ib
-    trailer: int  # size of a block trailer
-    crc_at: int  # offset of dwCRC in the trailer
-    page_crc: int  # offset of a B-tree page's dwCRC (over the bytes before its trailer)
-    page_bid: str  # struct code and offset of the page's own BID in its trailer
-    page_bid_at: int
+    __slots__ = ("bbt_leaf", "crc_at", "inner", "meta", "nbt_leaf", "page_bid", "page_bid_at",
+                 "page_crc", "ptr", "ptype", "size", "sl_start", "trailer")
+
+    def __init__(self, ptr: str, size: int, meta: int, ptype: int, sl_start: int, *,
+                 nbt_leaf: str, bbt_leaf: str, inner: str, trailer: int, crc_at: int,
+                 page_crc: int, page_bid: str, page_bid_at: int) -> None:
+        self.ptr = ptr  # struct code of a BID/IB/NID field: "Q" Unicode, "I" ANSI
+        self.size = size  # its size in bytes
+        self.meta = meta  # offset of cEnt/cEntMax/cbEnt/cLevel in a B-tree page
+        self.ptype = ptype  # offset of ptype/ptypeRepeat
+        self.sl_start = sl_start  # first SLENTRY/SIENTRY (Unicode pads the header to 8 bytes)
+        self.nbt_leaf = nbt_leaf  # NBTENTRY: nid, bidData, bidSub, nidParent
+        self.bbt_leaf = bbt_leaf  # BBTENTRY: bid, ib, cb
+        self.inner = inner  # BTENTRY: key, bid, ib
+        self.trailer = trailer  # size of a block trailer
+        self.crc_at = crc_at  # offset of dwCRC in the trailer
+        self.page_crc = page_crc  # offset of a B-tree page's dwCRC (over the bytes before it)
+        self.page_bid = page_bid  # struct code and offset of the page's own BID in its trailer
+        self.page_bid_at = page_bid_at
 
 
-UNICODE = Layout("Q", 8, 488, 496, 8, "<QQQI4x", "<QQH6x", "<QQQ", 16, 4, 500, "<Q", 504)
-ANSI = Layout("I", 4, 496, 500, 4, "<IIII", "<IIH2x", "<III", 12, 8, 508, "<I", 504)
+UNICODE = Layout("Q", 8, 488, 496, 8, nbt_leaf="<QQQI4x", bbt_leaf="<QQH6x", inner="<QQQ",
+                 trailer=16, crc_at=4, page_crc=500, page_bid="<Q", page_bid_at=504)
+ANSI = Layout("I", 4, 496, 500, 4, nbt_leaf="<IIII", bbt_leaf="<IIH2x", inner="<III",
+              trailer=12, crc_at=8, page_crc=508, page_bid="<I", page_bid_at=504)
 
 
-@dataclass(frozen=True)
 class _Page:
-    level: int
-    keys: list[int]  # sorted (masked) keys
-    values: list[tuple[int, ...]]  # leaf: the entry's other fields; inner: (bid, ib)
+    __slots__ = ("keys", "level", "values")
+
+    def __init__(self, level: int, keys: list[int], values: list[tuple[int, ...]]) -> None:
+        self.level = level
+        self.keys = keys  # sorted (masked) keys
+        self.values = values  # leaf: the entry's other fields; inner: (bid, ib)
 
 
 def parse_page(raw: bytes, lay: Layout, nodes: bool) -> _Page:
@@ -111,13 +125,16 @@ def parse_page(raw: bytes, lay: Layout, nodes: bool) -> _Page:
     return _Page(level, [r[0] & mask for r in rows], [r[1:] for r in rows])
 
 
-@dataclass
 class Scanned:
     """Index entries of every intact leaf page in the file, by masked key; where two
     pages hold one key, the newer page (higher page BID) wins."""
 
-    nodes: dict[int, tuple[int, ...]] = field(default_factory=dict)
-    blocks: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    __slots__ = ("blocks", "nodes")
+
+    def __init__(self, nodes: dict[int, tuple[int, ...]] | None = None,
+                 blocks: dict[int, tuple[int, ...]] | None = None) -> None:
+        self.nodes = {} if nodes is None else nodes
+        self.blocks = {} if blocks is None else blocks
 
     def get(self, key: int, nodes: bool) -> tuple[int, ...] | None:
         return (self.nodes if nodes else self.blocks).get(key)
@@ -156,24 +173,25 @@ def scan_leaves(pread: Callable[[int, int], bytes], lay: Layout) -> Scanned:
                    {k: v for k, (_a, v) in found[0].items()})
 
 
-@dataclass
 class Ndb:
     """Node and block B-tree access for one open file."""
 
-    f: BinaryIO
-    nbt: int  # file offset of the node B-tree root page
-    bbt: int
-    decode: bytes | None  # translate table for permute-encoded data blocks
-    lay: Layout
-    pages: dict[tuple[int, bool], _Page] = field(default_factory=dict)
-    #: the entries of the leaf pages in `pages`, by masked key * 2 + nodes: the blocks of one
-    #: message mostly share a leaf page, so most lookups need no walk down the tree
-    leaves: dict[int, tuple[int, ...]] = field(default_factory=dict)
-    #: what of the index could not be read (pages past the end of the file, damaged pages)
-    lost: list[str] = field(default_factory=list)
-    #: nodes whose index entry came from a scanned page, not the tree: maybe an old version
-    recovered: set[int] = field(default_factory=set)
-    _scan: Scanned | None = None
+    def __init__(self, f: BinaryIO, nbt: int, bbt: int, decode: bytes | None,
+                 lay: Layout) -> None:
+        self.f = f
+        self.nbt = nbt  # file offset of the node B-tree root page
+        self.bbt = bbt
+        self.decode = decode  # translate table for permute-encoded data blocks
+        self.lay = lay
+        self.pages: dict[tuple[int, bool], _Page] = {}
+        #: the entries of the leaf pages in `pages`, by masked key * 2 + nodes: the blocks of
+        #: one message mostly share a leaf page, so most lookups need no walk down the tree
+        self.leaves: dict[int, tuple[int, ...]] = {}
+        #: what of the index could not be read (pages past the end of the file, damaged pages)
+        self.lost: list[str] = []
+        #: nodes whose index entry came from a scanned page, not the tree: maybe an old version
+        self.recovered: set[int] = set()
+        self._scan: Scanned | None = None
 
     @classmethod
     def open(cls, f: BinaryIO) -> Ndb:

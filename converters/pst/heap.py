@@ -7,12 +7,10 @@ read it: the first block of its property heap.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from pstkit.converters.pst.props import PT_BOOLEAN, PT_LONG, PT_SHORT, Props, decode_value
 
 
-@dataclass(frozen=True)
 class HeapPC:
     """A property context read from raw heap-on-node bytes.
 
@@ -20,8 +18,11 @@ class HeapPC:
     sub-nodes, which the raw bytes pypff hands out do not contain.
     """
 
-    props: Props
-    unreadable: tuple[int, ...]
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("props", "unreadable")
+
+    def __init__(self, props: Props, unreadable: tuple[int, ...]) -> None:
+        self.props, self.unreadable = props, unreadable
 
 
 class HeapError(ValueError):

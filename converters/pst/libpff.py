@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,17 +157,18 @@ def libpff_rtf(handle: Any, packed: bytes) -> bytes | None:
 LIBPFF_RTF_MIN = 8192
 
 
-@dataclass
 class Libpff:
     """The file opened with pypff on first use (most files never need it), and its folder
     objects by nid: all of them (`walk`), or found on demand (`folder`)."""
 
-    path: Path
-    codepage: str | None  # an explicit --codepage, for the names libpff decodes itself
-    parents: dict[int, tuple[int, int]] = field(default_factory=dict)  # nid: (parent, index)
-    handles: dict[int, Any] = field(default_factory=dict)
-    walked: bool = False
-    opened: Any = None
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    def __init__(self, path: Path, codepage: str | None) -> None:
+        self.path = path
+        self.codepage = codepage  # an explicit --codepage, for the names libpff decodes itself
+        self.parents: dict[int, tuple[int, int]] = {}  # nid: (parent, index)
+        self.handles: dict[int, Any] = {}
+        self.walked = False
+        self.opened: Any = None
 
     def file(self) -> Any:
         """pypff's file object; SourceError (one line) when libpff cannot open it."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pstkit.converters.pst import speedups
 from pstkit.converters.pst.btree import READ_ERRORS, Ndb, NdbError, Ref
@@ -32,11 +31,14 @@ _INLINE = {0x0002, 0x0003, 0x000A, 0x000B, 0x0004}  # types whose value sits in 
 # --- LTP: heap, property context, table context (pure) ------------------------------
 
 
-@dataclass(frozen=True)
 class Heap:
-    blocks: tuple[bytes, ...]
-    load: Callable[[int], bytes]  # sub-node NID -> its data, for values stored there
-    maps: dict[int, tuple[int, ...]] = field(default_factory=dict, compare=False)
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("blocks", "load", "maps")
+
+    def __init__(self, blocks: tuple[bytes, ...], load: Callable[[int], bytes]) -> None:
+        self.blocks = blocks
+        self.load = load  # sub-node NID -> its data, for values stored there
+        self.maps: dict[int, tuple[int, ...]] = {}  # page -> its allocation offsets
 
     def offsets(self, page: int) -> tuple[int, ...]:
         """A heap block's allocation offsets (its page map, MS-PST 2.3.1.5), parsed once."""
@@ -192,18 +194,22 @@ def read_tc(heap: Heap, rows_data: list[bytes] | None, codepage: str) -> list[Pr
 _RECIPIENTS, _ATTACHMENTS = 0x692, 0x671
 
 
-@dataclass(frozen=True)
 class SubAttachment:
-    props: Props
-    message: SubMessage | None = None  # attach method 5, read recursively
-    error: str = ""  # why an embedded message could not be read
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("error", "message", "props")
+
+    def __init__(self, props: Props, message: SubMessage | None = None, error: str = "") -> None:
+        self.props = props
+        self.message = message  # attach method 5, read recursively
+        self.error = error  # why an embedded message could not be read
 
 
-@dataclass(frozen=True)
 class SubMessage:
-    props: Props
-    recipients: tuple[Props, ...]
-    attachments: tuple[SubAttachment, ...]
+    __slots__ = ("attachments", "props", "recipients")
+
+    def __init__(self, props: Props, recipients: tuple[Props, ...],
+                 attachments: tuple[SubAttachment, ...]) -> None:
+        self.props, self.recipients, self.attachments = props, recipients, attachments
 
 
 class Reader:

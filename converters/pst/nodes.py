@@ -14,7 +14,7 @@ import struct
 from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 from pstkit.converters.pst.btree import (
     NID_FOLDER,
@@ -47,7 +47,10 @@ RECOVERED_NOTE = ("its index entry was lost (truncated or damaged file) and foun
 def noted(item: RawItem, notes: Sequence[str]) -> RawItem:
     """The item with `notes` first among its problems (they travel as X-Pstkit-Note)."""
     notes = list(dict.fromkeys(notes))  # the same note from two checks: once
-    return replace(item, failed=[*((-1, n) for n in notes), *item.failed]) if notes else item
+    if not notes:
+        return item
+    return RawItem(item.nid, item.entries, item.recipients, item.attachments,
+                   [*((-1, n) for n in notes), *item.failed], item.recipients_read)
 
 
 def damaged_part(part: str, reason: str) -> str:
@@ -60,7 +63,8 @@ def attachment_table_note(reason: str) -> str:
 
 @dataclass(frozen=True)
 class RawAttachment:
-    """One attachment: its properties, its data (by value or OLE) and its sub-node."""
+    """One attachment: its properties, its data (by value or OLE) and its sub-node.
+    A dataclass: tests compare a lenient read's attachments with an intact read's."""
 
     index: int  # its place among the item's attachments
     nid: int
@@ -69,25 +73,32 @@ class RawAttachment:
     ref: Ref | None = None  # where an embedded message (attach method 5) lives
 
 
-@dataclass(frozen=True)
 class RawItem:
     """One message as read from the file, before any decoding."""
 
-    nid: int
-    entries: list[Entry]
-    recipients: list[list[Entry]]
-    attachments: list[RawAttachment]
-    failed: list[tuple[int, str]] = field(default_factory=list)  # attachments not read: why
-    recipients_read: bool = True  # False: the recipient table was unreadable
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("attachments", "entries", "failed", "nid", "recipients", "recipients_read")
+
+    def __init__(self, nid: int, entries: list[Entry], recipients: list[list[Entry]],
+                 attachments: list[RawAttachment], failed: list[tuple[int, str]] | None = None,
+                 recipients_read: bool = True) -> None:
+        self.nid, self.entries, self.recipients = nid, entries, recipients
+        self.attachments = attachments
+        self.failed = [] if failed is None else failed  # attachments not read: why
+        self.recipients_read = recipients_read  # False: the recipient table was unreadable
 
 
-@dataclass(frozen=True)
 class Children:
     """What a folder holds, by NID, in NID order."""
 
-    folders: dict[int, list[int]]
-    messages: dict[int, array[int]]  # 4 bytes an item: a folder may hold a million
-    nodes: dict[int, array[int]]  # every child (also associated items): libpff's sub-items
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("folders", "messages", "nodes")
+
+    def __init__(self, folders: dict[int, list[int]], messages: dict[int, array[int]],
+                 nodes: dict[int, array[int]]) -> None:
+        self.folders = folders
+        self.messages = messages  # 4 bytes an item: a folder may hold a million
+        self.nodes = nodes  # every child (also associated items): libpff's sub-items
 
     def position(self, parent: int, nid: int) -> int:
         """Where a child is among all of its parent's children (-1: not there)."""

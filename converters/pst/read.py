@@ -12,7 +12,6 @@ item is read again through pypff, which keeps what the old path kept.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pstkit.converters.pst import libpff as lib
 from pstkit.converters.pst import speedups
@@ -46,36 +45,43 @@ from pstkit.converters.pst.props import (
 from pstkit.model import ItemKind, MessageMeta
 
 
-@dataclass
 class Extras:
     """What reading one item's attachments found besides the attachments themselves."""
 
-    notes: list[str] = field(default_factory=list)  # problems, kept in X-Pstkit-Note
-    exceptions: list[Props] = field(default_factory=list)  # changed occurrences of a series
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("exceptions", "notes")
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []  # problems, kept in X-Pstkit-Note
+        self.exceptions: list[Props] = []  # changed occurrences of a series
 
 
-@dataclass(frozen=True)
 class Item:
     """One item as read: its bytes-to-be, or why it cannot be."""
 
-    meta: MessageMeta
-    message: MapiMessage | None
-    reason: str = ""
+    __slots__ = ("message", "meta", "reason")
+
+    def __init__(self, meta: MessageMeta, message: MapiMessage | None, reason: str = "") -> None:
+        self.meta, self.message, self.reason = meta, message, reason
 
 
 class Fallback(Exception):
     """The node reader cannot read this item: read it with pypff instead."""
 
 
-@dataclass(frozen=True)
 class Raw:
     """One item to read, whichever reader reads it; the calls raise on damage."""
 
-    source_id: str
-    entries: Callable[[], list[Entry]]
-    body: Callable[[], RawItem]  # recipients and attachments
-    rtf: Callable[[bytes], bytes | None]  # a faster RTF decompressor, if any
-    nodes: bool  # read by pst_nodes: an embedded message it cannot read -> Fallback
+    __slots__ = ("body", "entries", "nodes", "rtf", "source_id")
+
+    def __init__(self, source_id: str, entries: Callable[[], list[Entry]],
+                 body: Callable[[], RawItem], rtf: Callable[[bytes], bytes | None],
+                 nodes: bool) -> None:
+        self.source_id = source_id
+        self.entries = entries
+        self.body = body  # recipients and attachments
+        self.rtf = rtf  # a faster RTF decompressor, if any
+        self.nodes = nodes  # read by pst_nodes: an embedded message it cannot read -> Fallback
 
 
 def named_props(entries: list[Entry], named: dict[int, str], watch: int

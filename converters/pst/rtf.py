@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import re
 import struct
-from dataclasses import dataclass
 from functools import cache
 
 from pstkit.converters.pst import speedups
@@ -140,12 +139,13 @@ _SKIP = frozenset(
 )
 
 
-@dataclass(frozen=True)
 class _State:
-    skip: bool = False
-    htmltag: bool = False
-    htmlrtf: bool = False
-    uc: int = 1
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("htmlrtf", "htmltag", "skip", "uc")
+
+    def __init__(self, skip: bool = False, htmltag: bool = False, htmlrtf: bool = False,
+                 uc: int = 1) -> None:
+        self.skip, self.htmltag, self.htmlrtf, self.uc = skip, htmltag, htmlrtf, uc
 
 
 def is_html_rtf(rtf: bytes) -> bool:

@@ -10,7 +10,6 @@ a last resort (OST files carry Exchange entry ids that name no PST node).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 
 from pstkit.converters.pst.props import (
     PR_ADDITIONAL_REN_ENTRYIDS,
@@ -57,25 +56,27 @@ _SYSTEM_NAMES = {"conversation action settings", "quick step settings", "rss fee
                  "conflicts", "local failures", "server failures"}
 
 
-@dataclass(frozen=True)
 class RawFolder:
-    nid: int
-    parent: int | None
-    name: str
-    container_class: str
-    count: int
-    props: Props
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("container_class", "count", "name", "nid", "parent", "props")
+
+    def __init__(self, nid: int, parent: int | None, name: str, container_class: str,
+                 count: int, props: Props) -> None:
+        self.nid, self.parent, self.name = nid, parent, name
+        self.container_class, self.count, self.props = container_class, count, props
 
 
-@dataclass(frozen=True)
 class Node:
     """A folder as exported; items of a node with a `skip_reason` are all skipped."""
 
-    info: FolderInfo
-    nid: int
-    skip_reason: str = ""
-    top: bool = False  # holds the items that sit directly in the top-of-store folder
-    system: bool = False  # Outlook's own data (Freebusy, Sync Issues…): not exported by default
+    # a plain class, not a dataclass: cheaper to import (see btree.Layout)
+    __slots__ = ("info", "nid", "skip_reason", "system", "top")
+
+    def __init__(self, info: FolderInfo, nid: int, skip_reason: str = "", top: bool = False,
+                 system: bool = False) -> None:
+        self.info, self.nid, self.skip_reason = info, nid, skip_reason
+        self.top = top  # holds the items that sit directly in the top-of-store folder
+        self.system = system  # Outlook's own data (Freebusy, Sync Issues…): not exported by default
 
 
 def find_subtree(folders: list[RawFolder], store: Props) -> int | None:
@@ -194,7 +195,7 @@ def layout(folders: list[RawFolder], store: Props) -> list[Node]:
     children = _children(folders)
     if subtree is not None:
         system = system_folders(folders, subtree)
-        nodes += [replace(n, system=n.nid in system)
+        nodes += [Node(n.info, n.nid, n.skip_reason, n.top, system=n.nid in system)
                   for n in _walk(children, subtree, (), roles, used, "")]
     root = next((f.nid for f in folders if f.parent is None), None)
     inside = {subtree, *(_descendants(folders, subtree))} if subtree is not None else set()

@@ -79,6 +79,35 @@ def test_a_pst_of_plain_mail_needs_no_vcard_or_icalendar_writer(tmp_path: Path) 
     assert "pstkit.converters.pst.named" in modules
 
 
+#: the PST reader's records that stay dataclasses on a mail export: compared by tests, or
+#: shared with the writer; every other record of the reader is a plain class, because
+#: making a dataclass costs ~0.3-0.6 ms at import (notes/19-startup5.md)
+PST_DATACLASSES = {"mime.Address", "mime.Attachment", "mime.Body", "mime.MapiMessage",
+                   "nodes.RawAttachment", "props.Props"}
+
+
+def test_a_pst_export_makes_only_the_reader_dataclasses_it_needs(tmp_path: Path) -> None:
+    if not MAIL_ONLY_PST.is_file():
+        pytest.skip(f"no corpus PST at {MAIL_ONLY_PST} (see ../shared/corpus/README.md)")
+    pst = "pstkit.converters.pst."
+    probe = ("import atexit, dataclasses, sys\n"
+             "def made():\n"
+             "    found = {f'{n[len(P):]}.{k}' for n, m in list(sys.modules.items())\n"
+             "             if n.startswith(P) for k, v in vars(m).items()\n"
+             "             if isinstance(v, type) and dataclasses.is_dataclass(v)\n"
+             "             and v.__module__ == n}\n"
+             "    print('MADE', ' '.join(sorted(found)), file=sys.stderr)\n"
+             f"P = {pst!r}\n"
+             "atexit.register(made)\n"
+             "from pstkit.cli import main\nmain()")  # fmt: skip
+    args = ["export", f"pst:{MAIL_ONLY_PST}", str(tmp_path / "store")]
+    done = subprocess.run([sys.executable, "-c", probe, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stderr.splitlines() if x.startswith("MADE "))
+    assert set(line.split()[1:]) == PST_DATACLASSES
+
+
 def test_the_import_stage_is_still_found_through_the_pipeline() -> None:
     # The other side of "pstkit.importing" in NOT_FOR_EXPORT: loaded when asked for.
     from pstkit import importing, pipeline  # noqa: PLC0415 - the order is the test
