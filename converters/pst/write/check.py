@@ -30,6 +30,8 @@ from pstkit.converters.pst.btree import READ_ERRORS, Ndb
 from pstkit.converters.pst.nodes import NodeReader
 from pstkit.converters.pst.write.checkdb import State
 from pstkit.converters.pst.write.checkmaps import check_maps
+from pstkit.converters.pst.write.existing import _names
+from pstkit.converters.pst.write.namemap import SOURCE_KEY
 from pstkit.converters.pst.write.ndb import (
     DLIST_AT,
     PAGE,
@@ -66,6 +68,7 @@ class _File:
     report: Report
     state: State
     progress: Progress | None = None
+    foreign: bool = False
 
     def read(self, ib: int, n: int) -> bytes:
         if not 0 <= ib < 1 << 62:  # a damaged offset: nothing there
@@ -80,18 +83,32 @@ class _File:
         return _page_ok(self, page, ib, ptype, signed)
 
 
-def check_path(path: Path, progress: Progress | None = None, strict: bool = False) -> Report:
-    """`check` of a file by name; `progress` is told the bytes of blocks read as it goes."""
+def check_path(path: Path, progress: Progress | None = None) -> Report:
+    """`check` of a file by name, strict for a file pstkit wrote, else (Outlook's, another
+    tool's) only [MS-PST]'s rules; `progress` is told the bytes of blocks read."""
     with open(path, "rb") as f:
-        return check(f, strict, progress)
+        ours = pstkit_made(f)
+        return check(f, strict=ours, progress=progress, foreign=not ours)
 
 
-def check(f: BinaryIO, strict: bool = True, progress: Progress | None = None) -> Report:
+def pstkit_made(f: BinaryIO) -> bool:
+    """Did pstkit write this file (its name map holds pstkit's stable-key property)?"""
+    try:
+        return SOURCE_KEY in _names(NodeReader(Ndb.open(f)))
+    except READ_ERRORS:
+        return False
+
+
+def check(f: BinaryIO, strict: bool = True, progress: Progress | None = None,
+          foreign: bool = False) -> Report:
     """Every finding about a Unicode PST file (an empty list: it passed every check).
     `strict` adds what pstkit's writer promises beyond [MS-PST]: no block is shared
-    (Outlook shares the blocks of identical empty tables)."""
+    (Outlook shares the blocks of identical empty tables). `foreign` leaves out what
+    pstkit's writer does but other writers need not: every block referenced (Outlook and
+    Aspose leave unreferenced blocks behind), PR_MESSAGE_SIZE equal to the bytes on disk
+    (Outlook versions count differently), a valid density list (Aspose writes none)."""
     f.seek(0, 2)
-    pf = _File(f, f.tell(), Report(size=f.tell()), State(), progress)
+    pf = _File(f, f.tell(), Report(size=f.tell()), State(), progress, foreign)
     try:
         _check(pf, strict)
     finally:
@@ -113,7 +130,7 @@ def _check(pf: _File, strict: bool) -> None:
     pf.report.nodes, pf.report.blocks = pf.state.counts()
     pf.report.folders, pf.report.items = pf.state.count_type(2), pf.state.count_type(4)
     _references(pf, strict)
-    check_maps(pf.state, pf.size, head, pf.read, pf.page_ok, pf.report.bad)
+    check_maps(pf.state, pf.size, head, pf.read, pf.page_ok, pf.report.bad, pf.foreign)
     _messaging(pf)
 
 
@@ -127,7 +144,7 @@ def _header(pf: _File, head: bytes) -> None:
     if struct.unpack_from("<Q", head, 184)[0] != pf.size:
         pf.report.bad("header ibFileEof is not the file size")
     page = pf.read(DLIST_AT, PAGE)
-    if not _page_ok(pf, page, DLIST_AT, PT_DL, signed=True):
+    if not _page_ok(pf, page, DLIST_AT, PT_DL, signed=True) and not pf.foreign:
         pf.report.bad("density list page at 0x4200 bad")
 
 
@@ -227,7 +244,7 @@ def _references(pf: _File, strict: bool) -> None:
                 todo += _children(pf, bid)
     for bid in pf.state.missing():
         pf.report.bad(f"block {bid:#x} is referenced but not in the BBT")
-    for bid, refs in pf.state.miscounted(strict):
+    for bid, refs in pf.state.miscounted(strict) if not pf.foreign else ():
         pf.report.bad(f"block {bid:#x} referenced {refs} times")
 
 
@@ -267,6 +284,10 @@ def _folder(pf: _File, reader: NodeReader, nid: int, kids: list[int]) -> None:
     rows = {_value(r, 0x67F2): (_value(r, 0x0E08)) for r in contents}
     del contents, hierarchy  # a big folder's table: keep only what is compared
     for m in messages:
+        if pf.foreign:
+            if m not in rows:
+                pf.report.bad(f"message {m:#x}: no row in its folder's contents table")
+            continue
         node = pf.state.node(m)
         disk = _disk_size(pf, *node[:2]) if node else 0
         mine = _value(reader.entries(m), 0x0E08)

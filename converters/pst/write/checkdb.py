@@ -114,11 +114,10 @@ class State:
 
     def orphans(self) -> Iterator[tuple[int, int]]:
         """(nid, parent) of folders and messages whose parent is not a folder."""
-        for nid, parent in self.db.execute(
+        yield from self.db.execute(
             "SELECT n.nid, n.parent FROM nodes n LEFT JOIN nodes p ON p.nid = n.parent "
             "WHERE n.nid & 31 IN (2, 3, 4) AND n.parent != 0 "
-            "AND (p.nid IS NULL OR n.parent & 31 != 2) ORDER BY n.nid"):
-            yield nid, parent
+            "AND (p.nid IS NULL OR n.parent & 31 != 2) ORDER BY n.nid")
 
     def folders(self) -> Iterator[int]:
         for (nid,) in self.db.execute("SELECT nid FROM nodes WHERE nid & 31 = 2 ORDER BY nid"):
