@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from pstkit.converters.pst.btree import READ_ERRORS, Ndb
+from pstkit.converters.pst.btree import READ_ERRORS, Ndb, NdbError, Ref
+from pstkit.converters.pst.ndb import Entry, _tc_rows_py
 from pstkit.converters.pst.nodes import NodeReader
 from pstkit.converters.pst.write.checkdb import State
 from pstkit.converters.pst.write.checkmaps import check_maps
@@ -276,13 +277,13 @@ def _folder(pf: _File, reader: NodeReader, nid: int, kids: list[int]) -> None:
     folders = [k for k in kids if k & 0x1F in (2, 3)]
     base = nid & ~0x1F
     hierarchy = reader._table(pf_node(reader, base | 0x0D))
-    contents = reader._table(pf_node(reader, base | 0x0E))
+    contents = _columns(reader, pf_node(reader, base | 0x0E), (0x67F2, 0x0E08))
     if len(hierarchy) != len(folders) or _value(props, 0x3602) != len(messages):
         pf.report.bad(f"folder {nid:#x}: hierarchy rows or content count disagree")
     if len(contents) != len(messages):
         pf.report.bad(f"folder {nid:#x}: {len(contents)} contents rows, {len(messages)} items")
     rows = {_value(r, 0x67F2): (_value(r, 0x0E08)) for r in contents}
-    del contents, hierarchy  # a big folder's table: keep only what is compared
+    del contents  # a big folder's table: keep only what is compared
     for m in messages:
         if pf.foreign:
             if m not in rows:
@@ -293,6 +294,27 @@ def _folder(pf: _File, reader: NodeReader, nid: int, kids: list[int]) -> None:
         mine = _value(reader.entries(m), 0x0E08)
         if m not in rows or rows[m] != disk or mine != disk:
             pf.report.bad(f"message {m:#x}: PR_MESSAGE_SIZE is not its size on disk ({disk})")
+
+
+def _columns(reader: NodeReader, ref: Ref | None, pids: tuple[int, ...]) -> list[list[Entry]]:
+    """A table's rows with only the columns `pids` (as `NodeReader._table`, whose every cell
+    of a 10,000-row contents table would take tens of MB)."""
+    if ref is None:
+        return []
+    heap, subs = reader.heap(ref)
+    info = heap.item(heap.root(0x7C))
+    if len(info) < 22 or info[0] != 0x7C:
+        raise NdbError("bad TCINFO")
+    ncols, ceb_at, row_size = info[1], *struct.unpack_from("<HH", info, 6)
+    cols = [(tag >> 16, tag & 0xFFFF, ib, cb, ceb_at + bit // 8, 0x80 >> (bit % 8))
+            for tag, ib, cb, bit in struct.iter_unpack("<IHBB", info[22 : 22 + 8 * ncols])
+            if tag >> 16 in pids]
+    hnid = struct.unpack_from("<I", info, 14)[0]
+    if hnid & 0x1F and hnid in subs:
+        data = reader.ndb.blocks(subs[hnid][0])
+    else:
+        data = [heap.value(hnid)] if hnid else []
+    return _tc_rows_py(data, row_size, cols, heap.value)
 
 
 def pf_node(reader: NodeReader, nid: int) -> tuple[int, int]:
