@@ -33,7 +33,9 @@ def write_pst(store: Path, out: Path) -> Path:
     pst = out / f"{store.name}.pst"
     if not pst.exists():
         cmd = [sys.executable, "-m", "pstkit", "--quiet", "import", str(store), f"pst:{pst}"]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise SystemExit(f"writing {pst} failed: {done.stderr.strip()}")
     return pst
 
 
