@@ -55,7 +55,9 @@ def _one(env: Env, path: Path) -> Any:
     bar = TqdmProgress(env)
     size = path.stat().st_size
     if size > 64 << 20:  # a bar only for what takes more than a moment
-        bar.start(f"check {path.name} (MiB)", size >> 20)
+        bar.start(f"check {path.name}", size >> 20)
+        if bar.bar is not None:
+            bar.bar.unit = "MiB"  # of blocks read (the bar counts messages elsewhere)
     done = [0]
 
     def progress(n: int) -> None:
