@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pstkit.converters.pst.btree import READ_ERRORS, Ndb, NdbError, Ref
-from pstkit.converters.pst.ndb import Entry, _tc_rows_py
+from pstkit.converters.pst.ndb import _tc_rows_py
 from pstkit.converters.pst.nodes import NodeReader
 from pstkit.converters.pst.write.checkdb import State
 from pstkit.converters.pst.write.checkmaps import check_maps
@@ -277,13 +277,11 @@ def _folder(pf: _File, reader: NodeReader, nid: int, kids: list[int]) -> None:
     folders = [k for k in kids if k & 0x1F in (2, 3)]
     base = nid & ~0x1F
     hierarchy = reader._table(pf_node(reader, base | 0x0D))
-    contents = _columns(reader, pf_node(reader, base | 0x0E), (0x67F2, 0x0E08))
+    count, rows = _row_sizes(reader, pf_node(reader, base | 0x0E))
     if len(hierarchy) != len(folders) or _value(props, 0x3602) != len(messages):
         pf.report.bad(f"folder {nid:#x}: hierarchy rows or content count disagree")
-    if len(contents) != len(messages):
-        pf.report.bad(f"folder {nid:#x}: {len(contents)} contents rows, {len(messages)} items")
-    rows = {_value(r, 0x67F2): (_value(r, 0x0E08)) for r in contents}
-    del contents  # a big folder's table: keep only what is compared
+    if count != len(messages):
+        pf.report.bad(f"folder {nid:#x}: {count} contents rows, {len(messages)} items")
     for m in messages:
         if pf.foreign:
             if m not in rows:
@@ -296,11 +294,12 @@ def _folder(pf: _File, reader: NodeReader, nid: int, kids: list[int]) -> None:
             pf.report.bad(f"message {m:#x}: PR_MESSAGE_SIZE is not its size on disk ({disk})")
 
 
-def _columns(reader: NodeReader, ref: Ref | None, pids: tuple[int, ...]) -> list[list[Entry]]:
-    """A table's rows with only the columns `pids` (as `NodeReader._table`, whose every cell
-    of a 10,000-row contents table would take tens of MB)."""
+def _row_sizes(reader: NodeReader, ref: Ref | None) -> tuple[int, dict[int | None, int | None]]:
+    """A contents table's row count and each row's PR_MESSAGE_SIZE by its row id, read
+    straight from the row matrix (`NodeReader._table` keeps every cell of every row: tens of
+    MB for a 20,000-item folder)."""
     if ref is None:
-        return []
+        return 0, {}
     heap, subs = reader.heap(ref)
     info = heap.item(heap.root(0x7C))
     if len(info) < 22 or info[0] != 0x7C:
@@ -308,13 +307,20 @@ def _columns(reader: NodeReader, ref: Ref | None, pids: tuple[int, ...]) -> list
     ncols, ceb_at, row_size = info[1], *struct.unpack_from("<HH", info, 6)
     cols = [(tag >> 16, tag & 0xFFFF, ib, cb, ceb_at + bit // 8, 0x80 >> (bit % 8))
             for tag, ib, cb, bit in struct.iter_unpack("<IHBB", info[22 : 22 + 8 * ncols])
-            if tag >> 16 in pids]
+            if tag >> 16 in (0x67F2, 0x0E08)]
     hnid = struct.unpack_from("<I", info, 14)[0]
     if hnid & 0x1F and hnid in subs:
         data = reader.ndb.blocks(subs[hnid][0])
     else:
         data = [heap.value(hnid)] if hnid else []
-    return _tc_rows_py(data, row_size, cols, heap.value)
+    count, sizes = 0, {}
+    for block in data if row_size else ():
+        for at in range(0, len(block) - row_size + 1, row_size):
+            row = block[at : at + row_size]
+            count += 1
+            cells = _tc_rows_py([row], row_size, cols, heap.value)[0]
+            sizes[_value(cells, 0x67F2)] = _value(cells, 0x0E08)
+    return count, sizes
 
 
 def pf_node(reader: NodeReader, nid: int) -> tuple[int, int]:
