@@ -160,19 +160,16 @@ def _page_ok(pf: _File, page: bytes, ib: int, ptype: int, signed: bool) -> bool:
 
 
 def _btree(pf: _File, root: int, ptype: int, leaf: int) -> Iterator[tuple[int, bytes]]:
-    """Leaf entries in order, checking every page on the way (the pages seen: a set of
-    offsets, 1/20 of the blocks; the stack: one tree path's siblings)."""
+    """Leaf entries in order, checking every page on the way (the pages seen are in the
+    database; the stack holds one tree path's siblings)."""
     stack: list[tuple[int, int | None, int | None]] = [(root, None, None)]
     last = -1
-    seen: set[int] = set()
     while stack:
         ib, want_key, want_level = stack.pop()
-        if ib in seen or ib % PAGE or ib + PAGE > pf.size:
+        if ib % PAGE or ib + PAGE > pf.size or not pf.state.add_page(ib):
             pf.report.bad(f"B-tree page {ib:#x} repeated or misplaced")
             continue
-        seen.add(ib)
         page = pf.read(ib, PAGE)
-        pf.state.add_page(ib)
         if not _page_ok(pf, page, ib, ptype, signed=True):
             pf.report.bad(f"B-tree page {ib:#x}: type, signature or CRC wrong")
         count, most, size, level = page[488:492]

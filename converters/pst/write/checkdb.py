@@ -15,7 +15,7 @@ _SCHEMA = """
 CREATE TABLE blocks (bid INTEGER PRIMARY KEY, ib INTEGER, cb INTEGER,
                      refs INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE nodes (nid INTEGER PRIMARY KEY, data INTEGER, sub INTEGER, parent INTEGER);
-CREATE TABLE pages (ib INTEGER);
+CREATE TABLE pages (ib INTEGER PRIMARY KEY);
 CREATE TABLE missing (bid INTEGER UNIQUE);
 """
 _TOP = 1 << 63
@@ -51,14 +51,14 @@ class State:
         self.db.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?)",
                             ((n, s64(d), s64(s), p) for n, d, s, p in rows))
 
-    def add_page(self, ib: int) -> None:
-        self.db.execute("INSERT INTO pages VALUES (?)", (s64(ib),))
+    def add_page(self, ib: int) -> bool:
+        """Record a B-tree page; False when it was recorded before (a page seen twice)."""
+        return self.db.execute("INSERT OR IGNORE INTO pages VALUES (?)", (s64(ib),)).rowcount == 1
 
     def index(self) -> None:
         """Once both trees are in: the lookups by parent and by file offset."""
         self.db.execute("CREATE INDEX nodes_parent ON nodes (parent)")
         self.db.execute("CREATE INDEX blocks_ib ON blocks (ib)")
-        self.db.execute("CREATE INDEX pages_ib ON pages (ib)")
 
     def counts(self) -> tuple[int, int]:
         nodes = self.db.execute("SELECT count(*) FROM nodes").fetchone()[0]
