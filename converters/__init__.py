@@ -81,3 +81,14 @@ def open_source(loc: Location, options: ConnectOptions) -> Source:
 
 def open_sink(loc: Location, options: ConnectOptions) -> Sink:
     return cast(Sink, _load(loc, "sink")(loc, options))
+
+
+#: file checkers by scheme: "module:function", the function taking (path, progress) and
+#: returning a report with `findings`, `folders`, `items` and `size` (`pstkit check pst:F`)
+CHECKERS: dict[str, str] = {"pst": "pst.write.check:check_path"}
+
+
+def open_checker(scheme: str) -> Any:
+    """The file checker of a scheme, imported when asked for."""
+    module_name, _, name = CHECKERS[scheme].partition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module_name}"), name)

@@ -341,7 +341,7 @@ def ls(ctx: typer.Context, store: Annotated[str, typer.Argument(help="The store.
 @app.command()
 def check(
     ctx: typer.Context,
-    store: Annotated[str, typer.Argument(help="The store.")],
+    store: Annotated[str, typer.Argument(help="The store, a sealed bundle, or pst:FILE.pst (a split set: each part; a directory: each .pst).")],
     read_data: Annotated[
         bool, typer.Option(help="Also read every message and compare its SHA-256.")
     ] = False,
@@ -351,10 +351,14 @@ def check(
 ) -> int:
     """Verify a store (after copying it, say): every file, size and digest. A sealed
     bundle: its signature (--trust) and every file's SHA-256, with no key; with
-    --identity (or --passphrase-file) also the store inside."""
+    --identity (or --passphrase-file) also the store inside. A PST (pst:OUT.pst, a split
+    set's parts, or a directory of .pst files): its structure, before it is shipped."""
     env = env_of(ctx)
+    from pstkit.cli.pstcheck import check_pst_cmd, is_pst  # noqa: PLC0415 - not for export
     from pstkit.cli.seal import check_bundle_cmd, is_bundle  # noqa: PLC0415 - not for export
 
+    if is_pst(store) and trust is None:
+        return check_pst_cmd(env, store)
     if is_bundle(store) or trust is not None:
         decrypt = identity is not None or passphrase_file is not None
         return check_bundle_cmd(env, store, trust, identity, passphrase_file, decrypt)

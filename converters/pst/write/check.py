@@ -11,42 +11,40 @@ every folder's hierarchy and contents tables have one row per child folder and m
 its content count says the same; every message's PR_MESSAGE_SIZE (in the message and in
 its contents-table row) equals the bytes of its data trees and sub-nodes.
 It reads the LTP with pstkit's PST reader (`converters.pst.nodes`), not with the writer.
+
+Memory does not grow with the file: blocks, nodes, pages and reference counts live in a
+private SQLite database (`checkdb`), the AMaps are compared one page at a time
+(`checkmaps`); what stays in memory is a folder's contents table while it is checked.
 """
 
 from __future__ import annotations
 
+import os
 import struct
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
-from pstkit.converters.pst.btree import READ_ERRORS, Ndb
+from pstkit.converters.pst.btree import READ_ERRORS, Ndb, NdbError, Ref
+from pstkit.converters.pst.ndb import _tc_rows_py
 from pstkit.converters.pst.nodes import NodeReader
+from pstkit.converters.pst.write.checkdb import State
+from pstkit.converters.pst.write.checkmaps import check_maps
+from pstkit.converters.pst.write.existing import _names
+from pstkit.converters.pst.write.namemap import SOURCE_KEY
 from pstkit.converters.pst.write.ndb import (
-    AMAP_AT,
-    AMAP_SPAN,
     DLIST_AT,
-    FMAP_AT,
-    FMAP_SPAN,
-    FPMAP_AT,
-    FPMAP_SPAN,
     PAGE,
-    PMAP_AT,
-    PMAP_SPAN,
-    PT_AMAP,
     PT_BBT,
     PT_DL,
-    PT_FMAP,
-    PT_FPMAP,
     PT_NBT,
-    PT_PMAP,
     block_size,
     crc,
-    longest_free,
-    map_pages,
     signature,
 )
+
+Progress = Callable[[int], None]
 
 
 @dataclass
@@ -55,6 +53,9 @@ class Report:
     nodes: int = 0
     blocks: int = 0
     pages: int = 0
+    folders: int = 0  # folder nodes (Outlook's own: root, search root… included)
+    items: int = 0  # message nodes (not associated/FAI ones)
+    size: int = 0
 
     def bad(self, text: str) -> None:
         if len(self.findings) < 1000:
@@ -66,39 +67,72 @@ class _File:
     f: BinaryIO
     size: int
     report: Report
-    used: list[tuple[int, int]] = field(default_factory=list)  # (ib, size) of pages, blocks
-    blocks: dict[int, tuple[int, int]] = field(default_factory=dict)  # bid -> (ib, cb)
-    nodes: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # nid -> data,sub,parent
+    state: State
+    progress: Progress | None = None
+    foreign: bool = False
 
     def read(self, ib: int, n: int) -> bytes:
-        self.f.seek(ib)
-        return self.f.read(n)
+        if not 0 <= ib < 1 << 62:  # a damaged offset: nothing there
+            return b""
+        try:
+            return os.pread(self.f.fileno(), n, ib)
+        except (AttributeError, OSError, ValueError):  # not a real file: seek and read
+            self.f.seek(ib)
+            return self.f.read(n)
+
+    def page_ok(self, page: bytes, ib: int, ptype: int, signed: bool) -> bool:
+        return _page_ok(self, page, ib, ptype, signed)
 
 
-def check(f: BinaryIO, strict: bool = True) -> Report:
+def check_path(path: Path, progress: Progress | None = None) -> Report:
+    """`check` of a file by name, strict for a file pstkit wrote, else (Outlook's, another
+    tool's) only [MS-PST]'s rules; `progress` is told the bytes of blocks read."""
+    with open(path, "rb") as f:
+        ours = pstkit_made(f)
+        return check(f, strict=ours, progress=progress, foreign=not ours)
+
+
+def pstkit_made(f: BinaryIO) -> bool:
+    """Did pstkit write this file (its name map holds pstkit's stable-key property)?"""
+    try:
+        return SOURCE_KEY in _names(NodeReader(Ndb.open(f)))
+    except READ_ERRORS:
+        return False
+
+
+def check(f: BinaryIO, strict: bool = True, progress: Progress | None = None,
+          foreign: bool = False) -> Report:
     """Every finding about a Unicode PST file (an empty list: it passed every check).
     `strict` adds what pstkit's writer promises beyond [MS-PST]: no block is shared
-    (Outlook shares the blocks of identical empty tables)."""
+    (Outlook shares the blocks of identical empty tables). `foreign` leaves out what
+    pstkit's writer does but other writers need not: every block referenced (Outlook and
+    Aspose leave unreferenced blocks behind), PR_MESSAGE_SIZE equal to the bytes on disk
+    (Outlook versions count differently), a valid density list (Aspose writes none)."""
     f.seek(0, 2)
-    pf = _File(f, f.tell(), Report())
+    pf = _File(f, f.tell(), Report(size=f.tell()), State(), progress, foreign)
+    try:
+        _check(pf, strict)
+    finally:
+        pf.state.close()
+    return pf.report
+
+
+def _check(pf: _File, strict: bool) -> None:
     head = pf.read(0, 564)
     if len(head) < 564 or head[:4] != b"!BDN" or struct.unpack_from("<H", head, 10)[0] != 23:
         pf.report.bad("not a Unicode PST (magic or wVer)")
-        return pf.report
+        return
     _header(pf, head)
     nbt_ib, bbt_ib = struct.unpack_from("<Q", head, 224)[0], struct.unpack_from("<Q", head, 240)[0]
-    for _key, row in _btree(pf, bbt_ib, PT_BBT, 24):
-        bid, ib, cb = struct.unpack_from("<QQH", row)
-        pf.blocks[bid] = (ib, cb)
-    for _key, row in _btree(pf, nbt_ib, PT_NBT, 32):
-        nid, data, sub, parent = struct.unpack_from("<QQQI", row)
-        pf.nodes[nid] = (data, sub, parent)
-    pf.report.nodes, pf.report.blocks = len(pf.nodes), len(pf.blocks)
-    _blocks(pf)
+    pf.state.add_blocks(_blocks(pf, _btree(pf, bbt_ib, PT_BBT, 24)))
+    pf.state.add_nodes(struct.unpack_from("<QQQI", row)
+                       for _key, row in _btree(pf, nbt_ib, PT_NBT, 32))
+    pf.state.index()
+    pf.report.nodes, pf.report.blocks = pf.state.counts()
+    pf.report.folders, pf.report.items = pf.state.count_type(2), pf.state.count_type(4)
     _references(pf, strict)
-    _amap(pf, head)
+    check_maps(pf.state, pf.size, head, pf.read, pf.page_ok, pf.report.bad, pf.foreign)
     _messaging(pf)
-    return pf.report
 
 
 def _header(pf: _File, head: bytes) -> None:
@@ -111,7 +145,7 @@ def _header(pf: _File, head: bytes) -> None:
     if struct.unpack_from("<Q", head, 184)[0] != pf.size:
         pf.report.bad("header ibFileEof is not the file size")
     page = pf.read(DLIST_AT, PAGE)
-    if not _page_ok(pf, page, DLIST_AT, PT_DL, signed=True):
+    if not _page_ok(pf, page, DLIST_AT, PT_DL, signed=True) and not pf.foreign:
         pf.report.bad("density list page at 0x4200 bad")
 
 
@@ -126,18 +160,16 @@ def _page_ok(pf: _File, page: bytes, ib: int, ptype: int, signed: bool) -> bool:
 
 
 def _btree(pf: _File, root: int, ptype: int, leaf: int) -> Iterator[tuple[int, bytes]]:
-    """Leaf entries in order, checking every page on the way."""
+    """Leaf entries in order, checking every page on the way (the pages seen are in the
+    database; the stack holds one tree path's siblings)."""
     stack: list[tuple[int, int | None, int | None]] = [(root, None, None)]
     last = -1
-    seen: set[int] = set()
     while stack:
         ib, want_key, want_level = stack.pop()
-        if ib in seen or ib % PAGE or ib + PAGE > pf.size:
+        if ib % PAGE or ib + PAGE > pf.size or not pf.state.add_page(ib):
             pf.report.bad(f"B-tree page {ib:#x} repeated or misplaced")
             continue
-        seen.add(ib)
         page = pf.read(ib, PAGE)
-        pf.used.append((ib, PAGE))
         if not _page_ok(pf, page, ib, ptype, signed=True):
             pf.report.bad(f"B-tree page {ib:#x}: type, signature or CRC wrong")
         count, most, size, level = page[488:492]
@@ -162,143 +194,71 @@ def _btree(pf: _File, root: int, ptype: int, leaf: int) -> Iterator[tuple[int, b
             yield key, row
 
 
-def _blocks(pf: _File) -> None:
-    for bid, (ib, cb) in pf.blocks.items():
+def _blocks(pf: _File, rows: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, int, int]]:
+    """The BBT's (bid, ib, cb), each block's trailer checked as it passes."""
+    for _key, row in rows:
+        bid, ib, cb = struct.unpack_from("<QQH", row)
         total = block_size(cb)
         raw = pf.read(ib, total)
-        pf.used.append((ib, total))
+        if pf.progress is not None:
+            pf.progress(total)
         if len(raw) != total or ib % 64:
             pf.report.bad(f"block {bid:#x} outside the file")
-            continue
-        tcb, sig, dcrc, tbid = struct.unpack_from("<HHIQ", raw, total - 16)
-        if tcb != cb or tbid != bid or sig != signature(ib, bid) or dcrc != crc(raw[:cb]):
-            pf.report.bad(f"block {bid:#x}: trailer (size, BID, signature or CRC) wrong")
+        else:
+            tcb, sig, dcrc, tbid = struct.unpack_from("<HHIQ", raw, total - 16)
+            if tcb != cb or tbid != bid or sig != signature(ib, bid) or dcrc != crc(raw[:cb]):
+                pf.report.bad(f"block {bid:#x}: trailer (size, BID, signature or CRC) wrong")
+        yield bid, ib, cb
 
 
 def _children(pf: _File, bid: int) -> list[int]:
     """Blocks an internal block refers to (XBLOCK/XXBLOCK children, SL/SI entries)."""
-    if not bid & 2 or bid not in pf.blocks:
+    where = pf.state.block(bid) if bid & 2 else None
+    if where is None:
         return []
-    ib, cb = pf.blocks[bid]
-    data = pf.read(ib, cb)
+    data = pf.read(*where)
+    if len(data) < 8:
+        pf.report.bad(f"internal block {bid:#x} outside the file")
+        return []
     kind, level, count = data[0], data[1], struct.unpack_from("<H", data, 2)[0]
     if kind == 1:
-        return list(struct.unpack_from(f"<{count}Q", data, 8))
+        return list(struct.unpack_from(f"<{min(count, (len(data) - 8) // 8)}Q", data, 8))
     if kind == 2 and level == 0:
-        rows = struct.iter_unpack("<QQQ", data[8 : 8 + 24 * count])
+        rows = struct.iter_unpack("<QQQ", data[8 : 8 + 24 * min(count, (len(data) - 8) // 24)])
         return [b for _n, d, s in rows for b in (d, s) if b]
     if kind == 2:
+        count = min(count, (len(data) - 8) // 16)
         return [struct.unpack_from("<Q", data, 8 + 16 * i + 8)[0] for i in range(count)]
     pf.report.bad(f"internal block {bid:#x} of unknown type {kind}")
     return []
 
 
 def _references(pf: _File, strict: bool) -> None:
-    refs: Counter[int] = Counter()
-    todo = [b for d, s, _p in pf.nodes.values() for b in (d, s) if b]
-    while todo:
-        bid = todo.pop()
-        refs[bid & ~1] += 1
-        if refs[bid & ~1] == 1:
-            todo += _children(pf, bid)
-    for bid in refs:
-        if bid not in pf.blocks:
-            pf.report.bad(f"block {bid:#x} is referenced but not in the BBT")
-    for bid in pf.blocks:
-        if refs[bid] == 0 or (strict and refs[bid] != 1):
-            pf.report.bad(f"block {bid:#x} referenced {refs[bid]} times")
-
-
-def _wanted_bits(pf: _File) -> bytearray:
-    """The AMap bits the used space calls for: map pages, B-tree pages and blocks."""
-    want = bytearray((pf.size - AMAP_AT) // 64 // 8 + 1)
-    pf.used += [(ib, PAGE) for ib, _kind in map_pages(pf.size)]
-    for ib, size in pf.used:
-        first, last = max(0, (ib - AMAP_AT) // 64), (ib + size - 1 - AMAP_AT) // 64
-        while first <= last and first & 7:  # bit by bit up to a byte boundary
-            want[first >> 3] |= 0x80 >> (first & 7)
-            first += 1
-        full = (last + 1 - first) // 8  # then whole bytes
-        want[first >> 3 : (first >> 3) + full] = b"\xff" * full
-        for slot in range(first + 8 * full, last + 1):
-            want[slot >> 3] |= 0x80 >> (slot & 7)
-    return want
-
-
-def _amap(pf: _File, head: bytes) -> None:
-    last, free = struct.unpack_from("<QQ", head, 192)
-    want = _wanted_bits(pf)
-    counted, last_seen = 0, 0
-    for n, ib in enumerate(range(AMAP_AT, pf.size, AMAP_SPAN)):
-        page = pf.read(ib, PAGE)
-        if not _page_ok(pf, page, ib, PT_AMAP, signed=False):
-            pf.report.bad(f"AMap page {ib:#x}: type, CRC or BID wrong")
-        if page[:496] != bytes(want[n * 496 : (n + 1) * 496]).ljust(496, b"\0"):
-            pf.report.bad(f"AMap page {ib:#x} does not match the allocated space")
-        counted += sum(8 - bin(b).count("1") for b in page[:496]) * 64
-        last_seen = ib
-    full = []  # per PMap: no free page in it (all ones), what its FPMap bit says
-    for ib in range(PMAP_AT, pf.size, PMAP_SPAN):
-        page = pf.read(ib, PAGE)
-        if not _page_ok(pf, page, ib, PT_PMAP, signed=False):
-            pf.report.bad(f"PMap page {ib:#x} bad")
-        full.append(page[:496] == b"\xff" * 496)
-    _fmaps(pf, want)
-    _fpmaps(pf, full)
-    if counted != free:
-        pf.report.bad(f"header cbAMapFree {free} but the AMaps show {counted}")
-    if last_seen and last != last_seen:
-        pf.report.bad("header ibAMapLast wrong")
-
-
-def _fmaps(pf: _File, want: bytearray) -> None:
-    """Every FMap page where [MS-PST] puts one, with each AMap's longest free run."""
-    amaps = (pf.size - AMAP_AT) // AMAP_SPAN
-    for k, ib in enumerate(range(FMAP_AT, pf.size, FMAP_SPAN)):
-        page = pf.read(ib, PAGE)
-        if not _page_ok(pf, page, ib, PT_FMAP, signed=False):
-            pf.report.bad(f"FMap page {ib:#x}: type, CRC or BID wrong")
-        first = 128 + 496 * k
-        for i, n in enumerate(range(first, min(first + 496, amaps))):
-            if page[i] != longest_free(bytes(want[n * 496 : (n + 1) * 496])):
-                pf.report.bad(f"FMap page {ib:#x}: AMap {n}'s longest free run wrong")
-                break
-
-
-def _fpmaps(pf: _File, full: list[bool]) -> None:
-    """Every FPMap page where [MS-PST] 2.2.2.7.6 puts one (after the 1,024 PMaps the
-    header's rgbFP covers, then every 3,968 PMaps), its bit per PMap set when that PMap
-    has no free page."""
-    for k, ib in enumerate(range(FPMAP_AT, pf.size, FPMAP_SPAN)):
-        page = pf.read(ib, PAGE)
-        if not _page_ok(pf, page, ib, PT_FPMAP, signed=False):
-            pf.report.bad(f"FPMap page {ib:#x}: type, CRC or BID wrong")
-            continue
-        first = 1024 + 3968 * k
-        for i, n in enumerate(range(first, min(first + 3968, len(full)))):
-            if bool(page[i >> 3] & (0x80 >> (i & 7))) != full[n]:
-                pf.report.bad(f"FPMap page {ib:#x}: PMap {n}'s bit wrong")
-                break
+    for data, sub in pf.state.node_refs():
+        todo = [b for b in (data, sub) if b]
+        while todo:
+            bid = todo.pop()
+            if pf.state.refer(bid) == 1:
+                todo += _children(pf, bid)
+    for bid in pf.state.missing():
+        pf.report.bad(f"block {bid:#x} is referenced but not in the BBT")
+    for bid, refs in pf.state.miscounted(strict) if not pf.foreign else ():
+        pf.report.bad(f"block {bid:#x} referenced {refs} times")
 
 
 def _messaging(pf: _File) -> None:
     """Parents exist; tables and counts agree; message sizes are the on-disk sizes."""
-    kids: dict[int, list[int]] = {}
-    for nid, (_d, _s, parent) in pf.nodes.items():
-        if nid & 0x1F in (2, 3, 4) and parent:
-            if parent not in pf.nodes or parent & 0x1F != 2:
-                pf.report.bad(f"node {nid:#x}: parent {parent:#x} is not a folder")
-            elif parent != nid:
-                kids.setdefault(parent, []).append(nid)
+    for nid, parent in pf.state.orphans():
+        pf.report.bad(f"node {nid:#x}: parent {parent:#x} is not a folder")
     try:
         ndb = Ndb.open(pf.f)
     except READ_ERRORS as e:
         pf.report.bad(f"pstkit's reader cannot open the file: {e}")
         return
     reader = NodeReader(ndb)
-    for nid in (n for n in pf.nodes if n & 0x1F == 2):
+    for nid in pf.state.folders():
         try:
-            _folder(pf, reader, nid, kids.get(nid, []))
+            _folder(pf, reader, nid, pf.state.kids(nid))
         except READ_ERRORS as e:
             pf.report.bad(f"folder {nid:#x} unreadable: {e}")
 
@@ -314,18 +274,50 @@ def _folder(pf: _File, reader: NodeReader, nid: int, kids: list[int]) -> None:
     folders = [k for k in kids if k & 0x1F in (2, 3)]
     base = nid & ~0x1F
     hierarchy = reader._table(pf_node(reader, base | 0x0D))
-    contents = reader._table(pf_node(reader, base | 0x0E))
+    count, rows = _row_sizes(reader, pf_node(reader, base | 0x0E))
     if len(hierarchy) != len(folders) or _value(props, 0x3602) != len(messages):
         pf.report.bad(f"folder {nid:#x}: hierarchy rows or content count disagree")
-    if len(contents) != len(messages):
-        pf.report.bad(f"folder {nid:#x}: {len(contents)} contents rows, {len(messages)} items")
-    rows = {_value(r, 0x67F2): r for r in contents}
+    if count != len(messages):
+        pf.report.bad(f"folder {nid:#x}: {count} contents rows, {len(messages)} items")
     for m in messages:
-        row = rows.get(m)
-        disk = _disk_size(pf, *pf.nodes[m][:2])
+        if pf.foreign:
+            if m not in rows:
+                pf.report.bad(f"message {m:#x}: no row in its folder's contents table")
+            continue
+        node = pf.state.node(m)
+        disk = _disk_size(pf, *node[:2]) if node else 0
         mine = _value(reader.entries(m), 0x0E08)
-        if row is None or _value(row, 0x0E08) != disk or mine != disk:
+        if m not in rows or rows[m] != disk or mine != disk:
             pf.report.bad(f"message {m:#x}: PR_MESSAGE_SIZE is not its size on disk ({disk})")
+
+
+def _row_sizes(reader: NodeReader, ref: Ref | None) -> tuple[int, dict[int | None, int | None]]:
+    """A contents table's row count and each row's PR_MESSAGE_SIZE by its row id, read
+    straight from the row matrix (`NodeReader._table` keeps every cell of every row: tens of
+    MB for a 20,000-item folder)."""
+    if ref is None:
+        return 0, {}
+    heap, subs = reader.heap(ref)
+    info = heap.item(heap.root(0x7C))
+    if len(info) < 22 or info[0] != 0x7C:
+        raise NdbError("bad TCINFO")
+    ncols, ceb_at, row_size = info[1], *struct.unpack_from("<HH", info, 6)
+    cols = [(tag >> 16, tag & 0xFFFF, ib, cb, ceb_at + bit // 8, 0x80 >> (bit % 8))
+            for tag, ib, cb, bit in struct.iter_unpack("<IHBB", info[22 : 22 + 8 * ncols])
+            if tag >> 16 in (0x67F2, 0x0E08)]
+    hnid = struct.unpack_from("<I", info, 14)[0]
+    if hnid & 0x1F and hnid in subs:
+        data = reader.ndb.blocks(subs[hnid][0])
+    else:
+        data = [heap.value(hnid)] if hnid else []
+    count, sizes = 0, {}
+    for block in data if row_size else ():
+        for at in range(0, len(block) - row_size + 1, row_size):
+            row = block[at : at + row_size]
+            count += 1
+            cells = _tc_rows_py([row], row_size, cols, heap.value)[0]
+            sizes[_value(cells, 0x67F2)] = _value(cells, 0x0E08)
+    return count, sizes
 
 
 def pf_node(reader: NodeReader, nid: int) -> tuple[int, int]:
@@ -338,9 +330,12 @@ def _disk_size(pf: _File, data: int, sub: int) -> int:
     todo = [sub] if sub else []
     while todo:
         bid = todo.pop()
-        ib, cb = pf.blocks.get(bid, (0, 0))
+        ib, cb = pf.state.block(bid) or (0, 0)
         raw = pf.read(ib, cb)
-        count = struct.unpack_from("<H", raw, 2)[0]
+        if len(raw) < 8:
+            continue
+        width = 24 if raw[1] == 0 else 16
+        count = min(struct.unpack_from("<H", raw, 2)[0], (len(raw) - 8) // width)
         if raw[1] == 0:
             for _n, d, s in struct.iter_unpack("<QQQ", raw[8 : 8 + 24 * count]):
                 total += _tree_size(pf, d)
@@ -351,7 +346,8 @@ def _disk_size(pf: _File, data: int, sub: int) -> int:
 
 
 def _tree_size(pf: _File, bid: int) -> int:
-    ib, cb = pf.blocks.get(bid, (0, 0))
+    ib, cb = pf.state.block(bid) or (0, 0)
     if not bid & 2:
         return cb
-    return int(struct.unpack_from("<I", pf.read(ib, 8), 4)[0])
+    raw = pf.read(ib, 8)
+    return int(struct.unpack_from("<I", raw, 4)[0]) if len(raw) == 8 else 0
