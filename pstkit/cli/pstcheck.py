@@ -1,7 +1,7 @@
 """`pstkit check pst:OUT.pst`: the structural check of PST files before they are shipped
 (to Microsoft's PST Import service or New-MailboxImportRequest). One file, the parts of a
 split set (`OUT-001.pst`… when `OUT.pst` was written with --max-size) or every .pst in a
-directory; one line per file, or one line per finding. Exit 0 clean, 1 findings, 2 usage."""
+directory; one line per file, or one line per finding. Exit 0 clean, 4 findings (as a damaged store), 2 usage."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from pstkit.cli.env import Env, TqdmProgress, print_json
 from pstkit.converters import open_checker
-from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
+from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
 from pstkit.runstats import size_text
 
 
@@ -95,4 +95,4 @@ def check_pst_cmd(env: Env, text: str) -> int:
     bad = sum(1 for _p, r, _s in results if r.findings)
     if bad and not env.json:
         env.err(f"pstkit: {bad} of {len(results)} files have findings")
-    return EXIT_PROBLEMS if bad else EXIT_OK
+    return EXIT_INTEGRITY if bad else EXIT_OK  # as a damaged store: README, Exit codes

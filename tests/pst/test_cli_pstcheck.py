@@ -41,13 +41,13 @@ def test_clean_file_is_one_ok_line(written: Path) -> None:
                                 f"({size / 1e6:.1f} MB)"]
 
 
-def test_damaged_copy_exits_1_with_the_finding(written: Path, tmp_path: Path) -> None:
+def test_damaged_copy_exits_4_with_the_finding(written: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.pst"
     data = bytearray((written / "one.pst").read_bytes())
     data[AMAP_AT + 3] ^= 0xFF  # an AMap byte: space marked free/used wrongly, CRC wrong
     bad.write_bytes(bytes(data))
     code, out, _err = cli("check", str(bad))  # a .pst name is enough, no pst: needed
-    assert code == 1
+    assert code == 4
     lines = out.splitlines()
     assert f"{bad}: AMap page {AMAP_AT:#x}: type, CRC or BID wrong" in lines
     assert f"{bad}: AMap page {AMAP_AT:#x} does not match the allocated space" in lines
@@ -74,7 +74,7 @@ def test_one_damaged_part_fails_the_set(written: Path, tmp_path: Path) -> None:
         f.seek(4)
         f.write(b"\0\0\0\0")  # the header's partial CRC
     code, out, err = cli("check", f"pst:{tmp_path / 'out.pst'}")
-    assert code == 1
+    assert code == 4
     assert f"{last}: header dwCRCPartial wrong" in out.splitlines()
     assert out.count(": OK,") == len(list(tmp_path.glob("out-*.pst"))) - 1
     assert "1 of" in err and "Traceback" not in err
@@ -117,7 +117,7 @@ def test_damaged_corpus_file_gives_findings_not_a_traceback(corpus: Path, tmp_pa
         path.write_bytes(bytes(cut))
         done = run_pstkit("check", f"pst:{path}")
         # a cut file always has findings; flips may land in free space, which holds nothing
-        assert done.returncode == 1 if k % 2 else done.returncode in (0, 1), done.stderr
+        assert done.returncode == 4 if k % 2 else done.returncode in (0, 4), done.stderr
         assert "Traceback" not in done.stderr
         assert all(line.startswith(f"{path}: ") for line in done.stdout.splitlines())
 
