@@ -65,9 +65,19 @@ class ImapServer(Protocol):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` different free ports. The sockets stay bound until all are picked: the
+    kernel may hand a just-closed port out again, and two calls of a one-port
+    picker once gave Dovecot the same port for two listeners ("duplicate
+    listener")."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind((HOST, 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def unique_user(prefix: str = "u") -> str:

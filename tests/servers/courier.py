@@ -34,7 +34,7 @@ from tests.servers.common import (
     TlsFiles,
     Unpacked,
     chown_tree,
-    free_port,
+    free_ports,
     mail_ids,
     run,
     serve_in,
@@ -89,7 +89,7 @@ class Courier:
         self.root, self.tls, self.tree = root, tls, tree
         self.ca_file = tls.ca_file
         self.host = HOST
-        self.imap_port, self.imaps_port = free_port(), free_port()
+        self.imap_port, self.imaps_port = free_ports(2)
         self.log_file = root / "courier.log"
         self.socket = root / "authdaemon.skt"  # 30 bytes, as SOCKET
         self._users: dict[str, str] = {}

@@ -34,7 +34,7 @@ from tests.servers.common import (
     TlsFiles,
     Unpacked,
     chown_tree,
-    free_port,
+    free_ports,
     mail_ids,
     run,
     serve_in,
@@ -59,7 +59,7 @@ class Cyrus:
         self.root, self.tls, self.tree = root, tls, tree
         self.ca_file = tls.ca_file
         self.host = HOST
-        self.imap_port, self.imaps_port = free_port(), free_port()
+        self.imap_port, self.imaps_port = free_ports(2)
         self.separator = "/" if unixhierarchysep else "."
         self.prefix = "INBOX" + self.separator
         self.conf, self.master_conf = root / "imapd.conf", root / "cyrus.conf"

@@ -40,6 +40,7 @@ from tests.servers.common import (
     Account,
     TlsFiles,
     free_port,
+    free_ports,
     mail_ids,
     run,
     temporary_tls,
@@ -66,8 +67,7 @@ class Dovecot:
         self.tls = tls
         self.ca_file = tls.ca_file
         self.host = HOST
-        self.imap_port, self.imaps_port = free_port(), free_port()
-        self.pop3_port, self.pop3s_port = free_port(), free_port()
+        self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port = free_ports(4)
         self.mail_location = mail_location
         self.prefix, self.separator = prefix, separator
         self.oauth = oauth  # also accept XOAUTH2/OAUTHBEARER tokens it issued
