@@ -112,7 +112,10 @@ def test_killed_import_with_allow_duplicates_still_exactly_once(
     store, out_dir = tmp_path / "store", tmp_path / "out"
     assert cli("export", source, store)[0] == 0
     args = ("import", "--duplicates", "allow", store, f"mbox:{out_dir}")
-    assert _kill_at(_start(*args), out_dir, point, _mbox_bytes)
+    # Slowed to ~5 s (each batch of 50 waits for its bytes): unthrottled, the whole
+    # 2.6 MB import could finish between two looks of a watcher starved on a loaded
+    # machine, and the kill point was never reached (a failed run under load).
+    assert _kill_at(_start(*args, "--bwlimit", "500K"), out_dir, point, _mbox_bytes)
     code, _, err = cli(*args)
     assert code == 0, err
     got = Counter(
