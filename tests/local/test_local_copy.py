@@ -1,4 +1,4 @@
-"""Maildir -> store: files copied in the kernel (store on the source's file system)
+"""Maildir and eml -> store: files copied in the kernel (store on the source's file system)
 and files written from the bytes read (store on another file system, where
 copy_file_range refuses) give the same store: rows, digests, files."""
 
@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from pstkit.converters.local.eml import EmlSource, unwrap_emlx
 from pstkit.converters.local.maildir import MaildirSource
 from pstkit.filecopy import SETTLED_S
 from pstkit.location import Location
 from pstkit.options import ConnectOptions
 from pstkit.pipeline import export
+from pstkit.protocols import Source
 from pstkit.store import Store
 from tests.helpers import REPO, make_message, write_maildir
 
@@ -35,21 +37,37 @@ def _messages(n: int) -> list[tuple[bytes, str]]:
 
 
 @pytest.fixture(scope="module")
-def settled_maildir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Maildir whose files have not changed for SETTLED_S (only such files are
-    copied: see pstkit.filecopy), built once for the module."""
-    root = tmp_path_factory.mktemp("copy") / "mail"
-    write_maildir(root, {"": _messages(30), ".Sent": _messages(7), ".A.B": _messages(3)})
+def settled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Maildir (mail/) and a directory of .eml/.emlx files (eml/) that have not
+    changed for SETTLED_S (only such files are copied: see pstkit.filecopy), built
+    once for the module."""
+    base = tmp_path_factory.mktemp("copy")
+    write_maildir(base / "mail", {"": _messages(30), ".Sent": _messages(7), ".A.B": _messages(3)})
+    (base / "eml").mkdir()
+    for i, (raw, _) in enumerate(_messages(4)):
+        (base / "eml" / f"{i}.eml").write_bytes(raw)
+        (base / "eml" / f"{i}.emlx").write_bytes(b"%d\n" % len(raw) + raw + b"<?xml?><plist/>")
     time.sleep(SETTLED_S + 0.2)
-    return root
+    return base
 
 
-def _export(source_root: Path, store: Path, caplog: pytest.LogCaptureFixture) -> str:
+@pytest.fixture
+def settled_maildir(settled: Path) -> Path:
+    return settled / "mail"
+
+
+def _export(source_root: Path, store: Path, caplog: pytest.LogCaptureFixture,
+            source: Source | None = None, n: int = 40) -> str:  # fmt: skip
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="pstkit"), Store.create(store) as st:
-        source = MaildirSource(Location("maildir", str(source_root)), ConnectOptions())
+        source = source or MaildirSource(Location("maildir", str(source_root)), ConnectOptions())
         result = export(source, st)
-    assert result.stats["stored"] == 40 and not result.problems
+        assert result.stats["stored"] == n and not result.problems
+        if isinstance(source, EmlSource):  # stored bytes: the .eml file, the .emlx's message
+            for row in st.rows():
+                raw = (source_root / row.msg.source_id).read_bytes()
+                want = raw if row.msg.source_id.endswith(".eml") else unwrap_emlx(raw)
+                assert st.read(row) == want
     return next(r.getMessage() for r in caplog.records if "message files:" in r.getMessage())
 
 
@@ -83,3 +101,13 @@ def test_a_fresh_maildir_is_written_not_copied(
     write_maildir(tmp_path / "mail", {"": _messages(40)})
     got = _export(tmp_path / "mail", tmp_path / "st", caplog)
     assert got.endswith("0 copied in the kernel, 40 written")
+
+
+def test_eml_files_are_copied_and_emlx_messages_written(
+    settled: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An .emlx holds its message between a byte count and a property list: only a
+    file that is the message, whole, can be copied."""
+    source = EmlSource(Location("eml", str(settled / "eml")), ConnectOptions())
+    got = _export(settled / "eml", tmp_path / "st", caplog, source, n=8)
+    assert got.endswith("4 copied in the kernel, 4 written")
