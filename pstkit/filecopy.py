@@ -11,10 +11,12 @@ were hashed, so the copy is used only when the file is provably the one read:
   was read. File system times are coarse (a clock tick; FAT: 2 s), so a change
   in the same tick as the last one could leave them as they were; a change after
   a settled file was read always moves its change time (and mtime).
-- `FileCopier.write` checks device, inode, size, mtime and ctime before and after
-  the copy; if anything differs (the file was replaced, rewritten, cut), or the
-  kernel cannot copy (another file system: EXDEV; no support), the bytes that were
-  hashed are written instead. Either way the file holds the hashed bytes.
+- `FileCopier.write` compares device, inode, size, mtime and ctime of the
+  descriptor it copied from, after the copy, with those seen at the read; if
+  anything differs (the file was replaced, rewritten, cut, before or during the
+  copy), or the kernel cannot copy (another file system: EXDEV; no support), the
+  bytes that were hashed are written instead. Either way the file holds the
+  hashed bytes.
 """
 
 from __future__ import annotations
@@ -117,9 +119,7 @@ class FileCopier:
             src = os.open(origin.path, _READ_FLAGS)
         except OSError:  # gone, or renamed (a flag change): the bytes read are written
             return False
-        try:
-            if not same_file(os.fstat(src), origin):
-                return False
+        try:  # one check after the copy: on this descriptor it covers before and during
             done = 0
             while done < size and (n := os.copy_file_range(src, out, size - done)):
                 done += n
