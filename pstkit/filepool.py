@@ -13,7 +13,10 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from pstkit.fsutil import write_new
+from pstkit.filecopy import FileCopier
+from pstkit.model import LocalFile
+
+_Job = tuple[str | Path, str | Path, bytes, LocalFile | None]
 
 
 class FilePool:
@@ -26,14 +29,17 @@ class FilePool:
                  group_bytes: int = 1024 * 1024) -> None:  # fmt: skip
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pstkit-write")
         self._pending: deque[tuple[Future[None], int, int]] = deque()
-        self._group: list[tuple[str | Path, str | Path, bytes]] = []
+        self._group: list[_Job] = []
+        self.copier = FileCopier()  # a file read from a local disk is copied in the kernel
         self._limits = (max_items, max_bytes, max(1, min(group_items, max_items)), group_bytes)
         self._items = self._bytes = self._group_bytes = 0
 
-    def submit(self, final: str | Path, tmp: str | Path, data: bytes) -> None:
-        """Queue a write; an earlier write's error is raised here or by `wait`."""
+    def submit(self, final: str | Path, tmp: str | Path, data: bytes,
+               origin: LocalFile | None = None) -> None:  # fmt: skip
+        """Queue a write of `data` (or a copy of `origin`, see FileCopier); an earlier
+        write's error is raised here or by `wait`."""
         max_items, max_bytes, group_items, group_bytes = self._limits
-        self._group.append((final, tmp, data))
+        self._group.append((final, tmp, data, origin))
         self._group_bytes += len(data)
         if len(self._group) < group_items and self._group_bytes < group_bytes:
             return
@@ -47,7 +53,8 @@ class FilePool:
     def _dispatch(self) -> None:
         if self._group:
             n, nbytes = len(self._group), self._group_bytes
-            self._pending.append((self._pool.submit(_write_all, self._group), n, nbytes))
+            future = self._pool.submit(_write_all, self.copier, self._group)
+            self._pending.append((future, n, nbytes))
             self._items, self._bytes = self._items + n, self._bytes + nbytes
             self._group, self._group_bytes = [], 0
 
@@ -75,13 +82,13 @@ class FilePool:
             self._pool.shutdown(wait=True)
 
 
-def _write_all(group: list[tuple[str | Path, str | Path, bytes]]) -> None:
+def _write_all(copier: FileCopier, group: list[_Job]) -> None:
     """Write a group; the first error is raised after the rest are written (as with
     one file per hand-off: nothing of the group is still in the air after it)."""
     error: BaseException | None = None
-    for final, tmp, data in group:
+    for final, tmp, data, origin in group:
         try:
-            write_new(final, tmp, data)
+            copier.write(final, tmp, data, origin)
         except BaseException as e:
             error = error or e
     if error is not None:

@@ -12,7 +12,7 @@ import contextlib
 import ctypes
 import errno
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 
@@ -21,23 +21,32 @@ from pstkit.errors import StoreWriteError
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
-def write_new(final: str | Path, tmp: str | Path, data: bytes) -> None:
-    """Write `data` to `tmp`, then rename it to `final` (atomic replace).
+def write_new(final: str | Path, tmp: str | Path, data: bytes,
+              fill: Callable[[int], None] | None = None) -> None:  # fmt: skip
+    """Write `data` to `tmp` (or let `fill` write it, given the open descriptor),
+    then rename it to `final` (atomic replace).
 
     Plain os.open/os.write/os.close: Python's buffered file adds an fstat, an
     ioctl and a copy into its buffer per file, a third of a store's syscalls."""
     try:
         fd = os.open(tmp, _WRITE_FLAGS, 0o666)
         try:
-            view, done = memoryview(data), 0
-            while done < len(view):
-                done += os.write(fd, view[done:])
+            if fill is None:
+                write_all(fd, data)
+            else:
+                fill(fd)
         finally:
             os.close(fd)
         os.replace(tmp, final)
     except OSError as e:
         _unlink_quietly(Path(tmp))
         raise write_error(Path(final), e) from e
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view, done = memoryview(data), 0
+    while done < len(view):
+        done += os.write(fd, view[done:])
 
 
 def write_error(path: Path, e: OSError) -> StoreWriteError:

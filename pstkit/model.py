@@ -114,6 +114,23 @@ class MessageMeta:
 
 
 @dataclass(frozen=True)
+class LocalFile:
+    """The local file a message's bytes were read from, whole, and what it was
+    when read: device, inode, size, and modification and change times in ns.
+
+    A store on a local disk may then copy the file in the kernel (as `cp` does)
+    instead of writing the bytes, once it has checked, after the copy, that the
+    file is still this one, unchanged (pstkit.filecopy)."""
+
+    path: str
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True)
 class Fetched:
     """A message a source read completely. `raw` is passed through untouched.
 
@@ -130,6 +147,9 @@ class Fetched:
     #: SHA-256 (hex) of `raw` if the source has it already (a local source hashes on
     #: its read-ahead thread, beside the writer's); "" and the writer hashes.
     sha256: str = ""
+    #: the file `raw` is the whole of, if the source read it from a local file that
+    #: had been unchanged for a while (see pstkit.filecopy.local_file); else None.
+    origin: LocalFile | None = None
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,7 @@ class StoreWriter:
             cur, final_cur, tmp, cur_dir = self._folder_paths(folder)
             leaf = f"{name}!{self._flag_text(item.meta.flags)[1]}"
             final = final_cur + leaf
-            self._files.submit(final, tmp + name, item.raw)
+            self._files.submit(final, tmp + name, item.raw, item.origin)
             self._batch.files.append(final)
             self._batch.dirs.add(cur_dir)
             return cur + leaf, None, None
@@ -310,6 +310,10 @@ class StoreWriter:
             self._settle()
         finally:
             self._close_handles()
+        copier = self._files.copier
+        if copier.copied or copier.written:
+            log.debug("message files: %d copied in the kernel, %d written",
+                      copier.copied, copier.written)  # fmt: skip
 
     def abort(self) -> None:
         """Undo every uncommitted batch (after a failed write or commit), so a

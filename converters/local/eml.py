@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pstkit.errors import SourceError
+from pstkit.filecopy import read_whole
 from pstkit.headers import sent_date
 from pstkit.location import MSG_NOT_SUPPORTED, OLE2_MAGIC, Location
 from pstkit.model import Fetched, FetchResult, FolderInfo, FolderPath, MessageMeta, Skipped
@@ -74,14 +75,14 @@ class EmlSource:
     def _read(self, folder: FolderPath, path: Path, source_id: str) -> FetchResult:
         meta = MessageMeta(folder=folder, source_id=source_id)
         try:
-            data = path.read_bytes()
+            data, _, origin = read_whole(str(path))
         except OSError as e:
             return Skipped(meta, f"cannot read {path.name}: {e.strerror or e}")
         if path.suffix.lower() == ".emlx":
             inner = unwrap_emlx(data)
             if inner is None:
                 return Skipped(meta, "not an Apple .emlx file (bad byte-count line)")
-            data = inner
+            data, origin = inner, None  # a part of the file: not copied whole
         if not data:
             return Skipped(meta, "empty file")
         if data.startswith(OLE2_MAGIC):
@@ -89,7 +90,8 @@ class EmlSource:
         if not looks_like_message(data):
             return Skipped(meta, "not an RFC 5322 message (does not start with a header line)")
         return Fetched(
-            MessageMeta(folder, source_id, received=sent_date(data), size=len(data)), data
+            MessageMeta(folder, source_id, received=sent_date(data), size=len(data)), data,
+            origin=origin,
         )
 
     def committed(self, folder: FolderInfo, source_ids: Sequence[str]) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from pstkit.converters.local.readahead import read_ahead
 from pstkit.dupindex import DuplicateIndex, duplicate_key, target_item
 from pstkit.errors import SourceError, TargetWriteError
+from pstkit.filecopy import read_whole
 from pstkit.fsutil import sync_tree, write_new
 from pstkit.location import Location
 from pstkit.model import (
@@ -135,29 +136,6 @@ def _entries(folder_dir: Path) -> Iterator[_Entry]:
             yield _Entry(prefix + name, name, unique, info)
 
 
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-_MAX_READ = 0x7FFFF000  # Linux returns at most this much from one read(2)
-
-
-def read_file(path: str) -> tuple[bytes, float]:
-    """(bytes, mtime) of a file in four syscalls (open, fstat, read, close):
-    `Path.read_bytes` plus `stat` take nine. A read of size+1 bytes that
-    returns exactly the size has met the end; anything else (a file that grew
-    or shrank, or one over Linux's 2 GiB cap on one read) is read to its end."""
-    fd = os.open(path, _READ_FLAGS)
-    try:
-        st = os.fstat(fd)
-        data = os.read(fd, st.st_size + 1)
-        if len(data) != st.st_size or len(data) >= _MAX_READ:
-            chunks = [data]
-            while chunk := os.read(fd, 1024 * 1024):
-                chunks.append(chunk)
-            data = b"".join(chunks)
-    finally:
-        os.close(fd)
-    return data, st.st_mtime
-
-
 def _names(subdir: Path) -> list[str]:
     """Message file names in new/ or cur/ (dot files are not messages; a missing
     subdirectory has none)."""
@@ -220,13 +198,14 @@ class MaildirSource:
             keywords=frozenset(keywords[c] for c in letters if c in keywords),
         )
         try:
-            raw, mtime = read_file(entry.file)
+            raw, st, origin = read_whole(entry.file)
         except OSError as e:
             return Skipped(meta, f"cannot read {entry.name}: {e.strerror or e}")
-        received = datetime.fromtimestamp(mtime, UTC)
+        received = datetime.fromtimestamp(st.st_mtime, UTC)
         # Hashed here, on the read-ahead thread: the writer's thread is the busier one.
         digest = hashlib.sha256(raw).hexdigest()
-        return Fetched(replace(meta, received=received, size=len(raw)), raw, sha256=digest)
+        return Fetched(replace(meta, received=received, size=len(raw)), raw, sha256=digest,
+                       origin=origin)  # fmt: skip
 
     def committed(self, folder: FolderInfo, source_ids: Sequence[str]) -> None:
         pass

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pstkit.converters.local.maildir import read_file
 from pstkit.converters.local.readahead import read_ahead
+from pstkit.filecopy import read_whole
 
 
 def _count(n: int, seen: list[int], fail_at: int | None = None) -> Iterator[int]:
@@ -57,15 +57,15 @@ def test_an_item_over_the_byte_budget_still_passes_alone() -> None:
 
 
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 65537, 3 * 1024 * 1024 + 7])
-def test_read_file_matches_read_bytes(tmp_path: Path, size: int) -> None:
+def test_read_whole_matches_read_bytes(tmp_path: Path, size: int) -> None:
     data = random.Random(size).randbytes(size)
     path = tmp_path / "m"
     path.write_bytes(data)
-    got, mtime = read_file(str(path))
+    got, st, _ = read_whole(str(path))
     assert got == data
-    assert mtime == path.stat().st_mtime
+    assert st.st_mtime == path.stat().st_mtime
 
 
-def test_read_file_missing_raises_oserror(tmp_path: Path) -> None:
+def test_read_whole_missing_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        read_file(str(tmp_path / "gone"))
+        read_whole(str(tmp_path / "gone"))
