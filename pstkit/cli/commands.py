@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -260,7 +261,8 @@ def import_cmd(
                                              work_store), None  # fmt: skip
             cached = store_dir if work_store is None else None
         else:
-            store_dir, staged = _stage_direct(env, store, work_store, codepage)
+            store_dir, staged = _stage_direct(env, store, target, work_store,
+                                              connect_options(**pick_connect(locals())))
         with Store.open(store_dir, writable=True, command=f"import {sink.key}") as st:
             warn_large(env, st, sink)
             from pstkit.importing import import_ as run_import  # noqa: PLC0415 - import only
@@ -278,16 +280,22 @@ def import_cmd(
 
 
 def _stage_direct(
-    env: Any, text: str, work_store: Path | None, codepage: str | None
+    env: Any, text: str, target: str, work_store: Path | None, options: ConnectOptions
 ) -> tuple[Path, RunResult | None]:
-    """A PST (or other file source) given to `import`: export it into a work
-    store first, so the direct path resumes and de-duplicates like any other."""
+    """A source given to `import` instead of a store (a PST, mbox, Maildir, or a server
+    when the target is a file: `import imaps://… pst:OUT.pst`): export it into a work
+    store first, so the direct path resumes and de-duplicates like any other. The
+    connection options are the source's then; a server target needs them itself, so
+    server to server stays two commands."""
     loc = parse_location(text)
     if loc.scheme == "store":
         return Path(loc.path), None
+    if loc.is_url and parse_location(target).is_url:
+        raise UsageError("import from a server into a server: export to a store first "
+                         "(import's connection options are the target's)")
     if loc.is_url:
-        raise UsageError("import reads a store or a file source; export from servers first")
-    src = _source(text, connect_options(codepage=codepage))
+        options = dataclasses.replace(options, connections=export_connections(None, text))
+    src = _source(text, options)
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pstkit" / "direct"
     path = work_store or default / hashlib.sha256(src.key.encode()).hexdigest()[:16]
     try:
