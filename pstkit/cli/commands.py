@@ -57,7 +57,14 @@ from pstkit.cli.optypes import (
     Subfolders,
     Tenant,
 )
-from pstkit.cli.pstfiles import MaxSize, PurviewCsv, print_written, pst_opts, warn_large
+from pstkit.cli.pstfiles import (
+    MaxSize,
+    PurviewCsv,
+    print_written,
+    pst_opts,
+    warn_large,
+    written_data,
+)
 from pstkit.cli.railopts import AddSource, RedeliverMissing, Repair
 from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
 from pstkit.cli.sealopts import (
@@ -269,7 +276,9 @@ def import_cmd(
                                 redeliver_missing)  # fmt: skip
     finally:
         sink.close()
-    print_run(env, result, f"imported from {store_dir} into {sink.key}", staged)
+    pst = written_data(sink)
+    print_run(env, result, f"imported from {store_dir} into {sink.key}", staged,
+              None if pst is None else {"pst": pst})
     print_written(env, sink)
     code = max(result.exit_code, staged.exit_code if staged else 0)
     if cached is not None:
