@@ -32,3 +32,16 @@ def test_json_names_the_files_written_and_how_to_import_them(tmp_path: Path) -> 
     assert len(pst["import_requests"]) == len(parts)
     assert all("-Mailbox 'ann@contoso.com'" in r for r in pst["import_requests"])
     assert pst["purview_csv"] == str(csv)
+
+
+def test_a_split_run_removes_the_work_file_of_a_cut_single_file_run(tmp_path: Path) -> None:
+    """Disk full (`ulimit -f`) cut the single-file run; the admin re-runs with --max-size.
+    The dead `ann.pst.pstkit-tmp` must not stay in the folder the admin uploads."""
+    store = _store(tmp_path, 6)
+    out = tmp_path / "out" / "ann.pst"
+    out.parent.mkdir()
+    work = out.with_name("ann.pst.pstkit-tmp")
+    work.write_bytes(b"\0" * 300_000)  # what the cut run left
+    done = run_pstkit("import", str(store), f"pst:{out}", "--max-size", "5MB")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ann-001.pst"]

@@ -348,6 +348,8 @@ class PstSink:
                         fileset.part_name(self.path, k))).exists():
                     stale.unlink()
                     k += 1
+                if self._split and self._active and self.tmp.exists():
+                    self.tmp.unlink()  # a killed single-file run's: parts never use it
                 if done:
                     fsync_path(self.path.parent)
             except OSError as e:
