@@ -80,7 +80,7 @@ from pstkit.cli.sealopts import (
     VolumeSize,
 )
 from pstkit.converters import open_sink, open_source
-from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
+from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, BadLocation, UsageError
 from pstkit.location import parse_location, require_user
 from pstkit.options import ConnectOptions
 from pstkit.pipeline import export as run_export
@@ -99,7 +99,14 @@ def _source(text: str, options: ConnectOptions) -> Any:
 
 
 def _sink(text: str, options: ConnectOptions) -> Any:
-    loc = require_user(parse_location(text))
+    try:
+        loc = require_user(parse_location(text))
+    except BadLocation:
+        if Path(text).suffix.lower() == ".pst" and not Path(text).exists():
+            # the admin's first try at a new PST: say the one thing that is missing
+            raise UsageError(f"{text} does not exist: to write a new PST, "
+                             f"name the target pst:{text}") from None
+        raise
     if loc.scheme == "store":
         raise UsageError(f"{text} is a pstkit store, not an import target")
     return open_sink(loc, options)

@@ -45,3 +45,12 @@ def test_a_split_run_removes_the_work_file_of_a_cut_single_file_run(tmp_path: Pa
     done = run_pstkit("import", str(store), f"pst:{out}", "--max-size", "5MB")
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.parent.iterdir()) == ["ann-001.pst"]
+
+
+def test_a_new_pst_without_the_pst_prefix_is_told_how_to_name_it(tmp_path: Path) -> None:
+    store = _store(tmp_path, 1)
+    out = tmp_path / "new.pst"
+    done = run_pstkit("import", str(store), str(out))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"name the target pst:{out}" in done.stderr.splitlines()[0]
+    assert not out.exists()
