@@ -58,7 +58,14 @@ from pstkit.cli.optypes import (
     Subfolders,
     Tenant,
 )
-from pstkit.cli.pstfiles import MaxSize, PurviewCsv, print_written, pst_opts, warn_large
+from pstkit.cli.pstfiles import (
+    MaxSize,
+    PurviewCsv,
+    print_written,
+    pst_opts,
+    warn_large,
+    written_data,
+)
 from pstkit.cli.railopts import AddSource, RedeliverMissing, Repair
 from pstkit.cli.report import print_folders, print_ls, print_plan, print_run
 from pstkit.cli.sealopts import (
@@ -74,7 +81,7 @@ from pstkit.cli.sealopts import (
     VolumeSize,
 )
 from pstkit.converters import open_sink, open_source
-from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
+from pstkit.errors import EXIT_INTEGRITY, EXIT_OK, BadLocation, UsageError
 from pstkit.location import parse_location, require_user
 from pstkit.options import ConnectOptions
 from pstkit.pipeline import export as run_export
@@ -93,7 +100,14 @@ def _source(text: str, options: ConnectOptions) -> Any:
 
 
 def _sink(text: str, options: ConnectOptions) -> Any:
-    loc = require_user(parse_location(text))
+    try:
+        loc = require_user(parse_location(text))
+    except BadLocation:
+        if Path(text).suffix.lower() == ".pst" and not Path(text).exists():
+            # the admin's first try at a new PST: say the one thing that is missing
+            raise UsageError(f"{text} does not exist: to write a new PST, "
+                             f"name the target pst:{text}") from None
+        raise
     if loc.scheme == "store":
         raise UsageError(f"{text} is a pstkit store, not an import target")
     return open_sink(loc, options)
@@ -271,7 +285,9 @@ def import_cmd(
                                 redeliver_missing)  # fmt: skip
     finally:
         sink.close()
-    print_run(env, result, f"imported from {store_dir} into {sink.key}", staged)
+    pst = written_data(sink)
+    print_run(env, result, f"imported from {store_dir} into {sink.key}", staged,
+              None if pst is None else {"pst": pst})
     print_written(env, sink)
     code = max(result.exit_code, staged.exit_code if staged else 0)
     if cached is not None:

@@ -50,3 +50,9 @@ def print_written(env: Env, sink: Any) -> None:
     if lines is not None and not env.json:
         for line in lines():
             env.out(line)
+
+
+def written_data(sink: Any) -> dict[str, object] | None:
+    """The same for `--json`: the "pst" member of the result document."""
+    data = getattr(sink, "closing_data", None)
+    return data() if data is not None else None

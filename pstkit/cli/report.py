@@ -29,13 +29,16 @@ def run_dict(result: RunResult, what: str) -> dict[str, object]:
             "problems": problems}  # fmt: skip
 
 
-def print_run(env: Env, result: RunResult, what: str, staged: RunResult | None = None) -> None:
-    """One result document; a direct import nests its staging run under "staged".
-    The stats block goes to stderr either way."""
+def print_run(env: Env, result: RunResult, what: str, staged: RunResult | None = None,
+              extra: dict[str, object] | None = None) -> None:
+    """One result document; a direct import nests its staging run under "staged", and
+    `extra` adds members (a PST target's files as "pst"). The stats block goes to stderr
+    either way."""
     if env.json:
         data = run_dict(result, what)
         if staged is not None:
             data["staged"] = run_dict(staged, "staged")
+        data.update(extra or {})
         print_json(env, data)
     else:
         if staged is not None:

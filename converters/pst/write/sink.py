@@ -348,6 +348,8 @@ class PstSink:
                         fileset.part_name(self.path, k))).exists():
                     stale.unlink()
                     k += 1
+                if self._split and self._active and self.tmp.exists():
+                    self.tmp.unlink()  # a killed single-file run's: parts never use it
                 if done:
                     fsync_path(self.path.parent)
             except OSError as e:
@@ -374,6 +376,18 @@ class PstSink:
         except OSError as e:
             raise TargetWriteError(first, e.strerror or str(e)) from e
         self.finished.append((work, first, carried.items))
+
+    def closing_data(self) -> dict[str, object]:
+        """The closing lines' content for `--json`: files with bytes and items, the import
+        requests, the mapping file (None without one)."""
+        share = self.share or "\\\\SERVER\\SHARE"
+        return {
+            "files": [{"path": str(p), "bytes": p.stat().st_size, "items": n}
+                      for p, n in self.written],
+            "import_requests": [import_request(self.mailbox, share, p.name, len(self.written))
+                                for p, _n in self.written] if self.mailbox else [],
+            "purview_csv": str(self.purview.path)
+            if self.purview is not None and self.written else None}
 
     def closing_lines(self) -> list[str]:
         """After `close`: the files written, an import request for each (Exchange on
