@@ -56,12 +56,20 @@ def transition(local: datetime) -> Transition:
 
 def year_rule(tz: zoneinfo.ZoneInfo, year: int) -> Rule:
     """The rule of `year`: two changes become daylight saving time (the larger offset is
-    daylight, so Europe/Dublin's negative DST reads as Windows has it); no change, or an
-    odd year (a zone moving to another offset), the offset in force mid-year."""
+    daylight, so Europe/Dublin's negative DST reads as Windows has it). One change (DST
+    begun or ended for good, a new base offset) is daylight time from New Year or until
+    New Year's Eve, as Windows' dynamic DST writes such years. No change, or more than
+    two (Morocco's Ramadan breaks), the offset in force mid-year."""
     changes = _changes(tz, year)
+    if len(changes) == 1:
+        (t, b, a), = changes
+        at = transition(t + timedelta(minutes=b))
+        if a > b:  # daylight until the end of the year
+            return Rule(b, a, transition(datetime(year, 12, 31, 23, 59, 59)), at)
+        return Rule(a, b, at, transition(datetime(year, 1, 1)))
     if len(changes) != 2:
-        return Rule(_offset(tz, datetime(year, 7, 1, tzinfo=UTC)),
-                    _offset(tz, datetime(year, 7, 1, tzinfo=UTC)))
+        mid = _offset(tz, datetime(year, 7, 1, tzinfo=UTC))
+        return Rule(mid, mid)
     (t1, b1, a1), (t2, b2, _a2) = changes
     std, dst = min(b1, a1), max(b1, a1)
     up, down = ((t1, b1), (t2, b2)) if a1 > b1 else ((t2, b2), (t1, b1))
