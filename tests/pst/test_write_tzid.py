@@ -7,17 +7,30 @@ from __future__ import annotations
 
 import io
 import random
+import struct
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from pstkit.converters.pim.tzinfo_zone import iana_zone
 from pstkit.converters.pim.tzrules import Transition
-from pstkit.converters.pst.write.events import components
+from pstkit.converters.pst.tz import parse_tzdefinition, parse_tzstruct
+from pstkit.converters.pst.write.events import PSETID_APPOINTMENT, components
+from pstkit.converters.pst.write.sink import PstSink
+from pstkit.location import Location
+from pstkit.model import Delivered, ItemKind
+from pstkit.options import ConnectOptions
+from pstkit.store import Store
+from tests.helpers import cli
 
 from .test_write_calendar import _through_pst, _vevent
-from .test_write_cards import calendar
+from .test_write_cards import calendar, stored
+from .test_write_fuzz import stored as meta
+from .test_write_pim_foreign import card_text
+from .test_write_pim_readers import outlook_named
 
 rr = pytest.importorskip("dateutil.rrule", reason="python-dateutil (dev extra)")
 dtz = pytest.importorskip("dateutil.tz", reason="python-dateutil (dev extra)")
@@ -101,3 +114,36 @@ def test_unknown_tzid_is_reported() -> None:
         "DTEND;TZID=Mars/Olympus:20260105T100000", "SUMMARY:s", "RRULE:FREQ=WEEKLY;COUNT=3"))
     _back, notes, _m, _n = _through_pst(text)
     assert any("Mars/Olympus" in n and "unknown" in n for n in notes), notes
+
+
+def test_written_pst_has_the_zone(tmp_path: Path) -> None:
+    """PstSink -> file: libpff reads the time zone struct and definitions the writer took
+    from zoneinfo, and pstkit's export gives the same occurrences."""
+    pytest.importorskip("pypff")
+    text = calendar("", _vevent(
+        "UID:b", "DTSTAMP:20260101T000000Z", "DTSTART;TZID=Europe/Berlin:20260105T090000",
+        "DTEND;TZID=Europe/Berlin:20260105T100000", "SUMMARY:Weekly",
+        "RRULE:FREQ=WEEKLY;COUNT=110"))
+    out = tmp_path / "tz.pst"
+    sink = PstSink(Location("pst", str(out)), ConnectOptions())
+    sink.ensure_folder(("Calendar",), None)
+    raw = stored("IPM.Appointment", "Weekly", "", "event.ics", "text/calendar", text)
+    msg = replace(meta(0), kind=ItemKind.EVENT, folder=("Calendar",))
+    result = sink.put_batch(("Calendar",), [(msg, raw)])[0]
+    assert isinstance(result, Delivered) and not result.note, result
+    sink.close()
+    named = outlook_named(out, "IPM.Appointment")
+    a = PSETID_APPOINTMENT
+    bias, std_bias, dst_bias = struct.unpack_from("<iii", named[(a, 0x8233)][1], 0)
+    assert (bias, std_bias, dst_bias) == (-60, 0, -60)  # [MS-OXOCAL] 2.2.1.39, minutes west
+    berlin = iana_zone("Europe/Berlin")
+    assert berlin is not None
+    assert parse_tzstruct(named[(a, 0x8233)][1], "Europe/Berlin").rule(2026) == berlin.rule(2026)
+    recur = parse_tzdefinition(named[(a, 0x8260)][1])
+    assert recur.tzid == "Europe/Berlin" and recur.rule(2027) == berlin.rule(2027)
+    assert named[(a, 0x8234)][1].decode("utf-16-le") == "Europe/Berlin"
+    code, _o, err = cli("--quiet", "export", str(out), str(tmp_path / "s"))
+    assert code == 0, err
+    with Store.open(tmp_path / "s") as st:
+        back = next(card_text(st.read(row)) for row in st.rows())
+    assert _wall_times(back) == _wall_times(text)
