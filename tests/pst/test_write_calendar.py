@@ -11,7 +11,9 @@ from __future__ import annotations
 import email
 import email.policy
 import random
+import shutil
 import struct
+import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -504,6 +506,13 @@ def test_an_outlook_meeting_requests_exceptions_are_read(tmp_path: Path) -> None
     # the part's Content-Type parameters (charset, method) are kept: the writer puts them
     # into PR_ATTACH_MIME_TAG (`meeting.full_calendar_type`)
     assert heads[0] == heads[1] and "method=REQUEST" in heads[0][0][0], heads
+    if shutil.which("readpst"):  # readpst takes the tag as the part's Content-Type, still MIME
+        rp = tmp_path / "rp"
+        rp.mkdir()
+        subprocess.run(["readpst", "-q", "-M", "-o", str(rp), str(again)], check=True)
+        (mail,) = [x for x in rp.rglob("*") if x.is_file()]
+        assert "text/calendar; charset=utf-8; method=REQUEST" in _calendar_type(
+            mail.read_bytes())
     f = pypff.file()
     f.open(str(again))
     try:
