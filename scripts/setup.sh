@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=0; [ "${1:-}" = "--dev" ] && dev=1
 
-apt_packages="python3-venv python3-pip"
+apt_packages="python3-venv python3-pip tzdata"
 if [ "$dev" = 1 ]; then
     # Dovecot (IMAP/POP3 test server), mtools (FAT32 images), readpst (PST comparison),
     # mbsync (benchmark peer), openssl (test certificates), redis (the celery engine's broker),

@@ -11,7 +11,9 @@ from __future__ import annotations
 import email
 import email.policy
 import random
+import shutil
 import struct
+import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -431,6 +433,13 @@ def _parts(raw: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
+def _calendar_type(raw: bytes) -> list[str]:
+    """The Content-Type headers of the text/calendar parts, without the name parameter."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    return [" ".join(str(p["Content-Type"]).split()).split("; name=")[0]
+            for p in msg.walk() if p.get_content_type() == "text/calendar"]
+
+
 def _find(folder: Any, subject: str) -> Any:
     for i in range(folder.number_of_sub_messages):
         if folder.get_sub_message(i).subject == subject:
@@ -492,9 +501,18 @@ def test_an_outlook_meeting_requests_exceptions_are_read(tmp_path: Path) -> None
     assert cli("--quiet", "export", str(again), str(tmp_path / "s2"))[0] == 0
     with Store.open(tmp_path / "s") as one, Store.open(tmp_path / "s2") as two:
         first, second = ([_parts(st.read(r)) for r in st.rows()] for st in (one, two))
-    # (the part's Content-Type parameters, charset and method, are not kept: the PST keeps
-    # the MIME type alone, PR_ATTACH_MIME_TAG; METHOD is inside the iCalendar too)
+        heads = [[_calendar_type(st.read(r)) for r in st.rows()] for st in (one, two)]
     assert first == second and len(first[0]) == 3, first
+    # the part's Content-Type parameters (charset, method) are kept: the writer puts them
+    # into PR_ATTACH_MIME_TAG (`meeting.full_calendar_type`)
+    assert heads[0] == heads[1] and "method=REQUEST" in heads[0][0][0], heads
+    if shutil.which("readpst"):  # readpst takes the tag as the part's Content-Type, still MIME
+        rp = tmp_path / "rp"
+        rp.mkdir()
+        subprocess.run(["readpst", "-q", "-M", "-o", str(rp), str(again)], check=True)
+        (mail,) = [x for x in rp.rglob("*") if x.is_file()]
+        assert "text/calendar; charset=utf-8; method=REQUEST" in _calendar_type(
+            mail.read_bytes())
     f = pypff.file()
     f.open(str(again))
     try:

@@ -16,6 +16,7 @@ due and completion dates).
 
 from __future__ import annotations
 
+import re
 import struct
 import zoneinfo
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from pstkit.converters.pim.content import Line, lines, parse_rrule
 from pstkit.converters.pim.ical_tz import zones_in
+from pstkit.converters.pim.tzinfo_zone import iana_zone
 from pstkit.converters.pim.tzrules import Zone, ZoneError
 from pstkit.converters.pst.named import BUSY_STATUS
 
@@ -217,7 +219,7 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
         elif exceptions:
             notes.append(f"{len(exceptions)} changed occurrence(s) of an event without "
                          "RRULE left out")
-        notes += extra_dates(c)
+        notes += extra_dates(c) + unknown_zone(c, zones)
     else:
         props += alarm(c, ids, None)
     return Event(props, recipients, changed, notes)
@@ -378,7 +380,30 @@ def task(c: Component, ids: Ids) -> list[Prop]:
 
 
 def calendar_zones(text: str) -> dict[str, Zone]:
+    """The calendar's VTIMEZONEs, plus a zone for each TZID that names an IANA zone
+    without a VTIMEZONE (rules read off zoneinfo, `pim.tzinfo_zone`; RFC 5545 3.2.19
+    leaves such "globally unique" ids to the receiver), so a series keeps its DST
+    shifts ([MS-OXOCAL] 2.2.1.39/2.2.1.41)."""
     try:
-        return zones_in(text)
+        zones = zones_in(text)
     except ZoneError:
-        return {}
+        zones = {}
+    for tzid in set(_TZID.findall(text)) - set(zones):
+        known = iana_zone(tzid.strip('"'))
+        if known is not None:
+            zones[tzid.strip('"')] = known
+    return zones
+
+
+_TZID = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.IGNORECASE)
+
+
+def unknown_zone(c: Component, zones: dict[str, Zone]) -> list[str]:
+    """A note for a DTSTART whose TZID is neither a VTIMEZONE nor an IANA zone: its
+    times are read as UTC, said rather than done silently."""
+    line = c.first("DTSTART")
+    tzid = line.param("TZID") if line is not None else ""
+    if not tzid or tzid in zones:
+        return []
+    return [f"time zone {tzid!r} unknown (no VTIMEZONE, not an IANA zone): times "
+            "read as UTC, DST shifts of a series not kept"]

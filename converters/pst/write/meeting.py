@@ -146,7 +146,7 @@ def as_meeting(msg: PyMessage, base: Message, ids: Ids) -> tuple[Message, list[s
     zones = calendar_zones(text)
     events = [c for c in comps if c.name == "VEVENT"]
     ev = event(series, zones, overrides(events, series.text("UID")), ids)
-    attachments = _with_exceptions(msg, base, series, ev, zones, ids)
+    attachments = full_calendar_type(msg, _with_exceptions(msg, base, series, ev, zones, ids))
     notes = left_out(events, series.text("UID"))
     have = {p[0] for p in base.props}
     # the appointment's named properties (start, end, location, recurrence, zone...), not
@@ -155,6 +155,28 @@ def as_meeting(msg: PyMessage, base: Message, ids: Ids) -> tuple[Message, list[s
     props += [p for p in ev.props if p[0] >= 0x8000 and p[0] not in have]
     props = _override(props, _meeting_props(series, method, ids))
     return Message(props, base.recipients, attachments), ev.notes + notes
+
+
+def full_calendar_type(msg: PyMessage, attachments: list[Attachment]) -> list[Attachment]:
+    """The calendar part's PR_ATTACH_MIME_TAG (PidTagAttachMimeTag) with its `charset`
+    and `method` parameters, as they stood (RFC 6047 2.4 puts METHOD there too):
+    pstkit's reader takes the tag as the part's Content-Type, so store -> PST -> store
+    keeps the part's header; the bare type alone lost both."""
+    part = next((p for p in msg.walk() if p.get_content_type() == "text/calendar"), None)
+    # the header's own text (get_params re-quotes): `k=v` segments as written
+    head = " ".join(str(part.get("Content-Type", "")).split()) if part is not None else ""
+    kept = [x.strip() for x in head.split(";")[1:]
+            if x.partition("=")[0].strip().lower() in ("charset", "method")]
+    if not kept:
+        return attachments
+    full = "; ".join(["text/calendar", *kept])
+    out = []
+    for att in attachments:
+        tag = next((v for pid, _t, v in att.props if pid == 0x370E), b"")
+        bare = att.embedded is None and tag.decode("utf-16-le", "replace") == "text/calendar"
+        out.append(Attachment([p for p in att.props if p[0] != 0x370E]
+                              + [unicode(0x370E, full)]) if bare else att)
+    return out
 
 
 def _with_exceptions(msg: PyMessage, base: Message, series: Component, ev: Event,
