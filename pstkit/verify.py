@@ -258,7 +258,11 @@ def _line(mark: str, folder: FolderPath, row: MessageRow, detail: str) -> Verify
 
 
 def crlf(raw: bytes) -> bytes:
-    """Every line end as CRLF (bare CR and bare LF included)."""
+    """Every line end as CRLF (bare CR and bare LF included). Mail that has only CRLF
+    (most) is returned as it is after three C scans; the regex rewrote every line end."""
+    crlfs = raw.count(b"\r\n")
+    if raw.count(b"\r") == crlfs == raw.count(b"\n"):
+        return raw
     return re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
 
 

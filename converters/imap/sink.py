@@ -259,7 +259,7 @@ class ImapSink:
                 pending: list[int], results: Results) -> None:
         binary = "BINARY" in self._caps
         for i in list(pending):
-            if ia.wire_form(batch[i][1], binary=binary) is None:
+            if not binary and b"\0" in batch[i][1]:  # wire_form's None, without the copy
                 results[i] = Failed(ia.NUL_REFUSED)
                 pending.remove(i)
         if not pending:

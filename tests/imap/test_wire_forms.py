@@ -4,6 +4,8 @@ of the Courier test fixture."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from pstkit.converters.imap.conn import retry
 from pstkit.converters.imap.items import header_fields
 from pstkit.converters.imap.names import LOOKALIKE, restore_segment
 from pstkit.errors import ConnectError
+from pstkit.verify import crlf as verify_crlf
 from tests.servers.courier import SOCKET, rewrite_paths
 
 
@@ -101,3 +104,20 @@ def test_substitute_and_restore(segment: str, delimiter: str, name: str) -> None
     assert substitute(segment, delimiter) == name
     if delimiter in LOOKALIKE:
         assert restore_segment(name, delimiter) == segment
+
+
+_LINE_BYTES = st.binary(max_size=40) | st.sampled_from([b"\r\n", b"\n", b"\r", b"\r\r\n", b"\n\r"])
+
+
+@given(st.lists(_LINE_BYTES, max_size=30).map(b"".join))
+def test_crlf_fast_paths_equal_the_regexes(raw: bytes) -> None:
+    """Both CRLF forms skip the rewrite for mail that is CRLF already; whatever the
+    bytes, the result is what the regex of each gives."""
+    assert crlf(raw) == re.sub(rb"\r?\n", b"\r\n", raw)
+    assert verify_crlf(raw) == re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
+
+
+def test_crlf_returns_crlf_mail_itself() -> None:
+    raw = b"Subject: x\r\n\r\nbody\r\n" * 1000
+    assert crlf(raw) is raw and verify_crlf(raw) is raw
+    assert crlf(b"a\nb") == b"a\r\nb" and crlf(b"a\rb") == b"a\rb"
