@@ -66,16 +66,21 @@ def unescape(value: str) -> str:
     return "".join(out)
 
 
-def split_unescaped(value: str, sep: str) -> list[str]:
-    """Split on `sep` not preceded by a backslash escape (values stay escaped)."""
-    parts, cur, i = [], [], 0
+def split_unescaped(value: str, sep: str, quotes: bool = False) -> list[str]:
+    """Split on `sep` not preceded by a backslash escape (values stay escaped). With
+    `quotes`, also not inside double quotes, where a backslash is just a character: a
+    quoted parameter value may hold ';', ':' and ',' (RFC 5545 3.1, RFC 6350 3.3),
+    e.g. CN="Doe, Jane"."""
+    parts, cur, quoted, i = [], [], False, 0
     while i < len(value):
         c = value[i]
-        if c == "\\" and i + 1 < len(value):
+        if c == "\\" and i + 1 < len(value) and not quoted:
             cur.append(value[i : i + 2])
             i += 2
             continue
-        if c == sep:
+        if quotes and c == '"':
+            quoted = not quoted
+        if c == sep and not quoted:
             parts.append("".join(cur))
             cur = []
         else:
@@ -96,42 +101,20 @@ def _split_head(line: str) -> tuple[str, str]:
     return line, ""
 
 
-def _outside_quotes(text: str, sep: str) -> list[str]:
-    """Split on `sep` outside double quotes and backslash pairs: a quoted parameter value
-    may hold ';', ':' and ',' (RFC 5545 3.1, RFC 6350 3.3), e.g. CN="Doe, Jane"."""
-    parts, cur, quoted, i = [], [], False, 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text) and not quoted:
-            cur.append(text[i : i + 2])
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        if c == sep and not quoted:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(c)
-        i += 1
-    parts.append("".join(cur))
-    return parts
-
-
 def _params(items: list[str]) -> dict[str, list[str]]:
     params: dict[str, list[str]] = {}
     for item in items:
         key, eq, val = item.partition("=")
         if not eq:  # vCard 2.1: "TEL;WORK;VOICE:" means TYPE=WORK,VOICE
             key, val = "TYPE", item
-        values = [v.strip('"') for v in _outside_quotes(val, ",")] if val else []
+        values = [v.strip('"') for v in split_unescaped(val, ",", quotes=True)] if val else []
         params.setdefault(key.strip().upper(), []).extend(values)
     return params
 
 
 def parse_line(line: str) -> Line:
     head, value = _split_head(line)
-    pieces = _outside_quotes(head, ";")
+    pieces = split_unescaped(head, ";", quotes=True)
     name = pieces[0].strip().upper().rsplit(".", 1)[-1]
     params = _params(pieces[1:])
     if "QUOTED-PRINTABLE" in (v.upper() for v in params.get("ENCODING", [])):
