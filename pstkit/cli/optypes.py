@@ -32,7 +32,7 @@ DeleteAfter = Annotated[
     bool, typer.Option(help="POP3: delete messages once they are safely stored.")
 ]
 Mailbox = Annotated[
-    str | None, typer.Option(help="EWS/Graph: the target mailbox (SMTP address or UPN).")
+    str | None, typer.Option(help="EWS/Graph: the target mailbox (SMTP address or UPN). PST: the mailbox the files are for (the Purview mapping file's Mailbox and the New-MailboxImportRequest lines).")
 ]
 Impersonate = Annotated[bool, typer.Option(help="EWS: act as --mailbox through impersonation.")]
 Tenant = Annotated[str | None, typer.Option(help="Graph: the tenant (directory) id.")]
