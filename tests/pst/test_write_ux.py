@@ -54,3 +54,13 @@ def test_a_new_pst_without_the_pst_prefix_is_told_how_to_name_it(tmp_path: Path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"name the target pst:{out}" in done.stderr.splitlines()[0]
     assert not out.exists()
+
+
+def test_a_missing_folder_is_named_before_anything_is_read(tmp_path: Path) -> None:
+    """Not the work file `OUT/x.pst.pstkit-tmp` after the store was read: the folder, first."""
+    store = tmp_path / "store"
+    done = run_pstkit("import", str(store), f"pst:{tmp_path / 'nope' / 'x.pst'}")
+    code, out, err = done.returncode, done.stdout, done.stderr
+    assert code == 3, out + err
+    assert f"cannot write to target {tmp_path / 'nope'}: no such folder" in err
+    assert ".pstkit-tmp" not in err and "Traceback" not in err

@@ -91,6 +91,8 @@ class PstSink:
 
     def __init__(self, location: Location, options: ConnectOptions) -> None:
         self.path = Path(location.path).absolute()
+        if not self.path.parent.is_dir():  # else the error named the work file, not the folder
+            raise TargetWriteError(self.path.parent, "no such folder (make it first)")
         self.tmp = fileset.work_name(self.path)  # the work name when the output is one file
         self.max_size = _max_size(options)
         self.max_connections = 1  # one file, one writer
