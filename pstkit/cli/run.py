@@ -4,7 +4,6 @@ never with local variables."""
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import sys
@@ -12,6 +11,7 @@ import traceback
 
 import typer
 
+from pstkit import malloc
 from pstkit.cli import conventions, fastparams, registry
 from pstkit.cli.env import Env, print_json
 from pstkit.cli.examples import add_examples
@@ -26,12 +26,7 @@ def _pin_malloc_mmap_threshold() -> None:
     """glibc raises its mmap threshold after freeing a large block, so later
     multi-megabyte messages come from the heap and fragment it: peak memory
     then grows with the number of large messages. Pinning it keeps it flat."""
-    try:
-        # The running program's own symbols hold libc's (find_library would run ldconfig).
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
+    malloc.tune(mmap_threshold=256 << 10)
 
 
 def main(argv: list[str] | None = None, env: Env | None = None) -> int:

@@ -25,12 +25,13 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from pstkit import malloc
+
 PIPE_SIZE = 1 << 20
 READ = 128 << 10  # below the CLI's pinned mmap threshold: no page faults per read
 FILL = 16 * 64 << 10  # the seal child's reads: sixteen age chunks
 F_SETPIPE_SZ = 1031  # Linux
 PR_SET_PDEATHSIG = 1  # Linux prctl
-M_TRIM_THRESHOLD = -1  # glibc mallopt
 
 
 def keep_freed_heap() -> None:
@@ -40,8 +41,7 @@ def keep_freed_heap() -> None:
     default glibc gives the top of the heap back above 128 KiB free, and the
     next chunks fault the pages in again: ~60,000 page faults for 550 MB (the
     peer, `tar | age`, has ~900). Peak memory is unchanged (it is what is kept)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to tune
-        ctypes.CDLL(None).mallopt(M_TRIM_THRESHOLD, 64 << 20)
+    malloc.tune(trim_threshold=64 << 20)
 
 
 def can_fork() -> bool:

@@ -23,7 +23,6 @@ would have.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import pickle
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import IO
 
 import pstkit
+from pstkit import malloc
 
 try:
     import fcntl
@@ -239,21 +239,14 @@ def _child_env() -> dict[str, str]:
 #: 5,000 bench messages in one process; with these ~220,000 and about half the system
 #: time). 32/64 MiB halved the faults again for no less system time and ~10 MiB more
 #: RSS. Other C libraries ignore the variables; one set in the environment wins.
-_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(16 << 20), "MALLOC_TRIM_THRESHOLD_": str(32 << 20)}
+_MMAP, _TRIM = 16 << 20, 32 << 20
+_MALLOC = malloc.child_env(_MMAP, _TRIM)
 
 
 def keep_freed_memory() -> None:
     """`_MALLOC` for this process (read by glibc only at start, so set through mallopt);
     nothing where that is not glibc or a variable of its own is set."""
-    if sys.platform != "linux" or any(k in os.environ for k in _MALLOC):
-        return
-    try:
-        os.confstr("CS_GNU_LIBC_VERSION")  # glibc: else ValueError/OSError
-        mallopt = ctypes.CDLL(None).mallopt
-    except (ValueError, OSError, AttributeError):
-        return
-    mallopt(-3, 16 << 20)  # M_MMAP_THRESHOLD
-    mallopt(-1, 32 << 20)  # M_TRIM_THRESHOLD
+    malloc.tune(_MMAP, _TRIM)
 
 
 def _widen(child: subprocess.Popen[bytes]) -> None:
