@@ -13,6 +13,7 @@ for a meeting.
 
 from __future__ import annotations
 
+from pstkit.converters.pst.named import RESPONSE_STATUS, TRACK_STATUS
 from pstkit.converters.pst.props import (
     PR_ADDRTYPE,
     PR_DISPLAY_NAME,
@@ -29,11 +30,11 @@ from pstkit.converters.pst.props import (
 
 PR_RECIPIENT_FLAGS, PR_RECIPIENT_TRACKSTATUS = 0x5FFD, 0x5FFF
 RECIP_ORGANIZER = 0x0002
-#: PidTagRecipientTrackStatus <-> PARTSTAT; respNone (0) and anything else: NEEDS-ACTION
-PARTSTAT = {2: "TENTATIVE", 3: "ACCEPTED", 4: "DECLINED"}
+#: PidTagRecipientTrackStatus -> PARTSTAT; respNone (0) and anything else: NEEDS-ACTION
+PARTSTAT = {code: name for name, code in TRACK_STATUS.items()}
 #: PidLidResponseStatus other than the organizer's respOrganized: an attendee's copy
 #: (respTentative .. respNotResponded), or respNone
-RESPONSE = {0: "NONE", 2: "TENTATIVE", 3: "ACCEPTED", 4: "DECLINED", 5: "NOT-RESPONDED"}
+RESPONSE = {code: name for name, code in RESPONSE_STATUS.items()}
 _REPLY = {"pos": "ACCEPTED", "neg": "DECLINED", "tent": "TENTATIVE"}
 
 

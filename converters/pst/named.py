@@ -62,6 +62,13 @@ NAMED: dict[tuple[str, int], str] = {
 #: writes them, the writer reads them
 BUSY_STATUS = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3, "WORKINGELSEWHERE": 4}
 
+#: PidTagRecipientTrackStatus ([MS-OXOCAL] 2.2.4.10.2) by PARTSTAT; the reader writes
+#: respNone (0) and anything else as NEEDS-ACTION, the writer reads them as respNone
+TRACK_STATUS = {"TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4}
+#: PidLidResponseStatus (2.2.1.11) of an attendee's copy by its X-PSTKIT-RESPONSE-STATUS
+#: name (respNone, respTentative .. respNotResponded); the organizer's is respOrganized
+RESPONSE_STATUS = {"NONE": 0, "TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4, "NOT-RESPONDED": 5}
+
 #: message class of an appointment exception's embedded item, lower case
 EXCEPTION_CLASS = "ipm.ole.class.{00061055-0000-0000-c000-000000000046}"
 

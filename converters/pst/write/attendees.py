@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pstkit.converters.pim.content import Line
-from pstkit.converters.pst.named import PSETID_APPOINTMENT
+from pstkit.converters.pst.named import PSETID_APPOINTMENT, RESPONSE_STATUS, TRACK_STATUS
 
 from .mapi import Prop, binary, long, one_off, unicode
 
@@ -41,11 +41,6 @@ def _party(line: Line, kind: int, flags: int, track: int = 0) -> list[Prop]:
             binary(0x300B, f"{native or 'SMTP'}:{addr.upper()}\0".encode("ascii", "replace"))]
 
 
-#: PARTSTAT -> PidTagRecipientTrackStatus (2.2.4.10.2); others (NEEDS-ACTION...): respNone
-TRACK_STATUS = {"TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4}
-#: X-PSTKIT-RESPONSE-STATUS (an attendee's copy, as pst.attendees writes it) ->
-#: PidLidResponseStatus (2.2.1.11); a meeting without it is the organizer's (respOrganized)
-RESPONSE_STATUS = {"NONE": 0, "TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4, "NOT-RESPONDED": 5}
 
 
 def parties(c: Component) -> list[list[Prop]]:
