@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pstkit.mapping import PlanEntry, path_text
 from pstkit.model import FolderPath, ItemKind, StoredMessage
 from pstkit.options import MappingOptions
 from pstkit.protocols import Sink, TargetItem
+from pstkit.scratch import scratch_db
 from pstkit.store import Store
 
 _T = TypeVar("_T")
@@ -114,7 +114,7 @@ class _Index:
     hold a million items."""
 
     def __init__(self, items: Iterable[TargetItem]) -> None:
-        self._db = sqlite3.connect("", check_same_thread=False)  # "": a temporary file
+        self._db = scratch_db(threads=True)
         self._db.executescript(_INDEX_SCHEMA)
         with self._db:
             for chunk in _chunks(enumerate(items), 1000):

@@ -8,8 +8,9 @@ any) are stored shifted into the signed range and shifted back when read."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
+
+from pstkit.scratch import scratch_db
 
 _SCHEMA = """
 CREATE TABLE blocks (bid INTEGER PRIMARY KEY, ib INTEGER, cb INTEGER,
@@ -33,10 +34,7 @@ class State:
     """Blocks (BBT), nodes (NBT), B-tree pages and references of one file."""
 
     def __init__(self) -> None:
-        self.db = sqlite3.connect("")
-        self.db.execute("PRAGMA cache_size = -8000")  # KiB: the bound on memory
-        self.db.execute("PRAGMA journal_mode = OFF")
-        self.db.execute("PRAGMA synchronous = OFF")
+        self.db = scratch_db()  # its cache (8 MB) is the bound on memory
         self.db.executescript(_SCHEMA)
 
     def close(self) -> None:

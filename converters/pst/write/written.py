@@ -9,10 +9,10 @@ anonymous temporary file (the empty database name), gone when the sink is."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 
 from pstkit.model import FolderPath
+from pstkit.scratch import scratch_db
 
 _SCHEMA = """
 CREATE TABLE written (folder TEXT, dup TEXT, target TEXT, skey TEXT);
@@ -31,7 +31,7 @@ class Written:
     by (folder, stable key). The sink calls it under its own lock."""
 
     def __init__(self) -> None:
-        self.db = sqlite3.connect("", check_same_thread=False)
+        self.db = scratch_db(threads=True)
         self.db.executescript(_SCHEMA)
         self.has_earlier = False
 
