@@ -34,7 +34,7 @@ class State:
     """Blocks (BBT), nodes (NBT), B-tree pages and references of one file."""
 
     def __init__(self) -> None:
-        self.db = scratch_db()  # its cache (8 MB) is the bound on memory
+        self.db = scratch_db(cache_kib=8000)  # its cache is the bound on memory
         self.db.executescript(_SCHEMA)
 
     def close(self) -> None:
