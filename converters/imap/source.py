@@ -14,6 +14,7 @@ one message becomes a `Skipped` with the server's text.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -237,7 +238,10 @@ class ImapSource:
                 meta = _meta(folder, epoch, by_uid[uid])
                 got = bodies.get(uid)
                 if isinstance(got, bytes):
-                    yield Fetched(meta, got, _cursor(epoch, uid, emit and not progress.frozen))
+                    # Hashed on this fetch thread, beside the store writer's (issue 19:
+                    # 3 % less CPU for 2 connections; the bytes are still in this core's cache).
+                    yield Fetched(meta, got, _cursor(epoch, uid, emit and not progress.frozen),
+                                  sha256=hashlib.sha256(got).hexdigest())
                 else:
                     progress.frozen = True
                     yield Skipped(meta, got or "the server sent no body (deleted there meanwhile?)")
