@@ -134,6 +134,9 @@ def test_one_mapping_file_collects_several_mailboxes(tmp_path: Path) -> None:
     assert csv_file.read_text().splitlines()[1:] == [
         "Exchange,,ann.pst,ann@contoso.com,FALSE,/,,,,",
         "Exchange,,bob.pst,bob@contoso.com,FALSE,/,,,,"]
+    # nothing beside the mapping file but what the admin uploads (no lock or work file)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "ann.pst", "bob.pst", "map.csv"]
 
 
 def test_large_items_are_named_before_writing(tmp_path: Path) -> None:
@@ -237,3 +240,4 @@ def test_a_batch_writes_a_pst_set_per_mailbox_and_one_mapping_file(tmp_path: Pat
         assert sorted(x for x in lines[1:] if f",{user}@contoso.com," in x) == sorted(
             f"Exchange,,{p.name},{user}@contoso.com,FALSE,/,,,," for p in parts)
     assert len(lines) == 1 + len(list((tmp_path / "out").glob("*.pst")))
+    assert {p.suffix for p in (tmp_path / "out").iterdir()} == {".pst", ".csv"}

@@ -67,13 +67,18 @@ class PurviewFile:
 
     def add(self, names: list[str]) -> None:
         """Add rows for these files; under a lock, since the jobs of a batch run at once and
-        all write one mapping file."""
+        all write one mapping file. The lock is taken on the file's folder, not on a lock
+        file beside it: a `mapping.csv.lock` left there would be uploaded with the PSTs or
+        puzzle whoever reviews the folder, and removing a lock file after use races with
+        the next job opening it."""
         new = [row(n, self.mailbox, self.file_path, self.archive, self.root) for n in names]
-        lock = self.path.with_name(self.path.name + ".lock")
         try:
-            with lock.open("a") as held:
+            held = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
                 fcntl.flock(held, fcntl.LOCK_EX)
                 self._write(render(merge_rows(self.read(), new)))
+            finally:
+                os.close(held)  # closing the last descriptor releases the lock
         except OSError as e:
             raise TargetWriteError(self.path, e.strerror or str(e)) from e
 
