@@ -6,7 +6,7 @@ TZDEFINITION/TZRULE): a standard and a daylight bias and each transition as "the
 zone without a VTIMEZONE block (Google exports, many generators, some CalDAV servers)
 must still get such rules, or later occurrences of a series lose their DST shifts. The
 rules are read off zoneinfo's transitions, one per year, and equal years merge.
-There is no IANA -> Windows name table in pstkit: the IANA name stays the key name.
+The zone keeps its IANA name; the PST writer names it as Windows does (tzwindows.py).
 """
 
 from __future__ import annotations

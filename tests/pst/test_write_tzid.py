@@ -17,6 +17,7 @@ import pytest
 
 from pstkit.converters.pim.tzinfo_zone import iana_zone
 from pstkit.converters.pim.tzrules import Transition
+from pstkit.converters.pim.tzwindows import windows_key
 from pstkit.converters.pst.tz import parse_tzdefinition, parse_tzstruct
 from pstkit.converters.pst.write.events import PSETID_APPOINTMENT, components
 from pstkit.converters.pst.write.sink import PstSink
@@ -140,10 +141,22 @@ def test_written_pst_has_the_zone(tmp_path: Path) -> None:
     assert berlin is not None
     assert parse_tzstruct(named[(a, 0x8233)][1], "Europe/Berlin").rule(2026) == berlin.rule(2026)
     recur = parse_tzdefinition(named[(a, 0x8260)][1])
-    assert recur.tzid == "Europe/Berlin" and recur.rule(2027) == berlin.rule(2027)
+    # the key name is the zone's Windows registry key, which Outlook looks up
+    assert recur.tzid == "W. Europe Standard Time" and recur.rule(2027) == berlin.rule(2027)
     assert named[(a, 0x8234)][1].decode("utf-16-le") == "Europe/Berlin"
     code, _o, err = cli("--quiet", "export", str(out), str(tmp_path / "s"))
     assert code == 0, err
     with Store.open(tmp_path / "s") as st:
         back = next(card_text(st.read(row)) for row in st.rows())
     assert _wall_times(back) == _wall_times(text)
+
+
+@pytest.mark.parametrize(("tzid", "key"), [
+    ("Europe/Berlin", "W. Europe Standard Time"), ("America/New_York", "Eastern Standard Time"),
+    ("Asia/Kolkata", "India Standard Time"), ("Australia/Sydney", "AUS Eastern Standard Time"),
+    ("Europe/Moscow", "Russian Standard Time"), ("Africa/Casablanca", "Morocco Standard Time"),
+    ("UTC", "UTC"),
+    # not an IANA name: kept as it is
+    ("W. Europe Standard Time", "W. Europe Standard Time"), ("Mars/Olympus", "Mars/Olympus")])
+def test_windows_key_names(tzid: str, key: str) -> None:
+    assert windows_key(tzid) == key

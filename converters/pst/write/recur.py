@@ -26,6 +26,7 @@ from datetime import date, datetime, time, timedelta
 
 from pstkit.converters.pim.content import parse_rrule
 from pstkit.converters.pim.tzrules import DAYS, Rule, Transition, Zone
+from pstkit.converters.pim.tzwindows import windows_key
 
 DAILY, WEEKLY, MONTHLY, YEARLY = 0x200A, 0x200B, 0x200C, 0x200D
 PT_DAY, PT_WEEK, PT_MONTH, PT_MONTH_NTH, PT_MONTH_END = 0, 1, 2, 3, 4
@@ -351,7 +352,7 @@ def tzdefinition(zone: Zone, year: int, recurring: bool = True, only_current: bo
     as Outlook writes PidLidAppointmentTimeZoneDefinitionStartDisplay."""
     current = max(i for i, y in enumerate(zone.years) if i == 0 or y <= year)
     picked = [current] if only_current else list(range(len(zone.rules)))
-    name = zone.tzid.encode("utf-16-le")[: 2 * 260]
+    name = windows_key(zone.tzid).encode("utf-16-le")[: 2 * 260]  # Outlook's registry key
     header = struct.pack("<HH", 0x0002, len(name) // 2) + name + struct.pack("<H", len(picked))
     out = struct.pack("<BBH", 2, 1, len(header)) + header
     for i in picked:
