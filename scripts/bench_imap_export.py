@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # The repo on sys.path first, so the script runs from a checkout.
+from pstkit import malloc  # noqa: E402
 from pstkit.converters.imap.source import ImapSource  # noqa: E402
 from pstkit.location import parse_location  # noqa: E402
 from pstkit.model import Fetched, FolderInfo  # noqa: E402
@@ -90,7 +91,8 @@ class Measured:
 
 
 def worker(args: argparse.Namespace) -> None:
-    """Runs in the child process: one pstkit export."""
+    """Runs in the child process: one pstkit export, with the CLI's malloc settings."""
+    malloc.for_messages()
     opts = ConnectOptions(password=SecretSpec(env="BENCH_IMAP_PASSWORD", prompt=False),
                           starttls=False, insecure=True, connections=args.connections)
     scheme = "imaps" if args.tls == "imaps" else "imap"

@@ -22,25 +22,10 @@ EXIT_INTERNAL = 70
 fastparams.install()  # typer converts values without pydantic
 
 
-def _pin_malloc_mmap_threshold() -> None:
-    """glibc raises its mmap threshold after freeing a large block, so later
-    multi-megabyte messages come from the heap and fragment it: peak memory
-    then grows with the number of large messages. Pinning it keeps it flat.
-
-    At 4 MiB, not lower: every block above it is a fresh mmap whose pages the kernel
-    zeroes and faults in again for every message read (issue 19: at 256 KiB, 123,000
-    page faults for the 5,000-message bench mailbox, 84 % of whose bytes are in
-    messages over 256 KiB; 11 % are over 4 MiB). Measured on a fresh ext4, export of
-    that mailbox 1.45-1.72 s -> 1.28-1.30 s, 10,000 faults, peak RSS 46 -> 55 MiB;
-    300 and 600 messages of 0.3-12 MB: RSS 54-68 / 85-92 MiB before, 65 / 94-98 after
-    (the same growth). Freed heap up to 32 MiB is kept for the next messages."""
-    malloc.tune(mmap_threshold=4 << 20, trim_threshold=32 << 20)
-
-
 def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     """Run the CLI; returns the exit code (and exits with it when argv is None)."""
     env = env or Env()
-    _pin_malloc_mmap_threshold()
+    malloc.for_messages()
     args = sys.argv[1:] if argv is None else argv
     env.argv = list(args)
     asks = [a for a in args if a in ("--version", "-V")]
