@@ -89,7 +89,7 @@ class StoreWriter:
         self._claimed: set[int] = set()
         self._epoch_cache: dict[int, set[str]] = {}
         self._mbox: dict[str, BinaryIO] = {}
-        self._files = FilePool()  # Maildir files, written on two threads
+        self._files = FilePool()  # Maildir files, written on a thread of their own
         # Per message, these were a third of the writer's own Python time (issue 19):
         # folder paths joined once per folder, flag texts once per set of flags.
         self._paths: dict[int, tuple[str, str, str, str]] = {}
