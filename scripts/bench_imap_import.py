@@ -111,7 +111,9 @@ def run(args: argparse.Namespace, tmp: Path, server: Dovecot) -> list[Measured]:
         p = server.add_user(f"pstkit{n}", "pw")
         cmd = [sys.executable, "-c", PSTKIT, "import", str(store),
                f"imaps://{p.name}@127.0.0.1:{server.imaps_port}", "--ca-file",
-               str(server.ca_file), "--connections", str(args.connections)]
+               str(server.ca_file)]
+        if args.connections is not None:  # else the CLI's default (2 into an IMAP server)
+            cmd += ["--connections", str(args.connections)]
         out.append(timed("pstkit", cmd, env, server, p))
         m = server.add_user(f"mbsync{n}", "pw")
         near = tmp / f"near{n}"
@@ -128,7 +130,8 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--connections", type=int, default=1)
+    ap.add_argument("--connections", type=int, default=None,
+                    help="pstkit's --connections (default: the CLI's own; mbsync has one)")
     args = ap.parse_args()
     for tool in ("dovecot", "mbsync", "openssl"):
         if shutil.which(tool) is None:

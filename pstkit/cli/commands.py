@@ -17,8 +17,8 @@ from pstkit.cli.env import TqdmProgress
 from pstkit.cli.opts import (
     Auth,
     CaFile,
-    Connections,
     ExportConnections,
+    ImportConnections,
     Insecure,
     Opt,
     PasswordCommand,
@@ -28,10 +28,10 @@ from pstkit.cli.opts import (
     TokenCommand,
     TokenFile,
     connect_options,
-    export_connections,
     fetch_filter,
     mapping_options,
     pick_connect,
+    server_connections,
 )
 from pstkit.cli.optypes import (
     Broker,
@@ -171,7 +171,7 @@ def export(
 ) -> int:  # fmt: skip
     """Copy mail from SOURCE into STORE (resumable; a re-run fetches only what is new)."""
     env = env_of(ctx)
-    connections = export_connections(connections, None if batch is not None else source)
+    connections = server_connections(connections, None if batch is not None else source)
     filt = fetch_filter(include, exclude, since, before, max_size, newest_first)
     limit = limiter(bwlimit)
     if batch is not None and limit is not None:
@@ -235,7 +235,7 @@ def import_cmd(
     password_env: PasswordEnv = "PSTKIT_PASSWORD", password_file: PasswordFile = None,
     password_command: PasswordCommand = None, token_file: TokenFile = None,
     token_command: TokenCommand = None, auth: Auth = "auto", ca_file: CaFile = None,
-    insecure: Insecure = False, connections: Connections = 1, opt: Opt = None,
+    insecure: Insecure = False, connections: ImportConnections = None, opt: Opt = None,
     mailbox: Mailbox = None, impersonate: Impersonate = False, tenant: Tenant = None,
     client_id: ClientId = None, client_secret_env: ClientSecretEnv = None,
     client_secret_file: ClientSecretFile = None, client_cert: ClientCert = None,
@@ -247,6 +247,7 @@ def import_cmd(
     """Deliver a store's mail to TARGET, each folder into its counterpart (STORE may
     also be a PST, mbox or Maildir, or a sealed bundle with --identity/--trust)."""
     env = env_of(ctx)
+    connections = server_connections(connections, None if batch is not None else target)
     mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
     opt = pst_opts(opt, max_size, purview_csv)
     limit = limiter(bwlimit)
@@ -310,7 +311,7 @@ def _stage_direct(
         raise UsageError("import from a server into a server: export to a store first "
                          "(import's connection options are the target's)")
     if loc.is_url:
-        options = dataclasses.replace(options, connections=export_connections(None, text))
+        options = dataclasses.replace(options, connections=server_connections(None, text))
     src = _source(text, options)
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pstkit" / "direct"
     path = work_store or default / hashlib.sha256(src.key.encode()).hexdigest()[:16]

@@ -72,45 +72,43 @@ def between(low: int, high: int) -> Any:
     return check
 
 
-Connections = Annotated[
-    int,
-    typer.Option(
-        metavar="N",
-        callback=between(1, MAX_CONNECTIONS),
-        rich_help_panel="Connection",
-        help=f"Parallel connections across folders, 1 to {MAX_CONNECTIONS}.",
-    ),
-]
-#: IMAP export without --connections: two folders at a time. Measured (issue 19, note
-#: 19-imapexport3.md): wall 12.97 -> 10.15 s imaps, 6.48 -> 4.52 s plain for +0.3 s CPU;
-#: two leave a mail client room under Dovecot's 10 and Gmail's 15 per-user connections.
-IMAP_EXPORT_CONNECTIONS = 2
-ExportConnections = Annotated[
-    int | None,
-    typer.Option(
+#: With an IMAP server and no --connections: two folders at a time, either way. Measured
+#: (issue 19): export (note 19-imapexport3.md) wall 12.97 -> 10.15 s imaps, 6.48 -> 4.52 s
+#: plain for +0.3 s CPU; import (`scripts/bench_imap_import.py --messages 5000`, Dovecot)
+#: 616 -> 984 msg/s (mbsync 577-649) for +0.15 s CPU and +49 MiB peak RSS. Two leave a mail
+#: client room under Dovecot's 10 and Gmail's 15 per-user connections.
+IMAP_CONNECTIONS = 2
+
+
+def _connections_option(default_text: str) -> Any:
+    return typer.Option(
         "--connections",
         metavar="N",
         callback=between(1, MAX_CONNECTIONS),
         rich_help_panel="Connection",
         help=f"Parallel connections across folders, 1 to {MAX_CONNECTIONS}. Default: "
-        f"{IMAP_EXPORT_CONNECTIONS} from an IMAP server, else 1.",
+        f"{IMAP_CONNECTIONS} {default_text} an IMAP server, else 1.",
         show_default=False,
-    ),
-]
+    )
 
 
-def export_connections(given: int | None, source: str | None) -> int:
-    """--connections as given, else the default for the source's kind (a location that
-    does not parse gets 1: opening it reports the error)."""
+ExportConnections = Annotated[int | None, _connections_option("from")]
+ImportConnections = Annotated[int | None, _connections_option("into")]
+
+
+def server_connections(given: int | None, location: str | None) -> int:
+    """--connections as given, else the default for the kind of server or file at
+    `location` (the export's source, the import's target; a location that does not
+    parse gets 1: opening it reports the error)."""
     if given is not None:
         return given
-    if source is None:
+    if location is None:
         return 1
     try:
-        scheme = parse_location(source).scheme
+        scheme = parse_location(location).scheme
     except BadLocation:
         return 1
-    return IMAP_EXPORT_CONNECTIONS if scheme in ("imap", "imaps") else 1
+    return IMAP_CONNECTIONS if scheme in ("imap", "imaps") else 1
 
 
 Opt = Annotated[

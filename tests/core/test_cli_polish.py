@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pstkit.cli.opts import export_connections
+from pstkit.cli.opts import server_connections
 from tests.helpers import REPO, run_pstkit
 
 
@@ -150,11 +150,13 @@ def test_apop_offered_only_where_a_pop3_source_can_be() -> None:
 )
 def test_export_connections_default_by_source(given: int | None, source: str | None,
                                               want: int) -> None:
-    assert export_connections(given, source) == want
+    assert server_connections(given, source) == want
 
 
 def test_export_connections_help_says_the_default() -> None:
     text = " ".join(run_pstkit("export", "--help").stdout.split())
     assert "Default: 2 from an IMAP server, else 1." in text
+    text = " ".join(run_pstkit("import", "--help").stdout.split())
+    assert "Default: 2 into an IMAP server, else 1." in text
     bad = run_pstkit("export", "imaps://a@127.0.0.1:1", "st", "--connections", "0")
     assert bad.returncode == 2 and "0 is not between 1 and 27" in bad.stderr
