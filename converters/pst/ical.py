@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pstkit.converters.pim.ical_tz import local_stamp, vtimezone
 from pstkit.converters.pim.tzrules import DAYS, Zone, ZoneError, clean_tzid
 from pstkit.converters.pst.attendees import party_lines
+from pstkit.converters.pst.meeting_ics import MeetingView, meeting_view
 from pstkit.converters.pst.named import BUSY_STATUS
 from pstkit.converters.pst.props import (
     PR_BODY,
@@ -246,9 +247,10 @@ def _when(name: str, dt: datetime, zone: Zone | None, all_day: bool = False) -> 
     return f"{name};TZID={zone.tzid}:{local_stamp(local)}"
 
 
-def _vevent(p: Props, uid: str, extra: list[str], zone: Zone | None = None) -> list[str]:
-    lines = ["BEGIN:VEVENT", f"UID:{escape(uid)}", f"DTSTAMP:{stamp(p.time(PR_CREATION_TIME))}",
-             *extra]
+def _vevent(p: Props, uid: str, extra: list[str], zone: Zone | None = None,
+            made: datetime | None = None) -> list[str]:
+    made = made or p.time(PR_CREATION_TIME)
+    lines = ["BEGIN:VEVENT", f"UID:{escape(uid)}", f"DTSTAMP:{stamp(made)}", *extra]
     start, end = p.time("Start"), p.time("End")
     all_day = p.flag("AllDay") and start is not None and end is not None
     lines += [_when("DTSTART", start, zone, all_day)] if start else []
@@ -308,8 +310,10 @@ def event_ics(props: Props, uid: str, method: str = "",
     `parties` are the item's recipients (organizer, attendees: `attendees.party_lines`)."""
     rec = _readable_recurrence(props)
     zone, note = _series_zone(props) if isinstance(rec, Recurrence) else (None, [])
-    series = [*_vevent(props, uid, [], zone), *_recurrence(props, rec, zone), *note,
-              *party_lines(props, parties), *_alarm(props), "END:VEVENT"]  # fmt: skip
+    view = meeting_view(props, method) or MeetingView(props)
+    series = [*_vevent(view.props, view.uid or uid, view.lines, zone, view.stamp),
+              *_recurrence(props, rec, zone), *note, *party_lines(props, parties),
+              *_alarm(props), "END:VEVENT"]  # fmt: skip
     changed: list[str] = []
     all_day = props.flag("AllDay")
     for exc in exceptions:
@@ -318,9 +322,9 @@ def event_ics(props: Props, uid: str, method: str = "",
             merged = Props({**props.values, **exc.values})
             # (without a zone, all-day exceptions keep the UTC RECURRENCE-ID of old)
             recurrence_id = [_when("RECURRENCE-ID", original, zone, all_day and zone is not None)]
-            changed += [*_vevent(merged, uid, recurrence_id, zone), *_alarm(merged),
+            changed += [*_vevent(merged, view.uid or uid, recurrence_id, zone), *_alarm(merged),
                         "END:VEVENT"]  # fmt: skip
-    return calendar([*(vtimezone(zone) if zone else []), *series, *changed], method)
+    return calendar([*view.head, *(vtimezone(zone) if zone else []), *series, *changed], method)
 
 
 def _readable_recurrence(p: Props) -> Recurrence | str | None:

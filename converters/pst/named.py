@@ -12,6 +12,7 @@ PSETID_APPOINTMENT = "00062002-0000-0000-c000-000000000046"
 PSETID_TASK = "00062003-0000-0000-c000-000000000046"
 PSETID_LOG = "0006200a-0000-0000-c000-000000000046"
 PSETID_COMMON = "00062008-0000-0000-c000-000000000046"
+PSETID_MEETING = "6ed8da90-450b-101b-98da-00aa003f1305"
 
 #: (property set, LID) -> the key the item's Props carry it under.
 NAMED: dict[tuple[str, int], str] = {
@@ -45,6 +46,13 @@ NAMED: dict[tuple[str, int], str] = {
     (PSETID_APPOINTMENT, 0x8205): "BusyStatus",
     (PSETID_APPOINTMENT, 0x8224): "IntendedBusyStatus",
     (PSETID_APPOINTMENT, 0x8218): "ResponseStatus",
+    (PSETID_APPOINTMENT, 0x8201): "AppointmentSequence",
+    (PSETID_APPOINTMENT, 0x8257): "CounterProposal",
+    (PSETID_APPOINTMENT, 0x8250): "ProposedStart",
+    (PSETID_APPOINTMENT, 0x8251): "ProposedEnd",
+    (PSETID_MEETING, 0x0003): "GlobalObjectId",
+    (PSETID_MEETING, 0x0001): "AttendeeCriticalChange",
+    (PSETID_MEETING, 0x001A): "OwnerCriticalChange",
     (PSETID_COMMON, 0x8503): "ReminderSet",
     (PSETID_COMMON, 0x8501): "ReminderDelta",
     (PSETID_TASK, 0x8104): "TaskStart",
@@ -73,11 +81,19 @@ RESPONSE_STATUS = {"NONE": 0, "TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4, "NOT
 EXCEPTION_CLASS = "ipm.ole.class.{00061055-0000-0000-c000-000000000046}"
 
 
-def meeting_method(message_class: str) -> str:
-    """iTIP method of a meeting item (IPM.Schedule.Meeting.*), "" for other classes."""
+def is_meeting(message_class: str) -> bool:
+    """A meeting item (IPM.Schedule.Meeting.*): the reader gives it its iCalendar."""
+    return message_class.lower().startswith("ipm.schedule.meeting.")
+
+
+def meeting_method(message_class: str, counter: bool = False) -> str:
+    """iTIP method of a meeting item (IPM.Schedule.Meeting.*), "" for other classes and
+    for those iTIP has none for (a forward notification, IPM.Schedule.Meeting.
+    Notification.*); a response that is a counter proposal (PidLidAppointmentCounter
+    Proposal, [MS-OXOCAL] 2.2.7.6) is a COUNTER ([MS-OXCICAL] 2.1.3.1.1.1)."""
     c = message_class.lower()
-    if not c.startswith("ipm.schedule.meeting."):
+    if not is_meeting(c) or c.startswith("ipm.schedule.meeting.notification"):
         return ""
     if c.startswith("ipm.schedule.meeting.resp."):
-        return "REPLY"
+        return "COUNTER" if counter else "REPLY"
     return "CANCEL" if c.startswith("ipm.schedule.meeting.canceled") else "REQUEST"

@@ -28,7 +28,7 @@ from pstkit.converters.pst.items import (
     wrap_item,
 )
 from pstkit.converters.pst.mime import Attachment, MapiMessage
-from pstkit.converters.pst.named import EXCEPTION_CLASS, meeting_method
+from pstkit.converters.pst.named import EXCEPTION_CLASS, is_meeting, meeting_method
 from pstkit.converters.pst.ndb import Entry, Reader, heap_only, to_mapi
 from pstkit.converters.pst.nodes import RawAttachment, RawItem
 from pstkit.converters.pst.props import (
@@ -155,17 +155,18 @@ class ItemReader:
             return wrap_item(props, kind, props.text("PstkitUid") or uid, attachments, tuple(notes),
                              tuple(extras.exceptions),
                              recipients if kind is ItemKind.EVENT else ())
-        method = meeting_method(props.text(PR_MESSAGE_CLASS))
+        cls = props.text(PR_MESSAGE_CLASS)
         # a meeting request/reply/cancellation carries its event, as iMIP does; one pstkit
         # wrote from an iMIP mail still has that mail's own calendar part
-        if method and not any(a.mime_type.lower().startswith("text/calendar")
-                              for a in attachments):
+        if is_meeting(cls) and not any(a.mime_type.lower().startswith("text/calendar")
+                                       for a in attachments):
             # Imported here: plain mail never needs the iCalendar writer (issue 19, start-up).
             from pstkit.converters.pst.ical import event_ics  # noqa: PLC0415
 
+            method = meeting_method(cls, props.flag("CounterProposal"))
             ics = event_ics(props, uid, method, tuple(extras.exceptions), recipients
                             ).encode("utf-8")
-            ctype = f"text/calendar; charset=utf-8; method={method}"
+            ctype = "text/calendar; charset=utf-8" + (f"; method={method}" if method else "")
             attachments = (*attachments, Attachment("meeting.ics", ctype, ics))
         if not body.recipients_read:
             recipients = display_recipients(props)

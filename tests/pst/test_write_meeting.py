@@ -17,12 +17,8 @@ import pytest
 
 from pstkit.converters.pst.write.events import PSETID_APPOINTMENT, components, event
 from pstkit.converters.pst.write.mapi import to_mapi
-from pstkit.converters.pst.write.meeting import (
-    PSETID_MEETING,
-    global_object_id,
-    mail_or_meeting,
-    meeting_class,
-)
+from pstkit.converters.pst.write.meeting import mail_or_meeting, meeting_class
+from pstkit.converters.pst.write.meeting_props import PSETID_MEETING, global_object_id
 from pstkit.converters.pst.write.namemap import NameMap
 from pstkit.converters.pst.write.recur import recurrence_blob
 from pstkit.model import ItemKind
@@ -38,7 +34,9 @@ from tests.helpers import run_pstkit
     ("REPLY", "DECLINED", "IPM.Schedule.Meeting.Resp.Neg"),
     ("REPLY", "TENTATIVE", "IPM.Schedule.Meeting.Resp.Tent"),
     ("REPLY", "NEEDS-ACTION", ""),  # no Outlook class: stays mail
-    ("COUNTER", "", ""), ("PUBLISH", "", ""), ("REFRESH", "", ""),
+    ("COUNTER", "", "IPM.Schedule.Meeting.Resp.Tent"),  # Outlook's "propose new time"
+    ("COUNTER", "DECLINED", "IPM.Schedule.Meeting.Resp.Neg"),
+    ("PUBLISH", "", ""), ("REFRESH", "", ""), ("DECLINECOUNTER", "", ""),
 ])
 def test_meeting_class(method: str, partstat: str, cls: str) -> None:
     assert meeting_class(method, partstat) == cls
@@ -105,7 +103,7 @@ def test_cancel_reply_and_plain_mail() -> None:
     assert _long(props, names, PSETID_APPOINTMENT, 0x8205) == 0  # free
     props, _names, _n = _props(_imip("REPLY", attendee="ATTENDEE;PARTSTAT=DECLINED:mailto:b@x.org"))
     assert props[0x001A].decode("utf-16-le") == "IPM.Schedule.Meeting.Resp.Neg"
-    props, _names, _n = _props(_imip("COUNTER"))
+    props, _names, _n = _props(_imip("PUBLISH"))
     assert props[0x001A].decode("utf-16-le") == "IPM.Note"
     plain = b"From: a@x.org\r\nSubject: hi\r\n\r\nno calendar here\r\n"
     props, names, _n = _props(plain)

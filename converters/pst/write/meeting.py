@@ -1,16 +1,17 @@
-"""Meeting requests, responses and cancellations: a mail whose MIME carries an iCalendar
-with an iTIP METHOD (iMIP, RFC 6047; pstkit's PST reader stores Outlook's meeting items
-that way too) becomes the Outlook meeting item it is, not IPM.Note. Pure.
+"""Meeting requests, responses, counter proposals, cancellations and forward
+notifications: a mail whose MIME carries an iCalendar with an iTIP METHOD (iMIP, RFC 6047;
+pstkit's PST reader stores Outlook's meeting items that way too) becomes the Outlook
+meeting item it is, not IPM.Note. Pure.
 Changed occurrences (RECURRENCE-ID events) become exception attachments (2.2.10), as on
 appointments (`items.exception_attachment`).
 
 Per [MS-OXOCAL]: the message class (2.2.6.1 meeting request, 2.2.7 response, 2.2.8
-cancellation: IPM.Schedule.Meeting.Request, .Resp.Pos/.Neg/.Tent, .Canceled), the
-appointment properties of the event it carries (start, end, location, recurrence, time
-zone: events.py), PidLidGlobalObjectId / PidLidCleanGlobalObjectId (2.2.1.27, 2.2.1.28),
-PidLidAppointmentSequence (2.2.1.1), PidLidAppointmentStateFlags (2.2.1.10),
-PidLidIntendedBusyStatus (2.2.6.4), PidLidMeetingType (2.2.6.5), PidLidResponseStatus
-(2.2.1.11) and PidTagResponseRequested ([MS-OXOMSG] 2.2.1.46).
+cancellation, 2.2.9 forward notification: IPM.Schedule.Meeting.Request, .Resp.Pos/.Neg/
+.Tent, .Canceled, .Notification.Forward), the appointment properties of the event it
+carries (start, end, location, recurrence, time zone: events.py) and the meeting
+properties of its kind (meeting_props.py: global object ids, sequence, state, critical
+change times, the counter proposal's times...). PidTagResponseRequested ([MS-OXOMSG]
+2.2.1.46) is RSVP.
 """
 
 from __future__ import annotations
@@ -18,35 +19,34 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import struct
 from email.message import Message as PyMessage
 
 from pstkit.converters.pim.tzrules import Zone
 
 from .events import (
-    PSETID_APPOINTMENT,
     Component,
     Event,
     Ids,
-    busy_status,
     calendar_zones,
     components,
     event,
 )
 from .items import exception_attachment, left_out, overrides
 from .mapi import Attachment, Message
+from .meeting_props import meeting_props
 from .parts import rtf_body, split_parts
-from .values import Prop, binary, boolean, long, unicode
+from .values import Prop, unicode
 
-PSETID_MEETING = "6ed8da90-450b-101b-98da-00aa003f1305"
-#: the fixed head of every GlobalObjectId (2.2.1.27: "Byte Array ID")
-GOID_HEAD = bytes.fromhex("040000008200E00074C5B7101A82E008")
 _REPLY = {"ACCEPTED": "Pos", "DECLINED": "Neg", "TENTATIVE": "Tent"}
+#: classes iTIP has no method for; pstkit's reader names them in the calendar it makes
+#: (X-PSTKIT-MESSAGE-CLASS, pst/ical.py), so a PST -> store -> PST round trip keeps them
+MARKED = ("IPM.Schedule.Meeting.Notification.Forward",)
 
 
 def meeting_class(method: str, partstat: str = "") -> str:
-    """The Outlook class of an iTIP message; "" when it is not one Outlook has (COUNTER,
-    REFRESH, PUBLISH, ADD, DECLINECOUNTER stay mail)."""
+    """The Outlook class of an iTIP message; "" when it is not one Outlook has (REFRESH,
+    PUBLISH, ADD, DECLINECOUNTER stay mail). A COUNTER is what Outlook's "propose new
+    time" sends: a tentative response, or a declining one, with the proposal (2.2.7)."""
     method = method.upper()
     if method == "REQUEST":
         return "IPM.Schedule.Meeting.Request"
@@ -55,24 +55,9 @@ def meeting_class(method: str, partstat: str = "") -> str:
     if method == "REPLY":
         kind = _REPLY.get(partstat.upper())
         return f"IPM.Schedule.Meeting.Resp.{kind}" if kind else ""
+    if method == "COUNTER":
+        return "IPM.Schedule.Meeting.Resp." + ("Neg" if partstat.upper() == "DECLINED" else "Tent")
     return ""
-
-
-def global_object_id(uid: str) -> bytes:
-    """PidLidGlobalObjectId (2.2.1.27) of an iCalendar UID: Outlook's own id when the UID
-    is one in hex ([MS-OXCICAL] 2.1.3.1.1.20.26), else the "vCal-Uid" form that carries
-    the UID itself: head, year/month/day and creation time zero, size, data."""
-    if uid.upper().startswith(GOID_HEAD.hex().upper()) and re.fullmatch(r"[0-9A-Fa-f]+", uid):
-        raw = bytes.fromhex(uid)
-        if len(raw) >= 40:
-            return raw
-    data = b"vCal-Uid" + struct.pack("<I", 1) + uid.encode("utf-8") + b"\0"
-    return GOID_HEAD + b"\0" * 20 + struct.pack("<I", len(data)) + data
-
-
-def clean_global_object_id(goid: bytes) -> bytes:
-    """PidLidCleanGlobalObjectId (2.2.1.28): the same with year, month and day zeroed."""
-    return goid[:16] + b"\0\0\0\0" + goid[20:]
 
 
 def _own_parts(msg: PyMessage) -> list[PyMessage]:
@@ -88,7 +73,8 @@ def _own_parts(msg: PyMessage) -> list[PyMessage]:
 
 
 def calendar_part(msg: PyMessage) -> tuple[str, str] | None:
-    """(METHOD, iCalendar text) of the message's text/calendar part, if it has a method."""
+    """(METHOD, iCalendar text) of the message's text/calendar part, if it has a method
+    or names one of the MARKED classes (then the method is "")."""
     for part in _own_parts(msg):
         if part.get_content_type() != "text/calendar":
             continue
@@ -98,9 +84,16 @@ def calendar_part(msg: PyMessage) -> tuple[str, str] | None:
         text = data.decode(part.get_content_charset() or "utf-8", "replace")
         found = re.search(r"^METHOD:\s*([A-Za-z-]+)", text, re.MULTILINE)
         method = (found.group(1) if found else str(part.get_param("method") or ""))
-        if method:
+        if method or marked_class(text):
             return method.upper(), text
     return None
+
+
+def marked_class(text: str) -> str:
+    """The MARKED class an iCalendar names in X-PSTKIT-MESSAGE-CLASS, else ""."""
+    found = re.search(r"^X-PSTKIT-MESSAGE-CLASS:\s*(\S+)", text, re.MULTILINE)
+    name = found.group(1) if found else ""
+    return next((c for c in MARKED if c.lower() == name.lower()), "")
 
 
 _NAME = b"text/calendar"
@@ -140,20 +133,25 @@ def as_meeting(msg: PyMessage, base: Message, ids: Ids) -> tuple[Message, list[s
     if series is None:
         return base, []
     partstat = next((a.param("PARTSTAT") for a in series.lines if a.name == "ATTENDEE"), "")
-    cls = meeting_class(method, partstat)
+    cls = marked_class(text) or meeting_class(method, partstat)
     if not cls:
         return base, []
     zones = calendar_zones(text)
     events = [c for c in comps if c.name == "VEVENT"]
-    ev = event(series, zones, overrides(events, series.text("UID")), ids)
+    # (a message about one occurrence has only that one: no series to override)
+    ev = event(series, zones, [x for x in overrides(events, series.text("UID"))
+                               if x is not series], ids)
     attachments = full_calendar_type(msg, _with_exceptions(msg, base, series, ev, zones, ids))
     notes = left_out(events, series.text("UID"))
     have = {p[0] for p in base.props}
-    # the appointment's named properties (start, end, location, recurrence, zone...), not
-    # its subject or body: the mail's own are kept
+    # the appointment's named properties (start, end, location, recurrence, zone...) and
+    # PidTagStartDate/EndDate, not its subject or body: the mail's own are kept
     props = [p for p in base.props if p[0] != 0x001A] + [unicode(0x001A, cls)]
-    props += [p for p in ev.props if p[0] >= 0x8000 and p[0] not in have]
-    props = _override(props, _meeting_props(series, method, ids))
+    props += [p for p in ev.props if (p[0] >= 0x8000 or p[0] in (0x0060, 0x0061))
+              and p[0] not in have]
+    silent = not any(p[0] == 0x1000 and p[2].decode("utf-16-le", "replace").strip()
+                     for p in base.props)
+    props = _override(props, meeting_props(series, method, ids, zones, silent))
     return Message(props, base.recipients, attachments), ev.notes + notes
 
 
@@ -199,31 +197,6 @@ def _with_exceptions(msg: PyMessage, base: Message, series: Component, ev: Event
             out.append(att)
         else:
             out[i] = att
-    return out
-
-
-def _meeting_props(c: Component, method: str, ids: Ids) -> list[Prop]:
-    def named(guid: str, lid: int, value: Prop) -> Prop:
-        return ids((guid, lid)), value[1], value[2]
-
-    a, m = PSETID_APPOINTMENT, PSETID_MEETING
-    goid = global_object_id(c.text("UID"))
-    seq = c.text("SEQUENCE")
-    state = 0x1 | 0x2 | (0x4 if method == "CANCEL" else 0)  # asfMeeting|asfReceived|asfCanceled
-    out = [named(m, 0x0003, binary(0, goid)), named(m, 0x0023, binary(0, clean_global_object_id(
-        goid))), named(a, 0x8201, long(0, int(seq) if seq.isdigit() else 0)),
-        named(a, 0x8217, long(0, state))]
-    if method == "REQUEST":
-        intended = busy_status(c, "X-MICROSOFT-CDO-INTENDEDSTATUS", "X-MICROSOFT-CDO-BUSYSTATUS")
-        rsvp = any(x.param("RSVP").upper() == "TRUE" for x in c.lines if x.name == "ATTENDEE")
-        out += [named(a, 0x8224, long(0, intended)), named(m, 0x0026, long(0, 1)),  # mtgRequest
-                named(a, 0x8218, long(0, 5)),  # respNotResponded
-                boolean(0x0063, rsvp)]
-    elif method == "CANCEL":
-        out += [named(a, 0x8205, long(0, 0)), named(a, 0x8224, long(0, 0)),  # free
-                named(a, 0x8218, long(0, 5))]  # respNotResponded (2.2.1.11)
-    else:
-        out.append(named(a, 0x8218, long(0, 0)))  # a response: respNone (2.2.1.11)
     return out
 
 
