@@ -62,6 +62,8 @@ def meeting_view(props: Props, method: str) -> MeetingView | None:
     original = props.time("ExceptionReplaceTime")
     if original is not None:
         lines.append(f"RECURRENCE-ID:{stamp(original)}")
+    if method == "CANCEL":  # [MS-OXCICAL] 2.1.3.1.1.20.23: a cancellation's status
+        lines.append("STATUS:CANCELLED")
     shown = props
     start, end = props.time("ProposedStart"), props.time("ProposedEnd")
     if method == "COUNTER" and start is not None and end is not None:

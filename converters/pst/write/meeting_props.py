@@ -94,6 +94,7 @@ def meeting_props(c: Component, method: str, ids: Ids, zones: dict[str, Zone],
            _named(ids, a, 0x8201, long(0, int(seq) if seq.isdigit() else 0)),
            _named(ids, a, 0x8217, long(0, state)),
            _named(ids, m, 0x0005, boolean(0, c.first("RRULE") is not None)),  # IsRecurring
+           _named(ids, a, 0x8223, boolean(0, c.first("RRULE") is not None)),  # Recurring
            _named(ids, m, 0x000A, boolean(0, original is not None))]  # IsException
     if c.first("LOCATION") is not None:
         out.append(_named(ids, m, 0x0002, unicode(0, c.text("LOCATION"))))  # PidLidWhere
@@ -111,14 +112,15 @@ def _by_method(c: Component, method: str, ids: Ids, zones: dict[str, Zone],
     if method in ("REQUEST", ""):  # a request, or the request a forward notification names
         intended = busy_status(c, "X-MICROSOFT-CDO-INTENDEDSTATUS", "X-MICROSOFT-CDO-BUSYSTATUS")
         rsvp = any(x.param("RSVP").upper() == "TRUE" for x in c.lines if x.name == "ATTENDEE")
-        return [_named(ids, a, 0x8224, long(0, intended)),
+        return [*attendee_strings(c, ids), _named(ids, a, 0x8224, long(0, intended)),
                 _named(ids, m, 0x0026, long(0, 1)),  # mtgRequest
                 _named(ids, m, 0x0024, unicode(0, "IPM.Appointment")),
                 _named(ids, a, 0x8229, boolean(0, True)),  # PidLidFInvited
                 _named(ids, a, 0x8218, long(0, 5)),  # respNotResponded
                 *([boolean(0x0063, rsvp)] if method else [])]
     if method == "CANCEL":
-        return [_named(ids, a, 0x8205, long(0, 0)), _named(ids, a, 0x8224, long(0, 0)),  # free
+        return [*attendee_strings(c, ids), _named(ids, a, 0x8205, long(0, 0)),
+                _named(ids, a, 0x8224, long(0, 0)),  # free
                 _named(ids, m, 0x0024, unicode(0, "IPM.Appointment")),
                 _named(ids, a, 0x8218, long(0, 5))]  # respNotResponded (2.2.1.11)
     out = [_named(ids, a, 0x8218, long(0, 0)),  # a response: respNone (2.2.1.11)
@@ -142,3 +144,18 @@ def counter_props(c: Component, ids: Ids, zones: dict[str, Zone]) -> list[Prop]:
     if first is not None and last is not None:
         out += when_props(ids, first, last)
     return out
+
+
+def attendee_strings(c: Component, ids: Ids) -> list[Prop]:
+    """PidLidAllAttendeesString, PidLidToAttendeesString and PidLidCcAttendeesString
+    (2.2.1.16-2.2.1.18): the attendees' names, "; " between them; required ones are To,
+    optional ones Cc (what Outlook shows in the item's To and Optional lines)."""
+    a = PSETID_APPOINTMENT
+    to, cc = [], []
+    for x in c.lines:
+        if x.name == "ATTENDEE":
+            name = x.param("CN") or x.value.strip().removeprefix("mailto:").removeprefix("MAILTO:")
+            (cc if x.param("ROLE").upper() == "OPT-PARTICIPANT" else to).append(name)
+    return [_named(ids, a, 0x8238, unicode(0, "; ".join(to + cc))),
+            _named(ids, a, 0x823B, unicode(0, "; ".join(to))),
+            _named(ids, a, 0x823C, unicode(0, "; ".join(cc)))]
