@@ -151,7 +151,8 @@ def attendee_strings(c: Component, ids: Ids) -> list[Prop]:
     (2.2.1.16-2.2.1.18): the attendees' names, "; " between them; required ones are To,
     optional ones Cc (what Outlook shows in the item's To and Optional lines)."""
     a = PSETID_APPOINTMENT
-    to, cc = [], []
+    to: list[str] = []
+    cc: list[str] = []
     for x in c.lines:
         if x.name == "ATTENDEE":
             name = x.param("CN") or x.value.strip().removeprefix("mailto:").removeprefix("MAILTO:")
