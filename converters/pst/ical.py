@@ -351,7 +351,9 @@ def _series_zone(p: Props) -> tuple[Zone | None, list[str]]:
                 else parse_tzstruct(struct_blob or b"", name))  # fmt: skip
     except ZoneError as e:
         return None, [f"X-PSTKIT-NOTE:{escape(f'time zone unreadable ({e}): times in UTC')}"]
-    tzid = clean_tzid(zone.tzid)
+    # an item pstkit wrote keeps the TZID it came with (Europe/Berlin, not the
+    # W. Europe Standard Time Outlook looks up)
+    tzid = clean_tzid(p.text("PstkitTzid") or zone.tzid)
     return (replace(zone, tzid=tzid) if tzid else None), []
 
 

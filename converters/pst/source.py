@@ -205,9 +205,9 @@ class PstSource:
             NID_NAME_TO_ID_MAP, "name_to_id_map", "named properties (categories, contact and "
             "event fields) are lost")}
         keywords, uid = (PS_PUBLIC_STRINGS, "Keywords"), (PS_PSTKIT, "Uid")
-        mid = (PS_PSTKIT, "MessageId")
+        mid, tzid = (PS_PSTKIT, "MessageId"), (PS_PSTKIT, "Tzid")
         names = parse_name_map(streams.get(2, b""), streams.get(3, b""), streams.get(4, b""),
-                               {*NAMED, keywords, uid, mid})
+                               {*NAMED, keywords, uid, mid, tzid})
         out = {pid: NAMED[name] for name, pid in names.items() if name in NAMED}
         if keywords in names:
             out[names[keywords]] = "Keywords"
@@ -215,6 +215,8 @@ class PstSource:
             out[names[uid]] = "PstkitUid"
         if mid in names:  # and the Message-ID its stored form had
             out[names[mid]] = "PstkitMessageId"
+        if tzid in names:  # and the TZID its series had (the file has Windows' name)
+            out[names[tzid]] = "PstkitTzid"
         return out
 
     # --- Source protocol -------------------------------------------------

@@ -172,6 +172,7 @@ def read_back(m: Message, names: NameMap) -> Props:
     """The message's properties as the reader sees them (named ones by `NAMED`)."""
     by_id = {pid: NAMED[name] for name, pid in names.ids.items() if name in NAMED}
     by_id |= {pid: "Keywords" for name, pid in names.ids.items() if name[1] == "Keywords"}
+    by_id |= {pid: "PstkitTzid" for name, pid in names.ids.items() if name[1] == "Tzid"}
     return decode_props([(by_id.get(pid, pid), t, raw) for pid, t, raw in m.props], "cp1252")
 
 

@@ -78,11 +78,11 @@ def test_foreign_items_keep_what_verify_compares(tmp_path: Path) -> None:
     plan = card_text(back["Planning"][1])
     # 09:30 in Berlin (CET) for 1 h 15 min, still in Berlin (zoneinfo's rules,
     # `pim.tzinfo_zone`): before, the series came back as UTC and lost its DST shifts.
-    # The PST names the zone as Windows does (Outlook looks the name up), so it comes
-    # back under that name, with its rules in a VTIMEZONE
-    assert "BEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\n" in plan
-    assert "DTSTART;TZID=W. Europe Standard Time:20240305T093000\r\n" in plan
-    assert "DTEND;TZID=W. Europe Standard Time:20240305T104500\r\n" in plan
+    # The PST names the zone as Windows does (Outlook looks the name up); the TZID it
+    # came with travels as pstkit's Tzid, so it comes back under that name
+    assert "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\n" in plan
+    assert "DTSTART;TZID=Europe/Berlin:20240305T093000\r\n" in plan
+    assert "DTEND;TZID=Europe/Berlin:20240305T104500\r\n" in plan
     holiday = card_text(back["Christmas"][1])
     assert "DTSTART;VALUE=DATE:20241225\r\nDTEND;VALUE=DATE:20241226\r\n" in holiday
     # ends by date again: UNTIL is the last occurrence's start (Thu 28 March, 09:30 CET)

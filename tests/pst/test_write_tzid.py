@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 import struct
+import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,9 @@ import pytest
 from pstkit.converters.pim.tzinfo_zone import iana_zone
 from pstkit.converters.pim.tzrules import Transition
 from pstkit.converters.pim.tzwindows import windows_key
+from pstkit.converters.pst.props import PS_PSTKIT
 from pstkit.converters.pst.tz import parse_tzdefinition, parse_tzstruct
+from pstkit.converters.pst.write.check import check
 from pstkit.converters.pst.write.events import PSETID_APPOINTMENT, components
 from pstkit.converters.pst.write.sink import PstSink
 from pstkit.location import Location
@@ -144,11 +148,34 @@ def test_written_pst_has_the_zone(tmp_path: Path) -> None:
     # the key name is the zone's Windows registry key, which Outlook looks up
     assert recur.tzid == "W. Europe Standard Time" and recur.rule(2027) == berlin.rule(2027)
     assert named[(a, 0x8234)][1].decode("utf-16-le") == "Europe/Berlin"
+    # the TZID it came with, for the way back
+    assert named[(PS_PSTKIT, "Tzid")][1].decode("utf-16-le") == "Europe/Berlin"
     code, _o, err = cli("--quiet", "export", str(out), str(tmp_path / "s"))
     assert code == 0, err
     with Store.open(tmp_path / "s") as st:
         back = next(card_text(st.read(row)) for row in st.rows())
     assert _wall_times(back) == _wall_times(text)
+    assert "DTSTART;TZID=Europe/Berlin:20260105T090000" in back
+    if shutil.which("readpst"):  # libpst still reads the item
+        rp = tmp_path / "rp"
+        rp.mkdir()
+        subprocess.run(["readpst", "-q", "-j", "0", "-D", "-M", "-o", str(rp), str(out)],
+                       check=True, capture_output=True, timeout=120)
+        ics = [f.read_text("utf-8", "replace") for f in rp.rglob("*") if f.is_file()]
+        assert any("SUMMARY:Weekly" in x and "RRULE:" in x for x in ics), ics
+    with out.open("rb") as f:
+        assert check(f).findings == []
+
+
+def test_a_zone_without_windows_name_is_reported() -> None:
+    """Antarctica/Troll (zoneinfo has it, CLDR's windowsZones not): the rules are
+    written, the name stays the IANA one, and the delivery says so."""
+    text = calendar("", _vevent(
+        "UID:t", "DTSTAMP:20260101T000000Z", "DTSTART;TZID=Antarctica/Troll:20260105T090000",
+        "DTEND;TZID=Antarctica/Troll:20260105T100000", "SUMMARY:s", "RRULE:FREQ=WEEKLY;COUNT=3"))
+    back, notes, _m, _n = _through_pst(text)
+    assert any("Antarctica/Troll" in n and "no Windows name" in n for n in notes), notes
+    assert "BEGIN:VTIMEZONE" in back and "TZID:Antarctica/Troll" in back
 
 
 @pytest.mark.parametrize(("tzid", "key"), [

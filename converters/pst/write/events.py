@@ -27,7 +27,9 @@ from pstkit.converters.pim.content import Line, lines, parse_rrule
 from pstkit.converters.pim.ical_tz import zones_in
 from pstkit.converters.pim.tzinfo_zone import iana_zone
 from pstkit.converters.pim.tzrules import Zone, ZoneError
+from pstkit.converters.pim.tzwindows import windows_key
 from pstkit.converters.pst.named import BUSY_STATUS
+from pstkit.converters.pst.props import PS_PSTKIT
 
 from .attendees import meeting_state, parties
 from .mapi import Prop, boolean, long, systime, unicode
@@ -138,7 +140,7 @@ class Event:
     notes: list[str]
 
 
-def _named(ids: Ids, guid: str, lid: int, value: Prop) -> Prop:
+def _named(ids: Ids, guid: str, lid: int | str, value: Prop) -> Prop:
     return ids((guid, lid)), value[1], value[2]
 
 
@@ -252,10 +254,14 @@ def extra_dates(c: Component) -> list[str]:
 
 
 def _zone_props(ids: Ids, zone: Zone, year: int, recurring: bool) -> list[Prop]:
+    """The zone as Outlook keeps it; its key names are Windows' (recur.tzdefinition), so
+    the TZID it had, when that differs, goes along as pstkit's Tzid for the reader."""
     a = PSETID_APPOINTMENT
     start = tzdefinition(zone, year, recurring=False, only_current=True)
     out = [_named(ids, a, 0x825E, (0, 0x0102, start)),  # as Outlook: the rule in force
            _named(ids, a, 0x825F, (0, 0x0102, tzdefinition(zone, year, recurring=False)))]
+    if windows_key(zone.tzid) != zone.tzid:
+        out.append(_named(ids, PS_PSTKIT, "Tzid", unicode(0, zone.tzid)))
     if recurring:
         out += [_named(ids, a, 0x8260, (0, 0x0102, tzdefinition(zone, year))),
                 _named(ids, a, 0x8233, (0, 0x0102, tzstruct(zone, year))),
@@ -403,6 +409,9 @@ def unknown_zone(c: Component, zones: dict[str, Zone]) -> list[str]:
     times are read as UTC, said rather than done silently."""
     line = c.first("DTSTART")
     tzid = line.param("TZID") if line is not None else ""
+    if tzid in zones and "/" in tzid and windows_key(zones[tzid].tzid) == zones[tzid].tzid:
+        return [f"time zone {tzid!r} has no Windows name (CLDR windowsZones): Outlook "
+                "shows it as it is"]  # (the rules are written all the same)
     if not tzid or tzid in zones:
         return []
     return [f"time zone {tzid!r} unknown (no VTIMEZONE, not an IANA zone): times "
