@@ -11,7 +11,7 @@ zoneinfo does not know.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pstkit.converters.pim.tzrules import DAYS, Rule, Transition, Zone, ZoneError
 
@@ -22,6 +22,11 @@ _FIRST_YEAR = 1601  # Outlook's observances start then (FILETIME's epoch)
 
 def local_stamp(dt: datetime) -> str:
     return f"{dt:%Y%m%dT%H%M%S}"
+
+
+def utc_stamp(dt: datetime) -> str:
+    """An aware time as an iCalendar UTC DATE-TIME (…Z)."""
+    return dt.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _utc_offset(minutes: int) -> str:

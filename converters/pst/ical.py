@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from pstkit.converters.pim.ical_tz import local_stamp, vtimezone
+from pstkit.converters.pim.ical_tz import local_stamp, utc_stamp, vtimezone
 from pstkit.converters.pim.tzrules import DAYS, Zone, ZoneError, clean_tzid
 from pstkit.converters.pst.attendees import party_lines
 from pstkit.converters.pst.meeting_ics import MeetingView, meeting_view
@@ -74,7 +74,7 @@ def content(lines: Iterable[str]) -> str:
 
 
 def stamp(dt: datetime | None) -> str:
-    return (dt or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return utc_stamp(dt or datetime(1970, 1, 1, tzinfo=UTC))
 
 
 def item_title(props: Props) -> str:

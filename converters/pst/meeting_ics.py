@@ -17,17 +17,13 @@ in X-PSTKIT-MESSAGE-CLASS, which the writer reads back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from pstkit.converters.pst.named import is_meeting
+from pstkit.converters.pim.ical_tz import utc_stamp as stamp
+from pstkit.converters.pst.named import GOID_HEAD, clean_global_object_id, is_meeting
 from pstkit.converters.pst.props import PR_MESSAGE_CLASS, Props
 
-GOID_HEAD = bytes.fromhex("040000008200E00074C5B7101A82E008")
 _VCAL = b"vCal-Uid"
-
-
-def stamp(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 @dataclass(frozen=True)
@@ -47,7 +43,7 @@ def goid_uid(goid: bytes | None) -> str:
     data = goid[40 : 40 + size]
     if data.startswith(_VCAL) and len(data) > 12:
         return data[12:].split(b"\0", 1)[0].decode("utf-8", "replace")
-    return (goid[:16] + b"\0\0\0\0" + goid[20:]).hex().upper()
+    return clean_global_object_id(goid).hex().upper()
 
 
 def meeting_view(props: Props, method: str) -> MeetingView | None:

@@ -80,6 +80,15 @@ RESPONSE_STATUS = {"NONE": 0, "TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4, "NOT
 #: message class of an appointment exception's embedded item, lower case
 EXCEPTION_CLASS = "ipm.ole.class.{00061055-0000-0000-c000-000000000046}"
 
+#: the fixed head of every PidLidGlobalObjectId ([MS-OXOCAL] 2.2.1.27: "Byte Array ID")
+GOID_HEAD = bytes.fromhex("040000008200E00074C5B7101A82E008")
+
+
+def clean_global_object_id(goid: bytes) -> bytes:
+    """PidLidCleanGlobalObjectId (2.2.1.28): the global object id with year, month and
+    day zeroed (the writer stores it; the reader makes a UID of it)."""
+    return goid[:16] + b"\0\0\0\0" + goid[20:]
+
 
 def is_meeting(message_class: str) -> bool:
     """A meeting item (IPM.Schedule.Meeting.*): the reader gives it its iCalendar."""

@@ -15,10 +15,11 @@ from pathlib import Path
 import pypff
 import pytest
 
+from pstkit.converters.pst.named import PSETID_MEETING
 from pstkit.converters.pst.write.events import PSETID_APPOINTMENT, components, event
 from pstkit.converters.pst.write.mapi import to_mapi
 from pstkit.converters.pst.write.meeting import mail_or_meeting, meeting_class
-from pstkit.converters.pst.write.meeting_props import PSETID_MEETING, global_object_id
+from pstkit.converters.pst.write.meeting_props import global_object_id
 from pstkit.converters.pst.write.namemap import NameMap
 from pstkit.converters.pst.write.recur import recurrence_blob
 from pstkit.model import ItemKind

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from pstkit.converters.pst.meeting_ics import goid_uid
-from pstkit.converters.pst.named import meeting_method
+from pstkit.converters.pst.named import PSETID_MEETING, meeting_method
 from pstkit.converters.pst.props import Props
 from pstkit.converters.pst.write.check import check
 from pstkit.converters.pst.write.events import PSETID_APPOINTMENT
 from pstkit.converters.pst.write.mapi import Message, to_mapi
 from pstkit.converters.pst.write.meeting import mail_or_meeting
-from pstkit.converters.pst.write.meeting_props import PSETID_MEETING, global_object_id
+from pstkit.converters.pst.write.meeting_props import global_object_id
 from pstkit.converters.pst.write.messaging import PstWriter
 from pstkit.converters.pst.write.namemap import NameMap
 from pstkit.converters.pst.write.values import filetime

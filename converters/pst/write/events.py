@@ -140,7 +140,7 @@ class Event:
     notes: list[str]
 
 
-def _named(ids: Ids, guid: str, lid: int | str, value: Prop) -> Prop:
+def named_prop(ids: Ids, guid: str, lid: int | str, value: Prop) -> Prop:
     return ids((guid, lid)), value[1], value[2]
 
 
@@ -159,12 +159,12 @@ def times(c: Component, zones: dict[str, Zone]) -> tuple[When, When] | None:
 def when_props(ids: Ids, begin: When, end: When) -> list[Prop]:
     a = PSETID_APPOINTMENT
     minutes = int((end.utc - begin.utc) // timedelta(minutes=1))
-    return [_named(ids, a, 0x820D, systime(0, begin.utc)), _named(ids, a, 0x820E,
+    return [named_prop(ids, a, 0x820D, systime(0, begin.utc)), named_prop(ids, a, 0x820E,
             systime(0, end.utc)), systime(0x0060, begin.utc), systime(0x0061, end.utc),
-            _named(ids, PSETID_COMMON, 0x8516, systime(0, begin.utc)),
-            _named(ids, PSETID_COMMON, 0x8517, systime(0, end.utc)),
-            _named(ids, a, 0x8213, long(0, minutes)),
-            _named(ids, a, 0x8215, boolean(0, begin.all_day))]  # fmt: skip
+            named_prop(ids, PSETID_COMMON, 0x8516, systime(0, begin.utc)),
+            named_prop(ids, PSETID_COMMON, 0x8517, systime(0, end.utc)),
+            named_prop(ids, a, 0x8213, long(0, minutes)),
+            named_prop(ids, a, 0x8215, boolean(0, begin.all_day))]  # fmt: skip
 
 
 def alarm(c: Component, ids: Ids, start: datetime | None) -> list[Prop]:
@@ -173,11 +173,12 @@ def alarm(c: Component, ids: Ids, start: datetime | None) -> list[Prop]:
     if trigger is None or trigger.value.strip().lstrip("-").upper()[:1] != "P":
         return []
     delta = max(0, int(-_duration(trigger.value.strip()) // timedelta(minutes=1)))
-    out = [_named(ids, PSETID_COMMON, 0x8503, boolean(0, True)),
-           _named(ids, PSETID_COMMON, 0x8501, long(0, delta))]
+    out = [named_prop(ids, PSETID_COMMON, 0x8503, boolean(0, True)),
+           named_prop(ids, PSETID_COMMON, 0x8501, long(0, delta))]
     if start is not None:
-        out += [_named(ids, PSETID_COMMON, 0x8502, systime(0, start)),
-                _named(ids, PSETID_COMMON, 0x8560, systime(0, start - timedelta(minutes=delta)))]
+        signal = start - timedelta(minutes=delta)
+        out += [named_prop(ids, PSETID_COMMON, 0x8502, systime(0, start)),
+                named_prop(ids, PSETID_COMMON, 0x8560, systime(0, signal))]
     return out
 
 
@@ -203,8 +204,8 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
     props = [unicode(0x001A, "IPM.Appointment"), *common(c)]
     span = times(c, zones)
     if c.first("LOCATION") is not None:
-        props.append(_named(ids, a, 0x8208, unicode(0, c.text("LOCATION"))))
-    props.append(_named(ids, a, 0x8205, long(0, busy_status(c, "X-MICROSOFT-CDO-BUSYSTATUS"))))
+        props.append(named_prop(ids, a, 0x8208, unicode(0, c.text("LOCATION"))))
+    props.append(named_prop(ids, a, 0x8205, long(0, busy_status(c, "X-MICROSOFT-CDO-BUSYSTATUS"))))
     recipients = parties(c)
     props += meeting_state(c, ids, bool(recipients))
     changed: list[tuple[Component, Changed, When]] = []
@@ -258,14 +259,14 @@ def _zone_props(ids: Ids, zone: Zone, year: int, recurring: bool) -> list[Prop]:
     the TZID it had, when that differs, goes along as pstkit's Tzid for the reader."""
     a = PSETID_APPOINTMENT
     start = tzdefinition(zone, year, recurring=False, only_current=True)
-    out = [_named(ids, a, 0x825E, (0, 0x0102, start)),  # as Outlook: the rule in force
-           _named(ids, a, 0x825F, (0, 0x0102, tzdefinition(zone, year, recurring=False)))]
+    out = [named_prop(ids, a, 0x825E, (0, 0x0102, start)),  # as Outlook: the rule in force
+           named_prop(ids, a, 0x825F, (0, 0x0102, tzdefinition(zone, year, recurring=False)))]
     if windows_key(zone.tzid) != zone.tzid:
-        out.append(_named(ids, PS_PSTKIT, "Tzid", unicode(0, zone.tzid)))
+        out.append(named_prop(ids, PS_PSTKIT, "Tzid", unicode(0, zone.tzid)))
     if recurring:
-        out += [_named(ids, a, 0x8260, (0, 0x0102, tzdefinition(zone, year))),
-                _named(ids, a, 0x8233, (0, 0x0102, tzstruct(zone, year))),
-                _named(ids, a, 0x8234, unicode(0, zone.tzid))]
+        out += [named_prop(ids, a, 0x8260, (0, 0x0102, tzdefinition(zone, year))),
+                named_prop(ids, a, 0x8233, (0, 0x0102, tzstruct(zone, year))),
+                named_prop(ids, a, 0x8234, unicode(0, zone.tzid))]
     return out
 
 
@@ -293,10 +294,10 @@ def _series(c: Component, begin: When, end: When, zones: dict[str, Zone],
     clip_start = zone_utc(begin, datetime.combine(begin.local.date(), datetime.min.time()))
     clip_end = zone_utc(begin, NEVER if last is None else datetime.combine(
         last, datetime.min.time()))
-    props = [_named(ids, a, 0x8223, boolean(0, True)), _named(ids, a, 0x8216,
-             (0, 0x0102, blob)), _named(ids, a, 0x8231, long(0, kind)),
-             _named(ids, a, 0x8235, systime(0, clip_start)),
-             _named(ids, a, 0x8236, systime(0, clip_end))]  # fmt: skip
+    props = [named_prop(ids, a, 0x8223, boolean(0, True)), named_prop(ids, a, 0x8216,
+             (0, 0x0102, blob)), named_prop(ids, a, 0x8231, long(0, kind)),
+             named_prop(ids, a, 0x8235, systime(0, clip_start)),
+             named_prop(ids, a, 0x8236, systime(0, clip_end))]  # fmt: skip
     return props, kept, notes
 
 
@@ -367,11 +368,11 @@ def task(c: Component, ids: Ids) -> list[Prop]:
     status = {"NEEDS-ACTION": 0, "IN-PROCESS": 1, "COMPLETED": 2, "CANCELLED": 4}.get(
         c.text("STATUS").upper())
     if status is not None:
-        props.append(_named(ids, t, 0x8101, long(0, status)))
-        props.append(_named(ids, t, 0x811C, boolean(0, status == 2)))
+        props.append(named_prop(ids, t, 0x8101, long(0, status)))
+        props.append(named_prop(ids, t, 0x811C, boolean(0, status == 2)))
     pct = c.text("PERCENT-COMPLETE")
     if pct.isdigit():
-        props.append(_named(ids, t, 0x8102, (0, PT_DOUBLE, struct.pack("<d", int(pct) / 100))))
+        props.append(named_prop(ids, t, 0x8102, (0, PT_DOUBLE, struct.pack("<d", int(pct) / 100))))
     start = None
     for lid, name in ((0x8104, "DTSTART"), (0x8105, "DUE"), (0x810F, "COMPLETED")):
         line = c.first(name)
@@ -381,7 +382,7 @@ def task(c: Component, ids: Ids) -> list[Prop]:
             except ValueError:
                 continue
             start = w.utc if name == "DTSTART" else start
-            props.append(_named(ids, t, lid, systime(0, w.utc)))
+            props.append(named_prop(ids, t, lid, systime(0, w.utc)))
     return props + alarm(c, ids, start)
 
 

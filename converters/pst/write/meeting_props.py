@@ -25,6 +25,7 @@ import struct
 from datetime import date, datetime, timedelta
 
 from pstkit.converters.pim.tzrules import Zone
+from pstkit.converters.pst.named import GOID_HEAD, PSETID_MEETING, clean_global_object_id
 
 from .events import (
     PSETID_APPOINTMENT,
@@ -33,13 +34,10 @@ from .events import (
     When,
     busy_status,
     moment,
+    named_prop,
     when_props,
 )
 from .values import Prop, binary, boolean, long, systime, unicode
-
-PSETID_MEETING = "6ed8da90-450b-101b-98da-00aa003f1305"
-#: the fixed head of every GlobalObjectId (2.2.1.27: "Byte Array ID")
-GOID_HEAD = bytes.fromhex("040000008200E00074C5B7101A82E008")
 
 
 def global_object_id(uid: str, instance: date | None = None) -> bytes:
@@ -55,15 +53,6 @@ def global_object_id(uid: str, instance: date | None = None) -> bytes:
             return raw if instance is None else raw[:16] + day + raw[20:]
     data = b"vCal-Uid" + struct.pack("<I", 1) + uid.encode("utf-8") + b"\0"
     return GOID_HEAD + day + b"\0" * 16 + struct.pack("<I", len(data)) + data
-
-
-def clean_global_object_id(goid: bytes) -> bytes:
-    """PidLidCleanGlobalObjectId (2.2.1.28): the same with year, month and day zeroed."""
-    return goid[:16] + b"\0\0\0\0" + goid[20:]
-
-
-def _named(ids: Ids, guid: str, lid: int, value: Prop) -> Prop:
-    return ids((guid, lid)), value[1], value[2]
 
 
 def _when(c: Component, name: str, zones: dict[str, Zone]) -> When | None:
@@ -89,20 +78,20 @@ def meeting_props(c: Component, method: str, ids: Ids, zones: dict[str, Zone],
     seq = c.text("SEQUENCE")
     reply = method in ("REPLY", "COUNTER")
     state = 0x1 | 0x2 | (0x4 if method == "CANCEL" else 0)  # asfMeeting|asfReceived|asfCanceled
-    out = [_named(ids, m, 0x0003, binary(0, goid)),
-           _named(ids, m, 0x0023, binary(0, clean_global_object_id(goid))),
-           _named(ids, a, 0x8201, long(0, int(seq) if seq.isdigit() else 0)),
-           _named(ids, a, 0x8217, long(0, state)),
-           _named(ids, m, 0x0005, boolean(0, c.first("RRULE") is not None)),  # IsRecurring
-           _named(ids, a, 0x8223, boolean(0, c.first("RRULE") is not None)),  # Recurring
-           _named(ids, m, 0x000A, boolean(0, original is not None))]  # IsException
+    out = [named_prop(ids, m, 0x0003, binary(0, goid)),
+           named_prop(ids, m, 0x0023, binary(0, clean_global_object_id(goid))),
+           named_prop(ids, a, 0x8201, long(0, int(seq) if seq.isdigit() else 0)),
+           named_prop(ids, a, 0x8217, long(0, state)),
+           named_prop(ids, m, 0x0005, boolean(0, c.first("RRULE") is not None)),  # IsRecurring
+           named_prop(ids, a, 0x8223, boolean(0, c.first("RRULE") is not None)),  # Recurring
+           named_prop(ids, m, 0x000A, boolean(0, original is not None))]  # IsException
     if c.first("LOCATION") is not None:
-        out.append(_named(ids, m, 0x0002, unicode(0, c.text("LOCATION"))))  # PidLidWhere
+        out.append(named_prop(ids, m, 0x0002, unicode(0, c.text("LOCATION"))))  # PidLidWhere
     stamp = _stamp(c, "DTSTAMP", zones)
     if stamp is not None:  # Attendee- or OwnerCriticalChange
-        out.append(_named(ids, m, 0x0001 if reply else 0x001A, systime(0, stamp)))
+        out.append(named_prop(ids, m, 0x0001 if reply else 0x001A, systime(0, stamp)))
     if original is not None:
-        out.append(_named(ids, a, 0x8228, systime(0, original.utc)))  # ExceptionReplaceTime
+        out.append(named_prop(ids, a, 0x8228, systime(0, original.utc)))  # ExceptionReplaceTime
     return out + _by_method(c, method, ids, zones, silent)
 
 
@@ -112,20 +101,20 @@ def _by_method(c: Component, method: str, ids: Ids, zones: dict[str, Zone],
     if method in ("REQUEST", ""):  # a request, or the request a forward notification names
         intended = busy_status(c, "X-MICROSOFT-CDO-INTENDEDSTATUS", "X-MICROSOFT-CDO-BUSYSTATUS")
         rsvp = any(x.param("RSVP").upper() == "TRUE" for x in c.lines if x.name == "ATTENDEE")
-        return [*attendee_strings(c, ids), _named(ids, a, 0x8224, long(0, intended)),
-                _named(ids, m, 0x0026, long(0, 1)),  # mtgRequest
-                _named(ids, m, 0x0024, unicode(0, "IPM.Appointment")),
-                _named(ids, a, 0x8229, boolean(0, True)),  # PidLidFInvited
-                _named(ids, a, 0x8218, long(0, 5)),  # respNotResponded
+        return [*attendee_strings(c, ids), named_prop(ids, a, 0x8224, long(0, intended)),
+                named_prop(ids, m, 0x0026, long(0, 1)),  # mtgRequest
+                named_prop(ids, m, 0x0024, unicode(0, "IPM.Appointment")),
+                named_prop(ids, a, 0x8229, boolean(0, True)),  # PidLidFInvited
+                named_prop(ids, a, 0x8218, long(0, 5)),  # respNotResponded
                 *([boolean(0x0063, rsvp)] if method else [])]
     if method == "CANCEL":
-        return [*attendee_strings(c, ids), _named(ids, a, 0x8205, long(0, 0)),
-                _named(ids, a, 0x8224, long(0, 0)),  # free
-                _named(ids, m, 0x0024, unicode(0, "IPM.Appointment")),
-                _named(ids, a, 0x8218, long(0, 5))]  # respNotResponded (2.2.1.11)
-    out = [_named(ids, a, 0x8218, long(0, 0)),  # a response: respNone (2.2.1.11)
-           _named(ids, m, 0x0004, boolean(0, silent)),  # PidLidIsSilent
-           _named(ids, a, 0x8257, boolean(0, method == "COUNTER"))]
+        return [*attendee_strings(c, ids), named_prop(ids, a, 0x8205, long(0, 0)),
+                named_prop(ids, a, 0x8224, long(0, 0)),  # free
+                named_prop(ids, m, 0x0024, unicode(0, "IPM.Appointment")),
+                named_prop(ids, a, 0x8218, long(0, 5))]  # respNotResponded (2.2.1.11)
+    out = [named_prop(ids, a, 0x8218, long(0, 0)),  # a response: respNone (2.2.1.11)
+           named_prop(ids, m, 0x0004, boolean(0, silent)),  # PidLidIsSilent
+           named_prop(ids, a, 0x8257, boolean(0, method == "COUNTER"))]
     return out + (counter_props(c, ids, zones) if method == "COUNTER" else [])
 
 
@@ -138,8 +127,9 @@ def counter_props(c: Component, ids: Ids, zones: dict[str, Zone]) -> list[Prop]:
     out: list[Prop] = []
     if start is not None and end is not None:
         minutes = int((end - start) // timedelta(minutes=1))
-        out += [_named(ids, a, 0x8250, systime(0, start)), _named(ids, a, 0x8251, systime(0, end)),
-                _named(ids, a, 0x8256, long(0, minutes))]
+        out += [named_prop(ids, a, 0x8250, systime(0, start)),
+                named_prop(ids, a, 0x8251, systime(0, end)),
+                named_prop(ids, a, 0x8256, long(0, minutes))]
     first, last = _when(c, "X-MS-OLK-ORIGINALSTART", zones), _when(c, "X-MS-OLK-ORIGINALEND", zones)
     if first is not None and last is not None:
         out += when_props(ids, first, last)
@@ -157,6 +147,6 @@ def attendee_strings(c: Component, ids: Ids) -> list[Prop]:
         if x.name == "ATTENDEE":
             name = x.param("CN") or x.value.strip().removeprefix("mailto:").removeprefix("MAILTO:")
             (cc if x.param("ROLE").upper() == "OPT-PARTICIPANT" else to).append(name)
-    return [_named(ids, a, 0x8238, unicode(0, "; ".join(to + cc))),
-            _named(ids, a, 0x823B, unicode(0, "; ".join(to))),
-            _named(ids, a, 0x823C, unicode(0, "; ".join(cc)))]
+    return [named_prop(ids, a, 0x8238, unicode(0, "; ".join(to + cc))),
+            named_prop(ids, a, 0x823B, unicode(0, "; ".join(to))),
+            named_prop(ids, a, 0x823C, unicode(0, "; ".join(cc)))]
