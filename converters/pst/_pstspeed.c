@@ -366,6 +366,8 @@ static PyMethodDef methods[] = {
     {"lzfu", pst_lzfu, METH_VARARGS, "Decompress an LZFu compressed RTF body (see rtf._lzfu)."},
     {"pc_entries", pc_entries, METH_VARARGS, "A property context's raw entries (pst_ndb)."},
     {"tc_rows", tc_rows, METH_VARARGS, "A table context's non-empty cells (pst_ndb)."},
+    {"b64_strict", pst_b64_strict, METH_VARARGS, "A base64 body decoded (write/parts.py)."},
+    {"has_ci", pst_has_ci, METH_VARARGS, "A needle in any ASCII case (write/meeting.py)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -377,5 +379,6 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__pstspeed(void)
 {
+    pst_write_init();
     return PyModule_Create(&module);
 }

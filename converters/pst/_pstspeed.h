@@ -1,4 +1,4 @@
-/* What _pstspeed_rtf.c gives the module in _pstspeed.c. */
+/* What _pstspeed_rtf.c and _pstspeed_write.c give the module in _pstspeed.c. */
 #ifndef PSTKIT_PSTSPEED_H
 #define PSTKIT_PSTSPEED_H
 
@@ -6,5 +6,8 @@
 
 PyObject *pst_lzfu(PyObject *self, PyObject *args);
 PyObject *pst_deencapsulate(PyObject *self, PyObject *args);
+PyObject *pst_b64_strict(PyObject *self, PyObject *args);
+PyObject *pst_has_ci(PyObject *self, PyObject *args);
+void pst_write_init(void);
 
 #endif

@@ -34,6 +34,10 @@ class Speedups(Protocol):
 
     def b64_lines(self, data: bytes, /) -> bytes: ...
 
+    def b64_strict(self, text: str, /) -> bytes | None: ...
+
+    def has_ci(self, data: bytes, needle: bytes, /) -> bool: ...
+
 
 def _load() -> Speedups | None:
     if os.environ.get("PSTKIT_PURE_PYTHON"):
