@@ -48,6 +48,22 @@ b64_decode(const unsigned char *in, Py_ssize_t n, unsigned char *out)
     unsigned acc = 0;
     Py_ssize_t k = 0, pads = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
+        /* whole quads of data characters at once (a 76-character line is 19 of them) */
+        while ((k & 3) == 0 && !pads && n - i >= 4) {
+            unsigned a = B64_VALUE[in[i]], b = B64_VALUE[in[i + 1]],
+                     c = B64_VALUE[in[i + 2]], d = B64_VALUE[in[i + 3]];
+            if ((a | b | c | d) >= 64)
+                break;
+            unsigned q = a << 18 | b << 12 | c << 6 | d;
+            o[0] = (unsigned char)(q >> 16);
+            o[1] = (unsigned char)(q >> 8);
+            o[2] = (unsigned char)q;
+            o += 3;
+            k += 4;
+            i += 4;
+        }
+        if (i >= n)
+            break;
         unsigned v = B64_VALUE[in[i]];
         if (v < 64) {
             if (pads)

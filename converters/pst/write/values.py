@@ -15,6 +15,8 @@ Prop = tuple[int, int, bytes]
 
 
 def unicode(pid: int, text: str) -> Prop:
+    if text.isascii():  # most values; a flag of the str, where `recover` searches it
+        return pid, PT_UNICODE, text.encode("utf-16-le")
     return pid, PT_UNICODE, recover(text).encode("utf-16-le", "replace")
 
 
