@@ -11,5 +11,5 @@ from setuptools import Extension, setup
 PST = "pstkit/converters/pst"
 setup(ext_modules=[Extension("pstkit.converters.pst._pstspeed",
                              [f"{PST}/_pstspeed.c", f"{PST}/_pstspeed_rtf.c",
-                              f"{PST}/_pstspeed_write.c"],
+                              f"{PST}/_pstspeed_write.c", f"{PST}/_pstspeed_ltp.c"],
                              depends=[f"{PST}/_pstspeed.h"], optional=True)])

@@ -368,6 +368,8 @@ static PyMethodDef methods[] = {
     {"tc_rows", tc_rows, METH_VARARGS, "A table context's non-empty cells (pst_ndb)."},
     {"b64_strict", pst_b64_strict, METH_VARARGS, "A base64 body decoded (write/parts.py)."},
     {"has_ci", pst_has_ci, METH_VARARGS, "A needle in any ASCII case (write/meeting.py)."},
+    {"pc_build", pst_pc_build, METH_VARARGS, "A new property context (write/ltp.py)."},
+    {"tc_build", pst_tc_build, METH_VARARGS, "A new table context (write/ltp.py)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,4 +1,4 @@
-/* What _pstspeed_rtf.c and _pstspeed_write.c give the module in _pstspeed.c. */
+/* What _pstspeed_rtf.c, _pstspeed_write.c and _pstspeed_ltp.c give the module in _pstspeed.c. */
 #ifndef PSTKIT_PSTSPEED_H
 #define PSTKIT_PSTSPEED_H
 
@@ -9,5 +9,7 @@ PyObject *pst_deencapsulate(PyObject *self, PyObject *args);
 PyObject *pst_b64_strict(PyObject *self, PyObject *args);
 PyObject *pst_has_ci(PyObject *self, PyObject *args);
 void pst_write_init(void);
+PyObject *pst_pc_build(PyObject *self, PyObject *args);
+PyObject *pst_tc_build(PyObject *self, PyObject *args);
 
 #endif

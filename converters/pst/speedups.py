@@ -8,7 +8,7 @@ compare the two).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, cast
 
 
@@ -37,6 +37,14 @@ class Speedups(Protocol):
     def b64_strict(self, text: str, /) -> bytes | None: ...
 
     def has_ci(self, data: bytes, needle: bytes, /) -> bool: ...
+
+    def pc_build(self, props: Sequence[tuple[int, int, bytes]], next_sub: int, pid: int, /
+                 ) -> tuple[list[bytes], list[bytes], tuple[int, int] | None] | None: ...
+
+    def tc_build(self, plan: Sequence[tuple[int, int, int, bool, int, int]], size: int,
+                 rows: Iterable[tuple[int, Sequence[tuple[int, int, bytes]]]], next_sub: int,
+                 ncols: int, rgib: tuple[int, int, int, int], cols: bytes, /
+                 ) -> tuple[list[bytes], list[bytes], list[bytes] | None]: ...
 
 
 def _load() -> Speedups | None:

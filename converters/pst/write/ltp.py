@@ -14,6 +14,8 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pstkit.converters.pst import speedups
+
 from .ndb import BLOCK_MAX
 
 HEAP_ITEM_MAX = 3580  # largest heap allocation (MS-PST 2.3.1.1)
@@ -174,20 +176,29 @@ def property_context_slot(props: Sequence[Prop], subs: SubNodes, pid: int
     `props`, fixed-size) sits: (block index, offset), None when it is not inline or the
     BTH has more than one level. The caller may overwrite those 4 bytes with a value it
     learns only from the built blocks (a message's size)."""
-    blocks, heap, leaf, at = _property_context(props, subs, pid)
-    if at < 0:
-        return blocks, None
-    index, offset = heap.where(leaf)
-    return blocks, (index, offset + at * 8 + 4)
+    return _property_context(props, subs, pid)
+
+
+def _property_context(props: Sequence[Prop], subs: SubNodes, pid: int = -1
+                      ) -> tuple[list[bytes], tuple[int, int] | None]:
+    """The blocks and `pid`'s slot; by the C twin (_pstspeed_ltp.c) when it is there and
+    takes the input (it leaves values that are no bytes, ids out of range to Python)."""
+    if speedups.C is not None:
+        done = speedups.C.pc_build(props, subs.next, pid)
+        if done is not None:
+            blocks, larges, slot = done
+            for raw in larges:  # the NIDs the C twin gave them, in the same order
+                subs.put(raw)
+            return blocks, slot
+    return _property_context_py(props, subs, pid)
 
 
 _RECORD = struct.Struct("<HHI")
 
 
-def _property_context(props: Sequence[Prop], subs: SubNodes, pid: int = -1
-                      ) -> tuple[list[bytes], Heap, int, int]:
-    """The blocks, the heap, the HID of the BTH leaf and the index of `pid`'s record in
-    it (-1 when not inline or not there; only a one-level BTH is looked in)."""
+def _property_context_py(props: Sequence[Prop], subs: SubNodes, pid: int = -1
+                         ) -> tuple[list[bytes], tuple[int, int] | None]:
+    """`_property_context` in Python (the C twin's reference)."""
     heap = Heap(0xBC)
     records = []
     pack, at = _RECORD.pack, -1
@@ -202,7 +213,11 @@ def _property_context(props: Sequence[Prop], subs: SubNodes, pid: int = -1
     if len({r[:2] for r in records}) != len(records):
         raise ValueError("a property is given twice")
     root, leaf = _bth(heap, 2, 6, records)
-    return heap.build(root), heap, leaf, at if leaf >= 0 else -1
+    blocks = heap.build(root)
+    if at < 0 or leaf < 0:
+        return blocks, None
+    index, offset = heap.where(leaf)
+    return blocks, (index, offset + at * 8 + 4)
 
 
 @dataclass(frozen=True)
@@ -238,7 +253,24 @@ def table_context(tags: Sequence[int], rows: Iterable[tuple[int, Sequence[Prop]]
     """A TC (MS-PST 2.3.4) with these columns and rows `(row id, cells)`: the heap blocks;
     a row matrix over one heap allocation becomes a sub-node in `subs`. The rows are taken
     once, in order (a folder's come from the writer's spool: only their encoded form is
-    kept, not 100,000 rows of property tuples)."""
+    kept, not 100,000 rows of property tuples). By the C twin (_pstspeed_ltp.c) when it
+    is there."""
+    if speedups.C is None:
+        return table_context_py(tags, rows, subs)
+    cols, size, rgib, plan = _layout(tuple(tags))
+    blocks, larges, matrix = speedups.C.tc_build(plan, size, rows, subs.next, len(cols),
+                                                 rgib, _col_descs(tuple(tags)))
+    for raw in larges:  # the NIDs the C twin gave them, in the same order
+        subs.put(raw)
+    if matrix is not None:
+        subs.items.append(((subs.next << 5) | NID_TYPE_LTP, matrix))
+        subs.next += 1
+    return blocks
+
+
+def table_context_py(tags: Sequence[int], rows: Iterable[tuple[int, Sequence[Prop]]],
+                     subs: SubNodes) -> list[bytes]:
+    """`table_context` in Python (the C twin's reference)."""
     heap = Heap(0x7C)
     cols, size, rgib, plan = _layout(tuple(tags))
     matrix, ids = [], []
@@ -259,8 +291,14 @@ def table_context(tags: Sequence[int], rows: Iterable[tuple[int, Sequence[Prop]]
         subs.next += 1
         subs.items.append((hnid, blocks))
     info = struct.pack("<BB4HIII", 0x7C, len(cols), *rgib, index, hnid, 0)
-    info += b"".join(struct.pack("<IHBB", c.tag, c.ib, c.cb, c.bit) for c in cols)
+    info += _col_descs(tuple(tags))
     return heap.build(heap.add(info))
+
+
+@functools.lru_cache(maxsize=64)
+def _col_descs(tags: tuple[int, ...]) -> bytes:
+    """TCINFO's column descriptions (TCOLDESC) of these columns."""
+    return b"".join(struct.pack("<IHBB", c.tag, c.ib, c.cb, c.bit) for c in _layout(tags)[0])
 
 
 _Plan = Sequence[tuple[int, int, int, bool, int, int]]
