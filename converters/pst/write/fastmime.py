@@ -41,27 +41,35 @@ def fast(raw: bytes) -> Message | None:
     """The tree by the fast path; None where only the stdlib's parser gives it exactly."""
     try:
         if b"\r" not in raw:  # LF only (a memchr pass, where count() steps byte by byte)
-            return _entity(raw, b"\n", ())
+            return _entity(raw, 0, len(raw), b"\n", ())
         crlf = raw.count(b"\r\n")
         if raw.count(b"\r") != crlf:
             raise _Slow  # a lone CR: the stdlib ends lines there too
         if raw.count(b"\n") != crlf:
             raise _Slow  # mixed line ends
-        return _entity(raw, b"\r\n", ())
+        return _entity(raw, 0, len(raw), b"\r\n", ())
     except _Slow:
         return None
 
 
-def _entity(data: bytes, eol: bytes, outer: tuple[bytes, ...]) -> Message:
+# Entities are ranges [a, b) of the message's bytes, not slices: a slice copies the body
+# at every level of nesting, and a leaf is decoded straight from the message.
+
+
+def _text(raw: bytes, a: int, b: int) -> str:
+    return str(memoryview(raw)[a:b], "ascii", "surrogateescape")
+
+
+def _entity(raw: bytes, a: int, b: int, eol: bytes, outer: tuple[bytes, ...]) -> Message:
     if len(outer) > MAX_DEPTH:
         raise _Slow
-    blank = data.find(eol + eol)
-    if data.startswith(eol):  # no headers at all
-        head, body = b"", data[len(eol):]
+    blank = raw.find(eol + eol, a, b)
+    if raw.startswith(eol, a, b):  # no headers at all
+        head, body = b"", a + len(eol)
     elif blank < 0:
-        head, body = data, b""
+        head, body = raw[a:b], b
     else:
-        head, body = data[:blank + len(eol)], data[blank + 2 * len(eol):]
+        head, body = raw[a:blank + len(eol)], blank + 2 * len(eol)
     if head and not head.endswith(eol):
         raise _Slow  # a header block cut short
     for line in head.split(eol)[:-1]:
@@ -72,55 +80,60 @@ def _entity(data: bytes, eol: bytes, outer: tuple[bytes, ...]) -> Message:
     if ctype.startswith("message/") or ctype == "multipart/digest":
         raise _Slow  # parsed message parts; digests default their parts to message/rfc822
     if ctype.startswith("multipart/"):
-        _multipart(msg, body, eol, outer)
+        _multipart(msg, raw, body, b, eol, outer)
     else:
-        msg.set_payload(body.decode("ascii", "surrogateescape"))
+        msg.set_payload(_text(raw, body, b))
     return msg
 
 
-def _multipart(msg: Message, body: bytes, eol: bytes, outer: tuple[bytes, ...]) -> None:
-    """Cut at the boundary lines as the stdlib does (RFC 2046: the line end before a
-    boundary line belongs to it); preamble and epilogue as the stdlib leaves them."""
+def _multipart(msg: Message, raw: bytes, a: int, b: int, eol: bytes,
+               outer: tuple[bytes, ...]) -> None:
+    """Cut the body raw[a:b] at the boundary lines as the stdlib does (RFC 2046: the line
+    end before a boundary line belongs to it); preamble and epilogue as the stdlib leaves
+    them."""
     text = msg.get_boundary()
     if not text:
         raise _Slow
     boundary = text.encode("ascii", "surrogateescape")
-    if any(b.startswith(boundary) or boundary.startswith(b) for b in outer):
+    if any(o.startswith(boundary) or boundary.startswith(o) for o in outer):
         raise _Slow  # boundaries that nest into each other: the stdlib's matcher stack
-    marks = _delimiters(body, boundary, eol)
+    marks = _delimiters(raw, a, b, boundary, eol)
     closes = [i for i, m in enumerate(marks) if m[2]]
     if not marks or marks[0][2] or not closes or closes[0] != len(marks) - 1:
         raise _Slow  # no start, no close, or delimiter lines after the close
     first = marks[0][0]
-    if first:
-        msg.preamble = body[:first - len(eol)].decode("ascii", "surrogateescape")
+    if first > a:  # body[:first - len(eol)], Python's slice rules kept
+        start, stop, _ = slice(None, first - a - len(eol)).indices(b - a)
+        msg.preamble = _text(raw, a + start, a + stop)
     msg.set_payload([])
     for here, there in itertools.pairwise(marks):
         start, end = here[1] + len(eol), there[0] - len(eol)
         if end < start:
             raise _Slow  # adjacent boundary lines: the stdlib skips them
-        msg.attach(_entity(body[start:end], eol, (*outer, boundary)))
-    rest = body[marks[-1][1]:]
+        msg.attach(_entity(raw, start, end, eol, (*outer, boundary)))
+    rest = marks[-1][1]  # the epilogue: body[rest:] without its first line end
+    tail = _text(raw, min(rest + len(eol), b), b)
     if outer:  # the enclosing multipart strips the line end before its boundary
-        msg.epilogue = rest[len(eol):].decode("ascii", "surrogateescape") if rest else None
+        msg.epilogue = tail if rest < b else None
     else:
-        msg.epilogue = rest[len(eol):].decode("ascii", "surrogateescape")
+        msg.epilogue = tail
 
 
 _TAILS = {eol: re.compile(rb"(--)?[ \t]*(?=" + re.escape(eol) + rb"|\Z)") for eol in
           (b"\r\n", b"\n")}
 
 
-def _delimiters(body: bytes, boundary: bytes, eol: bytes) -> list[tuple[int, int, bool]]:
-    """(start, end, closing) of every boundary line: `--boundary` at a line start, then
-    `--` for the close, blanks, the line end (the stdlib's boundaryre). Found with
-    `bytes.find`: a regex scan of a large body costs more than the rest of the parse."""
+def _delimiters(raw: bytes, a: int, b: int, boundary: bytes, eol: bytes
+                ) -> list[tuple[int, int, bool]]:
+    """(start, end, closing) of every boundary line in raw[a:b]: `--boundary` at a line
+    start, then `--` for the close, blanks, the line end (the stdlib's boundaryre). Found
+    with `bytes.find`: a regex scan of a large body costs more than the rest of the parse."""
     needle, tail, out = b"--" + boundary, _TAILS[eol], []
-    i = body.find(needle)
+    i = raw.find(needle, a, b)
     while i >= 0:
-        if i == 0 or body[i - 1] == 10:  # 10: "\n", a line start
-            m = tail.match(body, i + len(needle))
+        if i == a or raw[i - 1] == 10:  # 10: "\n", a line start
+            m = tail.match(raw, i + len(needle), b)  # endpos: \Z at the body's end
             if m:
                 out.append((i, m.end(), bool(m.group(1))))
-        i = body.find(needle, i + 1)
+        i = raw.find(needle, i + 1, b)
     return out

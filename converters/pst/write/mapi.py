@@ -204,7 +204,10 @@ def header_block(raw: bytes) -> str:
     # the lines up to the first blank line are all that is read: splitting only a prefix
     # that holds it saves splitting megabytes of body
     head = raw
-    for window in (1 << 16, len(raw)):  # the head is near the start: look there first
+    # the head is near the start: look there first (a search that finds nothing scans its
+    # whole window, ~0.1 ms for 64 KiB); a smaller window gives the same first blank line
+    # when it has one, as an end found there is before any that crosses its edge
+    for window in (1 << 12, 1 << 16, len(raw)):
         ends = [i for i in (raw.find(b"\n\n", 0, window), raw.find(b"\n\r\n", 0, window),
                             raw.find(b"\r\r", 0, window)) if i >= 0]
         if ends:
