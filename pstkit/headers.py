@@ -64,6 +64,13 @@ def summary(raw: bytes) -> tuple[str, str]:
     return " ".join(message_id.split()), _decoded(subject.strip()) if subject else ""
 
 
+def message_id(raw: bytes) -> str:
+    """`summary(raw)[0]`, without reading and decoding the subject (a duplicate key)."""
+    block = header_block(raw)
+    value = _field(block, block.lower(), b"message-id").decode("ascii", "replace")
+    return " ".join(value.split())
+
+
 def _field(block: bytes, low: bytes, name: bytes) -> bytes:
     """The value of the first field `name` (lower case) in a header block, with its
     continuation lines and line ends, b"" if none: what the regex

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pstkit import headers
-from pstkit.headers import _decoded, header_block, summary
+from pstkit.headers import _decoded, header_block, message_id, summary
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
 
@@ -88,6 +88,7 @@ def test_fuzz_same_as_the_regexes(seed: int) -> None:
         raw = _random_message(rng)
         assert header_block(raw) == _block_reference(raw), raw
         assert summary(raw) == _summary_reference(raw), raw
+        assert message_id(raw) == _summary_reference(raw)[0], raw
 
 
 def test_corpus_same_as_the_regexes() -> None:
@@ -100,6 +101,7 @@ def test_corpus_same_as_the_regexes() -> None:
     for raw in raws:
         assert header_block(raw) == _block_reference(raw)
         assert summary(raw) == _summary_reference(raw)
+        assert message_id(raw) == _summary_reference(raw)[0]
 
 
 @pytest.mark.parametrize("window", [1, 2, 3, 5, 16])
