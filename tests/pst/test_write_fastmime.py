@@ -200,3 +200,41 @@ def test_header_block_reads_only_the_head_and_gives_the_same(seed: int, corpus: 
                  b"A: b\r" * n + b"\rbody", b"A: b\r\n" * n]
     for raw in raws:
         assert header_block(raw) == _header_block_reference(raw), raw[:100]
+
+
+_NAMES = [b"Subject", b"From", b"to", b"X-a.b", b"Content-Type", b"!#~", b"", b"Re", b"a b"]
+_VALUES = [b"", b" ", b"plain", b"  lead and trail \t", b"a: b: c", b"=?utf-8?q?x?=",
+           b"caf\xc3\xa9", b"\xff\x80", b"\t", b"x\x00y", b"From x"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_parse_head_is_the_stdlib_header_parse(seed: int) -> None:
+    """Seeded header blocks (continuation lines, blank and odd values, 8-bit bytes,
+    nameless fields, a continuation first): parse_head gives the stdlib's headers-only
+    parse, field by field as stored, or steps aside (_Slow) where that notes a defect."""
+    rng = random.Random(seed)
+    fast = slow = 0
+    for _ in range(3000):
+        eol = rng.choice([b"\r\n", b"\n"])
+        lines = []
+        for _ in range(rng.randint(1, 6)):
+            if rng.random() < 0.25:
+                lines.append(rng.choice([b" ", b"\t", b"  "]) + rng.choice(_VALUES))
+            else:
+                lines.append(rng.choice(_NAMES) + b":" + rng.choice(_VALUES))
+        lines = [ln for ln in lines if HEADER_LINE.match(ln) or ln[:1] in b" \t"]
+        if not lines or any(not ln.strip(b" \t") and ln[:1] in b" \t" for ln in lines[:1]):
+            continue
+        head = eol.join(lines) + eol
+        want = fastmime._HEADERS.parsebytes(head + eol)
+        try:
+            got = fastmime.parse_head(head, eol)
+        except fastmime._Slow:
+            assert want.defects, head  # stepped aside only where the stdlib saw a defect
+            slow += 1
+            continue
+        fast += 1
+        assert got._headers == want._headers, head  # type: ignore[attr-defined]
+        assert got.get_payload() == want.get_payload() and not want.defects, head
+        assert got.items() == want.items(), head
+    assert fast > 1000 and slow > 10

@@ -75,7 +75,7 @@ def _entity(raw: bytes, a: int, b: int, eol: bytes, outer: tuple[bytes, ...]) ->
     for line in head.split(eol)[:-1]:
         if not _HEADER_LINE.match(line) or line.startswith(b"From "):
             raise _Slow  # a body line or an envelope line in the headers: defect handling
-    msg = _HEADERS.parsebytes(head + eol) if head else Message(policy=email.policy.compat32)
+    msg = parse_head(head, eol) if head else Message(policy=email.policy.compat32)
     ctype = msg.get_content_type()  # once: each call parses the header's parameters
     if ctype.startswith("message/") or ctype == "multipart/digest":
         raise _Slow  # parsed message parts; digests default their parts to message/rfc822
@@ -83,6 +83,34 @@ def _entity(raw: bytes, a: int, b: int, eol: bytes, outer: tuple[bytes, ...]) ->
         _multipart(msg, raw, body, b, eol, outer)
     else:
         msg.set_payload(_text(raw, body, b))
+    return msg
+
+
+_SOURCE = email.policy.compat32.header_source_parse
+
+
+def parse_head(head: bytes, eol: bytes) -> Message:
+    """`_HEADERS.parsebytes(head + eol)` for a block of header lines that each end with
+    `eol` (as `_entity` checked them): what the stdlib's feed parser does with them
+    (FeedParser._parse_headers, headers-only), without its line buffer, generators and
+    per-line regex; a block it would note a defect in goes the stdlib's way."""
+    msg = Message(policy=email.policy.compat32)
+    end = eol.decode()
+    field: list[str] = []
+    for line in head.decode("ascii", "surrogateescape").split(end)[:-1]:
+        if line[:1] in (" ", "\t"):  # a continuation line
+            if not field:
+                raise _Slow  # the first line: FirstHeaderLineIsContinuationDefect
+            field.append(line + end)
+            continue
+        if field:
+            msg.set_raw(*_SOURCE(field))
+        if line.find(":") <= 0:
+            raise _Slow  # no field name: InvalidHeaderDefect
+        field = [line + end]
+    if field:
+        msg.set_raw(*_SOURCE(field))
+    msg.set_payload("")  # the rest of a headers-only parse: nothing
     return msg
 
 
