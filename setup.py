@@ -10,6 +10,7 @@ from setuptools import Extension, setup
 
 PST = "pstkit/converters/pst"
 setup(ext_modules=[Extension("pstkit.converters.pst._pstspeed",
-                             [f"{PST}/_pstspeed.c", f"{PST}/_pstspeed_rtf.c",
-                              f"{PST}/_pstspeed_write.c", f"{PST}/_pstspeed_ltp.c"],
-                             depends=[f"{PST}/_pstspeed.h"], optional=True)])
+                             [f"{PST}/_pstspeed{part}.c" for part in
+                              ("", "_rtf", "_write", "_heap", "_ltp", "_tc")],
+                             depends=[f"{PST}/_pstspeed.h", f"{PST}/_pstspeed_heap.h"],
+                             optional=True)])

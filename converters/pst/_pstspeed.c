@@ -1,7 +1,10 @@
-/* Optional C speed-ups for the PST reader. Each function has a pure-Python twin in
- * converters/ (named below) that gives the same result; the tests compare the two on random
- * and corpus input. The build is optional (setup.py): without a C compiler pstkit runs the
- * Python code, only slower. The RTF twins (lzfu, deencapsulate) are in _pstspeed_rtf.c.
+/* Optional C speed-ups for the PST reader and writer. Each function has a pure-Python twin
+ * in converters/ (named below) that gives the same result; the tests compare the two on
+ * random and corpus input. The build is optional (setup.py): without a C compiler pstkit
+ * runs the Python code, only slower. The RTF twins (lzfu, deencapsulate) are in
+ * _pstspeed_rtf.c; the writer's in _pstspeed_write.c (b64_strict, has_ci), _pstspeed_ltp.c
+ * (pc_build) and _pstspeed_tc.c (tc_build), with the heap builder they share in
+ * _pstspeed_heap.c.
  *
  * pc_entries(leaves, blocks, maps, load) -> list[(pid, type, bytes)]
  *   The entries of a property context's BTH leaves (MS-PST 2.3.3.3), as pst_ndb.pc_entries:
@@ -374,7 +377,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_pstspeed", "Optional C speed-ups for the PST reader.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_pstspeed", "Optional C speed-ups for the PST reader and writer.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

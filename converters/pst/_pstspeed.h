@@ -1,4 +1,5 @@
-/* What _pstspeed_rtf.c, _pstspeed_write.c and _pstspeed_ltp.c give the module in _pstspeed.c. */
+/* What _pstspeed_rtf.c, _pstspeed_write.c, _pstspeed_ltp.c and _pstspeed_tc.c give the
+ * module in _pstspeed.c. */
 #ifndef PSTKIT_PSTSPEED_H
 #define PSTKIT_PSTSPEED_H
 
