@@ -54,13 +54,15 @@ def transition(local: datetime) -> Transition:
                       local.hour, local.minute, local.second)
 
 
-def year_rule(tz: zoneinfo.ZoneInfo, year: int) -> Rule:
+def year_rule(tz: zoneinfo.ZoneInfo, year: int,
+              changes: list[tuple[datetime, int, int]] | None = None) -> Rule:
     """The rule of `year`: two changes become daylight saving time (the larger offset is
     daylight, so Europe/Dublin's negative DST reads as Windows has it). One change (DST
     begun or ended for good, a new base offset) is daylight time from New Year or until
     New Year's Eve, as Windows' dynamic DST writes such years. No change, or more than
-    two (Morocco's Ramadan breaks), the offset in force mid-year."""
-    changes = _changes(tz, year)
+    two (Morocco's Ramadan breaks), the offset in force mid-year (a `rough` year of the
+    zone: its times are converted by zoneinfo, and the writer says so)."""
+    changes = _changes(tz, year) if changes is None else changes
     if len(changes) == 1:
         (t, b, a), = changes
         at = transition(t + timedelta(minutes=b))
@@ -86,9 +88,25 @@ def iana_zone(tzid: str) -> Zone | None:
         return None
     rules: list[Rule] = []
     years: list[int] = []
+    rough: list[int] = []
     for year in range(FIRST_YEAR, LAST_YEAR + 1):
-        rule = year_rule(tz, year)
+        changes = _changes(tz, year)
+        if len(changes) > 2:
+            rough.append(year)
+        rule = year_rule(tz, year, changes)
         if not rules or rule != rules[-1]:
             rules.append(rule)
             years.append(year)
-    return Zone(tzid, tuple(rules), tuple(years))
+    return Zone(tzid, tuple(rules), tuple(years), tuple(rough))
+
+
+def rough_note(zone: Zone, first: int, last: int) -> list[str]:
+    """A note for times from `first` to `last` (years) in a zone with rough years:
+    Outlook's yearly rules hold two changes a year, so its blobs approximate them."""
+    years = [y for y in zone.rough if first <= y <= last]
+    if not years:
+        return []
+    shown = ", ".join(map(str, years[:4])) + (", ..." if len(years) > 4 else "")
+    return [f"time zone {zone.tzid!r} changes more than twice in {shown}: Outlook's "
+            "yearly rules hold two changes, so it may show times in those years an hour "
+            "off (the times stored are exact)"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar as _cal
 import re
+import zoneinfo
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -77,11 +78,15 @@ class Rule:
 @dataclass(frozen=True)
 class Zone:
     """A named zone: its rules, each in force from its first year (`years`, ascending;
-    the first rule also applies before its year, as Windows does)."""
+    the first rule also applies before its year, as Windows does). `rough`: years whose
+    changes no yearly rule holds (more than two, as Morocco's Ramadan breaks); the rule
+    of such a year is an approximation for Outlook's blobs, so times in them are
+    converted by zoneinfo under `tzid` (a zone read off zoneinfo has its IANA name)."""
 
     tzid: str
     rules: tuple[Rule, ...]
     years: tuple[int, ...] = (0,)
+    rough: tuple[int, ...] = ()
 
     def rule(self, year: int) -> Rule:
         return self.rules[max(bisect_right(self.years, year) - 1, 0)]
@@ -90,6 +95,9 @@ class Zone:
         """Minutes east of UTC in force at the aware moment `utc`."""
         naive = utc.astimezone(UTC).replace(tzinfo=None)
         year = (naive + timedelta(minutes=self.rules[0].standard)).year
+        if year in self.rough:
+            delta = utc.astimezone(zoneinfo.ZoneInfo(self.tzid)).utcoffset()
+            return int((delta or timedelta(0)).total_seconds()) // 60
         return self.rule(year).offset_at(naive)
 
     def to_local(self, utc: datetime) -> datetime:
@@ -101,6 +109,8 @@ class Zone:
         """The aware UTC moment of the naive wall-clock time `local`. As zoneinfo does
         with fold=0: a time the clocks pass twice is the first one, a time they skip is
         read with the offset before the change."""
+        if local.year in self.rough:
+            return local.replace(tzinfo=zoneinfo.ZoneInfo(self.tzid)).astimezone(UTC)
         rule = self.rule(local.year)
         fits = [o for o in (rule.daylight, rule.standard)
                 if self.offset_at((local - timedelta(minutes=o)).replace(tzinfo=UTC)) == o]

@@ -48,6 +48,9 @@ dtz = pytest.importorskip("dateutil.tz", reason="python-dateutil (dev extra)")
     ("Asia/Kolkata", range(1990, 2031)),  # no DST
     ("Europe/Moscow", range(1997, 2031)),  # DST abolished 2011, +3 again 2014
     ("America/Sao_Paulo", range(2010, 2031)),  # southern, DST abolished 2019
+    # Ramadan breaks: 4 changes a year 2012-2018, two Ramadans in 2029 and 2033 (rough
+    # years, converted by zoneinfo), one break a year in between (a southern-style rule)
+    ("Africa/Casablanca", range(2011, 2036)),
 ])
 def test_rules_match_zoneinfo(tzid: str, years: range) -> None:
     zone, tz = iana_zone(tzid), ZoneInfo(tzid)
@@ -119,6 +122,29 @@ def test_unknown_tzid_is_reported() -> None:
         "DTEND;TZID=Mars/Olympus:20260105T100000", "SUMMARY:s", "RRULE:FREQ=WEEKLY;COUNT=3"))
     _back, notes, _m, _n = _through_pst(text)
     assert any("Mars/Olympus" in n and "unknown" in n for n in notes), notes
+
+
+@pytest.mark.parametrize(("day", "offset", "rough"), [
+    ("20290201T100000", 0, True),  # inside the first of 2029's two Ramadan breaks
+    ("20150615T100000", 0, True),  # DST and a Ramadan break in one year
+    ("20260105T090000", 60, False),  # one break a year: a rule holds it
+])
+def test_a_year_no_rule_holds_keeps_exact_times_and_is_reported(
+        day: str, offset: int, rough: bool) -> None:
+    """A year with more changes than Outlook's yearly rule holds: the times written are
+    zoneinfo's (the mid-year rule would put a Ramadan-break meeting an hour off), and
+    the delivery says Outlook's blobs approximate that year."""
+    start = datetime.strptime(day, "%Y%m%dT%H%M%S")
+    assert ZoneInfo("Africa/Casablanca").utcoffset(start) == timedelta(minutes=offset)
+    text = calendar("", _vevent(
+        "UID:c", "DTSTAMP:20260101T000000Z", f"DTSTART;TZID=Africa/Casablanca:{day}",
+        f"DTEND;TZID=Africa/Casablanca:{start + timedelta(hours=1):%Y%m%dT%H%M%S}",
+        "SUMMARY:s"))
+    back, notes, _m, _n = _through_pst(text)
+    utc = start - timedelta(minutes=offset)
+    assert f"DTSTART:{utc:%Y%m%dT%H%M%S}Z" in back, back
+    said = [n for n in notes if "changes more than twice" in n and day[:4] in n]
+    assert bool(said) == rough, notes
 
 
 def test_written_pst_has_the_zone(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from pstkit.converters.pim.content import Line, lines, parse_rrule
 from pstkit.converters.pim.ical_tz import zones_in
-from pstkit.converters.pim.tzinfo_zone import iana_zone
+from pstkit.converters.pim.tzinfo_zone import LAST_YEAR, iana_zone, rough_note
 from pstkit.converters.pim.tzrules import Zone, ZoneError
 from pstkit.converters.pim.tzwindows import windows_key
 from pstkit.converters.pst.named import BUSY_STATUS
@@ -219,9 +219,10 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
             series, changed, why = _series(c, begin, end, zones, exceptions, ids)
             props += series
             notes += why
-        elif exceptions:
-            notes.append(f"{len(exceptions)} changed occurrence(s) of an event without "
-                         "RRULE left out")
+        else:
+            notes += rough_note(zone, begin.local.year, end.local.year) if zone else []
+            notes += [f"{len(exceptions)} changed occurrence(s) of an event without RRULE "
+                      "left out"] if exceptions else []
         notes += extra_dates(c) + unknown_zone(c, zones)
     else:
         props += alarm(c, ids, None)
@@ -289,6 +290,8 @@ def _series(c: Component, begin: When, end: When, zones: dict[str, Zone],
         return [], [], [f"recurrence not kept ({e}): only the first occurrence is written"]
     kind = _RECUR_TYPE.get(rrule.upper().split("FREQ=")[-1].split(";")[0], 0)
     last = series_end(rrule, begin.local, until)
+    if begin.zone is not None:
+        notes += rough_note(begin.zone, begin.local.year, LAST_YEAR if last is None else last.year)
     # PidLidClipStart/ClipEnd (2.2.1.14-15): local midnight of the first and last dates,
     # 4500-08-31 23:59 local without end; in UTC, as Outlook writes them
     clip_start = zone_utc(begin, datetime.combine(begin.local.date(), datetime.min.time()))
