@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import binascii
+import email.base64mime
+import email.errors
 import email.header
 import email.parser
+import email.quoprimime
 import email.utils
+import re
 from datetime import datetime
 
 from pstkit.model import utc
@@ -43,10 +48,71 @@ def _decoded(value: str) -> str:
     # make_header/str return it unchanged; skip the 0.25 ms per message.
     if "=?" in value:
         try:
-            text = str(email.header.make_header(email.header.decode_header(value)))
+            text = str(email.header.make_header(decode_words(value)))
         except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
             text = value
     return " ".join(text.split())
+
+
+_ECRE: re.Pattern[str] = vars(email.header)["ecre"]  # the stdlib's own pattern (not typed)
+# Q text binascii decodes as the stdlib does: printable ASCII, each "=" an escape
+_Q_PLAIN = re.compile(r"(?:[!-<>-~]|=[0-9A-Fa-f]{2})*")
+DecodedWords = list[tuple[bytes | str, str | None]]
+
+
+def decode_words(header: str) -> DecodedWords:
+    """What `email.header.decode_header(header)` gives for a str (the reference; tests
+    compare the two on random headers), with Q words decoded by binascii: the stdlib's
+    regex callback per "=XX" was two thirds of a catalog row's Python time (issue 19).
+    The same steps: encoded words split off line by line, whitespace between two of
+    them dropped, runs of one charset joined (unencoded ones with a space)."""
+    if not _ECRE.search(header):
+        return [(header, None)]
+    words: list[tuple[str, str | None]] = []  # (text, "q"/"b" or None) with charsets
+    charsets: list[str | None] = []
+    for line in header.splitlines():
+        parts = _ECRE.split(line)  # text, then (charset, q/b, encoded, text) per word
+        for i in range(0, len(parts), 4):
+            text = parts[i].lstrip() if i == 0 else parts[i]
+            if text:
+                words.append((text, None))
+                charsets.append(None)
+            if i + 3 < len(parts):
+                words.append((parts[i + 3], parts[i + 2].lower()))
+                charsets.append(parts[i + 1].lower())
+    keep = [j for j in range(len(words)) if not (
+        1 <= j < len(words) - 1 and words[j + 1][1] and words[j - 1][1]
+        and words[j][0].isspace())]
+    out: DecodedWords = []
+    last: bytes | None = None
+    last_charset: str | None = None
+    for j in keep:
+        (text, how), charset = words[j], charsets[j]
+        word = _q(text) if how == "q" else _b(text) if how == "b" else bytes(
+            text, "raw-unicode-escape")
+        if last is not None and charset == last_charset:
+            last += b" " + word if charset is None else word
+            continue
+        if last is not None:
+            out.append((last, last_charset))
+        last, last_charset = word, charset
+    out.append((last if last is not None else b"", last_charset))
+    return out
+
+
+def _q(text: str) -> bytes:
+    if _Q_PLAIN.fullmatch(text):
+        return binascii.a2b_qp(text, header=True)
+    return bytes(email.quoprimime.header_decode(text), "raw-unicode-escape")
+
+
+def _b(text: str) -> bytes:
+    if len(text) % 4:  # Postel's law, as the stdlib: the missing padding added
+        text += "==="[: 4 - len(text) % 4]
+    try:
+        return email.base64mime.decode(text)
+    except binascii.Error as e:
+        raise email.errors.HeaderParseError("Base64 decoding error") from e
 
 
 def summary(raw: bytes) -> tuple[str, str]:

@@ -3,8 +3,12 @@ what the regexes they replaced gave, on fixed cases, a seeded fuzz and the corpu
 
 from __future__ import annotations
 
+import base64
+import email.header
+import quopri
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -112,3 +116,48 @@ def test_window_edges(window: int, monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in range(3000):
         raw = _random_message(rng)
         assert header_block(raw) == _block_reference(raw), raw
+
+
+# --- encoded words: decode_words against the stdlib's decode_header ------------------
+
+_CHARSETS = ["utf-8", "UTF-8", "iso-8859-1", "latin1", "shift_jis", "koi8-r", "us-ascii",
+             "none", "bogus-x", "", "unknown-8bit", "iso-2022-jp"]
+_Q_TEXT = "ab=_?= 0F9fAZ-.\t\u00fc\u4e2d\r\n=3D=5F=C3=BC==4~!<>"
+
+
+def _encoded_word(rng: random.Random) -> str:
+    how = rng.choice("qQbB")
+    if rng.random() < 0.5:  # well-formed words of real text, sometimes cut short
+        text = "".join(rng.choice("abc \u00fc\u4e2d_=?") for _ in range(rng.randrange(9)))
+        data = text.encode(rng.choice(["utf-8", "utf-16-le"]))
+        body = (base64.b64encode(data).decode() if how in "bB"
+                else quopri.encodestring(data, header=True).decode().replace("=\n", ""))
+        body = body[: rng.randrange(len(body) + 1)] if rng.random() < 0.3 else body
+    else:  # anything at all between the "?"s
+        body = "".join(rng.choice(_Q_TEXT) for _ in range(rng.randrange(12)))
+    return f"=?{rng.choice(_CHARSETS)}?{how}?{body}?="
+
+
+def _outcome(fn: Callable[[str], object], header: str) -> object:
+    try:
+        return fn(header)
+    except Exception as e:  # the same error is part of the contract
+        return type(e)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_decode_words_is_the_stdlibs_decode_header(seed: int) -> None:
+    """Random runs of encoded words (any charset name, Q and B, broken padding, stray
+    "=" and "?", line breaks) and plain text: the same list, or the same error."""
+    rng = random.Random(seed)
+    for _ in range(5000):
+        header = "".join(
+            _encoded_word(rng) if rng.random() < 0.6 else
+            "".join(rng.choice(" \t\r\nRe:ab\u00fc=?()") for _ in range(rng.randrange(6)))
+            for _ in range(rng.randrange(1, 6)))
+        want = _outcome(email.header.decode_header, header)
+        assert _outcome(headers.decode_words, header) == want, header
+    # the subject as the catalog keeps it is the same too
+    for value in ("=?utf-8?q?Gr=C3=BC=C3=9Fe?= =?utf-8?b?w7w=?=", "Re:=?koi8-r?q?=F0?=x"):
+        assert _decoded(value) == " ".join(str(email.header.make_header(
+            email.header.decode_header(value))).split())
