@@ -9,15 +9,12 @@ recipients (2.2.4.10). A series also gets PidLidRecurring, PidLidAppointmentRecu
 zone: PidLidTimeZoneStruct, PidLidTimeZoneDescription (2.2.1.39-40),
 PidLidAppointmentTimeZoneDefinitionRecur / StartDisplay / EndDisplay (2.2.1.41-43).
 Occurrences with their own VEVENT (RECURRENCE-ID) become ExceptionInfo in the blob and
-exception items (2.2.10) built by the caller from `Event.changed`.
-A VTODO becomes an IPM.Task ([MS-OXOTASK] 2.2.2.2: status, percent complete, start,
-due and completion dates).
+exception items (2.2.10) built by the caller from `Event.changed`. VTODOs: `tasks`.
 """
 
 from __future__ import annotations
 
 import re
-import struct
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -44,9 +41,7 @@ from .recur import (
 
 PSETID_APPOINTMENT = "00062002-0000-0000-c000-000000000046"
 PSETID_COMMON = "00062008-0000-0000-c000-000000000046"
-PSETID_TASK = "00062003-0000-0000-c000-000000000046"
 Ids = Callable[[tuple[str, str | int]], int]
-PT_DOUBLE = 0x0005
 NEVER = datetime(4500, 8, 31, 23, 59)  # clip end of a series without end (local)
 _RECUR_TYPE = {"DAILY": 1, "WEEKLY": 2, "MONTHLY": 3, "YEARLY": 4}
 
@@ -362,31 +357,6 @@ def _changed(series: Component, x: Component, begin: When, zones: dict[str, Zone
 
     return Changed(local(original), local(span[0]), local(span[1]), own("SUMMARY"),
                    own("LOCATION"), own("DESCRIPTION") is not None), original
-
-
-def task(c: Component, ids: Ids) -> list[Prop]:
-    """A VTODO -> IPM.Task properties ([MS-OXOTASK] 2.2.2.2)."""
-    t = PSETID_TASK
-    props = [unicode(0x001A, "IPM.Task"), *common(c)]
-    status = {"NEEDS-ACTION": 0, "IN-PROCESS": 1, "COMPLETED": 2, "CANCELLED": 4}.get(
-        c.text("STATUS").upper())
-    if status is not None:
-        props.append(named_prop(ids, t, 0x8101, long(0, status)))
-        props.append(named_prop(ids, t, 0x811C, boolean(0, status == 2)))
-    pct = c.text("PERCENT-COMPLETE")
-    if pct.isdigit():
-        props.append(named_prop(ids, t, 0x8102, (0, PT_DOUBLE, struct.pack("<d", int(pct) / 100))))
-    start = None
-    for lid, name in ((0x8104, "DTSTART"), (0x8105, "DUE"), (0x810F, "COMPLETED")):
-        line = c.first(name)
-        if line is not None:
-            try:
-                w = moment(line, {})
-            except ValueError:
-                continue
-            start = w.utc if name == "DTSTART" else start
-            props.append(named_prop(ids, t, lid, systime(0, w.utc)))
-    return props + alarm(c, ids, start)
 
 
 def calendar_zones(text: str) -> dict[str, Zone]:

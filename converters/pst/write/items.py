@@ -33,7 +33,6 @@ from .events import (
     components,
     event,
     moment,
-    task,
     times,
     when_props,
 )
@@ -52,6 +51,7 @@ from .mapi import (
     unicode,
 )
 from .parts import data_of, split_parts
+from .tasks import task
 
 CLASSES = {ItemKind.CONTACT: "IPM.Contact", ItemKind.DISTLIST: "IPM.DistList",
            ItemKind.EVENT: "IPM.Appointment", ItemKind.TASK: "IPM.Task",
