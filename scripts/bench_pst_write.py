@@ -83,7 +83,7 @@ def tools(src: Path, store: Path, modes: list[str], baselines: list[Path]) -> li
         env = {} if mode == "auto" else {"PSTKIT_PST_TRANSLATE": mode}
         out.append((f"pstkit {mode}", pstkit, env))
     for base in baselines:
-        out.append((f"pstkit {base.name}", pstkit, {"PYTHONPATH": str(base)}))
+        out.append((f"pstkit {base.name}", pstkit, {"PYTHONPATH": str(bench_store.built(base))}))
     return out
 
 

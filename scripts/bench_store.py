@@ -21,7 +21,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,8 +95,28 @@ def tools(src: Path, baselines: list[Path]) -> list[Tool]:
         ("pstkit export", export, {}),
     ]
     for base in baselines:  # the same command on another checkout's code (PYTHONPATH)
-        out.append((f"pstkit {base.name}", export, {"PYTHONPATH": str(base)}))
+        out.append((f"pstkit {base.name}", export, {"PYTHONPATH": str(built(base))}))
     return out
+
+
+def built(base: Path) -> Path:
+    """`base` with its optional C twins built in place, as this tree's are (a `git
+    archive` has none, and its pure-Python twins would make it look slower than it is)."""
+    pst = base / "converters" / "pst"
+    if (base / "setup.py").exists() and pst.is_dir() and not any(pst.glob("_pstspeed*.so")):
+        with tempfile.TemporaryDirectory() as tmp:  # pip's isolated build, as setup.sh's
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp,
+                            str(base)], capture_output=True, check=False,
+                           env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
+            for wheel in Path(tmp).glob("*.whl"):
+                with zipfile.ZipFile(wheel) as z:
+                    for name in z.namelist():
+                        if Path(name).match("pstkit/converters/pst/_pstspeed*.so"):
+                            (pst / Path(name).name).write_bytes(z.read(name))
+        ok = any(pst.glob("_pstspeed*.so"))
+        print(f"{base.name}: C twins {'built' if ok else 'NOT built: its figures are pure Python'}",
+              file=sys.stderr)
+    return base
 
 
 def bench(
