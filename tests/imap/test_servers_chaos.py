@@ -82,9 +82,12 @@ def _tail(log: Path) -> str:
 
 
 def _ledger(store: Path, url: str) -> int:
-    """Messages the import's ledger holds as done for the account at `url` (read-only,
-    like any reader)."""
-    db = sqlite3.connect(f"file:{store / CATALOG}?mode=ro", uri=True)
+    """Messages the import's ledger holds as done for the account at `url`. Read by a
+    query-only connection, not `mode=ro`: after a killed run the catalog's WAL index must
+    be rebuilt by the first reader, which a read-only connection cannot do ("attempt to
+    write a readonly database", seen once in a full run on Cyrus)."""
+    db = sqlite3.connect(store / CATALOG)
+    db.execute("PRAGMA query_only=ON")
     try:
         return int(db.execute("SELECT count(*) FROM deliveries WHERE how<>'sending'"
                               " AND sink_key LIKE ?", (f"%{url.split('//')[1]}%",)).fetchone()[0])
