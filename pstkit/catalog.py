@@ -147,10 +147,12 @@ class Catalog(LedgerQueries):
 
     # --- folders ---------------------------------------------------------
 
-    def folders(self) -> list[FolderRow]:
+    def folders(self, path: FolderPath | None = None) -> list[FolderRow]:
+        """Every folder, or the one at `path` (by the unique index: no listing)."""
+        where, args = ("WHERE path=?", [path_to_text(path)]) if path is not None else ("", [])
         rows = self._q(
             "SELECT id, path, role, source_name, container_class, dirname, selectable"
-            " FROM folders ORDER BY path"
+            f" FROM folders {where} ORDER BY path", args
         )
         return [_folder_row(r) for r in rows]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from pstkit.model import Flag, FolderPath
 
@@ -75,7 +75,12 @@ def fit_name(name: str, taken: Iterable[str]) -> str:
     FAT and exFAT fold case, so "Work" and "work" would be one directory;
     the second becomes "work~2". Over-long names are shortened with a hash.
     """
-    folded = {t.casefold() for t in taken}
+    return fit_folded(name, {t.casefold() for t in taken})
+
+
+def fit_folded(name: str, folded: Container[str]) -> str:
+    """`fit_name` with the taken names already case-folded (a caller adding many
+    names keeps one set instead of folding them all for each)."""
     if len(name) > MAX_NAME - 12:
         digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
         name = f"{name[: MAX_NAME - 24]}~{digest}"
