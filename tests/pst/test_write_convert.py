@@ -218,3 +218,43 @@ def test_the_child_is_this_module(tmp_path: Path) -> None:
         assert conv.answered == convert.MIN_JOBS
     finally:
         conv.close()
+
+
+def test_by_default_it_translates_here_until_it_has_measured(
+        corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No choice in the environment: the first DECIDE_AFTER seconds' jobs are translated
+    here; then it decides, and the answers are the same either way."""
+    monkeypatch.delenv("PSTKIT_PST_TRANSLATE", raising=False)
+    jobs = _jobs(corpus)[:30]
+    conv = Converter()
+    try:
+        assert conv.enabled is None
+        assert list(conv.map(jobs[:10])) == [translate(j) for j in jobs[:10]]
+        assert conv._child is None and conv.answered == 0  # too early to have measured
+        monkeypatch.setattr(convert, "DECIDE_AFTER", 0.0)
+        time.sleep(0.2)
+        assert list(conv.map(jobs[10:])) == [translate(j) for j in jobs[10:]]
+        assert conv.enabled is not None
+        assert conv.answered == (20 if conv.enabled else 0)
+    finally:
+        conv.close()
+
+
+def test_no_child_when_every_cpu_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a busy loop on every CPU there is none idle for a child: it stays here."""
+    monkeypatch.delenv("PSTKIT_PST_TRANSLATE", raising=False)
+    monkeypatch.setattr(convert, "DECIDE_AFTER", 0.5)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.3)  # they run
+        conv = Converter()
+        time.sleep(0.6)
+        job: Job = (b"Subject: hi\r\n\r\nbody\r\n", frozenset(), WHEN)
+        assert list(conv.map([job] * 8)) == [translate(job)] * 8
+        assert conv.enabled is False and conv.answered == 0
+        conv.close()
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()

@@ -31,6 +31,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -60,7 +61,9 @@ def _key(job: Job) -> _Key:
 
 #: the outcome of one job: its MAPI form, or why it cannot be written (hostile input)
 Result = Message | str
-AHEAD, AHEAD_BYTES = 16, 8 << 20  # jobs waiting in the child at most (its memory)
+#: jobs sent and not yet answered, at most (their bytes: the memory of both processes).
+#: 16 / 8 MiB left the child idle a sixth of its time waiting for the next job
+AHEAD, AHEAD_BYTES = 64, 16 << 20
 MIN_JOBS = 4  # smaller batches are translated here: a round trip would cost more
 _LEN = struct.Struct("<Q")
 PIPE_SIZE = 1 << 20  # Linux's default limit for unprivileged processes
@@ -79,11 +82,14 @@ class Converter:
 
     def __init__(self, enabled: bool | None = None) -> None:
         #: PSTKIT_PST_TRANSLATE=here or =child decides (tests and benchmarks compare the
-        #: two); by default the child is used when a CPU is idle for it
-        self.enabled = _spare_cpu() if enabled is None else enabled
+        #: two); by default the child is used when a CPU is idle for it, which is known
+        #: after DECIDE_AFTER seconds of this writer's own work (None until then)
+        self.enabled = _choice() if enabled is None else enabled
+        self._since = (time.monotonic(), _cpu_times())
         keep_freed_memory()  # for the writer here, as `_child_env` for the child
         self._child: subprocess.Popen[bytes] | None = None
         self._sent: deque[Job] = deque()  # sent to the child, in order; answers unread
+        self._answers: queue.Queue[bytes | BaseException] | None = None
         self.answered = 0  # jobs the child translated
 
     def ahead(self, job: Job) -> None:
@@ -92,8 +98,30 @@ class Converter:
         each mail as the pipeline first shows it (its duplicate check), so the child
         translates while this process reads, verifies and records a batch, not only
         while it writes."""
+        self._decide()
         if self._room() and self._start():
             self._post(job)
+
+    def _decide(self) -> None:
+        """Whether a second process would run beside this one: with no idle CPU the two
+        only take turns, and the hand-over costs CPU (about 25 %): 5,000 bench messages
+        took 4.8 s with the child and 5.9 s here on two idle cores, 6.2 s and 5.1 s with
+        one core busy. Measured over this writer's first DECIDE_AFTER seconds (it is busy
+        on one CPU meanwhile), where /proc/stat tells; else from the load average."""
+        if self.enabled is not None:
+            return
+        t0, before = self._since
+        if time.monotonic() - t0 < DECIDE_AFTER:
+            return  # until then, jobs are translated here
+        after = _cpu_times()
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        if before is None or after is None or after[1] - before[1] < 10:
+            self.enabled = _quiet_load(cpus)
+            return
+        idle = (after[0] - before[0]) / (after[1] - before[1]) * _online_cpus()
+        self.enabled = cpus >= 2 and idle >= SPARE_IDLE
+        log.debug("PST writer: %.1f CPUs idle: translating %s", idle,
+                  "in a second process" if self.enabled else "here")
 
     def map(self, jobs: Iterable[Job]) -> Iterator[Result]:
         """The answers to `jobs`, in order. Jobs sent ahead are matched by identity (the
@@ -103,6 +131,7 @@ class Converter:
         todo = list(jobs)
         if not todo:
             return
+        self._decide()
         if (not self._sent and len(todo) < MIN_JOBS) or not self._start():
             yield from map(translate, todo)
             return
@@ -124,7 +153,7 @@ class Converter:
                     if not self._sent:
                         raise _ChildError("the child is gone")
                     front = _key(self._sent[0])
-                    got.setdefault(front, deque()).append(self._next(self._sent))
+                    got.setdefault(front, deque()).append(self._next())
                 yield got[key].popleft()
                 done += 1
         except (OSError, EOFError, _ChildError) as e:
@@ -154,6 +183,7 @@ class Converter:
                 self._give_up(e)
             else:
                 _widen(self._child)
+                self._answers = _drain(self._child.stdout)
         return self._child is not None
 
     def _send(self, job: Job) -> None:
@@ -167,23 +197,24 @@ class Converter:
         stream.write(raw)
         stream.flush()
 
-    def _next(self, sent: deque[Job]) -> Result:
-        """The answer to the oldest job sent; the job stays in `sent` unless answered."""
-        assert self._child and self._child.stdout
+    def _next(self) -> Result:
+        """The answer to the oldest job sent; the job stays in `_sent` unless answered."""
+        assert self._answers is not None
+        got = self._answers.get()
+        if isinstance(got, BaseException):
+            self._answers.put(got)  # for any later call: the child is gone
+            raise got
         try:
-            kind, value = pickle.loads(_get(self._child.stdout))
-        except (OSError, EOFError):
-            raise
+            kind, value = pickle.loads(got)
         except Exception as e:  # garbage on the pipe: stop using the child
             raise _ChildError(f"unreadable answer ({e})") from e
         if kind == "ok" and isinstance(value, Message | str):
-            sent.popleft()
+            self._sent.popleft()
             self.answered += 1
             return value
         if kind != "error":
             raise _ChildError(f"unexpected answer {kind!r}")
-        job = sent.popleft()
-        return translate(job)  # it failed there: here it raises as it always did
+        return translate(self._sent.popleft())  # it failed there: here it raises as before
 
     def _give_up(self, why: BaseException) -> None:
         log.debug("PST writer: translating in this process (%s)", why)
@@ -192,31 +223,58 @@ class Converter:
 
     def close(self) -> None:
         self._sent.clear()
+        self._answers = None
         child, self._child = self._child, None
         if child is None:
             return
         log.debug("PST writer: %d items translated in a second process", self.answered)
-        for stream in (child.stdin, child.stdout):
-            if stream:
-                with contextlib.suppress(OSError):  # a dead child: what was unsent goes
-                    stream.close()  # the child sees the end of its input and exits
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        # what it still translates is not wanted: it goes now (its output is closed only
+        # after it has ended, as the answers' thread may be reading it)
+        with contextlib.suppress(OSError):
+            if child.stdin:
+                child.stdin.close()
             child.kill()
-            child.wait()
+        child.wait()
+        if child.stdout:
+            with contextlib.suppress(OSError):
+                child.stdout.close()
 
 
-def _spare_cpu() -> bool:
-    """Whether a second process would run beside this one: with no idle CPU the two only
-    take turns, and the hand-over costs CPU (about 15 %) and latency on every item."""
+DECIDE_AFTER = 0.3  # s of the writer's work before it decides where to translate
+SPARE_IDLE = 0.7  # CPUs idle beside this writer's own, at least, for the child
+
+
+def _choice() -> bool | None:
     choice = os.environ.get("PSTKIT_PST_TRANSLATE", "")
     if choice in ("here", "child"):
         return choice == "child"
-    if not hasattr(os, "sched_getaffinity") or not hasattr(os, "getloadavg"):
-        return False  # cannot tell: as before, one process
-    cpus = len(os.sched_getaffinity(0))
+    return None  # measured (Converter._decide)
+
+
+def _quiet_load(cpus: int) -> bool:
+    """Where /proc/stat is not: the load average, which lags a minute behind (a job that
+    just ended still counts), so it errs towards one process."""
+    if not hasattr(os, "getloadavg"):
+        return False  # cannot tell: one process
     return cpus >= 2 and os.getloadavg()[0] <= cpus - 1.5
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) clock ticks of all CPUs since boot (Linux's /proc/stat; iowait is
+    idle: a CPU waiting for a disk is free to translate)."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = f.readline().split()
+        if fields[:1] != [b"cpu"]:
+            return None
+        ticks = [int(x) for x in fields[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks[3] + ticks[4], sum(ticks)
+
+
+def _online_cpus() -> int:
+    return os.cpu_count() or 1
 
 
 class _ChildError(Exception):
@@ -263,6 +321,25 @@ def _put(stream: IO[bytes], data: bytes) -> None:
     stream.write(_LEN.pack(len(data)))
     stream.write(data)
     stream.flush()
+
+
+def _drain(stream: IO[bytes] | None) -> queue.Queue[bytes | BaseException]:
+    """The child's answers, read as they come by a thread of their own: read only when
+    the writer asked for one, they filled the pipe, and the child stopped in `write` for
+    a sixth of its time (py-spy, 5,000 bench messages). Bounded by AHEAD (the child
+    answers only what was sent); the queue ends with the error that ended the stream."""
+    answers: queue.Queue[bytes | BaseException] = queue.Queue()
+
+    def drain() -> None:
+        try:
+            assert stream is not None
+            while True:
+                answers.put(_get(stream))
+        except (EOFError, OSError, ValueError, AssertionError) as e:
+            answers.put(EOFError(f"the translating process ended ({e})"))
+
+    threading.Thread(target=drain, name="pstkit-answers", daemon=True).start()
+    return answers
 
 
 def _get(stream: IO[bytes]) -> bytes:
