@@ -1,6 +1,7 @@
 """Maildir source and sink (Maildir++ `.a.b` layout and nested `a/b/` layout).
 
-Source: the root maildir is INBOX; dotfiles are skipped; flags come from the
+Source: the root maildir is INBOX; hidden directories are skipped, except a nested
+maildir's Maildir++ folders (`alice/.Sent`); flags come from the
 info suffix (":2,FS", or "!2,FS" as written on FAT media); Dovecot keyword
 letters are resolved through its `dovecot-keywords` file; the received date
 is the file's mtime, as Dovecot itself uses it.
@@ -86,18 +87,41 @@ def _scan(root: Path) -> dict[FolderPath, Path]:
             # Maildir++ (and Python's mailbox): every dot-directory is a folder,
             # even one whose cur/ and new/ do not exist yet.
             if len(entry.name) > 1:
-                found[maildirpp_path(entry.name)] = Path(entry.path)
+                _add(found, maildirpp_path(entry.name), Path(entry.path))
         else:
             _scan_nested(Path(entry.path), (unescape_segment(entry.name),), found)
     return found
 
 
 def _scan_nested(path: Path, prefix: FolderPath, found: dict[FolderPath, Path]) -> None:
-    if _is_maildir(path):
-        found[prefix] = path
+    if not _is_maildir(path):
+        _scan_children(path, prefix, found)
+        return
+    _add(found, prefix, path)
+    _scan_children(path, prefix, found)
+    # A Maildir++ mailbox below the root (`src/alice/` with `.Sent/`, `.Archive.2020/`,
+    # as `cp -r` of a user's Maildir into a folder leaves it): its folders are its
+    # dot-directories that are maildirs; skipped as hidden, all but its inbox were lost
+    # without a word. Other dot-directories (.git, .Trash-1000) stay skipped.
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        if (entry.is_dir() and len(entry.name) > 1 and entry.name.startswith(".")
+                and _is_maildir(Path(entry.path))):
+            _add(found, (*prefix, *maildirpp_path(entry.name)), Path(entry.path))
+
+
+def _scan_children(path: Path, prefix: FolderPath, found: dict[FolderPath, Path]) -> None:
     for entry in sorted(os.scandir(path), key=lambda e: e.name):
         if entry.is_dir() and entry.name not in _SUBDIRS and not entry.name.startswith("."):
             _scan_nested(Path(entry.path), (*prefix, unescape_segment(entry.name)), found)
+
+
+def _add(found: dict[FolderPath, Path], folder: FolderPath, path: Path) -> None:
+    """One directory per folder: two that name the same folder (`.a.b` and `a/b/` in one
+    tree) would leave one of them unread, so that is an error, not a choice."""
+    if folder in found and found[folder] != path:
+        raise SourceError(found[folder], f"it and {path} both hold folder "
+                          f"{'/'.join(folder)!r}; move one of them out of the tree")
+    found[folder] = path
 
 
 def _keywords_table(folder_dir: Path) -> dict[str, str]:
