@@ -179,6 +179,8 @@ def _keys(i: TargetItem) -> Iterator[tuple[str, str]]:
     if i.message_id:
         yield "mid", _mid(i.message_id, i.size)
         yield "mid1", i.message_id
+    if i.sha256:  # last: the same bytes are the same message (one without a Message-ID
+        yield "sha", i.sha256  # that another store's run found in a PST, say)
 
 
 def _mid(message_id: str, size: int | None) -> str:
@@ -213,6 +215,7 @@ def _verify_folder(
             found = index.take(
                 msg, ("id", target_id), ("key", msg.stable_key),
                 ("mid", _mid(msg.message_id, msg.size)), ("mid1", msg.message_id),
+                ("sha", msg.sha256),
             )  # fmt: skip
             if found is None:
                 yield _line("-", target, row, "")

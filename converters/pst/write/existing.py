@@ -20,7 +20,7 @@ from pstkit.model import FolderPath
 from pstkit.protocols import TargetItem
 
 from .messaging import NID_NAME_MAP, NID_STORE, NID_SUBTREE
-from .namemap import PART_MAX_SIZE, SOURCE_KEY
+from .namemap import CONTENT_KEY, PART_MAX_SIZE, SOURCE_KEY
 from .values import filetime
 
 PSETID_ADDRESS = "00062004-0000-0000-c000-000000000046"
@@ -46,6 +46,7 @@ class Existing:
     paths: dict[FolderPath, int]  # path below the IPM subtree -> folder NID
     reader: NodeReader
     key_id: int  # property id of pstkit's stable key in this file (0: none)
+    sha_id: int  # of the SHA-256 of a mail without a Message-ID (0: none)
     fields: dict[int, str]  # property id -> compared field (see _FIELDS)
     max_size: int | None = None  # the --max-size a split set's part was written with
 
@@ -70,7 +71,7 @@ class Existing:
             size_id = names.get(PART_MAX_SIZE)
             size = next((int.from_bytes(r[:8], "little") for p, t, r in store
                          if p == size_id and t == 0x0014 and len(r) >= 8), None)
-            return cls(uid, paths, reader, names.get(SOURCE_KEY, 0),
+            return cls(uid, paths, reader, names.get(SOURCE_KEY, 0), names.get(CONTENT_KEY, 0),
                        {pid: _FIELDS[name] for name, pid in names.items() if name in _FIELDS},
                        size)
         except READ_ERRORS as e:
@@ -90,6 +91,7 @@ class Existing:
                          if p == 0x0E08), None)
             yield TargetItem(f"{m:#x}", size, _text(entries, 0x0037), _text(entries, 0x1035),
                              _text(entries, self.key_id) if self.key_id else "",
+                             _text(entries, self.sha_id) if self.sha_id else "",
                              fields=self._fields(entries))
 
     def _fields(self, entries: Entries) -> tuple[tuple[str, str], ...]:
@@ -110,7 +112,7 @@ def _names(reader: NodeReader) -> dict[tuple[str, str | int], int]:
     """This file's ids of pstkit's stable key and the compared fields (name-to-id map)."""
     streams = {p: r for p, _t, r in reader.entries(NID_NAME_MAP)}
     return parse_name_map(streams.get(2, b""), streams.get(3, b""), streams.get(4, b""),
-                          {SOURCE_KEY, PART_MAX_SIZE, *_FIELDS})
+                          {SOURCE_KEY, CONTENT_KEY, PART_MAX_SIZE, *_FIELDS})
 
 
 __all__ = ["Existing", "struct"]

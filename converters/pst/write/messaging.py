@@ -42,7 +42,7 @@ from .mapi import (
     long,
     unicode,
 )
-from .namemap import KEYWORDS, PART_MAX_SIZE, SOURCE_KEY, NameMap
+from .namemap import CONTENT_KEY, KEYWORDS, PART_MAX_SIZE, SOURCE_KEY, NameMap
 from .ndb import NdbWriter
 
 NID_STORE, NID_NAME_MAP, NID_ROOT = 0x21, 0x61, 0x122
@@ -166,12 +166,15 @@ class PstWriter:
         return new
 
     def message(self, folder_nid: int, msg: Message, keywords: Sequence[str] = (),
-                key: str = "") -> int:
-        """Write one message now (with its categories and pstkit's stable key); its
-        contents-table row is kept for `finish`."""
+                key: str = "", sha256: str = "") -> int:
+        """Write one message now (with its categories, pstkit's stable key and, for mail
+        without a Message-ID, the SHA-256 of its bytes); its contents-table row is kept
+        for `finish`."""
         new = nid(self.next_message, 0x04)
         self.next_message += 1
         extra = [unicode(self.key_id, key)] if key else []
+        if sha256:
+            extra.append(unicode(self.names.id(CONTENT_KEY), sha256))
         if keywords:
             extra.append((self.keywords_id, 0x101F, multi_string(keywords)))
         msg = Message(msg.props + extra, msg.recipients, msg.attachments)

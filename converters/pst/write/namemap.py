@@ -20,6 +20,10 @@ PS_MAPI = "00020328-0000-0000-c000-000000000046"
 PS_PUBLIC_STRINGS = "00020329-0000-0000-c000-000000000046"
 KEYWORDS = (PS_PUBLIC_STRINGS, "Keywords")
 SOURCE_KEY = (PS_PSTKIT, "SourceKey")
+#: the SHA-256 (hex) of a mail without a Message-ID: how an append from another store of
+#: the same mail knows it is there (its duplicate key, pstkit.dupindex); allocated on first
+#: use, so files without such mail have no such name
+CONTENT_KEY = (PS_PSTKIT, "ContentSha256")
 #: on the store of every part of a split set: the --max-size it was written with, so that an
 #: append without the flag fills parts to the same size (sink.py)
 PART_MAX_SIZE = (PS_PSTKIT, "PartMaxSize")

@@ -86,6 +86,15 @@ def _max_size(options: ConnectOptions) -> int | None:
     return min(size, MAX_EOF)
 
 
+def _dup_key(message_id: str | None, sha256: str) -> str:
+    """`duplicate_key` of an earlier item: from its PR_INTERNET_MESSAGE_ID as
+    headers.message_id gives it (white space runs as one space), else from the digest
+    pstkit wrote beside a mail without one; "" for neither (a file of an earlier version,
+    a contact or event: its bytes are not in the file)."""
+    mid = " ".join((message_id or "").split())
+    return f"id:{mid}" if mid else (f"sha:{sha256}" if sha256 else "")
+
+
 class PstSink:
     """Writes one new PST (or a set of parts); `close` finishes it."""
 
@@ -302,28 +311,34 @@ class PstSink:
                 mapi, notes = mail_or_meeting(raw, translated, writer.names.id)
             else:
                 mapi, notes = to_item(raw, msg.kind, flags, msg.received, writer.names.id)
-            item = writer.message(nid, mapi, sorted(msg.keywords), msg.stable_key)
+            dup = duplicate_key(raw)
+            digest = dup[4:] if dup.startswith("sha:") and translated is not None else ""
+            item = writer.message(nid, mapi, sorted(msg.keywords), msg.stable_key, digest)
         except (ValueError, OverflowError) as e:  # hostile input: one item fails
             return Failed(f"cannot write this item to a PST: {e}")
         self._in_part += 1
         target_id = self._id(self._part, f"{item:#x}", msg.stable_key)
-        self._seen.add(folder, duplicate_key(raw), target_id, msg.stable_key)
+        self._seen.add(folder, dup, target_id, msg.stable_key)
         size_note = _size_note(len(raw), self.max_size)
         return Delivered(target_id, "; ".join(n for n in (*notes, size_note) if n))
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
-        """Copies written in this run (same bytes), and items of the earlier file(s) with
-        this item's stable key (a re-run whose ledger is lost delivers nothing twice)."""
+        """Copies written in this run (same duplicate key), and items of the earlier
+        file(s) with this item's stable key (a re-run whose ledger is lost delivers nothing
+        twice) or, when none has it, with its Message-ID (the same mail exported again
+        into a new store: appended once more, every item of the file was doubled)."""
         with self._lock:
             if msg.kind == ItemKind.MAIL:  # translated meanwhile (put_batch takes it)
                 self.converter.ahead((raw, frozenset(f.value for f in msg.flags), msg.received))
             if not self._seen.has_earlier:
                 self._seen.add_earlier(
-                    (path, item.stable_key, self._id(index, item.target_id, item.stable_key))
+                    (path, item.stable_key, self._id(index, item.target_id, item.stable_key),
+                     _dup_key(item.message_id, item.sha256))
                     for index, e in enumerate(self._existing, 1)
                     for path in e.paths for item in e.items(path))
-            earlier = self._seen.earlier(folder, msg.stable_key) if msg.stable_key else []
-            return [*earlier, *self._seen.dups(folder, duplicate_key(raw))]
+            dup = duplicate_key(raw)
+            return [*self._seen.earlier(folder, msg.stable_key, dup),
+                    *self._seen.dups(folder, dup)]
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
         if target_ids:

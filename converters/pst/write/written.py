@@ -17,8 +17,9 @@ from pstkit.scratch import scratch_db
 _SCHEMA = """
 CREATE TABLE written (folder TEXT, dup TEXT, target TEXT, skey TEXT);
 CREATE INDEX written_dup ON written (folder, dup);
-CREATE TABLE earlier (folder TEXT, skey TEXT, target TEXT);
+CREATE TABLE earlier (folder TEXT, skey TEXT, target TEXT, dup TEXT);
 CREATE INDEX earlier_key ON earlier (folder, skey);
+CREATE INDEX earlier_dup ON earlier (folder, dup);
 """
 
 
@@ -50,13 +51,19 @@ class Written:
         return self.db.execute("SELECT target, skey FROM written WHERE folder = ? "
                                "ORDER BY rowid", (_folder(folder),)).fetchall()
 
-    def add_earlier(self, rows: Iterable[tuple[FolderPath, str, str]]) -> None:
-        """(folder, stable key, target id) of an earlier file's items."""
-        self.db.executemany("INSERT INTO earlier VALUES (?, ?, ?)",
-                            ((_folder(f), k, t) for f, k, t in rows))
+    def add_earlier(self, rows: Iterable[tuple[FolderPath, str, str, str]]) -> None:
+        """(folder, stable key, target id, duplicate key or "") of an earlier file's
+        items."""
+        self.db.executemany("INSERT INTO earlier VALUES (?, ?, ?, ?)",
+                            ((_folder(f), k, t, d) for f, k, t, d in rows))
         self.has_earlier = True
 
-    def earlier(self, folder: FolderPath, stable_key: str) -> list[str]:
-        return [t for (t,) in self.db.execute(
+    def earlier(self, folder: FolderPath, stable_key: str, dup: str) -> list[str]:
+        """An earlier file's items in `folder` with this stable key (written from this
+        store), else with this duplicate key (the same mail from another store)."""
+        found = [t for (t,) in self.db.execute(
             "SELECT target FROM earlier WHERE folder = ? AND skey = ? ORDER BY rowid",
-            (_folder(folder), stable_key))]
+            (_folder(folder), stable_key))] if stable_key else []
+        return found or [t for (t,) in self.db.execute(
+            "SELECT target FROM earlier WHERE folder = ? AND dup = ? ORDER BY rowid",
+            (_folder(folder), dup))]
