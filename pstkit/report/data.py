@@ -97,6 +97,17 @@ def gather(store: Store, target: str | None = None) -> Report:
     )  # fmt: skip
 
 
+def shown(peer: str) -> str:
+    """A run's source or target as the customer reads it: a PST target's ledger key ends
+    in `#` and the file's record key (a new file is a new ledger), which says nothing to a
+    reader of the report (the CSV keeps the key as it is)."""
+    head, sep, tail = peer.rpartition("#")
+    if peer.startswith("pst:") and sep and len(tail) == 32 and all(
+            c in "0123456789abcdef" for c in tail):
+        return head
+    return peer
+
+
 def _is_target(peer: str, target: str) -> bool:
     return peer == target or peer.endswith(target) or target in peer
 

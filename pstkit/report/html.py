@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from pstkit import __version__
-from pstkit.report.data import Report, RunInfo
+from pstkit.report.data import Report, RunInfo, shown
 from pstkit.report.svg import bar_chart
 from pstkit.runstats import size_text
 
@@ -75,7 +75,7 @@ def _overview(r: Report) -> str:
     items = [
         ("Source", ", ".join(r.sources) or "(none recorded)"),
         ("Store", f"{r.store} ({r.layout}, id {r.store_id}, created {r.created})"),
-        ("Target", ", ".join(r.targets) or "(not imported yet)"),
+        ("Target", ", ".join(dict.fromkeys(map(shown, r.targets))) or "(not imported yet)"),
         ("Messages", f"{stored} stored ({size_text(sum(f.size for f in r.folders))}), "
                      f"{done} delivered"),
         ("Problems", f"{failures} skipped or failed, "
@@ -104,7 +104,7 @@ def _verify(r: Report) -> str:
         c = {k: run.count(k) for k in ("matching", "missing", "extra", "differing", "errors")}
         clean = not (c["missing"] or c["extra"] or c["differing"] or c["errors"])
         verdict = "everything matches" if clean else "differences found"
-        out.append(f'<p>{escape(target)}, {escape(run.started)}: '
+        out.append(f'<p>{escape(shown(target))}, {escape(run.started)}: '
                    f'<b class={"ok" if clean else "bad"}>{verdict}</b> — '
                    f'{c["matching"]} matching, {c["missing"]} missing, {c["extra"]} extra, '
                    f'{c["differing"]} differing</p>')  # fmt: skip
@@ -130,7 +130,7 @@ def _runs(runs: Sequence[RunInfo]) -> str:
         nbytes = run.count("bytes")
         done = run.count("stored") + run.count("delivered") + run.count("matching")
         rate = nbytes / 1e6 / run.seconds if run.seconds > 0 else 0.0
-        rows.append((run.id, run.kind, run.peer, run.started, f"{run.seconds:.1f} s", done,
+        rows.append((run.id, run.kind, shown(run.peer), run.started, f"{run.seconds:.1f} s", done,
                      size_text(nbytes), f"{rate:.2f}", run.status))  # fmt: skip
     head = ("Run", "Kind", "Source / target", "Started", "Took", "Items", "Size", "MB/s", "Status")
     return _table(head, rows, {0, 4, 5, 6, 7})

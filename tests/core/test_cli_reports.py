@@ -226,6 +226,24 @@ def test_report_renders_in_a_headless_browser(corpus: Path, tmp_path: Path) -> N
     assert {r["record"] for r in rows} == {"folder", "warning", "run"}
 
 
+def test_a_pst_target_is_named_by_its_file_in_the_report(tmp_path: Path) -> None:
+    """The ledger key of a PST target ends in the file's record key: the customer's page
+    names the file, the CSV keeps the key (scripts join it with the ledger)."""
+    md, store, pst = tmp_path / "md", tmp_path / "store", tmp_path / "out.pst"
+    write_maildir(md, {"": [(make_message(i), "S") for i in range(3)]})
+    assert run_pstkit("export", f"maildir:{md}", store).returncode == 0
+    assert run_pstkit("import", store, f"pst:{pst}").returncode == 0
+    assert run_pstkit("verify", store, f"pst:{pst}").returncode == 0
+    page, table = tmp_path / "report.html", tmp_path / "report.csv"
+    assert run_pstkit("report", store, "--html", page, "--csv", table).returncode == 0
+    text = " ".join(_visible_text(page.read_text(encoding="utf-8")).split())
+    assert f"Target pst:{pst} " in text and "everything matches" in text
+    assert not re.search(r"#[0-9a-f]{32}", text)
+    with open(table, encoding="utf-8") as f:
+        peers = {r["peer"] for r in csv.DictReader(f) if r["record"] == "run"}
+    assert any(re.fullmatch(rf"pst:{re.escape(str(pst))}#[0-9a-f]{{32}}", p) for p in peers)
+
+
 def _visible_text(dom: str) -> str:
     body = re.sub(r"<(style|title)>.*?</\1>", " ", dom, flags=re.S)
     return re.sub(r"<[^>]+>", " ", body).replace("&amp;", "&").replace("&gt;", ">")
