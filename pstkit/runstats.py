@@ -38,13 +38,21 @@ def item_text(p: Problem) -> str:
     return f"{named} [{p.item}]"
 
 
+#: a number of its own ("attachment 3", "12.5 MB", "0x21cd04"), not part of a name:
+#: "RFC 5322", "UTF-8", "ISO-8859-1", "base64" stay as they are (the summary said
+#: "not an RFC N message")
+_HEX = re.compile(r"\b0x[0-9a-fA-F]+\b")
+_NUMBER = re.compile(r"(?<![\w-])(?<!RFC )\d+(?:[.,:]\d+)*(?![\w-])")
+
+
 def reason_kind(reason: str) -> str:
     """A reason without its particulars (parenthesised names, numbers), so
     equal causes count together: "stored, but attachment N is an OLE object…"."""
     text, previous = reason, ""
     while text != previous:  # nested parentheses, innermost first
         previous, text = text, re.sub(r"\s*\([^()]*\)", "", text)
-    text = " ".join(re.sub(r"\d+", "N", text).split())
+    text = _HEX.sub("N", text)
+    text = " ".join(_NUMBER.sub("N", text).split())
     return text if len(text) <= 80 else text[:79] + "…"
 
 
