@@ -337,8 +337,8 @@ class PstSink:
                     for index, e in enumerate(self._existing, 1)
                     for path in e.paths for item in e.items(path))
             dup = duplicate_key(raw)
-            return [*self._seen.earlier(folder, msg.stable_key, dup),
-                    *self._seen.dups(folder, dup)]
+            earlier = self._seen.earlier(folder, msg.stable_key, dup) if self._existing else []
+            return [*earlier, *self._seen.dups(folder, dup)]
 
     def delete(self, folder: FolderPath, target_ids: Sequence[str]) -> None:
         if target_ids:
