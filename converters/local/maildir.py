@@ -213,18 +213,47 @@ class MaildirSource:
                ) -> Iterator[FetchResult]:  # fmt: skip
         folder_dir = self._dirs[folder.path]
         keywords = _keywords_table(folder_dir)
+        listing: dict[str, _Entry] = {}  # unique name -> entry, listed again after a miss
+        taken: set[str] = set()  # a message moved from new/ to cur/ is listed twice
         for entry in _entries(folder_dir):
-            if ("", entry.unique) in known:
+            if ("", entry.unique) in known or entry.unique in taken:
                 continue
-            yield self._read(folder.path, entry, keywords)
+            taken.add(entry.unique)
+            yield self._follow(folder.path, folder_dir, entry, keywords, listing)
 
-    def _read(self, folder: FolderPath, entry: _Entry, keywords: dict[str, str]) -> FetchResult:
+    def _follow(self, folder: FolderPath, folder_dir: Path, entry: _Entry,
+                keywords: dict[str, str], listing: dict[str, _Entry]) -> FetchResult:
+        """The message of `entry`, wherever its file is now: on a live Maildir the server
+        renames a file when its flags change (new/X -> cur/X:2,S, the unique part stays),
+        and each such message was a reported skip, fetched only by a re-run."""
+        got = self._read(folder, entry, keywords)
+        for _ in range(3):  # renamed again meanwhile: look again, a few times
+            if got is not None:
+                return got
+            if entry.unique not in listing or listing[entry.unique].file == entry.file:
+                listing.clear()
+                listing.update((e.unique, e) for e in _entries(folder_dir))
+            if entry.unique not in listing:
+                break
+            entry = listing[entry.unique]
+            got = self._read(folder, entry, keywords)
+        if got is not None:
+            return got
+        return Skipped(MessageMeta(folder=folder, source_id=entry.unique),
+                       f"{entry.name} left the folder during the export (deleted or moved "
+                       "by another program)")
+
+    def _read(self, folder: FolderPath, entry: _Entry, keywords: dict[str, str]
+              ) -> FetchResult | None:
+        """The message, a reported skip, or None when the file is gone."""
         # The read-ahead thread is the export's critical path: the meta is built once,
         # after the read (dataclasses.replace cost more than the rest of the Python here).
         flags, letters = _flags(entry.info)
         words = frozenset(keywords[c] for c in letters if c in keywords) if letters else _NONE
         try:
             raw, st, origin = read_whole(entry.file)
+        except FileNotFoundError:
+            return None
         except OSError as e:
             meta = MessageMeta(folder=folder, source_id=entry.unique, flags=flags, keywords=words)
             return Skipped(meta, f"cannot read {entry.name}: {e.strerror or e}")

@@ -11,7 +11,11 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from tests.helpers import REPO, cli, cli_json
+from pstkit.converters.local.maildir import MaildirSource
+from pstkit.location import Location
+from pstkit.model import Fetched, Flag, Skipped
+from pstkit.options import ConnectOptions, FetchFilter
+from tests.helpers import REPO, cli, cli_json, write_maildir
 
 SAMPLE = REPO / "fixtures" / "sample-maildir"
 
@@ -66,3 +70,46 @@ def test_two_directories_for_one_folder_are_an_error_not_a_loss(tmp_path: Path) 
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "'a/b'" in lines[0] and "Traceback" not in err
     assert str(root / ".a.b") in lines[0] and str(root / "a" / "b") in lines[0]
+
+
+def test_a_message_renamed_by_the_server_mid_export_is_read_once(tmp_path: Path) -> None:
+    """A live Maildir: the server marks mail seen while pstkit reads the folder, renaming
+    new/X to cur/X:2,S and then cur/X:2,RS. Every message arrives once, with its new
+    flags; none is a skip (each was, and needed a re-run) and none comes twice (it is
+    listed in new/ and again in cur/)."""
+    root = tmp_path / "md"
+    names = [f"17000{i:05d}.M{i}P1.host" for i in range(200)]
+    write_maildir(root, {"": []})
+    for i, name in enumerate(names):
+        (root / "new" / name).write_bytes(b"Subject: live %d\r\n\r\nbody %d\r\n" % (i, i))
+    source = MaildirSource(Location("maildir", str(root)), ConnectOptions())
+    (inbox,) = source.folders()
+    results = source.fetch(inbox, None, FetchFilter(), set())
+    first = next(results)  # new/ is listed; the read-ahead has read a few dozen at most
+    for name in names:
+        if (root / "new" / name).exists():
+            os.rename(root / "new" / name, root / "cur" / f"{name}:2,S")
+    for name in names[150:]:
+        os.rename(root / "cur" / f"{name}:2,S", root / "cur" / f"{name}:2,RS")
+    got = [first, *results]
+    skipped = [r for r in got if not isinstance(r, Fetched)]
+    assert skipped == []
+    assert sorted(r.meta.source_id for r in got) == sorted(names)
+    assert Counter(r.raw for r in got if isinstance(r, Fetched)) == Counter(
+        b"Subject: live %d\r\n\r\nbody %d\r\n" % (i, i) for i in range(200))
+    assert any(Flag.SEEN in r.meta.flags for r in got)
+
+
+def test_a_message_deleted_mid_export_is_a_reported_skip(tmp_path: Path) -> None:
+    root = tmp_path / "md"
+    write_maildir(root, {"": [(b"Subject: %d\r\n\r\nx\r\n" % i, "S") for i in range(100)]})
+    source = MaildirSource(Location("maildir", str(root)), ConnectOptions())
+    (inbox,) = source.folders()
+    results = source.fetch(inbox, None, FetchFilter(), set())
+    got = [next(results)]
+    last = sorted((root / "cur").iterdir())[-1]
+    last.unlink()  # expunged by the server meanwhile
+    got += list(results)
+    skipped = [r for r in got if isinstance(r, Skipped)]
+    assert len(got) == 100 and len(skipped) == 1
+    assert "left the folder during the export" in skipped[0].reason
