@@ -38,11 +38,11 @@ def item_text(p: Problem) -> str:
     return f"{named} [{p.item}]"
 
 
-#: a number of its own ("attachment 3", "12.5 MB", "0x21cd04"), not part of a name:
-#: "RFC 5322", "UTF-8", "ISO-8859-1", "base64" stay as they are (the summary said
-#: "not an RFC N message")
-_HEX = re.compile(r"\b0x[0-9a-fA-F]+\b")
-_NUMBER = re.compile(r"(?<![\w-])(?<!RFC )\d+(?:[.,:]\d+)*(?![\w-])")
+#: numbers are a reason's particulars ("attachment 3", "12.5 MB", a file name's digits),
+#: except in the names of standards and charsets, which stay (the summary said "not an
+#: RFC N message")
+_NAMES = r"RFC \d+|UTF-\d+|ISO-\d+(?:-\d+)*|[Bb]ase64|[Ww]indows-\d+|cp\d+|MS-OX\w+"
+_NUMBER = re.compile(rf"({_NAMES})|0x[0-9a-fA-F]+|\d+(?:[.,]\d+)*")
 
 
 def reason_kind(reason: str) -> str:
@@ -51,8 +51,7 @@ def reason_kind(reason: str) -> str:
     text, previous = reason, ""
     while text != previous:  # nested parentheses, innermost first
         previous, text = text, re.sub(r"\s*\([^()]*\)", "", text)
-    text = _HEX.sub("N", text)
-    text = " ".join(_NUMBER.sub("N", text).split())
+    text = " ".join(_NUMBER.sub(lambda m: m.group(1) or "N", text).split())
     return text if len(text) <= 80 else text[:79] + "…"
 
 
