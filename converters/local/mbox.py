@@ -185,6 +185,10 @@ class MboxSink:
         self.batch_limit = BatchLimit(max_items=500, max_bytes=64 * 1024 * 1024)
         self._index = DuplicateIndex(self._existing, keep=self.max_connections)
         self._lock = threading.Lock()
+        if self.root.is_file():  # mkdir would say only "File exists"
+            raise TargetWriteError(self.root, "this is a file; an mbox target is a folder, "
+                                   "which gets one mbox file per mail folder (Inbox, "
+                                   "Inbox.sbd/…): name a new or existing folder")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             if not os.access(self.root, os.W_OK):

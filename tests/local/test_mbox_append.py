@@ -18,7 +18,7 @@ from pstkit.converters.local.mbox import MboxSink
 from pstkit.location import Location
 from pstkit.model import Delivered, StoredMessage
 from pstkit.options import ConnectOptions
-from tests.helpers import REPO, make_message, sha
+from tests.helpers import REPO, cli, make_message, sha, write_maildir
 
 FIRST, SECOND = range(0, 5), range(5, 9)
 
@@ -88,3 +88,18 @@ def test_an_append_that_finished_is_never_cut(tmp_path: Path) -> None:
     sink(tmp_path)
     assert (tmp_path / "INBOX").stat().st_size == size
     assert len(_in_box(tmp_path / "INBOX")) == len(FIRST) + len(SECOND)
+
+
+def test_an_existing_mbox_file_as_target_is_a_clear_error_and_left_alone(tmp_path: Path) -> None:
+    """`mbox:` names a folder of mbox files; pointed at one mbox file it says so in one line
+    (mkdir said only "File exists") and does not touch the file."""
+    md, store, target = tmp_path / "md", tmp_path / "store", tmp_path / "Inbox"
+    write_maildir(md, {"": [(make_message(1), "S")]})
+    assert cli("export", f"maildir:{md}", store)[0] == 0
+    target.write_bytes(b"From a@b Mon Mar  4 09:30:00 2024\nSubject: x\n\nbody\n")
+    before = target.read_bytes()
+    code, _, err = cli("import", store, f"mbox:{target}")
+    assert code != 0 and "Traceback" not in err
+    first = err.strip().splitlines()[0]
+    assert "is a file" in first and "folder" in first
+    assert target.read_bytes() == before
