@@ -237,8 +237,9 @@ def test_server_restart_mid_import(fresh_server: ImapServer, tmp_path: Path) -> 
     """Every connection cut by a server restart mid-import: the import reconnects,
     looks for the batch it was sending, and ends with every message once."""
     user = fresh_server.add_user(unique_user("mr"), PW)
-    # Long enough that a slow STATUS poll (Courier) still finds the import running.
-    store = make_store(tmp_path, per_folder=200)
+    # Long enough that a slow STATUS poll (Courier) still finds the import running: with
+    # 200 a folder, a full run alone on the machine once saw it end first (2026-12-05).
+    store = make_store(tmp_path, per_folder=500)
     result: list[tuple[int, str, str]] = []
     run = threading.Thread(target=lambda: result.append(cli(
         "import", str(store), *target(fresh_server, user), "--opt", "imap_batch_items=2")))
