@@ -54,5 +54,5 @@ def projected(writer: PstWriter, item_bytes: int) -> int:
     kept as text and HTML; base64 shrinks when decoded), and the tail as above."""
     ndb = writer.ndb
     entries = ndb.blocks.count + ndb.nodes.count + 16
-    return (ndb.next_ib + 2 * writer.spool.seek(0, 2) + ENTRY_COST * entries + TAIL
+    return (ndb.next_ib + 2 * writer.spool_size + ENTRY_COST * entries + TAIL
             + 2 * item_bytes)

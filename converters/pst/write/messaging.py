@@ -115,6 +115,7 @@ class PstWriter:
         self.names = names or NameMap()  # an append keeps the earlier file's ids (append.py)
         # contents-table rows until `finish`; an anonymous file, gone when closed
         self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the writer)
+        self.spool_size = 0  # bytes written to the spool (its end)
         self.keywords_id, self.key_id = self.names.id(KEYWORDS), self.names.id(SOURCE_KEY)
         self.next_folder, self.next_message = FIRST_FOLDER_INDEX, FIRST_MESSAGE_INDEX
         self._extra_store: list[Prop] = []
@@ -193,9 +194,12 @@ class PstWriter:
         row = {(p[0] << 16) | p[1]: p for p in props}
         # kept small until `finish` writes the table (a folder may hold 100,000 items)
         record = marshal.dumps((new, tuple(row[t] for t in CONTENTS if t in row)))
-        self.spool.seek(0, 2)
-        folder.rows.append(self.spool.tell())
+        # appended at `spool_size`, kept here: a seek to the end per item flushed the
+        # spool's buffer each time (a write and an lseek per item; `_row` reads it only
+        # in `finish`, which ends the writing)
+        folder.rows.append(self.spool_size)
         self.spool.write(struct.pack("<I", len(record)) + record)
+        self.spool_size += 4 + len(record)
         flags = int.from_bytes(row.get(0x0E070003, (0, 0, b"\0\0\0\0"))[2], "little")
         folder.unread += 0 if flags & 1 else 1
 

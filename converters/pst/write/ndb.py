@@ -22,6 +22,8 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
+from pstkit.fsutil import start_writeback
+
 from .spill import Blocks, Nodes
 
 PAGE = 512
@@ -54,6 +56,11 @@ NBT_LEAF, BBT_LEAF, BT_INNER = 32, 24, 24  # entry sizes in B-tree pages
 
 _TRAILER = struct.Struct("<HHIQ")  # a block's: cb, wSig, CRC, BID
 _PAD = bytes(64)
+#: written bytes the kernel is asked to start putting on disk, a step at a time: left to
+#: the end, the closing fsync wrote the whole file while nothing else ran (0.25 s of the
+#: 5,000 bench messages' ~4.5 s: dirty pages of a fast writer stay in memory until the
+#: fsync, far below the kernel's own writeback thresholds on a machine with memory)
+WRITEBACK_STEP = 32 << 20
 
 
 def crc(data: bytes | bytearray | memoryview) -> int:
@@ -136,6 +143,7 @@ class NdbWriter:
         self.blocks, self.nodes = Blocks(f), Nodes(f)
         self.top_index = [0] * 32  # per NID type, the highest index used + 1 (rgnid)
         self.pages = array("Q")  # offsets of the B-tree pages
+        self.written_back = DATA_AT  # where the last start_writeback ended
         f.truncate(0)
         self._write(0, b"\0" * DATA_AT)  # header and density list come last
 
@@ -180,7 +188,16 @@ class NdbWriter:
         self.f.write(tail)
         self.pos = ib + size
         self.blocks.add(bid, ib, cb)
+        if self.pos - self.written_back >= WRITEBACK_STEP:
+            self._write_back()
         return bid
+
+    def _write_back(self) -> None:
+        """Start the disk writes of what was written since the last call (not waiting for
+        them: only a head start for `finish`'s fsync, which still makes it durable)."""
+        self.f.flush()
+        start, self.written_back = self.written_back, self.pos
+        start_writeback(self.f.fileno(), start, self.pos - start)
 
     def data(self, data: bytes) -> int:
         """A data tree holding `data`, cut into full blocks."""
