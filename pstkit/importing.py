@@ -14,7 +14,8 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pstkit.bwlimit import TokenBucket
@@ -24,7 +25,7 @@ from pstkit.interrupt import StopNow, Stopper, stop_on_signal
 from pstkit.mapping import PlanEntry, StoreFolder, path_text, plan
 from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
-from pstkit.protocols import Failed, Sink, TwoStepSink
+from pstkit.protocols import Failed, LookAhead, Sink, TwoStepSink
 from pstkit.redeliver import reopen_missing
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
@@ -148,10 +149,39 @@ class _ImportJob:
 
     def folder(self, entry: PlanEntry) -> None:
         tell_folder(self.progress, path_text(entry.target))
-        for batch in self._batches(entry):
+        for batch, read in self._read_ahead(self._batches(entry)):
             if self.stop.is_set():
                 return
-            self._deliver(entry.target, batch)
+            self._deliver(entry.target, batch, read)
+
+    def _read_ahead(self, batches: Iterable[list[MessageRow]]
+                    ) -> Iterator[tuple[list[MessageRow], list[bytes | IntegrityError]]]:
+        """Each batch with its messages' bytes, read and checked against the catalog by a
+        thread while the batch before it is delivered (one batch ahead: at most two
+        batches' bytes in memory). Reading and hashing release the GIL; done in line,
+        they were a sixth of the PST writer's time (py-spy, 5,000 bench messages)."""
+        with ThreadPoolExecutor(1, thread_name_prefix="pstkit-store-read") as pool:
+            waiting: tuple[list[MessageRow], Future[list[bytes | IntegrityError]]] | None
+            waiting = None
+            for batch in batches:
+                reading = pool.submit(self._read_batch, batch)
+                if waiting is not None:
+                    yield waiting[0], waiting[1].result()
+                waiting = batch, reading
+            if waiting is not None:
+                yield waiting[0], waiting[1].result()
+
+    def _read_batch(self, rows: list[MessageRow]) -> list[bytes | IntegrityError]:
+        got: list[bytes | IntegrityError] = []
+        for row in rows:
+            try:
+                got.append(self.store.read(row))
+            except IntegrityError as e:
+                got.append(e)
+        if isinstance(self.sink, LookAhead):
+            self.sink.upcoming([(row.msg, raw) for row, raw in zip(rows, got, strict=True)
+                                if not isinstance(raw, IntegrityError)])
+        return got
 
     def _batches(self, entry: PlanEntry) -> Iterator[list[MessageRow]]:
         limit = self.sink.batch_limit
@@ -167,13 +197,14 @@ class _ImportJob:
         if batch:
             yield batch
 
-    def _deliver(self, target: FolderPath, rows: list[MessageRow]) -> None:
+    def _deliver(self, target: FolderPath, rows: list[MessageRow],
+                 read: list[bytes | IntegrityError]) -> None:  # fmt: skip
         done: list[tuple[int, FolderPath, str, str]] = []
         problems: list[tuple[str, str, str, str]] = []
         send: list[tuple[StoredMessage, bytes]] = []
         with self.stop.waiting():  # looks in the target; nothing is recorded yet
-            for row in rows:
-                self._sort_out(target, row, done, problems, send)
+            for row, raw in zip(rows, read, strict=True):
+                self._sort_out(target, row, raw, done, problems, send)
         if send:
             # Mark the batch in flight first: if this process dies before the
             # ledger is written, the next run looks in the target for these.
@@ -201,15 +232,14 @@ class _ImportJob:
         log.debug("%s: batch of %d recorded (%d sent)", path_text(target), len(rows), len(send))
         self._count(target, done, len(rows), sum(len(raw) for _, raw in send))
 
-    def _sort_out(self, target: FolderPath, row: MessageRow,
+    def _sort_out(self, target: FolderPath, row: MessageRow, raw: bytes | IntegrityError,
                   done: list[tuple[int, FolderPath, str, str]],
                   problems: list[tuple[str, str, str, str]],
                   send: list[tuple[StoredMessage, bytes]]) -> None:  # fmt: skip
-        """One row of a batch: damaged, a duplicate already there, or to be sent."""
-        try:
-            raw = self.store.read(row)
-        except IntegrityError as e:
-            problems.append(self._problem(target, row.msg, f"store file damaged: {e}"))
+        """One row of a batch (its bytes as read, or why they could not be): damaged, a
+        duplicate already there, or to be sent."""
+        if isinstance(raw, IntegrityError):
+            problems.append(self._problem(target, row.msg, f"store file damaged: {raw}"))
             return
         dups = self._duplicates(row.msg, raw, target)
         if dups and (self.policy is DuplicatePolicy.SKIP or row.msg.id in self.in_flight):

@@ -146,6 +146,17 @@ class Sink(Protocol):
 
 
 @runtime_checkable
+class LookAhead(Protocol):
+    """Optional for sinks that prepare items before they are offered (the PST writer
+    translates MIME -> MAPI in a second process). The pipeline reads the next batch while
+    one is delivered and shows it to the sink as soon as it is read, from the reading
+    thread: a hint only, made before any duplicate check, so some of its items may never
+    be offered. The sink keeps at most the latest batch it was shown."""
+
+    def upcoming(self, batch: Sequence[tuple[StoredMessage, bytes]]) -> None: ...
+
+
+@runtime_checkable
 class TwoStepSink(Protocol):
     """Optional for sinks that deliver an item in two requests, create then
     finish (Graph: importMime, then a PATCH with state and stable key). Between

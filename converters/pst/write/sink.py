@@ -322,6 +322,15 @@ class PstSink:
         size_note = _size_note(len(raw), self.max_size)
         return Delivered(target_id, "; ".join(n for n in (*notes, size_note) if n))
 
+    def upcoming(self, batch: Sequence[tuple[StoredMessage, bytes]]) -> None:
+        """The pipeline's next batch (`LookAhead`): its mail goes to the translating child
+        as soon as it has room. Not when appending to earlier files: much of what comes
+        may be there already (a re-run, the same mail through a new store), and
+        translating each duplicate in vain would cost more than the wait it saves."""
+        if not self._existing:
+            self.converter.hint((raw, frozenset(f.value for f in msg.flags), msg.received)
+                                for msg, raw in batch if msg.kind == ItemKind.MAIL)
+
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
         """Copies written in this run (same duplicate key), and items of the earlier
         file(s) with this item's stable key (a re-run whose ledger is lost delivers nothing
