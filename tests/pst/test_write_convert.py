@@ -258,3 +258,47 @@ def test_no_child_when_every_cpu_is_busy(monkeypatch: pytest.MonkeyPatch) -> Non
         for p in busy:
             p.kill()
             p.wait()
+
+
+def test_the_next_batch_hinted_is_sent_after_this_ones_jobs_and_only_once(
+        corpus: Path) -> None:  # fmt: skip
+    """The pipeline hints the next batch while one is written: its jobs go to the child
+    once every job of the batch at hand has gone (so the child is not idle at the batch's
+    end), the duplicate check's `ahead` and the next `map` send none of them again, and a
+    hint replaced before it was used is never sent."""
+    jobs = _jobs(corpus)[:70]
+    want = [translate(j) for j in jobs]
+    conv = Converter(enabled=True)
+    try:
+        first = conv.map(jobs[:20])
+        got = [next(first)]  # the child runs: the batch's 20 jobs are sent
+        conv.hint(jobs[50:70])  # replaced below before any was sent: never sent
+        conv.hint(jobs[20:40])
+        assert conv.waiting == 19  # nothing hinted goes before this batch is all sent
+        got += list(first)
+        assert got == want[:20]
+        assert conv.waiting == 20  # the hinted batch, sent while the first was taken
+        for job in jobs[20:40]:  # the next batch's duplicate check
+            conv.ahead(job)
+        assert conv.waiting == 20
+        assert list(conv.map(jobs[20:40])) == want[20:40]
+        assert list(conv.map(jobs[40:50])) == want[40:50]
+        assert conv.waiting == 0 and conv.answered == 50  # each job translated once
+    finally:
+        conv.close()
+
+
+def test_a_hinted_job_the_pipeline_skips_is_answered_in_vain(corpus: Path) -> None:
+    jobs = _jobs(corpus)[:30]
+    want = [translate(j) for j in jobs]
+    conv = Converter(enabled=True)
+    try:
+        first = conv.map(jobs[:10])
+        next(first)
+        conv.hint(jobs[10:20])  # 12 and 15 turn out to be duplicates: never asked for
+        assert len(list(first)) == 9
+        batch = [i for i in range(10, 30) if i not in (12, 15)]
+        assert list(conv.map(jobs[i] for i in batch)) == [want[i] for i in batch]
+        assert conv.waiting == 0 and conv.answered == 30
+    finally:
+        conv.close()

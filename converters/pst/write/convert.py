@@ -112,6 +112,11 @@ class Converter:
         if not self._posted[_key(job)] and self._room() and self._start():
             self._post(job)
 
+    @property
+    def waiting(self) -> int:
+        """Jobs sent to the child whose answers were not read yet."""
+        return len(self._sent)
+
     def hint(self, jobs: Iterable[Job]) -> None:
         """Jobs that will probably come next (the pipeline's next batch, read while this
         one is written): sent to the child once every job of the batch at hand is, so it

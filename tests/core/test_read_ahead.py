@@ -1,0 +1,88 @@
+"""Import reads the next batch while one is delivered (importing._read_ahead) and shows
+it to sinks that prepare items (protocols.LookAhead): every message still arrives once
+with its exact bytes, a damaged store file is still a reported problem, and what a sink
+is offered it was shown before, as the very bytes read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pstkit import importing, pipeline
+from pstkit.converters import open_source
+from pstkit.converters.local.maildir import MaildirSink
+from pstkit.location import parse_location
+from pstkit.model import Delivered, FolderPath, StoredMessage
+from pstkit.options import ConnectOptions, MappingOptions
+from pstkit.protocols import BatchLimit, Failed, LookAhead
+from pstkit.store import Store
+from tests.helpers import maildir_content, make_message, write_maildir
+
+FOLDERS = {
+    "": [(make_message(i, size=i * 300), "S" if i % 3 else "") for i in range(41)],
+    ".Sent": [(make_message(100 + i), "S") for i in range(9)],
+    ".Archive.2020": [(make_message(200 + i, size=5000), "RS") for i in range(23)],
+}
+
+
+class Recording(MaildirSink):
+    """The Maildir target, small batches, and a log of what it was shown and offered."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(parse_location(f"maildir:{root}"), ConnectOptions())
+        self.batch_limit = BatchLimit(max_items=7, max_bytes=1 << 20)
+        self.events: list[tuple[str, list[tuple[int, bytes]]]] = []
+
+    def upcoming(self, batch: Sequence[tuple[StoredMessage, bytes]]) -> None:
+        self.events.append(("shown", [(m.id, raw) for m, raw in batch]))
+
+    def put_batch(self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
+                  ) -> list[Delivered | Failed]:  # fmt: skip
+        self.events.append(("offered", [(m.id, raw) for m, raw in batch]))
+        return super().put_batch(folder, batch)
+
+
+def _store(tmp_path: Path) -> tuple[Path, Store]:
+    src = tmp_path / "src"
+    write_maildir(src, FOLDERS)
+    store = Store.create(tmp_path / "store")
+    source = open_source(parse_location(f"maildir:{src}"), ConnectOptions())
+    pipeline.export(source, store)
+    source.close()
+    return src, store
+
+
+def test_every_batch_offered_was_shown_first_as_the_bytes_read(tmp_path: Path) -> None:
+    src, store = _store(tmp_path)
+    sink = Recording(tmp_path / "out")
+    assert isinstance(sink, LookAhead)
+    result = importing.import_(store, sink, MappingOptions())
+    sink.close()
+    assert not result.problems
+    assert maildir_content(tmp_path / "out") == maildir_content(src)  # each once, exact
+    shown: dict[int, bytes] = {}
+    offered = 0
+    for what, items in sink.events:
+        for mid, raw in items:
+            if what == "shown":
+                shown[mid] = raw
+            else:
+                assert shown[mid] is raw  # shown before, the same object (no second read)
+                offered += 1
+    assert offered == sum(len(v) for v in FOLDERS.values()) and len(shown) == offered
+    assert sum(what == "offered" for what, _ in sink.events) >= 73 // 7  # several batches
+
+
+def test_a_damaged_store_file_is_reported_and_not_shown(tmp_path: Path) -> None:
+    src, store = _store(tmp_path)
+    victim = next(r for r in store.rows() if r.msg.subject.startswith("Message 205"))
+    store.message_path(victim).write_bytes(b"Subject: not what was stored\r\n\r\n")
+    sink = Recording(tmp_path / "out")
+    result = importing.import_(store, sink, MappingOptions())
+    sink.close()
+    assert [p.reason.startswith("store file damaged") for p in result.problems] == [True]
+    assert result.problems[0].item == str(victim.msg.id)
+    assert all(mid != victim.msg.id for _, items in sink.events for mid, _ in items)
+    want = maildir_content(src)
+    got = maildir_content(tmp_path / "out")
+    assert sum(map(len, got.values())) == sum(map(len, want.values())) - 1
