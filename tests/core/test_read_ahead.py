@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from pstkit import importing, pipeline
 from pstkit.converters import open_source
 from pstkit.converters.local.maildir import MaildirSink
@@ -52,7 +54,13 @@ def _store(tmp_path: Path) -> tuple[Path, Store]:
     return src, store
 
 
-def test_every_batch_offered_was_shown_first_as_the_bytes_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ahead", [importing.READ_AHEAD_BYTES, 2500])
+def test_what_is_offered_was_read_once_and_shown_first_up_to_the_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead: int) -> None:  # fmt: skip
+    """Every message arrives once, exactly; of each batch the sink is shown its first
+    messages up to READ_AHEAD_BYTES (at least one) before it is offered the batch, as
+    the very bytes read (no second read); the rest only when offered."""
+    monkeypatch.setattr(importing, "READ_AHEAD_BYTES", ahead)
     src, store = _store(tmp_path)
     sink = Recording(tmp_path / "out")
     assert isinstance(sink, LookAhead)
@@ -61,16 +69,18 @@ def test_every_batch_offered_was_shown_first_as_the_bytes_read(tmp_path: Path) -
     assert not result.problems
     assert maildir_content(tmp_path / "out") == maildir_content(src)  # each once, exact
     shown: dict[int, bytes] = {}
-    offered = 0
+    batches = 0
     for what, items in sink.events:
-        for mid, raw in items:
-            if what == "shown":
-                shown[mid] = raw
-            else:
-                assert shown[mid] is raw  # shown before, the same object (no second read)
-                offered += 1
-    assert offered == sum(len(v) for v in FOLDERS.values()) and len(shown) == offered
-    assert sum(what == "offered" for what, _ in sink.events) >= 73 // 7  # several batches
+        if what == "shown":
+            assert items and (len(items) == 1 or sum(len(r) for _, r in items) <= ahead)
+            shown.update(items)
+            continue
+        batches += 1
+        seen = [shown.get(mid) is raw for mid, raw in items]
+        assert seen[0] and seen == sorted(seen, reverse=True)  # a first part was shown
+    total = sum(len(v) for v in FOLDERS.values())
+    assert batches >= total // 7 and sum(len(i) for w, i in sink.events if w == "offered") == total
+    assert (len(shown) == total) == (ahead > 10_000)  # with the small bound some were not
 
 
 def test_a_damaged_store_file_is_reported_and_not_shown(tmp_path: Path) -> None:
