@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import zlib
 from array import array
 from collections.abc import Iterator, Sequence
@@ -144,6 +145,7 @@ class NdbWriter:
         self.top_index = [0] * 32  # per NID type, the highest index used + 1 (rgnid)
         self.pages = array("Q")  # offsets of the B-tree pages
         self.written_back = DATA_AT  # where the last start_writeback ended
+        self._writeback: threading.Thread | None = None
         f.truncate(0)
         self._write(0, b"\0" * DATA_AT)  # header and density list come last
 
@@ -193,11 +195,26 @@ class NdbWriter:
         return bid
 
     def _write_back(self) -> None:
-        """Start the disk writes of what was written since the last call (not waiting for
-        them: only a head start for `finish`'s fsync, which still makes it durable)."""
+        """Start the disk writes of what was written since the last call: only a head
+        start for `finish`'s fsync, which still makes it durable. On a thread of its own
+        (with its own descriptor): sync_file_range waits while the disk's queue is full,
+        12 ms a call in the writer's thread (strace -w, 5,000 bench messages). While an
+        earlier call still runs, the range waits for the next one."""
+        if self._writeback is not None and self._writeback.is_alive():
+            return
         self.f.flush()
         start, self.written_back = self.written_back, self.pos
-        start_writeback(self.f.fileno(), start, self.pos - start)
+        length, fd = self.pos - start, os.dup(self.f.fileno())
+
+        def write_back() -> None:
+            try:
+                start_writeback(fd, start, length)
+            finally:
+                os.close(fd)
+
+        self._writeback = threading.Thread(target=write_back, name="pstkit-writeback",
+                                           daemon=True)  # fmt: skip
+        self._writeback.start()
 
     def data(self, data: bytes) -> int:
         """A data tree holding `data`, cut into full blocks."""
@@ -268,6 +285,8 @@ class NdbWriter:
         dl_bid = self._page_bid()
         dlist = struct.pack("<BBHI", 0, 0, 0, 0).ljust(PAGE - 16, b"\0")
         self._write(DLIST_AT, page_trailer(dlist, PT_DL, DLIST_AT, dl_bid))
+        if self._writeback is not None:
+            self._writeback.join()
         self.f.truncate(eof)
         self.f.flush()
         os.fsync(self.f.fileno())
