@@ -31,9 +31,10 @@ from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_fo
 from pstkit.store import Store
 
 log = logging.getLogger("pstkit")
-#: bytes of the next batch read while one is delivered: what the PST writer's child can
-#: take ahead (convert.AHEAD_BYTES) is less, so more would only cost memory
-READ_AHEAD_BYTES = 8 << 20
+#: bytes of the next batch read while one is delivered: enough for the PST writer's child
+#: to start on the next batch (the rest goes to it from the duplicate check); 8 MiB, and
+#: a whole batch before that, only cost memory (peak 198-208 MiB at 20,000 messages)
+READ_AHEAD_BYTES = 4 << 20
 
 
 def store_folders(store: Store) -> list[StoreFolder]:
@@ -157,27 +158,31 @@ class _ImportJob:
                 return
             self._deliver(entry.target, batch, read)
             # its bytes go now, not when the loop takes the next batch: meanwhile the
-            # next one is read whole and the one after it begins (three batches held)
+            # next one is read and the one after it begins (three batches held)
             del batch, read
 
     def _read_ahead(self, batches: Iterable[list[MessageRow]]
-                    ) -> Iterator[tuple[list[MessageRow], list[bytes | IntegrityError]]]:
-        """Each batch with its messages' bytes, checked against the catalog. A thread reads
-        the first READ_AHEAD_BYTES of the next batch while one is delivered (and shows
-        them to a LookAhead sink); the rest is read when the batch's turn comes. Reading
-        and hashing release the GIL; done in line, they were a sixth of the PST writer's
-        time (py-spy, 5,000 bench messages). Bounded, not a whole batch: with a second
-        16 MiB batch held, the PST writer's peak memory passed 200 MiB."""
+                    ) -> Iterator[tuple[list[MessageRow], Iterable[bytes | IntegrityError]]]:
+        """Each batch with its messages' bytes (checked against the catalog), all read by
+        a thread: the first READ_AHEAD_BYTES of a batch while the one before it is
+        delivered (shown to a LookAhead sink as soon as read), the rest while the batch's
+        first messages are looked at. Reading and hashing release the GIL; done in line,
+        they were a sixth of the PST writer's time (py-spy, 5,000 bench messages). Not a
+        whole batch ahead: with a second batch held, the PST writer's peak memory passed
+        200 MiB at 20,000 messages."""
         with ThreadPoolExecutor(1, thread_name_prefix="pstkit-store-read") as pool:
             waiting: tuple[list[MessageRow], Future[list[bytes | IntegrityError]]] | None
             waiting = None
             for batch in batches:
-                reading = pool.submit(self._read_first, batch)
-                if waiting is not None:
-                    yield waiting[0], self._read_rest(*waiting)
+                if waiting is None:
+                    waiting = batch, pool.submit(self._read_first, batch)
+                    continue
+                rest = self._rest(pool, *waiting)
+                reading = pool.submit(self._read_first, batch)  # after that rest: one worker
+                yield waiting[0], rest
                 waiting = batch, reading
             if waiting is not None:
-                yield waiting[0], self._read_rest(*waiting)
+                yield waiting[0], self._rest(pool, *waiting)
 
     def _read_first(self, rows: list[MessageRow]) -> list[bytes | IntegrityError]:
         got: list[bytes | IntegrityError] = []
@@ -192,10 +197,19 @@ class _ImportJob:
                                 if not isinstance(raw, IntegrityError)])
         return got
 
-    def _read_rest(self, rows: list[MessageRow], first: Future[list[bytes | IntegrityError]]
-                   ) -> list[bytes | IntegrityError]:  # fmt: skip
+    def _rest(self, pool: ThreadPoolExecutor, rows: list[MessageRow],
+              first: Future[list[bytes | IntegrityError]]
+              ) -> Iterator[bytes | IntegrityError]:  # fmt: skip
+        """The batch's bytes in order: those read ahead, then the others, which the pool
+        reads from now on."""
         got = first.result()
-        return got + [self._read(row) for row in rows[len(got):]]
+        rest = pool.submit(lambda: [self._read(row) for row in rows[len(got):]])
+
+        def each() -> Iterator[bytes | IntegrityError]:
+            yield from got
+            yield from rest.result()
+
+        return each()
 
     def _read(self, row: MessageRow) -> bytes | IntegrityError:
         try:
@@ -218,7 +232,7 @@ class _ImportJob:
             yield batch
 
     def _deliver(self, target: FolderPath, rows: list[MessageRow],
-                 read: list[bytes | IntegrityError]) -> None:  # fmt: skip
+                 read: Iterable[bytes | IntegrityError]) -> None:  # fmt: skip
         done: list[tuple[int, FolderPath, str, str]] = []
         problems: list[tuple[str, str, str, str]] = []
         send: list[tuple[StoredMessage, bytes]] = []
