@@ -302,3 +302,22 @@ def test_a_hinted_job_the_pipeline_skips_is_answered_in_vain(corpus: Path) -> No
         assert conv.waiting == 0 and conv.answered == 30
     finally:
         conv.close()
+
+
+def test_idle_time_counts_only_the_cpus_this_process_may_use() -> None:
+    """From /proc/stat's per-CPU lines: two busy CPUs the writer may use and two idle ones
+    it may not (its affinity) leave nothing idle for a child, which inherits it."""
+    stat = (b"cpu  400 0 400 1000 0 0 0 0 0 0\n"
+            b"cpu0 100 0 100 0 0 0 0 0 0 0\n"
+            b"cpu1 100 0 100 0 0 0 0 0 0 0\n"
+            b"cpu2 100 0 100 400 100 0 0 0 0 0\n"
+            b"cpu3 100 0 100 500 0 0 0 0 0 0\n"
+            b"intr 12345 0 0\nctxt 999\n")
+    assert convert.cpu_ticks(stat, frozenset({0, 1})) == (0, 400, 2)
+    assert convert.cpu_ticks(stat, frozenset({1, 2, 7})) == (500, 900, 2)  # 7: not listed
+    assert convert.cpu_ticks(stat, None) == (1000, 1800, 4)
+    assert convert.cpu_ticks(stat, frozenset({5})) is None
+    assert convert.cpu_ticks(b"cpu0 1 2 x 4 5\n", None) is None
+    with open("/proc/stat", "rb") as f:  # this machine's own: every CPU it has is listed
+        real = convert.cpu_ticks(f.read(), None)
+    assert real is not None and real[2] == os.cpu_count()

@@ -91,7 +91,8 @@ class Converter:
         #: two); by default the child is used when a CPU is idle for it, which is known
         #: after DECIDE_AFTER seconds of this writer's own work (None until then)
         self.enabled = _choice() if enabled is None else enabled
-        self._since = (time.monotonic(), _cpu_times())
+        self._cpus = _usable_cpus()
+        self._since = (time.monotonic(), _cpu_times(self._cpus))
         keep_freed_memory()  # for the writer here, as `_child_env` for the child
         self._child: subprocess.Popen[bytes] | None = None
         self._sent: deque[Job] = deque()  # sent to the child, in order; answers unread
@@ -153,12 +154,14 @@ class Converter:
         t0, before = self._since
         if time.monotonic() - t0 < DECIDE_AFTER:
             return  # until then, jobs are translated here
-        after = _cpu_times()
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        after = _cpu_times(self._cpus)
+        cpus = len(self._cpus) if self._cpus is not None else 1
         if before is None or after is None or after[1] - before[1] < 10:
             self.enabled = _quiet_load(cpus)
             return
-        idle = (after[0] - before[0]) / (after[1] - before[1]) * _online_cpus()
+        # the idle share of the CPUs this process may run on, in CPUs: others' idle time
+        # is no use to a child that inherits the same affinity
+        idle = (after[0] - before[0]) / (after[1] - before[1]) * after[2]
         self.enabled = cpus >= 2 and idle >= SPARE_IDLE
         log.debug("PST writer: %.1f CPUs idle: translating %s", idle,
                   "in a second process" if self.enabled else "here")
@@ -308,22 +311,43 @@ def _quiet_load(cpus: int) -> bool:
     return cpus >= 2 and os.getloadavg()[0] <= cpus - 1.5
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(idle, total) clock ticks of all CPUs since boot (Linux's /proc/stat; iowait is
-    idle: a CPU waiting for a disk is free to translate)."""
+def _usable_cpus() -> frozenset[int] | None:
+    """The CPUs this process may run on (its affinity), where the system tells."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return frozenset(os.sched_getaffinity(0))
+
+
+def _cpu_times(cpus: frozenset[int] | None) -> tuple[int, int, int] | None:
+    """(idle, total) clock ticks since boot of `cpus` (all when None) and how many of them
+    /proc/stat lists (Linux; iowait is idle: a CPU waiting for a disk is free to
+    translate)."""
     try:
         with open("/proc/stat", "rb") as f:
-            fields = f.readline().split()
-        if fields[:1] != [b"cpu"]:
-            return None
-        ticks = [int(x) for x in fields[1:9]]
-    except (OSError, ValueError, IndexError):
+            return cpu_ticks(f.read(), cpus)
+    except OSError:
         return None
-    return ticks[3] + ticks[4], sum(ticks)
 
 
-def _online_cpus() -> int:
-    return os.cpu_count() or 1
+def cpu_ticks(stat: bytes, cpus: frozenset[int] | None) -> tuple[int, int, int] | None:
+    """`_cpu_times` from the text of /proc/stat: the per-CPU lines ("cpuN ...") of those in
+    `cpus`, or of every CPU; None where it has none of them or they cannot be read."""
+    idle = total = n = 0
+    for line in stat.splitlines():
+        fields = line.split()
+        name = fields[0] if fields else b""
+        if not name.startswith(b"cpu") or not name[3:].isdigit():
+            continue
+        if cpus is not None and int(name[3:]) not in cpus:
+            continue
+        try:
+            ticks = [int(x) for x in fields[1:9]]
+        except ValueError:
+            return None
+        if len(ticks) < 5:
+            return None
+        idle, total, n = idle + ticks[3] + ticks[4], total + sum(ticks), n + 1
+    return (idle, total, n) if n else None
 
 
 class _ChildError(Exception):
