@@ -54,6 +54,9 @@ def cluster(redis_server: Redis, tmp_path_factory: pytest.TempPathFactory) -> It
         workers.stop_all()
 
 
+COUNT_KILLED = 3000
+
+
 def _users(dovecot: Dovecot, sizes: list[int], tag: str) -> list[Account]:
     users = []
     for i, n in enumerate(sizes):
@@ -286,7 +289,9 @@ def test_killed_mid_mailbox_completes_exactly_once(
     jobs (the look's lock must not hold the job back for minutes: a CI run
     failed so), or of the pool process running the job (the worker puts it
     back at once)."""
-    users = _users(dovecot, [600], "ck")
+    # 3,000 messages: a status poll is a CLI process (~0.3 s), and an export of 600 took
+    # 0.2 s, over before a poll saw it running (a full run failed so)
+    users = _users(dovecot, [COUNT_KILLED], "ck")
     key = f"{users[0].name}@example.com"
     batch_id = _submit(cluster, dovecot, users, f"killed-{what[0]}{len(what)}")
     running = _wait_for(
@@ -309,7 +314,7 @@ def test_killed_mid_mailbox_completes_exactly_once(
     assert record["pid"] != running["pid"]
     content = store_content(cluster.root / f"killed-{what[0]}{len(what)}" / key)
     assert sorted(s for shas in content.values() for s in shas) == _sources(users, dovecot)[key]
-    assert record["messages"] == 600
+    assert record["messages"] == COUNT_KILLED
 
 
 def test_redis_restart_mid_batch_loses_nothing(cluster: Cluster, dovecot: Dovecot) -> None:
