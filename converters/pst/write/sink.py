@@ -44,7 +44,7 @@ from pstkit.protocols import BatchLimit, Failed, Sink, TargetItem
 
 from . import fileset
 from .append import refuse_foreign, reopen
-from .convert import Converter
+from .convert import Converter, Job
 from .existing import Existing
 from .items import to_item
 from .mapi import Message
@@ -93,6 +93,12 @@ def _dup_key(message_id: str | None, sha256: str) -> str:
     a contact or event: its bytes are not in the file)."""
     mid = " ".join((message_id or "").split())
     return f"id:{mid}" if mid else (f"sha:{sha256}" if sha256 else "")
+
+
+def _job(msg: StoredMessage, raw: bytes) -> Job:
+    """A mail's translation job: the same from the duplicate check (`ahead`), the
+    read-ahead (`hint`) and the batch (`map`), which match jobs by it."""
+    return raw, frozenset(f.value for f in msg.flags), msg.received
 
 
 class PstSink:
@@ -287,8 +293,7 @@ class PstSink:
         with self._lock:
             self._active = True
             mail = self.converter.map(
-                (raw, frozenset(f.value for f in msg.flags), msg.received)
-                for msg, raw in batch if msg.kind == ItemKind.MAIL)  # translated ahead
+                _job(msg, raw) for msg, raw in batch if msg.kind == ItemKind.MAIL)  # ahead
             return [self._put(folder, msg, raw, mail) for msg, raw in batch]
 
     def _put(self, folder: FolderPath, msg: StoredMessage, raw: bytes,
@@ -329,8 +334,8 @@ class PstSink:
         may be there already (a re-run, the same mail through a new store), and
         translating each duplicate in vain would cost more than the wait it saves."""
         if not self._existing:
-            self.converter.hint((raw, frozenset(f.value for f in msg.flags), msg.received)
-                                for msg, raw in batch if msg.kind == ItemKind.MAIL)
+            self.converter.hint(_job(msg, raw) for msg, raw in batch
+                                if msg.kind == ItemKind.MAIL)
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
         """Copies written in this run (same duplicate key), and items of the earlier
@@ -339,7 +344,7 @@ class PstSink:
         into a new store: appended once more, every item of the file was doubled)."""
         with self._lock:
             if msg.kind == ItemKind.MAIL:  # translated meanwhile (put_batch takes it)
-                self.converter.ahead((raw, frozenset(f.value for f in msg.flags), msg.received))
+                self.converter.ahead(_job(msg, raw))
             if not self._seen.has_earlier:
                 self._seen.add_earlier(
                     (path, item.stable_key, self._id(index, item.target_id, item.stable_key),
