@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import shutil
 import struct
 import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 
 from pstkit.converters.pim.tzinfo_zone import iana_zone
 from pstkit.converters.pim.tzrules import Transition
-from pstkit.converters.pim.tzwindows import windows_key
+from pstkit.converters.pim.tzwindows import description, windows_key
 from pstkit.converters.pst.props import PS_PSTKIT
 from pstkit.converters.pst.tz import parse_tzdefinition, parse_tzstruct
 from pstkit.converters.pst.write.check import check
@@ -173,7 +174,8 @@ def test_written_pst_has_the_zone(tmp_path: Path) -> None:
     recur = parse_tzdefinition(named[(a, 0x8260)][1])
     # the key name is the zone's Windows registry key, which Outlook looks up
     assert recur.tzid == "W. Europe Standard Time" and recur.rule(2027) == berlin.rule(2027)
-    assert named[(a, 0x8234)][1].decode("utf-16-le") == "Europe/Berlin"
+    # display text as Windows shows zones ([MS-OXOCAL] 2.2.1.40), not the IANA name
+    assert named[(a, 0x8234)][1].decode("utf-16-le") == "(UTC+01:00) Berlin"
     # the TZID it came with, for the way back
     assert named[(PS_PSTKIT, "Tzid")][1].decode("utf-16-le") == "Europe/Berlin"
     code, _o, err = cli("--quiet", "export", str(out), str(tmp_path / "s"))
@@ -213,3 +215,30 @@ def test_a_zone_without_windows_name_is_reported() -> None:
     ("W. Europe Standard Time", "W. Europe Standard Time"), ("Mars/Olympus", "Mars/Olympus")])
 def test_windows_key_names(tzid: str, key: str) -> None:
     assert windows_key(tzid) == key
+
+
+@pytest.mark.parametrize(("tzid", "minutes", "text"), [
+    ("Europe/Berlin", 60, "(UTC+01:00) Berlin"),
+    ("America/New_York", -300, "(UTC-05:00) New York"),
+    ("America/Argentina/Buenos_Aires", -180, "(UTC-03:00) Buenos Aires"),
+    ("Asia/Kolkata", 330, "(UTC+05:30) Kolkata"),
+    ("America/St_Johns", -210, "(UTC-03:30) St Johns"),
+    ("Asia/Kathmandu", 345, "(UTC+05:45) Kathmandu"), ("UTC", 0, "(UTC+00:00) UTC"),
+    ("Brazil/Acre", -300, "(UTC-05:00) Acre"), ("Etc/GMT+5", -300, "(UTC-05:00) GMT+5"),
+    ("/mozilla.org/20050126_1/America/New_York", -300, "(UTC-05:00) New York"),
+    # not an IANA zone: the name as it is
+    ("Mars/Olympus", 0, "(UTC+00:00) Mars/Olympus"), ("My Zone_1", 0, "(UTC+00:00) My Zone_1"),
+    ("W. Europe Standard Time", 60, "(UTC+01:00) W. Europe Standard Time")])
+def test_zone_description_is_display_text(tzid: str, minutes: int, text: str) -> None:
+    assert description(tzid, minutes) == text
+
+
+def test_zone_description_of_every_iana_zone_names_its_place() -> None:
+    """Every zone zoneinfo knows gets a description in Windows' format with its place and
+    no path or underscore left (a Windows-style display name)."""
+    for n, tzid in enumerate(sorted(available_timezones())):
+        minutes = (n % 49 - 24) * 30  # offsets from -12:00 to +12:00, the sign's both ways
+        text = description(tzid, minutes)
+        sign = "-" if minutes < 0 else "+"
+        head = f"(UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}) "
+        assert text.startswith(head) and re.fullmatch(r"[^/_]+", text[len(head):]), (tzid, text)

@@ -24,7 +24,7 @@ from pstkit.converters.pim.content import Line, lines, parse_rrule
 from pstkit.converters.pim.ical_tz import zones_in
 from pstkit.converters.pim.tzinfo_zone import LAST_YEAR, iana_zone, rough_note
 from pstkit.converters.pim.tzrules import Zone, ZoneError
-from pstkit.converters.pim.tzwindows import windows_key
+from pstkit.converters.pim.tzwindows import description, windows_key
 from pstkit.converters.pst.named import BUSY_STATUS
 from pstkit.converters.pst.props import PS_PSTKIT
 
@@ -252,7 +252,9 @@ def extra_dates(c: Component) -> list[str]:
 
 def _zone_props(ids: Ids, zone: Zone, year: int, recurring: bool) -> list[Prop]:
     """The zone as Outlook keeps it; its key names are Windows' (recur.tzdefinition), so
-    the TZID it had, when that differs, goes along as pstkit's Tzid for the reader."""
+    the TZID it had, when that differs, goes along as pstkit's Tzid for the reader. The
+    description is display text in Windows' style (tzwindows.description); the reader
+    names the zone by the definition's key or that Tzid, never by this text."""
     a = PSETID_APPOINTMENT
     start = tzdefinition(zone, year, recurring=False, only_current=True)
     out = [named_prop(ids, a, 0x825E, (0, 0x0102, start)),  # as Outlook: the rule in force
@@ -262,7 +264,8 @@ def _zone_props(ids: Ids, zone: Zone, year: int, recurring: bool) -> list[Prop]:
     if recurring:
         out += [named_prop(ids, a, 0x8260, (0, 0x0102, tzdefinition(zone, year))),
                 named_prop(ids, a, 0x8233, (0, 0x0102, tzstruct(zone, year))),
-                named_prop(ids, a, 0x8234, unicode(0, zone.tzid))]
+                named_prop(ids, a, 0x8234,
+                           unicode(0, description(zone.tzid, zone.rule(year).standard)))]
     return out
 
 
