@@ -5,6 +5,7 @@ is offered it was shown before, as the very bytes read."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,3 +97,51 @@ def test_a_damaged_store_file_is_reported_and_not_shown(tmp_path: Path) -> None:
     want = maildir_content(src)
     got = maildir_content(tmp_path / "out")
     assert sum(map(len, got.values())) == sum(map(len, want.values())) - 1
+
+
+class Waiting(Recording):
+    """Holds the last batch of each folder (but the last folder) until a message of a
+    folder not yet offered has been shown, for at most WAIT_S; notes whether it was."""
+
+    WAIT_S = 10.0
+
+    def __init__(self, root: Path, last_ids: set[int], folders: set[FolderPath]) -> None:
+        super().__init__(root)
+        self.last_ids, self.all_folders = last_ids, folders
+        self.shown_folders: set[FolderPath] = set()
+        self.offered_folders: set[FolderPath] = set()
+        self.cond = threading.Condition()
+        self.ahead: list[bool] = []
+
+    def upcoming(self, batch: Sequence[tuple[StoredMessage, bytes]]) -> None:
+        super().upcoming(batch)
+        with self.cond:
+            self.shown_folders.update(m.folder for m, _ in batch)
+            self.cond.notify_all()
+
+    def put_batch(self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
+                  ) -> list[Delivered | Failed]:  # fmt: skip
+        self.offered_folders.update(m.folder for m, _ in batch)
+        later = self.all_folders - self.offered_folders
+        if later and any(m.id in self.last_ids for m, _ in batch):
+            with self.cond:
+                self.ahead.append(self.cond.wait_for(
+                    lambda: bool(self.shown_folders & later), timeout=self.WAIT_S))
+        return super().put_batch(folder, batch)
+
+
+def test_the_next_folders_first_batch_is_read_while_the_last_one_is_delivered(
+        tmp_path: Path) -> None:  # fmt: skip
+    """Across folders too: while a folder's last batch is delivered, the next folder's
+    first messages are read and shown (folder by folder, each folder's first batch was
+    read with nothing else running). Every message still arrives once, exactly."""
+    src, store = _store(tmp_path)
+    last: dict[FolderPath, int] = {}
+    for row in store.rows():
+        last[row.msg.folder] = row.msg.id  # the catalog's order is the order sent
+    sink = Waiting(tmp_path / "out", set(last.values()), set(last))
+    result = importing.import_(store, sink, MappingOptions())
+    sink.close()
+    assert not result.problems
+    assert maildir_content(tmp_path / "out") == maildir_content(src)
+    assert sink.ahead == [True] * (len(FOLDERS) - 1)
