@@ -9,11 +9,22 @@ meeting response is the other way round: its sender is the attendee who answered
 PidLidResponseStatus (2.2.1.11) is written as X-PSTKIT-RESPONSE-STATUS when it is an
 attendee's copy (or respNone); the organizer's (respOrganized) is what the writer assumes
 for a meeting.
+
+Two things Outlook keeps have no iCalendar form in [MS-OXCICAL], so they are pstkit's own
+X- names, which the writer (write/attendees.py) reads back and other programs ignore:
+- on the organizer's item, an attendee's counter proposal (PidTagRecipientProposed,
+  PidTagRecipientProposedStartTime/EndTime, 2.2.4.10.4-2.2.4.10.6: the attendee asked for
+  another time) as ATTENDEE parameters X-PSTKIT-PROPOSED=TRUE|FALSE and
+  X-PSTKIT-PROPOSED-START/-END (UTC), and PidLidAppointmentProposalNumber (the proposals
+  not yet accepted or rejected) as X-PSTKIT-PROPOSALS;
+- on a Meeting Forward Notification (2.2.9), the people the meeting was forwarded to
+  (PidLidForwardNotificationRecipients, `recipient_rows`) as X-PSTKIT-FORWARDED-TO lines.
 """
 
 from __future__ import annotations
 
-from pstkit.converters.pst.named import RESPONSE_STATUS, TRACK_STATUS
+from pstkit.converters.pim.ical_tz import utc_stamp
+from pstkit.converters.pst.named import FORWARD_CLASS, RESPONSE_STATUS, TRACK_STATUS
 from pstkit.converters.pst.props import (
     PR_ADDRTYPE,
     PR_DISPLAY_NAME,
@@ -27,8 +38,12 @@ from pstkit.converters.pst.props import (
     PR_SMTP_ADDRESS,
     Props,
 )
+from pstkit.converters.pst.recipient_rows import decode as decode_rows
 
 PR_RECIPIENT_FLAGS, PR_RECIPIENT_TRACKSTATUS = 0x5FFD, 0x5FFF
+#: PidTagRecipientProposed, PidTagRecipientProposedStartTime, ...EndTime (2.2.4.10.4-6)
+PR_RECIPIENT_PROPOSED, PR_RECIPIENT_PROPOSED_START, PR_RECIPIENT_PROPOSED_END = \
+    0x5FE1, 0x5FE3, 0x5FE4
 RECIP_ORGANIZER = 0x0002
 #: PidTagRecipientTrackStatus -> PARTSTAT; respNone (0) and anything else: NEEDS-ACTION
 PARTSTAT = {code: name for name, code in TRACK_STATUS.items()}
@@ -80,18 +95,69 @@ def party_lines(props: Props, recipients: tuple[Props, ...]) -> list[str]:
     attendees = [r for r in recipients if r not in org]
     for r in attendees:
         if _known(r):
-            kind = r.integer(PR_RECIPIENT_TYPE)
-            role = {2: ["ROLE=OPT-PARTICIPANT"], 3: ["ROLE=NON-PARTICIPANT", "CUTYPE=RESOURCE"]
-                    }.get(kind or 1, ["ROLE=REQ-PARTICIPANT"])
             stat = PARTSTAT.get(r.integer(PR_RECIPIENT_TRACKSTATUS) or 0, "NEEDS-ACTION")
-            out.append(_line("ATTENDEE", r, [*role, f"PARTSTAT={stat}"]))
+            out.append(_line("ATTENDEE", r, [*_role(r.integer(PR_RECIPIENT_TYPE)),
+                                             f"PARTSTAT={stat}", *_proposal(r)]))
     missing = sum(1 for r in [*org, *attendees] if not _known(r))
     if missing:
         out.append(f"X-PSTKIT-NOTE:{missing} attendee(s) without an address left out")
     status = props.integer("ResponseStatus")
     if status in RESPONSE and recipients and cls.startswith("ipm.appointment"):
         out.append(f"X-PSTKIT-RESPONSE-STATUS:{RESPONSE[status]}")
+    proposals = props.integer("ProposalNumber")
+    if proposals is not None:
+        out.append(f"X-PSTKIT-PROPOSALS:{proposals}")
+    return out + (forward_lines(props) if cls == FORWARD_CLASS else [])
+
+
+def _role(kind: int | None) -> list[str]:
+    """ROLE (and CUTYPE) of a recipient type: To required, Cc optional, Bcc a resource."""
+    return {2: ["ROLE=OPT-PARTICIPANT"], 3: ["ROLE=NON-PARTICIPANT", "CUTYPE=RESOURCE"]
+            }.get(kind or 1, ["ROLE=REQ-PARTICIPANT"])
+
+
+def _proposal(r: Props) -> list[str]:
+    """An attendee's counter proposal as the organizer's item holds it: the flag as the
+    row has it (FALSE: answered or withdrawn, its times may stay), and the times."""
+    proposed = r.get(PR_RECIPIENT_PROPOSED)
+    out = [f"X-PSTKIT-PROPOSED={'TRUE' if proposed else 'FALSE'}"] \
+        if isinstance(proposed, bool) else []
+    for name, pid in (("START", PR_RECIPIENT_PROPOSED_START), ("END", PR_RECIPIENT_PROPOSED_END)):
+        when = r.time(pid)
+        if when is not None:
+            out.append(f"X-PSTKIT-PROPOSED-{name}={utc_stamp(when)}")
     return out
+
+
+def forward_lines(props: Props) -> list[str]:
+    """The people a Meeting Forward Notification says the meeting was forwarded to, one
+    X-PSTKIT-FORWARDED-TO line each (a calendar user address with CN and ROLE as on an
+    ATTENDEE line), and a note for a list that could not be read whole.
+
+    Not ATTENDEE lines: this VEVENT's ATTENDEE lines are already the notification's own
+    recipients (the organizer it goes to), so the writer could not tell the two apart,
+    and a program reading the calendar would take the forwardees for people who were
+    invited and answered, which the notification does not say."""
+    blob = props.binary("ForwardNotificationRecipients")
+    if blob is None:
+        return []
+    got = decode_rows(blob, "forward notification recipients")
+    out = []
+    for r in got.recipients:
+        row = Props({PR_DISPLAY_NAME: r.name, PR_ADDRTYPE: r.addrtype,
+                     PR_EMAIL_ADDRESS: r.address, PR_SMTP_ADDRESS: r.smtp})
+        if _known(row):
+            out.append(_line("X-PSTKIT-FORWARDED-TO", row, _role(r.kind)))
+    missing = len(got.recipients) - len(out)
+    if missing:
+        out.append(f"X-PSTKIT-NOTE:{missing} forward recipient(s) without an address left out")
+    return out + [f"X-PSTKIT-NOTE:{_text(n)}" for n in got.notes]
+
+
+def _text(text: str) -> str:
+    """TEXT escaping (RFC 5545 3.3.11; `ical.escape`, which imports this module)."""
+    text = text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    return text.replace("\n", "\\n")
 
 
 def _sender(props: Props) -> Props:

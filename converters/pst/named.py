@@ -50,6 +50,8 @@ NAMED: dict[tuple[str, int], str] = {
     (PSETID_APPOINTMENT, 0x8257): "CounterProposal",
     (PSETID_APPOINTMENT, 0x8250): "ProposedStart",
     (PSETID_APPOINTMENT, 0x8251): "ProposedEnd",
+    (PSETID_APPOINTMENT, 0x8259): "ProposalNumber",  # PidLidAppointmentProposalNumber
+    (PSETID_APPOINTMENT, 0x8261): "ForwardNotificationRecipients",
     (PSETID_MEETING, 0x0003): "GlobalObjectId",
     (PSETID_MEETING, 0x0001): "AttendeeCriticalChange",
     (PSETID_MEETING, 0x001A): "OwnerCriticalChange",
@@ -76,6 +78,9 @@ TRACK_STATUS = {"TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4}
 #: PidLidResponseStatus (2.2.1.11) of an attendee's copy by its X-PSTKIT-RESPONSE-STATUS
 #: name (respNone, respTentative .. respNotResponded); the organizer's is respOrganized
 RESPONSE_STATUS = {"NONE": 0, "TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4, "NOT-RESPONDED": 5}
+
+#: the class of a Meeting Forward Notification ([MS-OXOCAL] 2.2.9), lower case
+FORWARD_CLASS = "ipm.schedule.meeting.notification.forward"
 
 #: message class of an appointment exception's embedded item, lower case
 EXCEPTION_CLASS = "ipm.ole.class.{00061055-0000-0000-c000-000000000046}"

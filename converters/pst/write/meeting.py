@@ -11,7 +11,8 @@ cancellation, 2.2.9 forward notification: IPM.Schedule.Meeting.Request, .Resp.Po
 carries (start, end, location, recurrence, time zone: events.py) and the meeting
 properties of its kind (meeting_props.py: global object ids, sequence, state, critical
 change times, the counter proposal's times...). PidTagResponseRequested ([MS-OXOMSG]
-2.2.1.46) is RSVP.
+2.2.1.46) is RSVP. A forward notification's PidLidForwardNotificationRecipients comes from
+its X-PSTKIT-FORWARDED-TO lines (attendees.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from email.message import Message as PyMessage
 from pstkit.converters.pim.tzrules import Zone
 from pstkit.converters.pst import speedups
 
+from .attendees import forward_recipients
 from .events import (
     Component,
     Event,
@@ -41,7 +43,8 @@ from .values import Prop, unicode
 _REPLY = {"ACCEPTED": "Pos", "DECLINED": "Neg", "TENTATIVE": "Tent"}
 #: classes iTIP has no method for; pstkit's reader names them in the calendar it makes
 #: (X-PSTKIT-MESSAGE-CLASS, pst/ical.py), so a PST -> store -> PST round trip keeps them
-MARKED = ("IPM.Schedule.Meeting.Notification.Forward",)
+FORWARD = "IPM.Schedule.Meeting.Notification.Forward"
+MARKED = (FORWARD,)
 
 
 def meeting_class(method: str, partstat: str = "") -> str:
@@ -159,7 +162,10 @@ def as_meeting(msg: PyMessage, base: Message, ids: Ids) -> tuple[Message, list[s
               and p[0] not in have]
     silent = not any(p[0] == 0x1000 and p[2].decode("utf-16-le", "replace").strip()
                      for p in base.props)
-    props = _override(props, meeting_props(series, method, ids, zones, silent))
+    kind = meeting_props(series, method, ids, zones, silent)
+    if cls == FORWARD:  # the people the meeting was forwarded to (2.2.9)
+        kind += forward_recipients(series, ids)
+    props = _override(props, kind)
     return Message(props, base.recipients, attachments), ev.notes + notes
 
 
