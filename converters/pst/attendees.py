@@ -105,7 +105,7 @@ def party_lines(props: Props, recipients: tuple[Props, ...]) -> list[str]:
     if status in RESPONSE and recipients and cls.startswith("ipm.appointment"):
         out.append(f"X-PSTKIT-RESPONSE-STATUS:{RESPONSE[status]}")
     proposals = props.integer("ProposalNumber")
-    if proposals is not None:
+    if proposals:  # 0 is what Outlook keeps on every appointment, and what the writer writes
         out.append(f"X-PSTKIT-PROPOSALS:{proposals}")
     return out + (forward_lines(props) if cls == FORWARD_CLASS else [])
 

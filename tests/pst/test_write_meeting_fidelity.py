@@ -141,10 +141,10 @@ def test_the_writer_puts_proposals_on_the_attendees_rows() -> None:
         assert filetime(row[0x5FE4]) == _utc("20261211T103000Z")
     count = {p[0]: p[2] for p in ev.props}[names.id((A, 0x8259))]
     assert struct.unpack("<i", count)[0] == 1  # PidLidAppointmentProposalNumber
-    # without X-PSTKIT-PROPOSALS the open proposals are counted; none open, no property
+    # without X-PSTKIT-PROPOSALS the open proposals are counted; none open: 0, as Outlook
     counted = APPOINTMENT.replace("X-PSTKIT-PROPOSALS:1\r\n", "")
     closed = counted.replace("X-PSTKIT-PROPOSED=TRUE", "X-PSTKIT-PROPOSED=FALSE")
-    for text, want in ((counted, 1), (closed, None)):
+    for text, want in ((counted, 1), (closed, 0)):
         ev = event(components(text)[0], {}, [], names.id)
         got = {p[0]: p[2] for p in ev.props}.get(names.id((A, 0x8259)))
         assert (None if got is None else struct.unpack("<i", got)[0]) == want
@@ -152,15 +152,16 @@ def test_the_writer_puts_proposals_on_the_attendees_rows() -> None:
 
 def test_a_plain_appointment_keeps_its_count_of_nought() -> None:
     """Outlook keeps PidLidAppointmentProposalNumber 0 on appointments without attendees
-    (dist-list.pst); the reader gives it, so the writer puts it back."""
+    (dist-list.pst): the writer writes 0 where the calendar gives no count, so the reader
+    gives no line for it (none in every appointment's calendar)."""
     names = NameMap()
-    plain = calendar("BEGIN:VEVENT\nUID:p\nDTSTART:20261210T140000Z\nX-PSTKIT-PROPOSALS:0\n"
-                     "END:VEVENT\n")
+    plain = calendar("BEGIN:VEVENT\nUID:p\nDTSTART:20261210T140000Z\nEND:VEVENT\n")
     ev = event(components(plain)[0], {}, [], names.id)
     assert ev.recipients == []
     assert {p[0]: p[2] for p in ev.props}[names.id((A, 0x8259))] == b"\0\0\0\0"
-    item = Props({0x001A: "IPM.Appointment", "ProposalNumber": 0})
-    assert party_lines(item, ()) == ["X-PSTKIT-PROPOSALS:0"]
+    assert party_lines(Props({0x001A: "IPM.Appointment", "ProposalNumber": 0}), ()) == []
+    assert party_lines(Props({0x001A: "IPM.Appointment", "ProposalNumber": 2}), ()) == [
+        "X-PSTKIT-PROPOSALS:2"]
 
 
 def test_the_reader_gives_the_proposals_back() -> None:

@@ -109,7 +109,7 @@ def meeting_state(c: Component, ids: Ids, meeting: bool) -> list[Prop]:
     """PidLidAppointmentStateFlags (2.2.1.10) and PidLidResponseStatus (2.2.1.11): an
     appointment with attendees is the organizer's meeting (asfMeeting, respOrganized)
     unless the calendar says it is an attendee's copy (asfMeeting | asfReceived)."""
-    if not meeting:  # (Outlook keeps a proposal count of 0 on plain appointments too)
+    if not meeting:
         return [_named(ids, 0x8217, long(0, 0)), *proposal_number(c, ids)]
     response = RESPONSE_STATUS.get(c.text("X-PSTKIT-RESPONSE-STATUS").upper(), 1)
     return [_named(ids, 0x8217, long(0, 1 if response in (0, 1) else 3)),
@@ -118,11 +118,12 @@ def meeting_state(c: Component, ids: Ids, meeting: bool) -> list[Prop]:
 
 def proposal_number(c: Component, ids: Ids) -> list[Prop]:
     """PidLidAppointmentProposalNumber (0x8259): X-PSTKIT-PROPOSALS as the item had it,
-    else the attendees whose proposal is open (X-PSTKIT-PROPOSED=TRUE); nothing when
-    neither says so."""
+    else the attendees whose proposal is open (X-PSTKIT-PROPOSED=TRUE), else 0, which
+    Outlook keeps on every appointment, with attendees or without (the reader writes no
+    line for it)."""
     given = c.text("X-PSTKIT-PROPOSALS").strip()
     if given.isascii() and given.isdigit():  # (not "²", which int() refuses)
         return [_named(ids, 0x8259, long(0, int(given)))]
     open_ = sum(1 for x in c.lines if x.name == "ATTENDEE"
                 and x.param("X-PSTKIT-PROPOSED").upper() == "TRUE")
-    return [_named(ids, 0x8259, long(0, open_))] if open_ else []
+    return [_named(ids, 0x8259, long(0, open_))]
