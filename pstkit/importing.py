@@ -158,17 +158,28 @@ class _ImportJob:
         first batch is read (and shown to a LookAhead sink) while the last batch of one
         is delivered, as within a folder. Folder by folder, each folder's first batch was
         read with nothing else running (~20 folders in the bench mailbox)."""
-        told: PlanEntry | None = None
+        entries = list(entries)
+        untold = iter(entries)  # told in order, the empty ones as they are passed
+
+        def tell_up_to(entry: PlanEntry | None) -> None:
+            for e in untold:
+                tell_folder(self.progress, path_text(e.target))
+                if e is entry:
+                    return
+
+        current: PlanEntry | None = None
         for entry, batch, read in self._read_ahead(self._each_batch(entries)):
-            if entry is not told:
-                tell_folder(self.progress, path_text(entry.target))
-                told = entry
+            if entry is not current:
+                tell_up_to(entry)
+                current = entry
             if self.stop.is_set():
                 return
             self._deliver(entry.target, batch, read)
             # its bytes go now, not when the loop takes the next batch: meanwhile the
             # next one is read and the one after it begins (three batches held)
             del batch, read
+        if not self.stop.is_set():
+            tell_up_to(None)  # the empty folders after the last batch
 
     def _each_batch(self, entries: Iterable[PlanEntry]
                     ) -> Iterator[tuple[PlanEntry, list[MessageRow]]]:  # fmt: skip

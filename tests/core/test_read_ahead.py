@@ -15,9 +15,11 @@ from pstkit import importing, pipeline
 from pstkit.converters import open_source
 from pstkit.converters.local.maildir import MaildirSink
 from pstkit.location import parse_location
+from pstkit.mapping import path_text
 from pstkit.model import Delivered, FolderPath, StoredMessage
 from pstkit.options import ConnectOptions, MappingOptions
 from pstkit.protocols import BatchLimit, Failed, LookAhead
+from pstkit.runs import NullProgress, RunResult
 from pstkit.store import Store
 from tests.helpers import maildir_content, make_message, write_maildir
 
@@ -145,3 +147,47 @@ def test_the_next_folders_first_batch_is_read_while_the_last_one_is_delivered(
     assert not result.problems
     assert maildir_content(tmp_path / "out") == maildir_content(src)
     assert sink.ahead == [True] * (len(FOLDERS) - 1)
+
+
+class Telling(NullProgress):
+    """A progress that notes which folder it was told about, into the sink's log."""
+
+    def __init__(self, log: list[tuple[str, list[tuple[int, bytes]]]]) -> None:
+        self.log = log
+        self.told: list[str] = []
+
+    def run_started(self, run_id: int, kind: str, peer: str, store_root: Path) -> None:
+        pass
+
+    def run_finished(self, result: RunResult, status: str) -> None:
+        pass
+
+    def folder(self, name: str) -> None:
+        self.told.append(name)
+        self.log.append(("told", []))
+
+
+def test_every_folder_is_told_once_before_its_batches_also_when_it_has_none(
+        tmp_path: Path) -> None:  # fmt: skip
+    """The progress (the CLI's bar and -v log) hears of each planned folder once, in the
+    plan's order, before the folder's first batch is offered; on a re-run with nothing
+    left to deliver it still hears of every folder."""
+    _src, store = _store(tmp_path)
+    for rerun in (False, True):
+        sink = Recording(tmp_path / "out")
+        progress = Telling(sink.events)
+        result = importing.import_(store, sink, MappingOptions(), progress=progress)
+        sink.close()
+        assert not result.problems
+        planned = [path_text(e.target) for e in importing.make_plan(store, sink, MappingOptions())]
+        assert progress.told == planned and "Archive" in planned  # (a parent without mail)
+        offered = [what for what, _ in sink.events if what != "shown"]
+        assert offered.count("offered") == (0 if rerun else len(offered) - len(planned))
+        if not rerun:  # between two folders' tellings, the batches of the first one
+            folder_of = {r.msg.id: path_text(r.msg.folder) for r in store.rows()}
+            told = -1
+            for what, items in sink.events:
+                if what == "told":
+                    told += 1
+                elif what == "offered":
+                    assert folder_of[items[0][0]] == progress.told[told]
