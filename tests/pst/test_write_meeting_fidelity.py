@@ -14,7 +14,6 @@ import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -185,16 +184,12 @@ def _recipient_tables(path: Path, cls: str) -> list[dict[int, tuple[int, bytes]]
     """libpff's recipient table of the first item of class `cls`: per row, id -> (type,
     bytes)."""
     pypff = pytest.importorskip("pypff")
+    from .test_write_pim_readers import pypff_items  # noqa: PLC0415 - needs pypff
+
     f = pypff.file()
     f.open(str(path))
-
-    def walk(folder: Any) -> list[Any]:
-        own = [folder.get_sub_message(i) for i in range(folder.number_of_sub_messages)]
-        return own + [m for i in range(folder.number_of_sub_folders)
-                      for m in walk(folder.get_sub_folder(i))]
-
     try:
-        for item in walk(f.root_folder):
+        for item in pypff_items(f.root_folder):
             found = {e.entry_type: e for e in item.record_sets[0].entries}
             if 0x1A in found and found[0x1A].get_data_as_string() == cls:
                 return [{e.entry_type: (e.value_type, bytes(e.data or b"")) for e in rs.entries}

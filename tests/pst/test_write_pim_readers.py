@@ -117,6 +117,13 @@ def test_readers_see_the_same_items(corpus: Path, tmp_path: Path, name: str) -> 
         assert written.get(folder, []) == kept, folder
 
 
+def pypff_items(folder: Any) -> list[Any]:
+    """Every message of a pypff folder and its subfolders."""
+    own = [folder.get_sub_message(i) for i in range(folder.number_of_sub_messages)]
+    return own + [m for i in range(folder.number_of_sub_folders)
+                  for m in pypff_items(folder.get_sub_folder(i))]
+
+
 def outlook_named(path: Path, cls: str) -> dict[tuple[str, int | str], tuple[int, bytes]]:
     """The named properties (by property set and LID) of the first item of class `cls`."""
     source = PstSource(Location("pst", str(path)), ConnectOptions())
@@ -125,13 +132,7 @@ def outlook_named(path: Path, cls: str) -> dict[tuple[str, int | str], tuple[int
                                            streams.get(4, b"")).items()}
     f = pypff.file()
     f.open(str(path))
-
-    def walk(folder: Any) -> list[Any]:
-        own = [folder.get_sub_message(i) for i in range(folder.number_of_sub_messages)]
-        return own + [m for i in range(folder.number_of_sub_folders)
-                      for m in walk(folder.get_sub_folder(i))]
-
-    for item in walk(f.root_folder):
+    for item in pypff_items(f.root_folder):
         entries = list(item.record_sets[0].entries)
         found = {e.entry_type: e for e in entries}
         if 0x1A in found and found[0x1A].get_data_as_string() == cls:
