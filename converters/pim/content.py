@@ -172,3 +172,9 @@ def parse_rrule(text: str) -> dict[str, str]:
         if key.strip():
             out[key.strip().upper()] = value.strip().upper()
     return out
+
+
+def escape(text: str) -> str:
+    """RFC 6350 / RFC 5545 TEXT escaping (the inverse of `Line.text`'s unescaping)."""
+    text = text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")

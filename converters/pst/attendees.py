@@ -23,6 +23,7 @@ X- names, which the writer (write/attendees.py) reads back and other programs ig
 
 from __future__ import annotations
 
+from pstkit.converters.pim.content import escape
 from pstkit.converters.pim.ical_tz import utc_stamp
 from pstkit.converters.pst.named import FORWARD_CLASS, RESPONSE_STATUS, TRACK_STATUS
 from pstkit.converters.pst.props import (
@@ -151,13 +152,7 @@ def forward_lines(props: Props) -> list[str]:
     missing = len(got.recipients) - len(out)
     if missing:
         out.append(f"X-PSTKIT-NOTE:{missing} forward recipient(s) without an address left out")
-    return out + [f"X-PSTKIT-NOTE:{_text(n)}" for n in got.notes]
-
-
-def _text(text: str) -> str:
-    """TEXT escaping (RFC 5545 3.3.11; `ical.escape`, which imports this module)."""
-    text = text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-    return text.replace("\n", "\\n")
+    return out + [f"X-PSTKIT-NOTE:{escape(n)}" for n in got.notes]
 
 
 def _sender(props: Props) -> Props:

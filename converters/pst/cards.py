@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import struct
 
+from pstkit.converters.pim.content import escape
 from pstkit.converters.pst.ical import content as _lines
-from pstkit.converters.pst.ical import escape, item_title
+from pstkit.converters.pst.ical import item_title
 from pstkit.converters.pst.ical import stamp as _stamp
 from pstkit.converters.pst.props import PR_BODY, PR_DISPLAY_NAME, PR_LAST_MODIFICATION_TIME, Props
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from pstkit.converters.pim.content import escape
 from pstkit.converters.pim.ical_tz import local_stamp, utc_stamp, vtimezone
 from pstkit.converters.pim.tzrules import DAYS, Zone, ZoneError, clean_tzid
 from pstkit.converters.pst.attendees import party_lines
@@ -42,12 +43,6 @@ _NEVER = 0x5AE980DF  # EndDate of a series without end (4500-08-31)
 
 
 # --- content lines (shared with vCard) --------------------------------------
-
-
-def escape(text: str) -> str:
-    """RFC 6350 / RFC 5545 TEXT escaping."""
-    text = text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
 
 
 def fold(line: str) -> str:
