@@ -23,9 +23,8 @@ from pstkit.converters.pst.props import Props
 from pstkit.converters.pst.recipient_rows import Recipient, decode, encode
 from pstkit.converters.pst.write.check import check
 from pstkit.converters.pst.write.events import PSETID_APPOINTMENT, components, event
-from pstkit.converters.pst.write.mapi import Message, one_off, to_mapi
+from pstkit.converters.pst.write.mapi import one_off, to_mapi
 from pstkit.converters.pst.write.meeting import mail_or_meeting
-from pstkit.converters.pst.write.messaging import PstWriter
 from pstkit.converters.pst.write.namemap import NameMap
 from pstkit.converters.pst.write.sink import PstSink
 from pstkit.converters.pst.write.values import filetime
@@ -36,7 +35,7 @@ from tests.helpers import cli
 
 from .test_write_cards import calendar, stored
 from .test_write_fuzz import stored as meta
-from .test_write_meeting_resp import WHEN, calendars, imip, named
+from .test_write_meeting_resp import WHEN, calendars, imip, named, outlook_like
 
 A = PSETID_APPOINTMENT
 FORWARD = "IPM.Schedule.Meeting.Notification.Forward"
@@ -229,15 +228,7 @@ def test_forward_notification_round_trip(tmp_path: Path) -> None:
     from .test_write_pim_readers import outlook_named  # noqa: PLC0415
 
     first = tmp_path / "one.pst"
-    with first.open("w+b") as f:
-        w = PstWriter(f, "forwards")
-        inbox = w.folder(None, "Inbox", role="inbox")
-        msg, _n = mail_or_meeting(FORWARD_MAIL, to_mapi(FORWARD_MAIL), w.names.id)
-        kept = [a for a in msg.attachments if not any(
-            p[0] == 0x370E and p[2].decode("utf-16-le").startswith("text/calendar")
-            for p in a.props)]
-        w.message(inbox, Message(msg.props, msg.recipients, kept))
-        w.finish()
+    outlook_like(first, [FORWARD_MAIL])
     with first.open("rb") as f:
         assert check(f).findings == []
     assert outlook_named(first, FORWARD)[(A, 0x8261)] == (0x0102, WANT_ROWS)  # libpff

@@ -13,6 +13,7 @@ import email.policy
 import shutil
 import struct
 import subprocess
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -222,12 +223,13 @@ KEPT = [(M, 0x0003), (M, 0x0023), (A, 0x8201), (M, 0x000A), (A, 0x8228), (A, 0x8
         (A, 0x8205)]
 
 
-def outlook_like(path: Path) -> None:
-    """Each case as Outlook holds it: the meeting item's properties, no calendar part."""
+def outlook_like(path: Path, mails: Iterable[bytes] | None = None) -> None:
+    """Each mail (each case by default) as Outlook holds it: the meeting item's
+    properties, no calendar part."""
     with path.open("w+b") as f:
         w = PstWriter(f, "meetings")
         inbox = w.folder(None, "Inbox", role="inbox")
-        for raw, _cls in CASES.values():
+        for raw in [raw for raw, _cls in CASES.values()] if mails is None else mails:
             msg, _n = mail_or_meeting(raw, to_mapi(raw), w.names.id)
             kept = [a for a in msg.attachments if not any(
                 p[0] == 0x370E and p[2].decode("utf-16-le").startswith("text/calendar")
