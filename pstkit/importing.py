@@ -153,12 +153,11 @@ class _ImportJob:
     def folder(self, entry: PlanEntry) -> None:
         self.folders([entry])
 
-    def folders(self, entries: Iterable[PlanEntry]) -> None:
+    def folders(self, entries: Sequence[PlanEntry]) -> None:
         """The folders' batches in turn, read ahead across folders: the next folder's
         first batch is read (and shown to a LookAhead sink) while the last batch of one
         is delivered, as within a folder. Folder by folder, each folder's first batch was
         read with nothing else running (~20 folders in the bench mailbox)."""
-        entries = list(entries)
         untold = iter(entries)  # told in order, the empty ones as they are passed
 
         def tell_up_to(entry: PlanEntry | None) -> None:
