@@ -9,7 +9,8 @@ written by this process alone, in the order items come, so what is written does 
 depend on where an item was translated (tests/pst/test_write_convert.py).
 
 The child is `python -P -m pstkit.converters.pst.write.convert`, talking length-prefixed
-pickles over its stdin and stdout (no multiprocessing: a spawned pool re-runs the
+pickles over its stdin and stdout, the messages and answers themselves in shared memory
+where it can (wire.py, ring.py; no multiprocessing: a spawned pool re-runs the
 parent's `__main__`, and its workers keep their own ends of the queue pipes, so they
 outlive a killed parent). A reader thread in the child drains stdin, so the parent can
 send ahead without either side blocking on a full pipe; when the parent dies, stdin ends
@@ -27,7 +28,6 @@ import logging
 import os
 import pickle
 import queue
-import struct
 import subprocess
 import sys
 import threading
@@ -36,20 +36,16 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO
 
 import pstkit
 from pstkit import malloc
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-
+from . import ring
 from .mapi import Message, to_mapi
+from .ring import MAX_JOB, Ring, Shared, slot_size
+from .wire import SWITCH_S, Job, Slot, drain, mapped, sending, serve, widen
 
 log = logging.getLogger("pstkit")
-Job = tuple[bytes, frozenset[str], datetime | None]  # raw, flags, received
 _Key = tuple[int, frozenset[str], datetime | None]
 
 
@@ -67,12 +63,6 @@ Result = Message | str
 #: 20,000 messages: 14.6 s either way, peak 180 against 190 MiB)
 AHEAD, AHEAD_BYTES = 64, 12 << 20
 MIN_JOBS = 4  # smaller batches are translated here: a round trip would cost more
-_LEN = struct.Struct("<Q")
-PIPE_SIZE = 1 << 20  # Linux's default limit for unprivileged processes
-#: the GIL's switch interval in both processes while the child is used (Python's default:
-#: 5 ms): the threads that send jobs and read answers wait for the GIL the translating or
-#: writing thread holds, and every such wait is one the other process may spend idle
-SWITCH_S = 0.0005
 
 
 def translate(job: Job) -> Result:
@@ -96,14 +86,20 @@ class Converter:
         keep_freed_memory()  # for the writer here, as `_child_env` for the child
         self._child: subprocess.Popen[bytes] | None = None
         self._sent: deque[Job] = deque()  # sent to the child, in order; answers unread
+        self._slots: deque[Slot] = deque()  # the slot of each job in `_sent`
+        self._shared: Shared | None = None  # the memory the slots are in (ring.py)
+        self._ring: Ring | None = None
         self._posted: Counter[_Key] = Counter()  # the keys in `_sent`
         #: the pipeline's next batch, read ahead (`hint`): replaced whole by any thread,
         #: taken from by this one
         self._hints: deque[Job] = deque()
-        self._answers: queue.Queue[bytes | BaseException] | None = None
-        self._jobs: queue.SimpleQueue[Job | None] | None = None  # for the sending thread
+        self._answers: queue.Queue[bytes | int | BaseException] | None = None
+        #: for the sending thread: each job with its slot
+        self._jobs: queue.SimpleQueue[tuple[Job, Slot] | None] | None = None
         self._sender: threading.Thread | None = None
         self.answered = 0  # jobs the child translated
+        self.in_slots = 0  # ... whose answers came back through the shared memory
+        self.slotted = 0  # jobs sent through the shared memory
 
     def ahead(self, job: Job) -> None:
         """Send `job` to the child now (when it runs and has fewer than AHEAD jobs or
@@ -213,13 +209,23 @@ class Converter:
     def _post(self, job: Job) -> None:
         if self._child is None or self._jobs is None:
             return
+        slot: Slot = None
+        if self._ring is not None and len(job[0]) <= MAX_JOB:
+            size = slot_size(len(job[0]))
+            start = self._ring.take(size)
+            slot = None if start is None else (start, size)
+            self.slotted += slot is not None
         self._sent.append(job)  # first: if the send fails, the job is done here
+        self._slots.append(slot)
         self._posted[_key(job)] += 1
-        self._jobs.put(job)
+        self._jobs.put((job, slot))
 
     def _answered(self) -> Job:
-        """The oldest job sent, out of `_sent`."""
+        """The oldest job sent, out of `_sent` (its slot given back)."""
         job = self._sent.popleft()
+        slot = self._slots.popleft()
+        if slot is not None and self._ring is not None:
+            self._ring.give_back(slot[0])
         key = _key(job)
         self._posted[key] -= 1
         if not self._posted[key]:
@@ -228,17 +234,24 @@ class Converter:
 
     def _start(self) -> bool:
         if self._child is None and self.enabled:
+            shared = Shared.create(ring.SIZE)
+            where = [str(shared.fd), str(shared.size)] if shared is not None else []
             try:
                 self._child = subprocess.Popen(
-                    [sys.executable, "-P", "-m", __name__], stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_child_env())
+                    [sys.executable, "-P", "-m", __name__, *where], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_child_env(),
+                    pass_fds=(shared.fd,) if shared is not None else ())
             except OSError as e:
+                if shared is not None:
+                    shared.close()
                 self._give_up(e)
             else:
-                _widen(self._child)
+                if shared is not None:
+                    self._shared, self._ring = shared, Ring(shared.size)
+                widen(self._child)
                 sys.setswitchinterval(SWITCH_S)
-                self._answers = _drain(self._child.stdout)
-                self._jobs, self._sender = _sending(self._child)
+                self._answers = drain(self._child.stdout)
+                self._jobs, self._sender = sending(self._child, shared)
         return self._child is not None
 
     def _next(self) -> Result:
@@ -249,7 +262,8 @@ class Converter:
             self._answers.put(got)  # for any later call: the child is gone
             raise got
         try:
-            kind, value = pickle.loads(got)
+            kind, value = pickle.loads(got) if isinstance(got, bytes) else self._in_slot(got)
+            self.in_slots += not isinstance(got, bytes)
         except Exception as e:  # garbage on the pipe: stop using the child
             raise _ChildError(f"unreadable answer ({e})") from e
         if kind == "ok" and isinstance(value, Message | str):
@@ -260,6 +274,15 @@ class Converter:
             raise _ChildError(f"unexpected answer {kind!r}")
         return translate(self._answered())  # it failed there: here it raises as before
 
+    def _in_slot(self, size: int) -> tuple[str, object]:
+        """The answer the child put into the oldest job's slot (`size` bytes)."""
+        slot = self._slots[0] if self._slots else None
+        if slot is None or self._shared is None or size > slot[1]:
+            raise _ChildError("an answer in shared memory for a job without room there")
+        with memoryview(self._shared.mem) as mem, mem[slot[0] : slot[0] + size] as data:
+            answer: tuple[str, object] = pickle.loads(data)  # copies its bytes out
+        return answer
+
     def _give_up(self, why: BaseException) -> None:
         log.debug("PST writer: translating in this process (%s)", why)
         self.enabled = False
@@ -267,13 +290,15 @@ class Converter:
 
     def close(self) -> None:
         self._sent.clear()
+        self._slots.clear()
         self._posted.clear()
         self._hints = deque()
         self._answers = None
         child, self._child = self._child, None
         if child is None:
             return
-        log.debug("PST writer: %d items translated in a second process", self.answered)
+        log.debug("PST writer: %d items translated in a second process; through shared "
+                  "memory %d jobs, %d answers", self.answered, self.slotted, self.in_slots)
         # what it still translates is not wanted: it goes now (its pipes are closed only
         # after it has ended and the sending thread has stopped, as the threads may be
         # reading or writing them: killed, it makes any write fail)
@@ -290,6 +315,12 @@ class Converter:
         if child.stdout:
             with contextlib.suppress(OSError):
                 child.stdout.close()
+        # the sending thread has ended, and the answering one never touches the memory
+        shared, slots, self._shared, self._ring = self._shared, self._ring, None, None
+        if slots is not None:
+            slots.clear()
+        if shared is not None:
+            shared.close()
 
 
 DECIDE_AFTER = 0.3  # s of the writer's work before it decides where to translate
@@ -380,109 +411,7 @@ def keep_freed_memory() -> None:
     malloc.tune(_MMAP, _TRIM)
 
 
-def _widen(child: subprocess.Popen[bytes]) -> None:
-    """1 MiB pipes instead of 64 KiB: a message then crosses in one read, where each
-    64 KiB read of the child's reader thread waits for the GIL its translating thread
-    holds (up to the 5 ms switch interval, tens of ms per message)."""
-    for stream in (child.stdin, child.stdout):
-        with contextlib.suppress(OSError, AttributeError, ValueError):
-            if stream and fcntl is not None:  # Linux: elsewhere the pipes keep their size
-                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-
-
-def _sending(child: subprocess.Popen[bytes]) -> tuple[queue.SimpleQueue[Job | None],
-                                                      threading.Thread]:
-    """A thread that writes the jobs put in the queue to the child, in order, until None.
-    The writer only queues them (they are in `_sent` already): its writes into the pipe,
-    the bytes copied and the waits until the child's reader took them, were a tenth of
-    its time (py-spy, 5,000 bench messages). Flags and time go pickled, the message's
-    bytes as they are: a pickle of them would be one more copy on each side. If a write
-    fails the child is killed, so its answers end and the writer translates the rest
-    here (`map`), rather than wait for answers to jobs the child never got."""
-    jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-
-    def send() -> None:
-        stream = child.stdin
-        try:
-            assert stream is not None
-            while (job := jobs.get()) is not None:
-                raw, flags, received = job
-                meta = pickle.dumps((flags, received), pickle.HIGHEST_PROTOCOL)
-                stream.write(_LEN.pack(len(meta)) + meta + _LEN.pack(len(raw)))
-                stream.write(raw)
-                stream.flush()
-        except (OSError, ValueError, AssertionError):
-            with contextlib.suppress(OSError):
-                child.kill()
-            while jobs.get() is not None:  # until close(): nothing more is written
-                pass
-
-    sender = threading.Thread(target=send, name="pstkit-jobs", daemon=True)
-    sender.start()
-    return jobs, sender
-
-
-def _put(stream: IO[bytes], data: bytes) -> None:
-    stream.write(_LEN.pack(len(data)))
-    stream.write(data)
-    stream.flush()
-
-
-def _drain(stream: IO[bytes] | None) -> queue.Queue[bytes | BaseException]:
-    """The child's answers, read as they come by a thread of their own: read only when
-    the writer asked for one, they filled the pipe, and the child stopped in `write` for
-    a sixth of its time (py-spy, 5,000 bench messages). Bounded by AHEAD (the child
-    answers only what was sent); the queue ends with the error that ended the stream."""
-    answers: queue.Queue[bytes | BaseException] = queue.Queue()
-
-    def drain() -> None:
-        try:
-            assert stream is not None
-            while True:
-                answers.put(_get(stream))
-        except (EOFError, OSError, ValueError, AssertionError) as e:
-            answers.put(EOFError(f"the translating process ended ({e})"))
-
-    threading.Thread(target=drain, name="pstkit-answers", daemon=True).start()
-    return answers
-
-
-def _get(stream: IO[bytes]) -> bytes:
-    head = stream.read(_LEN.size)
-    if len(head) < _LEN.size:
-        raise EOFError("the translating process ended")
-    size = _LEN.unpack(head)[0]
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError("the translating process ended")
-    return data
-
-
-def serve(inp: IO[bytes], out: IO[bytes]) -> None:
-    """The child: answer every job in order until the input ends."""
-    jobs: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue()
-
-    def drain() -> None:  # read ahead, so the parent never blocks writing to a full pipe
-        try:
-            while True:
-                jobs.put((_get(inp), _get(inp)))  # pickled (flags, received); the bytes
-        except (EOFError, OSError):
-            jobs.put(None)
-
-    sys.setswitchinterval(SWITCH_S)  # the reader gets the GIL soon after its read returns
-    threading.Thread(target=drain, daemon=True).start()
-    while (job := jobs.get()) is not None:
-        try:
-            answer: tuple[str, object] = ("ok", translate((job[1], *pickle.loads(job[0]))))
-        except Exception as e:  # the parent translates it again and raises
-            answer = ("error", repr(e))
-        try:
-            _put(out, pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
-        except (BrokenPipeError, OSError):
-            return
-
-
 if __name__ == "__main__":
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print in the child cannot garble the answers
-    serve(sys.stdin.buffer, answers)
+    serve(sys.stdin.buffer, answers, mapped(sys.argv[1:]), translate)

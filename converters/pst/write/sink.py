@@ -44,7 +44,7 @@ from pstkit.protocols import BatchLimit, Failed, Sink, TargetItem
 
 from . import fileset
 from .append import refuse_foreign, reopen
-from .convert import Converter, Job
+from .convert import Converter
 from .existing import Existing
 from .items import to_item
 from .mapi import Message
@@ -53,6 +53,7 @@ from .messaging import PstWriter
 from .ndb import MAX_EOF
 from .purview import IMPORT_SERVICE_ITEM_LIMIT, import_request, parse_size
 from .purview_file import PurviewFile
+from .wire import Job
 from .written import Written
 
 #: Outlook's special folders: role -> (English name, container class)
