@@ -25,7 +25,7 @@ from pstkit.interrupt import StopNow, Stopper, stop_on_signal
 from pstkit.mapping import PlanEntry, StoreFolder, path_text, plan
 from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
-from pstkit.protocols import Failed, LookAhead, Sink, TwoStepSink
+from pstkit.protocols import AtomicSink, Failed, LookAhead, Sink, TwoStepSink
 from pstkit.redeliver import reopen_missing
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
@@ -150,6 +150,10 @@ class _ImportJob:
     #: --bwlimit: each batch's bytes are taken before it goes to the sink
     limit: TokenBucket | None = None
 
+    @property
+    def _atomic(self) -> bool:
+        return isinstance(self.sink, AtomicSink) and self.sink.shows_nothing_before_close()
+
     def folder(self, entry: PlanEntry) -> None:
         self.folders([entry])
 
@@ -267,7 +271,7 @@ class _ImportJob:
         with self.stop.waiting():  # looks in the target; nothing is recorded yet
             for row, raw in zip(rows, read, strict=True):
                 self._sort_out(target, row, raw, done, problems, send)
-        if send:
+        if send and not self._atomic:
             # Mark the batch in flight first: if this process dies before the
             # ledger is written, the next run looks in the target for these.
             marks = [(m.id, target, "", "sending") for m, _ in send]

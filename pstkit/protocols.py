@@ -146,6 +146,17 @@ class Sink(Protocol):
 
 
 @runtime_checkable
+class AtomicSink(Protocol):
+    """Optional for sinks whose target shows nothing of a run until `close` has finished
+    (the PST writer writes a work file and renames it into place at the end). The
+    pipeline marks a batch "sending" in the ledger before it goes out so that the run
+    after a kill looks in the target for it; a killed run leaves such a target as it was,
+    so the marks are skipped: one durable ledger commit per batch less."""
+
+    def shows_nothing_before_close(self) -> bool: ...
+
+
+@runtime_checkable
 class LookAhead(Protocol):
     """Optional for sinks that prepare items before they are offered (the PST writer
     translates MIME -> MAPI in a second process). The pipeline reads the next batch while

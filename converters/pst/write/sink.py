@@ -172,6 +172,11 @@ class PstSink:
             return 0
         return int(size + 2 * fileset.TAIL < (self.max_size or MAX_EOF))
 
+    def shows_nothing_before_close(self) -> bool:
+        """Always: the output is a work file until `close` renames it into place, and a
+        run after a kill writes it anew (AtomicSink)."""
+        return True
+
     # --- what exists --------------------------------------------------------------
     def folders(self) -> list[FolderInfo]:
         if self._existing:
