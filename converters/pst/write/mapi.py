@@ -22,9 +22,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message as PyMessage
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 from . import fastmime
+from .addrlist import addresses
 from .parts import (
     data_of,
     extension,
@@ -250,7 +251,7 @@ def _date(value: object) -> datetime | None:
 def _addresses(msg: PyMessage, name: str) -> list[tuple[str, str]]:
     values = [_text(v) for v in msg.get_all(name, [])]
     decoded = [_words(v) if "=?" in v else v for v in values] if values else []
-    return [(n, a) for n, a in getaddresses(decoded) if n or a]
+    return [(n, a) for n, a in addresses(decoded) if n or a]
 
 
 def _words(value: str) -> str:
