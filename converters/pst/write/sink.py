@@ -151,6 +151,9 @@ class PstSink:
         self._folders: dict[FolderPath, str] = {}  # every folder asked for -> class
         self._nids: dict[FolderPath, int] = {}  # ... made in the part being written
         self._seen = Written()  # items written in this run; earlier files' stable keys
+        #: the duplicate keys `find_duplicates` worked out, by the bytes object, for `_put`
+        #: (they were parsed twice per mail: 3 % of the writer's thread)
+        self._dup_keys: dict[int, tuple[bytes, str]] = {}
         #: a run that died after recording deliveries into a file that never got in place
         #: left its work file: the ledger under the set's record key is not trusted (close)
         self._recover = bool(files) and fileset.leftover(self.path, len(files))
@@ -300,7 +303,10 @@ class PstSink:
             self._active = True
             mail = self.converter.map(
                 _job(msg, raw) for msg, raw in batch if msg.kind == ItemKind.MAIL)  # ahead
-            return [self._put(folder, msg, raw, mail) for msg, raw in batch]
+            try:
+                return [self._put(folder, msg, raw, mail) for msg, raw in batch]
+            finally:
+                self._dup_keys.clear()  # those left are of duplicates the pipeline skipped
 
     def _put(self, folder: FolderPath, msg: StoredMessage, raw: bytes,
              mail: Iterator[Message | str]) -> Delivered | Failed:
@@ -323,7 +329,7 @@ class PstSink:
                 mapi, notes = mail_or_meeting(raw, translated, writer.names.id)
             else:
                 mapi, notes = to_item(raw, msg.kind, flags, msg.received, writer.names.id)
-            dup = duplicate_key(raw)
+            dup = self._dup_key_of(raw)
             digest = dup[4:] if dup.startswith("sha:") and translated is not None else ""
             item = writer.message(nid, mapi, sorted(msg.keywords), msg.stable_key, digest)
         except (ValueError, OverflowError) as e:  # hostile input: one item fails
@@ -333,6 +339,12 @@ class PstSink:
         self._seen.add(folder, dup, target_id, msg.stable_key)
         size_note = _size_note(len(raw), self.max_size)
         return Delivered(target_id, "; ".join(n for n in (*notes, size_note) if n))
+
+    def _dup_key_of(self, raw: bytes) -> str:
+        """`duplicate_key(raw)`, taken from `_dup_keys` when find_duplicates made it: the
+        entry holds the bytes object itself, so an id used again is never taken for it."""
+        known = self._dup_keys.pop(id(raw), None)
+        return known[1] if known is not None and known[0] is raw else duplicate_key(raw)
 
     def upcoming(self, batch: Sequence[tuple[StoredMessage, bytes]]) -> None:
         """The pipeline's next batch (`LookAhead`): its mail goes to the translating child
@@ -357,7 +369,10 @@ class PstSink:
                      _dup_key(item.message_id, item.sha256))
                     for index, e in enumerate(self._existing, 1)
                     for path in e.paths for item in e.items(path))
-            dup = duplicate_key(raw)
+            dup = self._dup_key_of(raw)
+            if len(self._dup_keys) >= self.batch_limit.max_items:
+                self._dup_keys.clear()  # a batch before this one had only duplicates
+            self._dup_keys[id(raw)] = raw, dup
             earlier = self._seen.earlier(folder, msg.stable_key, dup) if self._existing else []
             return [*earlier, *self._seen.dups(folder, dup)]
 
