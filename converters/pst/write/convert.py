@@ -87,6 +87,7 @@ class Converter:
         self._child: subprocess.Popen[bytes] | None = None
         self._sent: deque[Job] = deque()  # sent to the child, in order; answers unread
         self._slots: deque[Slot] = deque()  # the slot of each job in `_sent`
+        self._sent_bytes = 0  # the size of the jobs in `_sent`
         self._shared: Shared | None = None  # the memory the slots are in (ring.py)
         self._ring: Ring | None = None
         self._posted: Counter[_Key] = Counter()  # the keys in `_sent`
@@ -204,7 +205,7 @@ class Converter:
 
     def _room(self) -> bool:
         """Whether the child may get one more job: a bound on its queue's memory."""
-        return len(self._sent) < AHEAD and sum(len(j[0]) for j in self._sent) < AHEAD_BYTES
+        return len(self._sent) < AHEAD and self._sent_bytes < AHEAD_BYTES
 
     def _post(self, job: Job) -> None:
         if self._child is None or self._jobs is None:
@@ -216,6 +217,7 @@ class Converter:
             slot = None if start is None else (start, size)
             self.slotted += slot is not None
         self._sent.append(job)  # first: if the send fails, the job is done here
+        self._sent_bytes += len(job[0])
         self._slots.append(slot)
         self._posted[_key(job)] += 1
         self._jobs.put((job, slot))
@@ -223,6 +225,7 @@ class Converter:
     def _answered(self) -> Job:
         """The oldest job sent, out of `_sent` (its slot given back)."""
         job = self._sent.popleft()
+        self._sent_bytes -= len(job[0])
         slot = self._slots.popleft()
         if slot is not None and self._ring is not None:
             self._ring.give_back(slot[0])
@@ -290,6 +293,7 @@ class Converter:
 
     def close(self) -> None:
         self._sent.clear()
+        self._sent_bytes = 0
         self._slots.clear()
         self._posted.clear()
         self._hints = deque()
