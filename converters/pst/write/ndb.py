@@ -31,6 +31,7 @@ PAGE = 512
 BLOCK_MAX = 8176  # largest block payload: 8192 minus the 16-byte trailer
 HEADER_SIZE = 564
 DLIST_AT = 0x4200
+Data = bytes | memoryview  # a block's bytes: large values go as views of themselves
 AMAP_AT = 0x4400
 PMAP_AT = 0x4600
 AMAP_SPAN = 0x3E000  # bytes one AMap page covers: 496 bytes * 8 bits * 64
@@ -171,7 +172,7 @@ class NdbWriter:
         self.pos = ib + len(data)
 
     # --- blocks and trees -----------------------------------------------------------
-    def block(self, data: bytes, internal: bool = False) -> int:
+    def block(self, data: Data, internal: bool = False) -> int:
         """Write one block (MS-PST 2.2.2.8); its BID."""
         if len(data) > BLOCK_MAX:
             raise ValueError(f"block of {len(data)} bytes")
@@ -220,9 +221,10 @@ class NdbWriter:
         """A data tree holding `data`, cut into full blocks."""
         if len(data) <= BLOCK_MAX:
             return self.block(data)
-        return self.tree([data[i : i + BLOCK_MAX] for i in range(0, len(data), BLOCK_MAX)])
+        view = memoryview(data)  # views, not copies
+        return self.tree([view[i : i + BLOCK_MAX] for i in range(0, len(data), BLOCK_MAX)])
 
-    def tree(self, blocks: Sequence[bytes]) -> int:
+    def tree(self, blocks: Sequence[Data]) -> int:
         """A data tree of these blocks (every one but the last must be BLOCK_MAX long, as
         readers locate bytes by block index): one block, an XBLOCK or an XXBLOCK."""
         if len(blocks) == 1:
