@@ -271,12 +271,15 @@ def _sources(users: list[Account], dovecot: Dovecot) -> dict[str, list[str]]:
 def _hold_restore_lock(cluster: Cluster) -> None:
     """Take kombu's lock on the look for vanished workers' jobs as a worker
     does for a moment every few seconds, with the expiry the workers give it,
-    and never give it back: a worker killed in that moment."""
+    and never give it back: a worker killed in that moment. A live worker may hold it
+    for its own moment just then (a full run failed on a non-blocking take): it is
+    waited for, as the next worker would."""
     import redis  # noqa: PLC0415
 
     expire = _transport_options(VISIBILITY).get("unacked_mutex_expire", 300)
     client = redis.Redis.from_url(cluster.redis.url)
-    assert client.lock("unacked_mutex", timeout=expire).acquire(blocking=False)
+    lock = client.lock("unacked_mutex", timeout=expire)
+    assert lock.acquire(blocking=True, blocking_timeout=2 * expire)
     client.close()
 
 
