@@ -5,14 +5,19 @@ for it or an answer does not fit its slot."""
 
 from __future__ import annotations
 
+import marshal
+import os
 import pickle
+import struct
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pstkit.converters.pst.write import convert, ring
+from pstkit.converters.pst.write import convert, ring, wire
 from pstkit.converters.pst.write.convert import Converter, translate
 from pstkit.converters.pst.write.ring import Ring, Shared, slot_size
 
@@ -87,7 +92,7 @@ def test_answers_come_back_through_the_shared_memory(corpus: Path) -> None:
     assert conv.answered == len(jobs)
     # each answer that fits its job's slot comes that way (the corpus jobs are small, so
     # there is always room); a few corpus mails have answers of 7-11 times their size
-    fits = sum(len(pickle.dumps(("ok", w), pickle.HIGHEST_PROTOCOL)) <= slot_size(len(j[0]))
+    fits = sum(len(marshal.dumps(("ok", convert._pack(w)))) <= slot_size(len(j[0]))
                for j, w in zip(jobs, want, strict=True))
     assert 0 < fits < len(jobs)
     assert conv.in_slots == fits
@@ -117,3 +122,25 @@ def test_answers_larger_than_their_slot_come_through_the_pipe(
     got, conv = _answers(jobs)
     assert got == [translate(j) for j in jobs]
     assert conv.in_slots < len(jobs)  # a MAPI answer is mostly larger than its mail
+
+
+def test_an_answer_marshal_cannot_write_comes_back_as_an_error() -> None:
+    """The child's loop (wire.serve) answers ("error", why) for a result marshal cannot
+    write; the writer then translates that job itself (Converter._next)."""
+    jobs_r, jobs_w = os.pipe()
+    answers_r, answers_w = os.pipe()
+    switch = sys.getswitchinterval()  # serve sets the child's
+    with os.fdopen(jobs_r, "rb") as inp, os.fdopen(answers_w, "wb") as out:
+        child = threading.Thread(target=wire.serve,
+                                 args=(inp, out, None, lambda job: [object(), job[0]]))
+        child.start()
+        with os.fdopen(jobs_w, "wb") as send:
+            meta = pickle.dumps((frozenset(), None, None))
+            raw = b"Subject: x\r\n\r\nbody\r\n"
+            send.write(struct.pack("<Q", len(meta)) + meta + struct.pack("<Q", len(raw)) + raw)
+        child.join(10)
+    sys.setswitchinterval(switch)
+    with os.fdopen(answers_r, "rb") as got:
+        size = struct.unpack("<Q", got.read(8))[0]
+        kind, why = marshal.loads(got.read(size))
+    assert kind == "error" and "unmarshallable" in why

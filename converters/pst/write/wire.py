@@ -3,9 +3,10 @@ their pipes, the writer's threads that send jobs and read answers, and the child
 I/O.
 
 A job goes as a pickle of its flags, time and slot, then its bytes: into its slot of the
-shared memory (ring.py) when it has one, else through the pipe. An answer (a pickle)
-comes back into the same slot when it fits, and the pipe carries only its length with
-IN_SLOT set; else through the pipe. Frames are a little-endian 8-byte length and the
+shared memory (ring.py) when it has one, else through the pipe. An answer (marshal's
+form of ("ok", what `translate` gave) or ("error", why)) comes back into the same slot
+when it fits, and the pipe carries only its length with IN_SLOT set; else through the
+pipe. Frames are a little-endian 8-byte length and the
 bytes. The pipes keep the order; a pipe's write and read are what make the slot's bytes
 visible to the other process.
 """
@@ -13,6 +14,7 @@ visible to the other process.
 from __future__ import annotations
 
 import contextlib
+import marshal
 import mmap
 import os
 import pickle
@@ -23,7 +25,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 try:
     import fcntl
@@ -144,7 +146,7 @@ def _body(stream: IO[bytes], size: int) -> bytes:
 
 
 def serve(inp: IO[bytes], out: IO[bytes], mem: mmap.mmap | None,
-          translate: Callable[[Job], object]) -> None:
+          translate: Callable[[Job], Any]) -> None:
     """The child: answer every job in order until the input ends; a job in a slot of the
     shared memory `mem` is answered into the same slot when the answer fits."""
     jobs: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue()
@@ -163,10 +165,13 @@ def serve(inp: IO[bytes], out: IO[bytes], mem: mmap.mmap | None,
         try:
             flags, received, where = pickle.loads(job[0])
             raw = job[1] if where is None or mem is None else mem[where[0] : where[0] + where[1]]
-            answer: tuple[str, object] = ("ok", translate((raw, flags, received)))
+            answer: tuple[str, Any] = ("ok", translate((raw, flags, received)))
         except Exception as e:  # the parent translates it again and raises
             answer = ("error", repr(e))
-        data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+        try:
+            data = marshal.dumps(answer)
+        except ValueError as e:  # not marshal's kind of value: the parent translates it
+            data = marshal.dumps(("error", repr(e)))
         try:
             if where is not None and mem is not None and len(data) <= where[2]:
                 mem[where[0] : where[0] + len(data)] = data  # the job's bytes were copied
