@@ -33,8 +33,11 @@ def _stdlib(raw: bytes) -> Message:
 def _shape(msg: Message) -> object:
     payload = msg.get_payload()
     kids = [_shape(p) for p in payload] if isinstance(payload, list) else payload
+    params = [(msg.get_params(), msg.get_params(header="content-disposition"),
+               msg.get_filename(), msg.get_content_charset(), msg.get_boundary())
+              for _twice in range(2)]  # the fast tree's are parsed once per value, then kept
     return (msg.items(), msg.get_content_type(), msg.get_default_type(), msg.preamble,
-            msg.epilogue, msg.get_unixfrom(), kids)
+            msg.epilogue, msg.get_unixfrom(), params, kids)
 
 
 def _same(raw: bytes) -> bool:
