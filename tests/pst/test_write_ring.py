@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import marshal
 import os
-import pickle
 import struct
 import sys
 import threading
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -135,7 +136,7 @@ def test_an_answer_marshal_cannot_write_comes_back_as_an_error() -> None:
                                  args=(inp, out, None, lambda job: [object(), job[0]]))
         child.start()
         with os.fdopen(jobs_w, "wb") as send:
-            meta = pickle.dumps((frozenset(), None, None))
+            meta = wire.pack_meta(frozenset(), None, None)
             raw = b"Subject: x\r\n\r\nbody\r\n"
             send.write(struct.pack("<Q", len(meta)) + meta + struct.pack("<Q", len(raw)) + raw)
         child.join(10)
@@ -144,3 +145,21 @@ def test_an_answer_marshal_cannot_write_comes_back_as_an_error() -> None:
         size = struct.unpack("<Q", got.read(8))[0]
         kind, why = marshal.loads(got.read(size))
     assert kind == "error" and "unmarshallable" in why
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.frozensets(st.sampled_from(["seen", "answered", "flagged", "draft", "ü"])),
+       st.one_of(st.none(), st.datetimes(timezones=st.sampled_from(
+           [None, UTC, timezone(timedelta(0)), timezone(timedelta(hours=5, minutes=30)),
+            ZoneInfo("Europe/Berlin")]))),
+       st.one_of(st.none(), st.tuples(st.integers(0, 2**40), st.integers(0, 2**30),
+                                      st.integers(0, 2**31))))
+def test_a_jobs_flags_time_and_place_cross_as_they_are(
+        flags: frozenset[str], received: datetime | None,
+        where: tuple[int, int, int] | None) -> None:
+    got = wire.unpack_meta(wire.pack_meta(flags, received, where))
+    assert got == (flags, received, where)
+    if received is not None:  # the same zone, not only the same instant
+        assert got[1] is not None and got[1].utcoffset() == received.utcoffset()
+        assert (got[1].tzinfo is None) == (received.tzinfo is None)
+        assert got[1].fold == received.fold
