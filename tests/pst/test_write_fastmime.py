@@ -36,8 +36,10 @@ def _shape(msg: Message) -> object:
     params = [(msg.get_params(), msg.get_params(header="content-disposition"),
                msg.get_filename(), msg.get_content_charset(), msg.get_boundary())
               for _twice in range(2)]  # the fast tree's are parsed once per value, then kept
+    names = {k.lower() for k in msg} | {"x-none", "To", "CONTENT-TYPE"}
+    lookups = [(n, msg.get(n), msg.get_all(n), msg[n], n in msg) for n in sorted(names)]
     return (msg.items(), msg.get_content_type(), msg.get_default_type(), msg.preamble,
-            msg.epilogue, msg.get_unixfrom(), params, kids)
+            msg.epilogue, msg.get_unixfrom(), params, lookups, kids)
 
 
 def _same(raw: bytes) -> bool:
@@ -241,3 +243,25 @@ def test_parse_head_is_the_stdlib_header_parse(seed: int) -> None:
         assert got.get_payload() == want.get_payload() and not want.defects, head
         assert got.items() == want.items(), head
     assert fast > 1000 and slow > 10
+
+
+def test_header_lookups_follow_changes_as_the_stdlibs_do() -> None:
+    """The fast tree's parts (fastmime._Part, its parameters kept per value) after every
+    kind of change answer as the stdlib's."""
+    raw = (b"From: a@b\r\nTo: c@d\r\nTo: e@f\r\nSubject: one\r\nContent-Type: multipart/mixed;"
+           b" boundary=XY\r\n\r\n--XY\r\nContent-Type: text/plain\r\n\r\nhi\r\n--XY--\r\n")
+    fast, slow = fastmime.fast(raw), _stdlib(raw)
+    assert fast is not None and type(fast) is not type(slow)  # the fast tree's own class
+    changes = [lambda m: m.replace_header("Subject", "two"),
+               lambda m: m.__setitem__("X-New", "1"),
+               lambda m: m.__delitem__("To"),
+               lambda m: m.set_boundary("ZZ"),
+               lambda m: m.add_header("X-Add", "v", name="n"),
+               lambda m: m.set_param("charset", "utf-8"),
+               lambda m: m.del_param("boundary"),
+               lambda m: m.set_raw("To", "g@h")]
+    for change in changes:
+        for m in (fast, slow):
+            m.get("To")  # the index exists before the change
+            change(m)
+        assert _shape(fast) == _shape(slow)
