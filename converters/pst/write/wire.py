@@ -99,16 +99,23 @@ def sending(child: subprocess.Popen[bytes], shared: Shared | None
         try:
             assert stream is not None
             while (item := jobs.get()) is not None:
-                (raw, flags, received), slot = item
-                where = None
-                if slot is not None and shared is not None:
-                    shared.mem[slot[0] : slot[0] + len(raw)] = raw
-                    where = (slot[0], len(raw), slot[1])
-                meta = pack_meta(flags, received, where)
-                inline = raw if where is None else b""
-                stream.write(_LEN.pack(len(meta)) + meta + _LEN.pack(len(inline)))
-                stream.write(inline)
+                while item is not None:  # those queued meanwhile go in the same write
+                    (raw, flags, received), slot = item
+                    where = None
+                    if slot is not None and shared is not None:
+                        shared.mem[slot[0] : slot[0] + len(raw)] = raw
+                        where = (slot[0], len(raw), slot[1])
+                    meta = pack_meta(flags, received, where)
+                    inline = raw if where is None else b""
+                    stream.write(_LEN.pack(len(meta)) + meta + _LEN.pack(len(inline)))
+                    stream.write(inline)
+                    try:
+                        item = jobs.get_nowait()
+                    except queue.Empty:
+                        break
                 stream.flush()
+                if item is None:
+                    break
         except (OSError, ValueError, AssertionError):
             with contextlib.suppress(OSError):
                 child.kill()
