@@ -12,7 +12,9 @@ its own process, `child` in a second one) and once per `--baseline` source tree 
 `git archive` of main, through PYTHONPATH). Prints the MEDIAN of N runs: wall s, CPU s
 (user+sys of the process and its children, wait4), msg/s, MB/s, peak RSS of the process
 tree (its own and its children's RSS summed, sampled every 20 ms: wait4 reports only the
-largest single process) and the throughput ratio to cp. Every run writes into a new
+largest single process; memory both share, like the writer's ring with its child, counts
+twice), peak PSS of the tree (shared pages split between the processes sharing them) and
+the throughput ratio to cp. Every run writes into a new
 directory, kept until the size is done (ext4 without a journal makes file creation slow
 right after mass deletes); `--keep` keeps the last PST for reader benchmarks.
 """
@@ -36,32 +38,41 @@ from bench_store import GENMAIL, SETTLE_S, mailbox, stored
 Tool = tuple[str, list[str], dict[str, str]]  # label, command (OUT at the end), env
 
 
-def _tree_rss(pid: int) -> int:
-    """KiB resident in `pid` and its children, now."""
-    total, todo = 0, [pid]
+def _tree_rss(pid: int) -> tuple[int, int]:
+    """KiB resident in `pid` and its children, now: RSS summed (memory the processes
+    share, such as the PST writer's ring with its child, counted in each) and PSS summed
+    (shared pages split between them: the tree's real footprint)."""
+    rss = pss = 0
+    todo = [pid]
     while todo:
         p = todo.pop()
         try:
             status = Path(f"/proc/{p}/status").read_text()
-            total += next((int(line.split()[1]) for line in status.splitlines()
-                           if line.startswith("VmRSS:")), 0)
+            rss += next((int(line.split()[1]) for line in status.splitlines()
+                         if line.startswith("VmRSS:")), 0)
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+            pss += next((int(line.split()[1]) for line in rollup.splitlines()
+                         if line.startswith("Pss:")), 0)
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue
-    return total
+    return rss, pss
 
 
-def run(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
-    """(wall s, CPU s of the process and its children, peak RSS MiB of the tree)."""
+def run(cmd: list[str], env: dict[str, str], cwd: Path
+        ) -> tuple[float, float, float, float]:
+    """(wall s, CPU s of the process and its children, peak RSS and PSS MiB of the
+    tree)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, **env}, cwd=cwd)  # fmt: skip
-    peak, done = [0], threading.Event()
+    peak, done = [0, 0], threading.Event()
 
     def sample() -> None:
         while not done.wait(0.02):
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            rss, pss = _tree_rss(proc.pid)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -73,7 +84,7 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, f
         err = proc.stderr.read().decode() if proc.stderr else ""
         sys.exit(f"failed: {' '.join(cmd)}\n{err}")
     rss = max(peak[0] / 1024, usage.ru_maxrss / 1024)
-    return wall, usage.ru_utime + usage.ru_stime, rss
+    return wall, usage.ru_utime + usage.ru_stime, rss, peak[1] / 1024
 
 
 def tools(src: Path, store: Path, modes: list[str], baselines: list[Path]) -> list[Tool]:
@@ -88,13 +99,13 @@ def tools(src: Path, store: Path, modes: list[str], baselines: list[Path]) -> li
 
 
 def bench(work: Path, n: int, seed: int, runs: int, modes: list[str], baselines: list[Path],
-          keep: bool) -> list[tuple[str, float, float, float]]:
+          keep: bool) -> list[tuple[str, float, float, float, float]]:
     src, count, size = mailbox(work, n, seed)
     store = stored(src)
     todo = tools(src, store, modes, baselines)
     outs = work / f"outs-{n}-{time.strftime('%H%M%S')}"  # new: no deletes just before
     outs.mkdir()
-    got: list[list[tuple[float, float, float]]] = [[] for _ in todo]
+    got: list[list[tuple[float, float, float, float]]] = [[] for _ in todo]
     for i in range(runs):  # cp, pstkit, cp, pstkit...: all see the same load
         for t, (label, cmd, env) in enumerate(todo):
             subprocess.run(["sync"], check=True)  # none pays another's dirty pages
@@ -106,9 +117,10 @@ def bench(work: Path, n: int, seed: int, runs: int, modes: list[str], baselines:
         wall = statistics.median(s[0] for s in samples)
         cpu = statistics.median(s[1] for s in samples)
         rss = max(s[2] for s in samples)
-        rows.append((label, wall, cpu, rss))
+        pss = max(s[3] for s in samples)
+        rows.append((label, wall, cpu, rss, pss))
         print(f"{label:<18} {count:>8} {wall:>8.2f} {cpu:>8.2f} {count / wall:>8.0f} "
-              f"{size / wall / 1e6:>8.1f} {rss:>13.1f}", flush=True)
+              f"{size / wall / 1e6:>8.1f} {rss:>13.1f} {pss:>13.1f}", flush=True)
     if keep:
         shutil.copyfile(outs / f"1-{runs - 1}.pst", work / "out-0.pst")
     shutil.rmtree(outs)
@@ -136,12 +148,12 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"medians of {args.runs} runs, storage: {args.work}, load {os.getloadavg()[0]:.1f}")
     print(f"{'tool':<18} {'messages':>8} {'wall s':>8} {'CPU s':>8} {'msg/s':>8} {'MB/s':>8} "
-          f"{'peak RSS MiB':>13}")
+          f"{'peak RSS MiB':>13} {'peak PSS MiB':>13}")
     for k, n in enumerate([*args.also, args.messages]):
         if k:
             time.sleep(SETTLE_S)  # the last size's outputs were just removed
         rows = bench(args.work, n, args.seed, args.runs, args.modes, args.baseline, args.keep)
-        for label, wall, cpu, _rss in rows[1:]:
+        for label, wall, cpu, _rss, _pss in rows[1:]:
             print(f"{'ratio':<18} {'':>8} {rows[0][1] / wall:>8.2f} {cpu / rows[0][2]:>8.1f}"
                   f"  ({label}: cp wall / its wall, >= 0.5 is the goal; its CPU / cp CPU)")
 
