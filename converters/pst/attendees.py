@@ -10,7 +10,7 @@ PidLidResponseStatus (2.2.1.11) is written as X-PSTKIT-RESPONSE-STATUS when it i
 attendee's copy (or respNone); the organizer's (respOrganized) is what the writer assumes
 for a meeting.
 
-Two things Outlook keeps have no iCalendar form in [MS-OXCICAL], so they are pstkit's own
+Three things Outlook keeps have no iCalendar form in [MS-OXCICAL], so they are pstkit's own
 X- names, which the writer (write/attendees.py) reads back and other programs ignore:
 - on the organizer's item, an attendee's counter proposal (PidTagRecipientProposed,
   PidTagRecipientProposedStartTime/EndTime, 2.2.4.10.4-2.2.4.10.6: the attendee asked for
@@ -18,7 +18,10 @@ X- names, which the writer (write/attendees.py) reads back and other programs ig
   X-PSTKIT-PROPOSED-START/-END (UTC), and PidLidAppointmentProposalNumber (the proposals
   not yet accepted or rejected) as X-PSTKIT-PROPOSALS;
 - on a Meeting Forward Notification (2.2.9), the people the meeting was forwarded to
-  (PidLidForwardNotificationRecipients, `recipient_rows`) as X-PSTKIT-FORWARDED-TO lines.
+  (PidLidForwardNotificationRecipients, `recipient_rows`) as X-PSTKIT-FORWARDED-TO lines;
+- on any calendar item, the attendees its meeting messages do not go to
+  (PidLidAppointmentUnsendableRecipients, 2.2.1.25, the same list form) as
+  X-PSTKIT-UNSENDABLE lines.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def party_lines(props: Props, recipients: tuple[Props, ...]) -> list[str]:
     proposals = props.integer("ProposalNumber")
     if proposals:  # 0 is what Outlook keeps on every appointment, and what the writer writes
         out.append(f"X-PSTKIT-PROPOSALS:{proposals}")
-    return out + (forward_lines(props) if cls == FORWARD_CLASS else [])
+    return out + (forward_lines(props) if cls == FORWARD_CLASS else []) + unsendable_lines(props)
 
 
 def _role(kind: int | None) -> list[str]:
@@ -139,19 +142,33 @@ def forward_lines(props: Props) -> list[str]:
     recipients (the organizer it goes to), so the writer could not tell the two apart,
     and a program reading the calendar would take the forwardees for people who were
     invited and answered, which the notification does not say."""
-    blob = props.binary("ForwardNotificationRecipients")
+    return _row_lines(props, "ForwardNotificationRecipients", "X-PSTKIT-FORWARDED-TO",
+                      "forward notification recipients", "forward recipient(s)")
+
+
+def unsendable_lines(props: Props) -> list[str]:
+    """The attendees an appointment lists as unsendable (PidLidAppointmentUnsendable
+    Recipients, [MS-OXOCAL] 2.2.1.25: attendees its meeting messages do not go to), one
+    X-PSTKIT-UNSENDABLE line each, as X-PSTKIT-FORWARDED-TO (the same list form); not
+    ATTENDEE lines, which would make them invitees."""
+    return _row_lines(props, "UnsendableRecipients", "X-PSTKIT-UNSENDABLE",
+                      "unsendable recipients", "unsendable recipient(s)")
+
+
+def _row_lines(props: Props, prop: str, name: str, what: str, who: str) -> list[str]:
+    blob = props.binary(prop)
     if blob is None:
         return []
-    got = decode_rows(blob, "forward notification recipients")
+    got = decode_rows(blob, what)
     out = []
     for r in got.recipients:
         row = Props({PR_DISPLAY_NAME: r.name, PR_ADDRTYPE: r.addrtype,
                      PR_EMAIL_ADDRESS: r.address, PR_SMTP_ADDRESS: r.smtp})
         if _known(row):
-            out.append(_line("X-PSTKIT-FORWARDED-TO", row, _role(r.kind)))
+            out.append(_line(name, row, _role(r.kind)))
     missing = len(got.recipients) - len(out)
     if missing:
-        out.append(f"X-PSTKIT-NOTE:{missing} forward recipient(s) without an address left out")
+        out.append(f"X-PSTKIT-NOTE:{missing} {who} without an address left out")
     return out + [f"X-PSTKIT-NOTE:{escape(n)}" for n in got.notes]
 
 

@@ -52,6 +52,7 @@ NAMED: dict[tuple[str, int], str] = {
     (PSETID_APPOINTMENT, 0x8251): "ProposedEnd",
     (PSETID_APPOINTMENT, 0x8259): "ProposalNumber",  # PidLidAppointmentProposalNumber
     (PSETID_APPOINTMENT, 0x8261): "ForwardNotificationRecipients",
+    (PSETID_APPOINTMENT, 0x825D): "UnsendableRecipients",  # PidLidAppointmentUnsendable...
     (PSETID_MEETING, 0x0003): "GlobalObjectId",
     (PSETID_MEETING, 0x0001): "AttendeeCriticalChange",
     (PSETID_MEETING, 0x001A): "OwnerCriticalChange",

@@ -277,3 +277,49 @@ def test_counter_proposals_round_trip(tmp_path: Path) -> None:
     for name in ("Bob", "Cy", "Di"):
         for pid in (0x5FE1, 0x5FE3, 0x5FE4):
             assert again[name].get(pid) == rows[name].get(pid), (name, hex(pid))
+
+
+# --- unsendable attendees (PidLidAppointmentUnsendableRecipients) ----------------------
+
+UNSENDABLE = [line.replace("X-PSTKIT-FORWARDED-TO", "X-PSTKIT-UNSENDABLE") for line in FORWARDED]
+WITH_UNSENDABLE = APPOINTMENT.replace(
+    "X-PSTKIT-PROPOSALS:1\r\n", "".join(f"{x}\r\n" for x in ["X-PSTKIT-PROPOSALS:1", *UNSENDABLE]))
+
+
+def test_the_writer_makes_the_unsendable_list() -> None:
+    names = NameMap()
+    ev = event(components(WITH_UNSENDABLE)[0], {}, [], names.id)
+    got = {p[0]: p[2] for p in ev.props}
+    assert got[names.id((A, 0x825D))] == WANT_ROWS  # the same rows as the forwardees'
+    assert len(ev.recipients) == 4  # not attendees: the table holds the four it held
+    plain = event(components(APPOINTMENT)[0], {}, [], names.id)
+    assert names.id((A, 0x825D)) not in {p[0] for p in plain.props}
+
+
+def test_the_reader_gives_the_unsendable_back() -> None:
+    item = Props({0x001A: "IPM.Appointment", "UnsendableRecipients": WANT_ROWS})
+    assert party_lines(item, ()) == UNSENDABLE
+    damaged = party_lines(Props({0x001A: "IPM.Appointment",
+                                 "UnsendableRecipients": WANT_ROWS[:30]}), ())
+    assert damaged[-1].startswith("X-PSTKIT-NOTE:unsendable recipients unreadable (")
+
+
+def test_unsendable_round_trip(tmp_path: Path) -> None:
+    """An appointment from the store with unsendable attendees -> PST (the list libpff
+    reads is the rows written) -> store -> PST -> store: the same lines each time."""
+    pytest.importorskip("pypff")
+    from .test_write_pim_readers import outlook_named  # noqa: PLC0415
+
+    first = tmp_path / "one.pst"
+    sink = PstSink(Location("pst", str(first)), ConnectOptions())
+    sink.ensure_folder(("Calendar",), None)
+    raw = stored("IPM.Appointment", "Plan", "", "event.ics", "text/calendar", WITH_UNSENDABLE)
+    result = sink.put_batch(("Calendar",), [(replace(meta(0), kind=ItemKind.EVENT,
+                                                     folder=("Calendar",)), raw)])[0]
+    assert isinstance(result, Delivered) and not result.note, result
+    sink.close()
+    assert outlook_named(first, "IPM.Appointment")[(A, 0x825D)] == (0x0102, WANT_ROWS)
+    parts, second = _round_trip(first, tmp_path)
+    text = _unfolded("\n".join(t for _c, t in parts))
+    assert [x for x in text.split("\r\n") if x.startswith("X-PSTKIT-UNSENDABLE")] == UNSENDABLE
+    assert outlook_named(second, "IPM.Appointment")[(A, 0x825D)] == (0x0102, WANT_ROWS)

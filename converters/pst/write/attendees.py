@@ -10,7 +10,8 @@ writes them): an attendee's counter proposal on the organizer's item (X-PSTKIT-P
 -PROPOSED-START, -PROPOSED-END -> PidTagRecipientProposed, ...StartTime, ...EndTime,
 2.2.4.10.4-2.2.4.10.6) and the count of open ones (X-PSTKIT-PROPOSALS ->
 PidLidAppointmentProposalNumber); a Meeting Forward Notification's forwardees
-(X-PSTKIT-FORWARDED-TO -> PidLidForwardNotificationRecipients, 2.2.9, `recipient_rows`).
+(X-PSTKIT-FORWARDED-TO -> PidLidForwardNotificationRecipients, 2.2.9, `recipient_rows`;
+X-PSTKIT-UNSENDABLE -> PidLidAppointmentUnsendableRecipients, 2.2.1.25, the same form).
 """
 
 from __future__ import annotations
@@ -97,12 +98,23 @@ def parties(c: Component) -> list[list[Prop]]:
 def forward_recipients(c: Component, ids: Ids) -> list[Prop]:
     """PidLidForwardNotificationRecipients (PSETID_Appointment 0x8261) of a Meeting Forward
     Notification from its X-PSTKIT-FORWARDED-TO lines; nothing when it has none."""
+    return _rows(c, ids, "X-PSTKIT-FORWARDED-TO", 0x8261)
+
+
+def unsendable_recipients(c: Component, ids: Ids) -> list[Prop]:
+    """PidLidAppointmentUnsendableRecipients (PSETID_Appointment 0x825D, [MS-OXOCAL]
+    2.2.1.25) of an appointment from its X-PSTKIT-UNSENDABLE lines; nothing without."""
+    return _rows(c, ids, "X-PSTKIT-UNSENDABLE", 0x825D)
+
+
+def _rows(c: Component, ids: Ids, name: str, lid: int) -> list[Prop]:
+    """A recipient-row list property (`recipient_rows`) from the component's `name` lines."""
     rows = []
-    for line in (x for x in c.lines if x.name == "X-PSTKIT-FORWARDED-TO" and x.text()):
-        name, addr, native = _who(line)
-        rows.append(Recipient(name, addr, native or "SMTP", _kind(line),
-                              "" if native else addr, b"" if native else one_off(name, addr)))
-    return [_named(ids, 0x8261, binary(0, encode(rows)))] if rows else []
+    for line in (x for x in c.lines if x.name == name and x.text()):
+        who, addr, native = _who(line)
+        rows.append(Recipient(who, addr, native or "SMTP", _kind(line),
+                              "" if native else addr, b"" if native else one_off(who, addr)))
+    return [_named(ids, lid, binary(0, encode(rows)))] if rows else []
 
 
 def meeting_state(c: Component, ids: Ids, meeting: bool) -> list[Prop]:

@@ -28,7 +28,7 @@ from pstkit.converters.pim.tzwindows import description, windows_key
 from pstkit.converters.pst.named import BUSY_STATUS
 from pstkit.converters.pst.props import PS_PSTKIT
 
-from .attendees import meeting_state, parties
+from .attendees import meeting_state, parties, unsendable_recipients
 from .mapi import Prop, boolean, long, systime, unicode
 from .recur import (
     Changed,
@@ -202,7 +202,7 @@ def event(c: Component, zones: dict[str, Zone], exceptions: Sequence[Component],
         props.append(named_prop(ids, a, 0x8208, unicode(0, c.text("LOCATION"))))
     props.append(named_prop(ids, a, 0x8205, long(0, busy_status(c, "X-MICROSOFT-CDO-BUSYSTATUS"))))
     recipients = parties(c)
-    props += meeting_state(c, ids, bool(recipients))
+    props += meeting_state(c, ids, bool(recipients)) + unsendable_recipients(c, ids)
     changed: list[tuple[Component, Changed, When]] = []
     if span is not None:
         begin, end = span
