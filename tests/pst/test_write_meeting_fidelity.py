@@ -240,20 +240,26 @@ def test_forward_notification_round_trip(tmp_path: Path) -> None:
     assert outlook_named(second, FORWARD)[(A, 0x8261)] == (0x0102, WANT_ROWS)
 
 
+def _appointment_pst(path: Path, ics: str) -> Path:
+    """A PST holding one appointment from the store (its calendar `ics`), as the import
+    writes it."""
+    sink = PstSink(Location("pst", str(path)), ConnectOptions())
+    sink.ensure_folder(("Calendar",), None)
+    raw = stored("IPM.Appointment", "Plan", "", "event.ics", "text/calendar", ics)
+    result = sink.put_batch(("Calendar",), [(replace(meta(0), kind=ItemKind.EVENT,
+                                                     folder=("Calendar",)), raw)])[0]
+    assert isinstance(result, Delivered) and not result.note, result
+    sink.close()
+    return path
+
+
 def test_counter_proposals_round_trip(tmp_path: Path) -> None:
     """The organizer's appointment from the store, as the import writes it: the attendees'
     rows in the PST's recipient table carry the proposal, and come back the same."""
     pytest.importorskip("pypff")
     from .test_write_pim_readers import outlook_named  # noqa: PLC0415
 
-    first = tmp_path / "one.pst"
-    sink = PstSink(Location("pst", str(first)), ConnectOptions())
-    sink.ensure_folder(("Calendar",), None)
-    raw = stored("IPM.Appointment", "Plan", "", "event.ics", "text/calendar", APPOINTMENT)
-    result = sink.put_batch(("Calendar",), [(replace(meta(0), kind=ItemKind.EVENT,
-                                                     folder=("Calendar",)), raw)])[0]
-    assert isinstance(result, Delivered) and not result.note, result
-    sink.close()
+    first = _appointment_pst(tmp_path / "one.pst", APPOINTMENT)
     with first.open("rb") as f:
         assert check(f).findings == []
     rows = {r[0x3001][1].decode("utf-16-le"): r
@@ -310,14 +316,7 @@ def test_unsendable_round_trip(tmp_path: Path) -> None:
     pytest.importorskip("pypff")
     from .test_write_pim_readers import outlook_named  # noqa: PLC0415
 
-    first = tmp_path / "one.pst"
-    sink = PstSink(Location("pst", str(first)), ConnectOptions())
-    sink.ensure_folder(("Calendar",), None)
-    raw = stored("IPM.Appointment", "Plan", "", "event.ics", "text/calendar", WITH_UNSENDABLE)
-    result = sink.put_batch(("Calendar",), [(replace(meta(0), kind=ItemKind.EVENT,
-                                                     folder=("Calendar",)), raw)])[0]
-    assert isinstance(result, Delivered) and not result.note, result
-    sink.close()
+    first = _appointment_pst(tmp_path / "one.pst", WITH_UNSENDABLE)
     assert outlook_named(first, "IPM.Appointment")[(A, 0x825D)] == (0x0102, WANT_ROWS)
     parts, second = _round_trip(first, tmp_path)
     text = _unfolded("\n".join(t for _c, t in parts))
