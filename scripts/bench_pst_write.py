@@ -38,7 +38,7 @@ from bench_store import GENMAIL, SETTLE_S, mailbox, stored
 Tool = tuple[str, list[str], dict[str, str]]  # label, command (OUT at the end), env
 
 
-def _tree_rss(pid: int) -> tuple[int, int]:
+def _tree_memory(pid: int) -> tuple[int, int]:
     """KiB resident in `pid` and its children, now: RSS summed (memory the processes
     share, such as the PST writer's ring with its child, counted in each) and PSS summed
     (shared pages split between them: the tree's real footprint)."""
@@ -71,7 +71,7 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path
 
     def sample() -> None:
         while not done.wait(0.02):
-            rss, pss = _tree_rss(proc.pid)
+            rss, pss = _tree_memory(proc.pid)
             peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -9,7 +9,7 @@ written by this process alone, in the order items come, so what is written does 
 depend on where an item was translated (tests/pst/test_write_convert.py).
 
 The child is `python -P -m pstkit.converters.pst.write.convert`, talking length-prefixed
-pickles over its stdin and stdout, the messages and answers themselves in shared memory
+frames over its stdin and stdout, the messages and answers themselves in shared memory
 where it can (wire.py, ring.py; no multiprocessing: a spawned pool re-runs the
 parent's `__main__`, and its workers keep their own ends of the queue pipes, so they
 outlive a killed parent). A reader thread in the child drains stdin, so the parent can
@@ -349,9 +349,7 @@ class Converter:
             with contextlib.suppress(OSError):
                 child.stdout.close()
         # the sending thread has ended, and the answering one never touches the memory
-        shared, slots, self._shared, self._ring = self._shared, self._ring, None, None
-        if slots is not None:
-            slots.clear()
+        shared, self._shared, self._ring = self._shared, None, None
         if shared is not None:
             shared.close()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pstkit.converters.pst import speedups
 
-from .ndb import BLOCK_MAX, Data
+from .ndb import BLOCK_MAX, Data, cut
 
 HEAP_ITEM_MAX = 3580  # largest heap allocation (MS-PST 2.3.1.1)
 NID_TYPE_LTP = 0x1F  # sub-nodes that hold one large property value
@@ -152,17 +152,8 @@ class SubNodes:
     def put(self, data: bytes) -> int:
         nid = (self.next << 5) | NID_TYPE_LTP
         self.next += 1
-        self.items.append((nid, split(data)))
+        self.items.append((nid, cut(data)))
         return nid
-
-
-def split(data: bytes) -> list[Data]:
-    """`data` in blocks' worth, as views of it: slices would copy every attachment once
-    more (5 % of the writer's thread, py-spy)."""
-    if len(data) <= BLOCK_MAX:
-        return [data]
-    view = memoryview(data)
-    return [view[i : i + BLOCK_MAX] for i in range(0, len(data), BLOCK_MAX)]
 
 
 def _value_ref(heap: Heap, subs: SubNodes, raw: bytes) -> int:

@@ -27,7 +27,6 @@ from .ltp import (
     bth,
     property_context,
     property_context_slot,
-    split,
     table_context,
 )
 from .mapi import (
@@ -407,4 +406,4 @@ def _bytes(blocks: Sequence[bytes], subs: SubNodes) -> int:
     return sum(map(len, blocks)) + sum(len(b) for _n, bl in subs.items for b in bl)
 
 
-__all__ = ["PT_BINARY", "PT_BOOLEAN", "PT_LONG", "PT_UNICODE", "PstWriter", "split"]
+__all__ = ["PT_BINARY", "PT_BOOLEAN", "PT_LONG", "PT_UNICODE", "PstWriter"]

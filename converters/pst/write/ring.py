@@ -71,9 +71,6 @@ class Ring:
             raise ValueError("slots are given back in the order they were taken")
         self._slots.popleft()
 
-    def clear(self) -> None:
-        self._slots.clear()
-
     @property
     def taken(self) -> int:
         return sum(end - start for start, end in self._slots)

@@ -2,13 +2,12 @@
 their pipes, the writer's threads that send jobs and read answers, and the child's loop.
 I/O.
 
-A job goes as a pickle of its flags, time and slot, then its bytes: into its slot of the
-shared memory (ring.py) when it has one, else through the pipe. An answer (marshal's
-form of ("ok", what `translate` gave) or ("error", why)) comes back into the same slot
-when it fits, and the pipe carries only its length with IN_SLOT set; else through the
-pipe. Frames are a little-endian 8-byte length and the
-bytes. The pipes keep the order; a pipe's write and read are what make the slot's bytes
-visible to the other process.
+A job goes as two frames: its flags, time and slot (`pack_meta`), then its bytes, empty
+when they are in its slot of the shared memory (ring.py). An answer (marshal's form of
+("ok", what `translate` gave) or ("error", why)) comes back into the same slot when it
+fits, and the pipe carries only its length with IN_SLOT set; else through the pipe.
+Frames are a little-endian 8-byte length and the bytes. The pipes keep the order; a
+pipe's write and read are what make the slot's bytes visible to the other process.
 """
 
 from __future__ import annotations
@@ -87,9 +86,9 @@ def sending(child: subprocess.Popen[bytes], shared: Shared | None
     """A thread that writes the jobs put in the queue to the child, in order, until None.
     The writer only queues them (they are in `_sent` already): its writes into the pipe,
     the bytes copied and the waits until the child's reader took them, were a tenth of
-    its time (py-spy, 5,000 bench messages). Flags, time and the job's slot go pickled;
-    the message's bytes into the slot, else through the pipe as they are (a pickle of
-    them would be one more copy on each side). If a write fails the child is killed, so
+    its time (py-spy, 5,000 bench messages). Flags, time and the job's slot go by
+    `pack_meta`; the message's bytes into the slot, else through the pipe as they are (a
+    pickle of them would be one more copy on each side). If a write fails the child is killed, so
     its answers end and the writer translates the rest here (`Converter.map`), rather
     than wait for answers to jobs the child never got."""
     jobs: queue.SimpleQueue[tuple[Job, Slot] | None] = queue.SimpleQueue()
@@ -186,7 +185,7 @@ def serve(inp: IO[bytes], out: IO[bytes], mem: mmap.mmap | None,
 
     def read_jobs() -> None:  # read ahead: the parent never blocks writing to a full pipe
         try:
-            while True:  # pickled (flags, received, slot); the bytes unless in the slot
+            while True:  # flags, received and slot (pack_meta); the bytes unless in the slot
                 jobs.put((_get(inp), _get(inp)))
         except (EOFError, OSError):
             jobs.put(None)
