@@ -357,7 +357,7 @@ class MaildirSink:
             yield target_item(str(entry.path.relative_to(self.root)), entry.path.read_bytes())
 
     def close(self) -> None:
-        pass
+        self._index.close()
 
 
 if TYPE_CHECKING:

@@ -265,7 +265,7 @@ class MboxSink:
             yield target_item(f"{path.relative_to(self.root)}@{offset}", raw)
 
     def close(self) -> None:
-        pass
+        self._index.close()
 
 
 # --- the append guard ------------------------------------------------------------------

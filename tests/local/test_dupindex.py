@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterator
 
 from pstkit.dupindex import DuplicateIndex, duplicate_key
@@ -45,3 +46,22 @@ def test_folders_in_use_stay_held() -> None:
     for folder in (A, B, A, B, A):
         assert index.find(folder, M1) == []
     assert loads == [A, B]
+
+
+def test_a_large_folder_is_not_held_in_memory() -> None:
+    """20,000 items of one folder: the index is a temporary file, so Python's memory does
+    not hold them (a dict of keys and ids took ~5 MB here)."""
+    index = DuplicateIndex(lambda folder: iter(()), keep=1)
+    mails = [b"Message-ID: <%d@scale.example>\r\n\r\nbody\r\n" % i for i in range(20_000)]
+    assert index.find(A, mails[0]) == []  # A is held from here on
+    tracemalloc.start()
+    try:
+        for i, raw in enumerate(mails):
+            index.add(A, raw, f".A/cur/{i:032x}:2,S")
+        grown, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert grown < 1 << 20
+    assert index.find(A, mails[12_345]) == [f".A/cur/{12_345:032x}:2,S"]
+    assert index.find(A, b"Message-ID: <nope@x>\r\n\r\n") == []
+    index.close()
