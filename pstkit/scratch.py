@@ -13,8 +13,9 @@ import sqlite3
 
 def scratch_db(*, cache_kib: int = 2000, threads: bool = False) -> sqlite3.Connection:
     """A new temporary database; `threads`: usable from a thread other than the maker's
-    (the caller serialises access). 2,000 KiB is SQLite's own default cache: verify's peak
-    RSS at 100,000 messages is measured with it (`scripts/bench_scale.py`)."""
+    (the caller serialises access). 2,000 KiB is SQLite's own default cache; a cache
+    that the small case does not fill makes the peak grow with the folder up to it, so
+    callers with quick lookups take less (verify's index, the duplicate index)."""
     db = sqlite3.connect("", check_same_thread=not threads)
     db.execute(f"PRAGMA cache_size = -{int(cache_kib)}")  # negative: KiB, not pages
     db.execute("PRAGMA journal_mode = OFF")
