@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 from pstkit.catalog import Catalog
 from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, Interrupted, StoreWriteError
 from pstkit.model import Problem
+from pstkit.spool import Spool
 
 log = logging.getLogger("pstkit")
 
@@ -62,7 +63,8 @@ class RunResult:
     run_id: int
     kind: str
     stats: Counter[str] = field(default_factory=Counter)
-    problems: list[Problem] = field(default_factory=list)
+    #: held in memory up to a point, then in a temporary file (one per message is possible)
+    problems: Spool[Problem] = field(default_factory=Spool)
     #: per folder ("/"-joined): the same counts as `stats`
     folders: dict[str, Counter[str]] = field(default_factory=dict)
     #: items that were already there before this run (stored, or delivered)
@@ -80,19 +82,24 @@ class RunResult:
         counts[outcome] += n
 
     @property
-    def failures(self) -> list[Problem]:
+    def failures(self) -> Spool[Problem]:
         """Problems that cost an item (skipped or failed), not notes on stored ones."""
-        return [p for p in self.problems if not is_note(p.reason)]
+        return Spool(p for p in self.problems if not is_note(p.reason))
 
     @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if is_note(p.reason)]
+    def warnings(self) -> Spool[Problem]:
+        return Spool(p for p in self.problems if is_note(p.reason))
 
     @property
     def exit_code(self) -> int:
         """0 also when items arrived with a note ("stored, but …"): that is a
         warning, counted, not a failure. 1 when an item was skipped or failed."""
-        return EXIT_PROBLEMS if self.failures else EXIT_OK
+        return EXIT_PROBLEMS if self.failed else EXIT_OK
+
+    @property
+    def failed(self) -> bool:
+        """Whether any problem cost an item."""
+        return any(not is_note(p.reason) for p in self.problems)
 
     def record(self) -> dict[str, object]:
         """What the catalog's runs row keeps: the counts, and the run's shape."""
@@ -123,7 +130,7 @@ def recorded_run(catalog: Catalog, kind: str, peer: str, progress: Progress) -> 
         observer.run_started(result.run_id, kind, peer, catalog.path.parent)
     try:
         yield result
-        status = "ok" if not result.failures else "problems"
+        status = "problems" if result.failed else "ok"
     except KeyboardInterrupt:
         status = "interrupted"
         raise Interrupted() from None

@@ -19,7 +19,8 @@ import pytest
 
 from pstkit.cli.conventions import hoist_globals
 from pstkit.runlog import redact
-from tests.helpers import make_message, run_pstkit, write_maildir
+from pstkit.spool import Spool
+from tests.helpers import cli, make_message, run_pstkit, write_maildir
 from tests.servers.listener import close_listener
 
 
@@ -128,6 +129,34 @@ def test_verify_json_and_csv(tmp_path: Path) -> None:
     assert first["target folder"] == "Deleted Items" and first["message-id"].startswith("<m")
     assert int(first["size"]) > 0 and first["subject"].startswith("Message ")
     assert first["date"][:4].isdigit()
+
+
+def test_verify_spills_its_lines_and_problems_and_loses_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every item missing (a verify against the wrong target): the lines and the run's
+    problems go through spools that spill every 2 items, and the output, the CSV, the
+    JSON and the run log hold each of the 7 once, in order, as when nothing spills."""
+    store, _ = _imported(tmp_path)
+    empty = f"maildir:{tmp_path / 'empty'}"
+    held = [cli("verify", store, empty), cli("--json", "verify", "--all", store, empty)]
+    monkeypatch.setattr(Spool, "HELD", 2)
+    csv_file = tmp_path / "v.csv"
+    spilled = [cli("verify", store, empty), cli("--json", "verify", "--all", store, empty),
+               cli("verify", "--csv", str(csv_file), store, empty)]  # fmt: skip
+    assert [r[0] for r in spilled] == [1, 1, 1]
+    assert spilled[0][1] == held[0][1] and spilled[0][1].count("\n-  ") == 6
+    assert _no_seconds(json.loads(spilled[1][1])) == _no_seconds(json.loads(held[1][1]))
+    assert [v["mark"] for v in json.loads(spilled[1][1])["lines"]] == ["-"] * 7
+    with open(csv_file, encoding="utf-8") as f:
+        assert [r["item"] for r in csv.DictReader(f)] == [
+            line.split("[")[1].split("]")[0] for line in spilled[0][1].splitlines()[:7]]
+    log = max((store / "logs").iterdir(), key=lambda p: p.stat().st_mtime).read_text()
+    assert log.count("problem (verify): ") == 7
+
+
+def _no_seconds(data: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in data.items() if k != "seconds"}
 
 
 def test_check_counts_files_and_bytes(tmp_path: Path) -> None:
