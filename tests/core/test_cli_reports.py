@@ -169,6 +169,24 @@ def test_check_counts_files_and_bytes(tmp_path: Path) -> None:
     assert data["files"] == 7 and data["bytes"] > 1000 and data["damaged"] == 0
 
 
+def test_check_spills_its_findings_and_loses_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five files gone: the findings pass through a spool that spills every 2, and the
+    text and JSON say the same as when nothing spills."""
+    store = _exported(tmp_path)
+    gone = sorted(p for p in (store / "mail").rglob("*") if p.is_file())[:5]
+    for p in gone:
+        p.unlink()
+    held = [cli("check", store), cli("--json", "check", store)]
+    monkeypatch.setattr(Spool, "HELD", 2)
+    spilled = [cli("check", store), cli("--json", "check", store)]
+    assert spilled[0][:2] == held[0][:2] and spilled[0][0] != 0
+    assert spilled[0][1].count("DAMAGE") == 5 and ": 5 damaged, 0 warnings" in spilled[0][1]
+    assert _no_seconds(json.loads(spilled[1][1])) == _no_seconds(json.loads(held[1][1]))
+    assert len(json.loads(spilled[1][1])["findings"]) == 5
+
+
 # --- the stats block, exit codes, run logs (issue 15.3, 15.4, 15.8) ---------------------
 
 
