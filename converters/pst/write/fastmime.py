@@ -62,6 +62,16 @@ class _Part(Message):
                 super()._get_params_preserve(failobj, header))  # type: ignore[misc]
         return list(known)
 
+    def get_payload(self, i: Any = None, decode: bool = False) -> Any:
+        """A leaf's body as compat32 gives it, without its look for surrogate escapes
+        when the body is ASCII: that look encodes the whole body (a twentieth of the
+        translating process, py-spy: every base64 attachment is read this way), and an
+        ASCII string has none, so compat32 hands it out as it is."""
+        payload = self.__dict__.get("_payload")
+        if i is None and not decode and isinstance(payload, str) and payload.isascii():
+            return payload
+        return super().get_payload(i, decode)  # type: ignore[call-overload]
+
 
 _MESSAGE = _Part if hasattr(Message, "_get_params_preserve") else Message
 
