@@ -8,6 +8,7 @@ anonymous temporary file (the empty database name), gone when the sink is."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 
@@ -23,7 +24,9 @@ CREATE INDEX earlier_dup ON earlier (folder, dup);
 """
 
 
+@functools.lru_cache(maxsize=1024)
 def _folder(path: FolderPath) -> str:
+    """A folder as the tables hold it (asked once or twice for every item written)."""
     return json.dumps(list(path))
 
 
@@ -31,23 +34,36 @@ class Written:
     """Items written in this run by (folder, duplicate key), and an earlier file's items
     by (folder, stable key). The sink calls it under its own lock."""
 
+    #: rows added are inserted together, before the next look (one executemany a batch
+    #: instead of an INSERT an item)
+    PENDING_MAX = 512
+
     def __init__(self) -> None:
         self.db = scratch_db(threads=True)
         self.db.executescript(_SCHEMA)
         self.has_earlier = False
+        self._pending: list[tuple[str, str, str, str]] = []
 
     def add(self, folder: FolderPath, dup: str, target: str, stable_key: str) -> None:
-        self.db.execute("INSERT INTO written VALUES (?, ?, ?, ?)",
-                        (_folder(folder), dup, target, stable_key))
+        self._pending.append((_folder(folder), dup, target, stable_key))
+        if len(self._pending) >= self.PENDING_MAX:
+            self._insert()
+
+    def _insert(self) -> None:
+        if self._pending:
+            self.db.executemany("INSERT INTO written VALUES (?, ?, ?, ?)", self._pending)
+            self._pending = []
 
     def dups(self, folder: FolderPath, dup: str) -> list[str]:
         """Ids of the items written in this run to `folder` with this duplicate key."""
+        self._insert()
         return [t for (t,) in self.db.execute(
             "SELECT target FROM written WHERE folder = ? AND dup = ? ORDER BY rowid",
             (_folder(folder), dup))]
 
     def items(self, folder: FolderPath) -> list[tuple[str, str]]:
         """(target id, stable key) of the items written in this run to `folder`."""
+        self._insert()
         return self.db.execute("SELECT target, skey FROM written WHERE folder = ? "
                                "ORDER BY rowid", (_folder(folder),)).fetchall()
 
