@@ -7,6 +7,8 @@ import struct
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pstkit.converters.pst.rtf import decompress
 from pstkit.converters.pst.write.mapi import (
@@ -20,6 +22,7 @@ from pstkit.converters.pst.write.mapi import (
     recover,
     short_name,
     to_mapi,
+    unicode,
 )
 
 BASE = (b"From: Ann Example <ann@example.com>\r\nTo: Bob <bob@example.com>, carl@example.com\r\n"
@@ -118,6 +121,16 @@ def test_html_only_and_attachments() -> None:
 ])
 def test_recover(raw: str, want: str) -> None:
     assert recover(raw) == want
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF,
+                                      blacklist_categories=()), max_size=40))  # fmt: skip
+def test_unicode_values_are_the_recovered_text_in_utf16(text: str) -> None:
+    """`unicode` encodes once and recovers only when the strict encoder refuses: the
+    bytes are those of recovering first, for any text (surrogates and escapes too)."""
+    assert unicode(0x0037, text) == (0x0037, 0x001F,
+                                     recover(text).encode("utf-16-le", "replace"))
 
 
 def test_one_off_and_short_names() -> None:
