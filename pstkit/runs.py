@@ -82,15 +82,6 @@ class RunResult:
         counts[outcome] += n
 
     @property
-    def failures(self) -> Spool[Problem]:
-        """Problems that cost an item (skipped or failed), not notes on stored ones."""
-        return Spool(p for p in self.problems if not is_note(p.reason))
-
-    @property
-    def warnings(self) -> Spool[Problem]:
-        return Spool(p for p in self.problems if is_note(p.reason))
-
-    @property
     def exit_code(self) -> int:
         """0 also when items arrived with a note ("stored, but …"): that is a
         warning, counted, not a failure. 1 when an item was skipped or failed."""

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from pstkit.mapping import path_text
 from pstkit.model import Problem
-from pstkit.runs import NOT_ITEMS, RunResult
+from pstkit.runs import NOT_ITEMS, RunResult, is_note
 
 #: per run kind: (what counts as done, what "already" means)
 DONE = {"export": ("stored", "already stored"), "import": ("delivered", "already delivered")}
@@ -55,12 +55,23 @@ def reason_kind(reason: str) -> str:
     return text if len(text) <= 80 else text[:79] + "…"
 
 
-def reason_counts(problems: Iterable[Problem]) -> Counter[str]:
-    return Counter(reason_kind(p.reason) for p in problems)
+def reason_counts(problems: Iterable[Problem]) -> tuple[Counter[str], Counter[str]]:
+    """Problems counted by the kind of their reason: (failures, warnings), in one pass
+    (a run's problems may be a spooled file's worth)."""
+    failures: Counter[str] = Counter()
+    warnings: Counter[str] = Counter()
+    for p in problems:
+        (warnings if is_note(p.reason) else failures)[reason_kind(p.reason)] += 1
+    return failures, warnings
 
 
 def summary(result: RunResult) -> dict[str, object]:
     """The stats block as data (`--json`'s "summary")."""
+    return _summary(result, *reason_counts(result.problems))
+
+
+def _summary(result: RunResult, failures: Counter[str], warnings: Counter[str]
+             ) -> dict[str, object]:  # fmt: skip
     done_key, _ = DONE.get(result.kind, ("done", "already"))
     nbytes = result.stats.get("bytes", 0)
     seconds = max(result.elapsed, 1e-6)
@@ -69,17 +80,18 @@ def summary(result: RunResult) -> dict[str, object]:
         "seconds": round(result.elapsed, 3),
         "done": done, "bytes": nbytes, "already": result.already,
         "skipped": result.stats.get("skipped", 0), "failed": result.stats.get("failed", 0),
-        "warnings": len(result.warnings),
+        "warnings": warnings.total(),
         "msg_per_s": round(done / seconds, 2), "mb_per_s": round(nbytes / 1e6 / seconds, 3),
-        "reasons": dict(reason_counts(result.failures)),
-        "warning_reasons": dict(reason_counts(result.warnings)),
+        "reasons": dict(failures),
+        "warning_reasons": dict(warnings),
         "folders": {f: dict(c) for f, c in sorted(result.folders.items())},
     }  # fmt: skip
 
 
 def block(result: RunResult, verbose: bool = False) -> list[str]:
     """The stats block as lines of text."""
-    s = summary(result)
+    failures, warnings = reason_counts(result.problems)
+    s = _summary(result, failures, warnings)
     done_key, already = DONE.get(result.kind, ("done", "already"))
     lines = [
         f"{result.kind} finished in {_duration(result.elapsed)}: {s['done']} new, "
@@ -88,11 +100,10 @@ def block(result: RunResult, verbose: bool = False) -> list[str]:
         f"({s['msg_per_s']} msg/s, {float(str(s['mb_per_s'])):.2f} MB/s)",
     ]
     bad = "skipped" if result.kind == "export" else "failed"
-    for label, problems in ((bad, result.failures), ("warnings", result.warnings)):
-        if problems:
-            counts = reason_counts(problems)
+    for label, counts in ((bad, failures), ("warnings", warnings)):
+        if counts:
             why = ", ".join(f"{n} {r}" for r, n in counts.most_common())
-            lines.append(f"  {label:<10} {len(problems)}  ({why})")
+            lines.append(f"  {label:<10} {counts.total()}  ({why})")
     if verbose and result.folders:
         lines.extend(folder_table(result, done_key))
     return lines
