@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import IO, Generic, TypeVar
 
+from pstkit.fsutil import write_all
+
 _T = TypeVar("_T")
 
 
@@ -53,7 +55,7 @@ class Spool(Generic[_T]):
             self._file = tempfile.TemporaryFile(prefix="pstkit-spool-")  # noqa: SIM115 (held)
         data = pickle.dumps(self._held, protocol=pickle.HIGHEST_PROTOCOL)
         offset = self._chunks[-1][0] + self._chunks[-1][1] if self._chunks else 0
-        _write(self._file.fileno(), data, offset)
+        write_all(self._file.fileno(), data)  # at the end: only this writes, reads pread
         self._chunks.append((offset, len(data)))
         self._spilled += len(self._held)
         self._held = []
@@ -92,13 +94,6 @@ class Spool(Generic[_T]):
                 self._file.close()
                 self._file = None
             self._held, self._chunks, self._spilled = [], [], 0
-
-
-def _write(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
 
 
 def _read(fd: int, offset: int, length: int) -> bytes:
