@@ -2,7 +2,7 @@
  * in converters/ (named below) that gives the same result; the tests compare the two on
  * random and corpus input. The build is optional (setup.py): without a C compiler pstkit
  * runs the Python code, only slower. The RTF twins (lzfu, deencapsulate) are in
- * _pstspeed_rtf.c; the writer's in _pstspeed_write.c (b64_strict, has_ci), _pstspeed_ltp.c
+ * _pstspeed_rtf.c; the writer's in _pstspeed_write.c (b64_strict), _pstspeed_ltp.c
  * (pc_build) and _pstspeed_tc.c (tc_build), with the heap builder they share in
  * _pstspeed_heap.c.
  *
@@ -370,7 +370,6 @@ static PyMethodDef methods[] = {
     {"pc_entries", pc_entries, METH_VARARGS, "A property context's raw entries (pst_ndb)."},
     {"tc_rows", tc_rows, METH_VARARGS, "A table context's non-empty cells (pst_ndb)."},
     {"b64_strict", pst_b64_strict, METH_VARARGS, "A base64 body decoded (write/parts.py)."},
-    {"has_ci", pst_has_ci, METH_VARARGS, "A needle in any ASCII case (write/meeting.py)."},
     {"pc_build", pst_pc_build, METH_VARARGS, "A new property context (write/ltp.py)."},
     {"tc_build", pst_tc_build, METH_VARARGS, "A new table context (write/ltp.py)."},
     {NULL, NULL, 0, NULL},

@@ -8,7 +8,6 @@
 PyObject *pst_lzfu(PyObject *self, PyObject *args);
 PyObject *pst_deencapsulate(PyObject *self, PyObject *args);
 PyObject *pst_b64_strict(PyObject *self, PyObject *args);
-PyObject *pst_has_ci(PyObject *self, PyObject *args);
 void pst_write_init(void);
 PyObject *pst_pc_build(PyObject *self, PyObject *args);
 PyObject *pst_tc_build(PyObject *self, PyObject *args);

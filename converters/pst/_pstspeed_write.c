@@ -9,11 +9,6 @@
  *   before decoding. None for anything else (another character, padding inside, more or
  *   less of it than the length needs): the caller asks the twin, as binascii's strict
  *   mode has treated such input differently from one Python version to the next.
- *
- * has_ci(data, needle) -> bool
- *   Whether `needle` (lower-case ASCII) is in `data`, ASCII letters in any case, as
- *   meeting.mentions_calendar_py looks for "text/calendar": memchr for the first letter in
- *   either case, then a compare, where the twin lowered the message 64 KiB at a time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -130,72 +125,6 @@ pst_b64_strict(PyObject *self, PyObject *args)
     if (_PyBytes_Resize(&out, got) < 0)
         return NULL;
     return out;
-}
-
-static int
-lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + 32 : c;
-}
-
-/* Is needle (lower-case) in d, ASCII letters in any case? memchr finds a byte of the
- * needle that has no case (the '/' of "text/calendar"), else its first letter in either
- * case, each found position is then compared whole. */
-static int
-found_ci(const unsigned char *d, Py_ssize_t n, const unsigned char *needle, Py_ssize_t m)
-{
-    if (m == 0)
-        return 1;
-    if (m > n)
-        return 0;
-    Py_ssize_t c = 0;
-    while (c < m && needle[c] >= 'a' && needle[c] <= 'z')
-        c++;
-    if (c == m)
-        c = 0;
-    int key = needle[c], other = key >= 'a' && key <= 'z' ? key - 32 : key;
-    const unsigned char *end = d + n - m + c + 1; /* the key byte of the last window */
-    const unsigned char *p = d + c, *a = NULL, *b = other == key ? end : NULL;
-    while (p < end) { /* a, b: the next key byte in each case (end: none; NULL: unknown) */
-        if (a == NULL) {
-            a = memchr(p, key, (size_t)(end - p));
-            a = a == NULL ? end : a;
-        }
-        if (b == NULL) {
-            b = memchr(p, other, (size_t)(end - p));
-            b = b == NULL ? end : b;
-        }
-        const unsigned char *hit = a < b ? a : b;
-        if (hit == end)
-            return 0;
-        const unsigned char *w = hit - c;
-        Py_ssize_t j = 0;
-        while (j < m && lower(w[j]) == needle[j])
-            j++;
-        if (j == m)
-            return 1;
-        p = hit + 1;
-        if (hit == a)
-            a = NULL;
-        else
-            b = NULL;
-    }
-    return 0;
-}
-
-PyObject *
-pst_has_ci(PyObject *self, PyObject *args)
-{
-    Py_buffer data, needle;
-    if (!PyArg_ParseTuple(args, "y*y*", &data, &needle))
-        return NULL;
-    int hit;
-    Py_BEGIN_ALLOW_THREADS
-    hit = found_ci(data.buf, data.len, needle.buf, needle.len);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&data);
-    PyBuffer_Release(&needle);
-    return PyBool_FromLong(hit);
 }
 
 void

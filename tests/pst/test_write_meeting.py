@@ -16,6 +16,7 @@ import pypff
 import pytest
 
 from pstkit.converters.pst.named import PSETID_MEETING
+from pstkit.converters.pst.write import convert
 from pstkit.converters.pst.write.events import PSETID_APPOINTMENT, components, event
 from pstkit.converters.pst.write.mapi import to_mapi
 from pstkit.converters.pst.write.meeting import mail_or_meeting, meeting_class
@@ -109,6 +110,38 @@ def test_cancel_reply_and_plain_mail() -> None:
     plain = b"From: a@x.org\r\nSubject: hi\r\n\r\nno calendar here\r\n"
     props, names, _n = _props(plain)
     assert props[0x001A].decode("utf-16-le") == "IPM.Note" and not names.ids
+
+
+def _wrapped(inner: bytes, outer_type: str) -> bytes:
+    return (b"From: c@x.org\r\nSubject: Fwd\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+            b"Content-Type: text/plain\r\n\r\nSee the text/calendar part below.\r\n--o\r\n"
+            + f"Content-Type: {outer_type}\r\n\r\n".encode() + inner + b"\r\n--o--\r\n")
+
+
+def test_a_meeting_is_found_by_the_mails_own_parts_not_by_its_bytes() -> None:
+    """`to_mapi` says whether the tree has a text/calendar part of its own, and only then
+    is the mail read as a meeting: the name in a body or in an attached message's parts
+    is not one. Also after the child's answer is packed and read back (convert.py)."""
+    request = _imip("REQUEST")
+    shouting = request.replace(b"Content-Type: text/calendar", b"Content-Type: TEXT/Calendar")
+    attached = _wrapped(request, "message/rfc822")  # a forwarded invitation: mail
+    named = _wrapped(b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n", "text/plain")
+    encoded = (b"From: a@x.org\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream"
+               b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+               + base64.encodebytes(b"text/calendar" * 50).replace(b"\n", b"\r\n"))
+    for raw, calendar, cls in ((request, True, "IPM.Schedule.Meeting.Request"),
+                               (shouting, True, "IPM.Schedule.Meeting.Request"),
+                               (attached, False, "IPM.Note"), (named, False, "IPM.Note"),
+                               (encoded, False, "IPM.Note")):
+        base = to_mapi(raw)
+        assert base.calendar is calendar
+        assert convert._unpack(convert._pack(base)) == base
+        props, _names, _n = _props(raw)
+        assert props[0x001A].decode("utf-16-le") == cls
+    # the stdlib's tree, which mail_or_meeting parses for the meeting, agrees
+    stdlib = email.message_from_bytes(attached, policy=email.policy.compat32)
+    assert [p.get_content_type() for p in stdlib.walk()].count("text/calendar") == 1
 
 
 def test_rdate_and_exrule_are_said() -> None:

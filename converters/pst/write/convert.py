@@ -82,10 +82,10 @@ def _pack(result: Result) -> object:
         return result
     atts = [(a.props, None if a.embedded is None else _pack(a.embedded))
             for a in result.attachments]
-    return result.props, result.recipients, atts
+    return result.props, result.recipients, atts, result.calendar
 
 
-_Packed = tuple[list[Prop], list[list[Prop]], list[tuple[list[Prop], object]]]
+_Packed = tuple[list[Prop], list[list[Prop]], list[tuple[list[Prop], object]], bool]
 
 
 def _unpack(packed: object) -> Result:
@@ -93,9 +93,9 @@ def _unpack(packed: object) -> Result:
 
 
 def _message(packed: object) -> Message:
-    props, recipients, atts = cast(_Packed, packed)
+    props, recipients, atts, calendar = cast(_Packed, packed)
     return Message(props, recipients,
-                   [Attachment(p, None if e is None else _message(e)) for p, e in atts])
+                   [Attachment(p, None if e is None else _message(e)) for p, e in atts], calendar)
 
 
 def _answer(data: bytes | memoryview) -> tuple[str, object]:

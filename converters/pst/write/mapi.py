@@ -31,6 +31,7 @@ from .parts import (
     extension,
     filename_of,
     html_body,
+    own_parts,
     rtf_body,
     short_name,
     split_parts,
@@ -75,6 +76,8 @@ class Message:
     props: list[Prop]
     recipients: list[list[Prop]]
     attachments: list[Attachment]
+    #: a mail with a text/calendar part of its own (`to_mapi`): meeting.py reads it again
+    calendar: bool = False
 
 
 # --- the message ------------------------------------------------------------------
@@ -108,7 +111,8 @@ def to_mapi(raw: bytes, flags: Iterable[str] = (), received: datetime | None = N
     if "flagged" in flags:
         props.append(long(0x1090, 2))  # PR_FLAG_STATUS: followupFlagged
     props += _display_lists(recipients)
-    return Message(props, recipients, attachments)
+    return Message(props, recipients, attachments,
+                   any(p.get_content_type() == "text/calendar" for p in own_parts(msg)))
 
 
 def _header(msg: PyMessage, name: str) -> str:

@@ -87,6 +87,18 @@ def rtf_body(parts: list[PyMessage]) -> tuple[list[Prop], list[PyMessage]]:
     return [], parts
 
 
+def own_parts(msg: PyMessage) -> list[PyMessage]:
+    """The message's MIME parts, not those of messages attached to it (an attached
+    invitation does not make the mail a meeting item)."""
+    out, todo = [], [msg]
+    while todo:
+        part = todo.pop(0)
+        out.append(part)
+        if part.is_multipart() and part.get_content_maintype() != "message":
+            todo += [p for p in part.get_payload() if isinstance(p, PyMessage)]
+    return out
+
+
 def leaves(part: PyMessage) -> Iterator[PyMessage]:
     if part.get_content_type() == "message/rfc822" or not part.is_multipart():
         yield part
