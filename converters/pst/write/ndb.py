@@ -18,13 +18,14 @@ from __future__ import annotations
 import os
 import struct
 import threading
-import zlib
 from array import array
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from pstkit.fsutil import start_writeback
 
+from ..crc import crc32
+from ..crc import pst_crc as crc
 from .spill import Blocks, Nodes
 
 PAGE = 512
@@ -63,11 +64,6 @@ _PAD = bytes(64)
 #: 5,000 bench messages' ~4.5 s: dirty pages of a fast writer stay in memory until the
 #: fsync, far below the kernel's own writeback thresholds on a machine with memory)
 WRITEBACK_STEP = 32 << 20
-
-
-def crc(data: bytes | bytearray | memoryview) -> int:
-    """MS-PST's CRC-32 (5.3): the IEEE polynomial, start 0, no final inversion."""
-    return zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
 
 
 def signature(ib: int, bid: int) -> int:
@@ -184,7 +180,7 @@ class NdbWriter:
         sig = ib ^ bid
         # the padding and trailer in one piece after the data: no copy of the data itself
         tail = _PAD[: size - 16 - cb] + _TRAILER.pack(
-            cb, ((sig >> 16) ^ sig) & 0xFFFF, zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF, bid)
+            cb, ((sig >> 16) ^ sig) & 0xFFFF, crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF, bid)
         if ib != self.pos:
             self.f.seek(ib)
         self.f.write(data)
