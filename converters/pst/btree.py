@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
-
-from .crc import crc32
 
 _PAGE = 512
 _MAX_PAGES = 2048  # parsed B-tree pages kept (a few MiB at most): memory stays flat
@@ -119,7 +118,7 @@ def parse_page(raw: bytes, lay: Layout, nodes: bool) -> _Page:
     if size != struct.calcsize(fmt) or count * size > m:
         raise NdbError("bad B-tree page")
     crc = struct.unpack_from("<I", raw, lay.page_crc)[0]
-    if crc and crc32(raw[:t], 0xFFFFFFFF) ^ 0xFFFFFFFF != crc:
+    if crc and zlib.crc32(raw[:t], 0xFFFFFFFF) ^ 0xFFFFFFFF != crc:
         raise NdbError("checksum mismatch")
     rows = list(struct.iter_unpack(fmt, raw[: count * size]))
     mask = 0xFFFFFFFF if nodes else ~3
@@ -209,7 +208,7 @@ class Ndb:
             raise FormatError(f"file format version {version} is not read")
         if crypt not in (0, 1):
             raise FormatError(f"encoding {crypt} not supported")
-        if crc32(head[8:479], 0xFFFFFFFF) ^ 0xFFFFFFFF != struct.unpack_from("<I", head, 4)[0]:
+        if zlib.crc32(head[8:479], 0xFFFFFFFF) ^ 0xFFFFFFFF != struct.unpack_from("<I", head, 4)[0]:
             raise NdbError("header checksum mismatch")  # dwCRCPartial (MS-PST 2.2.2.6)
         ndb = cls(f, nbt, bbt, _decode_table() if crypt == 1 else None, lay)
         # ROOT.ibFileEof: how long the file was when Outlook last wrote it
@@ -349,7 +348,7 @@ class Ndb:
         data = self.read(ib, total)
         crc = struct.unpack_from("<I", data, total - lay.trailer + lay.crc_at)[0]
         body = data[:cb]
-        if crc and crc32(body, 0xFFFFFFFF) ^ 0xFFFFFFFF != crc:
+        if crc and zlib.crc32(body, 0xFFFFFFFF) ^ 0xFFFFFFFF != crc:
             raise NdbError(f"block {bid:#x} checksum mismatch")
         # The trailer's BID (after cb, wSig and, in Unicode files, dwCRC) must be this block:
         # an index entry from an old page may point where the block no longer is.

@@ -48,8 +48,8 @@ Progress = Callable[[int], None]
 
 
 def crc(data: bytes | memoryview) -> int:
-    """MS-PST's CRC by the stdlib's zlib, not the writer's (zlib-ng's, crc.py): a fault
-    in the one the writer uses cannot hide from the check."""
+    """MS-PST's CRC by the stdlib's zlib, as the reader computes it, not the writer's
+    (zlib-ng's, crc.py): a fault in the one the writer uses cannot hide from the check."""
     return zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
 
 

@@ -24,8 +24,8 @@ from typing import BinaryIO
 
 from pstkit.fsutil import start_writeback
 
-from ..crc import crc32
-from ..crc import pst_crc as crc
+from .crc import crc32
+from .crc import pst_crc as crc
 from .spill import Blocks, Nodes
 
 PAGE = 512

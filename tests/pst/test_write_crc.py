@@ -1,5 +1,5 @@
-"""MS-PST's CRC (converters/pst/crc.py): zlib-ng's crc32, which the `pst` extra installs,
-gives the numbers of a bit-by-bit CRC written from [MS-PST] 5.3 (IEEE polynomial,
+"""The PST writer's CRC (converters/pst/write/crc.py): zlib-ng's crc32, which the `pst`
+extra installs, gives the numbers of a bit-by-bit CRC written from [MS-PST] 5.3 (IEEE polynomial,
 reflected, register from 0, no final inversion) and of the stdlib's zlib, for any bytes,
 any start value, bytes, bytearrays and memoryview slices."""
 
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from zlib_ng import zlib_ng
 
-from pstkit.converters.pst import crc
+from pstkit.converters.pst.write import crc
 
 
 def _bitwise(data: bytes) -> int:
@@ -58,7 +58,7 @@ def test_without_zlib_ng_the_stdlib_gives_the_same_crcs(tmp_path: Path) -> None:
     (tmp_path / "zlib_ng" / "__init__.py").write_text(
         'raise ImportError("No module named \'zlib_ng\'")\n')
     data = bytes(range(256)) * 40
-    code = ("import sys, zlib; from pstkit.converters.pst import crc; "
+    code = ("import sys, zlib; from pstkit.converters.pst.write import crc; "
             "assert crc.crc32 is zlib.crc32; "
             "print(crc.pst_crc(bytes(range(256)) * 40), crc.pst_crc(b''))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
