@@ -153,7 +153,7 @@ def test_crash_before_quit_deletes_nothing(dovecot: Dovecot, user: Account,
     (inbox,) = src.folders()
     results = list(src.fetch(inbox, None, FetchFilter(), frozenset()))
     src.committed(inbox, [r.meta.source_id for r in results])
-    assert dovecot.kick(user)  # the session dies before QUIT
+    assert dovecot.kick(user), dovecot.kick_failure  # the session dies before QUIT
     with pytest.raises(TransientError, match="nothing deleted"):
         src.close()
     assert len(server_bodies(dovecot, user, "INBOX")) == 1
@@ -184,7 +184,7 @@ def test_dropped_connection_continues(dovecot: Dovecot, user: Account, tmp_path:
     for r in src.fetch(inbox, None, FetchFilter(), frozenset()):
         out.append(r)
         if len(out) == 2:
-            assert dovecot.kick(user)
+            assert dovecot.kick(user), dovecot.kick_failure
     src.close()
     assert len(out) == 6 and len({r.meta.source_id for r in out}) == 6
 

@@ -253,7 +253,7 @@ def test_dropped_connection_mid_folder_continues(
     for r in src.fetch(folder(src, ("Drop",)), None, FetchFilter(), frozenset()):
         out.append(r)
         if len(out) in (2, 7):
-            assert dovecot.kick(user)
+            assert dovecot.kick(user), dovecot.kick_failure
     src.close()
     assert [r.meta.source_id for r in out] == [str(u) for u in range(1, 13)]
     truth = server_bodies(dovecot, user, "Drop")

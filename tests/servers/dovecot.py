@@ -74,6 +74,7 @@ class Dovecot:
         self.conf = root / "dovecot.conf"
         self.users_dir = root / "users.d"
         self.log_file = root / "dovecot.log"
+        self.kick_failure = ""  # why the last kick found nobody (kick)
         self._proc: subprocess.Popen[bytes] | None = None
         self._mail_uid, self._mail_gid = mail_ids()
         for sub in ("run", "state", "home", "users.d"):
@@ -188,15 +189,25 @@ class Dovecot:
         False if it had none within `wait` seconds. A login reaches anvil (what
         doveadm kick asks) a moment after the client sees OK: on a loaded machine a
         connection just made, or remade after the last kick, was not yet known and
-        the kick found nobody (a flaky test_dropped_connection_mid_folder_continues)."""
+        the kick found nobody (a flaky test_dropped_connection_mid_folder_continues).
+        When it finds nobody, `kick_failure` says who Dovecot lists and its log's tail: the
+        same test failed once more (2026-12-06, two suites at once), not reproduced in 40
+        runs under load; the next failure should say why."""
         deadline = time.monotonic() + wait
         while True:
             done = subprocess.run(["doveadm", "-c", str(self.conf), "kick", account.name],
                                   capture_output=True, text=True, check=False)
             if done.returncode not in (0, 68):  # 68: nobody was connected
                 raise RuntimeError(f"doveadm kick failed: {done.stderr.strip()}")
-            if done.returncode == 0 or time.monotonic() >= deadline:
-                return done.returncode == 0
+            if done.returncode == 0:
+                return True
+            if time.monotonic() >= deadline:
+                who = subprocess.run(["doveadm", "-c", str(self.conf), "who"],
+                                     capture_output=True, text=True, check=False)
+                self.kick_failure = (f"doveadm kick {account.name}: nobody for {wait} s; "
+                                     f"doveadm who: {who.stdout.strip() or who.stderr.strip()}"
+                                     f"\nlog:\n{self.log_tail(40)}")
+                return False
             time.sleep(0.05)
 
     def doveadm(self, *args: str) -> str:
