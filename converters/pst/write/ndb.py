@@ -24,7 +24,6 @@ from typing import BinaryIO
 
 from pstkit.fsutil import start_writeback
 
-from .crc import crc32
 from .crc import pst_crc as crc
 from .spill import Blocks, Nodes
 
@@ -180,7 +179,7 @@ class NdbWriter:
         sig = ib ^ bid
         # the padding and trailer in one piece after the data: no copy of the data itself
         tail = _PAD[: size - 16 - cb] + _TRAILER.pack(
-            cb, ((sig >> 16) ^ sig) & 0xFFFF, crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF, bid)
+            cb, ((sig >> 16) ^ sig) & 0xFFFF, crc(data), bid)
         if ib != self.pos:
             self.f.seek(ib)
         self.f.write(data)
