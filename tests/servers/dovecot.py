@@ -185,21 +185,29 @@ class Dovecot:
             return int(c.folder_status(folder, ["UIDVALIDITY"])[b"UIDVALIDITY"])
 
     def kick(self, account: Account, wait: float = 10.0) -> bool:
-        """Disconnect every session of `account` (the server keeps running);
-        False if it had none within `wait` seconds. A login reaches anvil (what
-        doveadm kick asks) a moment after the client sees OK: on a loaded machine a
-        connection just made, or remade after the last kick, was not yet known and
-        the kick found nobody (a flaky test_dropped_connection_mid_folder_continues).
-        When it finds nobody, `kick_failure` says who Dovecot lists and its log's tail: the
-        same test failed once more (2026-12-06, two suites at once), not reproduced in 40
-        runs under load; the next failure should say why."""
+        """Disconnect every session of `account` (the server keeps running) and return
+        once their processes are gone; False if it had none within `wait` seconds.
+
+        Two races, both seen as a flaky test_dropped_connection_mid_folder_continues:
+        - a login reaches anvil (what doveadm kick asks) a moment after the client sees
+          OK: on a loaded machine a connection just made was not yet known and the kick
+          found nobody; so it looks again until `wait` runs out.
+        - doveadm kick returns once the signal is sent, and a kicked imap process that is
+          not scheduled at once still answers the commands already in its input: the
+          client then read on past the kick on the old connection and was not
+          reconnected when the test (whose paused client makes no new session) kicked
+          again, and that kick found nobody for 10 s (CI, 2026-12-06: both times
+          `doveadm kick` exit 68). Waiting for the kicked processes to exit makes the
+          drop happen where the test put it."""
         deadline = time.monotonic() + wait
         while True:
+            pids = self._session_pids(account)
             done = subprocess.run(["doveadm", "-c", str(self.conf), "kick", account.name],
                                   capture_output=True, text=True, check=False)
             if done.returncode not in (0, 68):  # 68: nobody was connected
                 raise RuntimeError(f"doveadm kick failed: {done.stderr.strip()}")
             if done.returncode == 0:
+                _wait_gone(pids, deadline)
                 return True
             if time.monotonic() >= deadline:
                 who = subprocess.run(["doveadm", "-c", str(self.conf), "who"],
@@ -209,6 +217,14 @@ class Dovecot:
                                      f"\nlog:\n{self.log_tail(40)}")
                 return False
             time.sleep(0.05)
+
+    def _session_pids(self, account: Account) -> list[int]:
+        """The pids of `account`'s sessions as `doveadm who` lists them."""
+        who = subprocess.run(["doveadm", "-c", str(self.conf), "who", account.name],
+                             capture_output=True, text=True, check=False)
+        return [int(p) for line in who.stdout.splitlines()[1:]
+                if line.split()[:1] == [account.name]
+                for p in re.findall(r"\d+", line.split("(")[1] if "(" in line else "")]
 
     def doveadm(self, *args: str) -> str:
         return run("doveadm", "-c", self.conf, *args)
@@ -352,3 +368,15 @@ def fresh_dovecot(dovecot_tls: TlsFiles) -> Iterator[Dovecot]:
     """A server of its own, for tests that restart or otherwise disturb it."""
     yield from serve(dovecot_tls)
 
+
+def _wait_gone(pids: Iterable[int], deadline: float) -> None:
+    """Until every pid has exited (or is a zombie) or the deadline passes."""
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                break
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                break
+            time.sleep(0.005)
