@@ -40,7 +40,6 @@ class _Policy(Compat32):
 #: both speed-ups lean on private stdlib methods: a Python without them gets plain compat32
 _POLICY = _Policy() if hasattr(Compat32, "_sanitize_header") else email.policy.compat32
 _PARAMS: dict[str, tuple[Any, ...]] = {}  # a header value -> its parameters, as parsed
-_CTYPES: dict[str, str] = {}  # a Content-Type value -> its content type
 _PARAMS_MAX = 1024
 
 
@@ -62,52 +61,6 @@ class _Part(Message):
             known = _PARAMS[value] = tuple(
                 super()._get_params_preserve(failobj, header))  # type: ignore[misc]
         return list(known)
-
-    def _fields(self) -> dict[str, list[tuple[str, Any]]]:
-        """Each lower-case name's fields, in order: built once per header list, not a
-        pass over every field with a lower() each at every get, get_all and `in`
-        (to_mapi asks ~50 times a mail: a tenth of the translating process, cProfile of
-        1,500 bench mails). Built again when the list is another one or its length
-        changed, which is how every Message method but replace_header changes the
-        headers (that one drops it)."""
-        headers = self._headers  # type: ignore[attr-defined]
-        index = self.__dict__.get("_by_name")
-        if index is None or index[0] is not headers or index[1] != len(headers):
-            fields: dict[str, list[tuple[str, Any]]] = {}
-            for k, v in headers:
-                fields.setdefault(k.lower(), []).append((k, v))
-            index = self.__dict__["_by_name"] = (headers, len(headers), fields)
-        return index[2]
-
-    def get(self, name: str, failobj: Any = None) -> Any:
-        hits = self._fields().get(name.lower())
-        return failobj if hits is None else self.policy.header_fetch_parse(*hits[0])
-
-    def get_all(self, name: str, failobj: Any = None) -> Any:
-        hits = self._fields().get(name.lower())
-        return failobj if hits is None else [self.policy.header_fetch_parse(k, v)
-                                             for k, v in hits]  # fmt: skip
-
-    def __contains__(self, name: object) -> bool:
-        return name.lower() in self._fields()  # type: ignore[attr-defined]
-
-    def get_content_type(self) -> str:
-        """Message.get_content_type, kept per Content-Type value like the parameters
-        (asked ~13 times a mail): the stdlib's answer is a function of the value alone
-        when there is one; without one it is the part's default type."""
-        value = self.get("content-type")
-        if not isinstance(value, str):
-            return super().get_content_type()
-        known = _CTYPES.get(value)
-        if known is None:
-            if len(_CTYPES) >= _PARAMS_MAX:
-                _CTYPES.clear()
-            known = _CTYPES[value] = super().get_content_type()
-        return known
-
-    def replace_header(self, _name: str, _value: Any) -> None:
-        self.__dict__.pop("_by_name", None)  # the one change in place, at the same length
-        super().replace_header(_name, _value)
 
     def get_payload(self, i: Any = None, decode: bool = False) -> Any:
         """A leaf's body as compat32 gives it, without its look for surrogate escapes
