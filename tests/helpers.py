@@ -6,8 +6,11 @@ import hashlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -42,6 +45,38 @@ def run_pstkit(
         capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
+
+
+def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], delay: float = 0.0,
+              timeout: float = 120) -> bool:
+    """SIGKILL `proc` `delay` seconds after `ready()` holds; False if it finished first.
+
+    The process is stopped (SIGSTOP) while each look runs and goes on (SIGCONT) for the
+    ~5 ms between looks (it runs at about half speed), so a slow look (thousands of
+    directory entries, a ledger read waiting for the run's commit) cannot let it run
+    past the moment and end. Without that, a run that has little left
+    after the moment could end unkilled on a loaded machine: the last 100 of 1,500
+    messages of test_kill_resume take 45-200 ms; a seal's last volumes ~77 ms; a PST
+    append's last batch ~77 ms (measured on the 2-core VM, 2026-12-06). Moments are events
+    of the run (files, bytes, ledger rows), not clock times."""
+    end = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < end:
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            reached = ready()
+        except BaseException:
+            proc.send_signal(signal.SIGCONT)
+            raise
+        if not reached or delay > 0:
+            proc.send_signal(signal.SIGCONT)
+        if reached:  # killed where it stands, or `delay` later (it may end meanwhile)
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.005)
+    proc.wait()
+    return False
 
 
 def sha(data: bytes) -> str:

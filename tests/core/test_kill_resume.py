@@ -5,17 +5,24 @@ from __future__ import annotations
 import contextlib
 import mailbox
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, cli, cli_json, maildir_content, make_message, sha, write_maildir
+from tests.helpers import (
+    REPO,
+    cli,
+    cli_json,
+    kill_when,
+    maildir_content,
+    make_message,
+    sha,
+    write_maildir,
+)
 
 N = 1500
 # Kill once this many message files exist: before the first commit, mid-run, near the end.
@@ -61,16 +68,9 @@ def _mbox_bytes(root: Path) -> int:
 def _kill_at(
     proc: subprocess.Popen[bytes], root: Path, point: int, count: Callable[[Path], int] = _files
 ) -> bool:
-    """SIGKILL the process once `count(root)` reaches `point`."""
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if count(root) >= point:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        time.sleep(0.002)
-    proc.wait()
-    return False
+    """SIGKILL the process once `count(root)` reaches `point` (helpers.kill_when: the
+    process is stopped while each look counts)."""
+    return kill_when(proc, lambda: count(root) >= point)
 
 
 def _multiset(root: Path) -> Counter[str]:

@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ from pstkit.location import Location
 from pstkit.model import FolderPath, Role, StoredMessage
 from pstkit.options import ConnectOptions, MappingOptions
 from pstkit.store import Store
-from tests.helpers import REPO, make_message, run_pstkit, write_maildir
+from tests.helpers import REPO, kill_when, make_message, run_pstkit, write_maildir
 
 from .test_write_readers import _compare
 from .write_readers import from_mime, libpff_read, pstkit_read, readpst_read
@@ -297,15 +296,8 @@ def test_a_killed_append_leaves_the_earlier_file(tmp_path: Path, by: str, seed: 
     proc = subprocess.Popen([sys.executable, "-m", "pstkit", "--quiet", "import", str(store),
                              f"pst:{pst}"], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        now = (work.stat().st_size if work.exists() else 0) if by == "size" \
-            else _delivered(store)
-        if now >= at:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    proc.wait(timeout=60)
+    kill_when(proc, lambda: ((work.stat().st_size if work.exists() else 0) if by == "size"
+                             else _delivered(store)) >= at)  # fmt: skip
     assert proc.returncode in (0, -signal.SIGKILL)
     if by == "ledger":
         assert proc.returncode == -signal.SIGKILL and _delivered(store) >= at

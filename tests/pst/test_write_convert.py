@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pstkit.converters.pst.write.sink import PstSink
 from pstkit.location import Location
 from pstkit.model import Delivered, Flag, Role, StoredMessage
 from pstkit.options import ConnectOptions
-from tests.helpers import REPO, cli, run_pstkit
+from tests.helpers import REPO, cli, kill_when, run_pstkit
 
 from .test_write_fastmime import _corpus_messages
 from .test_write_fuzz import hostile
@@ -185,16 +184,13 @@ def test_a_killed_write_leaves_no_pst_and_no_child(tmp_path: Path) -> None:
                              f"pst:{out}"], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                             env={**os.environ, "PSTKIT_PST_TRANSLATE": "child"})
-    deadline = time.monotonic() + 60
     kids: list[int] = []
-    while time.monotonic() < deadline and proc.poll() is None:
-        kids = kids or _children(proc.pid)
-        if kids and work.exists() and work.stat().st_size > 24_000_000:  # 2 batches on
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None and kids, "the write ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+
+    def two_batches_on() -> bool:
+        kids[:] = kids or _children(proc.pid)
+        return bool(kids) and work.exists() and work.stat().st_size > 24_000_000
+
+    assert kill_when(proc, two_batches_on, timeout=60), "the write ended before it was killed"
     assert not out.exists()
     with work.open("rb") as f, pytest.raises(NdbError):
         Ndb.open(f)  # no header yet: no reader takes the work file for a PST

@@ -10,11 +10,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-from tests.helpers import REPO, make_message, run_pstkit, write_maildir
+from tests.helpers import REPO, kill_when, make_message, run_pstkit, write_maildir
 
 from .test_write_append import _clean, _delivered, _export, _import, _message_ids
 
@@ -32,13 +31,7 @@ def _kill_after_recorded_batch(store: Path, pst: Path, rows: int) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "pstkit", "--quiet", "import", str(store),
                              f"pst:{pst}"], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if _delivered(store) >= rows + 50:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    proc.wait(timeout=60)
+    kill_when(proc, lambda: _delivered(store) >= rows + 50)
     assert proc.returncode == -signal.SIGKILL, "the append ended before the kill"
 
 

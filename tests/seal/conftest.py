@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,17 +119,3 @@ def cache_home(tmp_path: Path) -> Iterator[Path]:
         os.environ["XDG_CACHE_HOME"] = old
 
 
-def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], delay: float = 0.0,
-              timeout: float = 60) -> bool:
-    """SIGKILL `proc` `delay` seconds after `ready()` holds; False if it finished first.
-    Polled every 2 ms: the moments are events of the run, not clock times."""
-    end = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < end:
-        if ready():
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            return True
-        time.sleep(0.002)
-    proc.wait()
-    return False

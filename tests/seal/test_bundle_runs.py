@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, cli
-from tests.seal.conftest import Keys, build_store, kill_when, seal, store_state
+from tests.helpers import REPO, cli, kill_when
+from tests.seal.conftest import Keys, build_store, seal, store_state
 from tests.servers.dovecot import Dovecot, unique_user
 
 pytest_plugins = ["tests.servers.dovecot"]

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.helpers import REPO, cli
-from tests.seal.conftest import Keys, build_store, kill_when, secret_message, store_state
+from tests.helpers import REPO, cli, kill_when
+from tests.seal.conftest import Keys, build_store, secret_message, store_state
 
 SEED = int(os.environ.get("PSTKIT_KILL_SEED", "20"))
 KILLS = 4
