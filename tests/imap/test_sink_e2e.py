@@ -208,7 +208,9 @@ def test_killed_import_resumes_without_duplicates(
 @pytest.mark.slow
 def test_server_restart_mid_import(fresh_dovecot: Dovecot, tmp_path: Path, password: str) -> None:
     user = fresh_dovecot.add_user(unique_user("er"), password)
-    store = make_store(tmp_path, per_folder=60)
+    # 100 a folder (500): the messages left after the 40th must outlast a STATUS poll (a
+    # TLS login each) on a loaded machine, as test_servers' twin learned on Courier
+    store = make_store(tmp_path, per_folder=100)
     result: list[tuple[int, str, str]] = []
     run = threading.Thread(target=lambda: result.append(cli(
         "import", str(store), *target(fresh_dovecot, user), "--opt", "imap_batch_items=2")))
