@@ -313,10 +313,10 @@ def test_killed_mid_mailbox_completes_exactly_once(
         finally:
             cluster.workers.start(victim)
     (record,) = status["mailboxes"]
-    # 2 runs, or 3: a rerun that outlives VISIBILITY (6 s, 3,000 messages took 2-3.3 s)
+    # 2 runs, or more: a rerun that outlives VISIBILITY (6 s; 3,000 messages took 2-3.3 s)
     # on a loaded machine is delivered once more by Redis, meets the rerun's lock and
     # waits (the design: see celery_engine). Exactly once is the content, below.
-    assert record["state"] == "done" and record["runs"] in (2, 3), record
+    assert record["state"] == "done" and record["runs"] >= 2, record
     assert record["pid"] != running["pid"]
     content = store_content(cluster.root / f"killed-{what[0]}{len(what)}" / key)
     assert sorted(s for shas in content.values() for s in shas) == _sources(users, dovecot)[key]
