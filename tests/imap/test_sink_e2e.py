@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ import pytest
 from pstkit.model import Flag, FolderPath
 from pstkit.names import maildirpp_dirname
 from pstkit.store import Store
-from tests.helpers import REPO, cli, cli_json, make_message
+from tests.helpers import REPO, cli, cli_json, kill_when, make_message
 from tests.imap.test_sink_helpers import IMAP_FLAGS
 from tests.servers.dovecot import Account, Dovecot, unique_user
 
@@ -193,12 +192,8 @@ def test_killed_import_resumes_without_duplicates(
             "--opt", "imap_batch_items=2"]
     proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PSTKIT_PASSWORD": password},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seen = 0
-    while proc.poll() is None and seen < 60:
-        seen = _count(dovecot, user)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 0 < seen < 300, "the import was not killed midway"
+    assert kill_when(proc, lambda: _count(dovecot, user) >= 60), "it ended before the kill"
+    assert 60 <= _count(dovecot, user) < 300, "the import was not killed midway"
     done = subprocess.run(args, cwd=REPO, env={**os.environ, "PSTKIT_PASSWORD": password},
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
