@@ -52,13 +52,13 @@ def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], delay: f
     """SIGKILL `proc` `delay` seconds after `ready()` holds; False if it finished first.
 
     The process is stopped (SIGSTOP) while each look runs and goes on (SIGCONT) for the
-    ~5 ms between looks (it runs at about half speed), so a slow look (thousands of
-    directory entries, a ledger read waiting for the run's commit) cannot let it run
-    past the moment and end. Without that, a run that has little left
-    after the moment could end unkilled on a loaded machine: the last 100 of 1,500
-    messages of test_kill_resume take 45-200 ms; a seal's last volumes ~77 ms; a PST
-    append's last batch ~77 ms (measured on the 2-core VM, 2026-12-06). Moments are events
-    of the run (files, bytes, ledger rows), not clock times."""
+    ~5 ms between looks, so a slow look (thousands of directory entries, a ledger read
+    waiting for the run's commit) cannot let it run past the moment and end. Without
+    that, a run that has little left after the moment could end unkilled on a loaded
+    machine: the last 100 of 1,500 messages of test_kill_resume take 45-200 ms; a seal's
+    last volumes ~77 ms; a PST append's last batch ~77 ms (measured on the 2-core VM,
+    2026-12-06). Moments are events of the run (files, bytes, ledger rows), not clock
+    times."""
     end = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < end:
         proc.send_signal(signal.SIGSTOP)
@@ -77,6 +77,14 @@ def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], delay: f
         time.sleep(0.005)
     proc.wait()
     return False
+
+
+def gone(pid: int) -> bool:
+    """Has process `pid` exited (or is it a zombie, dead but not yet reaped)?"""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
 
 
 def sha(data: bytes) -> str:

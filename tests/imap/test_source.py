@@ -248,7 +248,7 @@ def test_filters_max_size_dates_newest_first(
 def _stopped_for_a_while(dovecot: Dovecot, user: Account, seconds: float = 0.3) -> None:
     """Stop `user`'s imap processes for `seconds` (as a loaded machine may leave a kicked
     process unscheduled): a timer lets them go on, whatever the test does meanwhile."""
-    pids = dovecot._session_pids(user)
+    pids = dovecot.session_pids(user)
     assert pids
     try:
         _signal_all(pids, signal.SIGSTOP)

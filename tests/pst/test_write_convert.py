@@ -25,7 +25,7 @@ from pstkit.converters.pst.write.sink import PstSink
 from pstkit.location import Location
 from pstkit.model import Delivered, Flag, Role, StoredMessage
 from pstkit.options import ConnectOptions
-from tests.helpers import REPO, cli, kill_when, run_pstkit
+from tests.helpers import REPO, cli, gone, kill_when, run_pstkit
 
 from .test_write_fastmime import _corpus_messages
 from .test_write_fuzz import hostile
@@ -164,13 +164,6 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-
-
 def test_a_killed_write_leaves_no_pst_and_no_child(tmp_path: Path) -> None:
     md = tmp_path / "md"
     for sub in ("cur", "new", "tmp"):
@@ -195,9 +188,9 @@ def test_a_killed_write_leaves_no_pst_and_no_child(tmp_path: Path) -> None:
     with work.open("rb") as f, pytest.raises(NdbError):
         Ndb.open(f)  # no header yet: no reader takes the work file for a PST
     deadline = time.monotonic() + 20
-    while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
+    while not all(gone(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert all(_gone(k) for k in kids), "the translating child outlived its writer"
+    assert all(gone(k) for k in kids), "the translating child outlived its writer"
     # the batches were not marked "sending" before they went out (AtomicSink): after a
     # kill nothing of them is in a PST, and the next run writes a new file anyway
     with sqlite3.connect(store / "catalog.sqlite") as db:

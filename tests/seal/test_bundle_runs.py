@@ -40,7 +40,7 @@ def test_a_killed_seal_without_its_journal_starts_again_cleanly(
         "1M",
     ]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not kill_when(proc, (bundle / "data" / "00003.age").exists):
+    if not kill_when(proc, (bundle / "data" / "00003.age").exists, timeout=60):
         pytest.fail("the seal finished before it could be killed; make the store larger")
     assert not (bundle / "manifest.json").exists()  # an unfinished bundle never looks finished
     code, _, err = cli("check", str(bundle), "--trust", str(keys.sign_pub))

@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
+from tests.helpers import gone
 from tests.servers.common import (
     HOST,
     SPECIAL_USE,
@@ -201,7 +202,7 @@ class Dovecot:
           drop happen where the test put it."""
         deadline = time.monotonic() + wait
         while True:
-            pids = self._session_pids(account)
+            pids = self.session_pids(account)
             done = subprocess.run(["doveadm", "-c", str(self.conf), "kick", account.name],
                                   capture_output=True, text=True, check=False)
             if done.returncode not in (0, 68):  # 68: nobody was connected
@@ -218,11 +219,9 @@ class Dovecot:
                 return False
             time.sleep(0.05)
 
-    def _session_pids(self, account: Account) -> list[int]:
+    def session_pids(self, account: Account) -> list[int]:
         """The pids of `account`'s sessions as `doveadm who` lists them."""
-        who = subprocess.run(["doveadm", "-c", str(self.conf), "who", account.name],
-                             capture_output=True, text=True, check=False)
-        return [int(p) for line in who.stdout.splitlines()[1:]
+        return [int(p) for line in self.doveadm("who", account.name).splitlines()[1:]
                 if line.split()[:1] == [account.name]
                 for p in re.findall(r"\d+", line.split("(")[1] if "(" in line else "")]
 
@@ -372,11 +371,5 @@ def fresh_dovecot(dovecot_tls: TlsFiles) -> Iterator[Dovecot]:
 def _wait_gone(pids: Iterable[int], deadline: float) -> None:
     """Until every pid has exited (or is a zombie) or the deadline passes."""
     for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                break
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                break
+        while not gone(pid) and time.monotonic() < deadline:
             time.sleep(0.005)
