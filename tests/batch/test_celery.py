@@ -243,16 +243,27 @@ def _submit(cluster: Cluster, dovecot: Dovecot, users: list[Account], name: str)
     return out.strip()
 
 
+def _wait_status(
+    cluster: Cluster, batch_id: str, test: Any, timeout: float = 60
+) -> dict[str, Any]:
+    """The first status (`batch status --json`) that passes `test`, polled every 50 ms."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _status(cluster, batch_id)
+        if test(status):
+            return status
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"batch {batch_id} never reached the state: {status}")
+        time.sleep(0.05)
+
+
 def _wait_for(
     cluster: Cluster, batch_id: str, key: str, test: Any, timeout: float = 60
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = {m["key"]: m for m in _status(cluster, batch_id)["mailboxes"]}[key]
-        if test(record):
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"{key} never reached the state: {record}")
+    def record(status: dict[str, Any]) -> dict[str, Any]:
+        return dict({m["key"]: m for m in status["mailboxes"]}[key])
+
+    return record(_wait_status(cluster, batch_id, lambda s: test(record(s)), timeout))
 
 
 def _sources(users: list[Account], dovecot: Dovecot) -> dict[str, list[str]]:
@@ -329,10 +340,7 @@ def test_redis_restart_mid_batch_loses_nothing(cluster: Cluster, dovecot: Doveco
     # shows the restart is mid-batch is the poll's that started it, not a second one
     users = _users(dovecot, [1000, 1000, 1000], "cr")
     batch_id = _submit(cluster, dovecot, users, "restart")
-    deadline = time.monotonic() + 60
-    while (before := _status(cluster, batch_id)["totals"])["queued"] == 3:
-        assert time.monotonic() < deadline, before
-        time.sleep(0.05)
+    before = _wait_status(cluster, batch_id, lambda s: s["totals"]["queued"] < 3)["totals"]
     assert before["done"] + before["failed"] < 3, before  # the restart is mid-batch
     cluster.redis.restart(down_for=1.0)
     status = _wait_over(cluster, batch_id)
