@@ -57,9 +57,8 @@ def main() -> None:
         kids = sum(used.values()) / args.every * 100
         print(f"{time.monotonic() - start:6.1f} s  process {own:4.0f} %  children {kids:4.0f} %"
               f"  {'#' * round(own / 5)}|{'*' * round(kids / 5)}")
-    total = {pid: v for pid, v in last.items()}
-    print(f"CPU s: process {total.get(proc.pid, 0.0):.2f}, children "
-          f"{sum(v for p, v in total.items() if p != proc.pid):.2f}")
+    print(f"CPU s: process {last.get(proc.pid, 0.0):.2f}, children "
+          f"{sum(v for p, v in last.items() if p != proc.pid):.2f}")
 
 
 if __name__ == "__main__":
