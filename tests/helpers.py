@@ -50,6 +50,9 @@ def run_pstkit(
 def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], delay: float = 0.0,
               timeout: float = 120) -> bool:
     """SIGKILL `proc` `delay` seconds after `ready()` holds; False if it finished first.
+    It returns once the killed run's child processes are gone too (a translating or
+    encrypting child ends when its parent does, but a write(2) it is inside completes
+    first): after it, nothing of the run writes on. One still alive after 30 s fails.
 
     The process is stopped (SIGSTOP) while each look runs and goes on (SIGCONT) for the
     ~5 ms between looks, so a slow look (thousands of directory entries, a ledger read
@@ -59,6 +62,40 @@ def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], delay: f
     last volumes ~77 ms; a PST append's last batch ~77 ms (measured on the 2-core VM,
     2026-12-06). Moments are events of the run (files, bytes, ledger rows), not clock
     times."""
+    if not _stopped_when(proc, ready, timeout):
+        proc.wait()
+        return False
+    kids = descendants(proc.pid)
+    if delay > 0:  # killed `delay` later (it may end meanwhile)
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(delay)
+        kids += descendants(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while not all(gone(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(gone(k) for k in kids), f"a child of the killed run outlived it: {kids}"
+    return True
+
+
+def signal_when(proc: subprocess.Popen[str], ready: Callable[[], bool], sig: int,
+                timeout: float = 120) -> bool:
+    """Send `sig` (SIGINT, SIGTERM) to `proc` once `ready()` holds, looked at as
+    `kill_when` looks: the signal is sent while the process is stopped, so it is taken
+    right where the look saw it, however loaded the machine. False if it finished
+    first."""
+    if not _stopped_when(proc, ready, timeout):
+        return False
+    proc.send_signal(sig)
+    proc.send_signal(signal.SIGCONT)
+    return True
+
+
+def _stopped_when(proc: subprocess.Popen[bytes] | subprocess.Popen[str],
+                  ready: Callable[[], bool], timeout: float) -> bool:
+    """True, with `proc` stopped (SIGSTOP), once `ready()` holds; False, with it
+    running or ended, if it ended first or `timeout` passed."""
     end = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < end:
         proc.send_signal(signal.SIGSTOP)
@@ -67,16 +104,31 @@ def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], delay: f
         except BaseException:
             proc.send_signal(signal.SIGCONT)
             raise
-        if not reached or delay > 0:
-            proc.send_signal(signal.SIGCONT)
-        if reached:  # killed where it stands, or `delay` later (it may end meanwhile)
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        if reached:
             return True
+        proc.send_signal(signal.SIGCONT)
         time.sleep(0.005)
-    proc.wait()
     return False
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid`'s child processes, theirs, and so on, now (Linux: /proc)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                kids = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
 
 
 def gone(pid: int) -> bool:

@@ -131,6 +131,17 @@ class Exported:
     monitor: bytes
 
 
+_MONITOR_END = "pstkit-test-monitor-end"
+
+
+def _until_in(path: Path, text: bytes, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in path.read_bytes():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{text!r} never reached {path}")
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def exported(cluster: Cluster, dovecot: Dovecot) -> Exported:
     users = _users(dovecot, [40, 25, 30, 10], "ce")
@@ -144,12 +155,15 @@ def exported(cluster: Cluster, dovecot: Dovecot) -> Exported:
     monitor_file = cluster.root / "monitor.txt"
     with open(monitor_file, "wb") as f:
         monitor = cluster.redis.cli("MONITOR", stdout=f, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
         try:
+            _until_in(monitor_file, b"OK\n")  # redis-cli says OK once it is monitoring
             code, out, err = cli("--json", "export", "--batch", csv_file, celery_dir, *server,
                                  *cluster.celery_args())  # fmt: skip
+            # the broker shows commands in the order it ran them: once this one is in
+            # the capture, so is everything before it
+            cluster.redis.cli("ECHO", _MONITOR_END, stdout=subprocess.DEVNULL).wait()
+            _until_in(monitor_file, _MONITOR_END.encode())
         finally:
-            time.sleep(0.5)
             monitor.terminate()
             monitor.wait()
     batch_id = err.split("batch ", 1)[1].split(":", 1)[0]

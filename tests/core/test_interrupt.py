@@ -16,12 +16,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, make_message, run_pstkit, write_maildir
+from tests.helpers import REPO, make_message, run_pstkit, signal_when, write_maildir
 
 N = 3000
 
@@ -39,16 +38,6 @@ def _files(root: Path) -> int:
         with contextlib.suppress(FileNotFoundError):
             total += len(os.listdir(cur))
     return total
-
-
-def _interrupt_at(proc: subprocess.Popen[str], store: Path, point: int, sig: int) -> bool:
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if _files(store) >= point:
-            os.kill(proc.pid, sig)
-            return True
-        time.sleep(0.005)
-    return False
 
 
 def _catalog(store: Path) -> tuple[int, list[tuple[str, dict[str, int]]]]:
@@ -70,7 +59,8 @@ def test_interrupted_export_keeps_what_it_wrote(source: Path, tmp_path: Path, si
         cwd=REPO, env={**os.environ, "PSTKIT_BATCH_ITEMS": "50"}, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    assert _interrupt_at(proc, store, 400, sig), "the export ended before the signal"
+    # sent while the run is stopped at the look: taken with 2,600 messages still to go
+    assert signal_when(proc, lambda: _files(store) >= 400, sig), "the export ended first"
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err

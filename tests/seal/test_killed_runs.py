@@ -45,11 +45,10 @@ def _bundle_id(bundle: Path) -> str:
 
 
 def _quiet_after_kill(root: Path) -> None:
-    """Nothing of the killed run (its encrypting child) writes on. The child dies by
+    """Nothing of the killed run writes on. Its encrypting child dies by
     PR_SET_PDEATHSIG when the parent does, but a write(2) it is inside then still
-    completes (a signal is taken on the way out of the call): 0.2 s for that first
-    (seen once under load: a 1 MiB write landing just after the parent was reaped)."""
-    time.sleep(0.2)
+    completes (seen once under load: a 1 MiB write landing just after the parent was
+    reaped); `kill_when` returned only once that child was gone too."""
     before = _listing(root)
     time.sleep(0.5)
     assert _listing(root) == before, "files changed after the seal was killed"
