@@ -100,24 +100,40 @@ class Stopper:
 def stop_on_signal(grace: float = GRACE) -> Iterator[Stopper]:
     """The first SIGINT or SIGTERM sets the flag and says so; after `grace` seconds a
     wait still in progress is cut (StopNow); a second signal acts at once. Only the
-    main thread can take signals: elsewhere (batch runs) the caller's handling stays."""
+    main thread can take signals: elsewhere (batch runs) the caller's handling stays.
+
+    The handlers write nothing: a handler runs in the main thread between any two of
+    its steps, also in the middle of a log line being written to the run log, and a
+    log line from there re-entered that file's buffer ("reentrant call inside
+    BufferedWriter": an internal error, exit 70, for a quick double Ctrl-C). The
+    "stopping…" line is written by a thread of its own, which only waits for it."""
     stopper = Stopper()
     if threading.current_thread() is not threading.main_thread():
         yield stopper
         return
     sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
     old = {sig: signal.getsignal(sig) for sig in sigs}
+    wake = threading.Event()  # a first signal, or the end of the run
 
     def first(signum: int, _frame: object) -> None:
-        stopper.event.set()
-        log.warning(STOPPING)
+        if stopper.event.is_set():  # a second one before this one put the others in place
+            raise KeyboardInterrupt
         signal.signal(signal.SIGINT, old[signal.SIGINT])  # the next one interrupts anything
         signal.signal(signal.SIGTERM, _interrupt)
+        stopper.event.set()
+        wake.set()
         signal.setitimer(signal.ITIMER_REAL, grace)
 
     def alarm(signum: int, _frame: object) -> None:
         stopper.grace_over()
 
+    def say() -> None:
+        wake.wait()
+        if stopper.event.is_set():
+            log.warning(STOPPING)
+
+    speaker = threading.Thread(target=say, name="pstkit-stopping", daemon=True)
+    speaker.start()
     signal.signal(signal.SIGINT, first)
     signal.signal(signal.SIGTERM, first)
     signal.signal(signal.SIGALRM, alarm)
@@ -127,6 +143,8 @@ def stop_on_signal(grace: float = GRACE) -> Iterator[Stopper]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        wake.set()
+        speaker.join()  # "stopping…" comes before whatever the caller says next
 
 
 def _interrupt(signum: int, _frame: object) -> None:
