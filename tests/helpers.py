@@ -80,14 +80,18 @@ def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], delay: f
 
 
 def signal_when(proc: subprocess.Popen[str], ready: Callable[[], bool], sig: int,
-                timeout: float = 120) -> bool:
+                timeout: float = 120, group: bool = False) -> bool:
     """Send `sig` (SIGINT, SIGTERM) to `proc` once `ready()` holds, looked at as
     `kill_when` looks: the signal is sent while the process is stopped, so it is taken
-    right where the look saw it, however loaded the machine. False if it finished
-    first."""
+    right where the look saw it, however loaded the machine. With `group`, to its whole
+    process group (it must lead one: start_new_session), as a terminal sends Ctrl-C.
+    False if it finished first."""
     if not _stopped_when(proc, ready, timeout):
         return False
-    proc.send_signal(sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     proc.send_signal(signal.SIGCONT)
     return True
 

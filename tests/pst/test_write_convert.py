@@ -1,12 +1,15 @@
 """MIME -> MAPI in a second process (convert.py): the child answers exactly what this
 process would, in order; a child that dies or cannot start is replaced by this process
 without an error; a PST written with the child is byte for byte the one written without
-it; and a killed write leaves no PST and no orphaned child."""
+it; a killed write leaves no PST and no orphaned child; and a Ctrl-C at the terminal
+(the child gets it too) leaves a whole PST that the re-run completes."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +28,7 @@ from pstkit.converters.pst.write.sink import PstSink
 from pstkit.location import Location
 from pstkit.model import Delivered, Flag, Role, StoredMessage
 from pstkit.options import ConnectOptions
-from tests.helpers import REPO, cli, gone, kill_when, run_pstkit
+from tests.helpers import REPO, cli, descendants, gone, kill_when, run_pstkit, signal_when
 
 from .test_write_fastmime import _corpus_messages
 from .test_write_fuzz import hostile
@@ -157,21 +160,20 @@ def _big(i: int) -> bytes:
     return msg.as_bytes()
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        out += [int(c) for c in (task / "children").read_text().split()]
-    return out
-
-
-def test_a_killed_write_leaves_no_pst_and_no_child(tmp_path: Path) -> None:
+def _big_store(tmp_path: Path) -> Path:
+    """A store of 150 mails of ~0.5 MB (~75 MB): a PST write of it takes seconds."""
     md = tmp_path / "md"
     for sub in ("cur", "new", "tmp"):
         (md / sub).mkdir(parents=True)
     for i in range(150):
         (md / "cur" / f"{1700000000 + i}.m{i}.test:2,S").write_bytes(_big(i))
-    store, out = tmp_path / "store", tmp_path / "out.pst"
+    store = tmp_path / "store"
     assert cli("--quiet", "export", f"maildir:{md}", str(store))[0] == 0
+    return store
+
+
+def test_a_killed_write_leaves_no_pst_and_no_child(tmp_path: Path) -> None:
+    store, out = _big_store(tmp_path), tmp_path / "out.pst"
     work = out.with_name(out.name + ".pstkit-tmp")
     proc = subprocess.Popen([sys.executable, "-m", "pstkit", "--quiet", "import", str(store),
                              f"pst:{out}"], cwd=REPO, stdout=subprocess.DEVNULL,
@@ -180,7 +182,7 @@ def test_a_killed_write_leaves_no_pst_and_no_child(tmp_path: Path) -> None:
     kids: list[int] = []
 
     def two_batches_on() -> bool:
-        kids[:] = kids or _children(proc.pid)
+        kids[:] = kids or descendants(proc.pid)
         return bool(kids) and work.exists() and work.stat().st_size > 24_000_000
 
     assert kill_when(proc, two_batches_on, timeout=60), "the write ended before it was killed"
@@ -199,6 +201,39 @@ def test_a_killed_write_leaves_no_pst_and_no_child(tmp_path: Path) -> None:
     with out.open("rb") as f:
         assert check(f).findings == []
     assert not work.exists()
+
+
+def test_ctrl_c_at_the_terminal_stops_writer_and_child_and_the_rerun_completes(
+        tmp_path: Path) -> None:  # fmt: skip
+    """A Ctrl-C at the terminal reaches the whole process group, the translating child
+    too: the writer stops with the one-line report (exit 130), what it wrote is a whole
+    PST, no child is left, and the re-run completes it with every mail once."""
+    store, out = _big_store(tmp_path), tmp_path / "out.pst"
+    work = out.with_name(out.name + ".pstkit-tmp")
+    proc = subprocess.Popen([sys.executable, "-m", "pstkit", "import", str(store), f"pst:{out}"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            env={**os.environ, "PSTKIT_PST_TRANSLATE": "child"})
+    kids: list[int] = []
+
+    def midway() -> bool:
+        kids[:] = kids or descendants(proc.pid)
+        return bool(kids) and work.exists() and work.stat().st_size > 24_000_000
+
+    assert signal_when(proc, midway, signal.SIGINT, timeout=60, group=True), "it ended first"
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopping…" in err and "pstkit: error: interrupted" in err, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert all(gone(k) for k in kids), "the translating child outlived its writer"
+    with out.open("rb") as f:
+        assert check(f).findings == []
+    done = run_pstkit("--quiet", "import", str(store), f"pst:{out}", timeout=300)
+    assert done.returncode == 0, done.stderr
+    ver = run_pstkit("--json", "--quiet", "verify", "--all", str(store), f"pst:{out}")
+    totals = json.loads(ver.stdout)["totals"]
+    assert totals == {"matching": 150, "missing": 0, "extra": 0, "differing": 0,
+                      "errors": 0}, ver.stdout
 
 
 def test_the_child_is_this_module(tmp_path: Path) -> None:
