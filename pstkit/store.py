@@ -32,7 +32,7 @@ from pstkit.errors import (
     StoreVersionError,
     StoreWriteError,
 )
-from pstkit.fsutil import write_error
+from pstkit.fsutil import write_error, write_new
 from pstkit.mboxfmt import unframe
 from pstkit.model import FolderInfo, FolderPath, Role
 from pstkit.names import escape_segment, fit_folded, maildirpp_dirname
@@ -67,7 +67,7 @@ class Store:
 
     @classmethod
     def create(cls, root: Path, layout: Layout = Layout.MAILDIR, command: str = "") -> Store:
-        if (root / MARKER).exists():
+        if _marked(root):
             return cls.open(root, writable=True, command=command)
         if root.exists() and (not root.is_dir() or _foreign(root)):
             raise StoreExists(root)
@@ -79,7 +79,7 @@ class Store:
         # second meets the lock (StoreLocked), never a half-made store.
         lock.acquire(root / LOCK, str(root), command or "pstkit")
         try:
-            if not (root / MARKER).exists():
+            if not _marked(root):
                 # The new store is opened under the lock that made it, with the catalog
                 # that made it: releasing and taking the lock again cost an fsync of a
                 # new lock file (and let another run slip in between).
@@ -247,12 +247,25 @@ def _make(root: Path, layout: Layout) -> tuple[dict[str, object], Catalog]:
         # fallback's fsync of the marker and the root). Here it would cost 2 more
         # syncs (the file, the root again): one root fsync for both the catalog's
         # rename and the marker could, on a file system without ordered metadata
-        # (FAT), keep the marker and lose the catalog.
-        (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-    except OSError as e:
+        # (FAT), keep the marker and lose the catalog. Written whole under another name
+        # and renamed: a run killed while it wrote left an empty marker, and every later
+        # run refused the store as unreadable.
+        write_new(root / MARKER, root / (MARKER + ".tmp"),
+                  (json.dumps(marker, indent=2) + "\n").encode("utf-8"))
+    except StoreWriteError:  # write_new's, for the marker's path
         catalog.close()
-        raise write_error(root, e) from e
+        raise
     return marker, catalog
+
+
+def _marked(root: Path) -> bool:
+    """Does `root` hold a store's marker? An empty one is not: a run of an earlier pstkit
+    was killed while it wrote it, right after the catalog was made and before anything
+    was stored, and the next export finishes making the store (the catalog is kept)."""
+    try:
+        return (root / MARKER).stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def verify_bytes(row: MessageRow, data: bytes) -> None:
@@ -264,7 +277,11 @@ def read_marker(root: Path) -> dict[str, object]:
     if root.is_file():
         raise StoreError(f"{root} is a file, not a store (a store is a folder)")
     try:
-        marker = json.loads((root / MARKER).read_text(encoding="utf-8"))
+        text = (root / MARKER).read_text(encoding="utf-8")
+        if not text:
+            raise StoreError(f"{root} was not finished: the run that made it was stopped "
+                             "before it stored anything; the export finishes it")
+        marker = json.loads(text)
     except FileNotFoundError:
         raise StoreNotFound(root) from None
     except (OSError, ValueError) as e:

@@ -139,6 +139,46 @@ def test_a_new_store_is_opened_under_the_lock_that_made_it(tmp_path: Path) -> No
         assert len(list(again.rows())) == 5
 
 
+def test_a_store_whose_making_was_killed_is_finished_by_the_next_export(
+        tmp_path: Path) -> None:  # fmt: skip
+    """An earlier pstkit killed while it wrote the new store's marker left it empty (the
+    chaos test met it: every later run said "pstkit-store.json is unreadable"). Nothing
+    was stored yet: `ls` says so in one line, and the export finishes the store."""
+    Store.create(tmp_path / "st").close()
+    (tmp_path / "st" / "pstkit-store.json").write_bytes(b"")
+    (tmp_path / "st" / "lock").write_text(json.dumps(  # the killed run's lock
+        {"pid": 2**22 + 12345, "host": os.uname().nodename, "started": "x", "command": "x"}))
+    code, _, err = cli("ls", tmp_path / "st")
+    assert code == 3 and "was not finished" in err and "the export finishes it" in err, err
+    code, _, err = cli("export", "fixtures/sample-maildir", tmp_path / "st")
+    assert code == 0, err
+    assert cli("export", "fixtures/sample-maildir", tmp_path / "ref")[0] == 0
+    with Store.open(tmp_path / "st") as st, Store.open(tmp_path / "ref") as ref:
+        assert st.id and {r.msg.sha256 for r in st.rows()} == {r.msg.sha256 for r in ref.rows()}
+        assert len(list(st.rows())) == len(list(ref.rows())) > 0
+
+
+def test_the_marker_is_there_whole_or_not_at_all(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after the marker's bytes were written and before its rename (SystemExit
+    stands for the kill: nothing after it runs), the folder has no marker, so the next
+    run makes the store; and a finished store has no temporary marker left."""
+    def killed(src: object, dst: object) -> None:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(SystemExit):
+        Store.create(tmp_path / "st")
+    monkeypatch.undo()
+    assert not (tmp_path / "st" / "pstkit-store.json").exists()
+    (tmp_path / "st" / "lock").write_text(json.dumps(  # what a killed run leaves
+        {"pid": 2**22 + 12345, "host": os.uname().nodename, "started": "x", "command": "x"}))
+    with Store.create(tmp_path / "st") as st:
+        assert st.id
+    assert sorted(p.name for p in (tmp_path / "st").iterdir() if "json" in p.name) == [
+        "pstkit-store.json"]
+
+
 def test_lock_from_other_host_needs_unlock(tmp_path: Path) -> None:
     Store.create(tmp_path / "st").close()
     (tmp_path / "st" / "lock").write_text(
