@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -72,10 +72,7 @@ def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], delay: f
         kids += descendants(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 30
-    while not all(gone(k) for k in kids) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert all(gone(k) for k in kids), f"a child of the killed run outlived it: {kids}"
+    assert wait_gone(kids, time.monotonic() + 30), f"a child of the killed run outlived it: {kids}"
     return True
 
 
@@ -141,6 +138,17 @@ def gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] in "ZX"
     except (FileNotFoundError, ProcessLookupError):
         return True
+
+
+def wait_gone(pids: Iterable[int], deadline: float) -> bool:
+    """Until every pid has exited (or is a zombie) or the deadline (time.monotonic())
+    passes; whether they all have."""
+    pids = list(pids)
+    while not all(gone(p) for p in pids):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def sha(data: bytes) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
-from tests.helpers import gone
+from tests.helpers import wait_gone
 from tests.servers.common import (
     HOST,
     SPECIAL_USE,
@@ -208,7 +208,7 @@ class Dovecot:
             if done.returncode not in (0, 68):  # 68: nobody was connected
                 raise RuntimeError(f"doveadm kick failed: {done.stderr.strip()}")
             if done.returncode == 0:
-                _wait_gone(pids, deadline)
+                wait_gone(pids, deadline)
                 return True
             if time.monotonic() >= deadline:
                 who = subprocess.run(["doveadm", "-c", str(self.conf), "who"],
@@ -366,10 +366,3 @@ def dovecot(dovecot_tls: TlsFiles) -> Iterator[Dovecot]:
 def fresh_dovecot(dovecot_tls: TlsFiles) -> Iterator[Dovecot]:
     """A server of its own, for tests that restart or otherwise disturb it."""
     yield from serve(dovecot_tls)
-
-
-def _wait_gone(pids: Iterable[int], deadline: float) -> None:
-    """Until every pid has exited (or is a zombie) or the deadline passes."""
-    for pid in pids:
-        while not gone(pid) and time.monotonic() < deadline:
-            time.sleep(0.005)
