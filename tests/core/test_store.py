@@ -30,6 +30,12 @@ def _source(n: int = 5) -> ListSource:
     })  # fmt: skip
 
 
+def _dead_runs_lock(root: Path) -> None:
+    """The lock a killed run leaves: this host, a pid that does not exist."""
+    (root / "lock").write_text(json.dumps(
+        {"pid": 2**22 + 12345, "host": os.uname().nodename, "started": "x", "command": "dead"}))
+
+
 @pytest.mark.parametrize("layout", list(Layout))
 def test_bytes_flags_and_names_survive(tmp_path: Path, layout: Layout) -> None:
     src = _source()
@@ -114,11 +120,7 @@ def test_lock_excludes_second_writer_and_stale_lock_is_taken_over(tmp_path: Path
     with pytest.raises(StoreLocked):
         Store.open(tmp_path / "st", writable=True)
     st.close()
-    (tmp_path / "st" / "lock").write_text(
-        json.dumps(
-            {"pid": 2**22 + 12345, "host": os.uname().nodename, "started": "x", "command": "dead"}
-        )
-    )
+    _dead_runs_lock(tmp_path / "st")
     Store.open(tmp_path / "st", writable=True).close()  # stale: same host, no such pid
     assert not (tmp_path / "st" / "lock").exists()
 
@@ -146,8 +148,7 @@ def test_a_store_whose_making_was_killed_is_finished_by_the_next_export(
     was stored yet: `ls` says so in one line, and the export finishes the store."""
     Store.create(tmp_path / "st").close()
     (tmp_path / "st" / "pstkit-store.json").write_bytes(b"")
-    (tmp_path / "st" / "lock").write_text(json.dumps(  # the killed run's lock
-        {"pid": 2**22 + 12345, "host": os.uname().nodename, "started": "x", "command": "x"}))
+    _dead_runs_lock(tmp_path / "st")
     code, _, err = cli("ls", tmp_path / "st")
     assert code == 3 and "was not finished" in err and "the export finishes it" in err, err
     code, _, err = cli("export", "fixtures/sample-maildir", tmp_path / "st")
@@ -171,8 +172,7 @@ def test_the_marker_is_there_whole_or_not_at_all(tmp_path: Path,
         Store.create(tmp_path / "st")
     monkeypatch.undo()
     assert not (tmp_path / "st" / "pstkit-store.json").exists()
-    (tmp_path / "st" / "lock").write_text(json.dumps(  # what a killed run leaves
-        {"pid": 2**22 + 12345, "host": os.uname().nodename, "started": "x", "command": "x"}))
+    _dead_runs_lock(tmp_path / "st")
     with Store.create(tmp_path / "st") as st:
         assert st.id
     assert sorted(p.name for p in (tmp_path / "st").iterdir() if "json" in p.name) == [

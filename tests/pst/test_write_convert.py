@@ -14,9 +14,11 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,6 +174,16 @@ def _big_store(tmp_path: Path) -> Path:
     return store
 
 
+def _midway(proc: subprocess.Popen[Any], work: Path, kids: list[int]) -> Callable[[], bool]:
+    """A look for kill_when/signal_when: the translating child is there (its pid kept in
+    `kids`) and two batches (24 MB) are in the work file."""
+    def look() -> bool:
+        kids[:] = kids or descendants(proc.pid)
+        return bool(kids) and work.exists() and work.stat().st_size > 24_000_000
+
+    return look
+
+
 def test_a_killed_write_leaves_no_pst_and_no_child(tmp_path: Path) -> None:
     store, out = _big_store(tmp_path), tmp_path / "out.pst"
     work = out.with_name(out.name + ".pstkit-tmp")
@@ -180,12 +192,7 @@ def test_a_killed_write_leaves_no_pst_and_no_child(tmp_path: Path) -> None:
                             stderr=subprocess.DEVNULL,
                             env={**os.environ, "PSTKIT_PST_TRANSLATE": "child"})
     kids: list[int] = []
-
-    def two_batches_on() -> bool:
-        kids[:] = kids or descendants(proc.pid)
-        return bool(kids) and work.exists() and work.stat().st_size > 24_000_000
-
-    assert kill_when(proc, two_batches_on, timeout=60), "the write ended before it was killed"
+    assert kill_when(proc, _midway(proc, work, kids), timeout=60), "the write ended first"
     assert not out.exists()
     with work.open("rb") as f, pytest.raises(NdbError):
         Ndb.open(f)  # no header yet: no reader takes the work file for a PST
@@ -215,12 +222,8 @@ def test_ctrl_c_at_the_terminal_stops_writer_and_child_and_the_rerun_completes(
                             text=True, start_new_session=True,
                             env={**os.environ, "PSTKIT_PST_TRANSLATE": "child"})
     kids: list[int] = []
-
-    def midway() -> bool:
-        kids[:] = kids or descendants(proc.pid)
-        return bool(kids) and work.exists() and work.stat().st_size > 24_000_000
-
-    assert signal_when(proc, midway, signal.SIGINT, timeout=60, group=True), "it ended first"
+    assert signal_when(proc, _midway(proc, work, kids), signal.SIGINT, timeout=60, group=True), \
+        "the write ended first"
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "stopping…" in err and "pstkit: error: interrupted" in err, err
