@@ -13,7 +13,7 @@ from pstkit.converters.pst.write.sink import PstSink
 from pstkit.location import Location
 from pstkit.model import Role, StoredMessage
 from pstkit.options import ConnectOptions
-from tests.helpers import make_message, write_maildir
+from tests.helpers import make_message, run_pstkit, write_maildir
 
 from .test_write_append import _clean, _export, _import, _key, _message_ids, _sha
 
@@ -96,3 +96,32 @@ def test_a_killed_fill_of_the_only_part_is_recovered(tmp_path: Path) -> None:
     assert second_key != first_key
     again = _import(store, out)
     assert (again["done"], again["already"]) == (0, 10) and _key(out) == second_key
+
+
+def test_a_set_with_a_part_missing_is_refused_and_no_part_is_overwritten(
+        tmp_path: Path) -> None:
+    """A user moved out-002.pst away: the parts were numbered by their place in the
+    listing, so the next append wrote its new part over the last one (its items lost, the
+    run said nothing) and a run with nothing new said "0 new" with a part gone. Refused in
+    one line, every part left as it was; with the part back, the append goes on."""
+    store, out, md = tmp_path / "store", tmp_path / "out.pst", tmp_path / "md"
+    _mails(md, 50)
+    _export(md, store)
+    _import(store, out, "--max-size", "5MB")
+    parts = _check_set(tmp_path, 50)
+    assert len(parts) >= 3
+    away = tmp_path / "away.pst"
+    parts[1].rename(away)
+    sums = {p: _sha(p) for p in parts if p.exists()}
+    for n in (50, 53):  # nothing new, then something new
+        _mails(md, n)
+        _export(md, store)
+        done = run_pstkit("--quiet", "import", str(store), f"pst:{out}")
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert "out-002.pst" in done.stderr and "missing" in done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 2
+        assert {p: _sha(p) for p in sorted(tmp_path.glob("out-*.pst"))} == sums
+        assert not list(tmp_path.glob("*.pstkit-tmp"))
+    away.rename(parts[1])
+    assert _import(store, out)["done"] == 3
+    _check_set(tmp_path, 53)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pstkit.errors import TargetWriteError
+
 from .messaging import PstWriter
 
 TMP = ".pstkit-tmp"
@@ -39,6 +41,23 @@ def existing(path: Path) -> list[Path]:
             if m:
                 found.append((int(m.group(1)), p))
     return [p for _i, p in sorted(found)]
+
+
+class PartMissing(TargetWriteError):
+    """cannot write to target {}: {}"""
+
+    hint = "put the part back, or write the set anew to a new name"
+
+
+def refuse_gap(path: Path, files: list[Path]) -> None:
+    """Refuse to write to a split set with a part missing (`OUT-002.pst` of OUT-001,
+    OUT-003): parts are numbered by their place in the set, so a new part would be written
+    over one that holds items, and the ledger still counts the missing part's items as
+    delivered (a run would say "0 new" with them gone)."""
+    for k, p in enumerate(files, 1):
+        if p != part_name(path, k):
+            raise PartMissing(part_name(path, k), "this part of the set is missing (moved "
+                              "or deleted?): its items are not in the set any more")
 
 
 def leftover(path: Path, parts: int) -> bool:

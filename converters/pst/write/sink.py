@@ -277,12 +277,18 @@ class PstSink:
 
     def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
         with self._lock:
-            self._active = True
+            self._begin()
             for depth in range(1, len(path) + 1):
                 self._folders.setdefault(path[:depth], folder_class if depth == len(path) else "")
             if self._writer is None and any(path in e.paths for e in self._existing):
                 return  # an append opens its file only for something new
             self._nid(path)
+
+    def _begin(self) -> None:
+        """An import writes (plan and verify only read, and may read a set with a gap)."""
+        if not self._active and self._split and self._files and self._files[0] != self.path:
+            fileset.refuse_gap(self.path, self._files)
+        self._active = True
 
     def _nid(self, path: FolderPath) -> int:
         """The folder's NID in the part being written, made (with its parents) if new."""
@@ -300,7 +306,7 @@ class PstSink:
     def put_batch(self, folder: FolderPath, batch: Sequence[tuple[StoredMessage, bytes]]
                   ) -> list[Delivered | Failed]:
         with self._lock:
-            self._active = True
+            self._begin()
             mail = self.converter.map(
                 _job(msg, raw) for msg, raw in batch if msg.kind == ItemKind.MAIL)  # ahead
             try:
