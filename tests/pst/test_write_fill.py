@@ -125,3 +125,19 @@ def test_a_set_with_a_part_missing_is_refused_and_no_part_is_overwritten(
     away.rename(parts[1])
     assert _import(store, out)["done"] == 3
     _check_set(tmp_path, 53)
+
+
+def test_a_set_named_without_pst_suffix_is_found_again(tmp_path: Path) -> None:
+    """`pst:out --max-size` writes out-001.pst…: a re-run did not find those parts (it
+    looked for `out-001`), wrote the whole set again over them and verify found nothing."""
+    store, out, md = tmp_path / "store", tmp_path / "out", tmp_path / "md"
+    _mails(md, 30)
+    _export(md, store)
+    _import(store, out, "--max-size", "5MB")
+    parts = _check_set(tmp_path, 30)
+    sums = [_sha(p) for p in parts]
+    again = _import(store, out, "--max-size", "5MB")
+    assert (again["done"], again["already"]) == (0, 30)
+    assert sorted(tmp_path.glob("out-*.pst")) == parts and [_sha(p) for p in parts] == sums
+    ver = run_pstkit("--quiet", "verify", str(store), f"pst:{out}")
+    assert ver.returncode == 0, ver.stdout + ver.stderr

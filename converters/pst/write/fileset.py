@@ -33,7 +33,9 @@ def existing(path: Path) -> list[Path]:
     """The files of an earlier write to `path`: the file itself, else its parts in order."""
     if path.exists():
         return [path]
-    pattern = re.compile(re.escape(path.stem) + r"-(\d{3,})" + re.escape(path.suffix) + "$")
+    # the suffix part_name gives: `pst:OUT` writes OUT-001.pst, so look for that
+    pattern = re.compile(re.escape(path.stem) + r"-(\d{3,})"
+                         + re.escape(path.suffix or ".pst") + "$")
     found = []
     if path.parent.is_dir():
         for p in path.parent.iterdir():
