@@ -4,6 +4,7 @@ property on the store), so an append without --max-size makes parts of the same 
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,3 +142,21 @@ def test_a_set_named_without_pst_suffix_is_found_again(tmp_path: Path) -> None:
     assert sorted(tmp_path.glob("out-*.pst")) == parts and [_sha(p) for p in parts] == sums
     ver = run_pstkit("--quiet", "verify", str(store), f"pst:{out}")
     assert ver.returncode == 0, ver.stdout + ver.stderr
+
+
+def test_a_file_named_like_a_part_is_not_taken_for_one(corpus: Path, tmp_path: Path) -> None:
+    """ann-2023.pst beside pst:ann.pst is named like part 2023 of a set: a pstkit-written
+    one was filled up as part 1 of ann.pst (the new mail landed in ann-001.pst, beside a
+    copy of the other file's); refused in one line naming it, as is an Outlook one."""
+    store, md = tmp_path / "store", tmp_path / "md"
+    _mails(md, 3)
+    _export(md, store)
+    _import(store, tmp_path / "bob-2023.pst")
+    shutil.copy(corpus / "pst" / "pstsdk_sample1.pst", tmp_path / "ann-2023.pst")
+    for name in ("bob", "ann"):
+        before = _sha(tmp_path / f"{name}-2023.pst")
+        done = run_pstkit("--quiet", "import", str(store), f"pst:{tmp_path / name}.pst")
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert f"{name}-2023.pst" in done.stderr.splitlines()[-2], done.stderr
+        assert _sha(tmp_path / f"{name}-2023.pst") == before
+    assert sorted(p.name for p in tmp_path.glob("*.pst*")) == ["ann-2023.pst", "bob-2023.pst"]

@@ -58,8 +58,11 @@ def refuse_gap(path: Path, files: list[Path]) -> None:
     delivered (a run would say "0 new" with them gone)."""
     for k, p in enumerate(files, 1):
         if p != part_name(path, k):
-            raise PartMissing(part_name(path, k), "this part of the set is missing (moved "
-                              "or deleted?): its items are not in the set any more")
+            # the names found tell a part moved away from a file that is no part at all
+            # (ann-2023.pst beside pst:ann.pst is named like part 2023)
+            found = ", ".join(f.name for f in files[:3]) + (", …" if len(files) > 3 else "")
+            raise PartMissing(part_name(path, k), f"this part of the set {path.name} is "
+                              f"missing (moved or deleted?), found {found}")
 
 
 def leftover(path: Path, parts: int) -> bool:
