@@ -18,6 +18,7 @@ from pathlib import Path
 from pstkit.cli import main
 from pstkit.cli.env import Env
 from pstkit.converters.local.maildir import scan
+from pstkit.converters.pst.write.sink import PstSink
 from pstkit.model import Flag, FolderPath
 from pstkit.names import info_to_flags, split_maildir_name
 
@@ -149,6 +150,15 @@ def wait_gone(pids: Iterable[int], deadline: float) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+def as_killed(sink: PstSink) -> None:
+    """A PST sink left unclosed stands for a run killed there: its work files stay, but
+    not its lock on the target (the kernel drops a dead process's flock), which the
+    test's own process would otherwise hold against the next run (its lock file stays, as
+    after a kill)."""
+    if sink._held is not None:
+        os.close(sink._held[0])
 
 
 def sha(data: bytes) -> str:

@@ -31,7 +31,7 @@ from pstkit.location import Location
 from pstkit.model import FolderPath, Role, StoredMessage
 from pstkit.options import ConnectOptions, MappingOptions
 from pstkit.store import Store
-from tests.helpers import REPO, kill_when, make_message, run_pstkit, write_maildir
+from tests.helpers import REPO, as_killed, kill_when, make_message, run_pstkit, write_maildir
 
 from .test_write_readers import _compare
 from .write_readers import from_mime, libpff_read, pstkit_read, readpst_read
@@ -333,6 +333,7 @@ def test_after_a_killed_split_append_the_set_gets_a_new_ledger_key(tmp_path: Pat
     dead.put_batch(("Inbox",), [(StoredMessage(
         99, ("Inbox",), "", 0, frozenset(), frozenset(), datetime(2024, 5, 1, tzinfo=UTC),
         "<x@y>", "", "99", "e"), make_message(99))])  # no close: killed
+    as_killed(dead)
     assert list(tmp_path.glob("*.pstkit-tmp"))
     ver = run_pstkit("--quiet", "verify", str(store), f"pst:{out}")
     assert ver.returncode == 0, ver.stdout + ver.stderr

@@ -14,7 +14,7 @@ from pstkit.converters.pst.write.sink import PstSink
 from pstkit.location import Location
 from pstkit.model import Role, StoredMessage
 from pstkit.options import ConnectOptions
-from tests.helpers import make_message, run_pstkit, write_maildir
+from tests.helpers import as_killed, make_message, run_pstkit, write_maildir
 
 from .test_write_append import _clean, _export, _import, _key, _message_ids, _sha
 
@@ -87,6 +87,7 @@ def test_a_killed_fill_of_the_only_part_is_recovered(tmp_path: Path) -> None:
     dead.put_batch(("Inbox",), [(StoredMessage(
         99, ("Inbox",), "", 0, frozenset(), frozenset(), datetime(2024, 5, 1, tzinfo=UTC),
         "<x@y>", "", "99", "e"), make_message(99))])  # no close: killed
+    as_killed(dead)
     assert (tmp_path / "out-001.pst.pstkit-tmp").exists()
     assert _sha(tmp_path / "out-001.pst") == sums  # the part itself untouched
     _mails(md, 10)

@@ -16,7 +16,7 @@ from pstkit.converters.pst.write.sink import PstSink
 from pstkit.location import Location
 from pstkit.model import Delivered, Flag, Role, StoredMessage
 from pstkit.options import ConnectOptions, FetchFilter
-from tests.helpers import cli, make_message, write_maildir
+from tests.helpers import as_killed, cli, make_message, write_maildir
 
 FOLDERS = {"": [(make_message(1), "S"), (make_message(2), "FS"), (make_message(3), "")],
            ".Sent": [(make_message(4), "RS")], ".Trash": [(make_message(5), "S")],
@@ -86,6 +86,7 @@ def test_killed_write_leaves_no_pst_and_categories_survive(tmp_path: Path) -> No
     assert [i.stable_key for i in killed.inventory(("Inbox",))] == ["store-uuid:1"]
     assert killed.find_duplicates(_msg(1), make_message(1), ("Inbox",))
     assert not out.exists()  # no close(): the work file has no header, no reader takes it
+    as_killed(killed)
     with killed.tmp.open("rb") as f:
         try:
             Ndb.open(f)

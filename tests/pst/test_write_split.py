@@ -34,7 +34,7 @@ from pstkit.location import Location
 from pstkit.model import Flag, Role, StoredMessage
 from pstkit.options import ConnectOptions, FetchFilter
 from pstkit.store import Store
-from tests.helpers import make_message, run_pstkit, write_maildir
+from tests.helpers import as_killed, make_message, run_pstkit, write_maildir
 
 LIMIT = 3_000_000
 
@@ -198,6 +198,7 @@ def test_a_killed_split_write_leaves_no_part_and_the_rerun_cleans_up(tmp_path: P
     for i in range(12):
         dead.put_batch(("Inbox",), [(msg(i), make_message(i, size=150_000))])
     dead_parts = len(list(tmp_path.glob("out-*.pst.pstkit-tmp")))  # no close(): killed
+    as_killed(dead)
     assert dead_parts >= 3
     assert not list(tmp_path.glob("out-*.pst"))
     rerun = PstSink(Location("pst", str(out)), opts)

@@ -1,11 +1,17 @@
 """The files of one PST target: `OUT.pst`, or with `--max-size` the parts `OUT-001.pst`,
 `OUT-002.pst`…, each a complete store; their work names; which exist; and when the part
-being written is full. Pure except `existing`, which lists a folder.
+being written is full; the lock on writing them. Pure except `existing`, `state` and
+`hold`, which look at the folder and take a lock file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
 import re
+import tempfile
 from pathlib import Path
 
 from pstkit.errors import TargetWriteError
@@ -63,6 +69,66 @@ def refuse_gap(path: Path, files: list[Path]) -> None:
             found = ", ".join(f.name for f in files[:3]) + (", …" if len(files) > 3 else "")
             raise PartMissing(part_name(path, k), f"this part of the set {path.name} is "
                               f"missing (moved or deleted?), found {found}")
+
+
+class TargetBusy(TargetWriteError):
+    """cannot write to target {}: {}"""
+
+    hint = "run the import again when the other run is done"
+
+
+#: the lock on writing a target: the descriptor holding it and its lock file
+Held = tuple[int, Path]
+
+
+def hold(path: Path) -> Held:
+    """Take the lock on writing `path` (its file or its parts) until `release`. Two runs
+    writing one target (two stores into one PST, a batch with two rows of the same
+    target) would share the work name and each rename its file over the other's: the
+    items of one gone while its ledger says delivered. The lock file is in the temporary
+    folder, not beside the target, where it would be uploaded with the PSTs."""
+    key = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
+    lock = Path(tempfile.gettempdir()) / f"pstkit-pst-{key}.lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise TargetWriteError(lock, e.strerror or str(e)) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise TargetBusy(path, "another pstkit run is writing it") from None
+        # the run before may have removed the file between this open and flock (release):
+        # a lock on a file no other run finds holds nothing, so take the one at the name
+        try:
+            if os.path.samestat(os.stat(lock), os.fstat(fd)):
+                return fd, lock
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def release(held: Held | None) -> None:
+    """Remove the lock file (no lock files pile up in the temporary folder), then drop the
+    lock: a run that opened the file before sees it gone and makes a new one."""
+    if held is not None:
+        fd, lock = held
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)
+
+
+def state(files: list[Path]) -> list[tuple[Path, int, int, int]]:
+    """What identifies the files as read: a run that replaced one meanwhile changes it."""
+    out = []
+    for p in files:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((p, st.st_ino, st.st_size, st.st_mtime_ns))
+    return out
 
 
 def leftover(path: Path, parts: int) -> bool:

@@ -127,6 +127,8 @@ class PstSink:
         self._lock = threading.Lock()
         self.converter = Converter()  # MIME -> MAPI of mail in a second process
         self._files = files = fileset.existing(self.path)
+        self._read = fileset.state(files)  # compared when an import begins (_begin)
+        self._held: fileset.Held | None = None  # the lock on writing the target
         self._existing = [Existing.open(p) for p in files]
         # parts are numbered in target ids, so that ids of different parts never clash
         self._split = self.max_size is not None or (bool(files) and files[0] != self.path)
@@ -286,8 +288,17 @@ class PstSink:
 
     def _begin(self) -> None:
         """An import writes (plan and verify only read, and may read a set with a gap)."""
-        if not self._active and self._split and self._files and self._files[0] != self.path:
+        if self._active:
+            return
+        if self._split and self._files and self._files[0] != self.path:
             fileset.refuse_gap(self.path, self._files)
+        self._held = fileset.hold(self.path)
+        # what this sink read (files, record key, carried parts) is all it writes from:
+        # a run that wrote the target since (between this one's start and now, e.g.
+        # during a direct import's export) would be undone by this run's rename
+        if fileset.state(fileset.existing(self.path)) != self._read:
+            raise fileset.TargetBusy(self.path, "it changed since this run read it "
+                                     "(another run wrote it meanwhile)")
         self._active = True
 
     def _nid(self, path: FolderPath) -> int:
@@ -389,6 +400,13 @@ class PstSink:
     def close(self) -> None:
         """Finish the last part, make every part durable and put them all in place, then
         write the mapping file if one was asked for."""
+        try:
+            self._close()
+        finally:  # after the renames: a run waiting for the target reads what this wrote
+            fileset.release(self._held)
+            self._held = None
+
+    def _close(self) -> None:
         with self._lock:
             if self._recover and self._active:
                 self._new_record_key()
