@@ -354,7 +354,12 @@ class MaildirSink:
 
     def inventory(self, folder: FolderPath) -> Iterator[TargetItem]:
         for entry in _entries(self._dirs.get(folder, self._dir_for(folder))):
-            yield target_item(str(entry.path.relative_to(self.root)), entry.path.read_bytes())
+            try:
+                raw = entry.path.read_bytes()
+            except OSError as e:  # a directory, dangling link or unreadable file in cur/:
+                # what it holds cannot be compared; an internal error (exit 70) named no cause
+                raise TargetWriteError(entry.path, f"cannot read it ({e.strerror or e})") from e
+            yield target_item(str(entry.path.relative_to(self.root)), raw)
 
     def close(self) -> None:
         self._index.close()
