@@ -31,12 +31,21 @@ def duplicate_key(raw: bytes) -> str:
     return f"id:{mid}" if mid else f"sha:{hashlib.sha256(raw).hexdigest()}"
 
 
-def target_item(target_id: str, raw: bytes) -> TargetItem:
-    """What verify needs to know of one message a local target holds."""
+def target_item(target_id: str, raw: bytes, ends_lines: bool = False) -> TargetItem:
+    """What verify needs to know of one message a local target holds; `ends_lines`: the
+    target ends a message without a final line end with one (`TargetItem.sha256_unended`)."""
     message_id, subject = summary(raw)
+    unended = ""
+    if ends_lines and raw.endswith(b"\n"):  # one pass: the digest without it, then with it
+        h = hashlib.sha256(memoryview(raw)[:-1])
+        unended = h.hexdigest()
+        h.update(b"\n")
+        digest = h.hexdigest()
+    else:
+        digest = hashlib.sha256(raw).hexdigest()
     return TargetItem(
         target_id=target_id, size=len(raw), subject=subject, message_id=message_id,
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=digest, sha256_unended=unended,
     )  # fmt: skip
 
 

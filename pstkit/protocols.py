@@ -99,6 +99,9 @@ class TargetItem:
     #: for contacts and events: ("name"|"emails"|"start"|"end", value) pairs the
     #: target reports (see pstkit.itemfields); verify compares them to the store's.
     fields: tuple[tuple[str, str], ...] = ()
+    #: the SHA-256 of the bytes without their final line end, where the target adds one
+    #: to a message that has none (an mbox: the next separator must start a line)
+    sha256_unended: str = ""
 
 
 @dataclass(frozen=True)

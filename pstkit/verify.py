@@ -102,7 +102,7 @@ def _rows(
 _INDEX_SCHEMA = """
 CREATE TABLE items(n INTEGER PRIMARY KEY, target_id TEXT, size INTEGER, subject TEXT,
                    message_id TEXT, stable_key TEXT, sha256 TEXT, fields TEXT,
-                   used INTEGER NOT NULL DEFAULT 0);
+                   sha256_unended TEXT, used INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE keys(kind TEXT, value TEXT, n INTEGER);
 """
 
@@ -122,9 +122,9 @@ class _Index:
         with self._db:
             for chunk in _chunks(enumerate(items), 1000):
                 self._db.executemany(
-                    "INSERT INTO items VALUES(?,?,?,?,?,?,?,?,0)",
+                    "INSERT INTO items VALUES(?,?,?,?,?,?,?,?,?,0)",
                     [(n, i.target_id, i.size, i.subject, i.message_id, i.stable_key, i.sha256,
-                      json.dumps(i.fields)) for n, i in chunk],
+                      json.dumps(i.fields), i.sha256_unended) for n, i in chunk],
                 )  # fmt: skip
                 self._db.executemany(
                     "INSERT INTO keys VALUES(?,?,?)",
@@ -184,6 +184,8 @@ def _keys(i: TargetItem) -> Iterator[tuple[str, str]]:
         yield "mid1", i.message_id
     if i.sha256:  # last: the same bytes are the same message (one without a Message-ID
         yield "sha", i.sha256  # that another store's run found in a PST, say)
+    if i.sha256_unended:
+        yield "sha", i.sha256_unended
 
 
 def _mid(message_id: str, size: int | None) -> str:
@@ -193,7 +195,8 @@ def _mid(message_id: str, size: int | None) -> str:
 def _item(r: tuple[Any, ...]) -> TargetItem:
     fields = tuple((str(k), str(v)) for k, v in json.loads(r[7]))
     return TargetItem(target_id=r[1], size=r[2], subject=r[3], message_id=r[4],
-                      stable_key=r[5], sha256=r[6], fields=fields)  # fmt: skip
+                      stable_key=r[5], sha256=r[6], fields=fields,
+                      sha256_unended=r[8])  # fmt: skip
 
 
 def _chunks(it: Iterable[_T], n: int) -> Iterator[list[_T]]:
@@ -239,6 +242,10 @@ def compare(store: Store, row: MessageRow, folder: FolderPath, item: TargetItem)
     if item.sha256:
         if item.sha256 == msg.sha256:
             return _line("=", folder, row, "")
+        # An mbox ends every message with a line end (the next separator must start a
+        # line), so one without gets it there: the same message, not a difference.
+        if item.sha256_unended == msg.sha256:
+            return _line("=", folder, row, "a line end added at the end by the target (mbox)")
         # IMAP servers store bare LF line ends as CRLF (RFC 5322 requires CRLF):
         # the same message, with its line ends normalised, is not a difference.
         if hashlib.sha256(crlf(store.read(row))).hexdigest() == item.sha256:

@@ -262,7 +262,7 @@ class MboxSink:
             return
         data = path.read_bytes()
         for offset, _, raw in split_mbox(data):
-            yield target_item(f"{path.relative_to(self.root)}@{offset}", raw)
+            yield target_item(f"{path.relative_to(self.root)}@{offset}", raw, ends_lines=True)
 
     def close(self) -> None:
         self._index.close()

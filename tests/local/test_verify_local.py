@@ -16,6 +16,36 @@ def _store(tmp_path: Path, messages: list[bytes]) -> Path:
     return store
 
 
+def test_mbox_of_messages_without_a_final_line_end_verifies_as_matching(tmp_path: Path) -> None:
+    # An mbox ends every message with a line end (the format needs one before the next
+    # separator); verify called each such message "differing" in a faithful target.
+    messages = [make_message(1).rstrip(b"\r\n"),
+                b"Subject: lf\nMessage-ID: <lf@x>\n\nbody",
+                b"Subject: cr\nMessage-ID: <cr@x>\n\nbody\r",
+                make_message(2)]  # fmt: skip
+    store = _store(tmp_path, messages)
+    target = f"mbox:{tmp_path / 'mb'}"
+    code, _out, err = cli("--quiet", "import", str(store), target)
+    assert code == 0, err
+    code, out, err = cli("--quiet", "verify", str(store), target)
+    assert code == 0, out + err
+    assert out.splitlines()[0] == "4 matching, 0 missing, 0 extra, 0 differing"
+    # a real change at the end of such a message is still a difference
+    mbox = tmp_path / "mb" / "INBOX"
+    mbox.write_bytes(mbox.read_bytes().replace(b"body\n\n", b"bodx\n\n", 1))
+    code, out, _err = cli("--quiet", "verify", str(store), target)
+    assert code == 1
+    assert "1 differing" in out
+    # a Maildir file holds the bytes as they are: one that gained a line end differs
+    md = tmp_path / "md"
+    assert cli("--quiet", "import", str(store), f"maildir:{md}")[0] == 0
+    assert cli("--quiet", "verify", str(store), f"maildir:{md}")[0] == 0
+    unended = next(p for p in (md / "cur").iterdir() if p.read_bytes().endswith(b"body"))
+    unended.write_bytes(unended.read_bytes() + b"\n")
+    code, out, _err = cli("--quiet", "verify", str(store), f"maildir:{md}")
+    assert code == 1 and "1 differing" in out, out
+
+
 def test_maildir_target_with_an_unreadable_entry_is_a_clear_error(tmp_path: Path) -> None:
     store = _store(tmp_path, [make_message(1), make_message(2)])
     out_dir = tmp_path / "md"
