@@ -49,6 +49,7 @@ class Existing:
     sha_id: int  # of the SHA-256 of a mail without a Message-ID (0: none)
     fields: dict[int, str]  # property id -> compared field (see _FIELDS)
     max_size: int | None = None  # the --max-size a split set's part was written with
+    file: Path = Path()  # where it was opened from, to name it in errors
 
     @classmethod
     def open(cls, path: Path) -> Existing:
@@ -73,7 +74,7 @@ class Existing:
                          if p == size_id and t == 0x0014 and len(r) >= 8), None)
             return cls(uid, paths, reader, names.get(SOURCE_KEY, 0), names.get(CONTENT_KEY, 0),
                        {pid: _FIELDS[name] for name, pid in names.items() if name in _FIELDS},
-                       size)
+                       size, path)
         except READ_ERRORS as e:
             raise TargetWriteError(path, f"not a PST pstkit can read ({e})") from e
 
@@ -81,12 +82,17 @@ class Existing:
         self.reader.ndb.f.close()
 
     def items(self, folder: FolderPath) -> Iterator[TargetItem]:
+        """The items of one folder. An item whose blocks fail their checksum is an error
+        naming the file: verify stopped with an internal error (exit 70)."""
         nid = self.paths.get(folder)
         if nid is None:
             return
         kids = children(self.reader.ndb)
         for m in kids.messages.get(nid, []):
-            entries = self.reader.entries(m)
+            try:
+                entries = self.reader.entries(m)
+            except READ_ERRORS as e:
+                raise TargetWriteError(self.file, f"item {m:#x} is damaged ({e})") from e
             size = next((int.from_bytes(r[:4], "little") for p, _t, r in entries
                          if p == 0x0E08), None)
             yield TargetItem(f"{m:#x}", size, _text(entries, 0x0037), _text(entries, 0x1035),
