@@ -37,3 +37,16 @@ def test_a_block_whose_checksum_fails_is_a_clear_error(tmp_path: Path) -> None:
     code, out, err = cli("--quiet", "verify", str(store), f"pst:{pst}")
     assert code == 3, out + err
     assert "internal error" not in err and "checksum mismatch" in err and str(pst) in err
+
+
+def test_a_cut_file_is_not_all_matching(tmp_path: Path) -> None:
+    # Cut at 90 %, all items are still readable (blocks come first in the file), but the
+    # header's end of file is past the end: Outlook does not open it, `check` finds it.
+    store, pst = _written(tmp_path)
+    size = pst.stat().st_size
+    with pst.open("r+b") as f:
+        f.truncate(size * 9 // 10)
+    code, out, err = cli("--quiet", "verify", str(store), f"pst:{pst}")
+    assert code == 3, out + err
+    assert "cut short" in err and str(pst) in err
+    assert "matching" not in out

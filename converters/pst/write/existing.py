@@ -82,12 +82,17 @@ class Existing:
         self.reader.ndb.f.close()
 
     def items(self, folder: FolderPath) -> Iterator[TargetItem]:
-        """The items of one folder. An item whose blocks fail their checksum is an error
-        naming the file: verify stopped with an internal error (exit 70)."""
+        """The items of one folder. A file whose index is damaged (cut short: Outlook does
+        not open it) or an item whose blocks fail their checksum is an error naming the
+        file: verify said "all matching" of the one and stopped with an internal error
+        (exit 70) on the other. An append refuses such a file the same way."""
         nid = self.paths.get(folder)
         if nid is None:
             return
         kids = children(self.reader.ndb)
+        if self.reader.ndb.lost:
+            raise TargetWriteError(self.file, "its index is damaged ("
+                                   + "; ".join(self.reader.ndb.lost) + ")")
         for m in kids.messages.get(nid, []):
             try:
                 entries = self.reader.entries(m)
