@@ -9,9 +9,10 @@ headers (the bytes are not changed). The id of a message is its SHA-256 plus
 its occurrence count, which stays stable when messages are appended.
 Sink: a Thunderbird-style tree of mboxrd files. Appending is guarded: before a batch, the
 file's size goes into a mark file beside it (`.NAME.pstkit-append`), removed once the batch
-is durable. A run killed mid-batch leaves the mark, and the next sink opened on the tree cuts
-the file back to that size: the batch was never confirmed to the ledger, so it is sent again,
-and no message cut short is left glued to the next one.
+is durable. A run killed mid-batch leaves the mark, and the next import, as it begins the
+folder, cuts the file back to that size: the batch was never confirmed to the ledger, so it
+is sent again, and no message cut short is left glued to the next one. `verify` and `plan`
+only read: the mark may be a running import's.
 """
 
 from __future__ import annotations
@@ -196,11 +197,6 @@ class MboxSink:
         except OSError as e:
             raise TargetWriteError(self.root, e.strerror or str(e)) from e
         self._files = scan_tree(self.root)
-        for target in self._files.values():
-            cut = _undo_unfinished_append(target)
-            if cut:
-                log.warning("%s: cut %d bytes that a killed run left unfinished; "
-                            "their messages are sent again", target, cut)
 
     def folders(self) -> list[FolderInfo]:
         return [FolderInfo(p) for p in sorted(self._files)]
@@ -214,6 +210,14 @@ class MboxSink:
     def ensure_folder(self, path: FolderPath, role: Role | None, folder_class: str = "") -> None:
         with self._lock:
             target = self._file_for(path)
+            # Here, where an import begins a folder (before it reads or appends), not when
+            # the sink is opened: `verify` and `plan` open it too, and one run beside an
+            # import cut the batch that import was appending and removed its mark, so the
+            # import failed and what it appended after the cut stayed.
+            cut = _undo_unfinished_append(target)
+            if cut:
+                log.warning("%s: cut %d bytes that a killed run left unfinished; "
+                            "their messages are sent again", target, cut)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.touch()

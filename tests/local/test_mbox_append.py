@@ -71,7 +71,9 @@ def test_a_message_cut_by_a_kill_is_cut_away_before_the_batch_is_sent_again(
     whole = int(child.stdout)
     assert (tmp_path / "INBOX").stat().st_size == whole + cut_into  # the torn state is real
 
-    again = sink(tmp_path)  # what the next run opens
+    again = sink(tmp_path)  # what the next run opens: opening alone cuts nothing (verify)
+    assert (tmp_path / "INBOX").stat().st_size == whole + cut_into
+    again.ensure_folder(("INBOX",), None)  # an import begins the folder
     assert (tmp_path / "INBOX").stat().st_size == whole
     results = again.put_batch(("INBOX",), batch(SECOND))
     assert all(isinstance(r, Delivered) for r in results)

@@ -63,3 +63,28 @@ def test_maildir_target_with_an_unreadable_entry_is_a_clear_error(tmp_path: Path
         assert f"{bad}:2,S" in err
         entry.rmdir() if bad == "dir" else entry.unlink()
     assert cli("--quiet", "verify", str(store), f"maildir:{out_dir}")[0] == 0
+
+
+def test_verify_leaves_an_mbox_alone_while_an_import_appends_to_it(tmp_path: Path) -> None:
+    # A running import's batch is marked by `.NAME.pstkit-append` (the size before it). verify
+    # opened the sink, which cut the file back to that size and removed the mark as if the
+    # import had been killed: the import then failed, and what it appended after stayed.
+    store = _store(tmp_path, [make_message(1), make_message(2)])
+    mb = tmp_path / "mb"
+    assert cli("--quiet", "import", str(store), f"mbox:{mb}")[0] == 0
+    inbox, mark = mb / "INBOX", mb / ".INBOX.pstkit-append"
+    size = inbox.stat().st_size
+    with inbox.open("ab") as f:  # the import's batch, half written
+        f.write(b"From - Mon Mar  4 09:30:00 2024\nSubject: half")
+    mark.write_text(str(size))
+    before = inbox.read_bytes()
+    for command in ("verify", "plan"):
+        code, out, err = cli("--quiet", command, str(store), f"mbox:{mb}")
+        assert "cut" not in err, command
+        assert inbox.read_bytes() == before and mark.read_text() == str(size), command
+    assert code == 0, out + err  # plan
+    # the next import, as it begins the folder, cuts what a killed run left
+    code, _out, err = cli("--quiet", "import", str(store), f"mbox:{mb}")
+    assert code == 0, err
+    assert inbox.read_bytes() == before[:size] and not mark.exists()
+    assert cli("--quiet", "verify", str(store), f"mbox:{mb}")[0] == 0
