@@ -19,8 +19,9 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from pstkit.catalog import MessageRow, path_to_text, text_to_path
@@ -61,12 +62,12 @@ def verify(store: Store, sink: Sink, opts: MappingOptions | None = None) -> Iter
     opts = opts or MappingOptions()
     existing = {f.path for f in sink.folders()}
     for target, sources in _targets(store, sink, make_plan(store, sink, opts)).items():
-        rows = _rows(store, sink.key, target, sources)
         if target not in existing:
-            for row, _ in rows:
+            for row, _ in _rows(store, sink.key, target, sources):
                 yield _line("-", target, row, "folder missing in target")
             continue
-        yield from _verify_folder(store, target, rows, sink.inventory(target))
+        yield from _verify_folder(store, target, partial(_rows, store, sink.key, target, sources),
+                                  sink.inventory(target))  # fmt: skip
 
 
 def _targets(
@@ -104,6 +105,7 @@ CREATE TABLE items(n INTEGER PRIMARY KEY, target_id TEXT, size INTEGER, subject 
                    message_id TEXT, stable_key TEXT, sha256 TEXT, fields TEXT,
                    sha256_unended TEXT, used INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE keys(kind TEXT, value TEXT, n INTEGER);
+CREATE TABLE paired(message INTEGER PRIMARY KEY, n INTEGER);
 """
 
 
@@ -133,6 +135,10 @@ class _Index:
         self._db.execute("CREATE INDEX keys_value ON keys(kind, value, n)")
 
     def take(self, msg: StoredMessage, *keys: tuple[str, str]) -> TargetItem | None:
+        found = self._take(msg, keys)
+        return None if found is None else _item(found)
+
+    def _take(self, msg: StoredMessage, keys: Iterable[tuple[str, str]]) -> tuple[Any, ...] | None:
         for kind, value in keys:
             if not value:
                 continue
@@ -143,11 +149,22 @@ class _Index:
             ).fetchone()
             if found is None:
                 continue
-            item = _item(found)
-            if kind != "id" or _same_item(msg, item):
+            if kind != "id" or _same_item(msg, _item(found)):
                 self._db.execute("UPDATE items SET used=1 WHERE n=?", (found[0],))
-                return item
+                return tuple(found)
         return None
+
+    def pair(self, msg: StoredMessage, target_id: str) -> None:
+        """Give `msg` the item its ledger id names, before any row is matched by content."""
+        found = self._take(msg, [("id", target_id)])
+        if found is not None:
+            self._db.execute("INSERT INTO paired VALUES(?, ?)", (msg.id, found[0]))
+
+    def paired(self, msg: StoredMessage) -> TargetItem | None:
+        found = self._db.execute(
+            "SELECT i.* FROM paired p JOIN items i ON i.n=p.n WHERE p.message=?", (msg.id,)
+        ).fetchone()
+        return None if found is None else _item(found)
 
     def unused(self) -> Iterator[TargetItem]:
         cur = self._db.execute("SELECT * FROM items WHERE used=0 ORDER BY n")
@@ -211,15 +228,23 @@ def _chunks(it: Iterable[_T], n: int) -> Iterator[list[_T]]:
 
 
 def _verify_folder(
-    store: Store, target: FolderPath, rows: Iterable[tuple[MessageRow, str]],
+    store: Store, target: FolderPath, rows: Callable[[], Iterable[tuple[MessageRow, str]]],
     items: Iterable[TargetItem],
 ) -> Iterator[VerifyLine]:  # fmt: skip
     index = _Index(items)
     try:
-        for row, target_id in rows:
+        # First every row takes the item its ledger id names, then the rest are matched
+        # by key, Message-ID or content: in one pass a row whose item is gone took, by
+        # content, a later row's item (two copies without a Message-ID), and the later
+        # row, whose item is there, was called missing. The rows are read twice from
+        # the catalog rather than held: a folder may hold a million.
+        for row, target_id in rows():
+            if target_id:
+                index.pair(row.msg, target_id)
+        for row, _target_id in rows():
             msg = row.msg
-            found = index.take(
-                msg, ("id", target_id), ("key", msg.stable_key),
+            found = index.paired(msg) or index.take(
+                msg, ("key", msg.stable_key),
                 ("mid", _mid(msg.message_id, msg.size)), ("mid1", msg.message_id),
                 ("sha", msg.sha256),
             )  # fmt: skip
