@@ -81,6 +81,20 @@ class LedgerQueries:
         )
         return [(int(str(f)), str(t)) for f, t, _ in rows]
 
+    def delivered_page(self, sink_key: str, after: int, n: int
+                       ) -> list[tuple[int, str, str, str]]:  # fmt: skip
+        """Up to `n` delivered ledger rows with a target id, of messages after `after` in
+        id order (a range of the primary key, so memory stays one page): (message, its
+        store folder, its subject, target id)."""
+        rows = self._q(
+            "SELECT d.message, f.path, m.subject, d.target_id FROM deliveries d"
+            " JOIN messages m ON m.id=d.message JOIN folders f ON f.id=m.folder_id"
+            " WHERE d.sink_key=? AND d.message>? AND d.how<>'sending' AND d.target_id<>''"
+            " ORDER BY d.message LIMIT ?",
+            (sink_key, after, n),
+        )
+        return [(int(str(m)), str(f), str(s), str(t)) for m, f, s, t in rows]
+
     def delivery(self, sink_key: str, message: int) -> tuple[str, str, str] | None:
         """(target folder, target id, how) of one message's ledger row, if any."""
         rows = self._q(

@@ -26,7 +26,7 @@ from pstkit.mapping import PlanEntry, StoreFolder, path_text, plan
 from pstkit.model import Delivered, DuplicatePolicy, FolderPath, Problem, StoredMessage
 from pstkit.options import MappingOptions
 from pstkit.protocols import AtomicSink, Failed, LookAhead, Sink, TwoStepSink
-from pstkit.redeliver import reopen_missing
+from pstkit.redeliver import reopen_missing, report_gone
 from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
 from pstkit.store import Store
 
@@ -72,6 +72,8 @@ def import_(
                                        entry.source.info.container_class)  # fmt: skip
             if redeliver:
                 reopen_missing(store, sink, opts, result.run_id)
+            else:
+                report_gone(store, sink, result)
         result.already = store.catalog.delivered_count(sink.key)
         progress.start("import", sum(e.source.count for e in entries) - result.already or None)
         job = _ImportJob(

@@ -160,6 +160,16 @@ class AtomicSink(Protocol):
 
 
 @runtime_checkable
+class KnowsItems(Protocol):
+    """Optional for sinks that know at once which items they hold (a file pstkit wrote,
+    whose index is read when it is opened). An import asks it which of the ledger's
+    delivered items are gone, before it writes: a PST replaced by an older copy would
+    otherwise get "0 new, N already delivered" and exit 0 with items missing."""
+
+    def missing(self, target_ids: Sequence[str]) -> list[str]: ...
+
+
+@runtime_checkable
 class LookAhead(Protocol):
     """Optional for sinks that prepare items before they are offered (the PST writer
     translates MIME -> MAPI in a second process). The pipeline reads the next batch while

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 
-from pstkit.model import FolderPath
+from pstkit.catalog import text_to_path
+from pstkit.model import FolderPath, Problem
 from pstkit.options import MappingOptions
-from pstkit.protocols import Sink
+from pstkit.protocols import KnowsItems, Sink
+from pstkit.runs import RunResult
 from pstkit.store import Store
 
 log = logging.getLogger("pstkit")
@@ -40,3 +42,32 @@ def reopen_missing(store: Store, sink: Sink, opts: MappingOptions, run_id: int) 
         log.warning("%d delivered item(s) are no longer in %s: delivering them again",
                     len(missing), sink.key)  # fmt: skip
     return len(missing)
+
+
+GONE = ("delivered earlier, but no longer in the target (an older copy of the file, or "
+        "deleted from it): `pstkit import --redeliver-missing` writes it again")
+
+
+def report_gone(store: Store, sink: Sink, result: RunResult, page: int = 5000) -> int:
+    """Without --redeliver-missing: a problem for each item the ledger delivered that a
+    target which knows its items at once (`KnowsItems`: a PST pstkit wrote) no longer
+    holds, so the run exits 1 and names them instead of "0 new, N already delivered".
+    They are not sent again: items deleted on purpose stay deleted, as on a server."""
+    if not isinstance(sink, KnowsItems):
+        return 0
+    gone = 0
+    after = 0
+    while rows := store.catalog.delivered_page(sink.key, after, page):
+        after = rows[-1][0]
+        lost = set(sink.missing([t for _m, _f, _s, t in rows]))
+        problems = [(m, f, s) for m, f, s, t in rows if t in lost]
+        for message, folder, subject in problems:
+            result.problems.append(Problem("import", text_to_path(folder), str(message), GONE,
+                                           subject=subject))
+        store.catalog.record_deliveries(result.run_id, sink.key, [],
+                                        [("import", f, str(m), GONE) for m, f, _s in problems])
+        gone += len(problems)
+    if gone:
+        log.warning("%d delivered item(s) are no longer in %s: `pstkit verify` lists them, "
+                    "`pstkit import --redeliver-missing` writes them again", gone, sink.key)
+    return gone

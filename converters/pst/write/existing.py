@@ -7,8 +7,10 @@ Read with pstkit's own node reader. I/O.
 from __future__ import annotations
 
 import struct
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pstkit.converters.pst.btree import READ_ERRORS, Ndb
@@ -49,6 +51,8 @@ class Existing:
     sha_id: int  # of the SHA-256 of a mail without a Message-ID (0: none)
     fields: dict[int, str]  # property id -> compared field (see _FIELDS)
     max_size: int | None = None  # the --max-size a split set's part was written with
+    #: the NIDs of every item the file holds, sorted (4 bytes an item)
+    nids: array[int] = field(default_factory=lambda: array("I"))
     file: Path = Path()  # where it was opened from, to name it in errors
 
     @classmethod
@@ -72,14 +76,20 @@ class Existing:
             size_id = names.get(PART_MAX_SIZE)
             size = next((int.from_bytes(r[:8], "little") for p, t, r in store
                          if p == size_id and t == 0x0014 and len(r) >= 8), None)
+            nids = array("I", sorted(m for ms in kids.messages.values() for m in ms))
             return cls(uid, paths, reader, names.get(SOURCE_KEY, 0), names.get(CONTENT_KEY, 0),
                        {pid: _FIELDS[name] for name, pid in names.items() if name in _FIELDS},
-                       size, path)
+                       size, file=path, nids=nids)
         except READ_ERRORS as e:
             raise TargetWriteError(path, f"not a PST pstkit can read ({e})") from e
 
     def close(self) -> None:
         self.reader.ndb.f.close()
+
+    def holds(self, nid: int) -> bool:
+        """Is an item of this NID in the file?"""
+        at = bisect_left(self.nids, nid)
+        return at < len(self.nids) and self.nids[at] == nid
 
     def items(self, folder: FolderPath) -> Iterator[TargetItem]:
         """The items of one folder. A file whose index is damaged (cut short: Outlook does

@@ -198,6 +198,22 @@ class PstSink:
         for target_id, key in self._seen.items(folder):
             yield TargetItem(target_id, stable_key=key)
 
+    def missing(self, target_ids: Sequence[str]) -> list[str]:
+        """Those of `target_ids` (the ledger's, from `_id`) that no file of the target holds:
+        the file was replaced by an older copy, a part of a set deleted, items deleted in
+        Outlook. Read from the NIDs of the files as opened, before this run wrote."""
+        out = []
+        for target_id in target_ids:
+            ref = target_id.split("~", 1)[0]
+            part, _, nid = ref.rpartition("/")
+            try:
+                index, number = (int(part) if part else 1), int(nid, 16)
+            except ValueError:
+                continue  # not an id this sink gives: nothing to say of it
+            if not (0 < index <= len(self._existing) and self._existing[index - 1].holds(number)):
+                out.append(target_id)
+        return out
+
     def _id(self, part: int, nid: str, key: str) -> str:
         """An item's id: its NID, prefixed by its part's number when the output is split,
         and tagged with a digest of the item's stable key. The tag is there because a NID
