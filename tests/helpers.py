@@ -14,13 +14,16 @@ from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pstkit.cli import main
 from pstkit.cli.env import Env
 from pstkit.converters.local.maildir import scan
-from pstkit.converters.pst.write.sink import PstSink
 from pstkit.model import Flag, FolderPath
 from pstkit.names import info_to_flags, split_maildir_name
+
+if TYPE_CHECKING:  # every test imports this module: not the PST writer for a type
+    from pstkit.converters.pst.write.sink import PstSink
 
 REPO = Path(__file__).resolve().parents[1]
 

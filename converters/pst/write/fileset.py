@@ -87,7 +87,8 @@ def hold(path: Path) -> Held:
     target) would share the work name and each rename its file over the other's: the
     items of one gone while its ledger says delivered. The lock file is in the temporary
     folder, not beside the target, where it would be uploaded with the PSTs."""
-    key = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
+    # the real path: two spellings of one file (a symlinked folder) are one target
+    key = hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:16]
     lock = Path(tempfile.gettempdir()) / f"pstkit-pst-{key}.lock"
     while True:
         try:
