@@ -121,6 +121,14 @@ class TargetWriteError(StoreError):
     hint = "check that the target exists, is writable and has free space"
 
 
+class TargetReadError(TargetWriteError):
+    """cannot read target {}: {}"""
+
+    # a file target pstkit reads back (verify, plan, an append): damaged or not its own
+    hint = ("to see what it holds, read it as a source (`pstkit folders FILE`); to write "
+            "anew, give the target a new name")
+
+
 # --- integrity -------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from pstkit.converters.local.readahead import read_ahead
 from pstkit.dupindex import DuplicateIndex, duplicate_key, target_item
-from pstkit.errors import SourceError, TargetWriteError
+from pstkit.errors import SourceError, TargetReadError, TargetWriteError
 from pstkit.filecopy import read_whole
 from pstkit.fsutil import sync_tree, write_new
 from pstkit.location import Location
@@ -358,7 +358,7 @@ class MaildirSink:
                 raw = entry.path.read_bytes()
             except OSError as e:  # a directory, dangling link or unreadable file in cur/:
                 # what it holds cannot be compared; an internal error (exit 70) named no cause
-                raise TargetWriteError(entry.path, f"cannot read it ({e.strerror or e})") from e
+                raise TargetReadError(entry.path, e.strerror or str(e)) from e
             yield target_item(str(entry.path.relative_to(self.root)), raw)
 
     def close(self) -> None:

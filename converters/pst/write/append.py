@@ -39,7 +39,7 @@ from typing import BinaryIO
 from pstkit.converters.pst.btree import READ_ERRORS, Ndb
 from pstkit.converters.pst.nodes import children
 from pstkit.converters.pst.props import parse_name_map
-from pstkit.errors import TargetWriteError
+from pstkit.errors import TargetReadError, TargetWriteError
 from pstkit.model import FolderPath
 
 from .existing import Existing
@@ -102,7 +102,7 @@ def reopen(old: Existing, path: Path, f: BinaryIO, roles: Mapping[FolderPath, st
                 writer.adopt_message(fid, mid, new_data, new_sub, row)
                 carried.items += 1
     except READ_ERRORS as e:
-        raise TargetWriteError(path, f"cannot read this PST to append to it ({e})") from e
+        raise TargetReadError(path, f"cannot read this PST to append to it ({e})") from e
     return writer, carried
 
 
@@ -155,7 +155,7 @@ def _refuse_unknown(ndb: Ndb, folders: Mapping[FolderPath, int], path: Path) -> 
         raise ForeignPst(path, f"it holds a node pstkit does not carry over ({nid:#x} "
                          f"under {parent:#x})")
     if ndb.lost:
-        raise TargetWriteError(path, "its index is damaged (" + "; ".join(ndb.lost) + ")")
+        raise TargetReadError(path, "its index is damaged (" + "; ".join(ndb.lost) + ")")
 
 
 __all__ = ["NID_FOLDER", "NID_SUBTREE", "Carried", "ForeignPst", "reopen"]

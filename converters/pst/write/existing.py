@@ -16,7 +16,7 @@ from pathlib import Path
 from pstkit.converters.pst.btree import READ_ERRORS, Ndb
 from pstkit.converters.pst.nodes import NodeReader, children
 from pstkit.converters.pst.props import parse_name_map
-from pstkit.errors import TargetWriteError
+from pstkit.errors import TargetReadError
 from pstkit.itemfields import emails_text, utc_text
 from pstkit.model import FolderPath
 from pstkit.protocols import TargetItem
@@ -81,7 +81,7 @@ class Existing:
                        {pid: _FIELDS[name] for name, pid in names.items() if name in _FIELDS},
                        size, file=path, nids=nids)
         except READ_ERRORS as e:
-            raise TargetWriteError(path, f"not a PST pstkit can read ({e})") from e
+            raise TargetReadError(path, f"not a PST pstkit can read ({e})") from e
 
     def close(self) -> None:
         self.reader.ndb.f.close()
@@ -101,13 +101,13 @@ class Existing:
             return
         kids = children(self.reader.ndb)
         if self.reader.ndb.lost:
-            raise TargetWriteError(self.file, "its index is damaged ("
+            raise TargetReadError(self.file, "its index is damaged ("
                                    + "; ".join(self.reader.ndb.lost) + ")")
         for m in kids.messages.get(nid, []):
             try:
                 entries = self.reader.entries(m)
             except READ_ERRORS as e:
-                raise TargetWriteError(self.file, f"item {m:#x} is damaged ({e})") from e
+                raise TargetReadError(self.file, f"item {m:#x} is damaged ({e})") from e
             size = next((int.from_bytes(r[:4], "little") for p, _t, r in entries
                          if p == 0x0E08), None)
             yield TargetItem(f"{m:#x}", size, _text(entries, 0x0037), _text(entries, 0x1035),
