@@ -248,8 +248,15 @@ class MboxSink:
 
     def _existing(self, folder: FolderPath) -> Iterator[tuple[str, str]]:
         for item in self.inventory(folder):
-            key = f"id:{item.message_id}" if item.message_id else f"sha:{item.sha256}"
-            yield key, item.target_id
+            if item.message_id:
+                yield f"id:{item.message_id}", item.target_id
+                continue
+            yield f"sha:{item.sha256}", item.target_id
+            # A message that had no final line end got one here (the next separator must
+            # start a line): its own bytes are these without it, which `duplicate_key`
+            # hashes. Without that key, a run without the ledger appended it again.
+            if item.sha256_unended:
+                yield f"sha:{item.sha256_unended}", item.target_id
 
     def find_duplicates(self, msg: StoredMessage, raw: bytes, folder: FolderPath) -> list[str]:
         return self._index.find(folder, raw)

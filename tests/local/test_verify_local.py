@@ -4,6 +4,8 @@ a damaged one gives a clear error, never an internal error (exit 70)."""
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from tests.helpers import cli, make_message, write_maildir
@@ -45,6 +47,34 @@ def test_mbox_of_messages_without_a_final_line_end_verifies_as_matching(tmp_path
     unended.write_bytes(unended.read_bytes() + b"\n")
     code, out, _err = cli("--quiet", "verify", str(store), f"maildir:{md}")
     assert code == 1 and "1 differing" in out, out
+
+
+def test_mbox_without_its_ledger_gets_no_second_copy_of_a_message_without_a_line_end(
+    tmp_path: Path,
+) -> None:
+    # The mbox ends a message that has no final line end with one. Without the ledger (a
+    # second store of the same mail, or its deliveries rows gone) the import looks for each
+    # message without a Message-ID by its bytes' SHA-256; it hashed the target's copy with
+    # that line end, found nothing and appended a second copy: "1 new", verify '+'.
+    messages = [b"Subject: no id\n\nbody", b"Subject: no id\n\nbody",  # two copies
+                b"Subject: cr\n\nbody\r", b"Subject: ended\n\nbody\n",
+                b"Subject: ended\n\nbody", make_message(1).rstrip(b"\r\n")]  # fmt: skip
+    store = _store(tmp_path, messages)
+    target = f"mbox:{tmp_path / 'mb'}"
+    assert cli("--quiet", "import", str(store), target)[0] == 0
+    inbox = tmp_path / "mb" / "INBOX"
+    before = inbox.read_bytes()
+    store2 = tmp_path / "store2"
+    assert cli("--quiet", "export", f"maildir:{tmp_path / 'src'}", str(store2))[0] == 0
+    with closing(sqlite3.connect(store / "catalog.sqlite")) as db, db:
+        assert db.execute("DELETE FROM deliveries").rowcount == len(messages)
+    for again in (store2, store):
+        code, out, err = cli("--quiet", "import", str(again), target)
+        assert code == 0, err
+        assert " 0 new" in out and f"{len(messages)} duplicate" in out, out
+        assert inbox.read_bytes() == before
+        code, out, err = cli("--quiet", "verify", str(again), target)
+        assert code == 0, out + err
 
 
 def test_maildir_target_with_an_unreadable_entry_is_a_clear_error(tmp_path: Path) -> None:
