@@ -129,6 +129,12 @@ class TargetReadError(TargetWriteError):
             "anew, give the target a new name")
 
 
+class TargetNotFound(StoreError):
+    """no such target: {}"""
+
+    hint = "check the path; `pstkit import` makes a new target (`pstkit plan` previews it)"
+
+
 # --- integrity -------------------------------------------------------------
 
 

@@ -53,6 +53,8 @@ class ConnectOptions:
     gmail: bool | None = None  # None = detect from X-GM-EXT-1
     delete_after_export: bool = False  # POP3 only
     extra: Mapping[str, str] = field(default_factory=dict)
+    #: verify, plan: the target is only looked at; a local one that is not there is not made
+    only_read: bool = False
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,15 @@ class Sink(Protocol):
 
 
 @runtime_checkable
+class LocalTarget(Protocol):
+    """Optional for sinks that write files (Maildir, mbox, PST). Opened with `only_read`
+    they make nothing, so a target path that is not there can be told from an empty one:
+    `verify` refuses it (a mistyped path), where it would call every item missing."""
+
+    def exists(self) -> bool: ...
+
+
+@runtime_checkable
 class AtomicSink(Protocol):
     """Optional for sinks whose target shows nothing of a run until `close` has finished
     (the PST writer writes a work file and renames it into place at the end). The

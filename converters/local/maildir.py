@@ -283,14 +283,20 @@ class MaildirSink:
         self._lock = threading.Lock()
         self._index = DuplicateIndex(self._existing, keep=self.max_connections)
         try:
-            for sub in _SUBDIRS:
-                (self.root / sub).mkdir(parents=True, exist_ok=True)
-            probe = self.root / "tmp" / f".pstkit-probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            if not options.only_read:  # verify and plan: a mistyped path got an empty tree
+                for sub in _SUBDIRS:
+                    (self.root / sub).mkdir(parents=True, exist_ok=True)
+                probe = self.root / "tmp" / f".pstkit-probe-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+            # Not there (plan before an import into a new Maildir): its root is the INBOX
+            # the import will make, so the store's Inbox goes there by role, as it will.
+            self._dirs = scan(self.root) if self.exists() else {INBOX: self.root}
         except OSError as e:
             raise TargetWriteError(self.root, e.strerror or str(e)) from e
-        self._dirs = scan(self.root)
+
+    def exists(self) -> bool:
+        return self.root.exists()
 
     def folders(self) -> list[FolderInfo]:
         return [FolderInfo(p, Role.INBOX if p == INBOX else None) for p in sorted(self._dirs)]

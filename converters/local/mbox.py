@@ -191,12 +191,16 @@ class MboxSink:
                                    "which gets one mbox file per mail folder (Inbox, "
                                    "Inbox.sbd/…): name a new or existing folder")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            if not os.access(self.root, os.W_OK):
-                raise PermissionError(13, "Permission denied")
+            if not options.only_read:  # verify and plan: a mistyped path got a new folder
+                self.root.mkdir(parents=True, exist_ok=True)
+                if not os.access(self.root, os.W_OK):
+                    raise PermissionError(13, "Permission denied")
+            self._files = scan_tree(self.root) if self.exists() else {}
         except OSError as e:
             raise TargetWriteError(self.root, e.strerror or str(e)) from e
-        self._files = scan_tree(self.root)
+
+    def exists(self) -> bool:
+        return self.root.exists()
 
     def folders(self) -> list[FolderInfo]:
         return [FolderInfo(p) for p in sorted(self._files)]

@@ -342,7 +342,8 @@ def plan(
     env = env_of(ctx)
     mopts = mapping_options(root, select, subfolders, exclude, duplicates, by_role)
     with _store(store) as st:
-        sink = _sink(target, connect_options(**pick_connect(locals())))
+        options = connect_options(**pick_connect(locals()))
+        sink = _sink(target, dataclasses.replace(options, only_read=True))
         try:
             from pstkit.importing import make_plan  # noqa: PLC0415 - plan only
 

@@ -13,6 +13,7 @@ import csv
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,12 +50,12 @@ from pstkit.cli.optypes import (
     Subfolders,
     Tenant,
 )
-from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, StoreError
+from pstkit.errors import EXIT_OK, EXIT_PROBLEMS, StoreError, TargetNotFound
 from pstkit.hints import verify_hints
 from pstkit.mapping import path_text
 from pstkit.model import Problem
 from pstkit.options import MappingOptions
-from pstkit.protocols import Sink
+from pstkit.protocols import LocalTarget, Sink
 from pstkit.runs import NullProgress, recorded_run
 from pstkit.spool import Spool
 from pstkit.store import Store
@@ -93,8 +94,11 @@ def verify_cmd(
     """
     env = env_of(ctx)
     mopts = mapping_options(root, select, subfolders, exclude, "skip", by_role)
-    sink = _sink(target, connect_options(**pick_connect(locals())))
+    sink = _sink(target, replace(connect_options(**pick_connect(locals())), only_read=True))
     try:
+        if isinstance(sink, LocalTarget) and not sink.exists():
+            # A typo, surely: "all missing" (and the hint to deliver them again) is no answer.
+            raise TargetNotFound(target)
         lines, summary, seconds = _run(env, Path(store.removeprefix("store:")).expanduser(),
                                        sink, mopts, all_lines or csv_file is not None)  # fmt: skip
     finally:

@@ -138,6 +138,8 @@ def test_verify_spills_its_lines_and_problems_and_loses_none(
     problems go through spools that spill every 2 items, and the output, the CSV, the
     JSON and the run log hold each of the 7 once, in order, as when nothing spills."""
     store, _ = _imported(tmp_path)
+    for sub in ("cur", "new", "tmp"):  # an empty Maildir (verify refuses one not there)
+        (tmp_path / "empty" / sub).mkdir(parents=True)
     empty = f"maildir:{tmp_path / 'empty'}"
     held = [cli("verify", store, empty), cli("--json", "verify", "--all", store, empty)]
     monkeypatch.setattr(Spool, "HELD", 2)

@@ -8,6 +8,11 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
+from pstkit.converters import open_sink
+from pstkit.location import parse_location
+from pstkit.options import ConnectOptions
 from tests.helpers import cli, make_message, write_maildir
 
 
@@ -75,6 +80,32 @@ def test_mbox_without_its_ledger_gets_no_second_copy_of_a_message_without_a_line
         assert inbox.read_bytes() == before
         code, out, err = cli("--quiet", "verify", str(again), target)
         assert code == 0, out + err
+
+
+@pytest.mark.parametrize("scheme", ["maildir", "mbox", "pst"])
+def test_verify_and_plan_leave_a_missing_target_missing(tmp_path: Path, scheme: str) -> None:
+    # verify and plan only read. Against a target path that does not exist (a typo) they
+    # made an empty Maildir tree or mbox folder there, and verify called every item
+    # missing (with a hint to deliver them again: into the typo). verify now refuses in
+    # one line; plan shows what an import would do, as before an import into a new target.
+    store = _store(tmp_path, [make_message(1), make_message(2)])
+    path = tmp_path / ("typo.pst" if scheme == "pst" else "typo")
+    target = f"{scheme}:{path}"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = cli("--quiet", "verify", str(store), target)
+    assert (code, out) == (3, ""), out + err
+    assert err.splitlines()[0] == f"pstkit: error: no such target: {target}", err
+    code, plan, err = cli("--quiet", "plan", str(store), target)
+    assert code == 0, err
+    assert "2 messages to import" in plan, plan
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    # the plan is the one for the empty target an import begins with
+    open_sink(parse_location(target), ConnectOptions()).close()
+    assert cli("--quiet", "plan", str(store), target)[1] == plan
+    # import still creates it
+    assert cli("--quiet", "import", str(store), target)[0] == 0
+    assert path.exists()
+    assert cli("--quiet", "verify", str(store), target)[0] == 0
 
 
 def test_maildir_target_with_an_unreadable_entry_is_a_clear_error(tmp_path: Path) -> None:

@@ -183,6 +183,10 @@ class PstSink:
         return True
 
     # --- what exists --------------------------------------------------------------
+    def exists(self) -> bool:
+        """A file (or a split set's part) of the target is there (`LocalTarget`)."""
+        return bool(self._files)
+
     def folders(self) -> list[FolderInfo]:
         if self._existing:
             paths = {p for e in self._existing for p in e.paths} | set(self._folders)
