@@ -6,9 +6,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from pstkit.catalog import text_to_path
+from pstkit.errors import BadLocation
 from pstkit.importing import store_folders
+from pstkit.location import FILE_SCHEMES, parse_location
 from pstkit.mapping import path_text
 from pstkit.runs import is_note
 from pstkit.store import Store, read_marker
@@ -84,7 +87,8 @@ class Report:
 def gather(store: Store, target: str | None = None) -> Report:
     runs = [_run(r) for r in store.catalog.runs()]
     if target:
-        runs = [r for r in runs if r.kind == "export" or _is_target(r.peer, target)]
+        key = _target_key(target)
+        runs = [r for r in runs if r.kind == "export" or _is_target(r.peer, key)]
     targets = list(dict.fromkeys(r.peer for r in runs if r.kind in ("import", "verify")))
     marker = read_marker(store.root)
     return Report(
@@ -108,8 +112,26 @@ def shown(peer: str) -> str:
     return peer
 
 
-def _is_target(peer: str, target: str) -> bool:
-    return peer == target or peer.endswith(target) or target in peer
+def _target_key(target: str) -> str:
+    """`--target` as written to import, as the sinks name it in the runs: a file target
+    by its absolute path (`maildir:out/` is `maildir:/cwd/out`), a URL with its default
+    port. A name that cannot be parsed (its file is gone) is taken as written."""
+    try:
+        loc = parse_location(target)
+    except BadLocation:
+        return target
+    if loc.scheme in FILE_SCHEMES:
+        return f"{loc.scheme}:{Path(loc.path).absolute()}"
+    return loc.display()
+
+
+def _is_target(peer: str, key: str) -> bool:
+    """Whole names only: `maildir:/x/out` is not `maildir:/x/out2`. A PST target's
+    ledger key goes on with `#<record key>`, an EWS one with `?mailbox=`; server names
+    are compared without case (graph keys are lower case)."""
+    if "://" in key:
+        peer, key = peer.lower(), key.lower()
+    return peer == key or peer.startswith((key + "#", key + "?"))
 
 
 def _run(r: tuple[object, ...]) -> RunInfo:
