@@ -111,9 +111,20 @@ def is_note(reason: str) -> bool:
     return reason.startswith(("stored, but", "delivered, but")) and not _DAMAGE.search(reason)
 
 
+def _end_dead_runs(catalog: Catalog) -> None:
+    """Rows still "running" belong to a process that died (kill -9, power loss): every
+    recorded run holds the store's lock, and this one has it now. Export did this for
+    itself only, so after a killed import or verify `ls` and the report said "running"
+    for good."""
+    for r in catalog.runs():
+        if r[5] == "running":
+            catalog.finish_run(int(str(r[0])), "interrupted", {})
+
+
 @contextmanager
 def recorded_run(catalog: Catalog, kind: str, peer: str, progress: Progress) -> Iterator[RunResult]:
     """A run row from start to end: ok, problems, failed or interrupted."""
+    _end_dead_runs(catalog)
     result = RunResult(catalog.begin_run(kind, peer), kind)
     status = "failed"
     observer = progress if isinstance(progress, RunObserver) else None

@@ -3,11 +3,14 @@ compared with what the store, the ledger and the targets hold."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli, cli_json, make_message, write_maildir
+from tests.helpers import REPO, cli, cli_json, kill_when, make_message, write_maildir
 
 
 def _store_with_two_targets(tmp_path: Path) -> Path:
@@ -35,3 +38,29 @@ def test_target_is_found_however_it_is_spelled_and_no_other_matches(
     assert data["targets"] == [f"maildir:{tmp_path / 'out'}"]
     assert [r["kind"] for r in data["runs"]] == ["export", "import"]
     assert sum(f["delivered"] for f in data["folders"]) == 3
+
+
+def _files(root: Path) -> int:
+    return sum(len(os.listdir(cur)) for cur in root.rglob("cur")) if root.exists() else 0
+
+
+def test_a_killed_import_is_interrupted_not_running_after_the_rerun(tmp_path: Path) -> None:
+    """kill -9 leaves the run row "running"; the next import holds the store's lock, so
+    that run is dead: `ls` and the report showed it as still running for good."""
+    md, store, out = tmp_path / "md", tmp_path / "store", tmp_path / "out"
+    write_maildir(md, {"": [(make_message(i), "S") for i in range(200)]})
+    assert cli("export", f"maildir:{md}", str(store))[0] == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pstkit", "import", str(store), f"maildir:{out}"], cwd=REPO,
+        env={**os.environ, "PSTKIT_BATCH_ITEMS": "20"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert kill_when(proc, lambda: _files(out) >= 60)
+    assert cli("import", str(store), f"maildir:{out}")[0] == 0
+    _, listing = cli_json("ls", str(store))
+    assert isinstance(listing, dict)
+    assert [r["status"] for r in listing["runs"]] == ["ok", "interrupted", "ok"]
+    _, data = cli_json("report", str(store))
+    assert isinstance(data, dict)
+    assert [r["status"] for r in data["runs"]] == ["ok", "interrupted", "ok"]
+    assert sum(f["delivered"] for f in data["folders"]) == _files(out) == 200
