@@ -1,4 +1,5 @@
-"""The catalog's read queries on the delivery ledger (table `deliveries`).
+"""The catalog's read queries on the delivery ledger (table `deliveries`), and the
+report's look-ups of the items its problems name.
 
 Every query here is answered in SQL with an index, so import, plan and verify hold no
 set or map of the whole ledger: their memory stays flat however much was delivered.
@@ -116,3 +117,20 @@ class LedgerQueries:
             tuple(sink_keys),
         )
         return {int(str(f)): int(str(n)) for f, n in rows}
+
+    def stored_source_ids(self, folder_text: str, source_key: str, items: Sequence[str]
+                          ) -> set[str]:  # fmt: skip
+        """Which of `items` (source ids, as an export problem names its item) of source
+        `source_key` are stored in the folder (path as the catalog writes it) now: a later
+        run took them. Another source's item of the same id (IMAP UIDs) is not them."""
+        found: set[str] = set()
+        for i in range(0, len(items), 500):  # SQLite's bound-variable limit
+            chunk = items[i : i + 500]
+            rows = self._q(
+                "SELECT m.source_id FROM messages m JOIN folders f ON f.id=m.folder_id"
+                " WHERE f.path=? AND m.source_key=?"
+                f" AND m.source_id IN ({','.join('?' * len(chunk))})",
+                (folder_text, source_key, *chunk),
+            )
+            found.update(str(r[0]) for r in rows)
+        return found

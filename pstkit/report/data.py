@@ -95,7 +95,7 @@ def gather(store: Store, target: str | None = None) -> Report:
         store=str(store.root.resolve()), store_id=store.id, layout=store.layout.value,
         created=str(marker.get("created", "")),
         sources=list(dict.fromkeys(r.peer for r in runs if r.kind == "export")),
-        targets=targets, runs=runs, folders=_folders(store, targets),
+        targets=targets, runs=runs, folders=_folders(store, targets, runs),
         problems=_problems(store, {r.id for r in runs}),
         verify={r.peer: r for r in runs if r.kind == "verify" and r.status != "running"},
     )  # fmt: skip
@@ -140,14 +140,23 @@ def _run(r: tuple[object, ...]) -> RunInfo:
                    str(r[5]), stats if isinstance(stats, dict) else {})  # fmt: skip
 
 
-def _folders(store: Store, targets: list[str]) -> list[FolderLine]:
+def _folders(store: Store, targets: list[str], runs: list[RunInfo]) -> list[FolderLine]:
     skipped: Counter[str] = Counter()
     failed: Counter[str] = Counter()
-    for _, stage, folder, _, reason, _ in store.catalog.problems():
+    # An item is skipped once however many export runs skipped it again, and not at all
+    # once a later run stored it: source = stored + skipped counts items, not problem rows.
+    unstored: dict[tuple[str, str], set[str]] = {}  # (folder, source) -> its items
+    peers = {r.id: r.peer for r in runs}  # an export run's peer is its source key
+    for run, stage, folder, item, reason, _ in store.catalog.problems():
         if is_note(str(reason)):
             continue
-        name = path_text(text_to_path(str(folder)))
-        (skipped if stage == "export" else failed)[name] += 1
+        if stage == "export" and (peer := peers.get(int(str(run)))) is not None:
+            unstored.setdefault((str(folder), peer), set()).add(str(item))
+        elif stage != "export":
+            failed[path_text(text_to_path(str(folder)))] += 1
+    for (folder, source), items in unstored.items():
+        now = store.catalog.stored_source_ids(folder, source, sorted(items))
+        skipped[path_text(text_to_path(folder))] += len(items - now)
     delivered = store.catalog.delivered_per_folder(targets)  # in SQL: memory stays flat
     out = []
     for f in sorted(store_folders(store), key=lambda f: f.info.path):  # parents first

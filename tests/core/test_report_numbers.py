@@ -64,3 +64,38 @@ def test_a_killed_import_is_interrupted_not_running_after_the_rerun(tmp_path: Pa
     assert isinstance(data, dict)
     assert [r["status"] for r in data["runs"]] == ["ok", "interrupted", "ok"]
     assert sum(f["delivered"] for f in data["folders"]) == _files(out) == 200
+
+
+def _folder_counts(store: Path) -> dict[str, tuple[int, int, int]]:
+    code, data = cli_json("report", str(store))
+    assert code == 0 and isinstance(data, dict)
+    return {f["path"]: (f["source"], f["stored"], f["skipped"]) for f in data["folders"]}
+
+
+def test_source_counts_each_skipped_item_once_and_not_once_stored(tmp_path: Path) -> None:
+    """source = stored + skipped, per item: an export re-run skips (and records) the same
+    item again, and a later run may store it. Counting problem rows, the report said
+    the 5-message folder had offered 7, then 9 with 4 skipped, when all 5 were stored."""
+    md, store = tmp_path / "md", tmp_path / "store"
+    write_maildir(md, {"": [(make_message(i), "S") for i in range(3)]
+                          + [(make_message(10 + i, size=5000), "S") for i in range(2)]})
+    for _ in range(2):
+        assert cli("export", "--max-size", "3KB", f"maildir:{md}", str(store))[0] == 1
+    assert _folder_counts(store) == {"INBOX": (5, 3, 2)}
+    assert cli("export", f"maildir:{md}", str(store))[0] == 0
+    assert _folder_counts(store) == {"INBOX": (5, 5, 0)}
+
+
+def test_two_sources_in_one_folder_skipped_items_are_told_apart(tmp_path: Path) -> None:
+    """Two mailboxes into one store (`--add-source`): their INBOXes are one store folder,
+    and their items may have the same source ids (Maildir names, IMAP UIDs). An item
+    of A skipped for its size is not stored because B's item of that id is; a folder
+    with nothing stored but 2 skipped, and an empty one, are shown as such."""
+    a, b, store = tmp_path / "a", tmp_path / "b", tmp_path / "store"
+    write_maildir(a, {"": [(make_message(i, size=5000), "S") for i in range(2)],
+                      ".Größe": [(make_message(10 + i, size=5000), "S") for i in range(2)],
+                      ".Leer": []})  # fmt: skip
+    write_maildir(b, {"": [(make_message(20 + i), "S") for i in range(3)]})
+    assert cli("export", "--max-size", "3KB", f"maildir:{a}", str(store))[0] == 1
+    assert cli("export", "--add-source", f"maildir:{b}", str(store))[0] == 0
+    assert _folder_counts(store) == {"INBOX": (5, 3, 2), "Größe": (2, 0, 2), "Leer": (0, 0, 0)}
