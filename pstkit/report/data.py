@@ -146,17 +146,29 @@ def _folders(store: Store, targets: list[str], runs: list[RunInfo]) -> list[Fold
     # An item is skipped once however many export runs skipped it again, and not at all
     # once a later run stored it: source = stored + skipped counts items, not problem rows.
     unstored: dict[tuple[str, str], set[str]] = {}  # (folder, source) -> its items
-    peers = {r.id: r.peer for r in runs}  # an export run's peer is its source key
+    # Likewise a message fails once however many imports failed it (a re-run fails it
+    # again), in the runs shown only (`--target`), and not once the ledger of each target
+    # it failed for has it.
+    peers = {r.id: r.peer for r in runs}
+    undelivered: dict[tuple[str, str], set[str]] = {}
     for run, stage, folder, item, reason, _ in store.catalog.problems():
         if is_note(str(reason)):
             continue
-        if stage == "export" and (peer := peers.get(int(str(run)))) is not None:
+        peer = peers.get(int(str(run)))
+        if peer is None:  # a run `--target` leaves out
+            continue
+        if stage == "export":
             unstored.setdefault((str(folder), peer), set()).add(str(item))
-        elif stage != "export":
-            failed[path_text(text_to_path(str(folder)))] += 1
+        else:
+            undelivered.setdefault((str(folder), str(item)), set()).add(peer)
     for (folder, source), items in unstored.items():
         now = store.catalog.stored_source_ids(folder, source, sorted(items))
         skipped[path_text(text_to_path(folder))] += len(items - now)
+    for (folder, item), failed_for in undelivered.items():
+        rows = [store.catalog.delivery(p, int(item)) if item.isdigit() else None
+                for p in failed_for]  # fmt: skip
+        failed[path_text(text_to_path(folder))] += any(r is None or r[2] == "sending"
+                                                       for r in rows)  # fmt: skip
     delivered = store.catalog.delivered_per_folder(targets)  # in SQL: memory stays flat
     out = []
     for f in sorted(store_folders(store), key=lambda f: f.info.path):  # parents first

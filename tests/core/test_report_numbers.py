@@ -86,6 +86,22 @@ def test_source_counts_each_skipped_item_once_and_not_once_stored(tmp_path: Path
     assert _folder_counts(store) == {"INBOX": (5, 5, 0)}
 
 
+def test_failed_counts_each_item_once_and_only_for_the_target_asked(tmp_path: Path) -> None:
+    """A message whose store file is gone fails in every import: twice into A (the
+    re-run), once into B. `--target B` said 3 failed in its folder (A's rows too),
+    while its problem list held the one of B; without `--target` it said 3 for 1 item."""
+    md, store = tmp_path / "md", tmp_path / "store"
+    write_maildir(md, {"": [(make_message(i), "S") for i in range(3)]})
+    assert cli("export", f"maildir:{md}", str(store))[0] == 0
+    next((store / "mail" / "cur").iterdir()).unlink()
+    for target in ("a", "a", "b"):
+        assert cli("import", str(store), f"maildir:{tmp_path / target}")[0] == 1
+    for args in ((), ("--target", f"maildir:{tmp_path / 'b'}")):
+        code, data = cli_json("report", str(store), *args)
+        assert code == 0 and isinstance(data, dict)
+        assert [(f["delivered"], f["failed"]) for f in data["folders"]] == [(2, 1)]
+
+
 def test_two_sources_in_one_folder_skipped_items_are_told_apart(tmp_path: Path) -> None:
     """Two mailboxes into one store (`--add-source`): their INBOXes are one store folder,
     and their items may have the same source ids (Maildir names, IMAP UIDs). An item
