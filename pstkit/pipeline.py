@@ -25,7 +25,7 @@ from pstkit.options import FetchFilter
 from pstkit.protocols import NotExported, Source
 from pstkit.rails import refuse_other_source, warn_unmatched
 from pstkit.repair import repair
-from pstkit.runs import NullProgress, Progress, RunResult, recorded_run, tell_folder
+from pstkit.runs import NullProgress, Progress, RunResult, end_dead_runs, recorded_run, tell_folder
 from pstkit.store import Store
 from pstkit.writer import StoreWriter
 
@@ -140,10 +140,7 @@ def _say_resuming(store: Store, source_key: str) -> None:
 
 def _interrupted_runs(store: Store) -> bool:
     """Runs still marked running: their process died (we hold the lock now)."""
-    stale = [r for r in store.catalog.runs() if r[5] == "running"]
-    for r in stale:
-        store.catalog.finish_run(int(str(r[0])), "interrupted", {})
-    return bool(stale)
+    return end_dead_runs(store.catalog)
 
 
 def _fetch(

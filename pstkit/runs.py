@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -111,20 +112,35 @@ def is_note(reason: str) -> bool:
     return reason.startswith(("stored, but", "delivered, but")) and not _DAMAGE.search(reason)
 
 
-def _end_dead_runs(catalog: Catalog) -> None:
+def end_dead_runs(catalog: Catalog) -> bool:
     """Rows still "running" belong to a process that died (kill -9, power loss): every
     recorded run holds the store's lock, and this one has it now. Export did this for
     itself only, so after a killed import or verify `ls` and the report said "running"
-    for good."""
-    for r in catalog.runs():
-        if r[5] == "running":
-            catalog.finish_run(int(str(r[0])), "interrupted", {})
+    for good. True if there were any."""
+    stale = [r for r in catalog.runs() if r[5] == "running"]
+    for r in stale:
+        run_id = int(str(r[0]))
+        catalog.finish_run(run_id, "interrupted", _dead_run_seconds(catalog, run_id, str(r[3])))
+    return bool(stale)
+
+
+def _dead_run_seconds(catalog: Catalog, run_id: int, started: str) -> dict[str, object]:
+    """How long a dead run ran: until its log's last write (the log is written as the
+    run goes). Its end is found only by the next run, maybe days later: that moment as
+    its end made the report say a killed run took days. Nothing when there is no log."""
+    log = catalog.path.parent / "logs" / f"run-{run_id}.log"  # runlog.store_log_path
+    try:
+        last = datetime.fromtimestamp(log.stat().st_mtime, UTC)
+        seconds = (last - datetime.fromisoformat(started)).total_seconds()
+    except (OSError, ValueError, TypeError):
+        return {}
+    return {"seconds": round(max(seconds, 0.0), 3)}
 
 
 @contextmanager
 def recorded_run(catalog: Catalog, kind: str, peer: str, progress: Progress) -> Iterator[RunResult]:
     """A run row from start to end: ok, problems, failed or interrupted."""
-    _end_dead_runs(catalog)
+    end_dead_runs(catalog)
     result = RunResult(catalog.begin_run(kind, peer), kind)
     status = "failed"
     observer = progress if isinstance(progress, RunObserver) else None

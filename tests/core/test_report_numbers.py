@@ -3,9 +3,13 @@ compared with what the store, the ledger and the targets hold."""
 
 from __future__ import annotations
 
+import csv
 import os
+import sqlite3
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -115,3 +119,24 @@ def test_two_sources_in_one_folder_skipped_items_are_told_apart(tmp_path: Path) 
     assert cli("export", "--max-size", "3KB", f"maildir:{a}", str(store))[0] == 1
     assert cli("export", "--add-source", f"maildir:{b}", str(store))[0] == 0
     assert _folder_counts(store) == {"INBOX": (5, 3, 2), "Größe": (2, 0, 2), "Leer": (0, 0, 0)}
+
+
+def test_a_run_killed_yesterday_took_what_its_log_shows_not_a_day(tmp_path: Path) -> None:
+    """A dead run is found by the next run, maybe days later; its end was taken as that
+    moment, so the report said the killed export took a day. Its log is written as it
+    goes: the log's last write is when it stopped (here 3 s after its start)."""
+    md, store = tmp_path / "md", tmp_path / "store"
+    write_maildir(md, {"": [(make_message(i), "S") for i in range(3)]})
+    assert cli("export", f"maildir:{md}", str(store))[0] == 0
+    yesterday = time.time() - 86400
+    with sqlite3.connect(store / "catalog.sqlite") as db:  # what kill -9 leaves: "running"
+        db.execute("INSERT INTO runs(kind, peer, started) VALUES('export', ?, ?)",
+                   (f"maildir:{md}", datetime.fromtimestamp(yesterday, UTC).isoformat()))
+    log = store / "logs" / "run-2.log"
+    log.write_text("started\n", encoding="utf-8")
+    os.utime(log, (yesterday + 3, yesterday + 3))
+    assert cli("export", f"maildir:{md}", str(store))[0] == 0
+    assert cli("report", str(store), "--csv", str(tmp_path / "r.csv"))[0] == 0
+    with open(tmp_path / "r.csv", encoding="utf-8") as f:
+        (dead,) = [r for r in csv.DictReader(f) if r["status"] == "interrupted"]
+    assert float(dead["seconds"]) == pytest.approx(3, abs=1)
