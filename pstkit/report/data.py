@@ -97,7 +97,9 @@ def gather(store: Store, target: str | None = None) -> Report:
         sources=list(dict.fromkeys(r.peer for r in runs if r.kind == "export")),
         targets=targets, runs=runs, folders=_folders(store, targets, runs),
         problems=_problems(store, {r.id for r in runs}),
-        verify={r.peer: r for r in runs if r.kind == "verify" and r.status != "running"},
+        # only a verify that finished has counts: a killed, stopped or failed one has
+        # none, and its zeros read as "everything matches"
+        verify={r.peer: r for r in runs if r.kind == "verify" and r.status in ("ok", "problems")},
     )  # fmt: skip
 
 

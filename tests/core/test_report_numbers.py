@@ -140,3 +140,19 @@ def test_a_run_killed_yesterday_took_what_its_log_shows_not_a_day(tmp_path: Path
     with open(tmp_path / "r.csv", encoding="utf-8") as f:
         (dead,) = [r for r in csv.DictReader(f) if r["status"] == "interrupted"]
     assert float(dead["seconds"]) == pytest.approx(3, abs=1)
+
+
+def test_the_newest_verify_is_the_newest_that_finished(tmp_path: Path) -> None:
+    """A verify killed (or stopped, or failed) before its counts were recorded is no
+    verify result: the report said "everything matches — 0 matching" for the target,
+    hiding the newest finished verify, which had found a missing message."""
+    store, target = _store_with_two_targets(tmp_path), f"maildir:{tmp_path / 'out'}"
+    next((tmp_path / "out" / "cur").iterdir()).unlink()
+    assert cli("verify", str(store), target)[0] == 1
+    with sqlite3.connect(store / "catalog.sqlite") as db:  # what kill -9 leaves: "running"
+        db.execute("INSERT INTO runs(kind, peer, started) VALUES('verify', ?, ?)",
+                   (target, datetime.now(UTC).isoformat(timespec="seconds")))
+    assert cli("import", str(store), f"maildir:{tmp_path / 'out2'}")[0] == 0  # ends it
+    _, data = cli_json("report", str(store), "--target", target)
+    assert isinstance(data, dict)
+    assert data["verify"][target]["stats"]["missing"] == 1
