@@ -71,7 +71,13 @@ class Markup(str):
 def _overview(r: Report) -> str:
     done = sum(f.delivered for f in r.folders)
     stored = sum(f.stored for f in r.folders)
-    failures = sum(not p.warning for p in r.problems)
+    # items skipped or failed now, as the folder table counts them (a problem row is
+    # one run's: a re-run records the same item again, a later run may store it), and
+    # those that arrived damaged, which count as failures too (`runs.is_note`)
+    damaged = {(p.folder, p.item) for p in r.problems
+               if not p.warning and p.reason.startswith(("stored, but", "delivered, but"))}
+    failures = sum(f.skipped + f.failed for f in r.folders) + len(damaged)
+    notes = sum(p.warning for p in r.problems)
     items = [
         ("Source", ", ".join(r.sources) or "(none recorded)"),
         ("Store", f"{r.store} ({r.layout}, id {r.store_id}, created {r.created})"),
@@ -79,7 +85,7 @@ def _overview(r: Report) -> str:
         ("Messages", f"{stored} stored ({size_text(sum(f.size for f in r.folders))}), "
                      f"{done} delivered"),
         ("Problems", f"{failures} skipped or failed, "
-                     f"{len(r.problems) - failures} stored with a note"),
+                     f"{notes} stored with a note"),
     ]  # fmt: skip
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items)
     return f"<dl>{rows}</dl>"

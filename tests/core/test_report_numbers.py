@@ -156,3 +156,14 @@ def test_the_newest_verify_is_the_newest_that_finished(tmp_path: Path) -> None:
     _, data = cli_json("report", str(store), "--target", target)
     assert isinstance(data, dict)
     assert data["verify"][target]["stats"]["missing"] == 1
+
+
+def test_the_overview_counts_items_still_skipped_as_the_folder_table_does(tmp_path: Path) -> None:
+    """The page's "Problems: N skipped or failed" counted problem rows: 4 after two
+    exports skipped the same 2 messages, and still 4 once a third run stored them."""
+    md, store, page = tmp_path / "md", tmp_path / "store", tmp_path / "r.html"
+    write_maildir(md, {"": [(make_message(i, size=5000), "S") for i in range(2)]})
+    for args, skipped in ((("--max-size", "3KB"), 2), (("--max-size", "3KB"), 2), ((), 0)):
+        cli("export", *args, f"maildir:{md}", str(store))
+        assert cli("report", str(store), "--html", str(page))[0] == 0
+        assert f"<dd>{skipped} skipped or failed," in page.read_text(encoding="utf-8")
