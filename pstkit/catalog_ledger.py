@@ -134,3 +134,22 @@ class LedgerQueries:
             )
             found.update(str(r[0]) for r in rows)
         return found
+
+    def dead_run_counts(self, run_id: int, kind: str) -> dict[str, int]:
+        """What a run that died committed, from the rows it left (its counts were never
+        recorded): an export's stored messages, an import's ledger rows ("sending" ones
+        are not delivered: the next run finishes them). A verify leaves no rows."""
+        if kind == "export":
+            rows = self._q("SELECT 'stored', COUNT(*), TOTAL(size) FROM messages WHERE run_id=?",
+                           (run_id,))  # fmt: skip
+        elif kind == "import":
+            rows = self._q(
+                "SELECT d.how, COUNT(*), TOTAL(m.size) FROM deliveries d JOIN messages m"
+                " ON m.id=d.message WHERE d.run_id=? AND d.how<>'sending' GROUP BY d.how",
+                (run_id,),
+            )
+        else:
+            return {}
+        counts = {str(how): int(str(n)) for how, n, _ in rows if int(str(n))}
+        nbytes = sum(int(float(str(b))) for how, _, b in rows if how in ("stored", "delivered"))
+        return {**counts, "bytes": nbytes} if counts else {}

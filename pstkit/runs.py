@@ -116,11 +116,14 @@ def end_dead_runs(catalog: Catalog) -> bool:
     """Rows still "running" belong to a process that died (kill -9, power loss): every
     recorded run holds the store's lock, and this one has it now. Export did this for
     itself only, so after a killed import or verify `ls` and the report said "running"
-    for good. True if there were any."""
+    for good, and with no items: what it committed is counted from its rows. True if
+    there were any."""
     stale = [r for r in catalog.runs() if r[5] == "running"]
     for r in stale:
         run_id = int(str(r[0]))
-        catalog.finish_run(run_id, "interrupted", _dead_run_seconds(catalog, run_id, str(r[3])))
+        stats = {**catalog.dead_run_counts(run_id, str(r[1])),
+                 **_dead_run_seconds(catalog, run_id, str(r[3]))}  # fmt: skip
+        catalog.finish_run(run_id, "interrupted", stats)
     return bool(stale)
 
 
