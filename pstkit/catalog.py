@@ -354,6 +354,11 @@ class Catalog(LedgerQueries):
             )
             self._add_problems(run_id, problems)
 
+    def record_problems(self, run_id: int, problems: Sequence[tuple[str, str, str, str]]) -> None:
+        """Problems found outside a batch of stored or delivered items (a failed repair)."""
+        with self.transaction():
+            self._add_problems(run_id, problems)
+
     def problems(self, run_id: int | None = None) -> list[tuple[object, ...]]:
         where, args = ("WHERE run_id=?", (run_id,)) if run_id is not None else ("", ())
         return self._q(

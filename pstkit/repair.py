@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from pstkit.catalog import FolderRow, MessageRow
+from pstkit.catalog import FolderRow, MessageRow, path_to_text
 from pstkit.errors import IntegrityError
 from pstkit.fsutil import write_error, write_new
 from pstkit.mapping import path_text
@@ -63,6 +63,10 @@ def _damaged(store: Store, row: MessageRow, read_data: bool) -> bool:
     return False
 
 
+STILL_DAMAGED = ("store file missing or damaged, and the source no longer has the same "
+                 "message (gone or changed): not repaired")  # fmt: skip
+
+
 class _AllBut:
     """`known` for the source: everything except the damaged keys, so the
     source reads only those again."""
@@ -98,6 +102,12 @@ def repair(source: Source, store: Store, folders: Iterable[tuple[FolderInfo, Fol
                 result.count(name, "repaired")
         for stored in bad.values():
             _still_damaged(result, name, stored)
+        # recorded in the catalog as a batch's problems are: `ls` and the report list
+        # them (they only went to the screen and the run log, and the report said 0 failed)
+        if bad:
+            store.catalog.record_problems(result.run_id, [
+                ("export", path_to_text(r.msg.folder), r.msg.source_id, STILL_DAMAGED)
+                for r in bad.values()])  # fmt: skip
 
 
 def _restore(store: Store, row: MessageRow, item: Fetched) -> bool:
@@ -133,8 +143,6 @@ def _write_at(path: Path, offset: int, chunk: bytes) -> None:
 
 def _still_damaged(result: RunResult, folder: str, row: MessageRow) -> None:
     msg = row.msg
-    reason = ("store file missing or damaged, and the source no longer has the same "
-              "message (gone or changed): not repaired")  # fmt: skip
-    result.problems.append(Problem("export", msg.folder, msg.source_id, reason,
+    result.problems.append(Problem("export", msg.folder, msg.source_id, STILL_DAMAGED,
                                    subject=msg.subject, date=msg.received))  # fmt: skip
     result.count(folder, "failed")

@@ -148,6 +148,11 @@ def _folders(store: Store, targets: list[str], runs: list[RunInfo]) -> list[Fold
     # An item is skipped once however many export runs skipped it again, and not at all
     # once a later run stored it: source = stored + skipped counts items, not problem rows.
     unstored: dict[tuple[str, str], set[str]] = {}  # (folder, source) -> its items
+    # A stored item's export problem (read damaged, or a repair that failed) is a failure
+    # of its folder: for good when read damaged ("stored, but …"), else while the newest
+    # export of its source recorded it (every export repairs what it can first).
+    lasting: set[tuple[str, str, str]] = set()  # (folder, source, item)
+    newest = {r.peer: r.id for r in runs if r.kind == "export"}
     # Likewise a message fails once however many imports failed it (a re-run fails it
     # again), in the runs shown only (`--target`), and not once the ledger of each target
     # it failed for has it.
@@ -161,11 +166,14 @@ def _folders(store: Store, targets: list[str], runs: list[RunInfo]) -> list[Fold
             continue
         if stage == "export":
             unstored.setdefault((str(folder), peer), set()).add(str(item))
+            if str(reason).startswith("stored, but") or newest.get(peer) == int(str(run)):
+                lasting.add((str(folder), peer, str(item)))
         else:
             undelivered.setdefault((str(folder), str(item)), set()).add(peer)
     for (folder, source), items in unstored.items():
         now = store.catalog.stored_source_ids(folder, source, sorted(items))
         skipped[path_text(text_to_path(folder))] += len(items - now)
+        failed[path_text(text_to_path(folder))] += sum((folder, source, i) in lasting for i in now)
     for (folder, item), failed_for in undelivered.items():
         rows = [store.catalog.delivery(p, int(item)) if item.isdigit() else None
                 for p in failed_for]  # fmt: skip

@@ -72,11 +72,8 @@ def _overview(r: Report) -> str:
     done = sum(f.delivered for f in r.folders)
     stored = sum(f.stored for f in r.folders)
     # items skipped or failed now, as the folder table counts them (a problem row is
-    # one run's: a re-run records the same item again, a later run may store it), and
-    # those that arrived damaged, which count as failures too (`runs.is_note`)
-    damaged = {(p.folder, p.item) for p in r.problems
-               if not p.warning and p.reason.startswith(("stored, but", "delivered, but"))}
-    failures = sum(f.skipped + f.failed for f in r.folders) + len(damaged)
+    # one run's: a re-run records the same item again, a later run may store it)
+    failures = sum(f.skipped + f.failed for f in r.folders)
     notes = sum(p.warning for p in r.problems)
     items = [
         ("Source", ", ".join(r.sources) or "(none recorded)"),

@@ -180,3 +180,32 @@ def test_the_overview_counts_items_still_skipped_as_the_folder_table_does(tmp_pa
         cli("export", *args, f"maildir:{md}", str(store))
         assert cli("report", str(store), "--html", str(page))[0] == 0
         assert f"<dd>{skipped} skipped or failed," in page.read_text(encoding="utf-8")
+
+
+def test_a_stored_message_export_could_not_repair_is_a_failure_until_repaired(
+    tmp_path: Path,
+) -> None:
+    """A store file gone while the source changed the message: the export said it could
+    not repair it (exit 1) but did not record it, so `ls` and the report showed no
+    problem and 0 failed. The item is stored (not skipped: source = stored + skipped),
+    and it is a failure of its folder until an export repairs it."""
+    md, store, page = tmp_path / "md", tmp_path / "store", tmp_path / "r.html"
+    write_maildir(md, {"": [(make_message(i), "S") for i in range(3)]})
+    assert cli("export", f"maildir:{md}", str(store))[0] == 0
+    next((store / "mail" / "cur").iterdir()).unlink()
+    sources = sorted((md / "cur").iterdir())
+    originals = {p: p.read_bytes() for p in sources}
+    for p in sources:
+        p.write_bytes(originals[p] + b"changed\n")
+    for fixed, failed in ((False, 1), (True, 0)):
+        if fixed:
+            for p in sources:
+                p.write_bytes(originals[p])
+        assert cli("export", f"maildir:{md}", str(store))[0] == (0 if fixed else 1)
+        _, data = cli_json("report", str(store))
+        assert isinstance(data, dict)
+        assert [(f["source"], f["stored"], f["skipped"], f["failed"]) for f in data["folders"]
+                ] == [(3, 3, 0, failed)]  # fmt: skip
+        assert sum("not repaired" in p["reason"] for p in data["problems"]) == 1
+        assert cli("report", str(store), "--html", str(page))[0] == 0
+        assert f"<dd>{failed} skipped or failed," in page.read_text(encoding="utf-8")
