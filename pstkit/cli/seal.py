@@ -68,6 +68,18 @@ def _secret(env_name: str, file: Path | None, label: str) -> str:
         ) from e
 
 
+def _new_secret(env_name: str, file: Path | None, label: str) -> str:
+    """A passphrase that protects something new (a bundle, a sign.key): an empty
+    one protects nothing (anyone can try it), and an empty variable or file is
+    mostly a mistake (a misspelt `$PW` in a script), so it is refused. Reading
+    keeps accepting it: what was made with it must still open."""
+    secret = _secret(env_name, file, label)
+    if not secret:
+        raise SecretError(f"the {label} is empty",
+                          hint=f"set ${env_name} or give a --…-file that holds a passphrase")  # fmt: skip
+    return secret
+
+
 # --- keygen -------------------------------------------------------------------------
 
 
@@ -84,7 +96,9 @@ def keygen_cmd(
     require()
     env = env_of(ctx)
     secret = (
-        _secret(SIGN_PASSPHRASE_ENV, passphrase_file, "sign.key passphrase") if passphrase else None
+        _new_secret(SIGN_PASSPHRASE_ENV, passphrase_file, "sign.key passphrase")
+        if passphrase
+        else None
     )
     pair = keygen(out.expanduser(), secret)
     if env.json:
@@ -128,7 +142,7 @@ def seal_plan(
     signer = load_sign_key(sign_key.expanduser(), SecretSpec(
         env=SIGN_PASSPHRASE_ENV, file=sign_passphrase_file, label="sign.key passphrase"))  # fmt: skip
     if passphrase:
-        secret = _secret(PASSPHRASE_ENV, passphrase_file, "bundle passphrase")
+        secret = _new_secret(PASSPHRASE_ENV, passphrase_file, "bundle passphrase")
         return SealPlan([ScryptRecipient(secret)], signer, description, size)
     return SealPlan(list(parse_recipients(recipient or [])), signer, description, size)
 
