@@ -40,3 +40,9 @@ class DecryptionFailed(PstkitError):
 
     exit_code = EXIT_AUTH
     hint = "give the identity (or passphrase) of a recipient the bundle was sealed to"
+
+
+class UnsealTarget(StoreError):
+    """{} {}"""
+
+    hint = "unseal into a new or empty directory"

@@ -21,19 +21,18 @@ from pathlib import Path
 from pstkit.catalog import Catalog
 from pstkit.check import Finding
 from pstkit.check import check as check_store
-from pstkit.errors import StoreExists
 from pstkit.fsutil import fsync_path, sync_tree, write_error
 from pstkit.runs import NullProgress, Progress
 from pstkit.seal import spliced
 from pstkit.seal.age import AgeError, Identity
 from pstkit.seal.bundle import INDEX, Manifest, check_files, read_manifest
 from pstkit.seal.child import can_fork, keep_freed_heap, writev_all
-from pstkit.seal.errors import BundleDamaged
+from pstkit.seal.errors import BundleDamaged, UnsealTarget
 from pstkit.seal.hashing import BATCH, MemberHashes
 from pstkit.seal.minisign import PublicKey
 from pstkit.seal.pack import Index, Member
 from pstkit.seal.unpack import open_age, walk
-from pstkit.store import CATALOG, MAIL, Store
+from pstkit.store import CATALOG, MAIL, MARKER, Store
 
 READ_BLOCK = 1 << 20
 
@@ -151,8 +150,7 @@ def unseal(
     damage = [f for f in check_files(bundle, manifest, read_data=False) if f.damage]
     if damage:
         raise BundleDamaged(f"{damage[0].where}: {damage[0].detail}")
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise StoreExists(target)
+    _refuse_occupied(target)
     index = read_index(bundle, manifest, identities)
     work = target.parent / f".{target.name}.unseal-{manifest.bundle[:8]}"
     shutil.rmtree(work, ignore_errors=True)  # what a killed unseal of this bundle left
@@ -172,6 +170,18 @@ def unseal(
     if damage:
         raise BundleDamaged(f"the unsealed store: {damage[0].code} {damage[0].where}")
     return index
+
+
+def _refuse_occupied(target: Path) -> None:
+    """Named for what is there: a re-run into the store an unseal made is common
+    (after a kill just after the rename), and "not a pstkit store" reads as damage."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return
+    if not target.is_dir():
+        raise UnsealTarget(target, "is a file, not a directory")
+    if (target / MARKER).exists():
+        raise UnsealTarget(target, "already holds a pstkit store; unseal writes a new one")
+    raise UnsealTarget(target, "is not empty")
 
 
 def _check_unsealed(target: Path, index: Index) -> list[Finding]:
