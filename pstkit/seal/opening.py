@@ -146,6 +146,10 @@ def unseal(
     """Write the store inside `bundle` to `target` (new or empty)."""
     progress = progress or NullProgress()
     keep_freed_heap()
+    # The store is renamed into place from a sibling: a symlink to an empty
+    # directory, or ".", has no sibling to rename over (the rename failed only
+    # after the whole bundle was decrypted); the directory it names has.
+    target = Path(os.path.realpath(target))
     manifest = read_manifest(bundle, trusted)
     damage = [f for f in check_files(bundle, manifest, read_data=False) if f.damage]
     if damage:
