@@ -70,11 +70,24 @@ def _write(path: Path, text: str, secret: bool) -> None:
         os.fsync(f.fileno())
 
 
+# How a secret key's text begins: an age identity, a minisign secret key (its
+# comment line, its base64 unencrypted or scrypt-encrypted), upper-cased.
+SECRET_TEXT = ("AGE-SECRET-KEY-", "MINISIGN SECRET KEY", "RWQAAEIY", "RWRTY0IY")
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise KeyFileError(path, getattr(e, "strerror", None) or str(e)) from e
+        raise KeyFileError(_named(path), getattr(e, "strerror", None) or str(e)) from e
+
+
+def _named(path: Path) -> str:
+    """How an unreadable key file is named in the error: a key's text pasted where
+    its path belongs is not repeated (stderr reaches scrollback, cron mail, CI logs)."""
+    if any(mark in str(path).upper() for mark in SECRET_TEXT):
+        return "(a secret key's text, given where its file's path belongs)"
+    return str(path)
 
 
 def load_identities(path: Path) -> list[X25519Identity]:
