@@ -26,9 +26,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "unlock": ("pstkit unlock STORE   (only when no pstkit runs on it)",),
     "keygen": ("pstkit keygen --out KEYS", "pstkit keygen --out KEYS --passphrase"),
     "seal": ("pstkit seal STORE /media/usb/anna -r KEYS/recipient.txt --sign-key KEYS/sign.key",
-             "pstkit seal STORE /media/usb/anna --passphrase --volume-size 4G"),
+             "pstkit seal STORE /media/usb/anna --passphrase --sign-key KEYS/sign.key "
+             "--volume-size 3G"),
     "unseal": ("pstkit unseal /media/usb/anna STORE -i KEYS/identity.age --trust KEYS/sign.pub",
-               "pstkit unseal /media/usb/anna STORE --passphrase-file PW"),
+               "pstkit unseal /media/usb/anna STORE --passphrase-file PW --trust KEYS/sign.pub"),
     "worker": ("PSTKIT_BROKER=redis://HOST:6379/0 pstkit worker --concurrency 4",
                "pstkit worker --broker redis://HOST:6379/0 --secret-key-file batch.key"),
     "batch status": ("pstkit batch status --broker redis://HOST:6379/0",
