@@ -119,8 +119,10 @@ def seal(
     _sign(bundle, manifest, signer)
     resume.remove(journal)
     plain = sum(e.size for e in entries)
-    return SealResult(manifest, sum(1 for e in entries if e.sha256), plain,
-                      restarted and not kept, len(kept))  # fmt: skip
+    # The catalog's rows, not the entries: an mbox store's entries are its mbox
+    # files (no per-message SHA-256), which counted as 0 messages sealed.
+    messages = sum(n for n, _ in store.catalog.counts().values())
+    return SealResult(manifest, messages, plain, restarted and not kept, len(kept))
 
 
 def _resumable(
