@@ -10,6 +10,8 @@ message checked against the catalog's SHA-256 on the way.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -88,41 +90,65 @@ def seal(
     `journal` path an interrupted seal into `bundle` resumes (see resume.py)."""
     progress = progress or NullProgress()
     keep_freed_heap()
-    top, data = _unfinished(bundle)
-    if store.layout is Layout.MBOX:
-        _precheck_mbox(store)  # mbox rows are verified by the store's own reader
-    if store.layout is not Layout.MAILDIR or not all(isinstance(r, X25519Recipient)
-                                                     for r in recipients):  # fmt: skip
-        journal = None  # no resume: see resume.py
-    bundle_id, clock, kept = _resumable(store, bundle, recipients, volume_size, journal, top)
-    restarted = _clear(bundle, top, data, {f.name.rsplit("/", 1)[-1] for f, _ in kept})
-    dirs, entries = _plan(store, clock)
-    volumes = _encryptor(bundle / DATA, recipients, volume_size, [f for f, _ in kept],
-                         resume.recorder(journal))  # fmt: skip
-    skip = sum(plain for _, plain in kept)
+    with _sealing(bundle):  # one seal at a time into a directory: see _sealing
+        top, data = _unfinished(bundle)
+        if store.layout is Layout.MBOX:
+            _precheck_mbox(store)  # mbox rows are verified by the store's own reader
+        if store.layout is not Layout.MAILDIR or not all(isinstance(r, X25519Recipient)
+                                                         for r in recipients):  # fmt: skip
+            journal = None  # no resume: see resume.py
+        bundle_id, clock, kept = _resumable(store, bundle, recipients, volume_size, journal, top)
+        restarted = _clear(bundle, top, data, {f.name.rsplit("/", 1)[-1] for f, _ in kept})
+        dirs, entries = _plan(store, clock)
+        volumes = _encryptor(bundle / DATA, recipients, volume_size, [f for f, _ in kept],
+                             resume.recorder(journal))  # fmt: skip
+        skip = sum(plain for _, plain in kept)
+        try:
+            out = resume.Skipping(volumes, skip) if skip else volumes
+            members = _stream(TarWriter(out), dirs, entries, progress, read_data, clock)
+        except BaseException:
+            volumes.abort()
+            raise
+        files: list[DataFile] = volumes.close()
+        index = Index(bundle_id, read_marker(store.root), tuple(f.name for f in files),
+                      tuple(members), tuple(_folders(store)))  # fmt: skip
+        index_file = write_age_file(bundle / DATA, "index.age", index.to_json(), recipients)
+        fsync_path(bundle / DATA)
+        encryption = "scrypt" if isinstance(recipients[0], ScryptRecipient) else "x25519"
+        manifest = Manifest(
+            bundle_id, now_text(), description or f"pstkit store {store.id}",
+            key_id_text(signer.key_id), encryption, (index_file, *files),
+        )  # fmt: skip
+        _sign(bundle, manifest, signer)
+        resume.remove(journal)
+        plain = sum(e.size for e in entries)
+        # The catalog's rows, not the entries: an mbox store's entries are its mbox
+        # files (no per-message SHA-256), which counted as 0 messages sealed.
+        messages = sum(n for n, _ in store.catalog.counts().values())
+        return SealResult(manifest, messages, plain, restarted and not kept, len(kept))
+
+
+@contextlib.contextmanager
+def _sealing(bundle: Path) -> Iterator[None]:
+    """An exclusive flock on the bundle directory for the run. Two seals into one
+    directory at once (a second terminal, a retried script) each took the other's
+    volumes for an interrupted seal's and cleared them: one crashed, the other
+    reported a bundle with volumes missing, exit 0. A flock ends with its process
+    (kill -9 too: no stale lock) and puts no file into the bundle."""
+    if bundle.exists() and not bundle.is_dir():
+        raise BundleError(f"{bundle} is not a directory")
+    bundle.mkdir(parents=True, exist_ok=True)
+    fd = os.open(bundle, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        out = resume.Skipping(volumes, skip) if skip else volumes
-        members = _stream(TarWriter(out), dirs, entries, progress, read_data, clock)
-    except BaseException:
-        volumes.abort()
-        raise
-    files: list[DataFile] = volumes.close()
-    index = Index(bundle_id, read_marker(store.root), tuple(f.name for f in files), tuple(members),
-                  tuple(_folders(store)))  # fmt: skip
-    index_file = write_age_file(bundle / DATA, "index.age", index.to_json(), recipients)
-    fsync_path(bundle / DATA)
-    encryption = "scrypt" if isinstance(recipients[0], ScryptRecipient) else "x25519"
-    manifest = Manifest(
-        bundle_id, now_text(), description or f"pstkit store {store.id}",
-        key_id_text(signer.key_id), encryption, (index_file, *files),
-    )  # fmt: skip
-    _sign(bundle, manifest, signer)
-    resume.remove(journal)
-    plain = sum(e.size for e in entries)
-    # The catalog's rows, not the entries: an mbox store's entries are its mbox
-    # files (no per-message SHA-256), which counted as 0 messages sealed.
-    messages = sum(n for n, _ in store.catalog.counts().values())
-    return SealResult(manifest, messages, plain, restarted and not kept, len(kept))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise BundleError(f"{bundle} is being sealed by another pstkit run") from e
+        except OSError:  # a file system without flock (some network ones): unlocked, as before
+            pass
+        yield
+    finally:
+        os.close(fd)
 
 
 def _resumable(
