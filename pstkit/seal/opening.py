@@ -10,10 +10,14 @@ so a store that appears is complete.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import glob
 import hashlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,8 +160,7 @@ def unseal(
         raise BundleDamaged(f"{damage[0].where}: {damage[0].detail}")
     _refuse_occupied(target)
     index = read_index(bundle, manifest, identities)
-    work = target.parent / f".{target.name}.unseal-{manifest.bundle[:8]}"
-    shutil.rmtree(work, ignore_errors=True)  # what a killed unseal of this bundle left
+    work, lock = _claim_work(target, manifest.bundle)
     try:
         _extract(bundle, manifest, index, identities, work, progress)
         if target.exists():
@@ -170,10 +173,44 @@ def unseal(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        os.close(lock)
     damage = _check_unsealed(target, index)
     if damage:
         raise BundleDamaged(f"the unsealed store: {damage[0].code} {damage[0].where}")
     return index
+
+
+def _claim_work(target: Path, bundle_id: str) -> tuple[Path, int]:
+    """This run's hidden sibling of `target` (its own name) and the fd of its
+    flock, held until the run ends. With one shared name, a second unseal into
+    the same target removed the first's sibling and wrote its own there, and the
+    first then renamed that half-written one into place and exited 0. A sibling
+    nobody holds is what a killed run left: removed; one held is a run going on."""
+    prefix = f".{target.name}.unseal-{bundle_id[:8]}"
+    for old in target.parent.glob(glob.escape(prefix) + "*"):
+        try:
+            fd = os.open(old, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:  # gone meanwhile, or not a directory: not a run's sibling
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise UnsealTarget(target, "is being unsealed by another pstkit run") from e
+        except OSError:  # a file system without flock (some network ones): as before
+            pass
+        finally:
+            os.close(fd)
+        shutil.rmtree(old, ignore_errors=True)
+    work = target.parent / f"{prefix}-{uuid.uuid4().hex[:8]}"
+    try:
+        work.mkdir(parents=True)
+    except OSError as e:
+        raise write_error(target, e) from e
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    with contextlib.suppress(OSError):  # new and ours: not held; no flock: as before
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return work, fd
 
 
 def _refuse_occupied(target: Path) -> None:
@@ -205,7 +242,6 @@ def _extract(
     bundle: Path, manifest: Manifest, index: Index, identities: Sequence[Identity],
     work: Path, progress: Progress,
 ) -> None:  # fmt: skip
-    work.mkdir(parents=True)
     # One process by default: on the shared 2-core machine the two-process way
     # (a child decrypts and checks, this one splices files: spliced.py) was slower
     # in two benchmark runs out of two (issue note 20-unseal.md); it stays, opt-in,
