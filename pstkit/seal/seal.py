@@ -106,8 +106,13 @@ def seal(
         try:
             out = resume.Skipping(volumes, skip) if skip else volumes
             members = _stream(TarWriter(out), dirs, entries, progress, read_data, clock)
-        except BaseException:
+        except BaseException as e:
             volumes.abort()
+            if isinstance(e, IntegrityError):
+                # A message is found damaged at its end, its bytes already in the
+                # stream: volumes finished and journaled may hold them, and a re-run
+                # after the repair (the catalog unchanged) would keep them.
+                resume.remove(journal)
             raise
         files: list[DataFile] = volumes.close()
         index = Index(bundle_id, read_marker(store.root), tuple(f.name for f in files),
