@@ -149,7 +149,9 @@ def seal_plan(
 
 def volume_bytes(text: str) -> int:
     from pstkit.seal.pack import DEFAULT_VOLUME, MAX_VOLUME, MIN_VOLUME
-    size = parse_size(text) or DEFAULT_VOLUME
+    size = parse_size(text)
+    if size is None:  # not `or`: 0 is a size out of range, not the default
+        size = DEFAULT_VOLUME
     if not MIN_VOLUME <= size <= MAX_VOLUME:
         raise UsageError(f"--volume-size must be between 1M and 3G, not {text}")
     return size
