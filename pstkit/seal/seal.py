@@ -27,7 +27,7 @@ from typing import NamedTuple
 from pstkit.catalog import now_text
 from pstkit.check import check as check_store
 from pstkit.errors import IntegrityError
-from pstkit.fsutil import fsync_path
+from pstkit.fsutil import fsync_path, write_error
 from pstkit.runs import NullProgress, Progress
 from pstkit.seal import resume
 from pstkit.seal.age import Recipient, ScryptRecipient, X25519Recipient
@@ -142,8 +142,11 @@ def _sealing(bundle: Path) -> Iterator[None]:
     (kill -9 too: no stale lock) and puts no file into the bundle."""
     if bundle.exists() and not bundle.is_dir():
         raise BundleError(f"{bundle} is not a directory")
-    bundle.mkdir(parents=True, exist_ok=True)
-    fd = os.open(bundle, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:  # a write-protected stick, a path under a file: one line, not a traceback
+        bundle.mkdir(parents=True, exist_ok=True)
+        fd = os.open(bundle, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise write_error(bundle, e) from e
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -201,13 +204,16 @@ def _clear(bundle: Path, top: list[str], data: list[str], keep: set[str]) -> boo
             log.warning("%s: resuming an interrupted seal (%d volumes kept)", bundle, len(keep))
         else:
             log.warning("%s: clearing an interrupted seal and starting again", bundle)
-        for name in data:
+    try:  # a stick turned read-only (FAT does on an error): one line, not a traceback
+        for name in data if top else []:
             if name not in keep:
                 (bundle / DATA / name).unlink()
         for name in top:
             if name != DATA:
                 (bundle / name).unlink()
-    (bundle / DATA).mkdir(parents=True, exist_ok=True)
+        (bundle / DATA).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(bundle, e) from e
     return bool(top)
 
 
