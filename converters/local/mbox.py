@@ -54,25 +54,34 @@ _SKIP_SUFFIXES = (".msf", ".dat", ".json", ".sqlite", ".lock")
 log = logging.getLogger("pstkit.mbox")
 
 
-def scan_tree(root: Path) -> dict[FolderPath, Path]:
-    """A file is one folder; a directory is a Thunderbird tree."""
+def scan_tree(root: Path, strict: bool = False) -> dict[FolderPath, Path]:
+    """A file is one folder; a directory is a Thunderbird tree. `strict` (a source): two
+    files that name one folder are an error."""
     if root.is_file():
         return {(root.stem if root.suffix.lower() in (".mbox", ".mbx") else root.name,): root}
     found: dict[FolderPath, Path] = {}
-    _scan_dir(root, (), found)
+    _scan_dir(root, (), found, strict)
     return found
 
 
-def _scan_dir(directory: Path, prefix: FolderPath, found: dict[FolderPath, Path]) -> None:
+def _scan_dir(directory: Path, prefix: FolderPath, found: dict[FolderPath, Path],
+              strict: bool) -> None:  # fmt: skip
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
         name = entry.name
         if name.startswith(".") or name.lower().endswith(_SKIP_SUFFIXES):
             continue
         if entry.is_file():
             stem = name[:-5] if name.lower().endswith(".mbox") else name
-            found[(*prefix, unescape_segment(stem))] = Path(entry.path)
+            folder = (*prefix, unescape_segment(stem))
+            # `Inbox` beside `Inbox.mbox` (or `x%41` beside `xA`) name one folder: keeping
+            # the last one dropped the other's mail with exit 0, so a source stops. (A
+            # target appends to one of them: nothing is lost there.)
+            if strict and folder in found:
+                raise SourceError(found[folder], f"it and {entry.path} both hold folder "
+                                  f"{'/'.join(folder)!r}; move one of them out of the tree")
+            found[folder] = Path(entry.path)
         elif entry.is_dir() and name.endswith(".sbd"):
-            _scan_dir(Path(entry.path), (*prefix, unescape_segment(name[:-4])), found)
+            _scan_dir(Path(entry.path), (*prefix, unescape_segment(name[:-4])), found, strict)
 
 
 def _asctime(line: bytes) -> datetime | None:
@@ -121,7 +130,7 @@ class MboxSource:
         if not self.root.exists():
             raise SourceError(self.root, "no such file or directory")
         self.key = f"mbox:{self.root}"
-        self._files = scan_tree(self.root)
+        self._files = scan_tree(self.root, strict=True)
 
     def folders(self) -> list[FolderInfo]:
         return [FolderInfo(p, None, str(f)) for p, f in sorted(self._files.items())]
