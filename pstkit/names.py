@@ -60,9 +60,39 @@ def unescape_segment(text: str) -> str:
             raw.append(int(text[i + 1 : i + 3], 16))
             i += 3
         else:
-            raw.extend(text[i].encode("utf-8"))
+            # A name from disk that is not UTF-8 holds its bytes as surrogate escapes.
+            raw.extend(text[i].encode("utf-8", "surrogateescape"))
             i += 1
-    return raw.decode("utf-8", errors="surrogateescape")
+    return _decoded(bytes(raw))
+
+
+def _decoded(raw: bytes) -> str:
+    """Name bytes as text. Bytes that are not UTF-8 are read as Latin-1 (what an old
+    system or a FAT stick wrote, `Gesch\xe4ft`), so the folder has a readable name the
+    catalog can hold: SQLite refuses surrogate escapes, which stopped the whole export."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def disk_name(name: str) -> str:
+    """A file or directory name from os.listdir as a folder name (see `_decoded`)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return _decoded(name.encode("utf-8", "surrogateescape"))
+    return name
+
+
+def disk_text(name: str) -> str:
+    """A name or path from disk as an id or a text for the catalog: unchanged when it is
+    UTF-8, else its stray bytes as `\\xE4` (one spelling per name, so ids stay stable)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return name
 
 
 def _is_hex(s: str) -> bool:

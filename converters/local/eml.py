@@ -19,6 +19,7 @@ from pstkit.filecopy import read_whole
 from pstkit.headers import sent_date
 from pstkit.location import MSG_NOT_SUPPORTED, OLE2_MAGIC, Location
 from pstkit.model import Fetched, FetchResult, FolderInfo, FolderPath, MessageMeta, Skipped
+from pstkit.names import disk_name, disk_text
 from pstkit.options import ConnectOptions, FetchFilter
 
 _HEADER_LINE = re.compile(rb"^(From |[!-9;-~]+[ \t]*:)")
@@ -50,17 +51,20 @@ class EmlSource:
             raise SourceError(self.root, "not a directory of message files")
         self.key = f"eml:{self.root}"
         self._dirs: dict[FolderPath, Path] = {}
-        self._scan(self.root, (self.root.name or "eml",))
+        self._scan(self.root, (disk_name(self.root.name) or "eml",))
 
     def _scan(self, directory: Path, path: FolderPath) -> None:
+        if path in self._dirs:  # `Geschäft` beside a Latin-1 `Gesch\xe4ft`: one name
+            raise SourceError(self._dirs[path], f"it and {directory} both hold folder "
+                              f"{'/'.join(path)!r}; move one of them out of the tree")
         self._dirs[path] = directory
         for sub in sorted(
             p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
         ):
-            self._scan(sub, (*path, sub.name))
+            self._scan(sub, (*path, disk_name(sub.name)))
 
     def folders(self) -> list[FolderInfo]:
-        return [FolderInfo(p, None, str(d), message_count=len(_files(d)))
+        return [FolderInfo(p, None, disk_text(str(d)), message_count=len(_files(d)))
                 for p, d in sorted(self._dirs.items())]  # fmt: skip
 
     def fetch(
@@ -68,7 +72,7 @@ class EmlSource:
         known: Container[tuple[str, str]],
     ) -> Iterator[FetchResult]:  # fmt: skip
         for path in _files(self._dirs[folder.path]):
-            source_id = str(path.relative_to(self.root))
+            source_id = disk_text(str(path.relative_to(self.root)))
             if ("", source_id) not in known:
                 yield self._read(folder.path, path, source_id)
 
@@ -77,7 +81,7 @@ class EmlSource:
         try:
             data, _, origin = read_whole(str(path))
         except OSError as e:
-            return Skipped(meta, f"cannot read {path.name}: {e.strerror or e}")
+            return Skipped(meta, f"cannot read {disk_text(path.name)}: {e.strerror or e}")
         if path.suffix.lower() == ".emlx":
             inner = unwrap_emlx(data)
             if inner is None:

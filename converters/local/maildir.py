@@ -40,6 +40,7 @@ from pstkit.model import (
 )
 from pstkit.names import (
     decode_mutf7,
+    disk_text,
     escape_segment,
     flags_to_info,
     info_to_flags,
@@ -158,7 +159,8 @@ def _entries(folder_dir: Path) -> Iterator[_Entry]:
         prefix = f"{base}{os.sep}"
         for name in sorted(_names(base)):
             unique, info = split_maildir_name(name)
-            yield _Entry(prefix + name, name, unique, info)
+            # The id and the name in reasons must be text the catalog can hold.
+            yield _Entry(prefix + name, disk_text(name), disk_text(unique), info)
 
 
 def _names(subdir: Path) -> list[str]:
@@ -197,7 +199,8 @@ class MaildirSource:
 
     def folders(self) -> list[FolderInfo]:
         return [
-            FolderInfo(path, Role.INBOX if path == INBOX else None, str(d.relative_to(self.root)),
+            FolderInfo(path, Role.INBOX if path == INBOX else None,
+                       disk_text(str(d.relative_to(self.root))),
                        message_count=_count(d))
             for path, d in sorted(self._dirs.items())
         ]

@@ -46,7 +46,7 @@ from pstkit.model import (
     Skipped,
     StoredMessage,
 )
-from pstkit.names import escape_segment, unescape_segment
+from pstkit.names import disk_text, escape_segment, unescape_segment
 from pstkit.options import ConnectOptions, FetchFilter
 from pstkit.protocols import BatchLimit, Failed, TargetItem
 
@@ -133,7 +133,7 @@ class MboxSource:
         self._files = scan_tree(self.root, strict=True)
 
     def folders(self) -> list[FolderInfo]:
-        return [FolderInfo(p, None, str(f)) for p, f in sorted(self._files.items())]
+        return [FolderInfo(p, None, disk_text(str(f))) for p, f in sorted(self._files.items())]
 
     def fetch(
         self, folder: FolderInfo, cursor: str | None, filt: FetchFilter,
@@ -148,7 +148,8 @@ class MboxSource:
                     yield from self._messages(folder.path, data, known)
         except OSError as e:
             yield Skipped(
-                MessageMeta(folder.path, path.name), f"cannot read mbox: {e.strerror or e}"
+                MessageMeta(folder.path, disk_text(path.name)),
+                f"cannot read mbox: {e.strerror or e}",
             )
 
     def _messages(

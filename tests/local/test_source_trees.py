@@ -4,6 +4,7 @@ stops with a one-line error; none is an internal error (exit 70) or a silent los
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tests.helpers import cli, cli_json
@@ -35,3 +36,42 @@ def test_two_mbox_files_that_would_be_one_folder_are_an_error_not_a_loss(
     lines = [line for line in err.splitlines() if line.strip()]
     assert "Traceback" not in err and "'Inbox'" in lines[0]
     assert str(root / "Inbox") in lines[0] and str(root / "Inbox.mbox") in lines[0]
+
+
+def test_folder_and_file_names_that_are_not_utf8_are_exported(tmp_path: Path) -> None:
+    """Latin-1 names (`Gesch\\xe4ft`, from an old system or a FAT stick) were an internal
+    error (exit 70) for every local source; the eml one also left a damaged store."""
+    src = tmp_path / "src"
+    os.makedirs(os.fsencode(src / "tb") + b"/Gesch\xe4ft.sbd")
+    with open(os.fsencode(src / "tb") + b"/Gesch\xe4ft", "wb") as f:
+        f.write(SEP + _msg(1) + b"\n")
+    with open(os.fsencode(src / "tb") + b"/Gesch\xe4ft.sbd/Sub", "wb") as f:
+        f.write(SEP + _msg(2) + b"\n")
+    md = os.fsencode(src / "md")
+    for sub in (b"/cur", b"/new", b"/.Gesch\xe4ft/cur", b"/.Gesch\xe4ft/new"):
+        os.makedirs(md + sub)
+    with open(md + b"/cur/1.x\xe4:2,S", "wb") as f:
+        f.write(_msg(3))
+    with open(md + b"/.Gesch\xe4ft/cur/2.y:2,S", "wb") as f:
+        f.write(_msg(4))
+    eml = os.fsencode(src / "eml")
+    os.makedirs(eml + b"/Gesch\xe4ft")
+    with open(eml + b"/\xe4.eml", "wb") as f:
+        f.write(_msg(5))
+    with open(eml + b"/Gesch\xe4ft/b.eml", "wb") as f:
+        f.write(_msg(6))
+    expected = {
+        "mbox": {"Geschäft": 1, "Geschäft/Sub": 1},
+        "maildir": {"INBOX": 1, "Geschäft": 1},
+        "eml": {"eml": 1, "eml/Geschäft": 1},
+    }
+    for scheme, want in expected.items():
+        store = tmp_path / f"store-{scheme}"
+        where = {"mbox": "tb", "maildir": "md", "eml": "eml"}[scheme]
+        code, _, err = cli("export", f"{scheme}:{src / where}", store)
+        assert code == 0, (scheme, err)
+        assert _stored(store) == want, scheme
+        code, _, err = cli("check", "--read-data", store)
+        assert code == 0, (scheme, err)
+        code, _, err = cli("export", f"{scheme}:{src / where}", store)  # a re-run: nothing new
+        assert code == 0 and _stored(store) == want, (scheme, err)
