@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -157,3 +158,20 @@ def fsync_path(path: str | Path) -> None:
             raise write_error(Path(path), e) from e
     finally:
         os.close(fd)
+
+
+def inner(directory: str | Path, ancestors: frozenset[tuple[int, int]]
+          ) -> frozenset[tuple[int, int]] | None:  # fmt: skip
+    """`ancestors` (device, inode) plus `directory`'s, for a scan going into it; None when
+    it is one of them: a symlink back up the tree (`ln -s .. loop`) was walked until the
+    kernel refused the path (ELOOP), an internal error. A link elsewhere is followed."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return None
+    key = (st.st_dev, st.st_ino)
+    if key in ancestors:
+        logging.getLogger("pstkit").warning("%s: skipped, a link back to a directory that "
+                                            "holds it", directory)
+        return None
+    return ancestors | {key}

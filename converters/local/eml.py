@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pstkit.errors import SourceError
 from pstkit.filecopy import read_whole
+from pstkit.fsutil import inner
 from pstkit.headers import sent_date
 from pstkit.location import MSG_NOT_SUPPORTED, OLE2_MAGIC, Location
 from pstkit.model import Fetched, FetchResult, FolderInfo, FolderPath, MessageMeta, Skipped
@@ -51,9 +52,11 @@ class EmlSource:
             raise SourceError(self.root, "not a directory of message files")
         self.key = f"eml:{self.root}"
         self._dirs: dict[FolderPath, Path] = {}
-        self._scan(self.root, (disk_name(self.root.name) or "eml",))
+        top = inner(self.root, frozenset()) or frozenset()
+        self._scan(self.root, (disk_name(self.root.name) or "eml",), top)
 
-    def _scan(self, directory: Path, path: FolderPath) -> None:
+    def _scan(self, directory: Path, path: FolderPath, seen: frozenset[tuple[int, int]]
+              ) -> None:  # fmt: skip
         if path in self._dirs:  # `Geschäft` beside a Latin-1 `Gesch\xe4ft`: one name
             raise SourceError(self._dirs[path], f"it and {directory} both hold folder "
                               f"{'/'.join(path)!r}; move one of them out of the tree")
@@ -61,7 +64,8 @@ class EmlSource:
         for sub in sorted(
             p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
         ):
-            self._scan(sub, (*path, disk_name(sub.name)))
+            if (below := inner(sub, seen)) is not None:
+                self._scan(sub, (*path, disk_name(sub.name)), below)
 
     def folders(self) -> list[FolderInfo]:
         return [FolderInfo(p, None, disk_text(str(d)), message_count=len(_files(d)))

@@ -25,7 +25,7 @@ from pstkit.converters.local.readahead import read_ahead
 from pstkit.dupindex import DuplicateIndex, duplicate_key, target_item
 from pstkit.errors import SourceError, TargetReadError, TargetWriteError
 from pstkit.filecopy import read_whole
-from pstkit.fsutil import sync_tree, write_new
+from pstkit.fsutil import inner, sync_tree, write_new
 from pstkit.location import Location
 from pstkit.model import (
     Delivered,
@@ -79,6 +79,7 @@ def scan(root: Path, names: str = "auto") -> dict[FolderPath, Path]:
 
 def _scan(root: Path) -> dict[FolderPath, Path]:
     found: dict[FolderPath, Path] = {}
+    top = inner(root, frozenset()) or frozenset()
     if _is_maildir(root):
         found[INBOX] = root
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
@@ -89,17 +90,18 @@ def _scan(root: Path) -> dict[FolderPath, Path]:
             # even one whose cur/ and new/ do not exist yet.
             if len(entry.name) > 1:
                 _add(found, maildirpp_path(entry.name), Path(entry.path))
-        else:
-            _scan_nested(Path(entry.path), (unescape_segment(entry.name),), found)
+        elif (below := inner(entry.path, top)) is not None:
+            _scan_nested(Path(entry.path), (unescape_segment(entry.name),), found, below)
     return found
 
 
-def _scan_nested(path: Path, prefix: FolderPath, found: dict[FolderPath, Path]) -> None:
+def _scan_nested(path: Path, prefix: FolderPath, found: dict[FolderPath, Path],
+                 seen: frozenset[tuple[int, int]]) -> None:  # fmt: skip
     if not _is_maildir(path):
-        _scan_children(path, prefix, found)
+        _scan_children(path, prefix, found, seen)
         return
     _add(found, prefix, path)
-    _scan_children(path, prefix, found)
+    _scan_children(path, prefix, found, seen)
     # A Maildir++ mailbox below the root (`src/alice/` with `.Sent/`, `.Archive.2020/`,
     # as `cp -r` of a user's Maildir into a folder leaves it): its folders are its
     # dot-directories that are maildirs; skipped as hidden, all but its inbox were lost
@@ -110,10 +112,12 @@ def _scan_nested(path: Path, prefix: FolderPath, found: dict[FolderPath, Path]) 
             _add(found, (*prefix, *maildirpp_path(entry.name)), Path(entry.path))
 
 
-def _scan_children(path: Path, prefix: FolderPath, found: dict[FolderPath, Path]) -> None:
+def _scan_children(path: Path, prefix: FolderPath, found: dict[FolderPath, Path],
+                   seen: frozenset[tuple[int, int]]) -> None:  # fmt: skip
     for entry in sorted(os.scandir(path), key=lambda e: e.name):
-        if entry.is_dir() and entry.name not in _SUBDIRS and not entry.name.startswith("."):
-            _scan_nested(Path(entry.path), (*prefix, unescape_segment(entry.name)), found)
+        if (entry.is_dir() and entry.name not in _SUBDIRS and not entry.name.startswith(".")
+                and (below := inner(entry.path, seen)) is not None):
+            _scan_nested(Path(entry.path), (*prefix, unescape_segment(entry.name)), found, below)
 
 
 def _add(found: dict[FolderPath, Path], folder: FolderPath, path: Path) -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from pstkit.dupindex import DuplicateIndex, target_item
 from pstkit.errors import SourceError, TargetWriteError
-from pstkit.fsutil import fsync_path
+from pstkit.fsutil import fsync_path, inner
 from pstkit.headers import header_block
 from pstkit.location import Location
 from pstkit.mboxfmt import frame, split_mbox
@@ -60,12 +60,12 @@ def scan_tree(root: Path, strict: bool = False) -> dict[FolderPath, Path]:
     if root.is_file():
         return {(root.stem if root.suffix.lower() in (".mbox", ".mbx") else root.name,): root}
     found: dict[FolderPath, Path] = {}
-    _scan_dir(root, (), found, strict)
+    _scan_dir(root, (), found, strict, inner(root, frozenset()) or frozenset())
     return found
 
 
 def _scan_dir(directory: Path, prefix: FolderPath, found: dict[FolderPath, Path],
-              strict: bool) -> None:  # fmt: skip
+              strict: bool, seen: frozenset[tuple[int, int]]) -> None:  # fmt: skip
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
         name = entry.name
         if name.startswith(".") or name.lower().endswith(_SKIP_SUFFIXES):
@@ -80,8 +80,10 @@ def _scan_dir(directory: Path, prefix: FolderPath, found: dict[FolderPath, Path]
                 raise SourceError(found[folder], f"it and {entry.path} both hold folder "
                                   f"{'/'.join(folder)!r}; move one of them out of the tree")
             found[folder] = Path(entry.path)
-        elif entry.is_dir() and name.endswith(".sbd"):
-            _scan_dir(Path(entry.path), (*prefix, unescape_segment(name[:-4])), found, strict)
+        elif entry.is_dir() and name.endswith(".sbd") and (
+                below := inner(entry.path, seen)) is not None:
+            _scan_dir(Path(entry.path), (*prefix, unescape_segment(name[:-4])), found, strict,
+                      below)  # fmt: skip
 
 
 def _asctime(line: bytes) -> datetime | None:

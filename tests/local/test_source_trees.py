@@ -75,3 +75,31 @@ def test_folder_and_file_names_that_are_not_utf8_are_exported(tmp_path: Path) ->
         assert code == 0, (scheme, err)
         code, _, err = cli("export", f"{scheme}:{src / where}", store)  # a re-run: nothing new
         assert code == 0 and _stored(store) == want, (scheme, err)
+
+
+def test_a_symlink_loop_in_a_source_tree_is_not_an_internal_error(tmp_path: Path) -> None:
+    """`ln -s .. loop` inside a tree (a backup tool's link, a user's shortcut) made the
+    scan walk the loop until the kernel refused the path: exit 70. A directory seen
+    before is not entered again; the mail of the tree is exported once."""
+    md = tmp_path / "md"
+    for sub in ("cur", "new", "a/cur", "a/new"):
+        (md / sub).mkdir(parents=True)
+    (md / "cur" / "1.x:2,S").write_bytes(_msg(1))
+    (md / "a" / "cur" / "2.y:2,S").write_bytes(_msg(2))
+    (md / "a" / "loop").symlink_to("..")
+    tb = tmp_path / "tb"
+    (tb / "Inbox.sbd").mkdir(parents=True)
+    (tb / "Inbox").write_bytes(SEP + _msg(3) + b"\n")
+    (tb / "Inbox.sbd" / "Sub").write_bytes(SEP + _msg(4) + b"\n")
+    (tb / "Inbox.sbd" / "L.sbd").symlink_to("../Inbox.sbd")
+    eml = tmp_path / "eml"
+    (eml / "x").mkdir(parents=True)
+    (eml / "x" / "m.eml").write_bytes(_msg(5))
+    (eml / "x" / "loop").symlink_to("..")
+    for scheme, root in (("maildir", md), ("mbox", tb), ("eml", eml)):
+        store = tmp_path / f"store-{scheme}"
+        code, _, err = cli("export", f"{scheme}:{root}", store)
+        assert code == 0, (scheme, err)
+        assert sum(_stored(store).values()) == (1 if scheme == "eml" else 2), scheme
+        code, _, err = cli("check", "--read-data", store)
+        assert code == 0, (scheme, err)
