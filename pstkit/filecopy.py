@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -53,9 +54,16 @@ def read_whole(path: str) -> tuple[bytes, os.stat_result, LocalFile | None]:
     or shrank, or one over Linux's 2 GiB cap on one read) is read to its end, and
     is not offered for copying."""
     started = time.time_ns()
-    fd = os.open(path, _READ_FLAGS)
+    # O_NONBLOCK: a FIFO among the messages would wait in open() for a writer forever,
+    # past Ctrl-C and SIGTERM (they let the message at hand finish); a regular file
+    # ignores the flag. Only regular files are read (a device would never end).
+    fd = os.open(path, _READ_FLAGS | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device)", path)
         data = os.read(fd, st.st_size + 1)
         if len(data) != st.st_size or len(data) >= _MAX_READ:
             chunks = [data]

@@ -15,7 +15,7 @@ from pstkit.converters.local.maildir import MaildirSource
 from pstkit.location import Location
 from pstkit.model import Fetched, Flag, Skipped
 from pstkit.options import ConnectOptions, FetchFilter
-from tests.helpers import REPO, cli, cli_json, write_maildir
+from tests.helpers import REPO, cli, cli_json, run_pstkit, write_maildir
 
 SAMPLE = REPO / "fixtures" / "sample-maildir"
 
@@ -113,3 +113,21 @@ def test_a_message_deleted_mid_export_is_a_reported_skip(tmp_path: Path) -> None
     skipped = [r for r in got if isinstance(r, Skipped)]
     assert len(got) == 100 and len(skipped) == 1
     assert "left the folder during the export" in skipped[0].reason
+
+
+def test_a_pipe_among_the_messages_is_reported_not_waited_for(tmp_path: Path) -> None:
+    """A FIFO in cur/ (left by a tool that streamed into the Maildir, or a fuse mount):
+    opening it waited for a writer forever, and Ctrl-C or SIGTERM, waiting for the
+    message at hand, could not end the export. It is reported; the rest is exported."""
+    root = tmp_path / "md"
+    write_maildir(root, {"": []})
+    (root / "cur" / "1.a:2,S").write_bytes(b"Subject: a\n\nx\n")
+    os.mkfifo(root / "cur" / "2.fifo:2,S")
+    store = tmp_path / "store"
+    done = run_pstkit("--quiet", "export", f"maildir:{root}", str(store), timeout=60)
+    assert done.returncode == 1, done.stderr
+    said = done.stdout + done.stderr
+    assert "2.fifo:2,S: not a regular file" in said, said
+    _, listing = cli_json("ls", store)
+    assert isinstance(listing, dict)
+    assert sum(f["messages"] for f in listing["folders"]) == 1
