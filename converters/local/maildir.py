@@ -16,7 +16,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Container, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -221,12 +221,41 @@ class MaildirSource:
         folder_dir = self._dirs[folder.path]
         keywords = _keywords_table(folder_dir)
         listing: dict[str, _Entry] = {}  # unique name -> entry, listed again after a miss
-        taken: set[str] = set()  # a message moved from new/ to cur/ is listed twice
+        # A message moved from new/ to cur/ is listed twice; but `cp -r` of two Maildirs
+        # into one, or a sync tool cut off mid-rename, leaves files that share a unique
+        # name and may hold other mail: those were dropped with exit 0. unique name ->
+        # digest of the first file (read this run) or its path (stored before).
+        taken: dict[str, str] = {}
         for entry in _entries(folder_dir):
-            if ("", entry.unique) in known or entry.unique in taken:
-                continue
-            taken.add(entry.unique)
-            yield self._follow(folder.path, folder_dir, entry, keywords, listing)
+            if entry.unique in taken:
+                other = self._other_copy(folder.path, entry, keywords, taken[entry.unique], known)
+                if other is not None:
+                    yield other
+            elif ("", entry.unique) in known:
+                taken[entry.unique] = entry.file
+            else:
+                got = self._follow(folder.path, folder_dir, entry, keywords, listing)
+                taken[entry.unique] = (got.sha256 or "") if isinstance(got, Fetched) else entry.file
+                yield got
+
+    def _other_copy(self, folder: FolderPath, entry: _Entry, keywords: dict[str, str],
+                    first: str, known: Container[tuple[str, str]]) -> FetchResult | None:
+        """A second file with a unique name already taken: nothing if it holds the first
+        one's bytes (or the first is gone: it became this one), else stored under its
+        unique name and digest, an id that stays when its flags rename it."""
+        got = self._read(folder, entry, keywords)
+        if not isinstance(got, Fetched) or not got.sha256:
+            return got
+        if first.startswith(os.sep):  # the path of a file stored in an earlier run
+            try:
+                first = hashlib.sha256(Path(first).read_bytes()).hexdigest()
+            except OSError:
+                return None
+        source_id = f"{entry.unique}#{got.sha256[:16]}"
+        if first == got.sha256 or ("", source_id) in known:
+            return None
+        return Fetched(replace(got.meta, source_id=source_id), got.raw, sha256=got.sha256,
+                       origin=got.origin)
 
     def _follow(self, folder: FolderPath, folder_dir: Path, entry: _Entry,
                 keywords: dict[str, str], listing: dict[str, _Entry]) -> FetchResult:

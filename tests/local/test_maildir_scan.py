@@ -131,3 +131,31 @@ def test_a_pipe_among_the_messages_is_reported_not_waited_for(tmp_path: Path) ->
     _, listing = cli_json("ls", store)
     assert isinstance(listing, dict)
     assert sum(f["messages"] for f in listing["folders"]) == 1
+
+
+def test_files_that_share_a_unique_name_are_all_exported_once(tmp_path: Path) -> None:
+    """Two Maildirs merged with `cp -r` (or a sync tool cut off mid-rename) can leave
+    `new/X`, `cur/X:2,S` and `cur/X:2,RS` side by side. Only the first was read, the
+    others dropped with exit 0 even when they held other mail. Now one copy of each
+    content is stored, identical ones once, and a re-run adds nothing."""
+    root = tmp_path / "md"
+    write_maildir(root, {"": []})
+    (root / "cur" / "100.a.host:2,S").write_bytes(b"Subject: one\n\nx\n")
+    (root / "cur" / "100.a.host:2,RS").write_bytes(b"Subject: two\n\ny\n")
+    (root / "new" / "100.a.host").write_bytes(b"Subject: one\n\nx\n")  # the same as :2,S
+    (root / "new" / "200.b.host").write_bytes(b"Subject: three\n\nz\n")
+    (root / "cur" / "200.b.host:2,S").write_bytes(b"Subject: four\n\nw\n")
+    store = tmp_path / "store"
+    for _ in range(2):
+        code, _, err = cli("export", f"maildir:{root}", store)
+        assert code == 0, err
+        assert _stored_digests(store) == Counter(
+            hashlib.sha256(b).hexdigest() for b in (b"Subject: one\n\nx\n",
+            b"Subject: two\n\ny\n", b"Subject: three\n\nz\n", b"Subject: four\n\nw\n"))
+    code, _, err = cli("check", "--read-data", store)
+    assert code == 0, err
+
+
+def _stored_digests(store: Path) -> Counter[str]:
+    return Counter(hashlib.sha256((dirpath / f).read_bytes()).hexdigest()
+                   for dirpath in (store / "mail" / "cur",) for f in os.listdir(dirpath))
