@@ -82,3 +82,38 @@ def _is_separator(data: Any, pos: int) -> bool:
     line_end = data.find(b"\n", pos)
     line = data[pos : line_end if line_end >= 0 else len(data)].rstrip(b"\r")
     return bool(_SEPARATOR.match(line))
+
+
+#: Header fields mail programs rewrite inside an mbox to keep their own state (read,
+#: answered, deleted, keywords, their UIDs): Thunderbird in place when a message is read
+#: (X-Mozilla-Status, -Status2, -Keys), mutt/pine/elm (Status, X-Status), Dovecot and
+#: UW-IMAP (X-UID, X-Keywords, X-IMAP, X-IMAPbase in the first message).
+_STATE = re.compile(
+    rb"^(status|x-status|x-mozilla-status2?|x-mozilla-keys|x-uid|x-keywords|x-imap(base)?)"
+    rb"[ \t]*:", re.IGNORECASE | re.MULTILINE)  # fmt: skip
+
+
+def without_state(raw: bytes) -> bytes:
+    """`raw` without the state header fields (and their continuation lines), for an id
+    that stays when a mail program marks the message read: a content digest of the whole
+    message changed with it, and each re-run stored the read message again. `raw` itself
+    (the same object) when it has none. The stored bytes are never these."""
+    if raw.startswith((b"\n", b"\r\n")):
+        return raw  # no header block at all
+    # the header block ends at the first empty line; `end` is where the body begins
+    end = min((i + 1 for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0),
+              default=len(raw))  # fmt: skip
+    head = raw[:end]
+    if not _STATE.search(head):
+        return raw
+    kept: list[bytes] = []
+    dropping = False
+    parts = head.split(b"\n")  # lines end at LF only, as `_STATE`'s ^ sees them
+    for i, part in enumerate(parts):
+        line = part + b"\n" if i < len(parts) - 1 else part
+        if line[:1] in (b" ", b"\t") and dropping:
+            continue  # a continuation of a dropped field
+        dropping = _STATE.match(line) is not None
+        if not dropping:
+            kept.append(line)
+    return b"".join(kept) + raw[end:]

@@ -5,8 +5,12 @@ Source: one mbox file, or a Thunderbird-style tree (`Name` files with
 date" and Thunderbird's "From - date"; bodies are un-quoted as mboxrd.
 Bytes before the first separator, or a file with none, are reported, never
 dropped silently. Flags are read from Status/X-Status/X-Mozilla-Status
-headers (the bytes are not changed). The id of a message is its SHA-256 plus
-its occurrence count, which stays stable when messages are appended.
+headers (the bytes are not changed). The id of a message is the SHA-256 of its bytes
+without those state headers, plus its occurrence count: it stays when messages are appended
+and when a mail program marks one read (Thunderbird rewrites X-Mozilla-Status in place;
+with a digest of the whole message each re-run stored the read message again). Ids of that
+earlier kind are epoch "" and these ID_EPOCH: a store made before re-matches its messages by
+their SHA-256 (the pipeline's epoch change) instead of storing them twice.
 Sink: a Thunderbird-style tree of mboxrd files. Appending is guarded: before a batch, the
 file's size goes into a mark file beside it (`.NAME.pstkit-append`), removed once the batch
 is durable. A run killed mid-batch leaves the mark, and the next import, as it begins the
@@ -33,7 +37,7 @@ from pstkit.errors import SourceError, TargetWriteError
 from pstkit.fsutil import fsync_path, inner
 from pstkit.headers import header_block
 from pstkit.location import Location
-from pstkit.mboxfmt import frame, split_mbox
+from pstkit.mboxfmt import frame, split_mbox, without_state
 from pstkit.model import (
     Delivered,
     Fetched,
@@ -50,6 +54,8 @@ from pstkit.names import disk_text, escape_segment, unescape_segment
 from pstkit.options import ConnectOptions, FetchFilter
 from pstkit.protocols import BatchLimit, Failed, TargetItem
 
+#: the epoch of ids without the state headers (see the module's docstring)
+ID_EPOCH = "2"
 _SKIP_SUFFIXES = (".msf", ".dat", ".json", ".sqlite", ".lock")
 log = logging.getLogger("pstkit.mbox")
 
@@ -171,13 +177,15 @@ class MboxSource:
             if offset == 0 and data[:5] != b"From ":
                 continue
             digest = hashlib.sha256(raw).hexdigest()
-            seen[digest] = seen.get(digest, 0) + 1
-            source_id = f"{digest[:32]}.{seen[digest]}"
-            if ("", source_id) in known:
+            kept = without_state(raw)
+            ident = digest if kept is raw else hashlib.sha256(kept).hexdigest()
+            seen[ident] = seen.get(ident, 0) + 1
+            source_id = f"{ident[:32]}.{seen[ident]}"
+            if (ID_EPOCH, source_id) in known:
                 continue
             meta = MessageMeta(
-                folder=folder, source_id=source_id, flags=status_flags(raw),
-                received=_asctime(separator), size=len(raw),
+                folder=folder, source_id=source_id, source_epoch=ID_EPOCH,
+                flags=status_flags(raw), received=_asctime(separator), size=len(raw),
             )  # fmt: skip
             yield Fetched(meta, raw, sha256=digest)  # hashed for its id: not again
 
