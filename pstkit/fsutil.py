@@ -19,6 +19,11 @@ from pathlib import Path
 
 from pstkit.errors import StoreWriteError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None  # type: ignore[assignment]
+
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -175,3 +180,18 @@ def inner(directory: str | Path, ancestors: frozenset[tuple[int, int]]
                                             "holds it", directory)
         return None
     return ancestors | {key}
+
+
+def try_lock(fd: int) -> bool:
+    """An exclusive flock on `fd`, not waited for (it ends with the descriptor, also when
+    the process is killed): False when another process holds one. Where none can be taken
+    (a file system without flock, some network ones), True: the caller goes on unlocked."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass
+    return True

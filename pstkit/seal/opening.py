@@ -10,8 +10,6 @@ so a store that appears is complete.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import glob
 import hashlib
 import os
@@ -25,7 +23,7 @@ from pathlib import Path
 from pstkit.catalog import Catalog
 from pstkit.check import Finding
 from pstkit.check import check as check_store
-from pstkit.fsutil import fsync_path, sync_tree, write_error
+from pstkit.fsutil import fsync_path, sync_tree, try_lock, write_error
 from pstkit.runs import NullProgress, Progress
 from pstkit.seal import spliced
 from pstkit.seal.age import AgeError, Identity
@@ -194,11 +192,8 @@ def _claim_work(target: Path, bundle_id: str) -> tuple[Path, int]:
         except OSError:  # gone meanwhile, or not a directory: not a run's sibling
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise UnsealTarget(target, "is being unsealed by another pstkit run") from e
-        except OSError:  # a file system without flock (some network ones): as before
-            pass
+            if not try_lock(fd):
+                raise UnsealTarget(target, "is being unsealed by another pstkit run")
         finally:
             os.close(fd)
         shutil.rmtree(old, ignore_errors=True)
@@ -208,8 +203,7 @@ def _claim_work(target: Path, bundle_id: str) -> tuple[Path, int]:
     except OSError as e:
         raise write_error(target, e) from e
     fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    with contextlib.suppress(OSError):  # new and ours: not held; no flock: as before
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try_lock(fd)  # new and ours: nobody else holds it
     return work, fd
 
 

@@ -11,7 +11,6 @@ message checked against the catalog's SHA-256 on the way.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -27,7 +26,7 @@ from typing import NamedTuple
 from pstkit.catalog import now_text
 from pstkit.check import check as check_store
 from pstkit.errors import IntegrityError
-from pstkit.fsutil import fsync_path, write_error
+from pstkit.fsutil import fsync_path, try_lock, write_error
 from pstkit.runs import NullProgress, Progress
 from pstkit.seal import resume
 from pstkit.seal.age import Recipient, ScryptRecipient, X25519Recipient
@@ -148,12 +147,8 @@ def _sealing(bundle: Path) -> Iterator[None]:
     except OSError as e:
         raise write_error(bundle, e) from e
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise BundleError(f"{bundle} is being sealed by another pstkit run") from e
-        except OSError:  # a file system without flock (some network ones): unlocked, as before
-            pass
+        if not try_lock(fd):
+            raise BundleError(f"{bundle} is being sealed by another pstkit run")
         yield
     finally:
         os.close(fd)
