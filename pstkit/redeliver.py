@@ -64,8 +64,9 @@ def report_gone(store: Store, sink: Sink, result: RunResult, page: int = 5000) -
         for message, folder, subject in problems:
             result.problems.append(Problem("import", text_to_path(folder), str(message), GONE,
                                            subject=subject))
-        store.catalog.record_deliveries(result.run_id, sink.key, [],
-                                        [("import", f, str(m), GONE) for m, f, _s in problems])
+        if problems:
+            store.catalog.record_problems(
+                result.run_id, [("import", f, str(m), GONE) for m, f, _s in problems])
         gone += len(problems)
     if gone:
         log.warning("%d delivered item(s) are no longer in %s: `pstkit verify` lists them, "
