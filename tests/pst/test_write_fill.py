@@ -42,12 +42,19 @@ def _check_set(tmp_path: Path, n: int) -> list[Path]:
     return parts
 
 
-def test_the_last_part_is_filled_and_the_size_remembered(tmp_path: Path) -> None:
-    store, out, md = tmp_path / "store", tmp_path / "out.pst", tmp_path / "md"
-    _mails(md, 30)
+def _written_set(tmp_path: Path, n: int, name: str = "out.pst"
+                 ) -> tuple[Path, Path, Path, list[Path]]:  # fmt: skip
+    """`n` mails exported into a store and written as a set of SIZE parts named after
+    `name`, checked: (store, target, maildir, parts)."""
+    store, out, md = tmp_path / "store", tmp_path / name, tmp_path / "md"
+    _mails(md, n)
     _export(md, store)
     _import(store, out, "--max-size", "5MB")
-    parts = _check_set(tmp_path, 30)
+    return store, out, md, _check_set(tmp_path, n)
+
+
+def test_the_last_part_is_filled_and_the_size_remembered(tmp_path: Path) -> None:
+    store, out, md, parts = _written_set(tmp_path, 30)
     sums = [_sha(p) for p in parts]
     before = _message_ids(parts[-1])
     assert parts[-1].stat().st_size < SIZE - 2_500_000  # room for a few more
@@ -106,11 +113,7 @@ def test_a_set_with_a_part_missing_is_refused_and_no_part_is_overwritten(
     listing, so the next append wrote its new part over the last one (its items lost, the
     run said nothing) and a run with nothing new said "0 new" with a part gone. Refused in
     one line, every part left as it was; with the part back, the append goes on."""
-    store, out, md = tmp_path / "store", tmp_path / "out.pst", tmp_path / "md"
-    _mails(md, 50)
-    _export(md, store)
-    _import(store, out, "--max-size", "5MB")
-    parts = _check_set(tmp_path, 50)
+    store, out, md, parts = _written_set(tmp_path, 50)
     assert len(parts) >= 3
     away = tmp_path / "away.pst"
     parts[1].rename(away)
@@ -132,11 +135,7 @@ def test_a_set_with_a_part_missing_is_refused_and_no_part_is_overwritten(
 def test_a_set_named_without_pst_suffix_is_found_again(tmp_path: Path) -> None:
     """`pst:out --max-size` writes out-001.pst…: a re-run did not find those parts (it
     looked for `out-001`), wrote the whole set again over them and verify found nothing."""
-    store, out, md = tmp_path / "store", tmp_path / "out", tmp_path / "md"
-    _mails(md, 30)
-    _export(md, store)
-    _import(store, out, "--max-size", "5MB")
-    parts = _check_set(tmp_path, 30)
+    store, out, _md, parts = _written_set(tmp_path, 30, "out")
     sums = [_sha(p) for p in parts]
     again = _import(store, out, "--max-size", "5MB")
     assert (again["done"], again["already"]) == (0, 30)
